@@ -1,0 +1,81 @@
+# libbackend: the entry point on a fresh clone. It installs missing Debian packages
+# (as root; otherwise it prints the apt-get command and stops), runs autoreconf and
+# configure out of tree in build/, and drives the automake build there.
+#
+#   make                      build
+#   make check                build and run every test (starts private PostgreSQL + memcached)
+#   make run                  build, start PostgreSQL + memcached, run the demo service
+#   make bench                build and run the benchmarks (figures as ratios to a baseline)
+#   make install PREFIX=DIR   install library, headers, pkg-config file, man pages
+#   make clean                remove build/ and generated autotools files
+#
+# CONFIGURE_FLAGS adds configure options, e.g. CONFIGURE_FLAGS="--enable-werror --enable-sanitizers".
+
+PREFIX ?= /usr/local
+CONFIGURE_FLAGS ?=
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+PORT ?= 8080
+BUILD := build
+
+# What building, testing and running need, as Debian packages.
+DEB_PACKAGES := build-essential autoconf automake libtool pkg-config \
+	libevent-dev libjansson-dev libpq-dev libmemcached-dev libargon2-dev libjwt-dev \
+	libpcre2-dev libssl-dev check postgresql memcached mandoc curl
+
+CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
+
+.PHONY: all deps build check run install bench clean FORCE
+
+all: build
+
+deps:
+	@missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	  else \
+	    echo "missing Debian packages; install them with:"; \
+	    echo "  sudo apt-get install$$missing"; \
+	    exit 1; \
+	  fi; \
+	fi
+
+configure: configure.ac Makefile.am
+	@mkdir -p m4
+	autoreconf -fi
+	@touch configure
+
+# Reconfigure whenever the configure arguments change (PREFIX, CONFIGURE_FLAGS).
+$(BUILD)/.config-args: FORCE
+	@mkdir -p $(BUILD)
+	@echo '$(CONFIG_ARGS)' | cmp -s - $@ || echo '$(CONFIG_ARGS)' > $@
+
+$(BUILD)/Makefile: configure $(BUILD)/.config-args pkgconfig/libbackend.pc.in
+	cd $(BUILD) && ../configure $(CONFIG_ARGS)
+
+build: deps $(BUILD)/Makefile
+	$(MAKE) -C $(BUILD) -j$(JOBS)
+
+check: build
+	@status=0; \
+	tests/harness/services.sh run -- $(MAKE) -C $(BUILD) -j$(JOBS) check || status=$$?; \
+	tests/harness/summary.sh $(BUILD); \
+	exit $$status
+
+run: build
+	tests/harness/services.sh run -- $(BUILD)/examples/hello_json --port $(PORT)
+
+bench: build
+	$(MAKE) -C $(BUILD) bench
+
+install: build
+	$(MAKE) -C $(BUILD) install
+
+clean:
+	rm -rf $(BUILD) run autom4te.cache build-aux m4 aclocal.m4 config.h.in config.h.in~ configure configure~ Makefile.in
+
+FORCE:

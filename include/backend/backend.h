@@ -1,0 +1,13 @@
+/*
+ * libbackend: the umbrella header. Includes every module's public header.
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef BACKEND_BACKEND_H
+#define BACKEND_BACKEND_H
+
+#include <backend/core.h>
+#include <backend/log.h>
+#include <backend/metrics.h>
+#include <backend/workers.h>
+
+#endif /* BACKEND_BACKEND_H */

@@ -1,0 +1,93 @@
+/*
+ * libbackend metrics: counters, gauges and histograms with labels, rendered in the
+ * Prometheus text exposition format 0.0.4.
+ *
+ * Layer 0. A registry holds metric families (a name, help text, type and label
+ * names); a family holds series (one per set of label values). Look a series up
+ * once and keep the handle: updating it is lock-free (atomic operations only).
+ *
+ *   bk_metric_t *fam;
+ *   bk_counter_t *ok;
+ *   bk_metrics_counter(reg, "http_requests_total", "Requests served.",
+ *                      (const char *[]){"method", "status", NULL}, &fam);
+ *   bk_metric_counter(fam, (const char *[]){"GET", "200", NULL}, &ok);
+ *   bk_counter_inc(ok);
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef BACKEND_METRICS_H
+#define BACKEND_METRICS_H
+
+#include <stddef.h>
+
+#include <backend/core.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bk_metrics bk_metrics_t;     /* a registry */
+typedef struct bk_metric bk_metric_t;       /* a family */
+typedef struct bk_counter bk_counter_t;     /* one series of a counter family */
+typedef struct bk_gauge bk_gauge_t;         /* one series of a gauge family */
+typedef struct bk_histogram bk_histogram_t; /* one series of a histogram family */
+
+BK_EXPORT int bk_metrics_new(bk_metrics_t **out);
+/* Frees the registry and every family and series handle it gave out. */
+BK_EXPORT void bk_metrics_free(bk_metrics_t *reg);
+
+/*
+ * Register a family. label_names is a NULL-terminated array (NULL for none). Names
+ * must match [a-zA-Z_:][a-zA-Z0-9_:]* (metrics) and [a-zA-Z_][a-zA-Z0-9_]* (labels,
+ * not starting with "__"; histograms may not use "le"). Registering a name again
+ * with the same type, help and label names returns the existing family; with any
+ * difference it fails with BK_EEXIST. Strings are copied.
+ */
+BK_EXPORT int bk_metrics_counter(bk_metrics_t *reg, const char *name, const char *help,
+                                 const char *const *label_names, bk_metric_t **out);
+BK_EXPORT int bk_metrics_gauge(bk_metrics_t *reg, const char *name, const char *help,
+                               const char *const *label_names, bk_metric_t **out);
+/* bounds: nbounds strictly increasing finite upper bounds (+Inf is implicit);
+ * NULL for the default {.005,.01,.025,.05,.1,.25,.5,1,2.5,5,10}. */
+BK_EXPORT int bk_metrics_histogram(bk_metrics_t *reg, const char *name, const char *help,
+                                   const char *const *label_names, const double *bounds,
+                                   size_t nbounds, bk_metric_t **out);
+
+/*
+ * Get or create the series of family for label_values (NULL-terminated, as many as
+ * the family has label names; NULL for a family without labels). Values are any
+ * UTF-8 and are copied. Fails with BK_EINVAL when the family is of another type or
+ * the count differs. The handle lives as long as the registry.
+ */
+BK_EXPORT int bk_metric_counter(bk_metric_t *family, const char *const *label_values,
+                                bk_counter_t **out);
+BK_EXPORT int bk_metric_gauge(bk_metric_t *family, const char *const *label_values,
+                              bk_gauge_t **out);
+BK_EXPORT int bk_metric_histogram(bk_metric_t *family, const char *const *label_values,
+                                  bk_histogram_t **out);
+
+/* Updates: lock-free, safe from any thread. */
+BK_EXPORT void bk_counter_inc(bk_counter_t *c);
+/* v must be >= 0 (a counter never goes down); other values are ignored. */
+BK_EXPORT void bk_counter_add(bk_counter_t *c, double v);
+BK_EXPORT double bk_counter_value(const bk_counter_t *c);
+
+BK_EXPORT void bk_gauge_set(bk_gauge_t *g, double v);
+BK_EXPORT void bk_gauge_add(bk_gauge_t *g, double v); /* v may be negative */
+BK_EXPORT double bk_gauge_value(const bk_gauge_t *g);
+
+BK_EXPORT void bk_histogram_observe(bk_histogram_t *h, double v);
+
+/*
+ * Renders every family, in registration order, series in creation order, as
+ * Prometheus text format 0.0.4 (Content-Type: text/plain; version=0.0.4). A family
+ * with no series yet renders its HELP and TYPE lines only, except that a family
+ * without labels always has its one series. *out is NUL-terminated and the caller
+ * frees it with free(3); *len (may be NULL) receives its length.
+ */
+BK_EXPORT int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BACKEND_METRICS_H */

@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# The service harness: a private PostgreSQL cluster (unix socket in a temporary
+# directory) and a private memcached on loopback, for tests and for `make run`.
+#
+#   services.sh run -- CMD [ARG...]   start both, run CMD with the servers' addresses
+#                                     in its environment, stop both (also when CMD
+#                                     fails or is interrupted), exit with CMD's status
+#
+# CMD sees:
+#   BK_TEST_PG_DSN      libpq conninfo, e.g. "host=/tmp/bk-svc.X port=5432 user=backend dbname=postgres"
+#   BK_TEST_MEMCACHED   host:port, e.g. "127.0.0.1:21345"
+#
+# A server that cannot start fails the run with its log: never a silent skip.
+set -euo pipefail
+
+die() { echo "services.sh: $*" >&2; exit 1; }
+
+[ "${1:-}" = run ] && [ "${2:-}" = -- ] && [ $# -ge 3 ] || die "usage: services.sh run -- CMD [ARG...]"
+shift 2
+
+PG_BINDIR=$(pg_config --bindir 2>/dev/null || true)
+# Debian's libpq-dev pg_config may name the client bindir; the server lives beside it.
+if [ ! -x "$PG_BINDIR/initdb" ]; then
+    PG_BINDIR=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+fi
+[ -x "$PG_BINDIR/initdb" ] || die "PostgreSQL server binaries not found: install the Debian package postgresql"
+command -v memcached >/dev/null || die "memcached not found: install the Debian package memcached"
+
+dir=$(mktemp -d /tmp/bk-svc.XXXXXX)
+chmod 755 "$dir"
+mc_pid=""
+pg_started=""
+
+# PostgreSQL refuses to run as root: run it as the postgres user the Debian package creates.
+as_pg() {
+    if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    if [ -n "$pg_started" ]; then
+        as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+    fi
+    if [ -n "$mc_pid" ]; then
+        kill "$mc_pid" 2>/dev/null || true
+        wait "$mc_pid" 2>/dev/null || true
+    fi
+    rm -rf "$dir"
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# ---- PostgreSQL
+[ "$(id -u)" = 0 ] && chown postgres: "$dir"
+pg_port=5432   # only names the socket file inside our private directory: no clash possible
+pg_user=backend
+if ! as_pg "$PG_BINDIR/initdb" -A trust -U "$pg_user" -E UTF8 --no-locale -D "$dir/data" >"$dir/initdb.log" 2>&1; then
+    cat "$dir/initdb.log" >&2
+    die "PostgreSQL initdb failed (log above)"
+fi
+if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
+        -o "-k $dir -p $pg_port -c listen_addresses='' -c fsync=off -c full_page_writes=off" start >/dev/null; then
+    cat "$dir/postgres.log" >&2 || true
+    die "PostgreSQL failed to start (log above)"
+fi
+pg_started=1
+export BK_TEST_PG_DSN="host=$dir port=$pg_port user=$pg_user dbname=postgres"
+
+# ---- memcached: a random loopback port, retried if taken
+mc_user=()
+[ "$(id -u)" = 0 ] && mc_user=(-u nobody)
+for attempt in 1 2 3 4 5 6 7 8; do
+    mc_port=$((20000 + RANDOM % 30000))
+    memcached "${mc_user[@]}" -l 127.0.0.1 -p "$mc_port" -U 0 -m 64 >"$dir/memcached.log" 2>&1 &
+    mc_pid=$!
+    for _ in $(seq 50); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$mc_port") 2>/dev/null; then break 2; fi
+        kill -0 "$mc_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill "$mc_pid" 2>/dev/null || true
+    wait "$mc_pid" 2>/dev/null || true
+    mc_pid=""
+done
+if [ -z "$mc_pid" ]; then
+    cat "$dir/memcached.log" >&2 || true
+    die "memcached failed to start (log above)"
+fi
+export BK_TEST_MEMCACHED="127.0.0.1:$mc_port"
+
+echo "services.sh: PostgreSQL at $BK_TEST_PG_DSN; memcached at $BK_TEST_MEMCACHED" >&2
+# Not exec: the EXIT trap must stop the servers after CMD ends.
+"$@"

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Prints what `make check` ran: each Check suite's summary line, each script test's
+# result, and one total line "N passed, N failed" (Check test cases plus script tests).
+set -u
+build=${1:-build}
+passed=0 failed=0
+shopt -s nullglob globstar
+for trs in "$build"/**/*.trs; do
+    log=${trs%.trs}.log
+    name=${trs#"$build"/}; name=${name%.trs}
+    line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" 2>/dev/null | tail -n 1)
+    result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
+    if [ -n "$line" ]; then
+        checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
+        bad=$(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1 + \2/' <<<"$line")
+        bad=$((bad))
+        # A suite that crashed after printing still counts as one failure.
+        [ "$result" = PASS ] || [ "$bad" -gt 0 ] || bad=1
+        passed=$((passed + checks - bad)); failed=$((failed + bad))
+        printf '%-36s %s\n' "$name" "$line"
+    else
+        case "$result" in
+            PASS) passed=$((passed + 1)) ;;
+            *) failed=$((failed + 1)) ;;
+        esac
+        printf '%-36s %s\n' "$name" "${result:-NOT RUN}"
+    fi
+done
+echo "$passed passed, $failed failed"
