@@ -4,6 +4,7 @@
 #
 #   make                      build
 #   make check                build and run every test (starts private PostgreSQL + memcached)
+#   make check-valgrind       the same tests under valgrind (build-valgrind/)
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make install PREFIX=DIR   install library, headers, pkg-config file, man pages
@@ -13,6 +14,8 @@
 
 PREFIX ?= /usr/local
 CONFIGURE_FLAGS ?=
+CHECK_ENV ?=
+CHECK_ARGS ?=
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
 BUILD := build
@@ -20,11 +23,11 @@ BUILD := build
 # What building, testing and running need, as Debian packages.
 DEB_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libevent-dev libjansson-dev libpq-dev libmemcached-dev libargon2-dev libjwt-dev \
-	libpcre2-dev libssl-dev check postgresql memcached mandoc curl
+	libpcre2-dev libssl-dev check postgresql memcached mandoc curl valgrind
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check run install bench clean FORCE
+.PHONY: all deps build check check-valgrind run install bench clean FORCE
 
 all: build
 
@@ -62,9 +65,17 @@ build: deps $(BUILD)/Makefile
 
 check: build
 	@status=0; \
-	tests/harness/services.sh run -- $(MAKE) -C $(BUILD) -j$(JOBS) check || status=$$?; \
+	$(CHECK_ENV) tests/harness/services.sh run -- $(MAKE) -C $(BUILD) -j$(JOBS) check $(CHECK_ARGS) || status=$$?; \
 	tests/harness/summary.sh $(BUILD); \
 	exit $$status
+
+# The whole suite again under valgrind (no sanitizers: they do not mix), in its own
+# build directory. Check runs in-process (CK_FORK=no) so valgrind sees every test.
+VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
+check-valgrind:
+	@$(MAKE) --no-print-directory check BUILD=build-valgrind CONFIGURE_FLAGS="--enable-werror" \
+	  CHECK_ENV="CK_FORK=no" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
 
 run: build
 	tests/harness/services.sh run -- $(BUILD)/examples/hello_json --port $(PORT)
@@ -76,6 +87,6 @@ install: build
 	$(MAKE) -C $(BUILD) install
 
 clean:
-	rm -rf $(BUILD) run autom4te.cache build-aux m4 aclocal.m4 config.h.in config.h.in~ configure configure~ Makefile.in
+	rm -rf $(BUILD) build-valgrind run autom4te.cache build-aux m4 aclocal.m4 config.h.in config.h.in~ configure configure~ Makefile.in
 
 FORCE:

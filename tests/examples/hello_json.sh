@@ -1,2 +1,44 @@
-#!/bin/sh
-exit 77
+#!/usr/bin/env bash
+# examples/hello_json answers JSON over HTTP, logs JSON lines and counts requests.
+set -euo pipefail
+bin="$top_builddir/examples/hello_json"
+work=$(mktemp -d)
+pid=""
+cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT
+fail() { echo "FAIL: $*"; echo "--- server log"; cat "$work/log"; exit 1; }
+
+"$bin" --port 0 2>"$work/log" &
+pid=$!
+port=""
+for _ in $(seq 100); do
+    port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$work/log")
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || fail "server exited"
+    sleep 0.05
+done
+[ -n "$port" ] || fail "no 'listening' log line"
+url="http://127.0.0.1:$port"
+
+body=$(curl -fsS "$url/")
+[ "$body" = "{\"hello\":\"world\",\"version\":\"$(sed -n 's/^AC_INIT(\[libbackend\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")\"}" ] ||
+    fail "unexpected body: $body"
+ctype=$(curl -fsS -o /dev/null -w '%{content_type}' "$url/")
+[ "$ctype" = application/json ] || fail "content type $ctype"
+status=$(curl -sS -o /dev/null -w '%{http_code}' "$url/nope")
+[ "$status" = 404 ] || fail "unknown path gave $status"
+
+metrics=$(curl -fsS "$url/metrics")
+grep -qx '# TYPE http_requests_total counter' <<<"$metrics" || fail "no TYPE line: $metrics"
+grep -qx 'http_requests_total{path="/",status="200"} 2' <<<"$metrics" || fail "count of / wrong: $metrics"
+grep -qx 'http_requests_total{path="other",status="404"} 1' <<<"$metrics" || fail "count of 404 wrong: $metrics"
+
+kill -TERM "$pid"
+wait "$pid" || fail "exit status $? after SIGTERM"
+pid=""
+# Every log line is one JSON object with ts, level and msg first.
+n=$(grep -c '^{"ts":"[0-9-]*T[0-9:]*\.[0-9]\{3\}Z","level":"info","msg":"' "$work/log")
+[ "$n" = "$(wc -l <"$work/log")" ] || fail "a log line is not structured"
+grep -q '"msg":"request","path":"/nope","status":404' "$work/log" || fail "no request log line"
+grep -q '"msg":"stopped"' "$work/log" || fail "no clean stop"
+echo "PASS: hello_json answered /, /metrics, 404 and stopped on SIGTERM"
