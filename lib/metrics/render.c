@@ -1,1 +1,189 @@
-/* SPDX-License-Identifier: MIT */
+/* Prometheus text exposition format 0.0.4.
+ * https://prometheus.io/docs/instrumenting/exposition_formats/
+ * SPDX-License-Identifier: MIT */
+#include <math.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics_int.h"
+
+struct buf {
+    char *data;
+    size_t len, cap;
+    bool failed;
+};
+
+static void put(struct buf *b, const char *s, size_t n)
+{
+    if (b->failed)
+        return;
+    if (b->len + n + 1 > b->cap) {
+        size_t cap = b->cap ? b->cap : 1024;
+        while (cap < b->len + n + 1)
+            cap *= 2;
+        char *d = realloc(b->data, cap);
+        if (d == NULL) {
+            b->failed = true;
+            return;
+        }
+        b->data = d;
+        b->cap = cap;
+    }
+    memcpy(b->data + b->len, s, n);
+    b->len += n;
+    b->data[b->len] = '\0';
+}
+
+static void puts_(struct buf *b, const char *s)
+{
+    put(b, s, strlen(s));
+}
+
+/* HELP text escapes backslash and newline; label values also escape the quote. */
+static void put_escaped(struct buf *b, const char *s, bool quote)
+{
+    for (const char *p = s; *p; p++) {
+        if (*p == '\\')
+            puts_(b, "\\\\");
+        else if (*p == '\n')
+            puts_(b, "\\n");
+        else if (quote && *p == '"')
+            puts_(b, "\\\"");
+        else
+            put(b, p, 1);
+    }
+}
+
+/* Integers below 1e15 in full (counters stay readable); anything else as the
+ * shortest %g text that reads back as the same double. */
+static void put_number(struct buf *b, double v)
+{
+    if (isnan(v)) {
+        puts_(b, "NaN");
+        return;
+    }
+    if (isinf(v)) {
+        puts_(b, v > 0 ? "+Inf" : "-Inf");
+        return;
+    }
+    char text[32];
+    if (v == floor(v) && fabs(v) < 1e15) {
+        snprintf(text, sizeof text, "%.0f", v == 0 ? 0.0 : v); /* no "-0" */
+    } else {
+        for (int precision = 1; precision <= 17; precision++) {
+            snprintf(text, sizeof text, "%.*g", precision, v);
+            if (strtod(text, NULL) == v)
+                break;
+        }
+    }
+    puts_(b, text);
+}
+
+static void put_u64(struct buf *b, uint64_t v)
+{
+    char text[24];
+    snprintf(text, sizeof text, "%llu", (unsigned long long)v);
+    puts_(b, text);
+}
+
+/* name{l1="v1",...[,le="x"]} */
+static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct series *s,
+                            const char *suffix, const double *le)
+{
+    puts_(b, f->name);
+    puts_(b, suffix);
+    if (f->nlabels == 0 && le == NULL)
+        return;
+    puts_(b, "{");
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (i > 0)
+            puts_(b, ",");
+        puts_(b, f->labels[i]);
+        puts_(b, "=\"");
+        put_escaped(b, s->values[i], true);
+        puts_(b, "\"");
+    }
+    if (le != NULL) {
+        puts_(b, f->nlabels > 0 ? ",le=\"" : "le=\"");
+        put_number(b, *le);
+        puts_(b, "\"");
+    }
+    puts_(b, "}");
+}
+
+static void put_histogram(struct buf *b, const bk_metric_t *f, const struct series *s)
+{
+    /* Cumulative counts; _count is their total, so +Inf always equals _count even
+     * while other threads observe. */
+    uint64_t total = 0;
+    for (size_t i = 0; i <= f->nbounds; i++) {
+        total += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+        double le = i < f->nbounds ? f->bounds[i] : INFINITY;
+        put_sample_name(b, f, s, "_bucket", &le);
+        puts_(b, " ");
+        put_u64(b, total);
+        puts_(b, "\n");
+    }
+    put_sample_name(b, f, s, "_sum", NULL);
+    puts_(b, " ");
+    put_number(b, bk__metrics_load(&s->sum));
+    puts_(b, "\n");
+    put_sample_name(b, f, s, "_count", NULL);
+    puts_(b, " ");
+    put_u64(b, total);
+    puts_(b, "\n");
+}
+
+static const char *type_name(metric_kind kind)
+{
+    return kind == KIND_COUNTER ? "counter" : kind == KIND_GAUGE ? "gauge" : "histogram";
+}
+
+int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
+{
+    if (out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    if (reg == NULL)
+        return BK_EINVAL;
+    struct buf b = {0};
+    put(&b, "", 0); /* an empty registry renders as "" */
+
+    pthread_mutex_lock(&reg->lock);
+    for (bk_metric_t *f = reg->first; f; f = f->next) {
+        puts_(&b, "# HELP ");
+        puts_(&b, f->name);
+        puts_(&b, " ");
+        put_escaped(&b, f->help, false);
+        puts_(&b, "\n# TYPE ");
+        puts_(&b, f->name);
+        puts_(&b, " ");
+        puts_(&b, type_name(f->kind));
+        puts_(&b, "\n");
+        pthread_rwlock_rdlock(&f->lock);
+        for (const struct series *s = f->first; s; s = s->next_order) {
+            if (f->kind == KIND_HISTOGRAM) {
+                put_histogram(&b, f, s);
+                continue;
+            }
+            put_sample_name(&b, f, s, "", NULL);
+            puts_(&b, " ");
+            put_number(&b, bk__metrics_load(&s->value));
+            puts_(&b, "\n");
+        }
+        pthread_rwlock_unlock(&f->lock);
+    }
+    pthread_mutex_unlock(&reg->lock);
+
+    if (b.failed) {
+        free(b.data);
+        return BK_ENOMEM;
+    }
+    *out = b.data;
+    if (len != NULL)
+        *len = b.len;
+    return BK_OK;
+}
