@@ -91,11 +91,15 @@ static void *worker_main(void *ctx)
         pthread_mutex_unlock(&w->mu);
 
         job.work(job.arg);
-        finish(&job, BK_OK);
 
+        /* Count the job before its completion can run, so a done callback that
+         * reads the stats sees itself counted. */
         pthread_mutex_lock(&w->mu);
         w->running--;
         w->completed++;
+        pthread_mutex_unlock(&w->mu);
+        finish(&job, BK_OK);
+        pthread_mutex_lock(&w->mu);
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;

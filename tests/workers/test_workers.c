@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 #include <event2/event.h>
@@ -79,12 +80,28 @@ static void done(void *arg, int status)
     atomic_fetch_add(&total_done, 1);
 }
 
-/* Runs the loop until want completions have arrived (bounded, so a bug fails the
- * test instead of hanging it; Check's timeout backs this up). */
+/* Runs the loop until want completions have arrived. A persistent timer keeps the
+ * loop blocking (instead of returning at once when nothing is pending yet); the
+ * 60 s bound makes a lost completion fail the test instead of hanging it. */
+static struct event *keepalive;
+
+static void tick(evutil_socket_t fd, short events, void *arg)
+{
+    (void)fd;
+    (void)events;
+    (void)arg;
+}
+
 static void loop_until(struct event_base *base, int want)
 {
-    for (int i = 0; i < 1000000 && atomic_load(&total_done) < want; i++)
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+        if (atomic_load(&total_done) >= want)
+            break;
         event_base_loop(base, EVLOOP_ONCE);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+    } while (now.tv_sec - start.tv_sec < 60);
     ck_assert_int_eq(atomic_load(&total_done), want);
 }
 
@@ -92,9 +109,18 @@ static struct event_base *new_base(void)
 {
     struct event_base *base = event_base_new();
     ck_assert_ptr_nonnull(base);
+    keepalive = event_new(base, -1, EV_PERSIST, tick, NULL);
+    struct timeval ms10 = {0, 10000};
+    event_add(keepalive, &ms10);
     atomic_store(&total_done, 0);
     gate_reset();
     return base;
+}
+
+static void free_base(struct event_base *base)
+{
+    event_free(keepalive);
+    event_base_free(base);
 }
 
 static bk_workers_t *new_pool(unsigned threads, size_t queue_max)
@@ -173,7 +199,7 @@ START_TEST(done_runs_on_the_loop_thread)
     ck_assert_uint_eq(st.completed, N);
     ck_assert_uint_eq(st.rejected, 0);
     bk_workers_free(w);
-    event_base_free(base);
+    free_base(base);
     free(r);
 }
 END_TEST
@@ -189,7 +215,7 @@ START_TEST(done_without_base_runs_on_the_worker)
     ck_assert(pthread_equal(r.done_thread, r.work_thread));
     ck_assert(!pthread_equal(r.done_thread, pthread_self()));
     bk_workers_free(w);
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
@@ -226,7 +252,7 @@ START_TEST(full_queue_answers_busy)
     ck_assert_uint_eq(st.completed, Q + 1);
     ck_assert_uint_eq(st.queued, 0);
     bk_workers_free(w);
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
@@ -253,7 +279,7 @@ START_TEST(shutdown_drain_runs_everything)
     for (int i = 0; i < N; i++)
         ck_assert_int_eq(r[i].status, BK_OK);
     bk_workers_free(w);
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
@@ -298,7 +324,7 @@ START_TEST(shutdown_cancel_drops_the_queue)
         ck_assert_int_eq(atomic_load(&r[i].done), 1);
         ck_assert_int_eq(r[i].status, BK_ECANCELED);
     }
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
@@ -319,7 +345,7 @@ START_TEST(shutdown_from_a_worker_is_refused)
     ck_assert_int_eq(bk_workers_submit(self_pool, shutdown_self, NULL, NULL, NULL), BK_OK);
     bk_workers_free(self_pool);
     ck_assert_int_eq(atomic_load(&self_rc), BK_EINVAL);
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
@@ -369,7 +395,7 @@ START_TEST(concurrent_submitters)
         free(sub[t].recs);
     }
     bk_workers_free(w);
-    event_base_free(base);
+    free_base(base);
 }
 END_TEST
 
