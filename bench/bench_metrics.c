@@ -1,6 +1,7 @@
 /* Benchmarks of metric updates under contention: two threads update one series,
  * compared in the same run with the obvious alternative, a pthread mutex around a
- * plain counter (or bucket array). Each case runs a few times; the best run counts.
+ * plain counter (or bucket array). Runs of ours and of the baseline alternate, so
+ * both see the same machine; the best run of each counts.
  *
  *   BENCH metrics_counter_inc ours=<ns/op> base=<ns/op> unit=ns/op ratio=<ours/base>
  *   BENCH metrics_histogram_observe ...
@@ -14,7 +15,7 @@
 
 #include <backend/metrics.h>
 
-enum { THREADS = 2, OPS = 8000000 /* per thread */, RUNS = 3 };
+enum { THREADS = 2, OPS = 2000000 /* per thread */, RUNS = 5 };
 
 static const double bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
 #define NBOUNDS (sizeof bounds / sizeof bounds[0])
@@ -93,30 +94,37 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* Wall time per operation (all threads' operations counted), best of RUNS. */
-static double measure(void (*op)(long))
+/* Wall time per operation, all threads' operations counted. */
+static double run_once(void (*op)(long))
 {
-    double best = 0;
+    pthread_barrier_t start;
+    pthread_barrier_init(&start, NULL, THREADS + 1);
+    struct run r = {op, &start};
+    pthread_t th[THREADS];
+    for (int t = 0; t < THREADS; t++)
+        if (pthread_create(&th[t], NULL, worker, &r) != 0) {
+            perror("pthread_create");
+            exit(EXIT_FAILURE);
+        }
+    pthread_barrier_wait(&start);
+    double t0 = now_ns();
+    for (int t = 0; t < THREADS; t++)
+        pthread_join(th[t], NULL);
+    double ns = (now_ns() - t0) / ((double)THREADS * OPS);
+    pthread_barrier_destroy(&start);
+    return ns;
+}
+
+/* Best of RUNS for each, alternating baseline and ours. */
+static void compare(void (*ours)(long), void (*baseline)(long), double *ours_ns, double *base_ns)
+{
     for (int run = 0; run < RUNS; run++) {
-        pthread_barrier_t start;
-        pthread_barrier_init(&start, NULL, THREADS + 1);
-        struct run r = {op, &start};
-        pthread_t th[THREADS];
-        for (int t = 0; t < THREADS; t++)
-            if (pthread_create(&th[t], NULL, worker, &r) != 0) {
-                perror("pthread_create");
-                exit(EXIT_FAILURE);
-            }
-        pthread_barrier_wait(&start);
-        double t0 = now_ns();
-        for (int t = 0; t < THREADS; t++)
-            pthread_join(th[t], NULL);
-        double ns = (now_ns() - t0) / ((double)THREADS * OPS);
-        pthread_barrier_destroy(&start);
-        if (run == 0 || ns < best)
-            best = ns;
+        double b = run_once(baseline), o = run_once(ours);
+        if (run == 0 || b < *base_ns)
+            *base_ns = b;
+        if (run == 0 || o < *ours_ns)
+            *ours_ns = o;
     }
-    return best;
 }
 
 static void report(const char *name, double ours, double baseline)
@@ -140,10 +148,9 @@ int main(void)
     }
     printf("bench_metrics: %d threads x %d ops, best of %d runs\n", THREADS, OPS, RUNS);
 
-    double base_c = measure(base_inc);
-    double ours_c = measure(ours_inc);
-    double base_h = measure(base_observe);
-    double ours_h = measure(ours_observe);
+    double ours_c = 0, base_c = 0, ours_h = 0, base_h = 0;
+    compare(ours_inc, base_inc, &ours_c, &base_c);
+    compare(ours_observe, base_observe, &ours_h, &base_h);
 
     /* The work really happened (and was not optimized away). */
     uint64_t want = (uint64_t)RUNS * THREADS * OPS, got_h = 0;

@@ -41,7 +41,9 @@ BK_EXPORT void bk_metrics_free(bk_metrics_t *reg);
  * must match [a-zA-Z_:][a-zA-Z0-9_:]* (metrics) and [a-zA-Z_][a-zA-Z0-9_]* (labels,
  * not starting with "__"; histograms may not use "le"). Registering a name again
  * with the same type, help and label names returns the existing family; with any
- * difference it fails with BK_EEXIST. Strings are copied.
+ * difference it fails with BK_EEXIST, as does a name whose samples would clash with
+ * another family's (a histogram "x" also writes x_bucket, x_sum and x_count). help
+ * must be valid UTF-8. Strings are copied.
  */
 BK_EXPORT int bk_metrics_counter(bk_metrics_t *reg, const char *name, const char *help,
                                  const char *const *label_names, bk_metric_t **out);
@@ -56,8 +58,9 @@ BK_EXPORT int bk_metrics_histogram(bk_metrics_t *reg, const char *name, const ch
 /*
  * Get or create the series of family for label_values (NULL-terminated, as many as
  * the family has label names; NULL for a family without labels). Values are any
- * UTF-8 and are copied. Fails with BK_EINVAL when the family is of another type or
- * the count differs. The handle lives as long as the registry.
+ * valid UTF-8 and are copied. Fails with BK_EINVAL when the family is of another
+ * type, the count differs or a value is not valid UTF-8. The handle lives as long
+ * as the registry.
  */
 BK_EXPORT int bk_metric_counter(bk_metric_t *family, const char *const *label_values,
                                 bk_counter_t **out);
@@ -76,6 +79,7 @@ BK_EXPORT void bk_gauge_set(bk_gauge_t *g, double v);
 BK_EXPORT void bk_gauge_add(bk_gauge_t *g, double v); /* v may be negative */
 BK_EXPORT double bk_gauge_value(const bk_gauge_t *g);
 
+/* Counts v in the first bucket whose bound is >= v (+Inf if none); NaN is ignored. */
 BK_EXPORT void bk_histogram_observe(bk_histogram_t *h, double v);
 
 /*

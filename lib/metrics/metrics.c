@@ -1,13 +1,19 @@
 /* The metrics registry: families, their series, and lock-free updates.
  * SPDX-License-Identifier: MIT */
+#if defined(__linux__) && !defined(_GNU_SOURCE)
+#define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer-preferring rwlocks */
+#endif
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../log/utf8_int.h"
 #include "metrics_int.h"
 
 static const double default_bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
+
+/* ------------------------------------------------------------------ atomics */
 
 double bk__metrics_load(const _Atomic uint64_t *bits)
 {
@@ -36,8 +42,9 @@ static void atomic_store_double(_Atomic uint64_t *bits, double v)
     atomic_store_explicit(bits, b, memory_order_relaxed);
 }
 
-/* ------------------------------------------------------------------ names */
+/* ------------------------------------------------------------------ strings */
 
+/* Metric names: [a-zA-Z_:][a-zA-Z0-9_:]*; label names: the same without ':'. */
 static bool valid_name(const char *s, bool colons)
 {
     if (s == NULL || *s == '\0')
@@ -50,6 +57,11 @@ static bool valid_name(const char *s, bool colons)
             return false;
     }
     return true;
+}
+
+static bool valid_utf8(const char *s)
+{
+    return bk__utf8_valid(s, strlen(s));
 }
 
 static size_t count_strings(const char *const *v)
@@ -81,24 +93,65 @@ static char **copy_strings(const char *const *v, size_t n)
     return out;
 }
 
+/* a1 a2 (concatenated) equals b1 b2, without building either string. */
+static bool concat_eq(const char *a1, const char *a2, const char *b1, const char *b2)
+{
+    for (;;) {
+        if (*a1 == '\0' && a2 != NULL) {
+            a1 = a2;
+            a2 = NULL;
+        }
+        if (*b1 == '\0' && b2 != NULL) {
+            b1 = b2;
+            b2 = NULL;
+        }
+        if (*a1 != *b1)
+            return false;
+        if (*a1 == '\0')
+            return true;
+        a1++;
+        b1++;
+    }
+}
+
+/* ------------------------------------------------------------------ locks */
+
+static int rwlock_init(pthread_rwlock_t *lock)
+{
+    pthread_rwlockattr_t attr;
+    bool have_attr = pthread_rwlockattr_init(&attr) == 0;
+#if defined(__GLIBC__)
+    /* Lookups take the read lock on every request; without this, glibc lets a
+     * steady stream of readers starve the writer that adds a new series. No
+     * thread ever takes this lock recursively, so the non-recursive kind is safe. */
+    if (have_attr)
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    int rc = pthread_rwlock_init(lock, have_attr ? &attr : NULL);
+    if (have_attr)
+        pthread_rwlockattr_destroy(&attr);
+    return rc == 0 ? BK_OK : BK_ENOMEM;
+}
+
 /* ------------------------------------------------------------------ series */
 
 static uint64_t hash_values(const char *const *values, size_t n)
 {
-    uint64_t h = 1469598103934665603u; /* FNV-1a, with a separator between values */
+    uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a, a separator after each value */
     for (size_t i = 0; i < n; i++) {
         for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++)
-            h = (h ^ *p) * 1099511628211u;
-        h = (h ^ 0xFF) * 1099511628211u;
+            h = (h ^ *p) * UINT64_C(1099511628211);
+        h = (h ^ 0xFF) * UINT64_C(1099511628211); /* 0xFF never occurs in UTF-8 */
     }
-    return h;
+    return h ^ (h >> 32);
 }
 
-static struct series *find(const bk_metric_t *f, const char *const *values, uint64_t h)
+/* Caller holds f->lock (read or write). */
+static struct bk__series *find(const bk_metric_t *f, const char *const *values, uint64_t h)
 {
     if (f->table == NULL)
         return NULL;
-    for (struct series *s = f->table[h & (f->table_size - 1)]; s; s = s->next_hash) {
+    for (struct bk__series *s = f->table[h & (f->table_size - 1)]; s; s = s->next_hash) {
         if (s->hash != h)
             continue;
         size_t i = 0;
@@ -110,22 +163,23 @@ static struct series *find(const bk_metric_t *f, const char *const *values, uint
     return NULL;
 }
 
-static void free_series(const bk_metric_t *f, struct series *s)
+static void free_series(const bk_metric_t *f, struct bk__series *s)
 {
     free_strings(s->values, f->nlabels);
     free(s->buckets);
     free(s);
 }
 
-/* Adds s to the hash table, doubling it when the load passes 1. Caller holds the write lock. */
-static int insert(bk_metric_t *f, struct series *s)
+/* Adds s to the hash table (doubling it when the load would pass 1) and to the end
+ * of the creation order. Caller holds the write lock. On failure nothing changed. */
+static int insert(bk_metric_t *f, struct bk__series *s)
 {
     if (f->nseries + 1 > f->table_size) {
-        size_t size = f->table_size ? f->table_size * 2 : 16;
-        struct series **t = calloc(size, sizeof *t);
+        size_t size = f->table_size ? f->table_size * 2 : 8;
+        struct bk__series **t = calloc(size, sizeof *t);
         if (t == NULL)
             return BK_ENOMEM;
-        for (struct series *o = f->first; o; o = o->next_order) {
+        for (struct bk__series *o = f->first; o; o = o->next_order) {
             o->next_hash = t[o->hash & (size - 1)];
             t[o->hash & (size - 1)] = o;
         }
@@ -144,41 +198,57 @@ static int insert(bk_metric_t *f, struct series *s)
     return BK_OK;
 }
 
-static int get_series(bk_metric_t *f, metric_kind kind, const char *const *values,
-                      struct series **out)
+static struct bk__series *new_series(const bk_metric_t *f, const char *const *values, uint64_t h)
 {
-    if (out == NULL)
-        return BK_EINVAL;
+    struct bk__series *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    s->hash = h;
+    s->family = f;
+    s->values = copy_strings(values, f->nlabels);
+    if (f->kind == BK__METRIC_HISTOGRAM)
+        s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
+    if (s->values == NULL || (f->kind == BK__METRIC_HISTOGRAM && s->buckets == NULL)) {
+        free_series(f, s);
+        return NULL;
+    }
+    return s; /* calloc'ed zero bits are 0.0 and count 0 */
+}
+
+static int get_series(bk_metric_t *f, bk__metric_kind kind, const char *const *values,
+                      struct bk__series **out)
+{
     *out = NULL;
     if (f == NULL || f->kind != kind || count_strings(values) != f->nlabels)
         return BK_EINVAL;
-    static const char *const none[] = {NULL};
-    if (values == NULL)
-        values = none;
+    /* A family without labels has its one series from registration on, and
+     * f->first never changes afterwards: no lock needed. */
+    if (f->nlabels == 0) {
+        *out = f->first;
+        return BK_OK;
+    }
     uint64_t h = hash_values(values, f->nlabels);
 
+    /* Fast path: the series exists (the common case once warmed up). */
     pthread_rwlock_rdlock(&f->lock);
-    struct series *s = find(f, values, h);
+    struct bk__series *s = find(f, values, h);
     pthread_rwlock_unlock(&f->lock);
     if (s != NULL) {
         *out = s;
         return BK_OK;
     }
 
+    /* Validate only what is about to be stored (lookups of existing series stay cheap). */
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (!valid_utf8(values[i]))
+            return BK_EINVAL;
+
+    int rc = BK_OK;
     pthread_rwlock_wrlock(&f->lock);
     s = find(f, values, h); /* another thread may have made it meanwhile */
-    int rc = BK_OK;
     if (s == NULL) {
-        s = calloc(1, sizeof *s);
-        if (s != NULL) {
-            s->hash = h;
-            s->family = f;
-            s->values = copy_strings(values, f->nlabels);
-            if (kind == KIND_HISTOGRAM)
-                s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
-        }
-        if (s == NULL || s->values == NULL || (kind == KIND_HISTOGRAM && s->buckets == NULL) ||
-            insert(f, s) != BK_OK) {
+        s = new_series(f, values, h);
+        if (s == NULL || insert(f, s) != BK_OK) {
             if (s != NULL)
                 free_series(f, s);
             s = NULL;
@@ -192,18 +262,33 @@ static int get_series(bk_metric_t *f, metric_kind kind, const char *const *value
 
 int bk_metric_counter(bk_metric_t *family, const char *const *label_values, bk_counter_t **out)
 {
-    return get_series(family, KIND_COUNTER, label_values, (struct series **)out);
+    if (out == NULL)
+        return BK_EINVAL;
+    struct bk__series *s;
+    int rc = get_series(family, BK__METRIC_COUNTER, label_values, &s);
+    *out = (bk_counter_t *)s;
+    return rc;
 }
 
 int bk_metric_gauge(bk_metric_t *family, const char *const *label_values, bk_gauge_t **out)
 {
-    return get_series(family, KIND_GAUGE, label_values, (struct series **)out);
+    if (out == NULL)
+        return BK_EINVAL;
+    struct bk__series *s;
+    int rc = get_series(family, BK__METRIC_GAUGE, label_values, &s);
+    *out = (bk_gauge_t *)s;
+    return rc;
 }
 
 int bk_metric_histogram(bk_metric_t *family, const char *const *label_values,
                         bk_histogram_t **out)
 {
-    return get_series(family, KIND_HISTOGRAM, label_values, (struct series **)out);
+    if (out == NULL)
+        return BK_EINVAL;
+    struct bk__series *s;
+    int rc = get_series(family, BK__METRIC_HISTOGRAM, label_values, &s);
+    *out = (bk_histogram_t *)s;
+    return rc;
 }
 
 /* ------------------------------------------------------------------ updates */
@@ -216,38 +301,38 @@ void bk_counter_inc(bk_counter_t *c)
 void bk_counter_add(bk_counter_t *c, double v)
 {
     if (c != NULL && v >= 0) /* also refuses NaN */
-        atomic_add_double(&((struct series *)c)->value, v);
+        atomic_add_double(&((struct bk__series *)c)->value, v);
 }
 
 double bk_counter_value(const bk_counter_t *c)
 {
-    return c ? bk__metrics_load(&((const struct series *)c)->value) : 0.0;
+    return c ? bk__metrics_load(&((const struct bk__series *)c)->value) : 0.0;
 }
 
 void bk_gauge_set(bk_gauge_t *g, double v)
 {
     if (g != NULL)
-        atomic_store_double(&((struct series *)g)->value, v);
+        atomic_store_double(&((struct bk__series *)g)->value, v);
 }
 
 void bk_gauge_add(bk_gauge_t *g, double v)
 {
     if (g != NULL)
-        atomic_add_double(&((struct series *)g)->value, v);
+        atomic_add_double(&((struct bk__series *)g)->value, v);
 }
 
 double bk_gauge_value(const bk_gauge_t *g)
 {
-    return g ? bk__metrics_load(&((const struct series *)g)->value) : 0.0;
+    return g ? bk__metrics_load(&((const struct bk__series *)g)->value) : 0.0;
 }
 
 void bk_histogram_observe(bk_histogram_t *h, double v)
 {
-    struct series *s = (struct series *)h;
+    struct bk__series *s = (struct bk__series *)h;
     if (s == NULL || isnan(v))
         return;
     const bk_metric_t *f = s->family;
-    /* The first bound >= v (Prometheus buckets are "le"); nbounds when none. */
+    /* The first bound >= v (buckets are "less than or equal"); nbounds (+Inf) if none. */
     size_t lo = 0, hi = f->nbounds;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -262,15 +347,16 @@ void bk_histogram_observe(bk_histogram_t *h, double v)
 
 /* ------------------------------------------------------------------ families */
 
-static void free_family(bk_metric_t *f)
+static void free_family(bk_metric_t *f, bool lock_initialized)
 {
-    struct series *s = f->first;
+    struct bk__series *s = f->first;
     while (s != NULL) {
-        struct series *next = s->next_order;
+        struct bk__series *next = s->next_order;
         free_series(f, s);
         s = next;
     }
-    pthread_rwlock_destroy(&f->lock);
+    if (lock_initialized)
+        pthread_rwlock_destroy(&f->lock);
     free(f->table);
     free(f->name);
     free(f->help);
@@ -279,9 +365,9 @@ static void free_family(bk_metric_t *f)
     free(f);
 }
 
-static bool same_shape(const bk_metric_t *f, metric_kind kind, const char *help,
-                       const char *const *labels, size_t nlabels, const double *bounds,
-                       size_t nbounds)
+static bool same_definition(const bk_metric_t *f, bk__metric_kind kind, const char *help,
+                            const char *const *labels, size_t nlabels, const double *bounds,
+                            size_t nbounds)
 {
     if (f->kind != kind || strcmp(f->help, help) != 0 || f->nlabels != nlabels ||
         f->nbounds != nbounds)
@@ -289,46 +375,60 @@ static bool same_shape(const bk_metric_t *f, metric_kind kind, const char *help,
     for (size_t i = 0; i < nlabels; i++)
         if (strcmp(f->labels[i], labels[i]) != 0)
             return false;
-    return nbounds == 0 || memcmp(f->bounds, bounds, nbounds * sizeof *bounds) == 0;
+    for (size_t i = 0; i < nbounds; i++)
+        if (f->bounds[i] != bounds[i])
+            return false;
+    return true;
 }
 
-static int add_family(bk_metrics_t *reg, metric_kind kind, const char *name, const char *help,
-                      const char *const *labels, const double *bounds, size_t nbounds,
-                      bk_metric_t **out)
+/* True if the sample names of family f and of a new family (name, kind) overlap:
+ * a histogram "x" also writes x_bucket, x_sum and x_count. */
+static bool names_clash(const bk_metric_t *f, const char *name, bk__metric_kind kind)
 {
-    if (out == NULL)
+    static const char *const hist[] = {"", "_bucket", "_sum", "_count"};
+    static const char *const plain[] = {""};
+    const char *const *fs = f->kind == BK__METRIC_HISTOGRAM ? hist : plain;
+    const char *const *ns = kind == BK__METRIC_HISTOGRAM ? hist : plain;
+    size_t nf = f->kind == BK__METRIC_HISTOGRAM ? 4 : 1;
+    size_t nn = kind == BK__METRIC_HISTOGRAM ? 4 : 1;
+    for (size_t i = 0; i < nf; i++)
+        for (size_t j = 0; j < nn; j++)
+            if (concat_eq(f->name, fs[i], name, ns[j]))
+                return true;
+    return false;
+}
+
+static int check_definition(bk__metric_kind kind, const char *name, const char *help,
+                            const char *const *labels, size_t nlabels, const double *bounds,
+                            size_t nbounds)
+{
+    if (!valid_name(name, true) || help == NULL || !valid_utf8(help))
         return BK_EINVAL;
-    *out = NULL;
-    if (reg == NULL || !valid_name(name, true) || help == NULL)
-        return BK_EINVAL;
-    size_t nlabels = count_strings(labels);
     for (size_t i = 0; i < nlabels; i++) {
         if (!valid_name(labels[i], false) || strncmp(labels[i], "__", 2) == 0 ||
-            (kind == KIND_HISTOGRAM && strcmp(labels[i], "le") == 0))
+            (kind == BK__METRIC_HISTOGRAM && strcmp(labels[i], "le") == 0))
             return BK_EINVAL;
         for (size_t j = 0; j < i; j++)
             if (strcmp(labels[i], labels[j]) == 0)
                 return BK_EINVAL;
     }
     for (size_t i = 0; i < nbounds; i++)
-        if (!isfinite(bounds[i]) || (i > 0 && bounds[i] <= bounds[i - 1]))
+        if (!isfinite(bounds[i]) || (i > 0 && !(bounds[i] > bounds[i - 1])))
             return BK_EINVAL;
+    return BK_OK;
+}
 
-    pthread_mutex_lock(&reg->lock);
-    for (bk_metric_t *f = reg->first; f; f = f->next) {
-        if (strcmp(f->name, name) == 0) {
-            int rc = same_shape(f, kind, help, labels, nlabels, bounds, nbounds) ? BK_OK
-                                                                                  : BK_EEXIST;
-            if (rc == BK_OK)
-                *out = f;
-            pthread_mutex_unlock(&reg->lock);
-            return rc;
-        }
-    }
+static bk_metric_t *new_family(bk__metric_kind kind, const char *name, const char *help,
+                               const char *const *labels, size_t nlabels, const double *bounds,
+                               size_t nbounds)
+{
     bk_metric_t *f = calloc(1, sizeof *f);
     if (f == NULL)
-        goto nomem;
-    pthread_rwlock_init(&f->lock, NULL);
+        return NULL;
+    if (rwlock_init(&f->lock) != BK_OK) {
+        free(f);
+        return NULL;
+    }
     f->kind = kind;
     f->nlabels = nlabels;
     f->nbounds = nbounds;
@@ -339,39 +439,74 @@ static int add_family(bk_metrics_t *reg, metric_kind kind, const char *name, con
         memcpy(f->bounds, bounds, nbounds * sizeof *bounds);
     if (f->name == NULL || f->help == NULL || f->labels == NULL ||
         (nbounds > 0 && f->bounds == NULL))
-        goto nomem;
+        goto fail;
     /* A family without labels has exactly one series: make it now, so it renders 0. */
     if (nlabels == 0) {
-        struct series *s;
-        if (get_series(f, kind, NULL, &s) != BK_OK)
-            goto nomem;
+        static const char *const none[] = {NULL};
+        struct bk__series *s = new_series(f, none, hash_values(none, 0));
+        if (s == NULL)
+            goto fail;
+        if (insert(f, s) != BK_OK) {
+            free_series(f, s);
+            goto fail;
+        }
     }
-    if (reg->last)
-        reg->last->next = f;
-    else
-        reg->first = f;
-    reg->last = f;
+    return f;
+fail:
+    free_family(f, true);
+    return NULL;
+}
+
+static int add_family(bk_metrics_t *reg, bk__metric_kind kind, const char *name,
+                      const char *help, const char *const *labels, const double *bounds,
+                      size_t nbounds, bk_metric_t **out)
+{
+    if (out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    if (reg == NULL)
+        return BK_EINVAL;
+    size_t nlabels = count_strings(labels);
+    int rc = check_definition(kind, name, help, labels, nlabels, bounds, nbounds);
+    if (rc != BK_OK)
+        return rc;
+
+    pthread_mutex_lock(&reg->lock);
+    for (bk_metric_t *f = reg->first; f; f = f->next) {
+        if (strcmp(f->name, name) == 0) {
+            if (same_definition(f, kind, help, labels, nlabels, bounds, nbounds))
+                *out = f;
+            pthread_mutex_unlock(&reg->lock);
+            return *out != NULL ? BK_OK : BK_EEXIST;
+        }
+        if (names_clash(f, name, kind)) {
+            pthread_mutex_unlock(&reg->lock);
+            return BK_EEXIST;
+        }
+    }
+    bk_metric_t *f = new_family(kind, name, help, labels, nlabels, bounds, nbounds);
+    if (f != NULL) {
+        if (reg->last)
+            reg->last->next = f;
+        else
+            reg->first = f;
+        reg->last = f;
+    }
     pthread_mutex_unlock(&reg->lock);
     *out = f;
-    return BK_OK;
-
-nomem:
-    if (f != NULL)
-        free_family(f);
-    pthread_mutex_unlock(&reg->lock);
-    return BK_ENOMEM;
+    return f != NULL ? BK_OK : BK_ENOMEM;
 }
 
 int bk_metrics_counter(bk_metrics_t *reg, const char *name, const char *help,
                        const char *const *label_names, bk_metric_t **out)
 {
-    return add_family(reg, KIND_COUNTER, name, help, label_names, NULL, 0, out);
+    return add_family(reg, BK__METRIC_COUNTER, name, help, label_names, NULL, 0, out);
 }
 
 int bk_metrics_gauge(bk_metrics_t *reg, const char *name, const char *help,
                      const char *const *label_names, bk_metric_t **out)
 {
-    return add_family(reg, KIND_GAUGE, name, help, label_names, NULL, 0, out);
+    return add_family(reg, BK__METRIC_GAUGE, name, help, label_names, NULL, 0, out);
 }
 
 int bk_metrics_histogram(bk_metrics_t *reg, const char *name, const char *help,
@@ -379,23 +514,32 @@ int bk_metrics_histogram(bk_metrics_t *reg, const char *name, const char *help,
                          bk_metric_t **out)
 {
     if (bounds == NULL) {
-        if (nbounds != 0)
+        if (nbounds != 0) {
+            if (out != NULL)
+                *out = NULL;
             return BK_EINVAL;
+        }
         bounds = default_bounds;
         nbounds = sizeof default_bounds / sizeof default_bounds[0];
     }
-    return add_family(reg, KIND_HISTOGRAM, name, help, label_names, bounds, nbounds, out);
+    return add_family(reg, BK__METRIC_HISTOGRAM, name, help, label_names, bounds, nbounds, out);
 }
+
+/* ------------------------------------------------------------------ registry */
 
 int bk_metrics_new(bk_metrics_t **out)
 {
     if (out == NULL)
         return BK_EINVAL;
+    *out = NULL;
     bk_metrics_t *reg = calloc(1, sizeof *reg);
-    *out = reg;
     if (reg == NULL)
         return BK_ENOMEM;
-    pthread_mutex_init(&reg->lock, NULL);
+    if (pthread_mutex_init(&reg->lock, NULL) != 0) {
+        free(reg);
+        return BK_ENOMEM;
+    }
+    *out = reg;
     return BK_OK;
 }
 
@@ -406,7 +550,7 @@ void bk_metrics_free(bk_metrics_t *reg)
     bk_metric_t *f = reg->first;
     while (f != NULL) {
         bk_metric_t *next = f->next;
-        free_family(f);
+        free_family(f, true);
         f = next;
     }
     pthread_mutex_destroy(&reg->lock);

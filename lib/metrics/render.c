@@ -1,8 +1,8 @@
 /* Prometheus text exposition format 0.0.4.
  * https://prometheus.io/docs/instrumenting/exposition_formats/
  * SPDX-License-Identifier: MIT */
+#include <locale.h>
 #include <math.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -57,8 +57,9 @@ static void put_escaped(struct buf *b, const char *s, bool quote)
     }
 }
 
-/* Integers below 1e15 in full (counters stay readable); anything else as the
- * shortest %g text that reads back as the same double. */
+/* The shortest of %.15g, %.16g and %.17g that reads back as the same double (%.17g
+ * always does), so integral values have no decimal point ("42", "1e+21") and 0.1
+ * stays "0.1"; +Inf, -Inf and NaN as Prometheus spells them. -0 renders as 0. */
 static void put_number(struct buf *b, double v)
 {
     if (isnan(v)) {
@@ -69,15 +70,13 @@ static void put_number(struct buf *b, double v)
         puts_(b, v > 0 ? "+Inf" : "-Inf");
         return;
     }
-    char text[32];
-    if (v == floor(v) && fabs(v) < 1e15) {
-        snprintf(text, sizeof text, "%.0f", v == 0 ? 0.0 : v); /* no "-0" */
-    } else {
-        for (int precision = 1; precision <= 17; precision++) {
-            snprintf(text, sizeof text, "%.*g", precision, v);
-            if (strtod(text, NULL) == v)
-                break;
-        }
+    if (v == 0)
+        v = 0.0; /* no "-0" */
+    char text[40];
+    for (int precision = 15; precision <= 17; precision++) {
+        snprintf(text, sizeof text, "%.*g", precision, v);
+        if (strtod(text, NULL) == v)
+            break;
     }
     puts_(b, text);
 }
@@ -90,7 +89,7 @@ static void put_u64(struct buf *b, uint64_t v)
 }
 
 /* name{l1="v1",...[,le="x"]} */
-static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct series *s,
+static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk__series *s,
                             const char *suffix, const double *le)
 {
     puts_(b, f->name);
@@ -114,7 +113,7 @@ static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct se
     puts_(b, "}");
 }
 
-static void put_histogram(struct buf *b, const bk_metric_t *f, const struct series *s)
+static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__series *s)
 {
     /* Cumulative counts; _count is their total, so +Inf always equals _count even
      * while other threads observe. */
@@ -137,9 +136,17 @@ static void put_histogram(struct buf *b, const bk_metric_t *f, const struct seri
     puts_(b, "\n");
 }
 
-static const char *type_name(metric_kind kind)
+static const char *type_name(bk__metric_kind kind)
 {
-    return kind == KIND_COUNTER ? "counter" : kind == KIND_GAUGE ? "gauge" : "histogram";
+    switch (kind) {
+    case BK__METRIC_COUNTER:
+        return "counter";
+    case BK__METRIC_GAUGE:
+        return "gauge";
+    case BK__METRIC_HISTOGRAM:
+        break;
+    }
+    return "histogram";
 }
 
 int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
@@ -149,6 +156,13 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
     *out = NULL;
     if (reg == NULL)
         return BK_EINVAL;
+    /* snprintf and strtod follow LC_NUMERIC; the format wants "0.5" whatever locale
+     * the application chose, so this thread formats in the C locale meanwhile. */
+    locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);
+    if (c_locale == (locale_t)0)
+        return BK_ENOMEM;
+    locale_t saved = uselocale(c_locale);
+
     struct buf b = {0};
     put(&b, "", 0); /* an empty registry renders as "" */
 
@@ -164,8 +178,8 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
         puts_(&b, type_name(f->kind));
         puts_(&b, "\n");
         pthread_rwlock_rdlock(&f->lock);
-        for (const struct series *s = f->first; s; s = s->next_order) {
-            if (f->kind == KIND_HISTOGRAM) {
+        for (const struct bk__series *s = f->first; s; s = s->next_order) {
+            if (f->kind == BK__METRIC_HISTOGRAM) {
                 put_histogram(&b, f, s);
                 continue;
             }
@@ -177,6 +191,8 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
         pthread_rwlock_unlock(&f->lock);
     }
     pthread_mutex_unlock(&reg->lock);
+    uselocale(saved);
+    freelocale(c_locale);
 
     if (b.failed) {
         free(b.data);
