@@ -74,7 +74,7 @@ BK_EXPORT void bk_log(bk_log_t *log, bk_log_level_t level, json_t *fields, const
 BK_EXPORT void bk_logv(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt,
                        va_list ap);
 
-/* "debug", "info", "warn", "error", "off". */
+/* "debug", "info", "warn", "error", "off"; "unknown" for a value that is not a level. */
 BK_EXPORT const char *bk_log_level_name(bk_log_level_t level);
 /* Parses a name as bk_log_level_name() gives it (case-insensitive; "warning" too). */
 BK_EXPORT int bk_log_level_parse(const char *name, bk_log_level_t *out);

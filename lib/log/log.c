@@ -4,10 +4,10 @@
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -16,22 +16,42 @@
 #include "utf8_int.h"
 
 struct bk_log {
-    _Atomic int level;
-    bk_clock_t *clock;
+    _Atomic int level;  /* threshold; read and written without the lock */
+    bk_clock_t *clock;  /* borrowed; NULL = system clock */
     bk_log_sink_fn sink;
     void *sink_ud;
-    char *path; /* file sink: owned fd, reopened by bk_log_reopen */
-    int fd;
+    char *path;         /* file sink: the logger owns fd and reopens path */
+    int fd;             /* fd sink (borrowed) or file sink (owned); guarded by mu */
     pthread_mutex_t mu; /* one line at a time, whatever the sink */
 };
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", "off"};
 
+static bool valid_level(bk_log_level_t level)
+{
+    return (unsigned)level <= (unsigned)BK_LOG_OFF;
+}
+
 const char *bk_log_level_name(bk_log_level_t level)
 {
-    if ((unsigned)level > BK_LOG_OFF)
+    if (!valid_level(level))
         return "unknown";
     return level_names[level];
+}
+
+/* ASCII-only case-insensitive equality: strcasecmp follows the locale, and in a
+ * Turkish one "INFO" would not match "info". */
+static bool name_eq(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = (unsigned char)*a, y = (unsigned char)*b;
+        if (x >= 'A' && x <= 'Z')
+            x = (unsigned char)(x - 'A' + 'a');
+        if (x != y)
+            return false;
+        if (x == '\0')
+            return true;
+    }
 }
 
 int bk_log_level_parse(const char *name, bk_log_level_t *out)
@@ -39,12 +59,12 @@ int bk_log_level_parse(const char *name, bk_log_level_t *out)
     if (name == NULL || out == NULL)
         return BK_EINVAL;
     for (int l = BK_LOG_DEBUG; l <= BK_LOG_OFF; l++) {
-        if (strcasecmp(name, level_names[l]) == 0) {
+        if (name_eq(name, level_names[l])) {
             *out = (bk_log_level_t)l;
             return BK_OK;
         }
     }
-    if (strcasecmp(name, "warning") == 0) {
+    if (name_eq(name, "warning")) {
         *out = BK_LOG_WARN;
         return BK_OK;
     }
@@ -57,6 +77,10 @@ void bk_log_opts_init(bk_log_opts_t *opts)
         return;
     memset(opts, 0, sizeof *opts);
     opts->level = BK_LOG_INFO;
+    opts->clock = NULL;
+    opts->sink = NULL;
+    opts->sink_ud = NULL;
+    opts->path = NULL;
     opts->fd = STDERR_FILENO;
 }
 
@@ -74,7 +98,7 @@ int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
     bk_log_opts_init(&o);
     if (opts != NULL)
         o = *opts;
-    if ((unsigned)o.level > BK_LOG_OFF || (o.sink == NULL && o.path == NULL && o.fd < 0))
+    if (!valid_level(o.level) || (o.sink == NULL && o.path == NULL && o.fd < 0))
         return BK_EINVAL;
 
     bk_log_t *log = calloc(1, sizeof *log);
@@ -84,7 +108,7 @@ int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
     log->clock = o.clock;
     log->sink = o.sink;
     log->sink_ud = o.sink_ud;
-    log->fd = o.fd;
+    log->fd = o.sink != NULL ? -1 : o.fd;
     if (o.sink == NULL && o.path != NULL) {
         log->path = strdup(o.path);
         if (log->path == NULL) {
@@ -100,7 +124,14 @@ int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
             return BK_ESYS;
         }
     }
-    pthread_mutex_init(&log->mu, NULL);
+    if (pthread_mutex_init(&log->mu, NULL) != 0) {
+        if (log->path != NULL) {
+            close(log->fd);
+            free(log->path);
+        }
+        free(log);
+        return BK_ENOMEM;
+    }
     *out = log;
     return BK_OK;
 }
@@ -117,16 +148,21 @@ void bk_log_free(bk_log_t *log)
     free(log);
 }
 
+/* The threshold orders nothing else, so relaxed atomics suffice: a change is seen
+ * by other threads promptly, and a line racing with it may go either way. */
 void bk_log_set_level(bk_log_t *log, bk_log_level_t level)
 {
-    if (log != NULL && (unsigned)level <= BK_LOG_OFF)
-        atomic_store(&log->level, (int)level);
+    if (log != NULL && valid_level(level))
+        atomic_store_explicit(&log->level, (int)level, memory_order_relaxed);
 }
 
 bool bk_log_enabled(const bk_log_t *log, bk_log_level_t level)
 {
-    return log != NULL && (unsigned)level < BK_LOG_OFF &&
-           (int)level >= atomic_load(&((bk_log_t *)log)->level);
+    if (log == NULL || (unsigned)level >= (unsigned)BK_LOG_OFF)
+        return false;
+    /* atomic_load takes a pointer to non-const in C11; the object is never const. */
+    bk_log_t *l = (bk_log_t *)log;
+    return (int)level >= atomic_load_explicit(&l->level, memory_order_relaxed);
 }
 
 int bk_log_reopen(bk_log_t *log)
@@ -138,35 +174,61 @@ int bk_log_reopen(bk_log_t *log)
     /* Open the new file first: if that fails, keep writing to the old one. */
     int fd = open_path(log->path);
     if (fd < 0)
-        return BK_ESYS;
+        return BK_ESYS; /* errno from open(2) */
     pthread_mutex_lock(&log->mu);
     int old = log->fd;
     log->fd = fd;
     pthread_mutex_unlock(&log->mu);
+    /* No writer can hold old any more: every write reads fd under mu. */
     close(old);
     return BK_OK;
 }
 
-/* "2026-11-22T21:26:35.123Z": RFC 3339, UTC, milliseconds rounded down. */
-static void format_ts(int64_t wall_ns, char buf[64])
+/* Writes v as exactly n decimal digits (v < 10^n) and returns the end. */
+static char *put_digits(char *p, unsigned v, int n)
 {
-    int64_t sec = wall_ns / BK_NSEC_PER_SEC;
+    for (int i = n - 1; i >= 0; i--) {
+        p[i] = (char)('0' + v % 10);
+        v /= 10;
+    }
+    return p + n;
+}
+
+/* "2026-11-22T21:46:35.123Z": RFC 3339, UTC, milliseconds rounded down (towards
+ * the past, also before 1970). Every int64_t is in range: 1677 to 2262. */
+static void format_ts(int64_t wall_ns, char buf[32])
+{
+    int64_t sec = wall_ns / BK_NSEC_PER_SEC; /* divisor is not -1: no overflow */
     int64_t ns = wall_ns % BK_NSEC_PER_SEC;
-    if (ns < 0) { /* floor, for times before 1970 */
+    if (ns < 0) { /* C truncates towards zero; floor instead */
         ns += BK_NSEC_PER_SEC;
         sec--;
     }
     time_t t = (time_t)sec;
     struct tm tm;
-    if (gmtime_r(&t, &tm) == NULL || tm.tm_year + 1900 > 9999 || tm.tm_year + 1900 < 0) {
-        memcpy(buf, "0000-00-00T00:00:00.000Z", 25);
+    if ((int64_t)t != sec || gmtime_r(&t, &tm) == NULL || tm.tm_year < -1900 ||
+        tm.tm_year > 9999 - 1900) {
+        memcpy(buf, "1970-01-01T00:00:00.000Z", 25); /* unreachable with 64-bit time_t */
         return;
     }
-    snprintf(buf, 64, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(ns / BK_NSEC_PER_MSEC));
+    char *p = put_digits(buf, (unsigned)(tm.tm_year + 1900), 4);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)(tm.tm_mon + 1), 2);
+    *p++ = '-';
+    p = put_digits(p, (unsigned)tm.tm_mday, 2);
+    *p++ = 'T';
+    p = put_digits(p, (unsigned)tm.tm_hour, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)tm.tm_min, 2);
+    *p++ = ':';
+    p = put_digits(p, (unsigned)tm.tm_sec, 2);
+    *p++ = '.';
+    p = put_digits(p, (unsigned)(ns / BK_NSEC_PER_MSEC), 3);
+    *p++ = 'Z';
+    *p = '\0';
 }
 
-/* printf into a malloc'ed string of any length. */
+/* printf into a malloc'ed string of any length; NULL when out of memory. */
 static char *format_msg(const char *fmt, va_list ap, size_t *len)
 {
     char small[256];
@@ -174,8 +236,10 @@ static char *format_msg(const char *fmt, va_list ap, size_t *len)
     va_copy(copy, ap);
     int n = vsnprintf(small, sizeof small, fmt, copy);
     va_end(copy);
-    if (n < 0)
-        n = 0, small[0] = '\0';
+    if (n < 0) { /* an encoding error or a result over INT_MAX: log the format */
+        *len = strlen(fmt);
+        return strdup(fmt);
+    }
     char *s = malloc((size_t)n + 1);
     if (s == NULL)
         return NULL;
@@ -191,14 +255,162 @@ static char *format_msg(const char *fmt, va_list ap, size_t *len)
 static json_t *safe_string(const char *s, size_t len)
 {
     if (bk__utf8_valid(s, len))
-        return json_stringn(s, len);
+        return json_stringn_nocheck(s, len);
     size_t fixed_len;
     char *fixed = bk__utf8_repair(s, len, &fixed_len);
     if (fixed == NULL)
         return NULL;
-    json_t *j = json_stringn(fixed, fixed_len);
+    json_t *j = json_stringn_nocheck(fixed, fixed_len);
     free(fixed);
     return j;
+}
+
+/* Sets object[key] = value (consumed), repairing a key that is not UTF-8. */
+static int set_safe_key(json_t *object, const char *key, size_t key_len, json_t *value)
+{
+    if (bk__utf8_valid(key, key_len))
+        return json_object_setn_new_nocheck(object, key, key_len, value);
+    size_t fixed_len;
+    char *fixed = bk__utf8_repair(key, key_len, &fixed_len);
+    if (fixed == NULL) {
+        json_decref(value);
+        return -1;
+    }
+    int rc = json_object_setn_new_nocheck(object, fixed, fixed_len, value);
+    free(fixed);
+    return rc;
+}
+
+/*
+ * The slow path, taken only when json_dumps() refused a line: strings smuggled in
+ * with json_*_nocheck() that are not UTF-8 (jansson will not encode them). Returns a
+ * deep copy of v with every string and key repaired; a container that contains
+ * itself, or nesting deeper than MAX_DEPTH, becomes null. NULL when out of memory.
+ */
+enum { MAX_DEPTH = 512 };
+
+static json_t *repaired_copy(json_t *v, json_t **ancestors, size_t depth)
+{
+    switch (json_typeof(v)) {
+    case JSON_STRING:
+        return safe_string(json_string_value(v), json_string_length(v));
+    case JSON_OBJECT:
+    case JSON_ARRAY:
+        break;
+    default: /* numbers, true, false, null: nothing to repair */
+        return json_incref(v);
+    }
+    if (depth >= MAX_DEPTH)
+        return json_null();
+    for (size_t i = 0; i < depth; i++)
+        if (ancestors[i] == v)
+            return json_null();
+    ancestors[depth] = v;
+
+    json_t *copy;
+    if (json_is_object(v)) {
+        copy = json_object();
+        const char *key;
+        size_t key_len;
+        json_t *member;
+        json_object_keylen_foreach(v, key, key_len, member)
+        {
+            if (copy == NULL)
+                break;
+            json_t *m = repaired_copy(member, ancestors, depth + 1);
+            if (m == NULL || set_safe_key(copy, key, key_len, m) != 0) {
+                json_decref(copy);
+                copy = NULL;
+            }
+        }
+    } else {
+        copy = json_array();
+        size_t i;
+        json_t *item;
+        json_array_foreach(v, i, item)
+        {
+            if (copy == NULL)
+                break;
+            json_t *m = repaired_copy(item, ancestors, depth + 1);
+            if (m == NULL || json_array_append_new(copy, m) != 0) {
+                json_decref(copy);
+                copy = NULL;
+            }
+        }
+    }
+    return copy;
+}
+
+/* The line's text, compact and on one line: JSON escapes every control character. */
+static char *encode_line(json_t *line)
+{
+    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
+    char *text = json_dumps(line, flags);
+    if (text != NULL)
+        return text;
+    json_t **ancestors = malloc(MAX_DEPTH * sizeof *ancestors);
+    if (ancestors == NULL)
+        return NULL;
+    json_t *fixed = repaired_copy(line, ancestors, 0);
+    free(ancestors);
+    if (fixed == NULL)
+        return NULL;
+    text = json_dumps(fixed, flags);
+    json_decref(fixed);
+    return text;
+}
+
+static bool reserved(const char *key, size_t len)
+{
+    return (len == 2 && memcmp(key, "ts", 2) == 0) || (len == 5 && memcmp(key, "level", 5) == 0) ||
+           (len == 3 && memcmp(key, "msg", 3) == 0);
+}
+
+/* ts, level, msg, then the caller's fields in their order. NULL when out of memory. */
+static json_t *build_line(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt,
+                          va_list ap)
+{
+    char ts[32];
+    format_ts(bk_clock_wall_ns(log->clock), ts);
+    size_t msg_len = 0;
+    char *msg = format_msg(fmt, ap, &msg_len);
+    if (msg == NULL)
+        return NULL;
+    json_t *msg_json = safe_string(msg, msg_len);
+    free(msg);
+
+    json_t *line = json_object();
+    if (line == NULL || msg_json == NULL) {
+        json_decref(line);
+        json_decref(msg_json);
+        return NULL;
+    }
+    if (json_object_set_new_nocheck(line, "ts", json_string_nocheck(ts)) != 0 ||
+        json_object_set_new_nocheck(line, "level", json_string_nocheck(bk_log_level_name(level))) !=
+            0) {
+        json_decref(msg_json);
+        json_decref(line);
+        return NULL;
+    }
+    if (json_object_set_new_nocheck(line, "msg", msg_json) != 0) { /* consumes msg_json */
+        json_decref(line);
+        return NULL;
+    }
+    if (json_is_object(fields)) {
+        const char *key;
+        size_t key_len;
+        json_t *value;
+        json_object_keylen_foreach(fields, key, key_len, value)
+        {
+            /* nocheck: a key smuggled in as invalid UTF-8 is repaired by encode_line. */
+            if (!reserved(key, key_len) &&
+                json_object_setn_nocheck(line, key, key_len, value) != 0) {
+                json_decref(line);
+                return NULL;
+            }
+        }
+    }
+    return line;
 }
 
 static void write_all(int fd, const char *p, size_t len)
@@ -210,6 +422,8 @@ static void write_all(int fd, const char *p, size_t len)
                 continue;
             return; /* a logger never takes the host down: the line is lost */
         }
+        if (n == 0)
+            return;
         p += n;
         len -= (size_t)n;
     }
@@ -217,52 +431,28 @@ static void write_all(int fd, const char *p, size_t len)
 
 void bk_logv(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt, va_list ap)
 {
-    if (!bk_log_enabled(log, level) || fmt == NULL) {
-        json_decref(fields);
-        return;
-    }
-    char ts[64];
-    format_ts(bk_clock_wall_ns(log->clock), ts);
-    size_t msg_len = 0;
-    char *msg = format_msg(fmt, ap, &msg_len);
-
-    json_t *line = json_object();
-    if (line == NULL || msg == NULL) {
-        free(msg);
-        json_decref(line);
-        json_decref(fields);
-        return;
-    }
-    json_object_set_new(line, "ts", json_string(ts));
-    json_object_set_new(line, "level", json_string(bk_log_level_name(level)));
-    json_object_set_new(line, "msg", safe_string(msg, msg_len));
-    free(msg);
-    if (json_is_object(fields)) {
-        const char *key;
-        json_t *value;
-        json_object_foreach(fields, key, value)
-        {
-            if (strcmp(key, "ts") != 0 && strcmp(key, "level") != 0 && strcmp(key, "msg") != 0)
-                json_object_set(line, key, value);
+    int saved_errno = errno; /* logging must not disturb the caller's errno */
+    char *text = NULL;
+    if (bk_log_enabled(log, level) && fmt != NULL) {
+        json_t *line = build_line(log, level, fields, fmt, ap);
+        if (line != NULL) {
+            text = encode_line(line);
+            json_decref(line);
         }
     }
-    json_decref(fields);
-
-    /* JSON escapes control characters, so the only newline is the one we add. */
-    char *text = json_dumps(line, JSON_COMPACT | JSON_PRESERVE_ORDER);
-    json_decref(line);
-    if (text == NULL)
-        return;
-    size_t len = strlen(text);
-    text[len] = '\n'; /* overwrite the NUL: the line is written by length */
-
-    pthread_mutex_lock(&log->mu);
-    if (log->sink != NULL)
-        log->sink(log->sink_ud, level, text, len + 1);
-    else
-        write_all(log->fd, text, len + 1);
-    pthread_mutex_unlock(&log->mu);
-    free(text);
+    json_decref(fields); /* always: the caller's reference is ours */
+    if (text != NULL) {
+        size_t len = strlen(text); /* NULs in strings are escaped as \u0000 */
+        text[len] = '\n';          /* overwrite the NUL: the line is written by length */
+        pthread_mutex_lock(&log->mu);
+        if (log->sink != NULL)
+            log->sink(log->sink_ud, level, text, len + 1);
+        else
+            write_all(log->fd, text, len + 1);
+        pthread_mutex_unlock(&log->mu);
+        free(text);
+    }
+    errno = saved_errno;
 }
 
 void bk_log(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt, ...)

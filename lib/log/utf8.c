@@ -6,8 +6,12 @@
 
 #include "utf8_int.h"
 
-/* Length of the well-formed sequence at s[0..len), or 0 if it is ill-formed. On 0,
- * *bad receives how many bytes form the maximal ill-formed subpart (at least 1). */
+#define REPLACEMENT "\xEF\xBF\xBD" /* U+FFFD */
+#define REPLACEMENT_LEN 3
+
+/* Length of the well-formed sequence at s[0..len) (len >= 1), or 0 if it is
+ * ill-formed; then *bad receives the length of the maximal ill-formed subpart
+ * (at least 1), which is replaced by one U+FFFD. */
 static size_t sequence(const unsigned char *s, size_t len, size_t *bad)
 {
     unsigned char c = s[0];
@@ -15,9 +19,9 @@ static size_t sequence(const unsigned char *s, size_t len, size_t *bad)
     unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the second byte */
     if (c < 0x80)
         return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        need = 2;
-    else if (c >= 0xE0 && c <= 0xEF) {
+    if (c >= 0xC2 && c <= 0xDF) {
+        need = 2; /* 0xC0, 0xC1 could only start overlong forms */
+    } else if (c >= 0xE0 && c <= 0xEF) {
         need = 3;
         if (c == 0xE0)
             lo = 0xA0; /* overlong */
@@ -30,7 +34,7 @@ static size_t sequence(const unsigned char *s, size_t len, size_t *bad)
         else if (c == 0xF4)
             hi = 0x8F; /* > U+10FFFF */
     } else {
-        *bad = 1;
+        *bad = 1; /* a continuation byte, 0xC0, 0xC1 or 0xF5..0xFF */
         return 0;
     }
     for (size_t i = 1; i < need; i++) {
@@ -48,6 +52,10 @@ bool bk__utf8_valid(const char *s, size_t len)
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0, bad;
     while (i < len) {
+        if (p[i] < 0x80) { /* ASCII runs are the common case */
+            i++;
+            continue;
+        }
         size_t n = sequence(p + i, len - i, &bad);
         if (n == 0)
             return false;
@@ -56,12 +64,27 @@ bool bk__utf8_valid(const char *s, size_t len)
     return true;
 }
 
+size_t bk__utf8_repaired_len(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0, o = 0, bad;
+    while (i < len) {
+        size_t n = sequence(p + i, len - i, &bad);
+        size_t grow = n > 0 ? n : REPLACEMENT_LEN;
+        if (o > SIZE_MAX - grow)
+            return SIZE_MAX;
+        o += grow;
+        i += n > 0 ? n : bad;
+    }
+    return o;
+}
+
 char *bk__utf8_repair(const char *s, size_t len, size_t *out_len)
 {
-    /* Each bad byte grows to at most 3 bytes (U+FFFD). */
-    if (len > (SIZE_MAX - 1) / 3)
+    size_t total = bk__utf8_repaired_len(s, len);
+    if (total == SIZE_MAX)
         return NULL;
-    char *out = malloc(len * 3 + 1);
+    char *out = malloc(total + 1);
     if (out == NULL)
         return NULL;
     const unsigned char *p = (const unsigned char *)s;
@@ -73,8 +96,8 @@ char *bk__utf8_repair(const char *s, size_t len, size_t *out_len)
             o += n;
             i += n;
         } else {
-            memcpy(out + o, "\xEF\xBF\xBD", 3);
-            o += 3;
+            memcpy(out + o, REPLACEMENT, REPLACEMENT_LEN);
+            o += REPLACEMENT_LEN;
             i += bad;
         }
     }

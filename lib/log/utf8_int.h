@@ -1,4 +1,5 @@
-/* UTF-8 repair for text that leaves the process (log lines, later HTTP bodies).
+/* UTF-8 validation and repair for text that leaves the process (log lines, later
+ * HTTP bodies). Internal: hidden, never part of the public API.
  * SPDX-License-Identifier: MIT */
 #ifndef BK_UTF8_INT_H
 #define BK_UTF8_INT_H
@@ -6,14 +7,35 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* True if s[0..len) is well-formed UTF-8 (no overlongs, surrogates or > U+10FFFF). */
-bool bk__utf8_valid(const char *s, size_t len);
+#if defined(__GNUC__)
+#define BK__UTF8_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define BK__UTF8_HIDDEN
+#endif
+
+/*
+ * Well-formed means the byte sequences of Unicode table 3-7: no overlong forms, no
+ * surrogates (U+D800..U+DFFF), nothing above U+10FFFF, no truncated sequences.
+ * NUL bytes are well-formed (U+0000): these functions work on lengths, not C strings.
+ */
+
+/* True if s[0..len) is well-formed UTF-8. s may be NULL when len is 0. */
+BK__UTF8_HIDDEN bool bk__utf8_valid(const char *s, size_t len);
+
+/*
+ * The length bk__utf8_repair() would give s[0..len): len itself when s is
+ * well-formed, more when it is not (each U+FFFD takes 3 bytes).
+ * SIZE_MAX if that length would not fit in a size_t.
+ */
+BK__UTF8_HIDDEN size_t bk__utf8_repaired_len(const char *s, size_t len);
 
 /*
  * Returns a NUL-terminated malloc'ed copy of s[0..len) in which every ill-formed
- * sequence is replaced by U+FFFD (one per maximal ill-formed subpart, as Unicode
- * recommends); *out_len receives its length. NULL when out of memory.
+ * sequence is replaced by U+FFFD (EF BF BD), one per maximal ill-formed subpart as
+ * Unicode recommends (so "\xE2\x82" gives one U+FFFD, "\xC0\xAF" two); valid
+ * sequences are copied unchanged. *out_len (if not NULL) receives the length
+ * without the NUL. The caller frees the result. NULL when out of memory.
  */
-char *bk__utf8_repair(const char *s, size_t len, size_t *out_len);
+BK__UTF8_HIDDEN char *bk__utf8_repair(const char *s, size_t len, size_t *out_len);
 
 #endif
