@@ -32,6 +32,9 @@ out=$(LD_LIBRARY_PATH="$root/lib" "$work/hello")
 [ "$out" = "libbackend $(pkg-config --modversion libbackend): resource busy or queue full" ] ||
     { echo "FAIL: program printed '$out'"; exit 1; }
 # The program resolved libbackend from the installed tree, not from the build tree.
-LD_LIBRARY_PATH="$root/lib" ldd "$work/hello" | grep -q "$root/lib/libbackend.so" ||
+# (ldd's output is captured first: with pipefail, grep -q closing the pipe early
+# would fail the pipeline.)
+libs=$(LD_LIBRARY_PATH="$root/lib" ldd "$work/hello")
+grep -q "$root/lib/libbackend.so" <<<"$libs" ||
     { echo "FAIL: not linked against the installed library"; exit 1; }
 echo "PASS: installed tree builds and runs a program via pkg-config ($out)"

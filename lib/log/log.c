@@ -13,7 +13,7 @@
 
 #include <backend/log.h>
 
-#include "utf8_int.h"
+#include "core/utf8_int.h"
 
 struct bk_log {
     _Atomic int level;  /* threshold; read and written without the lock */

@@ -19,7 +19,7 @@
 
 /* The UTF-8 helper is hidden inside the library; compile it in to test it directly
  * (the HTTP layer will reuse it, so it gets its own tests, not just through bk_log). */
-#include "../../lib/log/utf8.c"
+#include "../../lib/core/utf8.c"
 
 /* A callback sink that keeps everything written to it. */
 struct capture {
