@@ -52,10 +52,13 @@ configure: configure.ac Makefile.am
 	autoreconf -fi
 	@touch configure
 
-# Reconfigure whenever the configure arguments change (PREFIX, CONFIGURE_FLAGS).
+# Reconfigure whenever the configure arguments change (PREFIX, CONFIGURE_FLAGS),
+# from an empty build directory: make does not see changed compiler flags, and
+# objects built with and without the sanitizers must not be linked together.
 $(BUILD)/.config-args: FORCE
-	@mkdir -p $(BUILD)
-	@echo '$(CONFIG_ARGS)' | cmp -s - $@ || echo '$(CONFIG_ARGS)' > $@
+	@if ! echo '$(CONFIG_ARGS)' | cmp -s - $@; then \
+	  rm -rf $(BUILD) && mkdir -p $(BUILD) && echo '$(CONFIG_ARGS)' > $@; \
+	fi
 
 $(BUILD)/Makefile: configure $(BUILD)/.config-args pkgconfig/libbackend.pc.in
 	cd $(BUILD) && ../configure $(CONFIG_ARGS)

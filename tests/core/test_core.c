@@ -7,6 +7,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include "config.h"
 #include <backend/core.h>
 
@@ -174,9 +176,5 @@ static Suite *core_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(core_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return bk_test_run(core_suite());
 }

@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include <check.h>
+
+#include "check_main.h"
 #include <libmemcached/memcached.h>
 #include <libpq-fe.h>
 
@@ -104,10 +106,5 @@ int main(void)
     tcase_add_test(tc, postgres_round_trip);
     tcase_add_test(tc, memcached_round_trip);
     suite_add_tcase(s, tc);
-
-    SRunner *sr = srunner_create(s);
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return bk_test_run(s);
 }

@@ -15,6 +15,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <backend/log.h>
 
 /* The UTF-8 helper is hidden inside the library; compile it in to test it directly
@@ -916,9 +918,5 @@ static Suite *log_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(log_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return bk_test_run(log_suite());
 }

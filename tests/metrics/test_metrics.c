@@ -12,6 +12,8 @@
 
 #include <check.h>
 
+#include "check_main.h"
+
 #include <backend/metrics.h>
 
 #define L(...) ((const char *[]){__VA_ARGS__, NULL})
@@ -757,9 +759,5 @@ static Suite *metrics_suite(void)
 
 int main(void)
 {
-    SRunner *sr = srunner_create(metrics_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return bk_test_run(metrics_suite());
 }

@@ -14,6 +14,8 @@
 #include <time.h>
 
 #include <check.h>
+
+#include "check_main.h"
 #include <event2/event.h>
 #include <event2/thread.h>
 
@@ -744,9 +746,5 @@ static Suite *workers_suite(void)
 int main(void)
 {
     evthread_use_pthreads();
-    SRunner *sr = srunner_create(workers_suite());
-    srunner_run_all(sr, CK_NORMAL);
-    int failed = srunner_ntests_failed(sr);
-    srunner_free(sr);
-    return failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+    return bk_test_run(workers_suite());
 }
