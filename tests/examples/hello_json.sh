@@ -8,7 +8,8 @@ cleanup() { [ -z "$pid" ] || kill "$pid" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log"; cat "$work/log"; exit 1; }
 
-"$bin" --port 0 2>"$work/log" &
+: >"$work/log" # exists before the server opens it, so polling it never races
+"$bin" --port 0 2>>"$work/log" &
 pid=$!
 port=""
 for _ in $(seq 100); do
