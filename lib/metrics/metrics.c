@@ -3,6 +3,7 @@
 #if defined(__linux__) && !defined(_GNU_SOURCE)
 #define _GNU_SOURCE /* pthread_rwlockattr_setkind_np: writer-preferring rwlocks */
 #endif
+#include <limits.h>
 #include <math.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -10,6 +11,9 @@
 
 #include "core/utf8_int.h"
 #include "metrics_int.h"
+
+/* Stripes are aligned to this so no two share a cache line. */
+#define CACHE_LINE 64
 
 static const double default_bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10};
 
@@ -166,7 +170,7 @@ static struct bk__series *find(const bk_metric_t *f, const char *const *values, 
 static void free_series(const bk_metric_t *f, struct bk__series *s)
 {
     free_strings(s->values, f->nlabels);
-    free(s->buckets);
+    free(s->cells);
     free(s);
 }
 
@@ -206,13 +210,27 @@ static struct bk__series *new_series(const bk_metric_t *f, const char *const *va
     s->hash = h;
     s->family = f;
     s->values = copy_strings(values, f->nlabels);
-    if (f->kind == BK__METRIC_HISTOGRAM)
-        s->buckets = calloc(f->nbounds + 1, sizeof *s->buckets);
-    if (s->values == NULL || (f->kind == BK__METRIC_HISTOGRAM && s->buckets == NULL)) {
+    if (s->values == NULL) {
         free_series(f, s);
         return NULL;
     }
-    return s; /* calloc'ed zero bits are 0.0 and count 0 */
+    if (f->kind != BK__METRIC_GAUGE) {
+        size_t words = f->kind == BK__METRIC_COUNTER ? 2 : f->nbounds + 2;
+        const size_t line = CACHE_LINE / sizeof *s->cells;
+        if (words > SIZE_MAX / sizeof *s->cells / BK__METRIC_STRIPES - line) {
+            free_series(f, s);
+            return NULL;
+        }
+        s->stride = (words + line - 1) / line * line;
+        size_t bytes = BK__METRIC_STRIPES * s->stride * sizeof *s->cells;
+        s->cells = aligned_alloc(CACHE_LINE, bytes);
+        if (s->cells == NULL) {
+            free_series(f, s);
+            return NULL;
+        }
+        memset((void *)s->cells, 0, bytes);
+    }
+    return s; /* zero bits are 0.0 and count 0 */
 }
 
 static int get_series(bk_metric_t *f, bk__metric_kind kind, const char *const *values,
@@ -293,20 +311,57 @@ int bk_metric_histogram(bk_metric_t *family, const char *const *label_values,
 
 /* ------------------------------------------------------------------ updates */
 
+/* The stripe of the calling thread: threads are dealt stripes round-robin on
+ * their first update, so up to BK__METRIC_STRIPES threads never share one. */
+static _Atomic uint64_t *my_stripe(const struct bk__series *s)
+{
+    static atomic_uint next_stripe;
+    static _Thread_local unsigned stripe = UINT_MAX;
+    if (stripe == UINT_MAX)
+        stripe = atomic_fetch_add_explicit(&next_stripe, 1, memory_order_relaxed) %
+                 BK__METRIC_STRIPES;
+    return s->cells + stripe * s->stride;
+}
+
+uint64_t bk__series_count(const struct bk__series *s, size_t i)
+{
+    uint64_t n = 0;
+    for (size_t k = 0; k < BK__METRIC_STRIPES; k++)
+        n += atomic_load_explicit(&s->cells[k * s->stride + i], memory_order_relaxed);
+    return n;
+}
+
+double bk__series_sum(const struct bk__series *s, size_t i)
+{
+    double d = 0;
+    for (size_t k = 0; k < BK__METRIC_STRIPES; k++)
+        d += bk__metrics_load(&s->cells[k * s->stride + i]);
+    return d;
+}
+
+double bk__series_value(const struct bk__series *s)
+{
+    if (s->family->kind == BK__METRIC_GAUGE)
+        return bk__metrics_load(&s->value);
+    return (double)bk__series_count(s, 0) + bk__series_sum(s, 1);
+}
+
 void bk_counter_inc(bk_counter_t *c)
 {
-    bk_counter_add(c, 1.0);
+    if (c != NULL)
+        atomic_fetch_add_explicit(&my_stripe((struct bk__series *)c)[0], 1,
+                                  memory_order_relaxed);
 }
 
 void bk_counter_add(bk_counter_t *c, double v)
 {
     if (c != NULL && v >= 0) /* also refuses NaN */
-        atomic_add_double(&((struct bk__series *)c)->value, v);
+        atomic_add_double(&my_stripe((struct bk__series *)c)[1], v);
 }
 
 double bk_counter_value(const bk_counter_t *c)
 {
-    return c ? bk__metrics_load(&((const struct bk__series *)c)->value) : 0.0;
+    return c ? bk__series_value((const struct bk__series *)c) : 0.0;
 }
 
 void bk_gauge_set(bk_gauge_t *g, double v)
@@ -341,8 +396,9 @@ void bk_histogram_observe(bk_histogram_t *h, double v)
         else
             lo = mid + 1;
     }
-    atomic_fetch_add_explicit(&s->buckets[lo], 1, memory_order_relaxed);
-    atomic_add_double(&s->sum, v);
+    _Atomic uint64_t *stripe = my_stripe(s);
+    atomic_fetch_add_explicit(&stripe[lo], 1, memory_order_relaxed);
+    atomic_add_double(&stripe[f->nbounds + 1], v);
 }
 
 /* ------------------------------------------------------------------ families */

@@ -14,21 +14,29 @@
 typedef enum { BK__METRIC_COUNTER, BK__METRIC_GAUGE, BK__METRIC_HISTOGRAM } bk__metric_kind;
 
 /*
- * One series. Counters and gauges use value; histograms use buckets (one count per
- * bound, not cumulative, then one for +Inf) and sum. Doubles are kept as their bit
- * patterns in atomic 64-bit words and updated with compare-and-swap. The public
- * handle types (bk_counter_t, bk_gauge_t, bk_histogram_t) point at this struct.
- * Everything but the atomics is immutable once the series is published.
+ * One series. Gauges keep one value (set must be a single word). Counters and
+ * histograms are striped: each thread adds to one of BK__METRIC_STRIPES stripes of
+ * cells, each stripe on cache lines of its own, so threads updating the same series
+ * do not fight over one line; reads sum the stripes.
+ *   counter stripe:   [0] count of bk_counter_inc, [1] double bits of bk_counter_add
+ *   histogram stripe: [0..nbounds] bucket counts (not cumulative; the last is +Inf),
+ *                     [nbounds + 1] double bits of the sum
+ * Doubles are kept as their bit patterns in atomic 64-bit words and updated with
+ * compare-and-swap. The public handle types (bk_counter_t, bk_gauge_t,
+ * bk_histogram_t) point at this struct. Everything but the atomics is immutable
+ * once the series is published.
  */
+#define BK__METRIC_STRIPES 8
+
 struct bk__series {
     struct bk__series *next_hash;  /* family hash chain */
     struct bk__series *next_order; /* creation order */
     uint64_t hash;
     const struct bk_metric *family;
-    char **values;             /* label values, family->nlabels of them */
-    _Atomic uint64_t value;    /* double bits (counters, gauges) */
-    _Atomic uint64_t sum;      /* double bits (histograms) */
-    _Atomic uint64_t *buckets; /* family->nbounds + 1 counts (histograms) */
+    char **values;           /* label values, family->nlabels of them */
+    _Atomic uint64_t value;  /* double bits (gauges) */
+    _Atomic uint64_t *cells; /* BK__METRIC_STRIPES * stride words (counters, histograms) */
+    size_t stride;           /* words per stripe, a multiple of a cache line */
 };
 
 /* A family. Everything but the series set is immutable after registration. */
@@ -60,5 +68,10 @@ struct bk_metrics {
 
 /* The double whose bits *bits holds (relaxed load). */
 BK__METRICS_HIDDEN double bk__metrics_load(const _Atomic uint64_t *bits);
+/* A counter's or gauge's current value (a counter's stripes summed). */
+BK__METRICS_HIDDEN double bk__series_value(const struct bk__series *s);
+/* Word i of every stripe, summed as counts or as doubles. */
+BK__METRICS_HIDDEN uint64_t bk__series_count(const struct bk__series *s, size_t i);
+BK__METRICS_HIDDEN double bk__series_sum(const struct bk__series *s, size_t i);
 
 #endif

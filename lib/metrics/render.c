@@ -119,7 +119,7 @@ static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__
      * while other threads observe. */
     uint64_t total = 0;
     for (size_t i = 0; i <= f->nbounds; i++) {
-        total += atomic_load_explicit(&s->buckets[i], memory_order_relaxed);
+        total += bk__series_count(s, i);
         double le = i < f->nbounds ? f->bounds[i] : INFINITY;
         put_sample_name(b, f, s, "_bucket", &le);
         puts_(b, " ");
@@ -128,7 +128,7 @@ static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__
     }
     put_sample_name(b, f, s, "_sum", NULL);
     puts_(b, " ");
-    put_number(b, bk__metrics_load(&s->sum));
+    put_number(b, bk__series_sum(s, f->nbounds + 1));
     puts_(b, "\n");
     put_sample_name(b, f, s, "_count", NULL);
     puts_(b, " ");
@@ -185,7 +185,7 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
             }
             put_sample_name(&b, f, s, "", NULL);
             puts_(&b, " ");
-            put_number(&b, bk__metrics_load(&s->value));
+            put_number(&b, bk__series_value(s));
             puts_(&b, "\n");
         }
         pthread_rwlock_unlock(&f->lock);
