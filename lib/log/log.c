@@ -75,12 +75,8 @@ void bk_log_opts_init(bk_log_opts_t *opts)
 {
     if (opts == NULL)
         return;
-    memset(opts, 0, sizeof *opts);
+    memset(opts, 0, sizeof *opts); /* no clock, sink or path */
     opts->level = BK_LOG_INFO;
-    opts->clock = NULL;
-    opts->sink = NULL;
-    opts->sink_ud = NULL;
-    opts->path = NULL;
     opts->fd = STDERR_FILENO;
 }
 
@@ -251,33 +247,36 @@ static char *format_msg(const char *fmt, va_list ap, size_t *len)
     return s;
 }
 
-/* A JSON string from bytes that may not be UTF-8: ill-formed parts become U+FFFD. */
+/* s itself when it is valid UTF-8; otherwise a copy with ill-formed parts as
+ * U+FFFD, stored in *owned for the caller to free. NULL when out of memory. */
+static const char *valid_text(const char *s, size_t len, size_t *out_len, char **owned)
+{
+    *owned = NULL;
+    *out_len = len;
+    if (bk__utf8_valid(s, len))
+        return s;
+    return *owned = bk__utf8_repair(s, len, out_len);
+}
+
+/* A JSON string from bytes that may not be UTF-8. */
 static json_t *safe_string(const char *s, size_t len)
 {
-    if (bk__utf8_valid(s, len))
-        return json_stringn_nocheck(s, len);
-    size_t fixed_len;
-    char *fixed = bk__utf8_repair(s, len, &fixed_len);
-    if (fixed == NULL)
-        return NULL;
-    json_t *j = json_stringn_nocheck(fixed, fixed_len);
-    free(fixed);
+    char *owned;
+    const char *text = valid_text(s, len, &len, &owned);
+    json_t *j = text != NULL ? json_stringn_nocheck(text, len) : NULL;
+    free(owned);
     return j;
 }
 
 /* Sets object[key] = value (consumed), repairing a key that is not UTF-8. */
 static int set_safe_key(json_t *object, const char *key, size_t key_len, json_t *value)
 {
-    if (bk__utf8_valid(key, key_len))
-        return json_object_setn_new_nocheck(object, key, key_len, value);
-    size_t fixed_len;
-    char *fixed = bk__utf8_repair(key, key_len, &fixed_len);
-    if (fixed == NULL) {
+    char *owned;
+    const char *text = valid_text(key, key_len, &key_len, &owned);
+    int rc = text != NULL ? json_object_setn_new_nocheck(object, text, key_len, value) : -1;
+    if (text == NULL)
         json_decref(value);
-        return -1;
-    }
-    int rc = json_object_setn_new_nocheck(object, fixed, fixed_len, value);
-    free(fixed);
+    free(owned);
     return rc;
 }
 

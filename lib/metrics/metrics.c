@@ -19,7 +19,7 @@ static const double default_bounds[] = {.005, .01, .025, .05, .1, .25, .5, 1, 2.
 
 /* ------------------------------------------------------------------ atomics */
 
-double bk__metrics_load(const _Atomic uint64_t *bits)
+static double load_double(const _Atomic uint64_t *bits)
 {
     uint64_t b = atomic_load_explicit((_Atomic uint64_t *)bits, memory_order_relaxed);
     double d;
@@ -335,14 +335,14 @@ double bk__series_sum(const struct bk__series *s, size_t i)
 {
     double d = 0;
     for (size_t k = 0; k < BK__METRIC_STRIPES; k++)
-        d += bk__metrics_load(&s->cells[k * s->stride + i]);
+        d += load_double(&s->cells[k * s->stride + i]);
     return d;
 }
 
 double bk__series_value(const struct bk__series *s)
 {
     if (s->family->kind == BK__METRIC_GAUGE)
-        return bk__metrics_load(&s->value);
+        return load_double(&s->value);
     return (double)bk__series_count(s, 0) + bk__series_sum(s, 1);
 }
 
@@ -378,7 +378,7 @@ void bk_gauge_add(bk_gauge_t *g, double v)
 
 double bk_gauge_value(const bk_gauge_t *g)
 {
-    return g ? bk__metrics_load(&((const struct bk__series *)g)->value) : 0.0;
+    return g ? bk__series_value((const struct bk__series *)g) : 0.0;
 }
 
 void bk_histogram_observe(bk_histogram_t *h, double v)

@@ -66,8 +66,6 @@ struct bk_metrics {
 #define BK__METRICS_HIDDEN
 #endif
 
-/* The double whose bits *bits holds (relaxed load). */
-BK__METRICS_HIDDEN double bk__metrics_load(const _Atomic uint64_t *bits);
 /* A counter's or gauge's current value (a counter's stripes summed). */
 BK__METRICS_HIDDEN double bk__series_value(const struct bk__series *s);
 /* Word i of every stripe, summed as counts or as doubles. */
