@@ -9,5 +9,6 @@
 #include <backend/log.h>
 #include <backend/metrics.h>
 #include <backend/workers.h>
+#include <backend/http.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -1,0 +1,230 @@
+/*
+ * libbackend http: an HTTP/1.1 server on libevent with a route trie, middleware,
+ * JSON in and out, RFC 9457 problem+json errors, blocking routes on the worker
+ * pool, health endpoints, Prometheus metrics and graceful shutdown.
+ *
+ *   bk_http_opts_t o;
+ *   bk_http_opts_init(&o);
+ *   o.port = 8080;
+ *   bk_http_server_t *srv;
+ *   bk_http_server_new(&o, &srv);
+ *   bk_http_route(srv, "GET", "/users/{id}", get_user, app, NULL);
+ *   bk_http_mount_metrics(srv, "/metrics");
+ *   bk_http_server_start(srv);
+ *   bk_http_server_wait(srv);          (returns after SIGTERM or bk_http_server_stop)
+ *   bk_http_server_free(srv);
+ *
+ * Layer 4. The server runs N event loops on N threads, each with its own
+ * event_base and its own listening socket bound to one address with SO_REUSEPORT,
+ * so the kernel spreads connections across loops. Configure it (routes, middleware,
+ * checks) before bk_http_server_start(); the route table is immutable afterwards
+ * and read without locks.
+ *
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef BACKEND_HTTP_H
+#define BACKEND_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <backend/core.h>
+#include <backend/log.h>
+#include <backend/metrics.h>
+#include <backend/workers.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bk_http_server bk_http_server_t;
+/* One request and the response being built for it. Borrowed by handlers and
+ * middleware for the duration of the call; never freed by the caller. */
+typedef struct bk_req bk_req_t;
+
+/* A route handler. It answers with one of the bk_res_* calls; a handler that
+ * returns without answering gets a 500 problem response. */
+typedef void (*bk_http_handler_fn)(bk_req_t *req, void *ud);
+
+/* What a middleware's before hook returns. */
+#define BK_HTTP_NEXT 0 /* go on down the chain */
+#define BK_HTTP_DONE 1 /* the hook answered: skip the rest of the chain and the handler */
+
+/*
+ * A middleware: before runs ahead of the handler (in registration order, server
+ * middleware first, then the route's); after runs once the response is complete,
+ * in reverse order, for every middleware whose before ran (even when a later one
+ * short-circuited). Either may be NULL. The struct is copied; ud is borrowed.
+ */
+typedef struct bk_http_middleware {
+    const char *name; /* for logs; copied */
+    int (*before)(bk_req_t *req, void *ud);
+    void (*after)(bk_req_t *req, void *ud);
+    void *ud;
+} bk_http_middleware_t;
+
+/* Route flags. */
+#define BK_HTTP_INLINE 0u   /* runs on the event loop: must not block (default) */
+#define BK_HTTP_BLOCKING 1u /* runs on the worker pool; the reply goes back to the loop */
+#define BK_HTTP_JSON 2u     /* a body must be Content-Type application/json (else 415) */
+
+typedef struct bk_http_route_opts {
+    unsigned flags;                        /* BK_HTTP_* flags; default BK_HTTP_INLINE */
+    const bk_http_middleware_t *middleware; /* run after the server's; copied */
+    size_t nmiddleware;
+} bk_http_route_opts_t;
+
+typedef struct bk_http_opts {
+    /* Where to listen: host and port (IPv4 or IPv6 literal or name; port 0 picks a
+     * free port, see bk_http_server_port()), or a unix socket path when unix_path
+     * is set. Default "127.0.0.1", port 8080. */
+    const char *host;
+    uint16_t port;
+    const char *unix_path;
+    unsigned threads;           /* event loops; default: the number of online CPUs */
+    int backlog;                /* listen(2) backlog per loop; default 1024 */
+
+    /* Limits. A request over one gets its problem+json answer and the connection closes. */
+    size_t max_header_bytes;    /* request line + headers; over it: 431. Default 16 KiB */
+    size_t max_body_bytes;      /* Content-Length over it: 413 before reading. Default 1 MiB */
+    unsigned max_connections;   /* across all loops; over it: 503 and close. Default 10000 */
+    int64_t header_timeout_ms;  /* first byte to end of headers (slowloris); default 10 s */
+    int64_t body_timeout_ms;    /* end of headers to end of body; default 30 s */
+    int64_t idle_timeout_ms;    /* keep-alive idle between requests; default 60 s */
+    int64_t write_timeout_ms;   /* a response that the client does not read; default 30 s */
+    int64_t request_timeout_ms; /* the deadline given to handlers (bk_req_deadline_ns); 30 s */
+    int64_t shutdown_timeout_ms; /* graceful stop: in-flight requests get this long; 10 s */
+
+    /* Built-in middleware, in this order ahead of user middleware: request id (always),
+     * access log and metrics (around everything), security headers, CORS. */
+    bk_log_t *access_log;       /* one JSON line per request; NULL (default) = off. Borrowed */
+    bk_log_t *log;              /* server events (listening, errors); NULL = none. Borrowed */
+    bk_metrics_t *metrics;      /* borrowed; NULL = the server makes its own registry */
+    bool security_headers;      /* nosniff, DENY, no-referrer, Cache-Control: no-store; true */
+    int64_t hsts_max_age;       /* > 0 adds Strict-Transport-Security; default 0 (off) */
+    /* CORS: NULL-terminated list of allowed origins ("https://a.example"), or {"*"}
+     * for any origin (refused together with cors_credentials). NULL = CORS off. */
+    const char *const *cors_origins;
+    bool cors_credentials;      /* Access-Control-Allow-Credentials: true; default false */
+    const char *cors_headers;   /* allowed request headers; default
+                                   "Content-Type, Authorization, X-Request-ID" */
+    int cors_max_age;           /* preflight cache seconds; default 600 */
+
+    bk_workers_t *workers;      /* for blocking routes; borrowed. NULL = the server makes
+                                   a pool (default options) when a blocking route exists */
+    bk_clock_t *clock;          /* durations and deadlines; NULL = system clock */
+    bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
+} bk_http_opts_t;
+
+BK_EXPORT void bk_http_opts_init(bk_http_opts_t *opts);
+/* Creates a server (nothing listens until bk_http_server_start). opts is copied,
+ * strings and the origin list too. BK_EINVAL for a bad option. */
+BK_EXPORT int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out);
+
+/*
+ * Adds a route. method is an upper-case token ("GET", "POST", ...); path a template
+ * of '/'-separated segments, each literal, a parameter "{name}" (one segment) or,
+ * last only, a tail "{name...}" (the rest of the path, possibly empty). A literal
+ * segment beats a parameter, a parameter beats a tail. BK_EEXIST for a method and
+ * template already routed (or the same shape with other parameter names), BK_EINVAL
+ * for a bad template, BK_EBUSY once the server has started. Strings and opts are
+ * copied; ud is borrowed.
+ */
+BK_EXPORT int bk_http_route(bk_http_server_t *srv, const char *method, const char *path,
+                            bk_http_handler_fn fn, void *ud, const bk_http_route_opts_t *opts);
+/* Appends server-wide middleware (runs for every routed request). Before start. */
+BK_EXPORT int bk_http_use(bk_http_server_t *srv, const bk_http_middleware_t *mw);
+
+/* GET path answers the metrics registry in Prometheus text format. Before start. */
+BK_EXPORT int bk_http_mount_metrics(bk_http_server_t *srv, const char *path);
+/* GET /health/live, /health/ready and /health/startup. Before start. */
+BK_EXPORT int bk_http_mount_health(bk_http_server_t *srv);
+
+/* A readiness check: runs on the worker pool, returns BK_OK when ready. */
+typedef int (*bk_http_check_fn)(void *ud);
+/* Registers a readiness check (before start). /health/ready runs every check, each
+ * with timeout_ms (a check still running then counts as failed), and answers 200
+ * when all pass, 503 otherwise, with {"status":..., "checks":{name:status}}. */
+BK_EXPORT int bk_http_health_check(bk_http_server_t *srv, const char *name,
+                                   bk_http_check_fn fn, void *ud, int64_t timeout_ms);
+/* /health/startup answers 503 until this is called with true. Thread-safe. */
+BK_EXPORT void bk_http_server_set_started(bk_http_server_t *srv, bool started);
+
+/* Binds every loop's socket and starts the loop threads. */
+BK_EXPORT int bk_http_server_start(bk_http_server_t *srv);
+/* The bound TCP port (useful with port 0); 0 before start or for a unix socket. */
+BK_EXPORT uint16_t bk_http_server_port(const bk_http_server_t *srv);
+/*
+ * Begins a graceful stop: /health/ready turns 503, the listeners close, idle
+ * connections close, in-flight requests finish (up to shutdown_timeout_ms, then
+ * their connections are closed). Returns at once; thread-safe; a no-op when
+ * already stopping. Not async-signal-safe (handle_signals covers signals).
+ */
+BK_EXPORT void bk_http_server_stop(bk_http_server_t *srv);
+/* Blocks until every loop has stopped, then joins the threads. */
+BK_EXPORT int bk_http_server_wait(bk_http_server_t *srv);
+/* Stops (if running), waits and frees. */
+BK_EXPORT void bk_http_server_free(bk_http_server_t *srv);
+/* The registry the server counts into (opts.metrics or its own). */
+BK_EXPORT bk_metrics_t *bk_http_server_metrics(bk_http_server_t *srv);
+
+/* ---- the request (all strings are borrowed and live as long as the request) ---- */
+BK_EXPORT const char *bk_req_method(const bk_req_t *req);
+/* The path as received, without the query, still percent-encoded. */
+BK_EXPORT const char *bk_req_path(const bk_req_t *req);
+/* The matched route template ("/users/{id}"), or NULL when no route matched. */
+BK_EXPORT const char *bk_req_route(const bk_req_t *req);
+/* A path parameter, percent-decoded; NULL if the route has none of that name. */
+BK_EXPORT const char *bk_req_param(const bk_req_t *req, const char *name);
+/* The first query parameter of that name, decoded ('+' is a space); NULL if absent. */
+BK_EXPORT const char *bk_req_query(const bk_req_t *req, const char *name);
+/* The first header of that name (case-insensitive); NULL if absent. */
+BK_EXPORT const char *bk_req_header(const bk_req_t *req, const char *name);
+/* The body bytes (NUL-terminated beyond *len for convenience); *len may be NULL. */
+BK_EXPORT const char *bk_req_body(const bk_req_t *req, size_t *len);
+/*
+ * Parses the body as JSON into *out (a new reference the caller decrefs). When the
+ * Content-Type is not JSON it answers 415 and returns BK_EINVAL; when the body is
+ * not valid JSON it answers 400 (the parser's message as detail) and returns
+ * BK_EINVAL. A handler just returns after a failure: the answer is made.
+ */
+BK_EXPORT int bk_req_json(bk_req_t *req, json_t **out);
+/* The client's address as text ("127.0.0.1", "::1", "unix"). */
+BK_EXPORT const char *bk_req_client(const bk_req_t *req);
+/* The request id (the client's sane X-Request-ID, or a generated one). */
+BK_EXPORT const char *bk_req_id(const bk_req_t *req);
+/* The monotonic time (bk_clock_mono_ns) by which the handler should answer. */
+BK_EXPORT int64_t bk_req_deadline_ns(const bk_req_t *req);
+/* One pointer of the caller's per request (middleware to handler); NULL at first. */
+BK_EXPORT void bk_req_set_data(bk_req_t *req, void *data);
+BK_EXPORT void *bk_req_data(const bk_req_t *req);
+
+/* ---- the response (call from the handler's thread; one answer per request) ---- */
+/* Answers status with the JSON document (compact). Takes the caller's reference to
+ * doc, even on failure, so json_pack() can be passed directly. */
+BK_EXPORT int bk_res_json(bk_req_t *req, int status, json_t *doc);
+/* Answers status with len bytes of content_type (copied). */
+BK_EXPORT int bk_res_bytes(bk_req_t *req, int status, const char *content_type,
+                           const void *data, size_t len);
+/* Adds a response header (copied). BK_EINVAL for a bad name or a value with CR, LF
+ * or NUL. Allowed before or after the answer, until the request completes. */
+BK_EXPORT int bk_res_header(bk_req_t *req, const char *name, const char *value);
+/*
+ * Answers an RFC 9457 application/problem+json body: type "about:blank", title
+ * (the status's reason phrase), status, detail (may be NULL), instance (the path),
+ * request_id, and errors when given (a JSON array; the reference is taken).
+ */
+BK_EXPORT int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors);
+/* The status answered so far (0 before any answer). */
+BK_EXPORT int bk_res_status(const bk_req_t *req);
+
+/* The reason phrase of an HTTP status ("Not Found"; "Unknown" for others). */
+BK_EXPORT const char *bk_http_reason(int status);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BACKEND_HTTP_H */

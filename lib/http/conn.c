@@ -1,0 +1,602 @@
+/* One client connection: reads a request head and body off a bufferevent under
+ * the server's limits, hands the request to dispatch, writes the answer, and then
+ * waits for the next request (keep-alive, pipelining) or closes.
+ *
+ * Each state has one timer, set when the state is entered and never pushed back
+ * by incoming bytes, so a client trickling a byte at a time (slowloris) is cut
+ * off when the header or body deadline passes, not kept alive by its trickle.
+ * An answer that ends the connection is followed by a lingering close (write
+ * side shut, input read and dropped for a moment) so the client sees the answer
+ * instead of a reset caused by the bytes it was still sending.
+ * SPDX-License-Identifier: MIT */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "http/http_int.h"
+
+#define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
+#define LINGER_MS 2000
+
+static void process(struct conn *c);
+
+static void arm(struct conn *c, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(c->timer, &tv);
+}
+
+static void req_release(struct bk_req *req)
+{
+    bk__arena_free(&req->arena);
+    free(req->head);
+    free(req->query_params);
+    if (req->body_buf)
+        evbuffer_free(req->body_buf);
+    if (req->res_body)
+        evbuffer_free(req->res_body);
+    if (req->res_headers)
+        evbuffer_free(req->res_headers);
+}
+
+void bk__loop_maybe_exit(struct loop *loop)
+{
+    if (loop->stopping && loop->nconns == 0 && loop->outstanding == 0)
+        event_base_loopbreak(loop->base);
+}
+
+/* Closes the socket now. A connection whose request is on the worker pool stays
+ * allocated (dead) until the pool hands the request back. */
+static void drop_socket(struct conn *c)
+{
+    if (c->bev != NULL) {
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        atomic_fetch_sub(&c->loop->srv->nconns, 1);
+    }
+    evtimer_del(c->timer);
+}
+
+void bk__conn_free(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    drop_socket(c);
+    event_free(c->timer);
+    req_release(&c->req);
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        loop->conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    loop->nconns--;
+    free(c);
+    bk__loop_maybe_exit(loop);
+}
+
+/* Closes the connection. One whose request is away (on the worker pool, or a
+ * readiness answer waiting for its checks) stays allocated, dead, until that
+ * request comes back: only dispatched requests can be seen here, since inline
+ * ones complete before the loop runs anything else. */
+static void conn_close(struct conn *c)
+{
+    if (c->state == C_DISPATCHED) {
+        c->dead = true;
+        drop_socket(c);
+        return;
+    }
+    bk__conn_free(c);
+}
+
+static void fail(struct conn *c, int status, const char *detail)
+{
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    c->state = C_DISPATCHED;
+    bk__dispatch_error(&c->req, status, detail);
+}
+
+/* ------------------------------------------------------------------ framing */
+/* Content-Length: 1*DIGIT. -1 when malformed, -2 when too large to represent. */
+static int64_t parse_length(const char *v)
+{
+    if (*v == '\0')
+        return -1;
+    int64_t n = 0;
+    for (; *v; v++) {
+        if (*v < '0' || *v > '9')
+            return -1;
+        if (n > (INT64_MAX - 9) / 10)
+            return -2;
+        n = n * 10 + (*v - '0');
+    }
+    return n;
+}
+
+static bool has_token(const char *list, const char *token)
+{
+    size_t tlen = strlen(token);
+    for (const char *p = list; *p;) {
+        while (*p == ' ' || *p == '\t' || *p == ',')
+            p++;
+        size_t len = strcspn(p, ",");
+        size_t t = len;
+        while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+            t--;
+        if (t == tlen && strncasecmp(p, token, tlen) == 0)
+            return true;
+        p += len;
+    }
+    return false;
+}
+
+/* Decides how the body is framed and whether the connection stays open; 0 or an
+ * error status. c->remaining gets the Content-Length. */
+static int framing(struct conn *c, const char **detail)
+{
+    struct bk_req *req = &c->req;
+    const bk_http_opts_t *o = &c->loop->srv->o;
+    int hosts = 0;
+    int64_t length = -1;
+    const char *te = NULL;
+    bool close = req->minor == 0, keep = false;
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        const struct hdr *h = &req->hdrs[i];
+        if (h->nlen == 4 && strcasecmp(h->name, "Host") == 0) {
+            hosts++;
+        } else if (h->nlen == 14 && strcasecmp(h->name, "Content-Length") == 0) {
+            int64_t n = parse_length(h->value);
+            if (n == -2) {
+                *detail = "Content-Length is too large";
+                return 413;
+            }
+            if (n < 0 || (length >= 0 && n != length)) {
+                *detail = "invalid or conflicting Content-Length";
+                return 400;
+            }
+            length = n;
+        } else if (h->nlen == 17 && strcasecmp(h->name, "Transfer-Encoding") == 0) {
+            if (te != NULL) {
+                *detail = "more than one Transfer-Encoding header";
+                return 400;
+            }
+            te = h->value;
+        } else if (h->nlen == 10 && strcasecmp(h->name, "Connection") == 0) {
+            if (has_token(h->value, "close"))
+                close = true;
+            if (has_token(h->value, "keep-alive"))
+                keep = true;
+        } else if (h->nlen == 6 && strcasecmp(h->name, "Expect") == 0) {
+            if (strcasecmp(h->value, "100-continue") != 0) {
+                *detail = "only Expect: 100-continue is supported";
+                return 417;
+            }
+            req->expect_continue = req->minor >= 1;
+        }
+    }
+    if (hosts > 1 || (req->minor >= 1 && hosts == 0)) {
+        *detail = "exactly one Host header is required";
+        return 400;
+    }
+    if (te != NULL) {
+        /* Both framings at once is how requests are smuggled past proxies. */
+        if (length >= 0 || req->minor == 0) {
+            *detail = "Transfer-Encoding with Content-Length or in HTTP/1.0";
+            return 400;
+        }
+        if (strcasecmp(te, "chunked") != 0) {
+            *detail = "only the chunked transfer coding is supported";
+            return 501;
+        }
+        req->chunked = true;
+    }
+    if (length > 0 && (uint64_t)length > o->max_body_bytes) {
+        *detail = "the body is larger than the server accepts";
+        return 413;
+    }
+    c->remaining = length > 0 ? (uint64_t)length : 0;
+    req->keep_alive = req->minor >= 1 ? !close : keep && !close;
+    return 0;
+}
+
+/* ------------------------------------------------------------------ reading */
+static void start_request(struct conn *c)
+{
+    struct bk_req *req = &c->req;
+    size_t len = evbuffer_get_length(req->body_buf);
+    if (len > 0) {
+        evbuffer_add(req->body_buf, "", 1); /* a NUL after the body, for convenience */
+        req->body = (char *)evbuffer_pullup(req->body_buf, -1);
+        if (req->body == NULL) {
+            fail(c, 500, "out of memory");
+            return;
+        }
+        req->body_len = len;
+    }
+    bufferevent_disable(c->bev, EV_READ); /* pipelined requests wait in the buffer */
+    evtimer_del(c->timer);
+    c->state = C_DISPATCHED;
+    bk__dispatch(req);
+}
+
+/* Reads the head; true when the caller should go on (body or dispatch). */
+static bool read_head(struct conn *c, struct evbuffer *in)
+{
+    const bk_http_opts_t *o = &c->loop->srv->o;
+    struct bk_req *req = &c->req;
+    size_t len = evbuffer_get_length(in);
+    struct evbuffer_ptr from;
+    evbuffer_ptr_set(in, &from, c->scanned > 3 ? c->scanned - 3 : 0, EVBUFFER_PTR_SET);
+    struct evbuffer_ptr end = evbuffer_search(in, "\r\n\r\n", 4, &from);
+    size_t head_len = end.pos < 0 ? len : (size_t)end.pos + 4;
+    if (head_len > o->max_header_bytes) {
+        /* No line end within the limit: the request line alone is too long. */
+        struct evbuffer_ptr eol = evbuffer_search(in, "\r\n", 2, NULL);
+        bool uri = eol.pos < 0 || (size_t)eol.pos >= o->max_header_bytes;
+        fail(c, uri ? 414 : 431, uri ? "the request line is too long" : "the headers are too large");
+        return false;
+    }
+    if (end.pos < 0) {
+        c->scanned = len;
+        return false;
+    }
+    if (req->head_cap < head_len + 1) {
+        char *h = realloc(req->head, head_len + 1);
+        if (h == NULL) {
+            fail(c, 500, "out of memory");
+            return false;
+        }
+        req->head = h;
+        req->head_cap = head_len + 1;
+    }
+    evbuffer_remove(in, req->head, head_len);
+    req->head[head_len] = '\0';
+    const char *detail = "malformed request";
+    int st = bk__http_parse_head(req, head_len);
+    if (st == 431)
+        detail = "too many header fields";
+    else if (st == 505)
+        detail = "only HTTP/1.0 and HTTP/1.1 are served";
+    if (st == 0)
+        st = framing(c, &detail);
+    if (st != 0) {
+        fail(c, st, detail);
+        return false;
+    }
+    if (req->chunked || c->remaining > 0) {
+        if (req->expect_continue)
+            evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
+        c->state = req->chunked ? C_CHUNK_SIZE : C_BODY;
+        evtimer_del(c->timer);
+        arm(c, o->body_timeout_ms);
+        return true;
+    }
+    start_request(c);
+    return false;
+}
+
+/* A chunk-size line: 1*HEXDIG [ BWS ";" ext ]; -1 when malformed. */
+static int64_t chunk_size(const char *line)
+{
+    int64_t n = 0;
+    const char *p = line;
+    for (; *p; p++) {
+        int d = (*p >= '0' && *p <= '9')   ? *p - '0'
+                : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
+                : (*p >= 'A' && *p <= 'F') ? *p - 'A' + 10
+                                           : -1;
+        if (d < 0)
+            break;
+        if (p - line >= 15)
+            return -1;
+        n = n * 16 + d;
+    }
+    if (p == line)
+        return -1;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    return *p == '\0' || *p == ';' ? n : -1;
+}
+
+/* Reads a line (CRLF) of at most max bytes; NULL when not complete yet (*bad set
+ * when the limit is passed). The caller frees the line. */
+static char *read_line(struct evbuffer *in, size_t max, bool *bad)
+{
+    size_t n;
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
+    *bad = (line == NULL && evbuffer_get_length(in) > max) || (line != NULL && n > max);
+    if (*bad) {
+        free(line);
+        return NULL;
+    }
+    return line;
+}
+
+static void process(struct conn *c)
+{
+    const bk_http_opts_t *o = &c->loop->srv->o;
+    struct bk_req *req = &c->req;
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    for (;;) {
+        switch (c->state) {
+        case C_IDLE: {
+            /* RFC 9112: ignore empty lines before a request line. */
+            unsigned char *p;
+            while ((p = evbuffer_pullup(in, 2)) != NULL && p[0] == '\r' && p[1] == '\n')
+                evbuffer_drain(in, 2);
+            if (evbuffer_get_length(in) == 0)
+                return;
+            bk__req_reset(req);
+            c->state = C_HEAD;
+            c->scanned = 0;
+            c->body_total = 0;
+            evtimer_del(c->timer);
+            arm(c, o->header_timeout_ms);
+            break;
+        }
+        case C_HEAD:
+            if (!read_head(c, in))
+                return;
+            break;
+        case C_BODY: {
+            size_t avail = evbuffer_get_length(in);
+            size_t n = avail < c->remaining ? avail : (size_t)c->remaining;
+            if (n == 0)
+                return;
+            evbuffer_remove_buffer(in, req->body_buf, n);
+            c->remaining -= n;
+            if (c->remaining > 0)
+                return;
+            start_request(c);
+            return;
+        }
+        case C_CHUNK_SIZE: {
+            bool bad;
+            char *line = read_line(in, CHUNK_LINE_MAX, &bad);
+            if (line == NULL) {
+                if (bad)
+                    fail(c, 400, "chunk-size line too long");
+                return;
+            }
+            int64_t n = chunk_size(line);
+            free(line);
+            if (n < 0) {
+                fail(c, 400, "malformed chunk size");
+                return;
+            }
+            if ((uint64_t)n > o->max_body_bytes - c->body_total) {
+                fail(c, 413, "the body is larger than the server accepts");
+                return;
+            }
+            c->body_total += (uint64_t)n;
+            c->remaining = (uint64_t)n;
+            c->state = n == 0 ? C_TRAILERS : C_CHUNK_DATA;
+            break;
+        }
+        case C_CHUNK_DATA: {
+            size_t avail = evbuffer_get_length(in);
+            if (c->remaining > 0) {
+                size_t n = avail < c->remaining ? avail : (size_t)c->remaining;
+                evbuffer_remove_buffer(in, req->body_buf, n);
+                c->remaining -= n;
+                if (c->remaining > 0)
+                    return;
+            }
+            unsigned char *crlf = evbuffer_pullup(in, 2);
+            if (crlf == NULL)
+                return;
+            if (crlf[0] != '\r' || crlf[1] != '\n') {
+                fail(c, 400, "chunk data not followed by CRLF");
+                return;
+            }
+            evbuffer_drain(in, 2);
+            c->state = C_CHUNK_SIZE;
+            break;
+        }
+        case C_TRAILERS: {
+            bool bad;
+            char *line = read_line(in, o->max_header_bytes, &bad);
+            if (line == NULL) {
+                if (bad)
+                    fail(c, 431, "trailer fields too large");
+                return;
+            }
+            bool last = line[0] == '\0';
+            c->body_total += strlen(line); /* trailers are read and dropped */
+            free(line);
+            if (c->body_total > o->max_body_bytes + o->max_header_bytes) {
+                fail(c, 431, "trailer fields too large");
+                return;
+            }
+            if (last) {
+                start_request(c);
+                return;
+            }
+            break;
+        }
+        case C_LINGER:
+            evbuffer_drain(in, evbuffer_get_length(in));
+            return;
+        case C_DISPATCHED:
+        case C_WRITING:
+            return;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------ writing */
+void bk__conn_finish(struct bk_req *req)
+{
+    struct conn *c = req->conn;
+    struct loop *loop = c->loop;
+    if (loop->stopping)
+        req->keep_alive = false;
+    bk__res_serialize(req, bufferevent_get_output(c->bev));
+    c->close_after = !req->keep_alive;
+    c->state = C_WRITING;
+    evtimer_del(c->timer);
+    arm(c, loop->srv->o.write_timeout_ms);
+    bufferevent_enable(c->bev, EV_WRITE);
+}
+
+static void on_write(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if (c->state != C_WRITING)
+        return;
+    evtimer_del(c->timer);
+    if (c->close_after) {
+        /* Lingering close: our FIN goes out, the client's leftovers are dropped. */
+        shutdown(bufferevent_getfd(c->bev), SHUT_WR);
+        c->state = C_LINGER;
+        evbuffer_drain(bufferevent_get_input(c->bev),
+                       evbuffer_get_length(bufferevent_get_input(c->bev)));
+        bufferevent_enable(c->bev, EV_READ);
+        arm(c, LINGER_MS);
+        return;
+    }
+    c->state = C_IDLE;
+    if (c->loop->stopping) {
+        bk__conn_free(c);
+        return;
+    }
+    arm(c, c->loop->srv->o.idle_timeout_ms);
+    bufferevent_enable(c->bev, EV_READ);
+    process(c); /* a pipelined request may be waiting in the buffer */
+}
+
+static void on_read(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    process(arg);
+}
+
+static void on_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct conn *c = arg;
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == C_WRITING) {
+        /* The client half-closed after its request: finish writing, then close. */
+        c->close_after = true;
+        return;
+    }
+    conn_close(c);
+}
+
+static void on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct conn *c = arg;
+    conn_close(c);
+}
+
+/* ------------------------------------------------------------------ accepting */
+static void refuse(struct loop *loop, evutil_socket_t fd)
+{
+    char body[256], msg[512];
+    int blen = snprintf(body, sizeof body,
+                        "{\"type\":\"about:blank\",\"title\":\"Service Unavailable\",\"status\":503,"
+                        "\"detail\":\"too many connections\",\"instance\":\"\","
+                        "\"request_id\":\"%s-%08llx\"}",
+                        loop->id_prefix, (unsigned long long)++loop->id_seq);
+    int n = snprintf(msg, sizeof msg,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\n"
+                     "Content-Length: %d\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s",
+                     blen, body);
+    /* Best effort on a fresh socket whose send buffer is empty. */
+    ssize_t w = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    (void)w;
+    evutil_closesocket(fd);
+}
+
+static void client_text(struct conn *c, const struct sockaddr *sa)
+{
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, c->client, sizeof c->client);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, c->client,
+                  sizeof c->client);
+    else
+        strcpy(c->client, "unix");
+}
+
+void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa, int salen)
+{
+    (void)salen;
+    bk_http_server_t *srv = loop->srv;
+    if (loop->stopping ||
+        atomic_fetch_add(&srv->nconns, 1) >= srv->o.max_connections) {
+        if (!loop->stopping)
+            atomic_fetch_sub(&srv->nconns, 1);
+        refuse(loop, fd);
+        return;
+    }
+    struct conn *c = calloc(1, sizeof *c);
+    if (c != NULL) {
+        c->loop = loop;
+        c->req.conn = c;
+        c->req.srv = srv;
+        c->req.loop = loop;
+        c->req.body_buf = evbuffer_new();
+        c->req.res_body = evbuffer_new();
+        c->req.res_headers = evbuffer_new();
+        c->timer = evtimer_new(loop->base, on_timer, c);
+        c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (c == NULL || c->req.body_buf == NULL || c->req.res_body == NULL ||
+        c->req.res_headers == NULL || c->timer == NULL || c->bev == NULL) {
+        if (c != NULL) {
+            if (c->bev != NULL)
+                bufferevent_free(c->bev);
+            else
+                evutil_closesocket(fd);
+            if (c->timer)
+                event_free(c->timer);
+            req_release(&c->req);
+            free(c);
+        } else {
+            evutil_closesocket(fd);
+        }
+        atomic_fetch_sub(&srv->nconns, 1);
+        return;
+    }
+    if (sa->sa_family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    client_text(c, sa);
+    c->next = loop->conns;
+    if (loop->conns)
+        loop->conns->prev = c;
+    loop->conns = c;
+    loop->nconns++;
+    c->state = C_IDLE;
+    bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
+    bufferevent_enable(c->bev, EV_READ);
+    /* A connection that sends nothing is a slow header, not an idle keep-alive. */
+    arm(c, srv->o.header_timeout_ms);
+}
+
+/* Graceful stop on this loop: idle connections close now, the others close after
+ * their answer (keep_alive is cleared in bk__conn_finish). */
+void bk__loop_stop_conns(struct loop *loop, bool force)
+{
+    for (struct conn *c = loop->conns, *next; c != NULL; c = next) {
+        next = c->next;
+        if (force || (c->state == C_IDLE && c->bev != NULL &&
+                      evbuffer_get_length(bufferevent_get_input(c->bev)) == 0))
+            conn_close(c);
+        else if (c->state == C_LINGER)
+            conn_close(c);
+    }
+}

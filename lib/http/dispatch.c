@@ -1,0 +1,348 @@
+/* From a parsed request to its answer: request id, routing (404, 405, OPTIONS,
+ * CORS preflight), parameter and query decoding, the middleware chain and handler
+ * inline or on the worker pool, then the built-in response headers, the access
+ * log and the metrics.
+ * SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+
+/* ------------------------------------------------------------------ request id */
+static bool id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_' || c == '.' || c == ':';
+}
+
+/* The client's X-Request-ID when it is 1..128 safe characters (it is echoed and
+ * logged), otherwise the loop's random prefix and a counter. */
+static void request_id(struct bk_req *req)
+{
+    const char *in = bk_req_header(req, "X-Request-ID");
+    if (in != NULL) {
+        size_t n = 0;
+        while (n <= BK_HTTP_REQUEST_ID_MAX && in[n] != '\0' && id_char(in[n]))
+            n++;
+        if (n > 0 && n <= BK_HTTP_REQUEST_ID_MAX && in[n] == '\0') {
+            memcpy(req->id, in, n + 1);
+            return;
+        }
+    }
+    struct loop *l = req->loop;
+    snprintf(req->id, sizeof req->id, "%s-%08llx", l->id_prefix,
+             (unsigned long long)++l->id_seq);
+}
+
+/* ------------------------------------------------------------------ query */
+static int parse_query(struct bk_req *req)
+{
+    const char *q = req->query;
+    if (q == NULL || *q == '\0')
+        return BK_OK;
+    while (*q != '\0') {
+        size_t len = strcspn(q, "&");
+        if (len > 0) {
+            size_t klen = strcspn(q, "=");
+            if (klen > len)
+                klen = len;
+            const char *k, *v;
+            int rc = bk__pct_decode(&req->arena, q, klen, true, &k);
+            if (rc == BK_OK)
+                rc = klen < len ? bk__pct_decode(&req->arena, q + klen + 1, len - klen - 1, true, &v)
+                                : bk__pct_decode(&req->arena, "", 0, true, &v);
+            if (rc != BK_OK)
+                return rc;
+            if (req->nquery == req->query_cap) {
+                size_t cap = req->query_cap ? req->query_cap * 2 : 8;
+                struct qparam *np = realloc(req->query_params, cap * sizeof *np);
+                if (np == NULL)
+                    return BK_ENOMEM;
+                req->query_params = np;
+                req->query_cap = cap;
+            }
+            req->query_params[req->nquery++] = (struct qparam){k, v};
+        }
+        q += len;
+        if (*q == '&')
+            q++;
+    }
+    return BK_OK;
+}
+
+/* ------------------------------------------------------------------ CORS */
+static const char *allowed_origin(const bk_http_server_t *srv, const char *origin)
+{
+    if (origin == NULL || srv->cors_origins == NULL)
+        return NULL;
+    if (srv->cors_any)
+        return srv->o.cors_credentials ? origin : "*";
+    for (char **o = srv->cors_origins; *o != NULL; o++)
+        if (strcmp(*o, origin) == 0)
+            return origin;
+    return NULL;
+}
+
+static void cors_headers(struct bk_req *req, const char *allow)
+{
+    bk_res_header(req, "Access-Control-Allow-Origin", allow);
+    if (strcmp(allow, "*") != 0)
+        bk_res_header(req, "Vary", "Origin");
+    if (req->srv->o.cors_credentials)
+        bk_res_header(req, "Access-Control-Allow-Credentials", "true");
+}
+
+static bool method_listed(const char *allow, const char *method)
+{
+    size_t mlen = strlen(method);
+    for (const char *p = allow; *p != '\0';) {
+        size_t len = strcspn(p, ",");
+        if (len == mlen && strncmp(p, method, mlen) == 0)
+            return true;
+        p += len;
+        while (*p == ',' || *p == ' ')
+            p++;
+    }
+    return false;
+}
+
+static void cors_preflight(struct bk_req *req, const struct rnode *node)
+{
+    bk_http_server_t *srv = req->srv;
+    const char *allow = allowed_origin(srv, bk_req_header(req, "Origin"));
+    const char *want = bk_req_header(req, "Access-Control-Request-Method");
+    if (allow == NULL) {
+        bk_res_problem(req, 403, "origin not allowed by the CORS policy", NULL);
+        return;
+    }
+    if (!method_listed(node->allow, want)) {
+        bk_res_problem(req, 403, "method not allowed by the CORS policy", NULL);
+        return;
+    }
+    char age[24];
+    snprintf(age, sizeof age, "%d", srv->o.cors_max_age);
+    cors_headers(req, allow);
+    bk_res_header(req, "Access-Control-Allow-Methods", node->allow);
+    bk_res_header(req, "Access-Control-Allow-Headers", srv->cors_headers);
+    bk_res_header(req, "Access-Control-Max-Age", age);
+    bk_res_bytes(req, 204, NULL, NULL, 0);
+}
+
+/* ------------------------------------------------------------------ the chain */
+static const bk_http_middleware_t *mw_at(const struct bk_req *req, size_t i)
+{
+    const bk_http_server_t *srv = req->srv;
+    return i < srv->nmw ? &srv->mw[i] : &req->route->mw[i - srv->nmw];
+}
+
+/* Middleware before hooks, the handler, after hooks: on the handler's thread. */
+static void run_chain(struct bk_req *req)
+{
+    struct route *r = req->route;
+    size_t n = r->internal ? 0 : req->srv->nmw + r->nmw;
+    bool answered = false;
+    for (size_t i = 0; i < n && !answered; i++) {
+        const bk_http_middleware_t *mw = mw_at(req, i);
+        req->mw_ran = i + 1;
+        if (mw->before != NULL && mw->before(req, mw->ud) != BK_HTTP_NEXT)
+            answered = true;
+    }
+    if (!answered)
+        r->fn(req, r->ud);
+    if (req->status == 0 && !req->deferred)
+        bk_res_problem(req, 500, answered ? "a middleware stopped the request without an answer"
+                                          : "the handler did not answer",
+                       NULL);
+    for (size_t i = req->mw_ran; i-- > 0;) {
+        const bk_http_middleware_t *mw = mw_at(req, i);
+        if (mw->after != NULL)
+            mw->after(req, mw->ud);
+    }
+}
+
+static void blocking_work(void *arg)
+{
+    run_chain(arg);
+}
+
+static void blocking_done(void *arg, int status)
+{
+    struct bk_req *req = arg;
+    struct loop *loop = req->loop;
+    loop->outstanding--;
+    if (req->conn->dead) {
+        bk__conn_free(req->conn);
+        bk__loop_maybe_exit(loop);
+        return;
+    }
+    if (status != BK_OK && req->status == 0)
+        bk_res_problem(req, 503, "the server is shutting down", NULL);
+    bk__req_complete(req);
+}
+
+/* ------------------------------------------------------------------ completion */
+static const char *method_label(const char *m)
+{
+    static const char *const known[] = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++)
+        if (strcmp(m, known[i]) == 0)
+            return known[i];
+    return "other"; /* a client cannot grow the series set with made-up methods */
+}
+
+void bk__req_complete(struct bk_req *req)
+{
+    bk_http_server_t *srv = req->srv;
+    if (srv->static_headers != NULL)
+        evbuffer_add(req->res_headers, srv->static_headers, strlen(srv->static_headers));
+    if (srv->o.security_headers && !req->has_cache_control)
+        evbuffer_add(req->res_headers, "Cache-Control: no-store\r\n", 25);
+    if (srv->cors_origins != NULL && !req->cors_done) {
+        const char *allow = allowed_origin(srv, bk_req_header(req, "Origin"));
+        if (allow != NULL) {
+            cors_headers(req, allow);
+            bk_res_header(req, "Access-Control-Expose-Headers", "X-Request-ID");
+        }
+    }
+
+    int64_t dur_ns = bk_clock_mono_ns(srv->o.clock) - req->start_ns;
+    double secs = (double)dur_ns / 1e9;
+    size_t bytes = req->head_method ? 0 : evbuffer_get_length(req->res_body);
+    const char *route = req->tmpl;
+
+    char status[8];
+    snprintf(status, sizeof status, "%d", req->status);
+    bk_counter_t *c;
+    if (bk_metric_counter(srv->requests_total,
+                          (const char *[]){method_label(req->method), route ? route : "unmatched",
+                                           status, NULL},
+                          &c) == BK_OK)
+        bk_counter_inc(c);
+    bk_histogram_observe(req->route ? req->route->duration : srv->unmatched_duration, secs);
+    bk_gauge_add(srv->in_flight, -1);
+
+    if (srv->o.access_log != NULL && bk_log_enabled(srv->o.access_log, BK_LOG_INFO))
+        bk_log(srv->o.access_log, BK_LOG_INFO,
+               json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:s, s:s}", "method", req->method,
+                         "path", req->path, "route", route, "status", req->status, "bytes",
+                         (json_int_t)bytes, "duration_us", (json_int_t)(dur_ns / 1000), "request_id",
+                         req->id, "client", req->conn->client),
+               "request");
+    bk__conn_finish(req);
+}
+
+/* ------------------------------------------------------------------ dispatch */
+static void begin(struct bk_req *req)
+{
+    bk_http_server_t *srv = req->srv;
+    req->start_ns = bk_clock_mono_ns(srv->o.clock);
+    req->deadline_ns = req->start_ns + srv->o.request_timeout_ms * BK_NSEC_PER_MSEC;
+    request_id(req);
+    bk_gauge_add(srv->in_flight, 1);
+}
+
+void bk__dispatch_error(struct bk_req *req, int status, const char *detail)
+{
+    /* The head may be cut short: give the log and the problem something to name. */
+    if (req->method == NULL)
+        req->method = "";
+    if (req->path == NULL)
+        req->path = "";
+    req->keep_alive = false;
+    begin(req);
+    bk_res_problem(req, status, detail, NULL);
+    bk__req_complete(req);
+}
+
+void bk__dispatch(struct bk_req *req)
+{
+    bk_http_server_t *srv = req->srv;
+    begin(req);
+
+    if (strcmp(req->path, "*") == 0) { /* OPTIONS * */
+        bk_res_header(req, "Allow", "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS");
+        bk_res_bytes(req, 204, NULL, NULL, 0);
+        bk__req_complete(req);
+        return;
+    }
+
+    struct match m;
+    bk__router_match(srv->root, req->path, req->method, &m);
+    bool preflight = srv->cors_origins != NULL && strcmp(req->method, "OPTIONS") == 0 &&
+                     bk_req_header(req, "Origin") != NULL &&
+                     bk_req_header(req, "Access-Control-Request-Method") != NULL;
+    struct rnode *node = m.route ? m.node : m.any;
+    if (node == NULL) {
+        bk_res_problem(req, 404, "no route for this path", NULL);
+    } else if (preflight) {
+        req->cors_done = true;
+        req->tmpl = node->routes->template;
+        cors_preflight(req, node);
+    } else if (m.route == NULL) {
+        req->tmpl = node->routes->template;
+        bk_res_header(req, "Allow", node->allow);
+        if (strcmp(req->method, "OPTIONS") == 0)
+            bk_res_bytes(req, 204, NULL, NULL, 0);
+        else
+            bk_res_problem(req, 405, "method not allowed for this path", NULL);
+    } else {
+        struct route *r = req->route = m.route;
+        req->tmpl = r->template;
+        for (size_t i = 0; i < m.ncap && req->status == 0; i++)
+            if (bk__pct_decode(&req->arena, m.cap[i], m.caplen[i], false, &req->params[i]) != BK_OK)
+                bk_res_problem(req, 400, "invalid percent-encoding in the path", NULL);
+        if (req->status == 0 && parse_query(req) != BK_OK)
+            bk_res_problem(req, 400, "invalid percent-encoding in the query", NULL);
+        if (req->status == 0 && (r->flags & BK_HTTP_JSON) && req->body_len > 0 &&
+            !bk__is_json_type(bk_req_header(req, "Content-Type")))
+            bk_res_problem(req, 415, "the body must be application/json", NULL);
+        if (req->status == 0) {
+            if (r->flags & BK_HTTP_BLOCKING) {
+                int rc = bk_workers_submit(srv->workers, blocking_work, blocking_done, req,
+                                           req->loop->base);
+                if (rc == BK_OK) {
+                    req->loop->outstanding++;
+                    return; /* blocking_done completes it on this loop */
+                }
+                bk_res_header(req, "Retry-After", "1");
+                bk_res_problem(req, 503,
+                               rc == BK_EBUSY ? "the server is busy" : "the server is shutting down",
+                               NULL);
+            } else {
+                run_chain(req);
+                if (req->deferred)
+                    return; /* internal code completes it later on this loop */
+            }
+        }
+    }
+    bk__req_complete(req);
+}
+
+void bk__req_reset(struct bk_req *req)
+{
+    bk__arena_reset(&req->arena);
+    req->method = req->path = req->query = NULL;
+    req->nhdrs = 0;
+    evbuffer_drain(req->body_buf, evbuffer_get_length(req->body_buf));
+    req->body = NULL;
+    req->body_len = 0;
+    req->head_method = false;
+    req->route = NULL;
+    req->tmpl = NULL;
+    req->nquery = 0;
+    req->id[0] = '\0';
+    req->data = NULL;
+    req->mw_ran = 0;
+    req->status = 0;
+    req->ctype = NULL;
+    evbuffer_drain(req->res_body, evbuffer_get_length(req->res_body));
+    evbuffer_drain(req->res_headers, evbuffer_get_length(req->res_headers));
+    req->has_cache_control = false;
+    req->cors_done = false;
+    req->deferred = false;
+    req->expect_continue = false;
+    req->chunked = false;
+    req->keep_alive = false;
+}

@@ -1,0 +1,224 @@
+/* The server's own endpoints: Prometheus metrics and the three health probes.
+ * Readiness runs every registered check on the worker pool, each under its own
+ * timer, and answers from the loop when the last check is in or timed out; a
+ * check that never returns costs a worker, never the answer.
+ * SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_int.h"
+
+/* ------------------------------------------------------------------ metrics */
+static void metrics_handler(bk_req_t *req, void *ud)
+{
+    bk_http_server_t *srv = ud;
+    if (srv->workers != NULL) {
+        bk_workers_stats_t st;
+        bk_workers_stats(srv->workers, &st);
+        bk_gauge_set(srv->queue_depth, (double)st.queued);
+    }
+    char *text;
+    size_t len;
+    if (bk_metrics_render(srv->metrics, &text, &len) != BK_OK) {
+        bk_res_problem(req, 500, "cannot render the metrics", NULL);
+        return;
+    }
+    bk_res_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    free(text);
+}
+
+int bk_http_mount_metrics(bk_http_server_t *srv, const char *path)
+{
+    if (srv == NULL || path == NULL)
+        return BK_EINVAL;
+    return bk__http_route_internal(srv, path, metrics_handler);
+}
+
+/* ------------------------------------------------------------------ probes */
+static void live_handler(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200, json_pack("{s:s}", "status", "ok"));
+}
+
+static void startup_handler(bk_req_t *req, void *ud)
+{
+    bk_http_server_t *srv = ud;
+    bool up = atomic_load(&srv->is_started);
+    bk_res_json(req, up ? 200 : 503, json_pack("{s:s}", "status", up ? "ok" : "starting"));
+}
+
+struct ready_run;
+
+struct ready_check {
+    struct ready_run *run;
+    size_t index;
+    int job_status; /* written by the worker, read on the loop after done */
+    const char *outcome;
+    struct event *timer;
+};
+
+struct ready_run {
+    bk_http_server_t *srv; /* the request may be gone (or reused) before the jobs */
+    bk_req_t *req;
+    struct loop *loop;
+    size_t pending; /* checks without an outcome */
+    size_t refs;    /* the answer + jobs still on the pool */
+    struct ready_check c[];
+};
+
+static void run_unref(struct ready_run *run)
+{
+    if (--run->refs > 0)
+        return;
+    bk_http_server_t *srv = run->srv;
+    for (size_t i = 0; i < srv->nchecks; i++)
+        if (run->c[i].timer)
+            event_free(run->c[i].timer);
+    free(run);
+}
+
+static void ready_answer(struct ready_run *run)
+{
+    bk_req_t *req = run->req;
+    bk_http_server_t *srv = req->srv;
+    struct loop *loop = run->loop;
+    loop->outstanding--;
+    if (req->conn->dead) {
+        bk__conn_free(req->conn);
+        run_unref(run);
+        bk__loop_maybe_exit(loop);
+        return;
+    }
+    json_t *checks = json_object();
+    bool ok = !atomic_load(&srv->stopping);
+    for (size_t i = 0; i < srv->nchecks; i++) {
+        json_object_set_new(checks, srv->checks[i].name, json_string(run->c[i].outcome));
+        ok = ok && strcmp(run->c[i].outcome, "ok") == 0;
+    }
+    const char *status = atomic_load(&srv->stopping) ? "stopping" : ok ? "ok" : "unavailable";
+    bk_res_json(req, ok ? 200 : 503, json_pack("{s:s, s:o}", "status", status, "checks", checks));
+    run_unref(run);
+    bk__req_complete(req);
+}
+
+static void check_outcome(struct ready_check *c, const char *outcome)
+{
+    if (c->outcome != NULL)
+        return; /* already timed out, or already in */
+    c->outcome = outcome;
+    evtimer_del(c->timer);
+    if (--c->run->pending == 0)
+        ready_answer(c->run);
+}
+
+static void check_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    check_outcome(arg, "timeout");
+}
+
+static void check_work(void *arg)
+{
+    struct ready_check *c = arg;
+    bk_http_server_t *srv = c->run->srv;
+    const struct check *chk = &srv->checks[c->index];
+    c->job_status = chk->fn(chk->ud);
+}
+
+static void check_done(void *arg, int status)
+{
+    struct ready_check *c = arg;
+    struct ready_run *run = c->run;
+    struct loop *loop = run->loop;
+    loop->outstanding--;
+    check_outcome(c, status != BK_OK ? "canceled" : c->job_status == BK_OK ? "ok" : "failed");
+    run_unref(run);
+    bk__loop_maybe_exit(loop);
+}
+
+static void ready_handler(bk_req_t *req, void *ud)
+{
+    bk_http_server_t *srv = ud;
+    if (atomic_load(&srv->stopping)) {
+        bk_res_json(req, 503, json_pack("{s:s, s:{}}", "status", "stopping", "checks"));
+        return;
+    }
+    if (srv->nchecks == 0) {
+        bk_res_json(req, 200, json_pack("{s:s, s:{}}", "status", "ok", "checks"));
+        return;
+    }
+    struct ready_run *run = calloc(1, sizeof *run + srv->nchecks * sizeof run->c[0]);
+    if (run == NULL) {
+        bk_res_problem(req, 500, "out of memory", NULL);
+        return;
+    }
+    run->srv = srv;
+    run->req = req;
+    run->loop = req->loop;
+    run->pending = srv->nchecks;
+    run->refs = 1;
+    for (size_t i = 0; i < srv->nchecks; i++) {
+        run->c[i] = (struct ready_check){.run = run, .index = i};
+        run->c[i].timer = evtimer_new(req->loop->base, check_timeout, &run->c[i]);
+    }
+    req->deferred = true;
+    req->loop->outstanding++; /* the answer */
+    for (size_t i = 0; i < srv->nchecks; i++) {
+        struct ready_check *c = &run->c[i];
+        if (c->timer == NULL) {
+            check_outcome(c, "failed");
+            continue;
+        }
+        int64_t ms = srv->checks[i].timeout_ms;
+        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        evtimer_add(c->timer, &tv);
+        run->refs++;
+        req->loop->outstanding++;
+        if (bk_workers_submit(srv->workers, check_work, check_done, c, req->loop->base) != BK_OK) {
+            run->refs--;
+            req->loop->outstanding--;
+            check_outcome(c, "busy");
+        }
+    }
+}
+
+int bk_http_mount_health(bk_http_server_t *srv)
+{
+    if (srv == NULL)
+        return BK_EINVAL;
+    int rc = bk__http_route_internal(srv, "/health/live", live_handler);
+    if (rc == BK_OK)
+        rc = bk__http_route_internal(srv, "/health/ready", ready_handler);
+    if (rc == BK_OK)
+        rc = bk__http_route_internal(srv, "/health/startup", startup_handler);
+    return rc;
+}
+
+int bk_http_health_check(bk_http_server_t *srv, const char *name, bk_http_check_fn fn,
+                         void *ud, int64_t timeout_ms)
+{
+    if (srv == NULL || name == NULL || *name == '\0' || fn == NULL || timeout_ms <= 0)
+        return BK_EINVAL;
+    if (srv->started)
+        return BK_EBUSY;
+    for (size_t i = 0; i < srv->nchecks; i++)
+        if (strcmp(srv->checks[i].name, name) == 0)
+            return BK_EEXIST;
+    struct check *n = realloc(srv->checks, (srv->nchecks + 1) * sizeof *n);
+    if (n == NULL)
+        return BK_ENOMEM;
+    srv->checks = n;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return BK_ENOMEM;
+    n[srv->nchecks++] = (struct check){copy, fn, ud, timeout_ms};
+    return BK_OK;
+}
+
+void bk_http_server_set_started(bk_http_server_t *srv, bool started)
+{
+    if (srv != NULL)
+        atomic_store(&srv->is_started, started);
+}

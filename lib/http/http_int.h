@@ -1,0 +1,274 @@
+/* The HTTP server's private structures, shared by the files of lib/http/.
+ *
+ * Threads: each loop (struct loop) owns its event_base, listener and connections
+ * and touches them only from its own thread. The route trie, middleware lists and
+ * options are built before start and read-only afterwards. A request handed to the
+ * worker pool is touched by the worker alone until its completion runs on the loop.
+ * SPDX-License-Identifier: MIT */
+#ifndef BK_HTTP_INT_H
+#define BK_HTTP_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <backend/http.h>
+
+#if defined(__GNUC__)
+#define BK__HIDDEN __attribute__((visibility("hidden")))
+#else
+#define BK__HIDDEN
+#endif
+
+#define BK_HTTP_MAX_HEADERS 100  /* more header lines than this: 431 */
+#define BK_HTTP_MAX_PARAMS 16    /* path parameters per template */
+#define BK_HTTP_MAX_SEGMENTS 256 /* deeper paths do not match any route (404) */
+#define BK_HTTP_REQUEST_ID_MAX 128
+
+/* ------------------------------------------------------------------ arena */
+/* Per-request bump allocator for decoded strings; reset between requests. */
+struct arena_chunk {
+    struct arena_chunk *next;
+    size_t used, cap;
+    char data[];
+};
+struct arena {
+    struct arena_chunk *head;
+};
+BK__HIDDEN void *bk__arena_alloc(struct arena *a, size_t n);
+BK__HIDDEN char *bk__arena_strndup(struct arena *a, const char *s, size_t n);
+BK__HIDDEN void bk__arena_reset(struct arena *a); /* keeps the first chunk */
+BK__HIDDEN void bk__arena_free(struct arena *a);
+
+/* ------------------------------------------------------------------ routes */
+struct route {
+    char *method;
+    char *template;
+    bk_http_handler_fn fn;
+    void *ud;
+    unsigned flags;
+    bk_http_middleware_t *mw; /* the route's own, after the server's */
+    size_t nmw;
+    char *param_names[BK_HTTP_MAX_PARAMS];
+    size_t nparams;
+    bk_histogram_t *duration; /* http_request_duration_seconds{route} */
+    bool internal;            /* health, metrics: no user middleware */
+    struct route *next;       /* next route on the same node */
+};
+
+struct rnode {
+    char *seg; /* literal segment of a static child */
+    size_t seglen;
+    struct rnode **kids; /* static children, sorted for binary search */
+    size_t nkids;
+    struct rnode *param; /* "{name}" child */
+    char *param_name;
+    struct rnode *tail; /* "{name...}" child (a leaf) */
+    char *tail_name;
+    struct route *routes;
+    char *allow; /* the Allow header value, computed at start */
+};
+
+struct match {
+    struct rnode *node;  /* the node whose route answers the method */
+    struct route *route; /* NULL: path known but not for this method (405), or 404 */
+    struct rnode *any;   /* first node the path matched, whatever the method */
+    const char *cap[BK_HTTP_MAX_PARAMS];
+    size_t caplen[BK_HTTP_MAX_PARAMS];
+    size_t ncap;
+};
+
+BK__HIDDEN struct rnode *bk__rnode_new(void);
+BK__HIDDEN void bk__rnode_free(struct rnode *n);
+BK__HIDDEN int bk__router_add(struct rnode *root, struct route *r);
+BK__HIDDEN int bk__router_finish(struct rnode *root); /* computes Allow values */
+/* Matches path (NUL-terminated, starts with '/') for method. */
+BK__HIDDEN void bk__router_match(struct rnode *root, const char *path, const char *method,
+                                 struct match *m);
+
+/* ------------------------------------------------------------------ requests */
+struct hdr {
+    const char *name, *value;
+    size_t nlen, vlen;
+};
+
+struct qparam {
+    const char *name, *value;
+};
+
+struct conn;
+struct loop;
+
+struct bk_req {
+    struct conn *conn;
+    bk_http_server_t *srv;
+    struct loop *loop;
+
+    /* The parsed head: strings point into head (NULs written in place). */
+    char *head;
+    size_t head_cap;
+    const char *method, *path, *query;
+    int minor; /* HTTP/1.minor */
+    struct hdr hdrs[BK_HTTP_MAX_HEADERS];
+    size_t nhdrs;
+    struct evbuffer *body_buf;
+    char *body; /* linear, NUL-terminated copy once read */
+    size_t body_len;
+    bool head_method; /* HEAD: the body is dropped from the answer */
+
+    struct route *route;
+    const char *tmpl; /* the matched path's template, for logs and metrics (also 405) */
+    const char *params[BK_HTTP_MAX_PARAMS];
+    struct qparam *query_params;
+    size_t nquery, query_cap;
+    struct arena arena;
+    char id[BK_HTTP_REQUEST_ID_MAX + 1];
+    void *data;
+    int64_t start_ns, deadline_ns;
+    size_t mw_ran; /* before hooks that ran (their after hooks run) */
+
+    /* The answer. */
+    int status;
+    const char *ctype; /* static or arena */
+    struct evbuffer *res_body;
+    struct evbuffer *res_headers; /* "Name: value\r\n" lines */
+    bool has_cache_control;
+    bool keep_alive;
+    bool deferred; /* answered later, on the loop, by internal code (readiness) */
+    bool cors_done; /* a preflight answer carries its own CORS headers */
+    bool expect_continue; /* the client waits for 100 Continue before the body */
+    bool chunked;
+};
+
+/* ------------------------------------------------------------------ connections */
+enum conn_state {
+    C_IDLE,       /* between requests (keep-alive) */
+    C_HEAD,       /* reading the request line and headers */
+    C_BODY,       /* reading a Content-Length body */
+    C_CHUNK_SIZE, /* chunked: a chunk-size line */
+    C_CHUNK_DATA, /* chunked: chunk data and its CRLF */
+    C_TRAILERS,   /* chunked: trailer lines up to the empty line */
+    C_DISPATCHED, /* the handler has the request */
+    C_WRITING,    /* the answer is being written */
+    C_LINGER      /* answered with close: reading and dropping input until EOF */
+};
+
+struct conn {
+    struct loop *loop;
+    struct bufferevent *bev;
+    struct event *timer;
+    enum conn_state state;
+    size_t scanned;   /* head bytes already searched for CRLFCRLF */
+    uint64_t remaining; /* body or chunk bytes still to read */
+    uint64_t body_total; /* chunked: body bytes so far */
+    bool close_after; /* close once the answer is written */
+    bool dead;        /* the socket is gone; free when the handler is done */
+    char client[64];
+    struct bk_req req;
+    struct conn *prev, *next; /* the loop's list */
+};
+
+/* ------------------------------------------------------------------ server */
+struct loop {
+    bk_http_server_t *srv;
+    unsigned index;
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *stop_ev;     /* activated by bk_http_server_stop from any thread */
+    struct event *deadline_ev; /* the graceful-stop deadline */
+    struct event *accept_resume_ev; /* accepting paused after an accept error */
+    struct event *signal_ev[2];
+    pthread_t thread;
+    bool thread_started;
+    bool stopping;
+    struct conn *conns;
+    size_t nconns;
+    size_t outstanding; /* requests on the worker pool */
+    /* Request ids: a random per-loop prefix and a counter. */
+    char id_prefix[17];
+    uint64_t id_seq;
+    /* Date header, cached per second. */
+    int64_t date_sec;
+    char date[40];
+};
+
+struct check {
+    char *name;
+    bk_http_check_fn fn;
+    void *ud;
+    int64_t timeout_ms;
+};
+
+struct bk_http_server {
+    bk_http_opts_t o; /* strings below are owned copies */
+    char *host, *unix_path, *cors_headers;
+    char **cors_origins;
+    bool cors_any;
+    struct rnode *root;
+    bk_http_middleware_t *mw;
+    size_t nmw;
+    struct check *checks;
+    size_t nchecks;
+    bool has_blocking;
+    bool started;
+    atomic_bool stopping;
+    atomic_bool is_started; /* /health/startup */
+    atomic_uint nconns;
+    bk_workers_t *workers;
+    bool own_workers;
+    bk_metrics_t *metrics;
+    bool own_metrics;
+    bk_metric_t *requests_total;
+    bk_metric_t *duration;
+    bk_histogram_t *unmatched_duration;
+    char *static_headers; /* security headers, computed at start */
+    bk_gauge_t *in_flight;
+    bk_gauge_t *queue_depth;
+    struct loop *loops;
+    unsigned nloops;
+    uint16_t port;
+    int unix_fd;
+    pthread_mutex_t mu; /* wait/stop bookkeeping */
+    bool waited;
+};
+
+/* conn.c */
+BK__HIDDEN void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
+                                int salen);
+BK__HIDDEN void bk__conn_free(struct conn *c);
+/* Called on the loop once the request's answer (or failure) is final. */
+BK__HIDDEN void bk__conn_finish(struct bk_req *req);
+BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
+/* Graceful stop: closes idle connections (all of them when force). */
+BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
+
+/* parse.c: parses req->head[0..len) in place; 0 or an HTTP error status. */
+BK__HIDDEN int bk__http_parse_head(struct bk_req *req, size_t len);
+BK__HIDDEN int bk__pct_decode(struct arena *a, const char *s, size_t len, bool plus_space,
+                              const char **out);
+BK__HIDDEN bool bk__is_tchar(unsigned char c);
+BK__HIDDEN bool bk__is_json_type(const char *ctype);
+
+/* dispatch.c */
+BK__HIDDEN void bk__dispatch(struct bk_req *req);
+/* Answers a request that failed before routing (framing, limits) and completes it. */
+BK__HIDDEN void bk__dispatch_error(struct bk_req *req, int status, const char *detail);
+/* Adds the built-in headers, logs, counts and hands the answer to the connection. */
+BK__HIDDEN void bk__req_complete(struct bk_req *req);
+BK__HIDDEN void bk__req_reset(struct bk_req *req);
+
+/* response.c */
+BK__HIDDEN void bk__res_serialize(struct bk_req *req, struct evbuffer *out);
+
+/* server.c: a GET route for the server's own endpoints (no user middleware). */
+BK__HIDDEN int bk__http_route_internal(bk_http_server_t *srv, const char *path,
+                                       bk_http_handler_fn fn);
+
+#endif

@@ -1,0 +1,221 @@
+/* Request head parsing (RFC 9112), strict: CRLF line ends, token methods and
+ * header names, no obs-fold, no control characters in values; plus the decoding
+ * helpers the request accessors share (percent-decoding, media types, the arena).
+ * SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http/http_int.h"
+
+bool bk__is_tchar(unsigned char c)
+{
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+        return true;
+    return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+/* A field-value byte: VCHAR, obs-text, SP or HTAB. */
+static bool is_vchar(unsigned char c)
+{
+    return (c >= 0x21 && c != 0x7f) || c == ' ' || c == '\t';
+}
+
+/* Parses "HTTP/1.x" at p (8 bytes available); 0 or an error status. */
+static int parse_version(const char *p, size_t len, int *minor)
+{
+    if (len != 8 || memcmp(p, "HTTP/", 5) != 0 || p[6] != '.' || p[5] < '0' || p[5] > '9' ||
+        p[7] < '0' || p[7] > '9')
+        return 400;
+    if (p[5] != '1')
+        return 505;
+    *minor = p[7] - '0';
+    return 0;
+}
+
+int bk__http_parse_head(struct bk_req *req, size_t len)
+{
+    char *buf = req->head;
+    char *end = buf + len; /* the head ends with CRLF CRLF */
+    char *eol = memchr(buf, '\r', len);
+    if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
+        return 400;
+
+    /* request-line = method SP request-target SP HTTP-version */
+    char *p = buf;
+    while (p < eol && bk__is_tchar((unsigned char)*p))
+        p++;
+    if (p == buf || p >= eol || *p != ' ' || p - buf > 32)
+        return 400;
+    *p++ = '\0';
+    req->method = buf;
+    char *target = p;
+    while (p < eol && (unsigned char)*p > 0x20 && (unsigned char)*p < 0x7f)
+        p++;
+    if (p == target || p >= eol || *p != ' ')
+        return 400;
+    *p++ = '\0';
+    int rc = parse_version(p, (size_t)(eol - p), &req->minor);
+    if (rc != 0)
+        return rc;
+    if (target[0] == '*' && target[1] == '\0') {
+        if (strcmp(req->method, "OPTIONS") != 0)
+            return 400;
+    } else if (target[0] != '/') {
+        return 400; /* only origin-form (and "*" for OPTIONS) is served */
+    }
+    char *q = strchr(target, '?');
+    char *frag = strchr(target, '#');
+    if (frag != NULL)
+        return 400; /* a fragment is never sent by a client */
+    if (q != NULL) {
+        *q = '\0';
+        req->query = q + 1;
+    } else {
+        req->query = NULL;
+    }
+    req->path = target;
+    req->head_method = strcmp(req->method, "HEAD") == 0;
+
+    /* header-field = field-name ":" OWS field-value OWS */
+    req->nhdrs = 0;
+    p = eol + 2;
+    while (p < end) {
+        eol = memchr(p, '\r', (size_t)(end - p));
+        if (eol == NULL || eol + 1 >= end || eol[1] != '\n')
+            return 400;
+        if (eol == p)
+            break; /* the empty line */
+        if (req->nhdrs == BK_HTTP_MAX_HEADERS)
+            return 431;
+        char *name = p;
+        while (p < eol && bk__is_tchar((unsigned char)*p))
+            p++;
+        if (p == name || p >= eol || *p != ':')
+            return 400; /* no name, no colon, space before colon, or obs-fold */
+        size_t nlen = (size_t)(p - name);
+        *p++ = '\0';
+        while (p < eol && (*p == ' ' || *p == '\t'))
+            p++;
+        char *value = p;
+        for (char *v = p; v < eol; v++)
+            if (!is_vchar((unsigned char)*v))
+                return 400;
+        char *vend = eol;
+        while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
+            vend--;
+        *vend = '\0';
+        req->hdrs[req->nhdrs++] = (struct hdr){name, value, nlen, (size_t)(vend - value)};
+        p = eol + 2;
+    }
+    return 0;
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+int bk__pct_decode(struct arena *a, const char *s, size_t len, bool plus_space, const char **out)
+{
+    char *d = bk__arena_alloc(a, len + 1);
+    if (d == NULL)
+        return BK_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (c == '%') {
+            if (len - i < 3) /* fewer than two hex digits follow */
+                return BK_EINVAL;
+            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
+            if (h < 0 || l < 0)
+                return BK_EINVAL;
+            c = (char)(h * 16 + l);
+            if (c == '\0')
+                return BK_EINVAL; /* would cut the C string */
+            i += 2;
+        } else if (c == '+' && plus_space) {
+            c = ' ';
+        }
+        d[n++] = c;
+    }
+    d[n] = '\0';
+    *out = d;
+    return BK_OK;
+}
+
+bool bk__is_json_type(const char *ctype)
+{
+    if (ctype == NULL)
+        return false;
+    size_t len = strcspn(ctype, ";");
+    while (len > 0 && (ctype[len - 1] == ' ' || ctype[len - 1] == '\t'))
+        len--;
+    if (len == 16 && strncasecmp(ctype, "application/json", 16) == 0)
+        return true;
+    /* application/<anything>+json, e.g. application/merge-patch+json */
+    return len > 17 && strncasecmp(ctype, "application/", 12) == 0 &&
+           strncasecmp(ctype + len - 5, "+json", 5) == 0;
+}
+
+/* ------------------------------------------------------------------ arena */
+#define ARENA_CHUNK 2048
+
+void *bk__arena_alloc(struct arena *a, size_t n)
+{
+    n = (n + 15) & ~(size_t)15;
+    struct arena_chunk *c = a->head;
+    if (c == NULL || c->cap - c->used < n) {
+        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
+        struct arena_chunk *nc = malloc(sizeof *nc + cap);
+        if (nc == NULL)
+            return NULL;
+        nc->used = 0;
+        nc->cap = cap;
+        nc->next = c;
+        a->head = c = nc;
+    }
+    void *p = c->data + c->used;
+    c->used += n;
+    return p;
+}
+
+char *bk__arena_strndup(struct arena *a, const char *s, size_t n)
+{
+    char *d = bk__arena_alloc(a, n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+void bk__arena_reset(struct arena *a)
+{
+    struct arena_chunk *c = a->head;
+    if (c == NULL)
+        return;
+    /* Keep the oldest chunk (the last in the list): most requests fit in it. */
+    while (c->next != NULL) {
+        struct arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    c->used = 0;
+    a->head = c;
+}
+
+void bk__arena_free(struct arena *a)
+{
+    for (struct arena_chunk *c = a->head, *next; c != NULL; c = next) {
+        next = c->next;
+        free(c);
+    }
+    a->head = NULL;
+}

@@ -1,0 +1,588 @@
+/* The server: options, route registration, the loops and their threads, binding
+ * with SO_REUSEPORT, start, graceful stop, wait and free.
+ * SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* pthread_setname_np */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/thread.h>
+
+#include "http/http_int.h"
+
+void bk_http_opts_init(bk_http_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->host = "127.0.0.1";
+    o->port = 8080;
+    o->backlog = 1024;
+    o->max_header_bytes = 16 * 1024;
+    o->max_body_bytes = 1024 * 1024;
+    o->max_connections = 10000;
+    o->header_timeout_ms = 10000;
+    o->body_timeout_ms = 30000;
+    o->idle_timeout_ms = 60000;
+    o->write_timeout_ms = 30000;
+    o->request_timeout_ms = 30000;
+    o->shutdown_timeout_ms = 10000;
+    o->security_headers = true;
+    o->cors_headers = "Content-Type, Authorization, X-Request-ID";
+    o->cors_max_age = 600;
+    o->handle_signals = true;
+}
+
+static char *dup_opt(const char *s, bool *fail)
+{
+    if (s == NULL)
+        return NULL;
+    char *d = strdup(s);
+    if (d == NULL)
+        *fail = true;
+    return d;
+}
+
+static int copy_origins(bk_http_server_t *srv, const char *const *origins)
+{
+    size_t n = 0;
+    while (origins[n] != NULL)
+        n++;
+    if (n == 0)
+        return BK_EINVAL;
+    if ((srv->cors_origins = calloc(n + 1, sizeof(char *))) == NULL)
+        return BK_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(origins[i], "*") == 0)
+            srv->cors_any = true;
+        for (const char *c = origins[i]; *c; c++)
+            if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == ',')
+                return BK_EINVAL; /* an origin is echoed in a header */
+        if ((srv->cors_origins[i] = strdup(origins[i])) == NULL)
+            return BK_ENOMEM;
+    }
+    /* "*" with credentials is forbidden by the Fetch standard: browsers ignore it,
+     * and echoing any origin with credentials would hand out the user's cookies. */
+    if (srv->cors_any && srv->o.cors_credentials)
+        return BK_EINVAL;
+    return BK_OK;
+}
+
+int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
+{
+    if (opts == NULL || out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    const bk_http_opts_t *o = opts;
+    if ((o->unix_path == NULL && o->host == NULL) || o->max_header_bytes < 256 ||
+        o->max_connections == 0 || o->header_timeout_ms <= 0 || o->body_timeout_ms <= 0 ||
+        o->idle_timeout_ms <= 0 || o->write_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
+        o->shutdown_timeout_ms < 0 || o->hsts_max_age < 0 || o->cors_max_age < 0 ||
+        (o->unix_path != NULL && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
+        return BK_EINVAL;
+    if (o->cors_headers != NULL)
+        for (const char *c = o->cors_headers; *c; c++)
+            if (*c == '\r' || *c == '\n')
+                return BK_EINVAL;
+    /* Loops are woken from other threads (stop, worker completions). */
+    if (evthread_use_pthreads() != 0)
+        return BK_ESYS;
+
+    bk_http_server_t *srv = calloc(1, sizeof *srv);
+    if (srv == NULL)
+        return BK_ENOMEM;
+    srv->o = *o;
+    srv->unix_fd = -1;
+    pthread_mutex_init(&srv->mu, NULL);
+    bool fail = false;
+    srv->host = dup_opt(o->host, &fail);
+    srv->unix_path = dup_opt(o->unix_path, &fail);
+    srv->cors_headers = dup_opt(o->cors_headers ? o->cors_headers : "", &fail);
+    srv->o.host = srv->host;
+    srv->o.unix_path = srv->unix_path;
+    srv->o.cors_headers = srv->cors_headers;
+    srv->o.cors_origins = NULL;
+    if (srv->o.threads == 0) {
+        long n = sysconf(_SC_NPROCESSORS_ONLN);
+        srv->o.threads = n > 0 ? (unsigned)n : 1;
+    }
+    int rc = fail ? BK_ENOMEM : BK_OK;
+    if (rc == BK_OK && o->cors_origins != NULL)
+        rc = copy_origins(srv, o->cors_origins);
+    if (rc == BK_OK && (srv->root = bk__rnode_new()) == NULL)
+        rc = BK_ENOMEM;
+    if (rc == BK_OK) {
+        srv->metrics = o->metrics;
+        if (srv->metrics == NULL) {
+            rc = bk_metrics_new(&srv->metrics);
+            srv->own_metrics = rc == BK_OK;
+        }
+    }
+    bk_metric_t *fam;
+    if (rc == BK_OK)
+        rc = bk_metrics_counter(srv->metrics, "http_requests_total", "HTTP requests answered.",
+                                (const char *[]){"method", "route", "status", NULL},
+                                &srv->requests_total);
+    if (rc == BK_OK)
+        rc = bk_metrics_histogram(srv->metrics, "http_request_duration_seconds",
+                                  "Time from a request's head to its answer.",
+                                  (const char *[]){"route", NULL}, NULL, 0, &srv->duration);
+    if (rc == BK_OK)
+        rc = bk_metric_histogram(srv->duration, (const char *[]){"unmatched", NULL},
+                                 &srv->unmatched_duration);
+    if (rc == BK_OK)
+        rc = bk_metrics_gauge(srv->metrics, "http_requests_in_flight",
+                              "Requests being handled now.", NULL, &fam);
+    if (rc == BK_OK)
+        rc = bk_metric_gauge(fam, NULL, &srv->in_flight);
+    if (rc == BK_OK)
+        rc = bk_metrics_gauge(srv->metrics, "http_worker_queue_depth",
+                              "Jobs waiting for a worker thread.", NULL, &fam);
+    if (rc == BK_OK)
+        rc = bk_metric_gauge(fam, NULL, &srv->queue_depth);
+    if (rc != BK_OK) {
+        bk_http_server_free(srv);
+        return rc;
+    }
+    srv->workers = o->workers;
+    *out = srv;
+    return BK_OK;
+}
+
+/* ------------------------------------------------------------------ routes */
+static bool method_ok(const char *m)
+{
+    size_t n = 0;
+    for (; m[n]; n++)
+        if (!bk__is_tchar((unsigned char)m[n]) || (m[n] >= 'a' && m[n] <= 'z'))
+            return false;
+    return n > 0 && n <= 32;
+}
+
+static int copy_mw(bk_http_middleware_t *dst, const bk_http_middleware_t *src)
+{
+    *dst = *src;
+    dst->name = src->name ? strdup(src->name) : NULL;
+    return src->name && dst->name == NULL ? BK_ENOMEM : BK_OK;
+}
+
+static int add_route(bk_http_server_t *srv, const char *method, const char *path,
+                     bk_http_handler_fn fn, void *ud, const bk_http_route_opts_t *opts,
+                     bool internal)
+{
+    if (srv == NULL || method == NULL || path == NULL || fn == NULL || !method_ok(method) ||
+        (opts != NULL && opts->nmiddleware > 0 && opts->middleware == NULL))
+        return BK_EINVAL;
+    if (srv->started)
+        return BK_EBUSY;
+    struct route *r = calloc(1, sizeof *r);
+    if (r == NULL)
+        return BK_ENOMEM;
+    r->fn = fn;
+    r->ud = ud;
+    r->internal = internal;
+    r->flags = opts ? opts->flags : 0;
+    int rc = BK_OK;
+    if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL)
+        rc = BK_ENOMEM;
+    if (rc == BK_OK && opts != NULL && opts->nmiddleware > 0) {
+        if ((r->mw = calloc(opts->nmiddleware, sizeof *r->mw)) == NULL)
+            rc = BK_ENOMEM;
+        for (size_t i = 0; rc == BK_OK && i < opts->nmiddleware; i++, r->nmw++)
+            rc = copy_mw(&r->mw[i], &opts->middleware[i]);
+    }
+    if (rc == BK_OK)
+        rc = bk_metric_histogram(srv->duration, (const char *[]){path, NULL}, &r->duration);
+    if (rc == BK_OK)
+        rc = bk__router_add(srv->root, r);
+    if (rc != BK_OK) {
+        free(r->method);
+        free(r->template);
+        for (size_t i = 0; i < r->nmw; i++)
+            free((char *)r->mw[i].name);
+        free(r->mw);
+        for (size_t i = 0; i < r->nparams; i++)
+            free(r->param_names[i]);
+        free(r);
+        return rc;
+    }
+    if (r->flags & BK_HTTP_BLOCKING)
+        srv->has_blocking = true;
+    return BK_OK;
+}
+
+int bk_http_route(bk_http_server_t *srv, const char *method, const char *path,
+                  bk_http_handler_fn fn, void *ud, const bk_http_route_opts_t *opts)
+{
+    return add_route(srv, method, path, fn, ud, opts, false);
+}
+
+/* Internal routes (health, metrics) skip user middleware. */
+int bk__http_route_internal(bk_http_server_t *srv, const char *path, bk_http_handler_fn fn)
+{
+    return add_route(srv, "GET", path, fn, srv, NULL, true);
+}
+
+int bk_http_use(bk_http_server_t *srv, const bk_http_middleware_t *mw)
+{
+    if (srv == NULL || mw == NULL)
+        return BK_EINVAL;
+    if (srv->started)
+        return BK_EBUSY;
+    bk_http_middleware_t *n = realloc(srv->mw, (srv->nmw + 1) * sizeof *n);
+    if (n == NULL)
+        return BK_ENOMEM;
+    srv->mw = n;
+    int rc = copy_mw(&srv->mw[srv->nmw], mw);
+    if (rc == BK_OK)
+        srv->nmw++;
+    return rc;
+}
+
+bk_metrics_t *bk_http_server_metrics(bk_http_server_t *srv)
+{
+    return srv ? srv->metrics : NULL;
+}
+
+uint16_t bk_http_server_port(const bk_http_server_t *srv)
+{
+    return srv ? srv->port : 0;
+}
+
+/* ------------------------------------------------------------------ loops */
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                      int salen, void *arg)
+{
+    (void)l;
+    bk__conn_accept(arg, fd, sa, salen);
+}
+
+static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct loop *loop = arg;
+    if (loop->listener != NULL)
+        evconnlistener_enable(loop->listener);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct loop *loop = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    bk_log(loop->srv->o.log, BK_LOG_WARN, json_pack("{s:s}", "error", strerror(err)),
+           "accept failed");
+    /* Out of descriptors (EMFILE) leaves the socket readable: pause accepting for
+     * a moment instead of spinning on it. */
+    evconnlistener_disable(l);
+    struct timeval tv = {0, 100000};
+    evtimer_add(loop->accept_resume_ev, &tv);
+}
+
+static void on_deadline(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct loop *loop = arg;
+    bk__loop_stop_conns(loop, true);
+    bk__loop_maybe_exit(loop);
+}
+
+/* Runs on the loop's thread once bk_http_server_stop() has been called. */
+static void on_stop(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct loop *loop = arg;
+    if (loop->stopping)
+        return;
+    loop->stopping = true;
+    if (loop->listener != NULL) {
+        evconnlistener_free(loop->listener);
+        loop->listener = NULL;
+    }
+    int64_t ms = loop->srv->o.shutdown_timeout_ms;
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(loop->deadline_ev, &tv);
+    bk__loop_stop_conns(loop, false);
+    bk__loop_maybe_exit(loop);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    bk_http_server_t *srv = arg;
+    bk_log(srv->o.log, BK_LOG_INFO, json_pack("{s:i}", "signal", (int)sig), "stopping");
+    bk_http_server_stop(srv);
+}
+
+static void *loop_main(void *arg)
+{
+    struct loop *loop = arg;
+    char name[16];
+    snprintf(name, sizeof name, "bk-http-%u", loop->index);
+    pthread_setname_np(pthread_self(), name);
+    event_base_loop(loop->base, EVLOOP_NO_EXIT_ON_EMPTY);
+    return NULL;
+}
+
+static int make_loop(bk_http_server_t *srv, struct loop *loop, unsigned index)
+{
+    loop->srv = srv;
+    loop->index = index;
+    unsigned char rnd[8];
+    if (bk_random_bytes(rnd, sizeof rnd) != BK_OK)
+        return BK_ESYS;
+    for (size_t i = 0; i < sizeof rnd; i++)
+        snprintf(loop->id_prefix + 2 * i, 3, "%02x", rnd[i]);
+    if ((loop->base = event_base_new()) == NULL ||
+        (loop->stop_ev = event_new(loop->base, -1, 0, on_stop, loop)) == NULL ||
+        (loop->deadline_ev = evtimer_new(loop->base, on_deadline, loop)) == NULL ||
+        (loop->accept_resume_ev = evtimer_new(loop->base, on_accept_resume, loop)) == NULL)
+        return BK_ENOMEM;
+    return BK_OK;
+}
+
+/* ------------------------------------------------------------------ binding */
+static int bind_unix(bk_http_server_t *srv)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, srv->unix_path);
+    struct stat st;
+    if (lstat(srv->unix_path, &st) == 0) {
+        /* Replace a stale socket left by a crash, never any other kind of file, and
+         * never a socket some process still answers on. */
+        if (!S_ISSOCK(st.st_mode))
+            return BK_EEXIST;
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
+        if (probe >= 0)
+            close(probe);
+        if (live)
+            return BK_EEXIST;
+        unlink(srv->unix_path);
+    }
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (fd < 0)
+        return BK_ESYS;
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, srv->o.backlog) != 0) {
+        close(fd);
+        return BK_ESYS;
+    }
+    srv->unix_fd = fd;
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *loop = &srv->loops[i];
+        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+        if (dfd < 0)
+            return BK_ESYS;
+        /* backlog 0: the socket already listens. */
+        loop->listener = evconnlistener_new(loop->base, on_accept, loop,
+                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, dfd);
+        if (loop->listener == NULL) {
+            close(dfd);
+            return BK_ESYS;
+        }
+        evconnlistener_set_error_cb(loop->listener, on_accept_error);
+    }
+    return BK_OK;
+}
+
+static int bind_tcp(bk_http_server_t *srv)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai;
+    char port[8];
+    snprintf(port, sizeof port, "%u", (unsigned)srv->o.port);
+    if (getaddrinfo(srv->host, port, &hints, &ai) != 0)
+        return BK_EINVAL;
+    struct sockaddr_storage ss;
+    socklen_t sslen = (socklen_t)ai->ai_addrlen;
+    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
+    freeaddrinfo(ai);
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *loop = &srv->loops[i];
+        loop->listener = evconnlistener_new_bind(
+            loop->base, on_accept, loop,
+            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
+                LEV_OPT_REUSEABLE_PORT,
+            srv->o.backlog, (struct sockaddr *)&ss, (int)sslen);
+        if (loop->listener == NULL)
+            return errno == EADDRINUSE ? BK_EEXIST : BK_ESYS;
+        evconnlistener_set_error_cb(loop->listener, on_accept_error);
+        if (i == 0) {
+            /* Port 0: the kernel chose one; the other loops bind that same port. */
+            struct sockaddr_storage b;
+            socklen_t blen = sizeof b;
+            getsockname(evconnlistener_get_fd(loop->listener), (struct sockaddr *)&b, &blen);
+            uint16_t p = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                                       : ((struct sockaddr_in *)&b)->sin_port);
+            srv->port = p;
+            if (ss.ss_family == AF_INET6)
+                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p);
+            else
+                ((struct sockaddr_in *)&ss)->sin_port = htons(p);
+        }
+    }
+    return BK_OK;
+}
+
+/* Security headers sent with every answer, formatted once. */
+static int static_headers(bk_http_server_t *srv)
+{
+    if (!srv->o.security_headers)
+        return BK_OK;
+    char buf[512];
+    int n = snprintf(buf, sizeof buf,
+                     "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
+                     "Referrer-Policy: no-referrer\r\n");
+    if (srv->o.hsts_max_age > 0)
+        snprintf(buf + n, sizeof buf - (size_t)n,
+                 "Strict-Transport-Security: max-age=%lld; includeSubDomains\r\n",
+                 (long long)srv->o.hsts_max_age);
+    return (srv->static_headers = strdup(buf)) == NULL ? BK_ENOMEM : BK_OK;
+}
+
+int bk_http_server_start(bk_http_server_t *srv)
+{
+    if (srv == NULL)
+        return BK_EINVAL;
+    if (srv->started)
+        return BK_EBUSY;
+    int rc = bk__router_finish(srv->root);
+    if (rc == BK_OK)
+        rc = static_headers(srv);
+    if (rc == BK_OK && srv->workers == NULL && (srv->has_blocking || srv->nchecks > 0)) {
+        bk_workers_opts_t wo;
+        bk_workers_opts_init(&wo);
+        wo.name = "bk-http-w";
+        rc = bk_workers_new(&wo, &srv->workers);
+        srv->own_workers = rc == BK_OK;
+    }
+    if (rc == BK_OK && (srv->loops = calloc(srv->o.threads, sizeof *srv->loops)) == NULL)
+        rc = BK_ENOMEM;
+    for (unsigned i = 0; rc == BK_OK && i < srv->o.threads; i++, srv->nloops++)
+        rc = make_loop(srv, &srv->loops[i], i);
+    if (rc == BK_OK)
+        rc = srv->unix_path ? bind_unix(srv) : bind_tcp(srv);
+    if (rc == BK_OK && srv->o.handle_signals) {
+        struct loop *l0 = &srv->loops[0];
+        int sigs[2] = {SIGINT, SIGTERM};
+        for (int i = 0; i < 2 && rc == BK_OK; i++)
+            if ((l0->signal_ev[i] = evsignal_new(l0->base, sigs[i], on_signal, srv)) == NULL ||
+                event_add(l0->signal_ev[i], NULL) != 0)
+                rc = BK_ESYS;
+    }
+    srv->started = true; /* from here on free() tears down the loops */
+    /* Loop threads take no signals: they reach the process's other threads (and
+     * libevent's handler, which wakes loop 0). */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    for (unsigned i = 0; rc == BK_OK && i < srv->nloops; i++) {
+        if (pthread_create(&srv->loops[i].thread, NULL, loop_main, &srv->loops[i]) != 0)
+            rc = BK_ESYS;
+        else
+            srv->loops[i].thread_started = true;
+    }
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (rc != BK_OK) {
+        bk_http_server_stop(srv);
+        bk_http_server_wait(srv);
+        return rc;
+    }
+    if (srv->unix_path)
+        bk_log(srv->o.log, BK_LOG_INFO, json_pack("{s:s, s:i}", "unix", srv->unix_path,
+                                                  "threads", (int)srv->nloops), "listening");
+    else
+        bk_log(srv->o.log, BK_LOG_INFO, json_pack("{s:s, s:i, s:i}", "host", srv->host, "port",
+                                                  (int)srv->port, "threads", (int)srv->nloops),
+               "listening");
+    return BK_OK;
+}
+
+void bk_http_server_stop(bk_http_server_t *srv)
+{
+    if (srv == NULL || atomic_exchange(&srv->stopping, true))
+        return;
+    for (unsigned i = 0; i < srv->nloops; i++)
+        event_active(srv->loops[i].stop_ev, 0, 0);
+}
+
+int bk_http_server_wait(bk_http_server_t *srv)
+{
+    if (srv == NULL)
+        return BK_EINVAL;
+    pthread_mutex_lock(&srv->mu);
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        if (srv->loops[i].thread_started) {
+            pthread_join(srv->loops[i].thread, NULL);
+            srv->loops[i].thread_started = false;
+        }
+    }
+    pthread_mutex_unlock(&srv->mu);
+    return BK_OK;
+}
+
+void bk_http_server_free(bk_http_server_t *srv)
+{
+    if (srv == NULL)
+        return;
+    bk_http_server_stop(srv);
+    bk_http_server_wait(srv);
+    /* Threads are joined: what is left on each base (connections of a loop that
+     * never ran) is freed here. */
+    for (unsigned i = 0; i < srv->nloops; i++) {
+        struct loop *loop = &srv->loops[i];
+        while (loop->conns != NULL)
+            bk__conn_free(loop->conns);
+        if (loop->listener)
+            evconnlistener_free(loop->listener);
+        for (int s = 0; s < 2; s++)
+            if (loop->signal_ev[s])
+                event_free(loop->signal_ev[s]);
+        if (loop->stop_ev)
+            event_free(loop->stop_ev);
+        if (loop->deadline_ev)
+            event_free(loop->deadline_ev);
+        if (loop->accept_resume_ev)
+            event_free(loop->accept_resume_ev);
+    }
+    if (srv->own_workers)
+        bk_workers_free(srv->workers);
+    for (unsigned i = 0; i < srv->nloops; i++)
+        if (srv->loops[i].base)
+            event_base_free(srv->loops[i].base);
+    free(srv->loops);
+    if (srv->unix_fd >= 0) {
+        close(srv->unix_fd);
+        unlink(srv->unix_path);
+    }
+    bk__rnode_free(srv->root);
+    for (size_t i = 0; i < srv->nmw; i++)
+        free((char *)srv->mw[i].name);
+    free(srv->mw);
+    for (size_t i = 0; i < srv->nchecks; i++)
+        free(srv->checks[i].name);
+    free(srv->checks);
+    if (srv->cors_origins)
+        for (char **o = srv->cors_origins; *o; o++)
+            free(*o);
+    free(srv->cors_origins);
+    free(srv->host);
+    free(srv->unix_path);
+    free(srv->cors_headers);
+    free(srv->static_headers);
+    if (srv->own_metrics)
+        bk_metrics_free(srv->metrics);
+    pthread_mutex_destroy(&srv->mu);
+    free(srv);
+}
