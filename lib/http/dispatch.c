@@ -210,7 +210,7 @@ void bk__req_complete(struct bk_req *req)
     int64_t dur_ns = bk_clock_mono_ns(srv->o.clock) - req->start_ns;
     double secs = (double)dur_ns / 1e9;
     size_t bytes = req->head_method ? 0 : evbuffer_get_length(req->res_body);
-    const char *route = req->tmpl;
+    const char *route = req->label ? req->label->template : NULL;
 
     char status[8];
     snprintf(status, sizeof status, "%d", req->status);
@@ -220,7 +220,7 @@ void bk__req_complete(struct bk_req *req)
                                            status, NULL},
                           &c) == BK_OK)
         bk_counter_inc(c);
-    bk_histogram_observe(req->route ? req->route->duration : srv->unmatched_duration, secs);
+    bk_histogram_observe(req->label ? req->label->duration : srv->unmatched_duration, secs);
     bk_gauge_add(srv->in_flight, -1);
 
     if (srv->o.access_log != NULL && bk_log_enabled(srv->o.access_log, BK_LOG_INFO))
@@ -278,10 +278,10 @@ void bk__dispatch(struct bk_req *req)
         bk_res_problem(req, 404, "no route for this path", NULL);
     } else if (preflight) {
         req->cors_done = true;
-        req->tmpl = node->routes->template;
+        req->label = node->routes;
         cors_preflight(req, node);
     } else if (m.route == NULL) {
-        req->tmpl = node->routes->template;
+        req->label = node->routes;
         bk_res_header(req, "Allow", node->allow);
         if (strcmp(req->method, "OPTIONS") == 0)
             bk_res_bytes(req, 204, NULL, NULL, 0);
@@ -289,7 +289,7 @@ void bk__dispatch(struct bk_req *req)
             bk_res_problem(req, 405, "method not allowed for this path", NULL);
     } else {
         struct route *r = req->route = m.route;
-        req->tmpl = r->template;
+        req->label = r;
         for (size_t i = 0; i < m.ncap && req->status == 0; i++)
             if (bk__pct_decode(&req->arena, m.cap[i], m.caplen[i], false, &req->params[i]) != BK_OK)
                 bk_res_problem(req, 400, "invalid percent-encoding in the path", NULL);
@@ -330,7 +330,7 @@ void bk__req_reset(struct bk_req *req)
     req->body_len = 0;
     req->head_method = false;
     req->route = NULL;
-    req->tmpl = NULL;
+    req->label = NULL;
     req->nquery = 0;
     req->id[0] = '\0';
     req->data = NULL;

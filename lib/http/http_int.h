@@ -124,7 +124,7 @@ struct bk_req {
     bool head_method; /* HEAD: the body is dropped from the answer */
 
     struct route *route;
-    const char *tmpl; /* the matched path's template, for logs and metrics (also 405) */
+    struct route *label; /* names the path in logs and metrics (also for 405) */
     const char *params[BK_HTTP_MAX_PARAMS];
     struct qparam *query_params;
     size_t nquery, query_cap;

@@ -1,0 +1,129 @@
+#!/usr/bin/env bash
+# http_json.sh: HTTP throughput and latency of GET /json, our examples/hello_json
+# against a bare libevent evhttp server (bench/http_raw), measured in the same run.
+#
+#   http_json.sh [RAW [OURS]]     run from the build directory
+#     RAW   baseline binary  (or $BENCH_RAW;  default ./bench/http_raw)
+#     OURS  our server       (or $BENCH_OURS; default ./examples/hello_json)
+#   env: BENCH_THREADS (server threads, 1)  BENCH_CONNS (64)  BENCH_SECONDS (5)
+#        BENCH_ROUNDS (2)
+#
+# Both servers run with the same threads on 127.0.0.1 (started as
+# `BIN --port P --threads T --access-log=off`) and are checked once with curl
+# (200 and the exact body). Each gets a 1 s wrk warm-up, then runs of
+# `wrk -t1 -cCONNS -dSECONDSs --latency` alternate raw, ours, raw, ours, ...
+# Figures: the best requests/s of each, and the MEDIAN over the rounds of the
+# p50 and of the p99 latency (in microseconds). Ends with:
+#   BENCH http_json_rps ours=<req/s> base=<req/s> unit=req/s ratio=<ours/base>
+#   BENCH http_json_p50 ours=<us> base=<us> unit=us ratio=<ours/base>
+#   BENCH http_json_p99 ours=<us> base=<us> unit=us ratio=<ours/base>
+#
+# SPDX-License-Identifier: MIT
+set -euo pipefail
+
+raw=${1:-${BENCH_RAW:-./bench/http_raw}}
+ours=${2:-${BENCH_OURS:-./examples/hello_json}}
+threads=${BENCH_THREADS:-1}
+conns=${BENCH_CONNS:-64}
+seconds=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-2}
+want='{"message":"Hello, World!"}'
+
+die() { echo "http_json: $*" >&2; exit 1; }
+for tool in wrk curl ss awk; do
+    command -v "$tool" >/dev/null || die "$tool is not installed"
+done
+for bin in "$raw" "$ours"; do
+    [ -x "$bin" ] || die "$bin is not an executable"
+done
+
+tmp=$(mktemp -d)
+pids=()
+declare -A port=()  # server name -> its port
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 1' INT TERM
+
+# A port in 20000-39999 that nothing listens on.
+free_port() {
+    local p
+    for _ in $(seq 50); do
+        p=$((20000 + RANDOM % 20000))
+        if [ -z "$(ss -Htln "sport = :$p")" ]; then echo "$p"; return; fi
+    done
+    die "no free port found"
+}
+
+# start NAME BIN: runs BIN on a free port, waits (5 s at most) until GET /json
+# answers 200, checks the body, and records port[NAME].
+start() {
+    local name=$1 bin=$2 p pid code=000 end=$((SECONDS + 5))
+    p=$(free_port)
+    "$bin" --port "$p" --threads "$threads" --access-log=off \
+        >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pid=$!
+    pids+=("$pid")
+    while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
+        sleep 0.1
+        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($bin) exited"; }
+        code=$(curl -s -m 1 -o "$tmp/$name.body" -w '%{http_code}' "http://127.0.0.1:$p/json") || true
+    done
+    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET /json gave $code after 5 s"; }
+    [ "$(cat "$tmp/$name.body")" = "$want" ] || die "$name: unexpected body: $(cat "$tmp/$name.body")"
+    port[$name]=$p
+}
+
+# measure NAME: one wrk run; appends "rps p50_us p99_us" to $tmp/NAME.runs.
+measure() {
+    local name=$1 out="$tmp/wrk.out"
+    wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:${port[$name]}/json" >"$out" ||
+        die "wrk failed against $name"
+    if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$name answered non-2xx responses"; fi
+    awk 'function us(v) {
+             if (v ~ /us$/) return v + 0
+             if (v ~ /ms$/) return v * 1000
+             if (v ~ /m$/)  return v * 60e6
+             if (v ~ /s$/)  return v * 1e6
+             return v * 3600e6                     # h
+         }
+         $1 == "50%" { p50 = us($2) }
+         $1 == "99%" { p99 = us($2) }
+         $1 == "Requests/sec:" { rps = $2 }
+         END { if (rps == "" || p50 == "" || p99 == "") exit 1
+               printf "%.2f %.2f %.2f\n", rps, p50, p99 }' "$out" >>"$tmp/$name.runs" ||
+        { cat "$out" >&2; die "cannot parse wrk output for $name"; }
+    tail -n1 "$tmp/$name.runs" | awk -v n="$name" '{ printf "  %-4s %10.2f req/s  p50 %8.2f us  p99 %8.2f us\n", n, $1, $2, $3 }'
+}
+
+# figure NAME COLUMN best|median
+figure() {
+    sort -g -k"$2","$2" "$tmp/$1.runs" | awk -v c="$2" -v how="$3" '{ v[NR] = $c }
+        END { if (how == "best") print v[NR]
+              else printf "%.2f\n", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+report() {
+    awk -v n="$1" -v o="$2" -v b="$3" -v u="$4" \
+        'BEGIN { printf "BENCH %s ours=%s base=%s unit=%s ratio=%.3f\n", n, o, b, u, (b > 0 ? o / b : 0) }'
+}
+
+echo "http_json: $threads server thread(s), wrk -t1 -c$conns -d${seconds}s, $rounds rounds;" \
+    "best req/s, median p50/p99"
+start raw "$raw"
+start ours "$ours"
+for name in raw ours; do
+    wrk -t1 -c"$conns" -d1s "http://127.0.0.1:${port[$name]}/json" >/dev/null ||
+        die "wrk warm-up failed against $name"
+done
+for _ in $(seq "$rounds"); do
+    measure raw
+    measure ours
+done
+
+report http_json_rps "$(figure ours 1 best)" "$(figure raw 1 best)" req/s
+report http_json_p50 "$(figure ours 2 median)" "$(figure raw 2 median)" us
+report http_json_p99 "$(figure ours 3 median)" "$(figure raw 3 median)" us

@@ -1,0 +1,1011 @@
+/* The HTTP server over real sockets: routing, errors, middleware, CORS, blocking
+ * routes, load shedding, health, metrics, graceful stop, unix and IPv6 listeners.
+ * SPDX-License-Identifier: MIT */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <check.h>
+
+#include <backend/backend.h>
+
+#include "check_main.h"
+#include "http/client.h"
+
+/* ------------------------------------------------------------------ fixture */
+static bk_http_server_t *srv;
+static uint16_t port;
+
+/* A gate a test opens to let blocked handlers or checks go on. */
+static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
+static bool gate_open;
+static int gate_waiting;
+
+static void gate_reset(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = false;
+    gate_waiting = 0;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_pass(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_waiting++;
+    pthread_cond_broadcast(&gate_cv);
+    while (!gate_open)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    gate_waiting--;
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_wait_for(int n)
+{
+    pthread_mutex_lock(&gate_mu);
+    while (gate_waiting < n)
+        pthread_cond_wait(&gate_cv, &gate_mu);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void gate_release(void)
+{
+    pthread_mutex_lock(&gate_mu);
+    gate_open = true;
+    pthread_cond_broadcast(&gate_cv);
+    pthread_mutex_unlock(&gate_mu);
+}
+
+static void test_opts(bk_http_opts_t *o)
+{
+    bk_http_opts_init(o);
+    o->host = "127.0.0.1";
+    o->port = 0;
+    o->threads = 1;
+    o->handle_signals = false;
+}
+
+static void start(bk_http_server_t *s)
+{
+    ck_assert_int_eq(bk_http_server_start(s), BK_OK);
+    srv = s;
+    port = bk_http_server_port(s);
+    ck_assert_uint_ne(port, 0);
+}
+
+static void teardown(void)
+{
+    if (srv != NULL) {
+        gate_release();
+        bk_http_server_free(srv);
+        srv = NULL;
+    }
+    gate_reset();
+}
+
+/* GET path with extra header lines (each ending in \r\n). */
+static struct bkt_response request(const char *method, const char *path, const char *headers,
+                                   const char *body)
+{
+    char raw[8192];
+    int n = snprintf(raw, sizeof raw, "%s %s HTTP/1.1\r\nHost: test\r\n%s", method, path,
+                     headers ? headers : "");
+    if (body != NULL)
+        n += snprintf(raw + n, sizeof raw - (size_t)n, "Content-Length: %zu\r\n\r\n%s",
+                      strlen(body), body);
+    else
+        n += snprintf(raw + n, sizeof raw - (size_t)n, "\r\n");
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_request(port, raw, (size_t)n, &r), 0);
+    return r;
+}
+
+static const char *header(const struct bkt_response *r, const char *name)
+{
+    static char buf[4][1024];
+    static int next;
+    char *b = buf[next++ % 4];
+    return bkt_header(r, name, b, sizeof buf[0]);
+}
+
+static json_t *body_json(const struct bkt_response *r)
+{
+    json_error_t err;
+    json_t *doc = json_loadb(r->body, r->body_len, 0, &err);
+    ck_assert_msg(doc != NULL, "body is not JSON: %s", r->body);
+    return doc;
+}
+
+/* The RFC 9457 shape every error of the server has. */
+static void assert_problem(const struct bkt_response *r, int status)
+{
+    ck_assert_int_eq(r->status, status);
+    ck_assert_str_eq(header(r, "Content-Type"), "application/problem+json");
+    json_t *doc = body_json(r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "type")), "about:blank");
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "title")), bk_http_reason(status));
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "status")), status);
+    ck_assert_ptr_nonnull(json_string_value(json_object_get(doc, "instance")));
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "request_id")),
+                     header(r, "X-Request-ID"));
+    json_decref(doc);
+}
+
+/* ------------------------------------------------------------------ handlers */
+static void h_echo_route(bk_req_t *req, void *ud)
+{
+    json_t *doc = json_pack("{s:s, s:s?}", "route", bk_req_route(req), "tag", (const char *)ud);
+    static const char *const names[] = {"id", "name", "path", "rest"};
+    for (size_t i = 0; i < 4; i++)
+        if (bk_req_param(req, names[i]) != NULL)
+            json_object_set_new(doc, names[i], json_string(bk_req_param(req, names[i])));
+    const char *q = bk_req_query(req, "q");
+    if (q != NULL)
+        json_object_set_new(doc, "q", json_string(q));
+    bk_res_json(req, 200, doc);
+}
+
+static void h_json_echo(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    json_t *doc;
+    if (bk_req_json(req, &doc) != BK_OK)
+        return;
+    bk_res_json(req, 201, doc);
+}
+
+static void h_nothing(bk_req_t *req, void *ud)
+{
+    (void)req;
+    (void)ud;
+}
+
+static void h_cached(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(bk_res_header(req, "Cache-Control", "max-age=60"), BK_OK);
+    ck_assert_int_eq(bk_res_header(req, "X-Evil", "a\r\nSet-Cookie: x=1"), BK_EINVAL);
+    ck_assert_int_eq(bk_res_header(req, "Content-Length", "5"), BK_EINVAL);
+    ck_assert_int_eq(bk_res_bytes(req, 200, "text/plain", "hi", 2), BK_OK);
+    ck_assert_int_eq(bk_res_bytes(req, 200, "text/plain", "again", 5), BK_EBUSY);
+}
+
+static _Atomic(pthread_t) loop_thread, handler_thread;
+
+static void h_thread(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    atomic_store(&loop_thread, pthread_self());
+    bk_res_json(req, 200, json_pack("{}"));
+}
+
+static void h_blocking(bk_req_t *req, void *ud)
+{
+    atomic_store(&handler_thread, pthread_self());
+    if (ud != NULL)
+        gate_pass();
+    bk_res_json(req, 200, json_pack("{s:s}", "id", bk_req_id(req)));
+}
+
+/* ------------------------------------------------------------------ routing */
+static bk_http_server_t *routing_server(void)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/users/{id}", h_echo_route, "param", NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/users/me", h_echo_route, "literal", NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "DELETE", "/users/{id}", h_echo_route, "delete", NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/files/{path...}", h_echo_route, "tail", NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/files/special/{name}", h_echo_route, "deep", NULL),
+                     BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/", h_echo_route, "root", NULL), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_JSON};
+    ck_assert_int_eq(bk_http_route(s, "POST", "/echo", h_json_echo, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/nothing", h_nothing, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/cached", h_cached, NULL, NULL), BK_OK);
+    return s;
+}
+
+static void expect_route(const char *path, const char *tag, const char *key, const char *value)
+{
+    struct bkt_response r = request("GET", path, NULL, NULL);
+    ck_assert_msg(r.status == 200, "%s: status %d", path, r.status);
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "tag")), tag);
+    if (key != NULL)
+        ck_assert_str_eq(json_string_value(json_object_get(doc, key)), value);
+    json_decref(doc);
+    bkt_response_free(&r);
+}
+
+START_TEST(routes_and_params)
+{
+    start(routing_server());
+    expect_route("/users/42", "param", "id", "42");
+    expect_route("/users/me", "literal", NULL, NULL); /* a literal beats a parameter */
+    expect_route("/users/a%20b%2Fc", "param", "id", "a b/c"); /* decoded, once */
+    expect_route("/files/a/b/c.txt", "tail", "path", "a/b/c.txt");
+    expect_route("/files/special/x", "deep", "name", "x");
+    expect_route("/files/special/x/y", "tail", "path", "special/x/y"); /* backtracks */
+    expect_route("/files", "tail", "path", "");
+    expect_route("/", "root", NULL, NULL);
+    expect_route("/users/7?q=a+b%26c&x=1", "param", "q", "a b&c");
+
+    struct bkt_response r = request("GET", "/users/7", NULL, NULL);
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "route")), "/users/{id}");
+    json_decref(doc);
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(route_registration_errors)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/a/{id}", h_nothing, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/a/{id}", h_nothing, NULL, NULL), BK_EEXIST);
+    ck_assert_int_eq(bk_http_route(s, "PUT", "/a/{other}", h_nothing, NULL, NULL), BK_EEXIST);
+    ck_assert_int_eq(bk_http_route(s, "GET", "a", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/x/{bad name}", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/x/{t...}/y", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/x/{a}/{a}", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/x y", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "get", "/x", h_nothing, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/x", NULL, NULL, NULL), BK_EINVAL);
+    start(s);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/late", h_nothing, NULL, NULL), BK_EBUSY);
+    ck_assert_int_eq(bk_http_server_start(s), BK_EBUSY);
+}
+END_TEST
+
+START_TEST(not_found_method_not_allowed_head_options)
+{
+    start(routing_server());
+    struct bkt_response r = request("GET", "/nope", NULL, NULL);
+    assert_problem(&r, 404);
+    bkt_response_free(&r);
+
+    r = request("PUT", "/users/1", NULL, "");
+    assert_problem(&r, 405);
+    ck_assert_str_eq(header(&r, "Allow"), "GET, DELETE, HEAD, OPTIONS");
+    bkt_response_free(&r);
+
+    r = request("GET", "/users/5", NULL, NULL);
+    char get_len[32];
+    snprintf(get_len, sizeof get_len, "%zu", r.body_len);
+    bkt_response_free(&r);
+    r = request("HEAD", "/users/5", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_uint_eq(r.body_len, 0);
+    ck_assert_str_eq(header(&r, "Content-Length"), get_len); /* what GET would send */
+    bkt_response_free(&r);
+
+    r = request("OPTIONS", "/users/5", NULL, NULL);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_str_eq(header(&r, "Allow"), "GET, DELETE, HEAD, OPTIONS");
+    bkt_response_free(&r);
+
+    r = request("OPTIONS", "*", NULL, NULL);
+    ck_assert_int_eq(r.status, 204);
+    bkt_response_free(&r);
+
+    r = request("GET", "/nothing", NULL, NULL); /* a handler that does not answer */
+    assert_problem(&r, 500);
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(json_in_and_out)
+{
+    start(routing_server());
+    struct bkt_response r =
+        request("POST", "/echo", "Content-Type: application/json\r\n", "{\"a\":[1,2.5,\"x\"]}");
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_str_eq(header(&r, "Content-Type"), "application/json");
+    ck_assert_str_eq(r.body, "{\"a\":[1,2.5,\"x\"]}");
+    bkt_response_free(&r);
+
+    r = request("POST", "/echo", "Content-Type: application/merge-patch+json\r\n", "[]");
+    ck_assert_int_eq(r.status, 201);
+    bkt_response_free(&r);
+
+    r = request("POST", "/echo", "Content-Type: application/json\r\n", "{\"a\":");
+    assert_problem(&r, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "malformed JSON"));
+    bkt_response_free(&r);
+
+    r = request("POST", "/echo", "Content-Type: application/json\r\n", "{\"a\":1,\"a\":2}");
+    assert_problem(&r, 400); /* duplicate keys are refused */
+    bkt_response_free(&r);
+
+    r = request("POST", "/echo", "Content-Type: text/plain\r\n", "{}");
+    assert_problem(&r, 415);
+    bkt_response_free(&r);
+
+    r = request("POST", "/echo", NULL, "");
+    assert_problem(&r, 415); /* no Content-Type: bk_req_json refuses */
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(limits_answer_problems)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.max_header_bytes = 1024;
+    o.max_body_bytes = 16;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_JSON};
+    ck_assert_int_eq(bk_http_route(s, "POST", "/echo", h_json_echo, NULL, &ro), BK_OK);
+    start(s);
+
+    struct bkt_response r =
+        request("POST", "/echo", "Content-Type: application/json\r\n", "[1,2,3,4,5,6,7,8,9,10]");
+    assert_problem(&r, 413);
+    ck_assert_str_eq(header(&r, "Connection"), "close");
+    bkt_response_free(&r);
+
+    char big[2048];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    char hdr[2100];
+    snprintf(hdr, sizeof hdr, "X-Big: %s\r\n", big);
+    r = request("GET", "/echo", hdr, NULL);
+    assert_problem(&r, 431);
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(security_headers_and_cache_control)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.hsts_max_age = 31536000;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/cached", h_cached, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/t", NULL, NULL);
+    ck_assert_str_eq(header(&r, "X-Content-Type-Options"), "nosniff");
+    ck_assert_str_eq(header(&r, "X-Frame-Options"), "DENY");
+    ck_assert_str_eq(header(&r, "Referrer-Policy"), "no-referrer");
+    ck_assert_str_eq(header(&r, "Cache-Control"), "no-store");
+    ck_assert_str_eq(header(&r, "Strict-Transport-Security"), "max-age=31536000; includeSubDomains");
+    ck_assert_ptr_nonnull(header(&r, "Date"));
+    bkt_response_free(&r);
+
+    r = request("GET", "/cached", NULL, NULL); /* the handler's own Cache-Control wins */
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Cache-Control"), "max-age=60");
+    ck_assert_ptr_null(header(&r, "X-Evil"));
+    ck_assert_ptr_null(header(&r, "Set-Cookie"));
+    ck_assert_str_eq(r.body, "hi");
+    bkt_response_free(&r);
+
+    /* 404s carry them too */
+    r = request("GET", "/missing", NULL, NULL);
+    ck_assert_str_eq(header(&r, "X-Content-Type-Options"), "nosniff");
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(request_id_accepted_or_generated)
+{
+    start(routing_server());
+    struct bkt_response r = request("GET", "/users/1", "X-Request-ID: abc-123.x:y_z\r\n", NULL);
+    ck_assert_str_eq(header(&r, "X-Request-ID"), "abc-123.x:y_z");
+    bkt_response_free(&r);
+
+    r = request("GET", "/users/1", "X-Request-ID: has space\r\n", NULL);
+    const char *id = header(&r, "X-Request-ID");
+    ck_assert_ptr_nonnull(id);
+    ck_assert_str_ne(id, "has space");
+    ck_assert_uint_gt(strlen(id), 8);
+    char first[256];
+    snprintf(first, sizeof first, "%s", id);
+    bkt_response_free(&r);
+
+    r = request("GET", "/nope", NULL, NULL); /* generated ids differ */
+    ck_assert_str_ne(header(&r, "X-Request-ID"), first);
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "request_id")),
+                     header(&r, "X-Request-ID"));
+    json_decref(doc);
+    bkt_response_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ CORS */
+static void cors_server(bool credentials)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    static const char *const origins[] = {"https://app.example", NULL};
+    o.cors_origins = origins;
+    o.cors_credentials = credentials;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "PUT", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+}
+
+START_TEST(cors_preflight_allow_and_deny)
+{
+    cors_server(true);
+    struct bkt_response r = request("OPTIONS", "/t",
+                                    "Origin: https://app.example\r\n"
+                                    "Access-Control-Request-Method: PUT\r\n",
+                                    NULL);
+    ck_assert_int_eq(r.status, 204);
+    ck_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "https://app.example");
+    ck_assert_str_eq(header(&r, "Access-Control-Allow-Credentials"), "true");
+    ck_assert_str_eq(header(&r, "Access-Control-Allow-Methods"), "GET, PUT, HEAD, OPTIONS");
+    ck_assert_ptr_nonnull(strstr(header(&r, "Access-Control-Allow-Headers"), "Authorization"));
+    ck_assert_str_eq(header(&r, "Access-Control-Max-Age"), "600");
+    ck_assert_str_eq(header(&r, "Vary"), "Origin");
+    bkt_response_free(&r);
+
+    r = request("OPTIONS", "/t",
+                "Origin: https://evil.example\r\nAccess-Control-Request-Method: PUT\r\n", NULL);
+    assert_problem(&r, 403);
+    ck_assert_ptr_null(header(&r, "Access-Control-Allow-Origin"));
+    bkt_response_free(&r);
+
+    r = request("OPTIONS", "/t",
+                "Origin: https://app.example\r\nAccess-Control-Request-Method: DELETE\r\n", NULL);
+    assert_problem(&r, 403);
+    bkt_response_free(&r);
+
+    /* Simple requests: allowed origins are named, others get no CORS headers. */
+    r = request("GET", "/t", "Origin: https://app.example\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "https://app.example");
+    bkt_response_free(&r);
+    r = request("GET", "/t", "Origin: https://evil.example\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_null(header(&r, "Access-Control-Allow-Origin"));
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(cors_wildcard_never_with_credentials)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    static const char *const any[] = {"*", NULL};
+    o.cors_origins = any;
+    o.cors_credentials = true;
+    bk_http_server_t *s = NULL;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_EINVAL);
+    ck_assert_ptr_null(s);
+
+    o.cors_credentials = false;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/t", "Origin: https://any.example\r\n", NULL);
+    ck_assert_str_eq(header(&r, "Access-Control-Allow-Origin"), "*");
+    ck_assert_ptr_null(header(&r, "Access-Control-Allow-Credentials"));
+    bkt_response_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ middleware */
+struct trace {
+    char log[256];
+};
+
+static int mw_before(bk_req_t *req, void *ud)
+{
+    const char *name = ud;
+    char *log = bk_req_data(req);
+    if (log != NULL)
+        strncat(log, name, 255 - strlen(log));
+    if (strcmp(name, "S") == 0 && bk_req_header(req, "X-Stop") != NULL) {
+        bk_res_problem(req, 401, "stopped by middleware", NULL);
+        return BK_HTTP_DONE;
+    }
+    return BK_HTTP_NEXT;
+}
+
+static void mw_after(bk_req_t *req, void *ud)
+{
+    char *log = bk_req_data(req);
+    if (log != NULL) {
+        strncat(log, "~", 255 - strlen(log));
+        strncat(log, ud, 255 - strlen(log));
+    }
+}
+
+static char last_trace[256];
+
+static int mw_first(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    static _Thread_local char buf[256];
+    buf[0] = '\0';
+    bk_req_set_data(req, buf);
+    return BK_HTTP_NEXT;
+}
+
+static void mw_first_after(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    snprintf(last_trace, sizeof last_trace, "%s|%d", (char *)bk_req_data(req), bk_res_status(req));
+}
+
+static void h_traced(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    strncat(bk_req_data(req), "H", 255 - strlen(bk_req_data(req)));
+    bk_res_json(req, 200, json_pack("{}"));
+}
+
+START_TEST(middleware_order_and_short_circuit)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_use(s, &(bk_http_middleware_t){"first", mw_first, mw_first_after, NULL}),
+                     BK_OK);
+    ck_assert_int_eq(bk_http_use(s, &(bk_http_middleware_t){"a", mw_before, mw_after, "A"}), BK_OK);
+    bk_http_middleware_t route_mw[] = {{"s", mw_before, mw_after, "S"},
+                                       {"b", mw_before, mw_after, "B"}};
+    bk_http_route_opts_t ro = {.middleware = route_mw, .nmiddleware = 2};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/m", h_traced, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/plain", h_traced, NULL, NULL), BK_OK);
+    start(s);
+
+    struct bkt_response r = request("GET", "/m", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    ck_assert_str_eq(last_trace, "ASBH~B~S~A|200");
+
+    r = request("GET", "/m", "X-Stop: 1\r\n", NULL);
+    assert_problem(&r, 401);
+    bkt_response_free(&r);
+    ck_assert_str_eq(last_trace, "AS~S~A|401"); /* B and the handler never ran */
+
+    r = request("GET", "/plain", NULL, NULL);
+    bkt_response_free(&r);
+    ck_assert_str_eq(last_trace, "AH~A|200"); /* route middleware is per route */
+}
+END_TEST
+
+/* ------------------------------------------------------------------ blocking */
+START_TEST(blocking_routes_run_on_the_pool)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/b", h_blocking, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    /* Keep-alive: both requests on one connection, the second after a worker. */
+    int fd = bkt_connect(port);
+    const char *two = "GET /b HTTP/1.1\r\nHost: t\r\n\r\nGET /t HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(fd, two, strlen(two)), 0);
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "id")), header(&r, "X-Request-ID"));
+    json_decref(doc);
+    bkt_response_free(&r);
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    close(fd);
+    ck_assert(!pthread_equal(atomic_load(&handler_thread), atomic_load(&loop_thread)));
+}
+END_TEST
+
+START_TEST(full_queue_answers_503)
+{
+    bk_workers_opts_t wo;
+    bk_workers_opts_init(&wo);
+    wo.threads = 1;
+    wo.queue_max = 1;
+    bk_workers_t *w;
+    ck_assert_int_eq(bk_workers_new(&wo, &w), BK_OK);
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.workers = w;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/b", h_blocking, "gate", &ro), BK_OK);
+    start(s);
+
+    const char *req = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+    int running = bkt_connect(port), queued = bkt_connect(port);
+    ck_assert_int_eq(bkt_send_all(running, req, strlen(req)), 0);
+    gate_wait_for(1); /* the one worker is busy */
+    ck_assert_int_eq(bkt_send_all(queued, req, strlen(req)), 0);
+    /* The queue slot fills once the loop has read the second request; poll the
+     * pool's own count rather than sleeping. */
+    bk_workers_stats_t st;
+    do
+        bk_workers_stats(w, &st);
+    while (st.queued < 1);
+
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_request(port, req, strlen(req), &r), 0);
+    assert_problem(&r, 503);
+    ck_assert_str_eq(header(&r, "Retry-After"), "1");
+    bkt_response_free(&r);
+
+    gate_release();
+    ck_assert_int_eq(bkt_read_response(running, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    ck_assert_int_eq(bkt_read_response(queued, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    close(running);
+    close(queued);
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_workers_free(w);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ shutdown */
+START_TEST(graceful_stop_finishes_in_flight)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/b", h_blocking, "gate", &ro), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    start(s);
+
+    int idle = bkt_connect(port); /* a keep-alive connection with nothing in flight */
+    struct bkt_response r;
+    const char *ready = "GET /health/ready HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(idle, ready, strlen(ready)), 0);
+    ck_assert_int_eq(bkt_read_response(idle, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    int busy = bkt_connect(port);
+    const char *req = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(busy, req, strlen(req)), 0);
+    gate_wait_for(1);
+
+    bk_http_server_stop(s);
+    ck_assert(bkt_wait_closed(idle)); /* idle connections close at once */
+    close(idle);
+    ck_assert_int_lt(bkt_connect(port), 0); /* no longer accepting */
+
+    gate_release();
+    ck_assert_int_eq(bkt_read_response(busy, &r, false), 0);
+    ck_assert_int_eq(r.status, 200); /* the in-flight request finished */
+    ck_assert_str_eq(header(&r, "Connection"), "close");
+    bkt_response_free(&r);
+    ck_assert(bkt_wait_closed(busy));
+    close(busy);
+    ck_assert_int_eq(bk_http_server_wait(s), BK_OK);
+}
+END_TEST
+
+START_TEST(stop_deadline_closes_stragglers)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.shutdown_timeout_ms = 50;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/b", h_blocking, "gate", &ro), BK_OK);
+    start(s);
+    int busy = bkt_connect(port);
+    const char *req = "GET /b HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(busy, req, strlen(req)), 0);
+    gate_wait_for(1);
+    bk_http_server_stop(s);
+    ck_assert(bkt_wait_closed(busy)); /* closed at the deadline, handler still running */
+    close(busy);
+    gate_release(); /* the handler returns into a dead connection: freed, no crash */
+    ck_assert_int_eq(bk_http_server_wait(s), BK_OK);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ health, metrics */
+static atomic_int db_ok = 1;
+
+static int check_db(void *ud)
+{
+    (void)ud;
+    return atomic_load(&db_ok) ? BK_OK : BK_EUNAVAIL;
+}
+
+static int check_slow(void *ud)
+{
+    (void)ud;
+    if (atomic_load(&db_ok) == 2)
+        gate_pass();
+    return BK_OK;
+}
+
+START_TEST(health_endpoints_flip)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    ck_assert_int_eq(bk_http_health_check(s, "db", check_db, NULL, 1000), BK_OK);
+    ck_assert_int_eq(bk_http_health_check(s, "slow", check_slow, NULL, 50), BK_OK);
+    ck_assert_int_eq(bk_http_health_check(s, "db", check_db, NULL, 1000), BK_EEXIST);
+    start(s);
+
+    struct bkt_response r = request("GET", "/health/live", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    r = request("GET", "/health/startup", NULL, NULL);
+    ck_assert_int_eq(r.status, 503);
+    bkt_response_free(&r);
+    bk_http_server_set_started(s, true);
+    r = request("GET", "/health/startup", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    atomic_store(&db_ok, 1);
+    r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"checks\":{\"db\":\"ok\",\"slow\":\"ok\"}}");
+    bkt_response_free(&r);
+
+    atomic_store(&db_ok, 0);
+    r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body,
+                     "{\"status\":\"unavailable\",\"checks\":{\"db\":\"failed\",\"slow\":\"ok\"}}");
+    bkt_response_free(&r);
+
+    /* A check that hangs past its timeout: the answer still comes, naming it. */
+    atomic_store(&db_ok, 2);
+    r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body,
+                     "{\"status\":\"unavailable\",\"checks\":{\"db\":\"ok\",\"slow\":\"timeout\"}}");
+    bkt_response_free(&r);
+    gate_release();
+}
+END_TEST
+
+START_TEST(metrics_after_traffic)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/users/{id}", h_echo_route, "p", NULL), BK_OK);
+    ck_assert_int_eq(bk_http_mount_metrics(s, "/metrics"), BK_OK);
+    start(s);
+    for (int i = 0; i < 3; i++) {
+        char path[32];
+        snprintf(path, sizeof path, "/users/%d", i);
+        struct bkt_response r = request("GET", path, NULL, NULL);
+        bkt_response_free(&r);
+    }
+    struct bkt_response r = request("GET", "/nope", NULL, NULL);
+    bkt_response_free(&r);
+    r = request("BREW", "/users/1", NULL, NULL);
+    bkt_response_free(&r);
+
+    r = request("GET", "/metrics", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Content-Type"), "text/plain; version=0.0.4; charset=utf-8");
+    const char *want[] = {
+        "http_requests_total{method=\"GET\",route=\"/users/{id}\",status=\"200\"} 3\n",
+        "http_requests_total{method=\"GET\",route=\"unmatched\",status=\"404\"} 1\n",
+        "http_requests_total{method=\"other\",route=\"/users/{id}\",status=\"405\"} 1\n",
+        "http_request_duration_seconds_count{route=\"/users/{id}\"} 4\n",
+        "http_request_duration_seconds_count{route=\"unmatched\"} 1\n",
+        "http_requests_in_flight 1\n", /* the /metrics request itself */
+        "# TYPE http_worker_queue_depth gauge\n",
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(r.body, want[i]) != NULL, "missing %s in:\n%s", want[i], r.body);
+    bkt_response_free(&r);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ connections */
+START_TEST(keep_alive_and_http10)
+{
+    start(routing_server());
+    int fd = bkt_connect(port);
+    for (int i = 0; i < 3; i++) {
+        const char *req = "GET /users/1 HTTP/1.1\r\nHost: t\r\n\r\n";
+        ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+        struct bkt_response r;
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_ptr_null(header(&r, "Connection"));
+        bkt_response_free(&r);
+    }
+    const char *last = "GET /users/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(fd, last, strlen(last)), 0);
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    ck_assert_str_eq(header(&r, "Connection"), "close");
+    bkt_response_free(&r);
+    ck_assert(bkt_wait_closed(fd));
+    close(fd);
+
+    const char *v10 = "GET /users/1 HTTP/1.0\r\n\r\n"; /* 1.0: no Host needed, closes */
+    ck_assert_int_eq(bkt_request(port, v10, strlen(v10), &r), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Connection"), "close");
+    bkt_response_free(&r);
+}
+END_TEST
+
+START_TEST(max_connections_refused_with_503)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.max_connections = 2;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    int a = bkt_connect(port), b = bkt_connect(port);
+    const char *req = "GET /t HTTP/1.1\r\nHost: t\r\n\r\n";
+    struct bkt_response r;
+    for (int i = 0; i < 2; i++) { /* both are accepted and served */
+        int fd = i ? b : a;
+        ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        ck_assert_int_eq(r.status, 200);
+        bkt_response_free(&r);
+    }
+    int c = bkt_connect(port);
+    ck_assert_int_eq(bkt_read_response(c, &r, false), 0);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(header(&r, "Content-Type"), "application/problem+json");
+    bkt_response_free(&r);
+    close(c);
+    close(a);
+    /* Once a slot frees, a new connection is served (the close is seen first). */
+    for (;;) {
+        ck_assert_int_eq(bkt_request(port, req, strlen(req), &r), 0);
+        int st = r.status;
+        bkt_response_free(&r);
+        if (st == 200)
+            break;
+        ck_assert_int_eq(st, 503);
+    }
+    close(b);
+}
+END_TEST
+
+START_TEST(unix_socket_and_ipv6)
+{
+    char path[108];
+    snprintf(path, sizeof path, "/tmp/bk-http-test-%d.sock", (int)getpid());
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.unix_path = path;
+    o.threads = 2;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(s), BK_OK);
+    ck_assert_uint_eq(bk_http_server_port(s), 0);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    const char *req = "GET /t HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    close(fd);
+    /* A live socket is never replaced by a second server. */
+    bk_http_server_t *s2;
+    ck_assert_int_eq(bk_http_server_new(&o, &s2), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(s2), BK_EEXIST);
+    bk_http_server_free(s2);
+    bk_http_server_free(s);
+    ck_assert_int_ne(access(path, F_OK), 0); /* removed at free */
+
+    test_opts(&o);
+    o.host = "::1";
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(s), BK_OK);
+    fd = socket(AF_INET6, SOCK_STREAM, 0);
+    struct sockaddr_in6 s6 = {.sin6_family = AF_INET6, .sin6_port = htons(bk_http_server_port(s)),
+                              .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    if (connect(fd, (struct sockaddr *)&s6, sizeof s6) == 0) {
+        ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        ck_assert_int_eq(r.status, 200);
+        bkt_response_free(&r);
+    } else {
+        ck_abort_msg("cannot connect to [::1]");
+    }
+    close(fd);
+    bk_http_server_free(s);
+}
+END_TEST
+
+START_TEST(bad_options_refused)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.max_connections = 0;
+    bk_http_server_t *s = NULL;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_EINVAL);
+    test_opts(&o);
+    static const char *const bad[] = {"https://a.example\r\nX: y", NULL};
+    o.cors_origins = bad;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_EINVAL);
+    test_opts(&o);
+    o.host = "999.1.1.1";
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(s), BK_EINVAL);
+    bk_http_server_free(s);
+    ck_assert_str_eq(bk_http_reason(431), "Request Header Fields Too Large");
+    ck_assert_str_eq(bk_http_reason(299), "Unknown");
+}
+END_TEST
+
+static Suite *http_suite(void)
+{
+    Suite *s = suite_create("http");
+    TCase *tc = tcase_create("server");
+    tcase_add_checked_fixture(tc, NULL, teardown);
+    tcase_set_timeout(tc, 30);
+    tcase_add_test(tc, routes_and_params);
+    tcase_add_test(tc, route_registration_errors);
+    tcase_add_test(tc, not_found_method_not_allowed_head_options);
+    tcase_add_test(tc, json_in_and_out);
+    tcase_add_test(tc, limits_answer_problems);
+    tcase_add_test(tc, security_headers_and_cache_control);
+    tcase_add_test(tc, request_id_accepted_or_generated);
+    tcase_add_test(tc, cors_preflight_allow_and_deny);
+    tcase_add_test(tc, cors_wildcard_never_with_credentials);
+    tcase_add_test(tc, middleware_order_and_short_circuit);
+    tcase_add_test(tc, blocking_routes_run_on_the_pool);
+    tcase_add_test(tc, full_queue_answers_503);
+    tcase_add_test(tc, graceful_stop_finishes_in_flight);
+    tcase_add_test(tc, stop_deadline_closes_stragglers);
+    tcase_add_test(tc, health_endpoints_flip);
+    tcase_add_test(tc, metrics_after_traffic);
+    tcase_add_test(tc, keep_alive_and_http10);
+    tcase_add_test(tc, max_connections_refused_with_503);
+    tcase_add_test(tc, unix_socket_and_ipv6);
+    tcase_add_test(tc, bad_options_refused);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return bk_test_run(http_suite());
+}
