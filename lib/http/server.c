@@ -457,6 +457,8 @@ int bk_http_server_start(bk_http_server_t *srv)
         return BK_EINVAL;
     if (srv->started)
         return BK_EBUSY;
+    if (atomic_load(&srv->stopping))
+        return BK_ECLOSED; /* stopped before it started: nothing would stop it again */
     int rc = bk__router_finish(srv->root);
     if (rc == BK_OK)
         rc = static_headers(srv);

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# examples/hello_json answers JSON over HTTP, logs JSON lines and counts requests.
+# examples/hello_json answers JSON over HTTP, logs JSON lines (server events and the
+# access log), counts requests and stops gracefully on SIGTERM.
 set -euo pipefail
 bin="$top_builddir/examples/hello_json"
 work=$(mktemp -d)
@@ -9,7 +10,7 @@ trap cleanup EXIT
 fail() { echo "FAIL: $*"; echo "--- server log"; cat "$work/log"; exit 1; }
 
 : >"$work/log" # exists before the server opens it, so polling it never races
-"$bin" --port 0 2>>"$work/log" &
+"$bin" --port 0 --threads 2 2>>"$work/log" &
 pid=$!
 port=""
 for _ in $(seq 100); do
@@ -21,18 +22,22 @@ done
 [ -n "$port" ] || fail "no 'listening' log line"
 url="http://127.0.0.1:$port"
 
-body=$(curl -fsS "$url/")
-[ "$body" = "{\"hello\":\"world\",\"version\":\"$(sed -n 's/^AC_INIT(\[libbackend\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")\"}" ] ||
-    fail "unexpected body: $body"
-ctype=$(curl -fsS -o /dev/null -w '%{content_type}' "$url/")
+body=$(curl -fsS "$url/json")
+[ "$body" = '{"message":"Hello, World!"}' ] || fail "unexpected body: $body"
+version=$(sed -n 's/^AC_INIT(\[libbackend\], \[\([^]]*\)\].*/\1/p' "$top_srcdir/configure.ac")
+body=$(curl -fsS "$url/hello/w%C3%B6rld")
+[ "$body" = "{\"hello\":\"wörld\",\"version\":\"$version\"}" ] || fail "unexpected body: $body"
+ctype=$(curl -fsS -o /dev/null -w '%{content_type}' "$url/json")
 [ "$ctype" = application/json ] || fail "content type $ctype"
 status=$(curl -sS -o /dev/null -w '%{http_code}' "$url/nope")
 [ "$status" = 404 ] || fail "unknown path gave $status"
+curl -fsS "$url/health/ready" | grep -q '"status":"ok"' || fail "not ready"
+curl -fsS "$url/health/startup" | grep -q '"status":"ok"' || fail "not started"
 
 metrics=$(curl -fsS "$url/metrics")
 grep -qx '# TYPE http_requests_total counter' <<<"$metrics" || fail "no TYPE line: $metrics"
-grep -qx 'http_requests_total{path="/",status="200"} 2' <<<"$metrics" || fail "count of / wrong: $metrics"
-grep -qx 'http_requests_total{path="other",status="404"} 1' <<<"$metrics" || fail "count of 404 wrong: $metrics"
+grep -qx 'http_requests_total{method="GET",route="/json",status="200"} 2' <<<"$metrics" || fail "count of /json wrong: $metrics"
+grep -qx 'http_requests_total{method="GET",route="unmatched",status="404"} 1' <<<"$metrics" || fail "count of 404 wrong: $metrics"
 
 kill -TERM "$pid"
 wait "$pid" || fail "exit status $? after SIGTERM"
@@ -40,6 +45,6 @@ pid=""
 # Every log line is one JSON object with ts, level and msg first.
 n=$(grep -c '^{"ts":"[0-9-]*T[0-9:]*\.[0-9]\{3\}Z","level":"info","msg":"' "$work/log")
 [ "$n" = "$(wc -l <"$work/log")" ] || fail "a log line is not structured"
-grep -q '"msg":"request","path":"/nope","status":404' "$work/log" || fail "no request log line"
+grep -q '"msg":"request","method":"GET","path":"/nope","route":null,"status":404' "$work/log" || fail "no access log line"
 grep -q '"msg":"stopped"' "$work/log" || fail "no clean stop"
-echo "PASS: hello_json answered /, /metrics, 404 and stopped on SIGTERM"
+echo "PASS: hello_json answered /json, /hello/{name}, health, /metrics and 404, and stopped on SIGTERM"

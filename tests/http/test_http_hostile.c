@@ -12,6 +12,8 @@
  *                          value contains the text after "Name: "
  *   body: {"a":1}          optional, repeatable: the body contains this text (literal)
  *   eof: yes|no            half-close after sending; default yes for "close", else no
+ *   after: close           after its response the server closes the connection
+ *   after: open            the connection stays usable: GET /ping on it answers 200
  *   # ...                  a comment (only among the directives)
  *
  * The first line that is none of these starts the raw request. In it real newlines
@@ -53,9 +55,16 @@
 #ifndef CLOSE_WITHIN_MS
 #define CLOSE_WITHIN_MS 1500
 #endif
+/* "after: close": the close follows the response at once, well before the idle
+ * timeout (2000 ms) could be what closes the connection. */
+#define AFTER_CLOSE_WITHIN_MS 1000
+/* ... and not before this: a slow client is not cut off at its first pause. */
+#define CLOSE_NOT_BEFORE_MS 200
 
 #define EXPECT_CLOSE (-1)
 #define EXPECT_NONE (-2)
+#define AFTER_CLOSE 1
+#define AFTER_OPEN 2
 #define MAX_EXPECT 4
 #define MAX_CHECKS 8
 
@@ -144,7 +153,8 @@ static void srv_teardown(void)
 
 /* Checks write their reason into why and return false, so that the caller can
  * free what it holds before asserting (valgrind stays clean even on failure). */
-__attribute__((format(printf, 3, 4)))
+static bool why_fail(char *why, size_t wsz, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static bool why_fail(char *why, size_t wsz, const char *fmt, ...)
 {
     va_list ap;
@@ -188,22 +198,27 @@ static const char *describe(const struct bkt_response *r, char *out, size_t outs
 
 /* A 4xx/5xx answer: application/problem+json, an object with "status" equal to
  * the code and "title" and "request_id" strings; the request id matches the
- * X-Request-ID header when the server sends one. */
-static bool check_problem(const struct bkt_response *r, char *why, size_t wsz)
+ * X-Request-ID header when the server sends one. The answer to HEAD has no body:
+ * only its Content-Type is checked. */
+static bool check_problem_head(const struct bkt_response *r, bool head, char *why, size_t wsz)
 {
     char ct[256], rid[512], d[1400];
     if (bkt_header(r, "Content-Type", ct, sizeof ct) == NULL)
-        return why_fail(why, wsz, "no Content-Type on a %d (%s)", r->status, describe(r, d, sizeof d));
+        return why_fail(why, wsz, "no Content-Type on a %d (%s)", r->status,
+                        describe(r, d, sizeof d));
     size_t n = strlen("application/problem+json");
     if (strncasecmp(ct, "application/problem+json", n) != 0 ||
         (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' '))
         return why_fail(why, wsz, "Content-Type \"%s\" on a %d, want application/problem+json (%s)",
-                    ct, r->status, describe(r, d, sizeof d));
+                        ct, r->status, describe(r, d, sizeof d));
+    if (head)
+        return r->body_len == 0 ||
+               why_fail(why, wsz, "a body on the answer to HEAD: %s", describe(r, d, sizeof d));
     json_error_t err;
     json_t *doc = json_loadb(r->body, r->body_len, 0, &err);
     if (doc == NULL)
         return why_fail(why, wsz, "problem body is not JSON (%s): %s", err.text,
-                    describe(r, d, sizeof d));
+                        describe(r, d, sizeof d));
     bool ok = false;
     json_t *st = json_object_get(doc, "status");
     json_t *title = json_object_get(doc, "title");
@@ -219,11 +234,16 @@ static bool check_problem(const struct bkt_response *r, char *why, size_t wsz)
     else if (bkt_header(r, "X-Request-ID", rid, sizeof rid) != NULL &&
              strcmp(rid, json_string_value(id)) != 0)
         why_fail(why, wsz, "problem request_id \"%s\" differs from X-Request-ID \"%s\"",
-             json_string_value(id), rid);
+                 json_string_value(id), rid);
     else
         ok = true;
     json_decref(doc);
     return ok;
+}
+
+static bool check_problem(const struct bkt_response *r, char *why, size_t wsz)
+{
+    return check_problem_head(r, false, why, wsz);
 }
 
 /* The server is alive: GET /ping on a new connection answers 200 {"ok":true}. */
@@ -250,8 +270,7 @@ static bool ping_ok(char *why, size_t wsz)
 
 /* Sends raw on a new connection and reads one response; fails the test (after
  * freeing) when none comes. what names the case in messages. */
-static void request_or_fail(const char *what, const void *raw, size_t len,
-                            struct bkt_response *r)
+static void request_or_fail(const char *what, const void *raw, size_t len, struct bkt_response *r)
 {
     int rc = bkt_request(port, raw, len, r);
     ck_assert_msg(rc == 0, "%s: no complete response (timeout or close)", what);
@@ -263,6 +282,7 @@ struct hcase {
     int expect[MAX_EXPECT]; /* statuses, or EXPECT_CLOSE / EXPECT_NONE */
     size_t nexpect;
     bool eof;
+    int after; /* 0: not checked, AFTER_CLOSE, AFTER_OPEN */
     char *hdr_name[MAX_CHECKS], *hdr_want[MAX_CHECKS];
     size_t nhdr;
     char *body_want[MAX_CHECKS];
@@ -271,8 +291,8 @@ struct hcase {
     size_t rawlen;
 };
 
-static char *case_dir;     /* $top_srcdir/tests/http/hostile */
-static char **case_names;  /* sorted *.req names */
+static char *case_dir;    /* $top_srcdir/tests/http/hostile */
+static char **case_names; /* sorted *.req names */
 static size_t ncases;
 
 static void hcase_free(struct hcase *c)
@@ -330,8 +350,7 @@ static bool unescape(struct hcase *c, const char *s, size_t len, char *why, size
             i += 2;
             break;
         }
-        default:
-            return why_fail(why, wsz, "unknown escape \\%c at offset %zu", s[i], i - 1);
+        default: return why_fail(why, wsz, "unknown escape \\%c at offset %zu", s[i], i - 1);
         }
     }
     c->rawlen = o;
@@ -421,6 +440,17 @@ static bool parse_directive(struct hcase *c, const char *line, size_t len, char 
         c->eof = yes;
         return true;
     }
+    if (starts_with(line, len, "after:")) {
+        char *v = directive_value(line, len, "after:");
+        c->after = v == NULL                 ? 0
+                   : strcmp(v, "close") == 0 ? AFTER_CLOSE
+                   : strcmp(v, "open") == 0  ? AFTER_OPEN
+                                             : 0;
+        free(v);
+        if (c->after == 0)
+            return why_fail(why, wsz, "after: wants close or open");
+        return true;
+    }
     return why_fail(why, wsz, "not a directive");
 }
 
@@ -428,7 +458,7 @@ static bool is_directive(const char *line, size_t len)
 {
     return starts_with(line, len, "#") || starts_with(line, len, "expect:") ||
            starts_with(line, len, "header:") || starts_with(line, len, "body:") ||
-           starts_with(line, len, "eof:");
+           starts_with(line, len, "eof:") || starts_with(line, len, "after:");
 }
 
 static bool load_case(const char *name, struct hcase *c, char *why, size_t wsz)
@@ -532,17 +562,19 @@ static bool run_case(const struct hcase *c, char *why, size_t wsz)
         bool closed = bkt_drain_closed(fd, &drained);
         close(fd);
         if (!closed)
-            return why_fail(why, wsz, "expected a close without a response; the connection "
-                                  "stayed open %d ms (%zu bytes received)",
-                        BKT_TIMEOUT_MS, drained);
+            return why_fail(why, wsz,
+                            "expected a close without a response; the connection "
+                            "stayed open %d ms (%zu bytes received)",
+                            BKT_TIMEOUT_MS, drained);
         if (drained > 0)
             return why_fail(why, wsz, "expected a close without a response; got %zu bytes first",
-                        drained);
+                            drained);
         return true;
     }
 
     struct bkt_response r;
-    int rc = bkt_read_response(fd, &r, false);
+    bool head = c->rawlen >= 5 && memcmp(c->raw, "HEAD ", 5) == 0;
+    int rc = bkt_read_response(fd, &r, head);
     if (rc != 0) {
         /* No complete response: acceptable for "none" only if the server closed. */
         bool closed = bkt_wait_closed(fd);
@@ -550,15 +582,14 @@ static bool run_case(const struct hcase *c, char *why, size_t wsz)
         if (c->expect[0] == EXPECT_NONE && closed)
             return true;
         return why_fail(why, wsz, "expected %s; got no complete response (%s)",
-                    expect_text(c, want, sizeof want),
-                    closed ? "the connection closed" : "timed out");
+                        expect_text(c, want, sizeof want),
+                        closed ? "the connection closed" : "timed out");
     }
-    close(fd);
     bool ok = true;
     if (!expected(c, r.status))
         ok = why_fail(why, wsz, "expected %s; got %s", expect_text(c, want, sizeof want),
-                  describe(&r, d, sizeof d));
-    else if (r.status >= 400 && !check_problem(&r, why, wsz))
+                      describe(&r, d, sizeof d));
+    else if (r.status >= 400 && !check_problem_head(&r, head, why, wsz))
         ok = false;
     for (size_t i = 0; ok && i < c->nhdr; i++) {
         char v[1024];
@@ -566,13 +597,35 @@ static bool run_case(const struct hcase *c, char *why, size_t wsz)
             ok = why_fail(why, wsz, "no %s header in the %d response", c->hdr_name[i], r.status);
         else if (strstr(v, c->hdr_want[i]) == NULL)
             ok = why_fail(why, wsz, "%s: \"%s\" does not contain \"%s\"", c->hdr_name[i], v,
-                      c->hdr_want[i]);
+                          c->hdr_want[i]);
     }
     for (size_t i = 0; ok && i < c->nbody; i++)
         if (strstr(r.body, c->body_want[i]) == NULL)
             ok = why_fail(why, wsz, "the body does not contain %s: %s", c->body_want[i],
-                      describe(&r, d, sizeof d));
+                          describe(&r, d, sizeof d));
+    int status = r.status;
     bkt_response_free(&r);
+    if (ok && c->after == AFTER_CLOSE) {
+        size_t drained = 0;
+        int64_t t0 = bkt__now_ms();
+        bool closed = bkt_drain_closed(fd, &drained);
+        int64_t ms = bkt__now_ms() - t0;
+        if (!closed || ms > AFTER_CLOSE_WITHIN_MS)
+            ok = why_fail(why, wsz, "the connection stayed open after the %d (%s after %lld ms)",
+                          status, closed ? "closed only" : "still open", (long long)ms);
+        else if (drained > 0)
+            ok = why_fail(why, wsz, "%zu more bytes after the %d response", drained, status);
+    } else if (ok && c->after == AFTER_OPEN) {
+        static const char ping[] = "GET /ping HTTP/1.1\r\nHost: x\r\n\r\n";
+        if (bkt_send_all(fd, ping, sizeof ping - 1) != 0 || bkt_read_response(fd, &r, false) != 0)
+            ok = why_fail(why, wsz, "GET /ping on the same connection after the %d: no response",
+                          status);
+        else if (r.status != 200 || strstr(r.body, "\"ok\"") == NULL)
+            ok = why_fail(why, wsz, "GET /ping on the same connection after the %d: %s", status,
+                          describe(&r, d, sizeof d));
+        bkt_response_free(&r);
+    }
+    close(fd);
     return ok;
 }
 
@@ -703,6 +756,79 @@ START_TEST(header_value_too_long)
 }
 END_TEST
 
+/* Just under the limits, requests go through: the limits are not stricter than
+ * configured. A 3700-byte header value (the head stays under 4096 bytes). */
+START_TEST(header_under_limit_ok)
+{
+    struct buf b = {0};
+    buf_str(&b, "GET /ping HTTP/1.1\r\nHost: x\r\nX-Big: ");
+    buf_fill(&b, 'a', 3700);
+    buf_str(&b, "\r\n\r\n");
+    struct bkt_response r;
+    int rc = bkt_request(port, b.p, b.len, &r);
+    free(b.p);
+    ck_assert_msg(rc == 0, "3700-byte header: no complete response (timeout or close)");
+    char d[1400];
+    describe(&r, d, sizeof d);
+    int status = r.status;
+    bkt_response_free(&r);
+    ck_assert_msg(status == 200, "3700-byte header value (head under 4096): expected 200; got %s",
+                  d);
+}
+END_TEST
+
+/* POST /echo of a JSON body of exactly len bytes, by Content-Length or in chunks. */
+static void post_json_of_len(size_t len, bool chunked, struct bkt_response *r)
+{
+    ck_assert_uint_ge(len, 8);
+    struct buf body = {0}, b = {0};
+    buf_str(&body, "{\"a\":\"");
+    buf_fill(&body, 'x', len - 8);
+    buf_str(&body, "\"}");
+    buf_str(&b, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n");
+    char line[64];
+    if (chunked) {
+        /* two chunks: the total is what counts */
+        size_t half = len / 2;
+        buf_str(&b, "Transfer-Encoding: chunked\r\n\r\n");
+        snprintf(line, sizeof line, "%zx\r\n", half);
+        buf_str(&b, line);
+        buf_add(&b, body.p, half);
+        snprintf(line, sizeof line, "\r\n%zx\r\n", len - half);
+        buf_str(&b, line);
+        buf_add(&b, body.p + half, len - half);
+        buf_str(&b, "\r\n0\r\n\r\n");
+    } else {
+        snprintf(line, sizeof line, "Content-Length: %zu\r\n\r\n", len);
+        buf_str(&b, line);
+        buf_add(&b, body.p, len);
+    }
+    free(body.p);
+    int rc = bkt_request(port, b.p, b.len, r);
+    free(b.p);
+    ck_assert_msg(rc == 0, "%zu-byte %s body: no complete response", len,
+                  chunked ? "chunked" : "Content-Length");
+}
+
+/* max_body_bytes is 1024: 1024 bytes pass, 1025 get a 413, both framings. */
+START_TEST(body_limit_boundary)
+{
+    for (int chunked = 0; chunked <= 1; chunked++) {
+        struct bkt_response r;
+        char d[1400];
+        post_json_of_len(1024, chunked, &r);
+        describe(&r, d, sizeof d);
+        bool ok = r.status == 200 && r.body_len == 1024;
+        bkt_response_free(&r);
+        ck_assert_msg(ok, "a 1024-byte %s body (the limit): expected the 200 echo; got %s",
+                      chunked ? "chunked" : "Content-Length", d);
+        post_json_of_len(1025, chunked, &r);
+        assert_problem_status(chunked ? "a 1025-byte chunked body" : "a 1025-byte body", &r, 413);
+    }
+    ASSERT_PING_OK();
+}
+END_TEST
+
 /* A 5000-byte URI and no CRLF yet: 414 without waiting for the rest. */
 START_TEST(uri_too_long)
 {
@@ -727,12 +853,11 @@ static void read_pipelined(int fd, int n, bool ids)
         int rc = bkt_read_response(fd, &r, false);
         if (rc != 0)
             close(fd);
-        ck_assert_msg(rc == 0, "pipelined response %d of %d: none (timeout or close)", i + 1,
-                      n);
+        ck_assert_msg(rc == 0, "pipelined response %d of %d: none (timeout or close)", i + 1, n);
         char d[1400] = "", want[32];
         snprintf(want, sizeof want, "\"id\":\"%d\"", i);
-        bool ok = r.status == 200 && (ids ? strstr(r.body, want) != NULL
-                                          : strstr(r.body, "\"ok\"") != NULL);
+        bool ok = r.status == 200 &&
+                  (ids ? strstr(r.body, want) != NULL : strstr(r.body, "\"ok\"") != NULL);
         if (!ok) {
             describe(&r, d, sizeof d);
             bkt_response_free(&r);
@@ -781,6 +906,29 @@ START_TEST(pipelined_order)
 }
 END_TEST
 
+/* Bodies framed by Content-Length and by chunks, then more requests in the same
+ * write: each body ends exactly where its framing says (a body byte read as a
+ * request, or a request swallowed into a body, is request smuggling). */
+START_TEST(pipelined_after_bodies)
+{
+    static const char reqs[] =
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Content-Length: 10\r\n\r\n{\"id\":\"0\"}"
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n4\r\n{\"id\r\n5;x=y\r\n\":\"1\"\r\n1\r\n}\r\n"
+        "0\r\nX-Trailer: GET /users/666 HTTP/1.1\r\n\r\n"
+        "GET /users/2 HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n"
+        "GET /users/3 HTTP/1.1\r\nHost: x\r\n\r\n";
+    int fd = bkt_connect(port);
+    ck_assert_int_ge(fd, 0);
+    int rc = bkt_send_all(fd, reqs, sizeof reqs - 1);
+    ck_assert_int_eq(rc, 0);
+    read_pipelined(fd, 4, true);
+    close(fd);
+    ASSERT_PING_OK();
+}
+END_TEST
+
 /* Sends raw and then nothing: the server must close within CLOSE_WITHIN_MS. */
 static void assert_closed_soon(const char *what, const char *raw)
 {
@@ -793,10 +941,12 @@ static void assert_closed_soon(const char *what, const char *raw)
     int64_t ms = bkt__now_ms() - t0;
     close(fd);
     ck_assert_msg(rc == 0, "%s: send failed", what);
-    ck_assert_msg(closed, "%s: the connection was not closed within %d ms", what,
-                  BKT_TIMEOUT_MS);
+    ck_assert_msg(closed, "%s: the connection was not closed within %d ms", what, BKT_TIMEOUT_MS);
     ck_assert_msg(ms <= CLOSE_WITHIN_MS, "%s: closed only after %lld ms (want <= %d ms)", what,
                   (long long)ms, CLOSE_WITHIN_MS);
+    ck_assert_msg(ms >= CLOSE_NOT_BEFORE_MS,
+                  "%s: closed after %lld ms, before the 300 ms timeout could expire", what,
+                  (long long)ms);
 }
 
 /* Slowloris: half a head, then silence; header_timeout_ms is 300. */
@@ -842,7 +992,7 @@ START_TEST(random_megabyte)
     if (bkt_read_response(fd, &r, false) == 0) {
         if (r.status < 400 || r.status > 499)
             ok = why_fail(why, sizeof why, "1 MB of noise: expected a 4xx or a close; got %s",
-                      describe(&r, d, sizeof d));
+                          describe(&r, d, sizeof d));
         else
             ok = check_problem(&r, why, sizeof why);
         bkt_response_free(&r);
@@ -978,6 +1128,8 @@ static Suite *http_hostile_suite(void)
     tcase_add_test(limits, header_flood);
     tcase_add_test(limits, header_value_too_long);
     tcase_add_test(limits, uri_too_long);
+    tcase_add_test(limits, header_under_limit_ok);
+    tcase_add_test(limits, body_limit_boundary);
     tcase_add_test(limits, random_megabyte);
     suite_add_tcase(s, limits);
 
@@ -986,6 +1138,7 @@ static Suite *http_hostile_suite(void)
     tcase_set_timeout(pipe, 60);
     tcase_add_test(pipe, pipelined_ping);
     tcase_add_test(pipe, pipelined_order);
+    tcase_add_test(pipe, pipelined_after_bodies);
     suite_add_tcase(s, pipe);
 
     TCase *timeouts = tcase_create("timeouts");
