@@ -151,6 +151,10 @@ static int framing(struct conn *c, const char **detail)
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct hdr *h = &req->hdrs[i];
         if (h->nlen == 4 && strcasecmp(h->name, "Host") == 0) {
+            if (!bk__host_ok(h->value)) {
+                *detail = "invalid Host header";
+                return 400;
+            }
             hosts++;
         } else if (h->nlen == 14 && strcasecmp(h->name, "Content-Length") == 0) {
             int64_t n = parse_length(h->value);
@@ -193,8 +197,14 @@ static int framing(struct conn *c, const char **detail)
             return 400;
         }
         if (strcasecmp(te, "chunked") != 0) {
-            *detail = "only the chunked transfer coding is supported";
-            return 501;
+            /* RFC 9112 6.3: without chunked last the body's end is unknowable (400);
+             * chunked after codings we do not implement is 501. */
+            size_t len = strlen(te);
+            bool chunked_last = len > 7 && strcasecmp(te + len - 7, "chunked") == 0 &&
+                                (te[len - 8] == ',' || te[len - 8] == ' ' || te[len - 8] == '\t');
+            *detail = chunked_last ? "only the chunked transfer coding is supported"
+                                   : "the final transfer coding must be chunked";
+            return chunked_last ? 501 : 400;
         }
         req->chunked = true;
     }
@@ -227,6 +237,19 @@ static void start_request(struct conn *c)
     bk__dispatch(req);
 }
 
+/* True when in[from..len) has a LF not preceded by CR: a client ending lines with
+ * bare LF would otherwise wait for the header timeout instead of hearing why. */
+static bool bare_lf(struct evbuffer *in, size_t from, size_t len)
+{
+    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
+    if (p == NULL)
+        return false;
+    for (size_t i = from; i < len; i++)
+        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+            return true;
+    return false;
+}
+
 /* Reads the head; true when the caller should go on (body or dispatch). */
 static bool read_head(struct conn *c, struct evbuffer *in)
 {
@@ -245,6 +268,10 @@ static bool read_head(struct conn *c, struct evbuffer *in)
         return false;
     }
     if (end.pos < 0) {
+        if (bare_lf(in, c->scanned, len)) {
+            fail(c, 400, "lines must end with CRLF");
+            return false;
+        }
         c->scanned = len;
         return false;
     }

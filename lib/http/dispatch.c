@@ -192,13 +192,33 @@ static const char *method_label(const char *m)
     return "other"; /* a client cannot grow the series set with made-up methods */
 }
 
+/* http_requests_total{method,route,status} for this answer. Series are looked up
+ * in the registry once per loop and kept in a small direct-mapped cache: the
+ * registry's lookup hashes the labels under a lock, this is a pointer compare. */
+static bk_counter_t *requests_counter(struct bk_req *req, const char *method)
+{
+    struct loop *loop = req->loop;
+    const struct route *label = req->label;
+    uintptr_t h = ((uintptr_t)label >> 4) ^ ((uintptr_t)method >> 3) ^ (uintptr_t)req->status * 31u;
+    struct counter_slot *slot = &loop->counters[h % BK_HTTP_COUNTER_CACHE];
+    if (slot->c != NULL && slot->label == label && slot->method == method &&
+        slot->status == req->status)
+        return slot->c;
+    char status[8];
+    snprintf(status, sizeof status, "%d", req->status);
+    bk_counter_t *c;
+    if (bk_metric_counter(req->srv->requests_total,
+                          (const char *[]){method, label ? label->template : "unmatched", status,
+                                           NULL},
+                          &c) != BK_OK)
+        return NULL;
+    *slot = (struct counter_slot){label, method, req->status, c};
+    return c;
+}
+
 void bk__req_complete(struct bk_req *req)
 {
     bk_http_server_t *srv = req->srv;
-    if (srv->static_headers != NULL)
-        evbuffer_add(req->res_headers, srv->static_headers, strlen(srv->static_headers));
-    if (srv->o.security_headers && !req->has_cache_control)
-        evbuffer_add(req->res_headers, "Cache-Control: no-store\r\n", 25);
     if (srv->cors_origins != NULL && !req->cors_done) {
         const char *allow = allowed_origin(srv, bk_req_header(req, "Origin"));
         if (allow != NULL) {
@@ -212,13 +232,8 @@ void bk__req_complete(struct bk_req *req)
     size_t bytes = req->head_method ? 0 : evbuffer_get_length(req->res_body);
     const char *route = req->label ? req->label->template : NULL;
 
-    char status[8];
-    snprintf(status, sizeof status, "%d", req->status);
-    bk_counter_t *c;
-    if (bk_metric_counter(srv->requests_total,
-                          (const char *[]){method_label(req->method), route ? route : "unmatched",
-                                           status, NULL},
-                          &c) == BK_OK)
+    bk_counter_t *c = requests_counter(req, method_label(req->method));
+    if (c != NULL)
         bk_counter_inc(c);
     bk_histogram_observe(req->label ? req->label->duration : srv->unmatched_duration, secs);
     bk_gauge_add(srv->in_flight, -1);

@@ -176,6 +176,15 @@ struct conn {
 };
 
 /* ------------------------------------------------------------------ server */
+#define BK_HTTP_COUNTER_CACHE 64
+
+struct counter_slot {
+    const struct route *label;
+    const char *method;
+    int status;
+    bk_counter_t *c;
+};
+
 struct loop {
     bk_http_server_t *srv;
     unsigned index;
@@ -194,6 +203,7 @@ struct loop {
     /* Request ids: a random per-loop prefix and a counter. */
     char id_prefix[17];
     uint64_t id_seq;
+    struct counter_slot counters[BK_HTTP_COUNTER_CACHE];
     /* Date header, cached per second. */
     int64_t date_sec;
     char date[40];
@@ -255,6 +265,7 @@ BK__HIDDEN int bk__pct_decode(struct arena *a, const char *s, size_t len, bool p
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
 BK__HIDDEN bool bk__is_json_type(const char *ctype);
+BK__HIDDEN bool bk__host_ok(const char *value);
 
 /* dispatch.c */
 BK__HIDDEN void bk__dispatch(struct bk_req *req);

@@ -61,8 +61,25 @@ int bk__http_parse_head(struct bk_req *req, size_t len)
     if (target[0] == '*' && target[1] == '\0') {
         if (strcmp(req->method, "OPTIONS") != 0)
             return 400;
+    } else if (strncasecmp(target, "http://", 7) == 0 || strncasecmp(target, "https://", 8) == 0) {
+        /* absolute-form (RFC 9112 3.2.2): route on its path; the authority is the
+         * client's business with its proxy. */
+        char *auth = strchr(target, ':') + 3;
+        char *slash = auth + strcspn(auth, "/?");
+        if (slash == auth)
+            return 400;
+        if (*slash == '/') {
+            target = slash;
+        } else {
+            /* "http://host?q": the path is "/"; shift the query down one byte
+             * to make room for it (the scheme and host are long enough). */
+            size_t qlen = strlen(slash);
+            memmove(auth + 1, slash, qlen + 1);
+            *auth = '/';
+            target = auth;
+        }
     } else if (target[0] != '/') {
-        return 400; /* only origin-form (and "*" for OPTIONS) is served */
+        return 400; /* origin-form, absolute-form, or "*" for OPTIONS */
     }
     char *q = strchr(target, '?');
     char *frag = strchr(target, '#');
@@ -148,6 +165,18 @@ int bk__pct_decode(struct arena *a, const char *s, size_t len, bool plus_space, 
     d[n] = '\0';
     *out = d;
     return BK_OK;
+}
+
+bool bk__host_ok(const char *v)
+{
+    /* uri-host [ ":" port ]: reg-name, IPv4 or an IP-literal in brackets. */
+    for (; *v; v++) {
+        unsigned char c = (unsigned char)*v;
+        bool alnum = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+        if (!alnum && strchr("-._~!$&'()*+,;=:[]%", c) == NULL)
+            return false;
+    }
+    return true;
 }
 
 bool bk__is_json_type(const char *ctype)

@@ -143,9 +143,10 @@ int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors
         json_decref(errors);
         return BK_EINVAL;
     }
-    json_t *doc = json_pack("{s:s, s:s, s:i, s:s, s:s}", "type", "about:blank", "title",
-                            bk_http_reason(status), "status", status, "instance",
-                            req->path ? req->path : "", "request_id", req->id);
+    const char *instance = req->path != NULL && *req->path != '\0' ? req->path : NULL;
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:s?, s:s}", "type", "about:blank", "title",
+                            bk_http_reason(status), "status", status, "instance", instance,
+                            "request_id", req->id);
     if (doc != NULL && detail != NULL) {
         /* Details may quote client input: never let bad UTF-8 lose the answer. */
         char *d = bk__utf8_repair(detail, strlen(detail), NULL);
@@ -179,28 +180,82 @@ static const char *date_now(struct loop *loop)
     return loop->date;
 }
 
+/* The response head is built in one buffer and added to the connection at once. */
+struct head {
+    struct evbuffer *out;
+    size_t n;
+    char buf[1024];
+};
+
+static void put(struct head *h, const char *s, size_t len)
+{
+    if (h->n + len > sizeof h->buf) {
+        evbuffer_add(h->out, h->buf, h->n);
+        h->n = 0;
+        if (len > sizeof h->buf) {
+            evbuffer_add(h->out, s, len);
+            return;
+        }
+    }
+    memcpy(h->buf + h->n, s, len);
+    h->n += len;
+}
+
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(h, lit) put((h), (lit), sizeof(lit) - 1)
+
+static void puts_(struct head *h, const char *s)
+{
+    put(h, s, strlen(s));
+}
+
+static void put_uint(struct head *h, uint64_t v)
+{
+    char d[24];
+    size_t i = sizeof d;
+    do
+        d[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    put(h, d + i, sizeof d - i);
+}
+
 void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
 {
+    const bk_http_server_t *srv = req->srv;
     size_t blen = evbuffer_get_length(req->res_body);
     /* 204 and 304 carry no body; HEAD gets the headers a GET would. */
     bool no_body = req->status == 204 || req->status == 304;
-    if (no_body)
-        evbuffer_drain(req->res_body, blen), blen = 0;
-    char line[512];
-    int n = snprintf(line, sizeof line, "HTTP/1.1 %d %s\r\nDate: %s\r\n", req->status,
-                     bk_http_reason(req->status), date_now(req->loop));
-    evbuffer_add(out, line, (size_t)n);
-    if (req->ctype != NULL && !no_body)
-        evbuffer_add_printf(out, "Content-Type: %s\r\n", req->ctype);
+    if (no_body) {
+        evbuffer_drain(req->res_body, blen);
+        blen = 0;
+    }
+    struct head h = {.out = out};
+    PUT_LIT(&h, "HTTP/1.1 ");
+    put_uint(&h, (uint64_t)req->status);
+    PUT_LIT(&h, " ");
+    puts_(&h, bk_http_reason(req->status));
+    PUT_LIT(&h, "\r\nDate: ");
+    puts_(&h, date_now(req->loop));
     if (!no_body) {
-        n = snprintf(line, sizeof line, "Content-Length: %zu\r\n", blen);
-        evbuffer_add(out, line, (size_t)n);
+        if (req->ctype != NULL) {
+            PUT_LIT(&h, "\r\nContent-Type: ");
+            puts_(&h, req->ctype);
+        }
+        PUT_LIT(&h, "\r\nContent-Length: ");
+        put_uint(&h, blen);
     }
     if (!req->keep_alive)
-        evbuffer_add(out, "Connection: close\r\n", 19);
+        PUT_LIT(&h, "\r\nConnection: close");
     else if (req->minor == 0)
-        evbuffer_add(out, "Connection: keep-alive\r\n", 24);
-    evbuffer_add_printf(out, "X-Request-ID: %s\r\n", req->id);
+        PUT_LIT(&h, "\r\nConnection: keep-alive");
+    PUT_LIT(&h, "\r\nX-Request-ID: ");
+    puts_(&h, req->id);
+    PUT_LIT(&h, "\r\n");
+    if (srv->static_headers != NULL)
+        puts_(&h, srv->static_headers);
+    if (srv->o.security_headers && !req->has_cache_control)
+        PUT_LIT(&h, "Cache-Control: no-store\r\n");
+    evbuffer_add(out, h.buf, h.n);
     evbuffer_add_buffer(out, req->res_headers);
     evbuffer_add(out, "\r\n", 2);
     if (req->head_method)

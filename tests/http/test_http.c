@@ -129,7 +129,9 @@ static void assert_problem(const struct bkt_response *r, int status)
     ck_assert_str_eq(json_string_value(json_object_get(doc, "type")), "about:blank");
     ck_assert_str_eq(json_string_value(json_object_get(doc, "title")), bk_http_reason(status));
     ck_assert_int_eq(json_integer_value(json_object_get(doc, "status")), status);
-    ck_assert_ptr_nonnull(json_string_value(json_object_get(doc, "instance")));
+    /* instance names the path; absent only when the request line was never read */
+    json_t *instance = json_object_get(doc, "instance");
+    ck_assert(instance == NULL ? status == 414 || status == 431 : json_is_string(instance));
     ck_assert_str_eq(json_string_value(json_object_get(doc, "request_id")),
                      header(r, "X-Request-ID"));
     json_decref(doc);
