@@ -144,7 +144,7 @@ int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors
         return BK_EINVAL;
     }
     const char *instance = req->path != NULL && *req->path != '\0' ? req->path : NULL;
-    json_t *doc = json_pack("{s:s, s:s, s:i, s:s?, s:s}", "type", "about:blank", "title",
+    json_t *doc = json_pack("{s:s, s:s, s:i, s:s*, s:s}", "type", "about:blank", "title",
                             bk_http_reason(status), "status", status, "instance", instance,
                             "request_id", req->id);
     if (doc != NULL && detail != NULL) {
