@@ -87,6 +87,7 @@ struct match {
 
 BK__HIDDEN struct rnode *bk__rnode_new(void);
 BK__HIDDEN void bk__rnode_free(struct rnode *n);
+BK__HIDDEN void bk__route_free(struct route *r);
 BK__HIDDEN int bk__router_add(struct rnode *root, struct route *r);
 BK__HIDDEN int bk__router_finish(struct rnode *root); /* computes Allow values */
 /* Matches path (NUL-terminated, starts with '/') for method. */

@@ -15,7 +15,7 @@ struct rnode *bk__rnode_new(void)
     return calloc(1, sizeof(struct rnode));
 }
 
-static void route_free(struct route *r)
+void bk__route_free(struct route *r)
 {
     free(r->method);
     free(r->template);
@@ -42,7 +42,7 @@ void bk__rnode_free(struct rnode *n)
     free(n->allow);
     for (struct route *r = n->routes, *next; r != NULL; r = next) {
         next = r->next;
-        route_free(r);
+        bk__route_free(r);
     }
     free(n);
 }

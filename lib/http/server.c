@@ -204,14 +204,7 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
     if (rc == BK_OK)
         rc = bk__router_add(srv->root, r);
     if (rc != BK_OK) {
-        free(r->method);
-        free(r->template);
-        for (size_t i = 0; i < r->nmw; i++)
-            free((char *)r->mw[i].name);
-        free(r->mw);
-        for (size_t i = 0; i < r->nparams; i++)
-            free(r->param_names[i]);
-        free(r);
+        bk__route_free(r);
         return rc;
     }
     if (r->flags & BK_HTTP_BLOCKING)
