@@ -96,7 +96,9 @@ typedef struct bk_http_opts {
     int64_t idle_timeout_ms;    /* keep-alive idle between requests; default 60 s */
     int64_t write_timeout_ms;   /* a response that the client does not read; default 30 s */
     int64_t request_timeout_ms; /* the deadline given to handlers (bk_req_deadline_ns); 30 s */
-    int64_t shutdown_timeout_ms; /* graceful stop: in-flight requests get this long; 10 s */
+    int64_t shutdown_delay_ms;  /* graceful stop: keep accepting this long with readiness
+                                   503 so load balancers drain us first; default 0 */
+    int64_t shutdown_timeout_ms; /* then in-flight requests get this long; default 10 s */
 
     /* Built-in middleware, in this order ahead of user middleware: request id (always),
      * access log and metrics (around everything), security headers, CORS. */
@@ -158,10 +160,11 @@ BK_EXPORT int bk_http_server_start(bk_http_server_t *srv);
 /* The bound TCP port (useful with port 0); 0 before start or for a unix socket. */
 BK_EXPORT uint16_t bk_http_server_port(const bk_http_server_t *srv);
 /*
- * Begins a graceful stop: /health/ready turns 503, the listeners close, idle
- * connections close, in-flight requests finish (up to shutdown_timeout_ms, then
- * their connections are closed). Returns at once; thread-safe; a no-op when
- * already stopping. Not async-signal-safe (handle_signals covers signals).
+ * Begins a graceful stop: /health/ready turns 503 at once and every answer closes
+ * its connection; after shutdown_delay_ms the listeners close, idle connections
+ * close, and in-flight requests finish (up to shutdown_timeout_ms, then their
+ * connections are closed). Returns at once; thread-safe; a no-op when already
+ * stopping. Not async-signal-safe (handle_signals covers signals).
  */
 BK_EXPORT void bk_http_server_stop(bk_http_server_t *srv);
 /* Blocks until every loop has stopped, then joins the threads. */

@@ -49,7 +49,7 @@ static void req_release(struct bk_req *req)
 
 void bk__loop_maybe_exit(struct loop *loop)
 {
-    if (loop->stopping && loop->nconns == 0 && loop->outstanding == 0)
+    if (loop->closed && loop->nconns == 0 && loop->outstanding == 0)
         event_base_loopbreak(loop->base);
 }
 
@@ -561,10 +561,8 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
 {
     (void)salen;
     bk_http_server_t *srv = loop->srv;
-    if (loop->stopping ||
-        atomic_fetch_add(&srv->nconns, 1) >= srv->o.max_connections) {
-        if (!loop->stopping)
-            atomic_fetch_sub(&srv->nconns, 1);
+    if (atomic_fetch_add(&srv->nconns, 1) >= srv->o.max_connections) {
+        atomic_fetch_sub(&srv->nconns, 1);
         refuse(loop, fd);
         return;
     }

@@ -192,12 +192,14 @@ struct loop {
     struct event_base *base;
     struct evconnlistener *listener;
     struct event *stop_ev;     /* activated by bk_http_server_stop from any thread */
+    struct event *delay_ev;    /* end of shutdown_delay_ms: the listener closes */
     struct event *deadline_ev; /* the graceful-stop deadline */
     struct event *accept_resume_ev; /* accepting paused after an accept error */
     struct event *signal_ev[2];
     pthread_t thread;
     bool thread_started;
-    bool stopping;
+    bool stopping; /* stop began: answers close their connections */
+    bool closed;   /* the listener is closed (after shutdown_delay_ms) */
     struct conn *conns;
     size_t nconns;
     size_t outstanding; /* requests on the worker pool */

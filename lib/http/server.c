@@ -85,7 +85,7 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
     if ((o->unix_path == NULL && o->host == NULL) || o->max_header_bytes < 256 ||
         o->max_connections == 0 || o->header_timeout_ms <= 0 || o->body_timeout_ms <= 0 ||
         o->idle_timeout_ms <= 0 || o->write_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
-        o->shutdown_timeout_ms < 0 || o->hsts_max_age < 0 || o->cors_max_age < 0 ||
+        o->shutdown_timeout_ms < 0 || o->shutdown_delay_ms < 0 || o->hsts_max_age < 0 || o->cors_max_age < 0 ||
         (o->unix_path != NULL && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
         return BK_EINVAL;
     if (o->cors_headers != NULL)
@@ -289,7 +289,32 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     bk__loop_maybe_exit(loop);
 }
 
-/* Runs on the loop's thread once bk_http_server_stop() has been called. */
+static void arm_ms(struct event *ev, int64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* The second step of a stop: no more connections; idle ones close now, busy ones
+ * after their answer or at the deadline. */
+static void on_close_listener(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct loop *loop = arg;
+    loop->closed = true;
+    if (loop->listener != NULL) {
+        evconnlistener_free(loop->listener);
+        loop->listener = NULL;
+    }
+    arm_ms(loop->deadline_ev, loop->srv->o.shutdown_timeout_ms);
+    bk__loop_stop_conns(loop, false);
+    bk__loop_maybe_exit(loop);
+}
+
+/* Runs on the loop's thread once bk_http_server_stop() has been called. Readiness
+ * already answers 503; for shutdown_delay_ms the loop goes on accepting (a load
+ * balancer may still send) and every answer closes its connection. */
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -298,15 +323,12 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     if (loop->stopping)
         return;
     loop->stopping = true;
-    if (loop->listener != NULL) {
-        evconnlistener_free(loop->listener);
-        loop->listener = NULL;
+    if (loop->srv->o.shutdown_delay_ms > 0) {
+        arm_ms(loop->delay_ev, loop->srv->o.shutdown_delay_ms);
+        bk__loop_stop_conns(loop, false); /* idle keep-alive connections */
+    } else {
+        on_close_listener(-1, 0, loop);
     }
-    int64_t ms = loop->srv->o.shutdown_timeout_ms;
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evtimer_add(loop->deadline_ev, &tv);
-    bk__loop_stop_conns(loop, false);
-    bk__loop_maybe_exit(loop);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -339,6 +361,7 @@ static int make_loop(bk_http_server_t *srv, struct loop *loop, unsigned index)
     if ((loop->base = event_base_new()) == NULL ||
         (loop->stop_ev = event_new(loop->base, -1, 0, on_stop, loop)) == NULL ||
         (loop->deadline_ev = evtimer_new(loop->base, on_deadline, loop)) == NULL ||
+        (loop->delay_ev = evtimer_new(loop->base, on_close_listener, loop)) == NULL ||
         (loop->accept_resume_ev = evtimer_new(loop->base, on_accept_resume, loop)) == NULL)
         return BK_ENOMEM;
     return BK_OK;
@@ -548,6 +571,8 @@ void bk_http_server_free(bk_http_server_t *srv)
             event_free(loop->stop_ev);
         if (loop->deadline_ev)
             event_free(loop->deadline_ev);
+        if (loop->delay_ev)
+            event_free(loop->delay_ev);
         if (loop->accept_resume_ev)
             event_free(loop->accept_resume_ev);
     }

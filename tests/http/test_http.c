@@ -730,6 +730,35 @@ START_TEST(stop_deadline_closes_stragglers)
 }
 END_TEST
 
+START_TEST(stop_delay_reports_not_ready_before_closing)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.shutdown_delay_ms = 200;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    bk_http_server_stop(s);
+    /* Still accepting during the delay, but not ready, and closing each connection. */
+    r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 503);
+    ck_assert_str_eq(r.body, "{\"status\":\"stopping\",\"checks\":{}}");
+    ck_assert_str_eq(header(&r, "Connection"), "close");
+    bkt_response_free(&r);
+    r = request("GET", "/health/live", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    /* Then the listener closes and the loop ends by itself. */
+    ck_assert_int_eq(bk_http_server_wait(s), BK_OK);
+    ck_assert_int_lt(bkt_connect(port), 0);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ health, metrics */
 static atomic_int db_ok = 1;
 
@@ -997,6 +1026,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, full_queue_answers_503);
     tcase_add_test(tc, graceful_stop_finishes_in_flight);
     tcase_add_test(tc, stop_deadline_closes_stragglers);
+    tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, health_endpoints_flip);
     tcase_add_test(tc, metrics_after_traffic);
     tcase_add_test(tc, keep_alive_and_http10);
