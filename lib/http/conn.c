@@ -237,17 +237,32 @@ static void start_request(struct conn *c)
     bk__dispatch(req);
 }
 
-/* True when in[from..len) has a LF not preceded by CR: a client ending lines with
- * bare LF would otherwise wait for the header timeout instead of hearing why. */
-static bool bare_lf(struct evbuffer *in, size_t from, size_t len)
+static char byte_at(struct evbuffer *in, size_t pos)
 {
-    const unsigned char *p = evbuffer_pullup(in, (ev_ssize_t)len);
-    if (p == NULL)
+    struct evbuffer_ptr p;
+    char b = 0;
+    if (evbuffer_ptr_set(in, &p, pos, EVBUFFER_PTR_SET) == 0)
+        evbuffer_copyout_from(in, &p, &b, 1);
+    return b;
+}
+
+/* True when the bytes of in from offset from on hold a LF not preceded by CR: a
+ * client ending lines with bare LF would otherwise wait for the header timeout
+ * instead of hearing why. Searches only the new bytes, copying nothing. */
+static bool bare_lf(struct evbuffer *in, size_t from)
+{
+    struct evbuffer_ptr p;
+    if (evbuffer_ptr_set(in, &p, from, EVBUFFER_PTR_SET) != 0)
         return false;
-    for (size_t i = from; i < len; i++)
-        if (p[i] == '\n' && (i == 0 || p[i - 1] != '\r'))
+    for (;;) {
+        p = evbuffer_search(in, "\n", 1, &p);
+        if (p.pos < 0)
+            return false;
+        if (p.pos == 0 || byte_at(in, (size_t)p.pos - 1) != '\r')
             return true;
-    return false;
+        if (evbuffer_ptr_set(in, &p, 1, EVBUFFER_PTR_ADD) != 0)
+            return false;
+    }
 }
 
 /* Reads the head; true when the caller should go on (body or dispatch). */
@@ -268,7 +283,7 @@ static bool read_head(struct conn *c, struct evbuffer *in)
         return false;
     }
     if (end.pos < 0) {
-        if (bare_lf(in, c->scanned, len)) {
+        if (bare_lf(in, c->scanned)) {
             fail(c, 400, "lines must end with CRLF");
             return false;
         }
