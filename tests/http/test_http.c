@@ -13,52 +13,12 @@
 #include <backend/backend.h>
 
 #include "check_main.h"
+#include "gate.h"
 #include "http/client.h"
 
 /* ------------------------------------------------------------------ fixture */
 static bk_http_server_t *srv;
 static uint16_t port;
-
-/* A gate a test opens to let blocked handlers or checks go on. */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-static int gate_waiting;
-
-static void gate_reset(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = false;
-    gate_waiting = 0;
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_pass(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_waiting++;
-    pthread_cond_broadcast(&gate_cv);
-    while (!gate_open)
-        pthread_cond_wait(&gate_cv, &gate_mu);
-    gate_waiting--;
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_wait_for(int n)
-{
-    pthread_mutex_lock(&gate_mu);
-    while (gate_waiting < n)
-        pthread_cond_wait(&gate_cv, &gate_mu);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_release(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
 
 static void test_opts(bk_http_opts_t *o)
 {

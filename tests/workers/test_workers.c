@@ -16,40 +16,11 @@
 #include <check.h>
 
 #include "check_main.h"
+#include "gate.h"
 #include <event2/event.h>
 #include <event2/thread.h>
 
 #include <backend/workers.h>
-
-/* A gate that jobs wait on until the test opens it. */
-static pthread_mutex_t gate_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t gate_cv = PTHREAD_COND_INITIALIZER;
-static bool gate_open;
-static int gate_waiting; /* jobs currently blocked at the gate */
-
-static void gate_reset(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = false;
-    gate_waiting = 0;
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_release(void)
-{
-    pthread_mutex_lock(&gate_mu);
-    gate_open = true;
-    pthread_cond_broadcast(&gate_cv);
-    pthread_mutex_unlock(&gate_mu);
-}
-
-static void gate_wait_for_waiters(int n)
-{
-    pthread_mutex_lock(&gate_mu);
-    while (gate_waiting < n)
-        pthread_cond_wait(&gate_cv, &gate_mu);
-    pthread_mutex_unlock(&gate_mu);
-}
 
 struct rec {
     atomic_int ran;      /* work calls */
@@ -63,14 +34,8 @@ static void work(void *arg)
 {
     struct rec *r = arg;
     r->work_thread = pthread_self();
-    if (r->gated) {
-        pthread_mutex_lock(&gate_mu);
-        gate_waiting++;
-        pthread_cond_broadcast(&gate_cv);
-        while (!gate_open)
-            pthread_cond_wait(&gate_cv, &gate_mu);
-        pthread_mutex_unlock(&gate_mu);
-    }
+    if (r->gated)
+        gate_pass();
     atomic_fetch_add(&r->ran, 1);
 }
 
@@ -270,7 +235,7 @@ START_TEST(full_queue_answers_busy)
         atomic_store(&total_done, 0);
         struct rec blocker = {.gated = true};
         ck_assert_int_eq(bk_workers_submit(w, work, done, &blocker, base), BK_OK);
-        gate_wait_for_waiters(1); /* the one thread is busy, the queue is empty */
+        gate_wait_for(1); /* the one thread is busy, the queue is empty */
 
         struct rec r[Q + 1];
         memset(r, 0, sizeof r);
@@ -322,7 +287,7 @@ START_TEST(one_thread_runs_jobs_in_fifo_order)
     bk_workers_t *w = new_pool(1, N);
     struct rec blocker = {.gated = true};
     ck_assert_int_eq(bk_workers_submit(w, work, NULL, &blocker, NULL), BK_OK);
-    gate_wait_for_waiters(1);
+    gate_wait_for(1);
     int seen[N];
     atomic_store(&order_next, 0);
     for (int i = 0; i < N; i++) {
@@ -372,7 +337,7 @@ static void check_names(const char *prefix, const char *want_prefix)
     memset(n, 0, sizeof n);
     for (int i = 0; i < T; i++)
         ck_assert_int_eq(bk_workers_submit(w, read_name, NULL, &n[i], NULL), BK_OK);
-    gate_wait_for_waiters(T); /* each job is on its own thread */
+    gate_wait_for(T); /* each job is on its own thread */
     gate_release();
     bk_workers_free(w);
     qsort(n, T, sizeof n[0], cmp_str);
@@ -506,7 +471,7 @@ START_TEST(shutdown_drain_runs_everything)
     bk_workers_t *w = new_pool(1, N + 1);
     struct rec blocker = {.gated = true};
     ck_assert_int_eq(bk_workers_submit(w, work, done, &blocker, base), BK_OK);
-    gate_wait_for_waiters(1);
+    gate_wait_for(1);
     struct rec r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++)
@@ -538,7 +503,7 @@ START_TEST(shutdown_cancel_drops_the_queue)
     bk_workers_t *w = new_pool(1, N);
     struct rec running = {.gated = true};
     ck_assert_int_eq(bk_workers_submit(w, work, done, &running, base), BK_OK);
-    gate_wait_for_waiters(1);
+    gate_wait_for(1);
     struct rec r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++)
@@ -589,7 +554,7 @@ START_TEST(shutdown_cancel_without_base_runs_done_on_the_caller)
     bk_workers_t *w = new_pool(1, N);
     struct rec running = {.gated = true};
     ck_assert_int_eq(bk_workers_submit(w, work, done, &running, NULL), BK_OK);
-    gate_wait_for_waiters(1);
+    gate_wait_for(1);
     struct rec r[N];
     memset(r, 0, sizeof r);
     for (int i = 0; i < N; i++)
@@ -640,7 +605,7 @@ START_TEST(shutdown_from_a_worker_is_refused)
     atomic_store(&self_rc, 1);
     struct rec r = {0};
     ck_assert_int_eq(bk_workers_submit(self_pool, shutdown_self, NULL, &r, NULL), BK_OK);
-    gate_wait_for_waiters(1);
+    gate_wait_for(1);
     gate_release();
     bk_workers_free(self_pool);
     ck_assert_int_eq(atomic_load(&self_rc), BK_EINVAL);
