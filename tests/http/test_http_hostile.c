@@ -1110,51 +1110,46 @@ static void free_case_list(void)
     free(case_dir);
 }
 
+/* A test case whose tests each get a fresh server (srv_setup, srv_teardown). */
+static TCase *server_tcase(Suite *s, const char *name)
+{
+    TCase *tc = tcase_create(name);
+    tcase_add_checked_fixture(tc, srv_setup, srv_teardown);
+    tcase_set_timeout(tc, 60);
+    suite_add_tcase(s, tc);
+    return tc;
+}
+
 static Suite *http_hostile_suite(void)
 {
     Suite *s = suite_create("http_hostile");
 
-    TCase *files = tcase_create("files");
-    tcase_add_checked_fixture(files, srv_setup, srv_teardown);
-    tcase_set_timeout(files, 60);
+    TCase *files = server_tcase(s, "files");
     /* With no files one iteration still runs, and fails saying so. */
     tcase_add_loop_test(files, hostile_file, 0, ncases > 0 ? (int)ncases : 1);
     tcase_add_test(files, hostile_files_one_server);
-    suite_add_tcase(s, files);
 
-    TCase *limits = tcase_create("limits");
-    tcase_add_checked_fixture(limits, srv_setup, srv_teardown);
-    tcase_set_timeout(limits, 60);
+    TCase *limits = server_tcase(s, "limits");
     tcase_add_test(limits, header_flood);
     tcase_add_test(limits, header_value_too_long);
     tcase_add_test(limits, uri_too_long);
     tcase_add_test(limits, header_under_limit_ok);
     tcase_add_test(limits, body_limit_boundary);
     tcase_add_test(limits, random_megabyte);
-    suite_add_tcase(s, limits);
 
-    TCase *pipe = tcase_create("pipelining");
-    tcase_add_checked_fixture(pipe, srv_setup, srv_teardown);
-    tcase_set_timeout(pipe, 60);
+    TCase *pipe = server_tcase(s, "pipelining");
     tcase_add_test(pipe, pipelined_ping);
     tcase_add_test(pipe, pipelined_order);
     tcase_add_test(pipe, pipelined_after_bodies);
-    suite_add_tcase(s, pipe);
 
-    TCase *timeouts = tcase_create("timeouts");
-    tcase_add_checked_fixture(timeouts, srv_setup, srv_teardown);
-    tcase_set_timeout(timeouts, 60);
+    TCase *timeouts = server_tcase(s, "timeouts");
     tcase_add_test(timeouts, slowloris_header_timeout);
     tcase_add_test(timeouts, body_stall_timeout);
-    suite_add_tcase(s, timeouts);
 
-    TCase *ids = tcase_create("request_id");
-    tcase_add_checked_fixture(ids, srv_setup, srv_teardown);
-    tcase_set_timeout(ids, 60);
+    TCase *ids = server_tcase(s, "request_id");
     tcase_add_test(ids, request_id_echoed);
     tcase_add_test(ids, request_id_hostile_replaced);
     tcase_add_test(ids, request_id_in_problem);
-    suite_add_tcase(s, ids);
     return s;
 }
 
