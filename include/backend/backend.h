@@ -9,6 +9,7 @@
 #include <backend/log.h>
 #include <backend/metrics.h>
 #include <backend/workers.h>
+#include <backend/resilience.h>
 #include <backend/http.h>
 
 #endif /* BACKEND_BACKEND_H */

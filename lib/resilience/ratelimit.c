@@ -1,0 +1,144 @@
+/* GCRA rate limiting (the generic cell rate algorithm: a token bucket kept as one
+ * number per key, the theoretical arrival time) over a pluggable store, plus the
+ * IETF RateLimit header values.
+ *
+ * With emission interval T = period / rate and burst B, a request at time now is
+ * allowed when max(tat, now) + T - now <= T * B; it then moves tat forward by T.
+ * A denied request changes nothing.
+ * SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <backend/resilience.h>
+
+#define STORE_TRIES 8 /* load/compute/store rounds before giving up on a hot key */
+
+struct bk_ratelimit {
+    bk_ratelimit_opts_t o;
+    char *name;
+    bk_ratelimit_store_t store;
+    int64_t interval; /* T, ns */
+    int64_t tolerance; /* T * B, ns */
+};
+
+void bk_ratelimit_opts_init(bk_ratelimit_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->period_ns = BK_NSEC_PER_SEC;
+    o->burst = 1;
+    o->name = "default";
+}
+
+int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
+                     bk_ratelimit_t **out)
+{
+    if (out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    if (opts == NULL || store == NULL || store->load == NULL || store->store == NULL ||
+        !(opts->rate > 0) || opts->period_ns <= 0 || opts->burst == 0 || opts->name == NULL)
+        return BK_EINVAL;
+    for (const char *c = opts->name; *c; c++)
+        if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
+            return BK_EINVAL; /* it is written into a header as a quoted string */
+    double t = (double)opts->period_ns / opts->rate;
+    if (t < 1 || t * (double)opts->burst > (double)INT64_MAX / 4)
+        return BK_ERANGE;
+    bk_ratelimit_t *rl = calloc(1, sizeof *rl);
+    if (rl == NULL || (rl->name = strdup(opts->name)) == NULL) {
+        free(rl);
+        return BK_ENOMEM;
+    }
+    rl->o = *opts;
+    rl->o.name = rl->name;
+    rl->store = *store;
+    rl->interval = (int64_t)t;
+    rl->tolerance = rl->interval * (int64_t)opts->burst;
+    *out = rl;
+    return BK_OK;
+}
+
+void bk_ratelimit_free(bk_ratelimit_t *rl)
+{
+    if (rl == NULL)
+        return;
+    if (rl->store.destroy != NULL)
+        rl->store.destroy(rl->store.ud);
+    free(rl->name);
+    free(rl);
+}
+
+int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_t *res)
+{
+    if (rl == NULL || key == NULL || res == NULL)
+        return BK_EINVAL;
+    memset(res, 0, sizeof *res);
+    res->limit = rl->o.burst;
+    for (int i = 0; i < STORE_TRIES; i++) {
+        int64_t now = bk_clock_wall_ns(rl->o.clock);
+        int64_t tat;
+        uint64_t version;
+        int rc = rl->store.load(rl->store.ud, key, &tat, &version);
+        if (rc == BK_ENOTFOUND) {
+            tat = now;
+            version = 0;
+        } else if (rc != BK_OK) {
+            return rc;
+        }
+        if (tat < now)
+            tat = now;
+        int64_t new_tat = tat + rl->interval;
+        int64_t allow_at = new_tat - rl->tolerance;
+        if (now < allow_at) {
+            res->allowed = false;
+            res->remaining = 0;
+            res->retry_after_ns = allow_at - now;
+            res->reset_ns = tat - now;
+            return BK_OK;
+        }
+        rc = rl->store.store(rl->store.ud, key, new_tat, version, new_tat - now);
+        if (rc == BK_ECONFLICT)
+            continue; /* another request for this key got there first */
+        if (rc != BK_OK)
+            return rc;
+        res->allowed = true;
+        res->remaining = (unsigned)((rl->tolerance - (new_tat - now)) / rl->interval);
+        res->reset_ns = new_tat - now;
+        return BK_OK;
+    }
+    return BK_EBUSY;
+}
+
+static int64_t ceil_sec(int64_t ns)
+{
+    return ns <= 0 ? 0 : (ns + BK_NSEC_PER_SEC - 1) / BK_NSEC_PER_SEC;
+}
+
+int bk_ratelimit_headers(const bk_ratelimit_t *rl, const bk_ratelimit_result_t *res, char *policy,
+                         char *limit, char *retry_after, size_t size)
+{
+    if (rl == NULL || res == NULL)
+        return BK_EINVAL;
+    int n;
+    if (policy != NULL) {
+        n = snprintf(policy, size, "\"%s\";q=%u;w=%lld", rl->name, rl->o.burst,
+                     (long long)ceil_sec(rl->tolerance));
+        if (n < 0 || (size_t)n >= size)
+            return BK_ERANGE;
+    }
+    if (limit != NULL) {
+        n = snprintf(limit, size, "\"%s\";r=%u;t=%lld", rl->name, res->remaining,
+                     (long long)ceil_sec(res->reset_ns));
+        if (n < 0 || (size_t)n >= size)
+            return BK_ERANGE;
+    }
+    if (retry_after != NULL) {
+        int64_t s = ceil_sec(res->retry_after_ns);
+        n = res->allowed ? snprintf(retry_after, size, "%s", "")
+                         : snprintf(retry_after, size, "%lld", (long long)(s > 0 ? s : 1));
+        if (n < 0 || (size_t)n >= size)
+            return BK_ERANGE;
+    }
+    return BK_OK;
+}

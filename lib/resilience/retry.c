@@ -1,0 +1,165 @@
+/* Retry schedules (exponential backoff with the jitters of the AWS architecture
+ * blog's "Exponential Backoff and Jitter") and gRPC-style retry budgets.
+ * SPDX-License-Identifier: MIT */
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <backend/resilience.h>
+
+void bk_retry_opts_init(bk_retry_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->max_attempts = 3;
+    o->base_ns = 100 * BK_NSEC_PER_MSEC;
+    o->cap_ns = 10 * BK_NSEC_PER_SEC;
+    o->jitter = BK_JITTER_FULL;
+}
+
+/* xorshift64*: fast, seedable, good enough for spreading retries. */
+static uint64_t rng_next(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    *s = x;
+    return x * UINT64_C(2685821657736338717);
+}
+
+/* Uniform in [lo, hi]. */
+static int64_t rng_between(uint64_t *s, int64_t lo, int64_t hi)
+{
+    if (hi <= lo)
+        return lo;
+    return lo + (int64_t)(rng_next(s) % (uint64_t)(hi - lo + 1));
+}
+
+int bk_retry_begin(bk_retry_t *r, const bk_retry_opts_t *opts, bool idempotent, uint64_t seed)
+{
+    if (r == NULL || opts == NULL || opts->max_attempts == 0 || opts->base_ns <= 0 ||
+        opts->cap_ns < opts->base_ns || opts->deadline_ns < 0 || opts->jitter < BK_JITTER_NONE ||
+        opts->jitter > BK_JITTER_DECORRELATED)
+        return BK_EINVAL;
+    memset(r, 0, sizeof *r);
+    r->o = *opts;
+    r->idempotent = idempotent;
+    r->attempt = 1; /* the first attempt is about to run */
+    r->start_ns = bk_clock_mono_ns(opts->clock);
+    r->prev_delay_ns = opts->base_ns;
+    if (seed == 0 && bk_random_bytes(&seed, sizeof seed) != BK_OK)
+        return BK_ESYS;
+    r->rng = seed ? seed : 1; /* xorshift must not start at 0 */
+    return BK_OK;
+}
+
+static bool default_retryable(int status)
+{
+    return status != BK_OK && status != BK_EINVAL && status != BK_ECANCELED;
+}
+
+/* min(cap, base * 2^n) without overflow. */
+static int64_t exp_delay(const bk_retry_opts_t *o, unsigned n)
+{
+    int64_t d = o->base_ns;
+    for (unsigned i = 0; i < n && d < o->cap_ns; i++)
+        d = d > o->cap_ns / 2 ? o->cap_ns : d * 2;
+    return d < o->cap_ns ? d : o->cap_ns;
+}
+
+int bk_retry_next(bk_retry_t *r, int status, int64_t retry_after_ns, int64_t *delay_ns)
+{
+    if (r == NULL || delay_ns == NULL)
+        return BK_EINVAL;
+    *delay_ns = 0;
+    const bk_retry_opts_t *o = &r->o;
+    if (o->budget != NULL)
+        bk_retry_budget_record(o->budget, status == BK_OK);
+    bool retryable = o->retryable ? o->retryable(o->ud, status) : default_retryable(status);
+    if (status == BK_OK || !retryable || !r->idempotent)
+        return status;
+    if (r->attempt >= o->max_attempts)
+        return BK_ETIMEDOUT;
+    if (o->budget != NULL && !bk_retry_budget_allows(o->budget))
+        return BK_EBUSY;
+
+    unsigned n = r->attempt - 1; /* retries so far */
+    int64_t d;
+    switch (o->jitter) {
+    case BK_JITTER_NONE:
+        d = exp_delay(o, n);
+        break;
+    case BK_JITTER_FULL:
+        d = rng_between(&r->rng, 0, exp_delay(o, n));
+        break;
+    case BK_JITTER_EQUAL: {
+        int64_t e = exp_delay(o, n);
+        d = e / 2 + rng_between(&r->rng, 0, e - e / 2);
+        break;
+    }
+    default: { /* decorrelated: sleep = min(cap, random_between(base, sleep * 3)) */
+        int64_t hi = r->prev_delay_ns > o->cap_ns / 3 ? o->cap_ns : r->prev_delay_ns * 3;
+        d = rng_between(&r->rng, o->base_ns, hi);
+        if (d > o->cap_ns)
+            d = o->cap_ns;
+        break;
+    }
+    }
+    if (retry_after_ns > d)
+        d = retry_after_ns; /* the server knows better when it will be back */
+    if (o->deadline_ns > 0) {
+        int64_t left = r->start_ns + o->deadline_ns - bk_clock_mono_ns(o->clock);
+        if (d >= left)
+            return BK_ETIMEDOUT; /* the next attempt could not start in time */
+    }
+    r->prev_delay_ns = d;
+    r->attempt++;
+    *delay_ns = d;
+    return BK_OK;
+}
+
+/* ------------------------------------------------------------------ budget */
+#define MILLI 1000 /* tokens are kept in thousandths, so ratio 0.1 is exact */
+
+struct bk_retry_budget {
+    _Atomic int64_t tokens; /* thousandths */
+    int64_t max, ratio;
+};
+
+int bk_retry_budget_new(unsigned max_tokens, double ratio, bk_retry_budget_t **out)
+{
+    if (out == NULL || max_tokens == 0 || max_tokens > 1000000 || !(ratio > 0 && ratio <= 1000))
+        return BK_EINVAL;
+    bk_retry_budget_t *b = calloc(1, sizeof *b);
+    if (b == NULL)
+        return BK_ENOMEM;
+    b->max = (int64_t)max_tokens * MILLI;
+    b->ratio = (int64_t)(ratio * MILLI + 0.5);
+    atomic_init(&b->tokens, b->max);
+    *out = b;
+    return BK_OK;
+}
+
+void bk_retry_budget_free(bk_retry_budget_t *b)
+{
+    free(b);
+}
+
+void bk_retry_budget_record(bk_retry_budget_t *b, bool success)
+{
+    if (b == NULL)
+        return;
+    int64_t cur = atomic_load(&b->tokens), next;
+    do {
+        next = success ? cur + b->ratio : cur - MILLI;
+        if (next > b->max)
+            next = b->max;
+        if (next < 0)
+            next = 0;
+    } while (!atomic_compare_exchange_weak(&b->tokens, &cur, next));
+}
+
+bool bk_retry_budget_allows(bk_retry_budget_t *b)
+{
+    return b == NULL || atomic_load(&b->tokens) * 2 > b->max;
+}
