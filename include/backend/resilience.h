@@ -140,20 +140,30 @@ BK_EXPORT void bk_retry_opts_init(bk_retry_opts_t *opts);
 BK_EXPORT int bk_retry_begin(bk_retry_t *r, const bk_retry_opts_t *opts, bool idempotent,
                              uint64_t seed);
 /*
- * After an attempt that returned status: BK_OK with *delay_ns to wait before the
- * next attempt, or the reason to stop: status itself when it is not retryable,
- * BK_ETIMEDOUT when attempts or the deadline are used up, BK_EBUSY when the
- * budget refuses. retry_after_ns (0 = none) is the server's Retry-After: it
- * replaces a shorter computed delay, and a wait past the deadline stops instead.
+ * Call after every attempt, with *status the attempt's result. true: wait
+ * *delay_ns, then try again. false: the call is over and *status is its result:
+ * BK_OK after a success, the attempt's status when it is not retryable (or the
+ * call is not idempotent), BK_ETIMEDOUT when the attempts or the deadline are used
+ * up, BK_EBUSY when the retry budget refuses. retry_after_ns (0 = none) is the
+ * server's Retry-After: it replaces a shorter computed delay, and a wait past the
+ * deadline ends the call instead.
+ *
+ *   for (;;) {
+ *       int rc = attempt();
+ *       if (!bk_retry_next(&r, &rc, 0, &delay))
+ *           return rc;
+ *       sleep_ns(delay);
+ *   }
  */
-BK_EXPORT int bk_retry_next(bk_retry_t *r, int status, int64_t retry_after_ns,
-                            int64_t *delay_ns);
+BK_EXPORT bool bk_retry_next(bk_retry_t *r, int *status, int64_t retry_after_ns,
+                             int64_t *delay_ns);
 
-/* gRPC-style retry throttling: tokens start at max_tokens; a failed attempt takes
- * one, a success gives back ratio; retries are allowed while tokens > max/2. */
+/* gRPC-style retry throttling: tokens start at max_tokens; a retryable failure
+ * takes one, a success gives back ratio; retries are allowed while tokens > max/2.
+ * One budget is shared by many calls (thread-safe). */
 BK_EXPORT int bk_retry_budget_new(unsigned max_tokens, double ratio, bk_retry_budget_t **out);
 BK_EXPORT void bk_retry_budget_free(bk_retry_budget_t *b);
-/* Counts an attempt's outcome (bk_retry_next does this for its calls). */
+/* Counts an attempt's outcome; bk_retry_next does it for the calls it sees. */
 BK_EXPORT void bk_retry_budget_record(bk_retry_budget_t *b, bool success);
 BK_EXPORT bool bk_retry_budget_allows(bk_retry_budget_t *b);
 

@@ -6,6 +6,7 @@
  * count windows, one-second buckets for time windows. Every state change bumps
  * the generation, so permits from before the change are recognised and ignored.
  * SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -37,6 +38,7 @@ struct bk_breaker {
     uint32_t calls, failures, slow;
     /* open and half-open */
     int64_t open_until;
+    int64_t half_open_since;
     unsigned trips; /* consecutive trips without a close: the wait grows */
     unsigned trials_issued, trials_done, trial_failures, trial_slow;
     /* metrics */
@@ -108,8 +110,9 @@ int bk_breaker_new(const bk_breaker_opts_t *opts, bk_breaker_t **out)
         !(o->failure_threshold > 0 && o->failure_threshold <= 1) ||
         !(o->slow_threshold > 0 && o->slow_threshold <= 1) || o->slow_call_ns <= 0 ||
         o->open_ns <= 0 || !(o->open_multiplier >= 1) || o->open_max_ns < o->open_ns ||
-        o->half_open_calls == 0)
-        return BK_EINVAL;
+        o->half_open_calls == 0 ||
+        (o->window == BK_WINDOW_COUNT && o->min_calls > o->window_size))
+        return BK_EINVAL; /* (a count window never holds more than window_size calls) */
     bk_breaker_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return BK_ENOMEM;
@@ -130,7 +133,13 @@ int bk_breaker_new(const bk_breaker_opts_t *opts, bk_breaker_t **out)
         free(b);
         return rc;
     }
-    pthread_mutex_init(&b->mu, NULL);
+    /* The critical sections are a few dozen instructions: spin briefly before
+     * sleeping, rather than paying a futex round trip when two threads meet. */
+    pthread_mutexattr_t ma;
+    pthread_mutexattr_init(&ma);
+    pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+    pthread_mutex_init(&b->mu, &ma);
+    pthread_mutexattr_destroy(&ma);
     atomic_init(&b->state, BK_BREAKER_CLOSED);
     atomic_init(&b->generation, 1);
     *out = b;
@@ -150,7 +159,7 @@ void bk_breaker_free(bk_breaker_t *b)
 
 bk_breaker_state_t bk_breaker_state(bk_breaker_t *b)
 {
-    return (bk_breaker_state_t)atomic_load(&b->state);
+    return b ? (bk_breaker_state_t)atomic_load(&b->state) : BK_BREAKER_CLOSED;
 }
 
 static void window_clear(bk_breaker_t *b)
@@ -227,6 +236,7 @@ static void set_state(bk_breaker_t *b, bk_breaker_state_t to, int64_t now)
         b->trips++;
     } else if (to == BK_BREAKER_HALF_OPEN) {
         b->trials_issued = b->trials_done = b->trial_failures = b->trial_slow = 0;
+        b->half_open_since = now;
     } else if (to == BK_BREAKER_CLOSED) {
         b->trips = 0;
         window_clear(b);
@@ -252,6 +262,7 @@ int bk_breaker_acquire(bk_breaker_t *b, bk_breaker_permit_t *permit)
     if (s == BK_BREAKER_CLOSED || s == BK_BREAKER_DISABLED)
         return BK_OK;
     if (s == BK_BREAKER_FORCED_OPEN) {
+        permit->generation = 0;
         count(b, M_REJECTED);
         return BK_EUNAVAIL;
     }
@@ -268,6 +279,14 @@ int bk_breaker_acquire(bk_breaker_t *b, bk_breaker_permit_t *permit)
             s = to;
         }
     }
+    if (s == BK_BREAKER_HALF_OPEN && b->trials_issued == b->o.half_open_calls) {
+        /* Trials that never came back (their caller lost the permit) must not hold
+         * the breaker half-open for ever: after open_ns a new set begins, and the
+         * new generation makes the lost permits stale. */
+        int64_t now = bk_clock_mono_ns(b->o.clock);
+        if (now - b->half_open_since >= b->o.open_ns)
+            set_state(b, BK_BREAKER_HALF_OPEN, now);
+    }
     if (s == BK_BREAKER_HALF_OPEN) {
         if (b->trials_issued < b->o.half_open_calls) {
             b->trials_issued++;
@@ -276,7 +295,9 @@ int bk_breaker_acquire(bk_breaker_t *b, bk_breaker_permit_t *permit)
     } else if (s == BK_BREAKER_CLOSED || s == BK_BREAKER_DISABLED) {
         rc = BK_OK;
     }
-    permit->generation = atomic_load(&b->generation);
+    /* A refused permit gets generation 0, which no period has: recording it by
+     * mistake counts nothing. */
+    permit->generation = rc == BK_OK ? atomic_load(&b->generation) : 0;
     pthread_mutex_unlock(&b->mu);
     if (rc != BK_OK)
         count(b, M_REJECTED);

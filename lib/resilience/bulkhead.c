@@ -80,6 +80,8 @@ void bk_bulkhead_leave(bk_bulkhead_t *b)
 
 unsigned bk_bulkhead_in_use(bk_bulkhead_t *b)
 {
+    if (b == NULL)
+        return 0;
     pthread_mutex_lock(&b->mu);
     unsigned n = b->in_use;
     pthread_mutex_unlock(&b->mu);

@@ -10,6 +10,7 @@
 #include <backend/resilience.h>
 
 #define MAX_SHARDS 64
+#define MIN_PER_SHARD 64
 
 struct entry {
     struct entry *chain;      /* next in the hash bucket */
@@ -166,7 +167,14 @@ int bk_ratelimit_memory_store(size_t max_keys, bk_ratelimit_store_t *out)
     if (out == NULL || max_keys == 0)
         return BK_EINVAL;
     struct memstore *m = calloc(1, sizeof *m);
-    size_t nshards = max_keys < MAX_SHARDS ? max_keys : MAX_SHARDS;
+    /* Each shard evicts on its own, so a shard must hold enough keys for the LRU
+     * order to mean something: at least MIN_PER_SHARD, hence fewer shards for
+     * small stores. */
+    size_t nshards = max_keys / MIN_PER_SHARD;
+    if (nshards < 1)
+        nshards = 1;
+    if (nshards > MAX_SHARDS)
+        nshards = MAX_SHARDS;
     if (m == NULL || (m->shards = calloc(nshards, sizeof *m->shards)) == NULL) {
         free(m);
         return BK_ENOMEM;

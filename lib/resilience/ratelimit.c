@@ -30,18 +30,21 @@ void bk_ratelimit_opts_init(bk_ratelimit_opts_t *o)
     o->name = "default";
 }
 
-int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
-                     bk_ratelimit_t **out)
+static bool name_ok(const char *name)
 {
-    if (out == NULL)
-        return BK_EINVAL;
-    *out = NULL;
-    if (opts == NULL || store == NULL || store->load == NULL || store->store == NULL ||
-        !(opts->rate > 0) || opts->period_ns <= 0 || opts->burst == 0 || opts->name == NULL)
-        return BK_EINVAL;
-    for (const char *c = opts->name; *c; c++)
+    for (const char *c = name; *c; c++)
         if (*c == '"' || *c == '\\' || (unsigned char)*c < 0x20 || (unsigned char)*c >= 0x7f)
-            return BK_EINVAL; /* it is written into a header as a quoted string */
+            return false; /* it is written into a header as a quoted string */
+    return *name != '\0';
+}
+
+static int create(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
+                  bk_ratelimit_t **out)
+{
+    *out = NULL;
+    if (opts == NULL || !(opts->rate > 0) || opts->period_ns <= 0 || opts->burst == 0 ||
+        opts->name == NULL || !name_ok(opts->name))
+        return BK_EINVAL;
     double t = (double)opts->period_ns / opts->rate;
     if (t < 1 || t * (double)opts->burst > (double)INT64_MAX / 4)
         return BK_ERANGE;
@@ -57,6 +60,19 @@ int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t
     rl->tolerance = rl->interval * (int64_t)opts->burst;
     *out = rl;
     return BK_OK;
+}
+
+int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
+                     bk_ratelimit_t **out)
+{
+    if (store == NULL)
+        return BK_EINVAL;
+    int rc = out == NULL || store->load == NULL || store->store == NULL
+                 ? BK_EINVAL
+                 : create(opts, store, out);
+    if (rc != BK_OK && store->destroy != NULL)
+        store->destroy(store->ud); /* the store is ours even when we fail */
+    return rc;
 }
 
 void bk_ratelimit_free(bk_ratelimit_t *rl)
@@ -76,10 +92,12 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_
     memset(res, 0, sizeof *res);
     res->limit = rl->o.burst;
     for (int i = 0; i < STORE_TRIES; i++) {
-        int64_t now = bk_clock_wall_ns(rl->o.clock);
         int64_t tat;
         uint64_t version;
         int rc = rl->store.load(rl->store.ud, key, &tat, &version);
+        /* The clock after the load: a time read before it could be older than a
+         * state another thread stored meanwhile, and refuse a request wrongly. */
+        int64_t now = bk_clock_wall_ns(rl->o.clock);
         if (rc == BK_ENOTFOUND) {
             tat = now;
             version = 0;

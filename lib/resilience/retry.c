@@ -67,21 +67,33 @@ static int64_t exp_delay(const bk_retry_opts_t *o, unsigned n)
     return d < o->cap_ns ? d : o->cap_ns;
 }
 
-int bk_retry_next(bk_retry_t *r, int status, int64_t retry_after_ns, int64_t *delay_ns)
+bool bk_retry_next(bk_retry_t *r, int *status, int64_t retry_after_ns, int64_t *delay_ns)
 {
-    if (r == NULL || delay_ns == NULL)
-        return BK_EINVAL;
+    if (r == NULL || status == NULL || delay_ns == NULL) {
+        if (status != NULL)
+            *status = BK_EINVAL;
+        return false;
+    }
     *delay_ns = 0;
     const bk_retry_opts_t *o = &r->o;
-    if (o->budget != NULL)
-        bk_retry_budget_record(o->budget, status == BK_OK);
-    bool retryable = o->retryable ? o->retryable(o->ud, status) : default_retryable(status);
-    if (status == BK_OK || !retryable || !r->idempotent)
-        return status;
-    if (r->attempt >= o->max_attempts)
-        return BK_ETIMEDOUT;
-    if (o->budget != NULL && !bk_retry_budget_allows(o->budget))
-        return BK_EBUSY;
+    int st = *status;
+    if (st == BK_OK) {
+        bk_retry_budget_record(o->budget, true);
+        return false;
+    }
+    bool retryable = r->idempotent && (o->retryable ? o->retryable(o->ud, st) : default_retryable(st));
+    if (!retryable)
+        return false; /* the attempt's own status is the answer */
+    /* Only failures the policy would retry cost tokens, as in gRPC. */
+    bk_retry_budget_record(o->budget, false);
+    if (r->attempt >= o->max_attempts) {
+        *status = BK_ETIMEDOUT;
+        return false;
+    }
+    if (o->budget != NULL && !bk_retry_budget_allows(o->budget)) {
+        *status = BK_EBUSY;
+        return false;
+    }
 
     unsigned n = r->attempt - 1; /* retries so far */
     int64_t d;
@@ -105,17 +117,19 @@ int bk_retry_next(bk_retry_t *r, int status, int64_t retry_after_ns, int64_t *de
         break;
     }
     }
+    r->prev_delay_ns = d; /* the schedule's own step, whatever Retry-After says */
     if (retry_after_ns > d)
         d = retry_after_ns; /* the server knows better when it will be back */
     if (o->deadline_ns > 0) {
         int64_t left = r->start_ns + o->deadline_ns - bk_clock_mono_ns(o->clock);
-        if (d >= left)
-            return BK_ETIMEDOUT; /* the next attempt could not start in time */
+        if (d >= left) {
+            *status = BK_ETIMEDOUT; /* the next attempt could not start in time */
+            return false;
+        }
     }
-    r->prev_delay_ns = d;
     r->attempt++;
     *delay_ns = d;
-    return BK_OK;
+    return true;
 }
 
 /* ------------------------------------------------------------------ budget */

@@ -277,6 +277,39 @@ START_TEST(breaker_stale_permits_do_not_count)
 }
 END_TEST
 
+START_TEST(breaker_lost_trials_expire_and_refused_permits_count_nothing)
+{
+    bk_breaker_t *b = breaker(NULL, NULL);
+    trip(b);
+    bk_clock_fake_advance(clk, SEC);
+    bk_breaker_permit_t lost1, lost2, p;
+    ck_assert_int_eq(bk_breaker_acquire(b, &lost1), BK_OK);
+    ck_assert_int_eq(bk_breaker_acquire(b, &lost2), BK_OK); /* never recorded */
+    ck_assert_int_eq(bk_breaker_acquire(b, &p), BK_EUNAVAIL);
+    bk_breaker_record(b, &p, BK_OUTCOME_SUCCESS, MS); /* a refused permit: nothing */
+    bk_breaker_record(b, &p, BK_OUTCOME_SUCCESS, MS);
+    ck_assert_int_eq(bk_breaker_state(b), BK_BREAKER_HALF_OPEN);
+    bk_clock_fake_advance(clk, SEC - 1);
+    ck_assert_int_eq(bk_breaker_acquire(b, &p), BK_EUNAVAIL);
+    bk_clock_fake_advance(clk, 1); /* open_ns later: a new set of trials */
+    bk_breaker_permit_t t1, t2;
+    ck_assert_int_eq(bk_breaker_acquire(b, &t1), BK_OK);
+    ck_assert_int_eq(bk_breaker_acquire(b, &t2), BK_OK);
+    bk_breaker_record(b, &lost1, BK_OUTCOME_FAILURE, MS); /* stale now */
+    bk_breaker_record(b, &lost2, BK_OUTCOME_FAILURE, MS);
+    bk_breaker_record(b, &t1, BK_OUTCOME_SUCCESS, MS);
+    bk_breaker_record(b, &t2, BK_OUTCOME_SUCCESS, MS);
+    ck_assert_int_eq(bk_breaker_state(b), BK_BREAKER_CLOSED);
+    bk_breaker_free(b);
+
+    bk_breaker_opts_t o;
+    bk_breaker_opts_init(&o);
+    o.window_size = 10;
+    o.min_calls = 11; /* a count window of 10 never holds 11 calls */
+    ck_assert_int_eq(bk_breaker_new(&o, &b), BK_EINVAL);
+}
+END_TEST
+
 static void time_window(bk_breaker_opts_t *o)
 {
     o->window = BK_WINDOW_TIME;
@@ -364,6 +397,13 @@ static bk_retry_opts_t retry_opts(bk_jitter_t jitter)
     return o;
 }
 
+/* One more failed attempt: true (retry after *d) or false with the final status. */
+static bool fail_again(bk_retry_t *r, int status, int64_t retry_after, int64_t *d, int *final)
+{
+    *final = status;
+    return bk_retry_next(r, final, retry_after, d);
+}
+
 START_TEST(retry_exponential_schedule_and_attempt_limit)
 {
     bk_retry_opts_t o = retry_opts(BK_JITTER_NONE);
@@ -371,11 +411,13 @@ START_TEST(retry_exponential_schedule_and_attempt_limit)
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
     const int64_t want[] = {100 * MS, 200 * MS, 400 * MS, 800 * MS, 1 * SEC};
     int64_t d;
+    int st;
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_OK);
+        ck_assert(fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
         ck_assert_int_eq(d, want[i]);
     }
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_ETIMEDOUT); /* 6 attempts */
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st)); /* 6 attempts made */
+    ck_assert_int_eq(st, BK_ETIMEDOUT);
 }
 END_TEST
 
@@ -383,9 +425,10 @@ static void schedule(bk_jitter_t j, uint64_t seed, int64_t out[5])
 {
     bk_retry_opts_t o = retry_opts(j);
     bk_retry_t r;
+    int st;
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, seed), BK_OK);
     for (int i = 0; i < 5; i++)
-        ck_assert_int_eq(bk_retry_next(&r, BK_ETIMEDOUT, 0, &out[i]), BK_OK);
+        ck_assert(fail_again(&r, BK_ETIMEDOUT, 0, &out[i], &st));
 }
 
 START_TEST(retry_jitter_bounds_and_seeded_schedules)
@@ -421,26 +464,32 @@ START_TEST(retry_deadline_retry_after_and_rules)
     o.base_ns = 400 * MS;
     bk_retry_t r;
     int64_t d;
+    int st;
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_OK);
+    ck_assert(fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
     ck_assert_int_eq(d, 400 * MS);
     bk_clock_fake_advance(clk, 400 * MS);
     /* 800 ms would end past the deadline (600 ms left): stop. */
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_ETIMEDOUT);
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
+    ck_assert_int_eq(st, BK_ETIMEDOUT);
 
     /* Retry-After replaces a shorter delay, within the deadline. */
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 700 * MS, &d), BK_OK);
+    ck_assert(fail_again(&r, BK_EUNAVAIL, 700 * MS, &d, &st));
     ck_assert_int_eq(d, 700 * MS);
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 5 * SEC, &d), BK_ETIMEDOUT);
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 5 * SEC, &d, &st));
+    ck_assert_int_eq(st, BK_ETIMEDOUT);
 
-    /* Never retried: a non-idempotent call, a non-retryable status, success. */
+    /* Never retried: a non-idempotent call, a non-retryable status; success ends it. */
     ck_assert_int_eq(bk_retry_begin(&r, &o, false, 1), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_EUNAVAIL);
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
+    ck_assert_int_eq(st, BK_EUNAVAIL);
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EINVAL, 0, &d), BK_EINVAL);
-    ck_assert_int_eq(bk_retry_next(&r, BK_OK, 0, &d), BK_OK);
+    ck_assert(!fail_again(&r, BK_EINVAL, 0, &d, &st));
+    ck_assert_int_eq(st, BK_EINVAL);
+    ck_assert(!fail_again(&r, BK_OK, 0, &d, &st));
+    ck_assert_int_eq(st, BK_OK);
     ck_assert_int_eq(d, 0);
 
     o.base_ns = 0;
@@ -457,20 +506,29 @@ START_TEST(retry_budget_exhaustion_and_refill)
     o.max_attempts = 100;
     bk_retry_t r;
     int64_t d;
+    int st;
     ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
     /* Tokens 10 -> 9 -> ... -> 6: retries allowed while tokens > 5. */
     for (int i = 0; i < 4; i++)
-        ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_OK);
-    ck_assert_int_eq(bk_retry_next(&r, BK_EUNAVAIL, 0, &d), BK_EBUSY); /* 5: refused */
+        ck_assert(fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st)); /* 5: refused */
+    ck_assert_int_eq(st, BK_EBUSY);
     ck_assert(!bk_retry_budget_allows(bud));
-    for (int i = 0; i < 10; i++) /* ten successes give back one token */
-        bk_retry_budget_record(bud, true);
-    ck_assert(bk_retry_budget_allows(bud));
+    /* Non-retryable failures and non-idempotent calls cost nothing. */
+    ck_assert_int_eq(bk_retry_begin(&r, &o, false, 1), BK_OK);
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
+    ck_assert(!fail_again(&r, BK_EINVAL, 0, &d, &st));
+    /* Successes seen by bk_retry_next give tokens back: ten make one. */
+    for (int i = 0; i < 10; i++) {
+        ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
+        ck_assert(!fail_again(&r, BK_OK, 0, &d, &st));
+    }
+    ck_assert(bk_retry_budget_allows(bud)); /* 6 > 5 */
     for (int i = 0; i < 1000; i++)
         bk_retry_budget_record(bud, true); /* capped at max */
     for (int i = 0; i < 4; i++)
         bk_retry_budget_record(bud, false);
-    ck_assert(bk_retry_budget_allows(bud)); /* 6 > 5 */
+    ck_assert(bk_retry_budget_allows(bud));
     bk_retry_budget_record(bud, false);
     ck_assert(!bk_retry_budget_allows(bud));
     bk_retry_budget_free(bud);
@@ -618,6 +676,30 @@ START_TEST(gcra_store_evicts_least_recently_used)
 }
 END_TEST
 
+START_TEST(gcra_small_store_keeps_its_keys)
+{
+    /* 64 keys fit one shard: 64 distinct keys never evict each other. */
+    bk_ratelimit_t *rl = limiter(1, 60 * SEC, 1, 64);
+    bk_ratelimit_result_t r;
+    char key[16];
+    for (int round = 0; round < 2; round++)
+        for (int i = 0; i < 64; i++) {
+            snprintf(key, sizeof key, "k%d", i);
+            ck_assert_int_eq(bk_ratelimit_check(rl, key, &r), BK_OK);
+            ck_assert_int_eq(r.allowed, round == 0);
+        }
+    bk_ratelimit_free(rl);
+}
+END_TEST
+
+static int destroyed;
+
+static void count_destroy(void *ud)
+{
+    (void)ud;
+    destroyed++;
+}
+
 /* A store that conflicts a set number of times, as a busy shared store would. */
 struct flaky {
     int conflicts;
@@ -652,6 +734,41 @@ static int flaky_store(void *ud, const char *key, int64_t tat, uint64_t version,
     return BK_OK;
 }
 
+/* A store whose load takes a second, during which another client stored its
+ * state as of the end of that second (a full bucket then). */
+static int slow_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+{
+    (void)ud;
+    (void)key;
+    bk_clock_fake_advance(clk, SEC);
+    *tat = bk_clock_wall_ns(clk);
+    *version = 1;
+    return BK_OK;
+}
+
+static int accept_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl)
+{
+    (void)ud, (void)key, (void)tat, (void)version, (void)ttl;
+    return BK_OK;
+}
+
+START_TEST(gcra_reads_the_clock_after_the_state)
+{
+    bk_ratelimit_store_t st = {slow_load, accept_store, NULL, NULL};
+    bk_ratelimit_opts_t o;
+    bk_ratelimit_opts_init(&o);
+    o.rate = 1;
+    o.burst = 1;
+    o.clock = clk;
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_OK);
+    bk_ratelimit_result_t r;
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_OK);
+    ck_assert(r.allowed); /* with a time read before the load it would be refused */
+    bk_ratelimit_free(rl);
+}
+END_TEST
+
 START_TEST(gcra_retries_store_conflicts)
 {
     struct flaky f = {.conflicts = 3};
@@ -670,11 +787,15 @@ START_TEST(gcra_retries_store_conflicts)
     ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_EBUSY);
     bk_ratelimit_free(rl);
 
+    /* A limiter that cannot be made still disposes of its store. */
+    st.destroy = count_destroy;
+    destroyed = 0;
     o.rate = 0;
     ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_EINVAL);
     o.rate = 1;
     o.name = "bad\"name";
     ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_EINVAL);
+    ck_assert_int_eq(destroyed, 2);
 }
 END_TEST
 
@@ -807,6 +928,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, breaker_trips_on_slow_calls);
     tcase_add_test(tc, breaker_half_open_admits_exactly_the_trials_under_concurrency);
     tcase_add_test(tc, breaker_stale_permits_do_not_count);
+    tcase_add_test(tc, breaker_lost_trials_expire_and_refused_permits_count_nothing);
     tcase_add_test(tc, breaker_time_window_forgets_old_calls);
     tcase_add_test(tc, breaker_operator_states_and_metrics);
     tcase_add_test(tc, retry_exponential_schedule_and_attempt_limit);
@@ -817,7 +939,9 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, gcra_exact_over_a_simulated_minute);
     tcase_add_test(tc, gcra_result_fields_and_headers);
     tcase_add_test(tc, gcra_store_evicts_least_recently_used);
+    tcase_add_test(tc, gcra_small_store_keeps_its_keys);
     tcase_add_test(tc, gcra_retries_store_conflicts);
+    tcase_add_test(tc, gcra_reads_the_clock_after_the_state);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_add_checked_fixture(st, setup, teardown);
