@@ -34,6 +34,7 @@
 #include <backend/core.h>
 #include <backend/log.h>
 #include <backend/metrics.h>
+#include <backend/resilience.h>
 #include <backend/workers.h>
 
 #ifdef __cplusplus
@@ -71,10 +72,21 @@ typedef struct bk_http_middleware {
 #define BK_HTTP_BLOCKING 1u /* runs on the worker pool; the reply goes back to the loop */
 #define BK_HTTP_JSON 2u     /* a body must be Content-Type application/json (else 415) */
 
+/* The rate-limit key of a request (e.g. a user id from a token); NULL or "" means
+ * the client address. The string must live as long as the request. */
+typedef const char *(*bk_http_key_fn)(bk_req_t *req, void *ud);
+
 typedef struct bk_http_route_opts {
     unsigned flags;                        /* BK_HTTP_* flags; default BK_HTTP_INLINE */
     const bk_http_middleware_t *middleware; /* run after the server's; copied */
     size_t nmiddleware;
+    /* A rate limit checked before the route's middleware, on the handler's thread
+     * (a store that does I/O wants BK_HTTP_BLOCKING). Over the limit: 429 with
+     * Retry-After; every answer carries RateLimit-Policy and RateLimit. If the
+     * store fails the request goes through. Borrowed; NULL = no limit. */
+    bk_ratelimit_t *ratelimit;
+    bk_http_key_fn ratelimit_key; /* NULL = the client address */
+    void *ratelimit_ud;
 } bk_http_route_opts_t;
 
 typedef struct bk_http_opts {

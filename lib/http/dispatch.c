@@ -137,10 +137,36 @@ static const bk_http_middleware_t *mw_at(const struct bk_req *req, size_t i)
     return i < srv->nmw ? &srv->mw[i] : &req->route->mw[i - srv->nmw];
 }
 
-/* Middleware before hooks, the handler, after hooks: on the handler's thread. */
+/* The route's rate limit: false when the request was answered with 429. */
+static bool within_limit(struct bk_req *req)
+{
+    struct route *r = req->route;
+    const char *key = r->ratelimit_key ? r->ratelimit_key(req, r->ratelimit_ud) : NULL;
+    if (key == NULL || *key == '\0')
+        key = req->conn->client;
+    bk_ratelimit_result_t res;
+    if (bk_ratelimit_check(r->ratelimit, key, &res) != BK_OK)
+        return true; /* a broken store must not take the service down with it */
+    char policy[128], limit[128], retry[32];
+    if (bk_ratelimit_headers(r->ratelimit, &res, policy, limit, NULL, sizeof policy) == BK_OK) {
+        bk_res_header(req, "RateLimit-Policy", policy);
+        bk_res_header(req, "RateLimit", limit);
+    }
+    if (res.allowed)
+        return true;
+    if (bk_ratelimit_headers(r->ratelimit, &res, NULL, NULL, retry, sizeof retry) == BK_OK)
+        bk_res_header(req, "Retry-After", retry);
+    bk_res_problem(req, 429, "rate limit exceeded", NULL);
+    return false;
+}
+
+/* Rate limit, middleware before hooks, the handler, after hooks: all on the
+ * handler's thread. */
 static void run_chain(struct bk_req *req)
 {
     struct route *r = req->route;
+    if (r->ratelimit != NULL && !within_limit(req))
+        return;
     size_t n = r->internal ? 0 : req->srv->nmw + r->nmw;
     bool answered = false;
     for (size_t i = 0; i < n && !answered; i++) {

@@ -59,6 +59,9 @@ struct route {
     char *param_names[BK_HTTP_MAX_PARAMS];
     size_t nparams;
     bk_histogram_t *duration; /* http_request_duration_seconds{route} */
+    bk_ratelimit_t *ratelimit;
+    bk_http_key_fn ratelimit_key;
+    void *ratelimit_ud;
     bool internal;            /* health, metrics: no user middleware */
     struct route *next;       /* next route on the same node */
 };

@@ -190,6 +190,11 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
     r->ud = ud;
     r->internal = internal;
     r->flags = opts ? opts->flags : 0;
+    if (opts != NULL) {
+        r->ratelimit = opts->ratelimit;
+        r->ratelimit_key = opts->ratelimit_key;
+        r->ratelimit_ud = opts->ratelimit_ud;
+    }
     int rc = BK_OK;
     if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL)
         rc = BK_ENOMEM;

@@ -719,6 +719,67 @@ START_TEST(stop_delay_reports_not_ready_before_closing)
 }
 END_TEST
 
+static const char *key_header(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    return bk_req_header(req, "X-Key");
+}
+
+START_TEST(route_rate_limit_answers_429)
+{
+    bk_clock_t *fake;
+    ck_assert_int_eq(bk_clock_fake_new(1700000000 * BK_NSEC_PER_SEC, &fake), BK_OK);
+    bk_ratelimit_opts_t lo;
+    bk_ratelimit_opts_init(&lo);
+    lo.rate = 1;
+    lo.period_ns = 60 * BK_NSEC_PER_SEC;
+    lo.burst = 2;
+    lo.name = "per-key";
+    lo.clock = fake;
+    bk_ratelimit_store_t st;
+    ck_assert_int_eq(bk_ratelimit_memory_store(1000, &st), BK_OK);
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(&lo, &st, &rl), BK_OK);
+
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.ratelimit = rl, .ratelimit_key = key_header};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/limited", h_thread, NULL, &ro), BK_OK);
+    start(s);
+
+    struct bkt_response r = request("GET", "/limited", "X-Key: alice\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "RateLimit-Policy"), "\"per-key\";q=2;w=120");
+    ck_assert_str_eq(header(&r, "RateLimit"), "\"per-key\";r=1;t=60");
+    bkt_response_free(&r);
+    r = request("GET", "/limited", "X-Key: alice\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "RateLimit"), "\"per-key\";r=0;t=120");
+    bkt_response_free(&r);
+    r = request("GET", "/limited", "X-Key: alice\r\n", NULL);
+    assert_problem(&r, 429);
+    ck_assert_str_eq(header(&r, "Retry-After"), "60");
+    bkt_response_free(&r);
+    r = request("GET", "/limited", "X-Key: bob\r\n", NULL); /* bob has his own */
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    r = request("GET", "/limited", NULL, NULL); /* no key: the client address */
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    bk_clock_fake_advance(fake, 60 * BK_NSEC_PER_SEC);
+    r = request("GET", "/limited", "X-Key: alice\r\n", NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_ratelimit_free(rl);
+    bk_clock_free(fake);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ health, metrics */
 static atomic_int db_ok = 1;
 
@@ -987,6 +1048,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, graceful_stop_finishes_in_flight);
     tcase_add_test(tc, stop_deadline_closes_stragglers);
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
+    tcase_add_test(tc, route_rate_limit_answers_429);
     tcase_add_test(tc, health_endpoints_flip);
     tcase_add_test(tc, metrics_after_traffic);
     tcase_add_test(tc, keep_alive_and_http10);
