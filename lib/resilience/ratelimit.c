@@ -87,9 +87,10 @@ void bk_ratelimit_free(bk_ratelimit_t *rl)
 
 int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_t *res)
 {
+    if (res != NULL)
+        memset(res, 0, sizeof *res); /* not allowed, whatever happens below */
     if (rl == NULL || key == NULL || res == NULL)
         return BK_EINVAL;
-    memset(res, 0, sizeof *res);
     res->limit = rl->o.burst;
     for (int i = 0; i < STORE_TRIES; i++) {
         int64_t tat;
