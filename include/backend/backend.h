@@ -10,6 +10,7 @@
 #include <backend/metrics.h>
 #include <backend/workers.h>
 #include <backend/resilience.h>
+#include <backend/upstream.h>
 #include <backend/http.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -142,9 +142,10 @@ BK_EXPORT int bk_retry_begin(bk_retry_t *r, const bk_retry_opts_t *opts, bool id
 /*
  * Call after every attempt, with *status the attempt's result. true: wait
  * *delay_ns, then try again. false: the call is over and *status is its result:
- * BK_OK after a success, the attempt's status when it is not retryable (or the
- * call is not idempotent), BK_ETIMEDOUT when the attempts or the deadline are used
- * up, BK_EBUSY when the retry budget refuses. retry_after_ns (0 = none) is the
+ * BK_OK after a success; the attempt's status when it is not retryable, the call
+ * is not idempotent, or max_attempts are used up; BK_ETIMEDOUT when the next
+ * attempt could not start before the deadline; BK_EBUSY when the retry budget
+ * refuses. retry_after_ns (0 = none) is the
  * server's Retry-After: it replaces a shorter computed delay, and a wait past the
  * deadline ends the call instead.
  *

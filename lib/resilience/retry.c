@@ -86,10 +86,8 @@ bool bk_retry_next(bk_retry_t *r, int *status, int64_t retry_after_ns, int64_t *
         return false; /* the attempt's own status is the answer */
     /* Only failures the policy would retry cost tokens, as in gRPC. */
     bk_retry_budget_record(o->budget, false);
-    if (r->attempt >= o->max_attempts) {
-        *status = BK_ETIMEDOUT;
-        return false;
-    }
+    if (r->attempt >= o->max_attempts)
+        return false; /* the last attempt's status says why better than we could */
     if (o->budget != NULL && !bk_retry_budget_allows(o->budget)) {
         *status = BK_EBUSY;
         return false;

@@ -1,0 +1,391 @@
+/* bk_upstream against a local HTTP server (libbackend's own) that answers, fails,
+ * hangs, sheds load or recovers on command.
+ * SPDX-License-Identifier: MIT */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include <backend/backend.h>
+
+#include "check_main.h"
+#include "gate.h"
+
+#define MS BK_NSEC_PER_MSEC
+#define SEC BK_NSEC_PER_SEC
+
+/* ------------------------------------------------------------------ the server */
+enum mode { OK, FAIL, HANG, SLOW_DOWN };
+static atomic_int mode;
+static atomic_int hits;
+static atomic_int saw_key; /* requests that carried an Idempotency-Key */
+static bk_http_server_t *srv;
+static char base_url[64];
+static bk_clock_t *clk;
+
+static void on_any(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&hits, 1);
+    if (bk_req_header(req, "Idempotency-Key") != NULL)
+        atomic_fetch_add(&saw_key, 1);
+    switch (atomic_load(&mode)) {
+    case FAIL:
+        bk_res_problem(req, 503, "failing on command", NULL);
+        break;
+    case HANG:
+        gate_pass(); /* until the test opens the gate */
+        bk_res_json(req, 200, json_pack("{s:s}", "late", "yes"));
+        break;
+    case SLOW_DOWN:
+        bk_res_header(req, "Retry-After", "0");
+        bk_res_problem(req, 429, "slow down", NULL);
+        break;
+    default:
+        bk_res_json(req, 200, json_pack("{s:s, s:s}", "ok", "yes", "method", bk_req_method(req)));
+    }
+}
+
+static void big(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    char body[4096];
+    memset(body, 'x', sizeof body);
+    bk_res_bytes(req, 200, "text/plain", body, sizeof body);
+}
+
+static void setup(void)
+{
+    atomic_store(&mode, OK);
+    atomic_store(&hits, 0);
+    atomic_store(&saw_key, 0);
+    gate_reset();
+    ck_assert_int_eq(bk_clock_fake_new(0, &clk), BK_OK);
+    bk_http_opts_t o;
+    bk_http_opts_init(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.handle_signals = false;
+    o.shutdown_timeout_ms = 100;
+    ck_assert_int_eq(bk_http_server_new(&o, &srv), BK_OK);
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING}; /* HANG must not block the loop */
+    static const char *const methods[] = {"GET", "POST", "PUT"};
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_int_eq(bk_http_route(srv, methods[i], "/api/{what}", on_any, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(srv, "GET", "/big", big, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(srv), BK_OK);
+    snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", bk_http_server_port(srv));
+}
+
+static void teardown(void)
+{
+    gate_release();
+    bk_http_server_free(srv);
+    srv = NULL;
+    bk_clock_free(clk);
+}
+
+/* ------------------------------------------------------------------ helpers */
+static bk_upstream_t *upstream(bk_metrics_t *reg, unsigned attempts, int64_t timeout_ns)
+{
+    bk_breaker_opts_t bo;
+    bk_breaker_opts_init(&bo);
+    bo.window_size = 10;
+    bo.min_calls = 5;
+    bo.open_ns = 30 * SEC;
+    bo.half_open_calls = 2;
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.max_attempts = attempts;
+    ro.base_ns = 1 * MS;
+    ro.cap_ns = 2 * MS;
+    ro.jitter = BK_JITTER_NONE;
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.name = "test";
+    o.base_url = base_url;
+    o.timeout_ns = timeout_ns;
+    o.breaker = &bo;
+    o.retry = &ro;
+    o.metrics = reg;
+    o.clock = clk; /* the breaker's open wait passes when the test says */
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    return u;
+}
+
+static int call(bk_upstream_t *u, const char *method, const char *path, const char *key,
+                bk_upstream_response_t *res)
+{
+    bk_upstream_request_t rq = {.method = method, .path = path, .idempotency_key = key};
+    if (method != NULL && strcmp(method, "POST") == 0) {
+        rq.body = "{}";
+        rq.body_len = 2;
+        rq.headers = (const char *const[]){"Content-Type: application/json", NULL};
+    }
+    return bk_upstream_call(u, &rq, res);
+}
+
+static int64_t now_ns(void)
+{
+    return bk_clock_mono_ns(NULL);
+}
+
+/* ------------------------------------------------------------------ tests */
+START_TEST(answers_and_reuses_connections)
+{
+    bk_upstream_t *u = upstream(NULL, 3, 5 * SEC);
+    bk_upstream_response_t res;
+    unsigned connects = 0;
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_OK);
+        ck_assert_int_eq(res.status, 200);
+        ck_assert_str_eq(res.body, "{\"ok\":\"yes\",\"method\":\"GET\"}");
+        ck_assert_uint_eq(res.attempts, 1);
+        connects += res.connects;
+        bk_upstream_response_free(&res);
+    }
+    ck_assert_uint_eq(connects, 1); /* one connection, kept alive */
+    ck_assert_int_eq(call(u, "POST", "/api/x", NULL, &res), BK_OK);
+    ck_assert_str_eq(res.body, "{\"ok\":\"yes\",\"method\":\"POST\"}");
+    bk_upstream_response_free(&res);
+    /* A 4xx is the caller's business: an answer, not a failure. */
+    ck_assert_int_eq(call(u, NULL, "/nope", NULL, &res), BK_OK);
+    ck_assert_int_eq(res.status, 404);
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_CLOSED);
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
+{
+    bk_metrics_t *reg;
+    ck_assert_int_eq(bk_metrics_new(&reg), BK_OK);
+    bk_upstream_t *u = upstream(reg, 3, 5 * SEC);
+    bk_upstream_response_t res;
+    atomic_store(&mode, FAIL);
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+    ck_assert_int_eq(res.status, 503);
+    ck_assert_uint_eq(res.attempts, 3); /* retried */
+    bk_upstream_response_free(&res);
+    /* Failures 4 and 5 trip the breaker (min_calls 5); the third attempt is refused. */
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+    ck_assert_uint_eq(res.attempts, 2);
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_OPEN);
+    ck_assert_int_eq(atomic_load(&hits), 5);
+
+    /* Open: no request reaches the server, and each call returns in well under 1 ms. */
+    enum { N = 101 };
+    int64_t took[N];
+    for (int i = 0; i < N; i++) {
+        int64_t t = now_ns();
+        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+        took[i] = now_ns() - t;
+        ck_assert_uint_eq(res.attempts, 0);
+        bk_upstream_response_free(&res);
+    }
+    ck_assert_int_eq(atomic_load(&hits), 5);
+    int64_t under = 0;
+    for (int i = 0; i < N; i++)
+        under += took[i] < 1 * MS;
+    ck_assert_msg(under > N / 2, "only %lld of %d calls under 1 ms", (long long)under, N);
+
+    /* The server recovers; after the open wait the trials close the breaker. */
+    atomic_store(&mode, OK);
+    bk_clock_fake_advance(clk, 30 * SEC);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_OK);
+        bk_upstream_response_free(&res);
+    }
+    ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_CLOSED);
+
+    char *text;
+    ck_assert_int_eq(bk_metrics_render(reg, &text, NULL), BK_OK);
+    const char *want[] = {
+        "upstream_calls_total{name=\"test\",outcome=\"success\"} 2\n",
+        "upstream_calls_total{name=\"test\",outcome=\"failure\"} 2\n",
+        "upstream_calls_total{name=\"test\",outcome=\"rejected\"} 101\n",
+        "breaker_state{name=\"test\"} 0\n",
+        "breaker_calls_total{name=\"test\",outcome=\"failure\"} 5\n",
+        "upstream_call_duration_seconds_count{name=\"test\"} 4\n", /* refused calls: not timed */
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
+        ck_assert_msg(strstr(text, want[i]) != NULL, "missing %s in\n%s", want[i], text);
+    free(text);
+    bk_upstream_free(u);
+    bk_metrics_free(reg);
+}
+END_TEST
+
+START_TEST(a_hanging_upstream_times_out)
+{
+    bk_upstream_t *u = upstream(NULL, 1, 200 * MS);
+    atomic_store(&mode, HANG);
+    bk_upstream_response_t res;
+    int64_t t = now_ns();
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_ETIMEDOUT);
+    int64_t took = now_ns() - t;
+    ck_assert_int_ge(took, 190 * MS);
+    ck_assert_int_lt(took, 3 * SEC);
+    ck_assert_int_eq(res.status, 0);
+    bk_upstream_response_free(&res);
+    gate_release();
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(non_idempotent_calls_retry_only_with_a_key)
+{
+    bk_upstream_t *u = upstream(NULL, 3, 5 * SEC);
+    atomic_store(&mode, FAIL);
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, "POST", "/api/charge", NULL, &res), BK_EUNAVAIL);
+    ck_assert_uint_eq(res.attempts, 1); /* a POST may have happened: never repeated */
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(call(u, "POST", "/api/charge", "order-42", &res), BK_EUNAVAIL);
+    ck_assert_uint_eq(res.attempts, 3);
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(atomic_load(&saw_key), 3);
+    ck_assert_int_eq(call(u, "PUT", "/api/x", NULL, &res), BK_EUNAVAIL); /* PUT is idempotent */
+    ck_assert_uint_eq(res.attempts, 1); /* the breaker opened at failure 5 */
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+}
+END_TEST
+
+struct bg {
+    bk_upstream_t *u;
+    int rc;
+};
+
+static void *hang_call(void *arg)
+{
+    struct bg *b = arg;
+    bk_upstream_response_t res;
+    b->rc = call(b->u, NULL, "/api/slow", NULL, &res);
+    bk_upstream_response_free(&res);
+    return NULL;
+}
+
+START_TEST(a_full_bulkhead_refuses_at_once)
+{
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.name = "narrow";
+    o.base_url = base_url;
+    o.max_concurrent = 1;
+    o.clock = clk;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    atomic_store(&mode, HANG);
+    struct bg b = {u, -1};
+    pthread_t th;
+    pthread_create(&th, NULL, hang_call, &b);
+    gate_wait_for(1); /* the one slot is in use, its request at the server */
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EBUSY);
+    ck_assert_uint_eq(res.attempts, 0);
+    bk_upstream_response_free(&res);
+    gate_release();
+    pthread_join(th, NULL);
+    ck_assert_int_eq(b.rc, BK_OK);
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_OK);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(slow_down_is_retried_but_does_not_trip)
+{
+    bk_upstream_t *u = upstream(NULL, 2, 5 * SEC);
+    atomic_store(&mode, SLOW_DOWN);
+    bk_upstream_response_t res;
+    for (int i = 0; i < 5; i++) {
+        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+        ck_assert_int_eq(res.status, 429);
+        ck_assert_uint_eq(res.attempts, 2);
+        bk_upstream_response_free(&res);
+    }
+    ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_CLOSED);
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(limits_and_bad_input)
+{
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.name = "small";
+    o.base_url = base_url;
+    o.max_response_bytes = 100;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, NULL, "/big", NULL, &res), BK_ERANGE);
+    ck_assert_uint_eq(res.attempts, 1); /* not retried */
+    bk_upstream_response_free(&res);
+    bk_upstream_request_t rq = {.path = "/api/x",
+                                .headers = (const char *const[]){"X-A: b\r\nX-Evil: 1", NULL}};
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL);
+    bk_upstream_response_free(&res);
+    rq = (bk_upstream_request_t){.path = "/a b"};
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+
+    o.base_url = "ftp://example";
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_EINVAL);
+    o.base_url = NULL;
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_EINVAL);
+}
+END_TEST
+
+START_TEST(an_unreachable_upstream_is_unavailable)
+{
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.name = "gone";
+    o.base_url = "http://127.0.0.1:1"; /* nothing listens on port 1 */
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.base_ns = 1 * MS;
+    ro.cap_ns = 1 * MS;
+    o.retry = &ro;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, NULL, "/", NULL, &res), BK_EUNAVAIL);
+    ck_assert_int_eq(res.status, 0);
+    ck_assert_uint_eq(res.attempts, 3);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+}
+END_TEST
+
+static Suite *upstream_suite(void)
+{
+    Suite *s = suite_create("upstream");
+    TCase *tc = tcase_create("against a local server");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, answers_and_reuses_connections);
+    tcase_add_test(tc, failures_open_the_breaker_then_calls_fail_fast_and_recover);
+    tcase_add_test(tc, a_hanging_upstream_times_out);
+    tcase_add_test(tc, non_idempotent_calls_retry_only_with_a_key);
+    tcase_add_test(tc, a_full_bulkhead_refuses_at_once);
+    tcase_add_test(tc, slow_down_is_retried_but_does_not_trip);
+    tcase_add_test(tc, limits_and_bad_input);
+    tcase_add_test(tc, an_unreachable_upstream_is_unavailable);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return bk_test_run(upstream_suite());
+}
