@@ -120,11 +120,12 @@ static bk_upstream_t *upstream(bk_metrics_t *reg, unsigned attempts, int64_t tim
 static int call(bk_upstream_t *u, const char *method, const char *path, const char *key,
                 bk_upstream_response_t *res)
 {
+    static const char *const json_type[] = {"Content-Type: application/json", NULL};
     bk_upstream_request_t rq = {.method = method, .path = path, .idempotency_key = key};
     if (method != NULL && strcmp(method, "POST") == 0) {
         rq.body = "{}";
         rq.body_len = 2;
-        rq.headers = (const char *const[]){"Content-Type: application/json", NULL};
+        rq.headers = json_type;
     }
     return bk_upstream_call(u, &rq, res);
 }
