@@ -119,6 +119,9 @@ int bk_upstream_new(const bk_upstream_opts_t *opts, bk_upstream_t **out)
     u->retry.deadline_ns = o->deadline_ns;
     if (u->retry.retryable == NULL)
         u->retry.retryable = upstream_retryable;
+    bk_retry_t probe; /* bad retry options fail here, not on every call */
+    if (rc == BK_OK)
+        rc = bk_retry_begin(&probe, &u->retry, true, 1);
     if (rc == BK_OK && o->metrics != NULL)
         rc = metrics_init(u);
     if (rc != BK_OK) {
@@ -187,7 +190,7 @@ static void handle_put(bk_upstream_t *u, CURL *h)
 struct sink {
     char *buf;
     size_t len, cap, max;
-    bool too_big;
+    bool too_big, no_memory;
     int64_t retry_after_ns;
 };
 
@@ -204,8 +207,10 @@ static size_t on_body(char *data, size_t size, size_t n, void *ud)
         while (cap < s->len + len + 1)
             cap *= 2;
         char *b = realloc(s->buf, cap);
-        if (b == NULL)
+        if (b == NULL) {
+            s->no_memory = true;
             return 0;
+        }
         s->buf = b;
         s->cap = cap;
     }
@@ -256,7 +261,9 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     curl_easy_setopt(h, CURLOPT_TCP_NODELAY, 1L);
     long ms = (long)((timeout_ns + BK_NSEC_PER_MSEC - 1) / BK_NSEC_PER_MSEC);
     long cms = (long)((u->o.connect_timeout_ns + BK_NSEC_PER_MSEC - 1) / BK_NSEC_PER_MSEC);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms > 0 ? ms : 1L);
+    if (ms < 1)
+        ms = 1;
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, ms);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, cms < ms ? cms : ms);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_body);
@@ -272,8 +279,10 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
             curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)rq->body_len);
         }
     }
-    sink->len = 0;
-    sink->too_big = false;
+    sink->len = 0; /* each attempt's answer replaces the previous one */
+    if (sink->buf != NULL)
+        sink->buf[0] = '\0';
+    sink->too_big = sink->no_memory = false;
     sink->retry_after_ns = 0;
     CURLcode cc = curl_easy_perform(h);
     long connects = 0, code = 0;
@@ -281,7 +290,12 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
     res->connects += (unsigned)connects;
     res->attempts++;
-    res->status = (int)code;
+    if (code != 0)
+        res->status = (int)code; /* the last status received, kept over a later failure */
+    if (sink->no_memory || cc == CURLE_OUT_OF_MEMORY) {
+        *outcome = BK_OUTCOME_IGNORED; /* our shortage, not the upstream's fault */
+        return BK_ENOMEM;
+    }
     if (sink->too_big) {
         *outcome = BK_OUTCOME_SUCCESS; /* the upstream answered; the answer is ours to refuse */
         return BK_ERANGE;
@@ -292,7 +306,7 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     }
     if (cc != CURLE_OK) {
         *outcome = BK_OUTCOME_FAILURE;
-        return cc == CURLE_OUT_OF_MEMORY ? BK_ENOMEM : BK_EUNAVAIL;
+        return BK_EUNAVAIL;
     }
     if (code == 429) {
         *outcome = BK_OUTCOME_IGNORED; /* asked to slow down: not broken */
@@ -321,7 +335,7 @@ static void count(bk_upstream_t *u, int which)
 
 /* Request headers: the caller's, Idempotency-Key, and no "Expect: 100-continue"
  * (one more round trip for nothing on a trusted upstream). */
-static int build_headers(const bk_upstream_request_t *rq, struct curl_slist **out)
+static int build_headers(const bk_upstream_request_t *rq, const char *key, struct curl_slist **out)
 {
     struct curl_slist *l = curl_slist_append(NULL, "Expect:");
     for (const char *const *h = rq->headers; l != NULL && h != NULL && *h != NULL; h++) {
@@ -336,22 +350,40 @@ static int build_headers(const bk_upstream_request_t *rq, struct curl_slist **ou
         }
         l = n;
     }
-    if (l != NULL && rq->idempotency_key != NULL) {
-        if (strpbrk(rq->idempotency_key, "\r\n") != NULL) {
-            curl_slist_free_all(l);
-            return BK_EINVAL;
-        }
+    if (l != NULL && key != NULL) {
         char line[512];
-        int n = snprintf(line, sizeof line, "Idempotency-Key: %s", rq->idempotency_key);
-        struct curl_slist *nl = n > 0 && (size_t)n < sizeof line ? curl_slist_append(l, line) : NULL;
+        int n = snprintf(line, sizeof line, "Idempotency-Key: %s", key);
+        if (strpbrk(key, "\r\n") != NULL || n < 0 || (size_t)n >= sizeof line) {
+            curl_slist_free_all(l);
+            return BK_EINVAL; /* no header injection, no truncated key */
+        }
+        struct curl_slist *nl = curl_slist_append(l, line);
         if (nl == NULL) {
             curl_slist_free_all(l);
-            return BK_EINVAL;
+            return BK_ENOMEM;
         }
         l = nl;
     }
     *out = l;
     return l ? BK_OK : BK_ENOMEM;
+}
+
+/* The request is checked whole before anything else: bad input is the caller's
+ * error, never counted against the upstream. */
+static int check_request(const bk_upstream_request_t *rq, const char *method, const char *path)
+{
+    if (*method == '\0' || strpbrk(method, " \r\n") != NULL || *path != '/' ||
+        strpbrk(path, " \r\n") != NULL || (rq->body == NULL && rq->body_len > 0))
+        return BK_EINVAL;
+    return BK_OK;
+}
+
+/* Every response has a body string, empty when nothing was received. */
+static int finish(bk_upstream_response_t *res, struct sink *sink, int rc)
+{
+    res->body = sink->buf ? sink->buf : calloc(1, 1);
+    res->body_len = sink->buf ? sink->len : 0;
+    return res->body == NULL && rc == BK_OK ? BK_ENOMEM : rc;
 }
 
 int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstream_response_t *res)
@@ -360,70 +392,76 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
         memset(res, 0, sizeof *res);
     if (u == NULL || rq == NULL || res == NULL)
         return BK_EINVAL;
+    struct sink sink = {.max = u->o.max_response_bytes};
     const char *method = rq->method ? rq->method : "GET";
     const char *path = rq->path ? rq->path : "/";
-    if (*method == '\0' || strpbrk(method, " \r\n") != NULL || strpbrk(path, " \r\n") != NULL)
-        return BK_EINVAL;
-    int64_t t0 = bk_clock_mono_ns(u->o.clock);
-
-    /* The breaker first: while it is open a call costs an atomic load, no more. */
-    bk_breaker_permit_t permit;
-    if (bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
-        count(u, O_REJECTED);
-        return BK_EUNAVAIL;
+    /* An empty key would be dropped by libcurl: a POST retried with no key at all. */
+    const char *key = rq->idempotency_key && *rq->idempotency_key ? rq->idempotency_key : NULL;
+    struct curl_slist *hdrs = NULL;
+    char *url = NULL;
+    int rc = check_request(rq, method, path);
+    if (rc == BK_OK)
+        rc = build_headers(rq, key, &hdrs);
+    if (rc == BK_OK && (url = malloc(strlen(u->base_url) + strlen(path) + 1)) == NULL)
+        rc = BK_ENOMEM;
+    if (rc != BK_OK) {
+        curl_slist_free_all(hdrs);
+        return finish(res, &sink, rc);
     }
-    if (bk_bulkhead_enter(u->bulkhead) != BK_OK) {
+    strcpy(url, u->base_url);
+    strcat(url, path);
+
+    /* The deadline and the retry schedule start now, bulkhead wait included. */
+    int64_t t0 = bk_clock_mono_ns(u->o.clock);
+    bk_retry_t retry;
+    rc = bk_retry_begin(&retry, &u->retry, method_idempotent(method) || key != NULL, 0);
+    /* The breaker first: while it is open a call costs no request and no slot. */
+    bk_breaker_permit_t permit;
+    if (rc == BK_OK && bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
+        count(u, O_REJECTED);
+        rc = BK_EUNAVAIL;
+    } else if (rc == BK_OK && bk_bulkhead_enter(u->bulkhead) != BK_OK) {
         bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
         count(u, O_BUSY);
-        return BK_EBUSY;
-    }
-    char *url = malloc(strlen(u->base_url) + strlen(path) + 1);
-    struct curl_slist *hdrs = NULL;
-    int rc = url ? build_headers(rq, &hdrs) : BK_ENOMEM;
-    CURL *h = rc == BK_OK ? handle_get(u) : NULL;
-    bk_retry_t retry;
-    if (rc == BK_OK && h == NULL)
-        rc = BK_ENOMEM;
-    if (rc == BK_OK)
-        rc = bk_retry_begin(&retry, &u->retry,
-                            method_idempotent(method) || rq->idempotency_key != NULL, 0);
-    if (rc != BK_OK)
-        bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
-    struct sink sink = {.max = u->o.max_response_bytes};
-    bool have_permit = rc == BK_OK;
-    if (rc == BK_OK) {
-        strcpy(url, u->base_url);
-        strcat(url, path);
-    }
-    while (have_permit) {
-        int64_t start = bk_clock_mono_ns(u->o.clock);
-        int64_t left = t0 + u->o.deadline_ns - start;
-        int64_t timeout = u->o.timeout_ns < left ? u->o.timeout_ns : left;
-        bk_outcome_t outcome;
-        rc = attempt(u, h, rq, hdrs, url, timeout, res, &sink, &outcome);
-        bk_breaker_record(u->breaker, &permit, outcome, bk_clock_mono_ns(u->o.clock) - start);
-        int64_t delay;
-        if (!bk_retry_next(&retry, &rc, sink.retry_after_ns, &delay))
-            break;
-        sleep_ns(delay);
-        /* Each attempt asks the breaker again: one that opened meanwhile ends it. */
-        if (bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
-            rc = BK_EUNAVAIL;
-            break;
+        rc = BK_EBUSY;
+    } else if (rc == BK_OK) {
+        CURL *h = handle_get(u);
+        rc = h ? BK_OK : BK_ENOMEM;
+        if (h == NULL)
+            bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
+        while (h != NULL) {
+            int64_t start = bk_clock_mono_ns(u->o.clock);
+            int64_t left = t0 + u->o.deadline_ns - start;
+            if (left < BK_NSEC_PER_MSEC) {
+                bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
+                rc = BK_ETIMEDOUT; /* no time left for an attempt */
+                break;
+            }
+            int64_t timeout = u->o.timeout_ns < left ? u->o.timeout_ns : left;
+            bk_outcome_t outcome;
+            rc = attempt(u, h, rq, hdrs, url, timeout, res, &sink, &outcome);
+            bk_breaker_record(u->breaker, &permit, outcome, bk_clock_mono_ns(u->o.clock) - start);
+            int64_t delay;
+            if (!bk_retry_next(&retry, &rc, sink.retry_after_ns, &delay))
+                break;
+            sleep_ns(delay);
+            /* Each attempt asks the breaker again: one that opened meanwhile ends it. */
+            if (bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
+                rc = BK_EUNAVAIL;
+                break;
+            }
         }
+        if (h != NULL)
+            handle_put(u, h);
+        bk_bulkhead_leave(u->bulkhead);
+        if (rc == BK_ETIMEDOUT)
+            count(u, O_TIMEOUT);
+        else
+            count(u, rc == BK_OK ? O_SUCCESS : rc == BK_EBUSY ? O_BUSY : O_FAILURE);
+        if (u->duration != NULL)
+            bk_histogram_observe(u->duration, (double)(bk_clock_mono_ns(u->o.clock) - t0) / 1e9);
     }
-    if (h != NULL)
-        handle_put(u, h);
-    bk_bulkhead_leave(u->bulkhead);
     curl_slist_free_all(hdrs);
     free(url);
-    res->body = sink.buf ? sink.buf : calloc(1, 1);
-    res->body_len = sink.buf ? sink.len : 0;
-    if (rc == BK_ETIMEDOUT)
-        count(u, O_TIMEOUT);
-    else
-        count(u, rc == BK_OK ? O_SUCCESS : O_FAILURE);
-    if (u->duration != NULL)
-        bk_histogram_observe(u->duration, (double)(bk_clock_mono_ns(u->o.clock) - t0) / 1e9);
-    return rc;
+    return finish(res, &sink, rc);
 }

@@ -188,6 +188,8 @@ START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
         ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
         took[i] = now_ns() - t;
         ck_assert_uint_eq(res.attempts, 0);
+        ck_assert_ptr_nonnull(res.body); /* always a string, here empty */
+        ck_assert_uint_eq(res.body_len, 0);
         bk_upstream_response_free(&res);
     }
     ck_assert_int_eq(atomic_load(&hits), 5);
@@ -252,8 +254,11 @@ START_TEST(non_idempotent_calls_retry_only_with_a_key)
     ck_assert_uint_eq(res.attempts, 3);
     bk_upstream_response_free(&res);
     ck_assert_int_eq(atomic_load(&saw_key), 3);
+    ck_assert_int_eq(call(u, "POST", "/api/charge", "", &res), BK_EUNAVAIL);
+    ck_assert_uint_eq(res.attempts, 1); /* an empty key is no key */
+    bk_upstream_response_free(&res);
     ck_assert_int_eq(call(u, "PUT", "/api/x", NULL, &res), BK_EUNAVAIL); /* PUT is idempotent */
-    ck_assert_uint_eq(res.attempts, 1); /* the breaker opened at failure 5 */
+    ck_assert_uint_eq(res.attempts, 0); /* but the breaker opened at failure 5 */
     bk_upstream_response_free(&res);
     bk_upstream_free(u);
 }
@@ -337,6 +342,12 @@ START_TEST(limits_and_bad_input)
     rq = (bk_upstream_request_t){.path = "/a b"};
     ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL);
     bk_upstream_response_free(&res);
+    rq = (bk_upstream_request_t){.method = "POST", .path = "/api/x", .body_len = 5};
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL); /* length, no body */
+    ck_assert_uint_eq(res.attempts, 0);
+    ck_assert_ptr_nonnull(res.body);
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(atomic_load(&hits), 0); /* bad requests never left the process */
     bk_upstream_free(u);
 
     o.base_url = "ftp://example";
