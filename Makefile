@@ -75,6 +75,7 @@ check: build
 # The whole suite again under valgrind (no sanitizers: they do not mix), in its own
 # build directory. Check runs in-process (CK_FORK=no) so valgrind sees every test.
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
+	--suppressions=$(CURDIR)/tests/valgrind.supp \
 	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
 check-valgrind:
 	@$(MAKE) --no-print-directory check BUILD=build-valgrind CONFIGURE_FLAGS="--enable-werror" \

@@ -10,6 +10,7 @@
 #include <backend/metrics.h>
 #include <backend/workers.h>
 #include <backend/resilience.h>
+#include <backend/schema.h>
 #include <backend/upstream.h>
 #include <backend/http.h>
 

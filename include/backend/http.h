@@ -35,6 +35,7 @@
 #include <backend/log.h>
 #include <backend/metrics.h>
 #include <backend/resilience.h>
+#include <backend/schema.h>
 #include <backend/workers.h>
 
 #ifdef __cplusplus
@@ -87,6 +88,15 @@ typedef struct bk_http_route_opts {
     bk_ratelimit_t *ratelimit;
     bk_http_key_fn ratelimit_key; /* NULL = the client address */
     void *ratelimit_ud;
+    /* Request validation, after the middleware (so authentication answers first)
+     * and before the handler, which never runs for a request that fails: 422
+     * problem+json with "errors": [{"loc", "msg", "type"}], loc being the JSON
+     * pointer into the body ("/items/0/qty") or "query.<name>", type the failing
+     * keyword. The body must be JSON (415, 400 otherwise); the query parameters
+     * become an object of strings, coerced to the types the schema declares and
+     * with defaults filled (bk_schema_coerce). Borrowed; NULL = no check. */
+    const bk_schema_t *body_schema;
+    const bk_schema_t *query_schema;
 } bk_http_route_opts_t;
 
 typedef struct bk_http_opts {
@@ -207,6 +217,12 @@ BK_EXPORT const char *bk_req_body(const bk_req_t *req, size_t *len);
  * BK_EINVAL. A handler just returns after a failure: the answer is made.
  */
 BK_EXPORT int bk_req_json(bk_req_t *req, json_t **out);
+/*
+ * The query parameters as a JSON object (a repeated name gives an array of its
+ * values), coerced and defaulted by the route's query schema when it has one.
+ * Borrowed: valid until the request completes. NULL on ENOMEM.
+ */
+BK_EXPORT json_t *bk_req_query_json(bk_req_t *req);
 /* The client's address as text ("127.0.0.1", "::1", "unix"). */
 BK_EXPORT const char *bk_req_client(const bk_req_t *req);
 /* The request id (the client's sane X-Request-ID, or a generated one). */

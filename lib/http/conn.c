@@ -37,6 +37,8 @@ static void arm(struct conn *c, int64_t ms)
 static void req_release(struct bk_req *req)
 {
     bk__arena_free(&req->arena);
+    json_decref(req->body_json);
+    json_decref(req->query_json);
     free(req->head);
     free(req->query_params);
     if (req->body_buf)

@@ -160,8 +160,70 @@ static bool within_limit(struct bk_req *req)
     return false;
 }
 
-/* Rate limit, middleware before hooks, the handler, after hooks: all on the
- * handler's thread. */
+/* Appends the errors of validating v against s to out as {loc, msg, type}; loc
+ * is the JSON pointer into the body, or "query.<name>" for query parameters. */
+static int schema_errors(const bk_schema_t *s, const json_t *v, bool query, json_t *out)
+{
+    bk_schema_errors_t *errs = NULL;
+    int rc = bk_schema_validate(s, v, BK_SCHEMA_ALL_ERRORS, &errs);
+    for (size_t i = 0; rc == BK_EINVAL && i < bk_schema_errors_count(errs); i++) {
+        const bk_schema_error_t *e = bk_schema_errors_get(errs, i);
+        char loc[512];
+        if (query) { /* "/ids/1" -> "query.ids.1", with ~1 and ~0 unescaped */
+            size_t o = snprintf(loc, sizeof loc, "query");
+            for (const char *p = e->instance_location; *p && o + 2 < sizeof loc; p++) {
+                if (*p == '/')
+                    loc[o++] = '.';
+                else if (*p == '~' && (p[1] == '0' || p[1] == '1'))
+                    loc[o++] = *++p == '0' ? '~' : '/';
+                else
+                    loc[o++] = *p;
+            }
+            loc[o] = '\0';
+        }
+        json_t *item = json_pack("{s:s, s:s, s:s}", "loc", query ? loc : e->instance_location, "msg",
+                                 e->message, "type", e->keyword);
+        if (item == NULL || json_array_append_new(out, item) != 0)
+            rc = BK_ENOMEM;
+    }
+    bk_schema_errors_free(errs);
+    return rc == BK_EINVAL ? BK_OK : rc;
+}
+
+/* The route's schemas: false when the request was answered (422, or 415/400 for
+ * a body that is not JSON). */
+static bool request_valid(struct bk_req *req)
+{
+    struct route *r = req->route;
+    json_t *errors = json_array(), *query = NULL, *body = NULL;
+    int rc = errors ? BK_OK : BK_ENOMEM;
+    if (rc == BK_OK && r->query_schema != NULL) {
+        query = bk_req_query_json(req);
+        rc = query ? schema_errors(r->query_schema, query, true, errors) : BK_ENOMEM;
+    }
+    if (rc == BK_OK && r->body_schema != NULL) {
+        if (bk_req_json(req, &body) != BK_OK) {
+            json_decref(errors);
+            return false; /* answered */
+        }
+        rc = schema_errors(r->body_schema, body, false, errors);
+        json_decref(body);
+    }
+    if (rc != BK_OK) {
+        json_decref(errors);
+        bk_res_problem(req, 500, "out of memory while validating the request", NULL);
+        return false;
+    }
+    if (json_array_size(errors) == 0) {
+        json_decref(errors);
+        return true;
+    }
+    bk_res_problem(req, 422, "the request does not match its schema", errors);
+    return false;
+}
+
+/* Rate limit, middleware before hooks, validation, the handler, after hooks: all
+ * on the handler's thread. */
 static void run_chain(struct bk_req *req)
 {
     struct route *r = req->route;
@@ -175,6 +237,8 @@ static void run_chain(struct bk_req *req)
         if (mw->before != NULL && mw->before(req, mw->ud) != BK_HTTP_NEXT)
             answered = true;
     }
+    if (!answered && (r->body_schema != NULL || r->query_schema != NULL))
+        answered = !request_valid(req);
     if (!answered)
         r->fn(req, r->ud);
     if (req->status == 0 && !req->deferred)
@@ -364,6 +428,9 @@ void bk__dispatch(struct bk_req *req)
 void bk__req_reset(struct bk_req *req)
 {
     bk__arena_reset(&req->arena);
+    json_decref(req->body_json);
+    json_decref(req->query_json);
+    req->body_json = req->query_json = NULL;
     req->method = req->path = req->query = NULL;
     req->nhdrs = 0;
     evbuffer_drain(req->body_buf, evbuffer_get_length(req->body_buf));

@@ -21,6 +21,8 @@
 
 #include <backend/http.h>
 
+#include "core/arena_int.h"
+
 #if defined(__GNUC__)
 #define BK__HIDDEN __attribute__((visibility("hidden")))
 #else
@@ -32,20 +34,6 @@
 #define BK_HTTP_MAX_SEGMENTS 256 /* deeper paths do not match any route (404) */
 #define BK_HTTP_REQUEST_ID_MAX 128
 
-/* ------------------------------------------------------------------ arena */
-/* Per-request bump allocator for decoded strings; reset between requests. */
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t used, cap;
-    char data[];
-};
-struct arena {
-    struct arena_chunk *head;
-};
-BK__HIDDEN void *bk__arena_alloc(struct arena *a, size_t n);
-BK__HIDDEN char *bk__arena_strndup(struct arena *a, const char *s, size_t n);
-BK__HIDDEN void bk__arena_reset(struct arena *a); /* keeps the first chunk */
-BK__HIDDEN void bk__arena_free(struct arena *a);
 
 /* ------------------------------------------------------------------ routes */
 struct route {
@@ -62,6 +50,7 @@ struct route {
     bk_ratelimit_t *ratelimit;
     bk_http_key_fn ratelimit_key;
     void *ratelimit_ud;
+    const bk_schema_t *body_schema, *query_schema;
     bool internal;            /* health, metrics: no user middleware */
     struct route *next;       /* next route on the same node */
 };
@@ -132,7 +121,9 @@ struct bk_req {
     const char *params[BK_HTTP_MAX_PARAMS];
     struct qparam *query_params;
     size_t nquery, query_cap;
-    struct arena arena;
+    bk__arena_t arena; /* per-request decoded strings; reset between requests */
+    json_t *body_json;  /* the parsed body, once bk_req_json or validation read it */
+    json_t *query_json; /* bk_req_query_json's object, once made */
     char id[BK_HTTP_REQUEST_ID_MAX + 1];
     void *data;
     int64_t start_ns, deadline_ns;
@@ -267,7 +258,7 @@ BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
 
 /* parse.c: parses req->head[0..len) in place; 0 or an HTTP error status. */
 BK__HIDDEN int bk__http_parse_head(struct bk_req *req, size_t len);
-BK__HIDDEN int bk__pct_decode(struct arena *a, const char *s, size_t len, bool plus_space,
+BK__HIDDEN int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space,
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
 BK__HIDDEN bool bk__is_json_type(const char *ctype);

@@ -139,7 +139,7 @@ static int hexval(char c)
     return -1;
 }
 
-int bk__pct_decode(struct arena *a, const char *s, size_t len, bool plus_space, const char **out)
+int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space, const char **out)
 {
     char *d = bk__arena_alloc(a, len + 1);
     if (d == NULL)
@@ -191,60 +191,4 @@ bool bk__is_json_type(const char *ctype)
     /* application/<anything>+json, e.g. application/merge-patch+json */
     return len > 17 && strncasecmp(ctype, "application/", 12) == 0 &&
            strncasecmp(ctype + len - 5, "+json", 5) == 0;
-}
-
-/* ------------------------------------------------------------------ arena */
-#define ARENA_CHUNK 2048
-
-void *bk__arena_alloc(struct arena *a, size_t n)
-{
-    n = (n + 15) & ~(size_t)15;
-    struct arena_chunk *c = a->head;
-    if (c == NULL || c->cap - c->used < n) {
-        size_t cap = n > ARENA_CHUNK ? n : ARENA_CHUNK;
-        struct arena_chunk *nc = malloc(sizeof *nc + cap);
-        if (nc == NULL)
-            return NULL;
-        nc->used = 0;
-        nc->cap = cap;
-        nc->next = c;
-        a->head = c = nc;
-    }
-    void *p = c->data + c->used;
-    c->used += n;
-    return p;
-}
-
-char *bk__arena_strndup(struct arena *a, const char *s, size_t n)
-{
-    char *d = bk__arena_alloc(a, n + 1);
-    if (d != NULL) {
-        memcpy(d, s, n);
-        d[n] = '\0';
-    }
-    return d;
-}
-
-void bk__arena_reset(struct arena *a)
-{
-    struct arena_chunk *c = a->head;
-    if (c == NULL)
-        return;
-    /* Keep the oldest chunk (the last in the list): most requests fit in it. */
-    while (c->next != NULL) {
-        struct arena_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    c->used = 0;
-    a->head = c;
-}
-
-void bk__arena_free(struct arena *a)
-{
-    for (struct arena_chunk *c = a->head, *next; c != NULL; c = next) {
-        next = c->next;
-        free(c);
-    }
-    a->head = NULL;
 }

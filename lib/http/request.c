@@ -1,9 +1,11 @@
 /* The request accessors: method, path, parameters, query, headers, body, JSON.
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "core/utf8_int.h"
 #include "http/http_int.h"
 
 const char *bk_req_method(const bk_req_t *req)
@@ -69,6 +71,10 @@ int bk_req_json(bk_req_t *req, json_t **out)
             bk_res_problem(req, 415, "the body must be application/json", NULL);
         return BK_EINVAL;
     }
+    if (req->body_json != NULL) { /* parsed already (route validation) */
+        *out = json_incref(req->body_json);
+        return BK_OK;
+    }
     json_error_t err;
     json_t *doc = json_loadb(bk_req_body(req, NULL), req->body_len,
                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
@@ -81,8 +87,50 @@ int bk_req_json(bk_req_t *req, json_t **out)
         }
         return BK_EINVAL;
     }
-    *out = doc;
+    req->body_json = doc;
+    *out = json_incref(doc);
     return BK_OK;
+}
+
+json_t *bk_req_query_json(bk_req_t *req)
+{
+    if (req == NULL)
+        return NULL;
+    if (req->query_json != NULL)
+        return req->query_json;
+    json_t *q = json_object();
+    for (size_t i = 0; q != NULL && i < req->nquery; i++) {
+        const struct qparam *p = &req->query_params[i];
+        /* JSON strings are UTF-8: ill-formed bytes (%FF) become U+FFFD. */
+        char *name = bk__utf8_repair(p->name, strlen(p->name), NULL);
+        char *text = bk__utf8_repair(p->value, strlen(p->value), NULL);
+        json_t *v = text ? json_string(text) : NULL, *prev = name ? json_object_get(q, name) : NULL;
+        free(text);
+        int rc = -1;
+        if (name == NULL) {
+            json_decref(v);
+        } else if (prev == NULL) {
+            rc = json_object_set_new(q, name, v);
+        } else if (json_is_array(prev)) {
+            rc = json_array_append_new(prev, v);
+        } else { /* a repeated name: its values become an array */
+            json_t *arr = json_pack("[OO]", prev, v);
+            json_decref(v);
+            rc = arr ? json_object_set_new(q, name, arr) : -1;
+        }
+        free(name);
+        if (rc != 0) {
+            json_decref(q);
+            q = NULL;
+        }
+    }
+    if (q != NULL && req->route != NULL && req->route->query_schema != NULL &&
+        bk_schema_coerce(req->route->query_schema, q, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS) != BK_OK) {
+        json_decref(q);
+        q = NULL;
+    }
+    req->query_json = q;
+    return q;
 }
 
 const char *bk_req_client(const bk_req_t *req)

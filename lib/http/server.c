@@ -194,6 +194,8 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
         r->ratelimit = opts->ratelimit;
         r->ratelimit_key = opts->ratelimit_key;
         r->ratelimit_ud = opts->ratelimit_ud;
+        r->body_schema = opts->body_schema;
+        r->query_schema = opts->query_schema;
     }
     int rc = BK_OK;
     if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL)

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Prints what `make check` ran: each Check suite's summary line, each script test's
-# result, and one total line "N passed, N failed" (Check test cases plus script tests).
+# result, and one total line "N passed, N failed" (Check test cases, the cases of
+# programs that end with "total: N passed, N failed", and script tests).
 set -u
 build=${1:-build}
 passed=0 failed=0
@@ -10,7 +11,14 @@ for trs in "$build"/**/*.trs; do
     name=${trs#"$build"/}; name=${name%.trs}
     line=$(grep -E '^[0-9]+%: Checks: [0-9]+, Failures: [0-9]+, Errors: [0-9]+' "$log" 2>/dev/null | tail -n 1)
     result=$(sed -n 's/^:test-result: //p' "$trs" | head -n 1)
-    if [ -n "$line" ]; then
+    total=$(grep -E '^total: [0-9]+ passed, [0-9]+ failed$' "$log" 2>/dev/null | tail -n 1)
+    if [ -z "$line" ] && [ -n "$total" ]; then
+        ok=$(sed -E 's/^total: ([0-9]+) passed.*/\1/' <<<"$total")
+        bad=$(sed -E 's/.* ([0-9]+) failed$/\1/' <<<"$total")
+        [ "$result" = PASS ] || [ "$bad" -gt 0 ] || bad=1
+        passed=$((passed + ok)); failed=$((failed + bad))
+        printf '%-36s %s\n' "$name" "$total"
+    elif [ -n "$line" ]; then
         checks=$(sed -E 's/.*Checks: ([0-9]+).*/\1/' <<<"$line")
         bad=$(sed -E 's/.*Failures: ([0-9]+), Errors: ([0-9]+).*/\1 + \2/' <<<"$line")
         bad=$((bad))

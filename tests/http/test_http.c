@@ -780,6 +780,101 @@ START_TEST(route_rate_limit_answers_429)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ schemas */
+static atomic_int orders_handled;
+
+/* Answers what it was given: the coerced query and the validated body. */
+static void h_order(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    atomic_fetch_add(&orders_handled, 1);
+    json_t *body = NULL;
+    if (strcmp(bk_req_method(req), "POST") == 0 && bk_req_json(req, &body) != BK_OK)
+        return;
+    bk_res_json(req, 201, json_pack("{s:O, s:o*}", "query", bk_req_query_json(req), "body", body));
+}
+
+static bk_schema_t *schema_of(const char *text)
+{
+    json_t *doc = json_loads(text, 0, NULL);
+    bk_schema_t *s = NULL;
+    ck_assert_int_eq(bk_schema_compile(doc, NULL, &s, NULL, 0), BK_OK);
+    json_decref(doc);
+    return s;
+}
+
+START_TEST(route_schemas_answer_422)
+{
+    bk_schema_t *body = schema_of(
+        "{\"type\":\"object\",\"required\":[\"items\"],\"properties\":{\"items\":{\"type\":\"array\","
+        "\"minItems\":1,\"items\":{\"properties\":{\"qty\":{\"type\":\"integer\",\"minimum\":1}}}}}}");
+    bk_schema_t *query = schema_of("{\"properties\":{\"limit\":{\"type\":\"integer\",\"maximum\":100,"
+                                   "\"default\":20},\"dry\":{\"type\":\"boolean\"}}}");
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t ro = {.body_schema = body, .query_schema = query};
+    ck_assert_int_eq(bk_http_route(s, "POST", "/orders", h_order, NULL, &ro), BK_OK);
+    bk_http_route_opts_t qo = {.query_schema = query};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/orders", h_order, NULL, &qo), BK_OK);
+    start(s);
+    atomic_store(&orders_handled, 0);
+
+    /* Valid: the handler sees the coerced query (with its default) and the body. */
+    struct bkt_response r = request("POST", "/orders?dry=true", "Content-Type: application/json\r\n",
+                                    "{\"items\":[{\"qty\":2}]}");
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_str_eq(r.body, "{\"query\":{\"dry\":true,\"limit\":20},\"body\":{\"items\":[{\"qty\":2}]}}");
+    bkt_response_free(&r);
+    ck_assert_int_eq(atomic_load(&orders_handled), 1);
+
+    /* Body and query errors together, each with loc, msg and type. */
+    r = request("POST", "/orders?limit=500&dry=maybe", "Content-Type: application/json\r\n",
+                "{\"items\":[{\"qty\":2},{\"qty\":0}]}");
+    assert_problem(&r, 422);
+    json_t *doc = body_json(&r);
+    json_t *want = json_loads("[{\"loc\":\"query.limit\",\"msg\":\"must be at most 100\",\"type\":\"maximum\"},"
+                              "{\"loc\":\"query.dry\",\"msg\":\"must be a boolean\",\"type\":\"type\"},"
+                              "{\"loc\":\"/items/1/qty\",\"msg\":\"must be at least 1\",\"type\":\"minimum\"}]",
+                              0, NULL);
+    ck_assert_msg(json_equal(json_object_get(doc, "errors"), want), "%s", r.body);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "status")), 422);
+    json_decref(want);
+    json_decref(doc);
+    bkt_response_free(&r);
+
+    r = request("POST", "/orders", "Content-Type: application/json\r\n", "{}");
+    assert_problem(&r, 422);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"loc\":\"/items\",\"msg\":\"is required\""));
+    bkt_response_free(&r);
+
+    r = request("GET", "/orders?limit=abc", NULL, NULL);
+    assert_problem(&r, 422);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"loc\":\"query.limit\",\"msg\":\"must be an integer\""));
+    bkt_response_free(&r);
+
+    /* Not JSON: 415 and 400 as bk_req_json answers them. */
+    r = request("POST", "/orders", "Content-Type: text/plain\r\n", "{}");
+    assert_problem(&r, 415);
+    bkt_response_free(&r);
+    r = request("POST", "/orders", "Content-Type: application/json\r\n", "{\"items\":");
+    assert_problem(&r, 400);
+    bkt_response_free(&r);
+    ck_assert_int_eq(atomic_load(&orders_handled), 1); /* no handler ran for a bad request */
+
+    r = request("GET", "/orders?limit=7", NULL, NULL);
+    ck_assert_int_eq(r.status, 201);
+    ck_assert_str_eq(r.body, "{\"query\":{\"limit\":7}}");
+    bkt_response_free(&r);
+
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_schema_free(body);
+    bk_schema_free(query);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ health, metrics */
 static atomic_int db_ok = 1;
 
@@ -1049,6 +1144,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, stop_deadline_closes_stragglers);
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, route_rate_limit_answers_429);
+    tcase_add_test(tc, route_schemas_answer_422);
     tcase_add_test(tc, health_endpoints_flip);
     tcase_add_test(tc, metrics_after_traffic);
     tcase_add_test(tc, keep_alive_and_http10);

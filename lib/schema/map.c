@@ -1,0 +1,117 @@
+/* An open-addressing hash map (linear probing) from byte strings or pointers to
+ * pointers: the compiler's tables of URIs, anchors and compiled nodes.
+ * SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/core.h"
+#include "schema/schema_int.h"
+
+struct bk__map_slot {
+    const char *key;
+    size_t klen; /* SIZE_MAX: key is a pointer compared by address */
+    uint64_t hash;
+    void *value;
+};
+
+#define PTR_KEY SIZE_MAX
+
+static uint64_t hash_bytes(const char *s, size_t len)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
+    return h;
+}
+
+static uint64_t hash_ptr(const void *p)
+{
+    uint64_t x = (uint64_t)(uintptr_t)p; /* splitmix64 finaliser */
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
+    return x ^ (x >> 31);
+}
+
+static bool same(const struct bk__map_slot *s, const char *key, size_t klen, uint64_t h)
+{
+    if (s->hash != h || s->klen != klen)
+        return false;
+    return klen == PTR_KEY ? s->key == key : memcmp(s->key, key, klen) == 0;
+}
+
+static void *get(const bk__map_t *m, const char *key, size_t klen, uint64_t h)
+{
+    if (!m->cap)
+        return NULL;
+    for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
+        const struct bk__map_slot *s = &m->slots[i];
+        if (!s->value)
+            return NULL;
+        if (same(s, key, klen, h))
+            return s->value;
+    }
+}
+
+static int grow(bk__map_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 16;
+    struct bk__map_slot *slots = calloc(cap, sizeof *slots);
+    if (!slots)
+        return BK_ENOMEM;
+    for (size_t i = 0; i < m->cap; i++) {
+        struct bk__map_slot *s = &m->slots[i];
+        if (!s->value)
+            continue;
+        size_t j = s->hash & (cap - 1);
+        while (slots[j].value)
+            j = (j + 1) & (cap - 1);
+        slots[j] = *s;
+    }
+    free(m->slots);
+    m->slots = slots;
+    m->cap = cap;
+    return BK_OK;
+}
+
+/* Inserts or replaces. */
+static int put(bk__map_t *m, const char *key, size_t klen, uint64_t h, void *value)
+{
+    if ((m->len + 1) * 4 > m->cap * 3) { /* keep the load under 3/4 */
+        int rc = grow(m);
+        if (rc)
+            return rc;
+    }
+    size_t i = h & (m->cap - 1);
+    while (m->slots[i].value && !same(&m->slots[i], key, klen, h))
+        i = (i + 1) & (m->cap - 1);
+    if (!m->slots[i].value)
+        m->len++;
+    m->slots[i] = (struct bk__map_slot){key, klen, h, value};
+    return BK_OK;
+}
+
+void *bk__map_get(const bk__map_t *m, const char *key, size_t klen)
+{
+    return get(m, key, klen, hash_bytes(key, klen));
+}
+
+int bk__map_put(bk__map_t *m, const char *key, size_t klen, void *value)
+{
+    return put(m, key, klen, hash_bytes(key, klen), value);
+}
+
+void *bk__map_get_ptr(const bk__map_t *m, const void *key)
+{
+    return get(m, key, PTR_KEY, hash_ptr(key));
+}
+
+int bk__map_put_ptr(bk__map_t *m, const void *key, void *value)
+{
+    return put(m, key, PTR_KEY, hash_ptr(key), value);
+}
+
+void bk__map_free(bk__map_t *m)
+{
+    free(m->slots);
+    *m = (bk__map_t){0};
+}
