@@ -744,6 +744,24 @@ static bool check_unevaluated(vctx_t *c, const bk__kw_t *k, const json_t *v, con
     return ok;
 }
 
+/* Each of names[0..n) must be a member of object v; an absent one is reported
+ * at its own location. when: the member that requires them (dependentRequired). */
+static bool check_present(vctx_t *c, const json_t *v, const char *const *names, size_t n, const ipath_t *ip,
+                          const kpath_t *kp, const char *kw, const char *when)
+{
+    bool ok = true;
+    for (size_t i = 0; i < n; i++) {
+        if (json_object_get(v, names[i]))
+            continue;
+        ipath_t mi = {ip, names[i], strlen(names[i]), 0, ip->depth + 1};
+        ok = when ? fail(c, &mi, kp, kw, "is required when \"%s\" is present", when)
+                  : fail(c, &mi, kp, kw, "is required");
+        if (!c->all)
+            return false;
+    }
+    return ok;
+}
+
 static bool check_kw(vctx_t *c, const bk__kw_t *k, const json_t *v, const ipath_t *ip, const kpath_t *kp,
                      const dscope_t *ds, ann_t *ann)
 {
@@ -816,37 +834,18 @@ static bool check_kw(vctx_t *c, const bk__kw_t *k, const json_t *v, const ipath_
         return !json_is_object(v) || json_object_size(v) >= k->u.count ||
                fail(c, ip, kp, k->name, "must have at least %llu propert%s", (unsigned long long)k->u.count,
                     k->u.count == 1 ? "y" : "ies");
-    case OP_REQUIRED: {
-        if (!json_is_object(v))
-            return true;
-        bool ok = true;
-        for (size_t i = 0; i < k->u.required.n; i++) {
-            const char *name = k->u.required.names[i];
-            if (json_object_get(v, name))
-                continue;
-            ipath_t mi = {ip, name, strlen(name), 0, ip->depth + 1};
-            ok = fail(c, &mi, kp, "required", "is required");
-            if (!c->all)
-                return false;
-        }
-        return ok;
-    }
+    case OP_REQUIRED:
+        return !json_is_object(v) ||
+               check_present(c, v, k->u.required.names, k->u.required.n, ip, kp, "required", NULL);
     case OP_DEPENDENT_REQUIRED: {
         if (!json_is_object(v))
             return true;
         bool ok = true;
         for (size_t i = 0; i < k->u.deps.n; i++) {
             const bk__dependency_t *d = &k->u.deps.deps[i];
-            if (!json_object_get(v, d->name))
-                continue;
-            for (size_t j = 0; j < d->nrequired; j++) {
-                if (json_object_get(v, d->required[j]))
-                    continue;
-                ipath_t mi = {ip, d->required[j], strlen(d->required[j]), 0, ip->depth + 1};
-                ok = fail(c, &mi, kp, k->name, "is required when \"%s\" is present", d->name);
-                if (!c->all)
-                    return false;
-            }
+            if (json_object_get(v, d->name) &&
+                !check_present(c, v, d->required, d->nrequired, ip, kp, k->name, d->name) && !(ok = false, c->all))
+                return false;
         }
         return ok;
     }
