@@ -23,7 +23,8 @@ BUILD := build
 # What building, testing and running need, as Debian packages.
 DEB_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libevent-dev libjansson-dev libpq-dev libmemcached-dev libargon2-dev libjwt-dev \
-	libpcre2-dev libssl-dev libcurl4-openssl-dev check postgresql memcached mandoc curl valgrind wrk
+	libpcre2-dev libssl-dev libcurl4-openssl-dev check postgresql memcached mandoc curl valgrind wrk \
+	python3-jwt python3-argon2 openssl
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 

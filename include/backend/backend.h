@@ -11,6 +11,7 @@
 #include <backend/workers.h>
 #include <backend/resilience.h>
 #include <backend/schema.h>
+#include <backend/auth.h>
 #include <backend/upstream.h>
 #include <backend/http.h>
 

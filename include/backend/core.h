@@ -46,7 +46,19 @@ extern "C" {
     X(ECLOSED, -10, "handle is shut down")                                     \
     X(EIO, -11, "input/output error")                                          \
     X(ERANGE, -12, "value out of range")                                       \
-    X(ESYS, -13, "system call failed")
+    X(ESYS, -13, "system call failed")                                         \
+    X(EMISMATCH, -14, "password does not match")                               \
+    X(EJWT_MALFORMED, -15, "malformed token")                                  \
+    X(EJWT_SIGNATURE, -16, "token signature does not verify")                  \
+    X(EJWT_EXPIRED, -17, "token expired")                                      \
+    X(EJWT_NOT_YET_VALID, -18, "token not yet valid")                          \
+    X(EJWT_ISSUER, -19, "token issuer not accepted")                           \
+    X(EJWT_AUDIENCE, -20, "token audience not accepted")                       \
+    X(EJWT_UNKNOWN_KEY, -21, "token signed with an unknown key")               \
+    X(EJWT_ALGORITHM, -22, "token algorithm not accepted for its key")         \
+    X(EJWT_CLAIMS, -23, "token lacks a required claim or type")                \
+    X(EJWT_REVOKED, -24, "token revoked")                                      \
+    X(EFORBIDDEN, -25, "permission denied")
 
 typedef enum bk_status {
     BK_OK = 0,

@@ -31,6 +31,7 @@
 
 #include <jansson.h>
 
+#include <backend/auth.h>
 #include <backend/core.h>
 #include <backend/log.h>
 #include <backend/metrics.h>
@@ -77,6 +78,26 @@ typedef struct bk_http_middleware {
  * the client address. The string must live as long as the request. */
 typedef const char *(*bk_http_key_fn)(bk_req_t *req, void *ud);
 
+/*
+ * How a route authenticates and authorizes (bk_http_route_opts_t.auth). The
+ * request's "Authorization: Bearer <token>" is verified with keys; a missing or
+ * invalid token is answered 401 problem+json with WWW-Authenticate (RFC 6750:
+ * error="invalid_token" and the reason as error_description).
+ */
+typedef struct bk_http_auth {
+    const bk_jwt_keys_t *keys;          /* borrowed; required */
+    const bk_jwt_verify_opts_t *verify; /* iss, aud, leeway, ...; NULL = defaults; borrowed */
+    const bk_rbac_t *rbac;              /* for route permissions; borrowed */
+    const char *roles_claim;            /* the roles: an array of strings or a string; default "roles" */
+    const char *scope_claim;            /* OAuth scopes narrowing the roles: a space-separated
+                                           string or an array; absent = no narrowing; default "scope" */
+} bk_http_auth_t;
+
+/* An ownership check: BK_OK when the caller (claims) may act on the resource the
+ * request names; anything else answers 404, so that other users' resources are
+ * not even revealed to exist. Runs on the handler's thread, after validation. */
+typedef int (*bk_http_owner_fn)(bk_req_t *req, const json_t *claims, void *ud);
+
 typedef struct bk_http_route_opts {
     unsigned flags;                        /* BK_HTTP_* flags; default BK_HTTP_INLINE */
     const bk_http_middleware_t *middleware; /* run after the server's; copied */
@@ -97,6 +118,14 @@ typedef struct bk_http_route_opts {
      * with defaults filled (bk_schema_coerce). Borrowed; NULL = no check. */
     const bk_schema_t *body_schema;
     const bk_schema_t *query_schema;
+    /* Authentication before anything else of the route (after the rate limit):
+     * 401 when the token is missing or invalid. Borrowed; NULL = none. */
+    const bk_http_auth_t *auth;
+    /* A permission the caller's roles (and scopes) must allow (bk_rbac_allows):
+     * 403 otherwise. Needs auth with an rbac. */
+    const char *permission;
+    bk_http_owner_fn owner; /* NULL = none; needs auth */
+    void *owner_ud;
 } bk_http_route_opts_t;
 
 typedef struct bk_http_opts {
@@ -223,6 +252,9 @@ BK_EXPORT int bk_req_json(bk_req_t *req, json_t **out);
  * Borrowed: valid until the request completes. NULL on ENOMEM.
  */
 BK_EXPORT json_t *bk_req_query_json(bk_req_t *req);
+/* The verified token claims of a route with auth (borrowed, valid until the
+ * request completes); NULL for a route without. */
+BK_EXPORT const json_t *bk_req_claims(const bk_req_t *req);
 /* The client's address as text ("127.0.0.1", "::1", "unix"). */
 BK_EXPORT const char *bk_req_client(const bk_req_t *req);
 /* The request id (the client's sane X-Request-ID, or a generated one). */

@@ -39,6 +39,7 @@ static void req_release(struct bk_req *req)
     bk__arena_free(&req->arena);
     json_decref(req->body_json);
     json_decref(req->query_json);
+    json_decref(req->claims);
     free(req->head);
     free(req->query_params);
     if (req->body_buf)

@@ -222,12 +222,91 @@ static bool request_valid(struct bk_req *req)
     return false;
 }
 
-/* Rate limit, middleware before hooks, validation, the handler, after hooks: all
- * on the handler's thread. */
+/* ------------------------------------------------------------------ auth */
+
+/* The strings of a claim that is a string (split at spaces when split) or an
+ * array of strings, NULL-terminated in the request's arena; NULL when absent. */
+static const char **claim_list(struct bk_req *req, const char *name, bool split)
+{
+    const json_t *v = json_object_get(req->claims, name);
+    size_t n = 0, cap = json_is_array(v) ? json_array_size(v) : 0;
+    if (json_is_string(v))
+        cap = split ? json_string_length(v) / 2 + 1 : 1;
+    else if (!json_is_array(v))
+        return NULL;
+    const char **list = bk__arena_alloc(&req->arena, (cap + 1) * sizeof *list);
+    if (list == NULL)
+        return NULL;
+    if (json_is_string(v) && split) {
+        char *s = bk__arena_strndup(&req->arena, json_string_value(v), json_string_length(v));
+        for (char *save = NULL, *tok = s ? strtok_r(s, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save))
+            list[n++] = tok;
+    } else if (json_is_string(v)) {
+        list[n++] = json_string_value(v);
+    } else {
+        size_t i;
+        const json_t *e;
+        json_array_foreach(v, i, e)
+            if (json_is_string(e))
+                list[n++] = json_string_value(e);
+    }
+    list[n] = NULL;
+    return list;
+}
+
+/* 401 with the RFC 6750 challenge: no error code when no token came. */
+static void unauthorized(struct bk_req *req, int code)
+{
+    char challenge[160];
+    if (code == BK_ENOTFOUND)
+        snprintf(challenge, sizeof challenge, "Bearer");
+    else
+        snprintf(challenge, sizeof challenge, "Bearer error=\"invalid_token\", error_description=\"%s\"",
+                 bk_strerror(code));
+    bk_res_header(req, "WWW-Authenticate", challenge);
+    bk_res_problem(req, 401, code == BK_ENOTFOUND ? "a bearer token is required" : bk_strerror(code), NULL);
+}
+
+/* The route's authentication and permission: false when answered (401, 403). */
+static bool authorized(struct bk_req *req)
+{
+    const struct route *r = req->route;
+    const bk_http_auth_t *a = r->auth;
+    const char *h = bk_req_header(req, "Authorization");
+    /* RFC 6750 section 2.1: "Bearer" (any case), one space, the token. */
+    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
+        unauthorized(req, h == NULL ? BK_ENOTFOUND : BK_EJWT_MALFORMED);
+        return false;
+    }
+    int rc = bk_jwt_verify(a->keys, a->verify, h + 7, strlen(h + 7), &req->claims);
+    if (rc == BK_ENOMEM) {
+        bk_res_problem(req, 500, "out of memory while verifying the token", NULL);
+        return false;
+    }
+    if (rc != BK_OK) {
+        unauthorized(req, rc);
+        return false;
+    }
+    if (r->permission == NULL)
+        return true;
+    const char **roles = claim_list(req, a->roles_claim ? a->roles_claim : "roles", false);
+    const char **scopes = claim_list(req, a->scope_claim ? a->scope_claim : "scope", true);
+    static const char *const none[] = {NULL};
+    if (!bk_rbac_allows(a->rbac, roles ? roles : none, scopes, r->permission)) {
+        bk_res_problem(req, 403, "the token does not allow this", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Rate limit, authentication, middleware before hooks, validation, ownership,
+ * the handler, after hooks: all on the handler's thread. */
 static void run_chain(struct bk_req *req)
 {
     struct route *r = req->route;
     if (r->ratelimit != NULL && !within_limit(req))
+        return;
+    if (r->auth != NULL && !authorized(req))
         return;
     size_t n = r->internal ? 0 : req->srv->nmw + r->nmw;
     bool answered = false;
@@ -239,6 +318,10 @@ static void run_chain(struct bk_req *req)
     }
     if (!answered && (r->body_schema != NULL || r->query_schema != NULL))
         answered = !request_valid(req);
+    if (!answered && r->owner != NULL && r->owner(req, req->claims, r->owner_ud) != BK_OK) {
+        bk_res_problem(req, 404, "no such resource", NULL);
+        answered = true;
+    }
     if (!answered)
         r->fn(req, r->ud);
     if (req->status == 0 && !req->deferred)
@@ -430,7 +513,8 @@ void bk__req_reset(struct bk_req *req)
     bk__arena_reset(&req->arena);
     json_decref(req->body_json);
     json_decref(req->query_json);
-    req->body_json = req->query_json = NULL;
+    json_decref(req->claims);
+    req->body_json = req->query_json = req->claims = NULL;
     req->method = req->path = req->query = NULL;
     req->nhdrs = 0;
     evbuffer_drain(req->body_buf, evbuffer_get_length(req->body_buf));

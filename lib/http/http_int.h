@@ -51,6 +51,10 @@ struct route {
     bk_http_key_fn ratelimit_key;
     void *ratelimit_ud;
     const bk_schema_t *body_schema, *query_schema;
+    const bk_http_auth_t *auth;
+    char *permission;
+    bk_http_owner_fn owner;
+    void *owner_ud;
     bool internal;            /* health, metrics: no user middleware */
     struct route *next;       /* next route on the same node */
 };
@@ -124,6 +128,7 @@ struct bk_req {
     bk__arena_t arena; /* per-request decoded strings; reset between requests */
     json_t *body_json;  /* the parsed body, once bk_req_json or validation read it */
     json_t *query_json; /* bk_req_query_json's object, once made */
+    json_t *claims;     /* the verified token's, on a route with auth */
     char id[BK_HTTP_REQUEST_ID_MAX + 1];
     void *data;
     int64_t start_ns, deadline_ns;

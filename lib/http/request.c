@@ -92,6 +92,11 @@ int bk_req_json(bk_req_t *req, json_t **out)
     return BK_OK;
 }
 
+const json_t *bk_req_claims(const bk_req_t *req)
+{
+    return req ? req->claims : NULL;
+}
+
 json_t *bk_req_query_json(bk_req_t *req)
 {
     if (req == NULL)

@@ -19,6 +19,7 @@ void bk__route_free(struct route *r)
 {
     free(r->method);
     free(r->template);
+    free(r->permission);
     for (size_t i = 0; i < r->nmw; i++)
         free((char *)r->mw[i].name);
     free(r->mw);

@@ -181,6 +181,12 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
     if (srv == NULL || method == NULL || path == NULL || fn == NULL || !method_ok(method) ||
         (opts != NULL && opts->nmiddleware > 0 && opts->middleware == NULL))
         return BK_EINVAL;
+    /* A permission or an ownership check means nothing without a verified caller,
+     * and a permission nothing without a policy. */
+    if (opts != NULL && ((opts->auth != NULL && opts->auth->keys == NULL) ||
+                         ((opts->permission != NULL || opts->owner != NULL) && opts->auth == NULL) ||
+                         (opts->permission != NULL && opts->auth->rbac == NULL)))
+        return BK_EINVAL;
     if (srv->started)
         return BK_EBUSY;
     struct route *r = calloc(1, sizeof *r);
@@ -196,9 +202,13 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
         r->ratelimit_ud = opts->ratelimit_ud;
         r->body_schema = opts->body_schema;
         r->query_schema = opts->query_schema;
+        r->auth = opts->auth;
+        r->owner = opts->owner;
+        r->owner_ud = opts->owner_ud;
     }
     int rc = BK_OK;
-    if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL)
+    if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL ||
+        (opts != NULL && opts->permission != NULL && (r->permission = strdup(opts->permission)) == NULL))
         rc = BK_ENOMEM;
     if (rc == BK_OK && opts != NULL && opts->nmiddleware > 0) {
         if ((r->mw = calloc(opts->nmiddleware, sizeof *r->mw)) == NULL)

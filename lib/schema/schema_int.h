@@ -84,21 +84,7 @@ BK__SCHEMA_HIDDEN bool bk__regex_valid(const char *pattern, size_t len);
 
 #include "backend/schema.h"
 #include "core/arena_int.h"
-
-
-/*
- * An open-addressing hash map from byte strings (or pointers) to pointers. Keys
- * are not copied: they must outlive the map. Values are never NULL.
- */
-typedef struct bk__map {
-    struct bk__map_slot *slots;
-    size_t cap, len;
-} bk__map_t;
-BK__SCHEMA_HIDDEN void *bk__map_get(const bk__map_t *m, const char *key, size_t klen);
-BK__SCHEMA_HIDDEN int bk__map_put(bk__map_t *m, const char *key, size_t klen, void *value);
-BK__SCHEMA_HIDDEN void *bk__map_get_ptr(const bk__map_t *m, const void *key);
-BK__SCHEMA_HIDDEN int bk__map_put_ptr(bk__map_t *m, const void *key, void *value);
-BK__SCHEMA_HIDDEN void bk__map_free(bk__map_t *m);
+#include "core/map_int.h" /* bk__map_t: the hash map the compiler's tables use */
 
 /* ------------------------------------------------------------------ URIs (RFC 3986) */
 /*

@@ -41,6 +41,9 @@ START_TEST(strerror_known_values)
     ck_assert_str_eq(bk_strerror(BK_EINVAL), "invalid argument");
     ck_assert_str_eq(bk_err_name(BK_EBUSY), "BK_EBUSY");
     ck_assert_str_eq(bk_err_name(BK_ESYS), "BK_ESYS");
+    ck_assert_str_eq(bk_err_name(BK_EJWT_EXPIRED), "BK_EJWT_EXPIRED");
+    ck_assert_str_eq(bk_strerror(BK_EJWT_EXPIRED), "token expired");
+    ck_assert_str_eq(bk_err_name(BK_EFORBIDDEN), "BK_EFORBIDDEN");
     ck_assert_str_eq(bk_strerror(BK_ETIMEDOUT), "operation timed out");
 }
 END_TEST

@@ -875,6 +875,141 @@ START_TEST(route_schemas_answer_422)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ auth guards */
+static void h_whoami(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200, json_pack("{s:O}", "sub", json_object_get(bk_req_claims(req), "sub")));
+}
+
+/* Order 1 belongs to alice, order 2 to bob. */
+static int owns_order(bk_req_t *req, const json_t *claims, void *ud)
+{
+    (void)ud;
+    const char *id = bk_req_param(req, "id"), *sub = json_string_value(json_object_get(claims, "sub"));
+    const char *owner = strcmp(id, "1") == 0 ? "alice" : strcmp(id, "2") == 0 ? "bob" : NULL;
+    return owner && sub && strcmp(owner, sub) == 0 ? BK_OK : BK_ENOTFOUND;
+}
+
+static char *token_for(bk_jwt_keys_t *keys, bk_clock_t *clock, const char *sub, const char *roles,
+                       const char *scope)
+{
+    bk_jwt_issue_opts_t io;
+    bk_jwt_issue_opts_init(&io);
+    io.iss = "test";
+    io.sub = sub;
+    io.clock = clock;
+    json_t *claims = json_pack("{s:[s]}", "roles", roles);
+    if (scope != NULL)
+        json_object_set_new(claims, "scope", json_string(scope));
+    char *tok = NULL;
+    ck_assert_int_eq(bk_jwt_issue(keys, &io, claims, &tok), BK_OK);
+    json_decref(claims);
+    return tok;
+}
+
+static struct bkt_response with_token(const char *method, const char *path, const char *token)
+{
+    char hdr[2048];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    return request(method, path, hdr, NULL);
+}
+
+START_TEST(auth_guards_answer_401_403_404)
+{
+    bk_clock_t *clock;
+    ck_assert_int_eq(bk_clock_fake_new(1700000000 * BK_NSEC_PER_SEC, &clock), BK_OK);
+    bk_jwt_keys_t *keys;
+    ck_assert_int_eq(bk_jwt_keys_new(&keys), BK_OK);
+    ck_assert_int_eq(bk_jwt_keys_add(keys, "k1", "HS256", "0123456789abcdef0123456789abcdef", 32, true), BK_OK);
+    json_t *policy = json_loads("{\"roles\":{\"viewer\":{\"permissions\":[\"orders:read\"]},"
+                                "\"editor\":{\"inherits\":[\"viewer\"],\"permissions\":[\"orders:*\"]}}}",
+                                0, NULL);
+    bk_rbac_t *rbac;
+    ck_assert_int_eq(bk_rbac_load(policy, &rbac, NULL, 0), BK_OK);
+    json_decref(policy);
+    bk_jwt_verify_opts_t vo;
+    bk_jwt_verify_opts_init(&vo);
+    vo.iss = "test";
+    vo.clock = clock;
+    bk_http_auth_t auth = {.keys = keys, .verify = &vo, .rbac = rbac};
+
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    bk_http_route_opts_t bad = {.permission = "orders:read"}; /* a permission needs auth */
+    ck_assert_int_eq(bk_http_route(s, "GET", "/bad", h_whoami, NULL, &bad), BK_EINVAL);
+    bk_http_route_opts_t me = {.auth = &auth};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/me", h_whoami, NULL, &me), BK_OK);
+    bk_http_route_opts_t read = {.auth = &auth, .permission = "orders:read", .owner = owns_order};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/orders/{id}", h_whoami, NULL, &read), BK_OK);
+    bk_http_route_opts_t create = {.auth = &auth, .permission = "orders:create"};
+    ck_assert_int_eq(bk_http_route(s, "POST", "/orders", h_whoami, NULL, &create), BK_OK);
+    start(s);
+
+    struct bkt_response r = request("GET", "/me", NULL, NULL);
+    assert_problem(&r, 401);
+    ck_assert_str_eq(header(&r, "WWW-Authenticate"), "Bearer");
+    bkt_response_free(&r);
+    r = request("GET", "/me", "Authorization: Basic YWxpY2U6cHc=\r\n", NULL);
+    assert_problem(&r, 401);
+    ck_assert_str_eq(header(&r, "WWW-Authenticate"),
+                     "Bearer error=\"invalid_token\", error_description=\"malformed token\"");
+    bkt_response_free(&r);
+
+    char *alice = token_for(keys, clock, "alice", "viewer", NULL);
+    char *bob = token_for(keys, clock, "bob", "editor", NULL);
+    char *narrow = token_for(keys, clock, "bob", "editor", "orders:read profile");
+    r = with_token("GET", "/me", alice);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"sub\":\"alice\"}");
+    bkt_response_free(&r);
+
+    r = with_token("GET", "/orders/1", alice); /* hers */
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    r = with_token("GET", "/orders/2", alice); /* bob's: not even there */
+    assert_problem(&r, 404);
+    bkt_response_free(&r);
+    r = with_token("POST", "/orders", alice); /* a viewer may not create */
+    assert_problem(&r, 403);
+    bkt_response_free(&r);
+    r = with_token("POST", "/orders", bob); /* an editor may */
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    r = with_token("POST", "/orders", narrow); /* unless the token's scopes say read only */
+    assert_problem(&r, 403);
+    bkt_response_free(&r);
+    r = with_token("GET", "/orders/2", narrow);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+
+    /* A tampered token, then an expired one. */
+    alice[strlen(alice) - 5] = alice[strlen(alice) - 5] == 'A' ? 'B' : 'A';
+    r = with_token("GET", "/me", alice);
+    assert_problem(&r, 401);
+    ck_assert_str_eq(header(&r, "WWW-Authenticate"),
+                     "Bearer error=\"invalid_token\", error_description=\"token signature does not verify\"");
+    bkt_response_free(&r);
+    bk_clock_fake_advance(clock, 3600 * BK_NSEC_PER_SEC);
+    r = with_token("GET", "/me", bob);
+    assert_problem(&r, 401);
+    ck_assert_str_eq(header(&r, "WWW-Authenticate"),
+                     "Bearer error=\"invalid_token\", error_description=\"token expired\"");
+    bkt_response_free(&r);
+
+    bk_http_server_free(s);
+    srv = NULL;
+    free(alice);
+    free(bob);
+    free(narrow);
+    bk_rbac_free(rbac);
+    bk_jwt_keys_free(keys);
+    bk_clock_free(clock);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ health, metrics */
 static atomic_int db_ok = 1;
 
@@ -1145,6 +1280,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, route_rate_limit_answers_429);
     tcase_add_test(tc, route_schemas_answer_422);
+    tcase_add_test(tc, auth_guards_answer_401_403_404);
     tcase_add_test(tc, health_endpoints_flip);
     tcase_add_test(tc, metrics_after_traffic);
     tcase_add_test(tc, keep_alive_and_http10);

@@ -1,11 +1,13 @@
-/* An open-addressing hash map (linear probing) from byte strings or pointers to
- * pointers: the compiler's tables of URIs, anchors and compiled nodes.
+/* The hash map of map_int.h: open addressing, linear probing, FNV-1a over byte
+ * keys, a splitmix64 finaliser over pointer keys.
  * SPDX-License-Identifier: MIT */
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend/core.h"
-#include "schema/schema_int.h"
+#include "core/map_int.h"
 
 struct bk__map_slot {
     const char *key;
