@@ -19,6 +19,7 @@
 #include <openssl/pem.h>
 
 #include "backend/auth.h"
+#include "core/base64_int.h"
 
 #define KID_MAX 256
 #define KEY_FILE_MAX (64 * 1024)
@@ -59,79 +60,6 @@ static const struct alg *alg_named(const char *name, size_t len)
         if (strlen(ALGS[i].name) == len && memcmp(ALGS[i].name, name, len) == 0)
             return &ALGS[i];
     return NULL;
-}
-
-/* ------------------------------------------------------------------ base64url (RFC 4648 section 5) */
-
-static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-
-static size_t b64url_encoded_len(size_t n)
-{
-    return n / 3 * 4 + (n % 3 ? n % 3 + 1 : 0);
-}
-
-/* Writes the unpadded encoding of in[0..n) at out; returns its length. */
-static size_t b64url_encode(const unsigned char *in, size_t n, char *out)
-{
-    size_t o = 0, i = 0;
-    for (; i + 2 < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        out[o++] = B64URL[v >> 18], out[o++] = B64URL[v >> 12 & 63];
-        out[o++] = B64URL[v >> 6 & 63], out[o++] = B64URL[v & 63];
-    }
-    if (n - i == 1) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        out[o++] = B64URL[v >> 18], out[o++] = B64URL[v >> 12 & 63];
-    } else if (n - i == 2) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8;
-        out[o++] = B64URL[v >> 18], out[o++] = B64URL[v >> 12 & 63], out[o++] = B64URL[v >> 6 & 63];
-    }
-    return o;
-}
-
-static int b64url_value(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    return c == '-' ? 62 : c == '_' ? 63 : -1;
-}
-
-/*
- * Strict decoding: the URL-safe alphabet only, no padding, no whitespace, and
- * the unused low bits of the last character zero, so each byte string has one
- * encoding (a token cannot be altered without changing its signed bytes).
- * Returns the decoded length, or -1.
- */
-static long b64url_decode(const char *in, size_t n, unsigned char *out)
-{
-    if (n % 4 == 1)
-        return -1;
-    size_t o = 0;
-    uint32_t acc = 0;
-    for (size_t i = 0; i < n; i++) {
-        int v = b64url_value((unsigned char)in[i]);
-        if (v < 0)
-            return -1;
-        acc = acc << 6 | (uint32_t)v;
-        if (i % 4 == 3) {
-            out[o++] = (unsigned char)(acc >> 16), out[o++] = (unsigned char)(acc >> 8), out[o++] = (unsigned char)acc;
-            acc = 0;
-        }
-    }
-    if (n % 4 == 2) {
-        if (acc & 0xF)
-            return -1;
-        out[o++] = (unsigned char)(acc >> 4);
-    } else if (n % 4 == 3) {
-        if (acc & 0x3)
-            return -1;
-        out[o++] = (unsigned char)(acc >> 10), out[o++] = (unsigned char)(acc >> 2);
-    }
-    return (long)o;
 }
 
 /* ------------------------------------------------------------------ keys */
@@ -421,7 +349,7 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     int rc = bk_random_bytes(rnd, sizeof rnd);
     if (rc)
         return rc;
-    jti[b64url_encode(rnd, sizeof rnd, jti)] = '\0';
+    jti[bk__b64_encode(rnd, sizeof rnd, jti, true)] = '\0';
     json_int_t now = (json_int_t)(bk_clock_wall_ns(opts->clock) / BK_NSEC_PER_SEC);
     json_t *header = json_pack("{s:s, s:s}", "alg", k->alg->name, "typ", "JWT");
     json_t *body = json_pack("{s:I, s:I}", "iat", now, "exp", now + (json_int_t)opts->ttl_s);
@@ -447,19 +375,19 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     char *out = NULL;
     if (rc == BK_OK) {
         size_t hl = strlen(h), bl = strlen(b);
-        out = malloc(b64url_encoded_len(hl) + b64url_encoded_len(bl) + b64url_encoded_len(1024) + 3);
+        out = malloc(bk__b64_encoded_len(hl) + bk__b64_encoded_len(bl) + bk__b64_encoded_len(1024) + 3);
         rc = out ? BK_OK : BK_ENOMEM;
         if (out) {
-            char *o = out + b64url_encode((const unsigned char *)h, hl, out);
+            char *o = out + bk__b64_encode((const unsigned char *)h, hl, out, true);
             *o++ = '.';
-            o += b64url_encode((const unsigned char *)b, bl, o);
+            o += bk__b64_encode((const unsigned char *)b, bl, o, true);
             unsigned char sig[1024];
             size_t siglen = 0;
             if (!sign(k, out, (size_t)(o - out), sig, &siglen)) {
                 rc = BK_EIO;
             } else {
                 *o++ = '.';
-                o += b64url_encode(sig, siglen, o);
+                o += bk__b64_encode(sig, siglen, o, true);
                 *o = '\0';
             }
         }
@@ -486,7 +414,7 @@ void bk_jwt_verify_opts_init(bk_jwt_verify_opts_t *opts)
  * Duplicate keys are refused: two parsers could read them differently. */
 static json_t *segment_json(const char *seg, size_t n, unsigned char *buf)
 {
-    long len = b64url_decode(seg, n, buf);
+    long len = bk__b64_decode(seg, n, buf, true);
     if (len <= 0)
         return NULL;
     json_t *v = json_loadb((const char *)buf, (size_t)len, JSON_REJECT_DUPLICATES, NULL);
@@ -616,7 +544,7 @@ int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, c
     const struct key *k = NULL;
     int rc = header ? choose_key(keys, header, &k) : BK_EJWT_MALFORMED;
     if (rc == BK_OK) {
-        long siglen = b64url_decode(dot2 + 1, slen, buf);
+        long siglen = bk__b64_decode(dot2 + 1, slen, buf, true);
         if (siglen <= 0)
             rc = BK_EJWT_MALFORMED;
         else if (!verify_signature(k, token, (size_t)(dot2 - token), buf, (size_t)siglen))

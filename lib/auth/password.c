@@ -19,6 +19,7 @@
 #include <openssl/hmac.h>
 
 #include "backend/auth.h"
+#include "core/base64_int.h"
 
 #define DEFAULT_MEMORY_KIB 19456 /* 19 MiB, t=2, p=1: OWASP's first Argon2id choice */
 #define DEFAULT_ITERATIONS 2
@@ -100,21 +101,6 @@ static bool parse_u32(const char **s, uint32_t *out)
     return true;
 }
 
-static int b64_value(char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '+')
-        return 62;
-    if (c == '/')
-        return 63;
-    return -1;
-}
-
 /* Standard-alphabet base64 without padding, as PHC strings use it, in canonical
  * form (no length of 1 mod 4, unused trailing bits zero). Advances *s past it and
  * gives the decoded length. */
@@ -122,14 +108,12 @@ static bool parse_b64(const char **s, size_t *len)
 {
     const char *p = *s;
     size_t n = 0;
-    while (b64_value(p[n]) >= 0)
+    while (bk__b64_value((unsigned char)p[n], false) >= 0)
         n++;
-    if (n == 0 || n % 4 == 1)
+    long decoded = n ? bk__b64_decode(p, n, NULL, false) : -1;
+    if (decoded < 0)
         return false;
-    int last = n % 4 ? b64_value(p[n - 1]) : 0;
-    if ((n % 4 == 2 && (last & 0x0f) != 0) || (n % 4 == 3 && (last & 0x03) != 0))
-        return false;
-    *len = n / 4 * 3 + (n % 4 ? n % 4 - 1 : 0);
+    *len = (size_t)decoded;
     *s = p + n;
     return true;
 }
