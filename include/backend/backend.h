@@ -12,6 +12,7 @@
 #include <backend/resilience.h>
 #include <backend/schema.h>
 #include <backend/auth.h>
+#include <backend/db.h>
 #include <backend/upstream.h>
 #include <backend/http.h>
 

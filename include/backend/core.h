@@ -58,7 +58,8 @@ extern "C" {
     X(EJWT_ALGORITHM, -22, "token algorithm not accepted for its key")         \
     X(EJWT_CLAIMS, -23, "token lacks a required claim or type")                \
     X(EJWT_REVOKED, -24, "token revoked")                                      \
-    X(EFORBIDDEN, -25, "permission denied")
+    X(EFORBIDDEN, -25, "permission denied")                                    \
+    X(ERETRY, -26, "transient conflict: retry the operation")
 
 typedef enum bk_status {
     BK_OK = 0,

@@ -9,6 +9,9 @@
 # CMD sees:
 #   BK_TEST_PG_DSN      libpq conninfo, e.g. "host=/tmp/bk-svc.X port=5432 user=backend dbname=postgres"
 #   BK_TEST_MEMCACHED   host:port, e.g. "127.0.0.1:21345"
+#   BK_TEST_PG_RESTART_DSN, BK_TEST_PG_RESTART
+#                       a second PostgreSQL and a command that restarts it, for the
+#                       one test that needs its server to go away and come back
 #
 # A server that cannot start fails the run with its log: never a silent skip.
 set -euo pipefail
@@ -41,6 +44,7 @@ cleanup() {
     trap - EXIT INT TERM
     if [ -n "$pg_started" ]; then
         as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
+        as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data2" -m fast -w stop >/dev/null 2>&1 || true
     fi
     if [ -n "$mc_pid" ]; then
         kill "$mc_pid" 2>/dev/null || true
@@ -68,6 +72,21 @@ if ! as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data" -l "$dir/postgres.log" -w -t 30 \
 fi
 pg_started=1
 export BK_TEST_PG_DSN="host=$dir port=$pg_port user=$pg_user dbname=postgres"
+
+# A second cluster that one test restarts on purpose (BK_TEST_PG_RESTART), so
+# the suites sharing the first never see it go away.
+pg_opts="-k $dir -p 5433 -c listen_addresses='' -c fsync=off -c full_page_writes=off"
+as_pg "$PG_BINDIR/initdb" -A trust -U "$pg_user" -E UTF8 --no-locale -D "$dir/data2" >"$dir/initdb2.log" 2>&1 ||
+    { cat "$dir/initdb2.log" >&2; die "PostgreSQL initdb (second cluster) failed (log above)"; }
+as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data2" -l "$dir/postgres2.log" -w -t 30 -o "$pg_opts" start >/dev/null ||
+    { cat "$dir/postgres2.log" >&2; die "PostgreSQL (second cluster) failed to start (log above)"; }
+run_as=""
+[ "$(id -u)" = 0 ] && run_as="runuser -u postgres --"
+printf '#!/bin/sh\n# Restarts the second cluster (fast: connections are cut) and waits until it is up.\nexec %s "%s/pg_ctl" -D "%s/data2" -l "%s/postgres2.log" -m fast -w -t 30 -o "%s" restart\n' \
+    "$run_as" "$PG_BINDIR" "$dir" "$dir" "$pg_opts" >"$dir/pg-restart"
+chmod 755 "$dir/pg-restart"
+export BK_TEST_PG_RESTART_DSN="host=$dir port=5433 user=$pg_user dbname=postgres"
+export BK_TEST_PG_RESTART="$dir/pg-restart"
 
 # ---- memcached: a random loopback port, retried if taken
 mc_user=()

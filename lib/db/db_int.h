@@ -1,0 +1,72 @@
+/* PostgreSQL internals shared by the files of lib/db/. Hidden, never part of the
+ * public API.
+ * SPDX-License-Identifier: MIT */
+#ifndef BK_DB_INT_H
+#define BK_DB_INT_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include <backend/db.h>
+
+#include "core/map_int.h"
+
+#if defined(__GNUC__)
+#define BK__DB_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define BK__DB_HIDDEN
+#endif
+
+struct bk_db_conn {
+    bk_db_t *db;
+    PGconn *pg;
+    struct bk_db_conn *next;  /* the pool's idle list */
+    pthread_t last_user;      /* the thread that released it last */
+    int64_t created_ns, idle_since_ns; /* monotonic */
+    bool broken;              /* lost, or in a state we cannot vouch for: close on release */
+    bool session_locks;       /* took a session advisory lock: all are released on release */
+    bk__map_t statements;     /* SQL text -> struct bk__stmt */
+    struct bk__stmt *stmts;   /* the same, as a list to free */
+    unsigned nstatements;
+    bk_db_error_t err;        /* the last error; strings point into errbuf */
+    char errbuf[1024];
+};
+
+struct bk_db_result {
+    PGresult *pg;
+};
+
+/* db_queries_total outcomes, in the order pool.c names them. */
+enum bk__db_outcome { OUT_OK, OUT_CONFLICT, OUT_RETRY, OUT_INVALID, OUT_TIMEOUT, OUT_UNAVAILABLE, OUT_ERROR };
+#define BK__DB_OUTCOMES 7
+
+struct bk_db {
+    char *conninfo;
+    bk_db_opts_t o;
+    char *app_name, *name;
+    pthread_mutex_t lock;
+    pthread_cond_t freed;     /* a connection came back or a slot opened */
+    bk_db_conn_t *idle;       /* most recently released first */
+    unsigned open, busy;      /* connections open; of them acquired */
+    bk_gauge_t *idle_gauge, *busy_gauge;
+    bk_histogram_t *wait_hist;
+    bk_counter_t *queries[BK__DB_OUTCOMES];
+    bool read_only;           /* a replica pool: sessions default to read-only */
+    struct bk_db *replicas;   /* read_conninfo's pool, or NULL */
+    _Atomic int64_t replicas_down_until; /* monotonic ns: skip replicas until then */
+};
+
+/* Records r's error (or the connection's) on c and returns the code for it; r may
+ * be NULL (a failure before the server answered). */
+BK__DB_HIDDEN int bk__db_fail(bk_db_conn_t *c, const PGresult *r);
+/* Frees the prepared-statement cache of c (not the statements: they die with
+ * the connection). */
+BK__DB_HIDDEN void bk__db_statements_free(bk_db_conn_t *c);
+/* Runs a statement with no parameters and no rows (BEGIN, COMMIT, SET ...). */
+BK__DB_HIDDEN int bk__db_exec(bk_db_conn_t *c, const char *sql);
+
+#endif
