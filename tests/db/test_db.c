@@ -12,6 +12,7 @@
 #include <check.h>
 
 #include <backend/db.h>
+#include <backend/metrics.h>
 
 #include "check_main.h"
 
@@ -282,6 +283,88 @@ START_TEST(failed_body_rolls_back_without_retry)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ timeouts, metrics, locks */
+static char *backend_pid(bk_db_conn_t *c)
+{
+    bk_db_result_t *r;
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r), BK_OK);
+    char *pid = strdup(bk_db_value(r, 0, 0));
+    bk_db_result_free(r);
+    return pid;
+}
+
+static bool rendered(bk_metrics_t *m, const char *line)
+{
+    char *text;
+    ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
+    bool found = strstr(text, line) != NULL;
+    if (!found)
+        fprintf(stderr, "no \"%s\" in:\n%s", line, text);
+    free(text);
+    return found;
+}
+
+START_TEST(idle_timeout_lifetime_and_metrics)
+{
+    bk_clock_t *clock;
+    ck_assert_int_eq(bk_clock_fake_new(0, &clock), BK_OK);
+    bk_metrics_t *m;
+    ck_assert_int_eq(bk_metrics_new(&m), BK_OK);
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.conninfo = dsn();
+    o.min_conns = 1;
+    o.max_conns = 3;
+    o.idle_timeout_ms = 10000;
+    o.max_lifetime_ms = 60000;
+    o.clock = clock;
+    o.metrics = m;
+    o.name = "t";
+    bk_db_t *db;
+    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_OK);
+    bk_db_conn_t *c[3];
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(bk_db_acquire(db, &c[i]), BK_OK);
+    ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"busy\"} 3"));
+    char *first = backend_pid(c[0]);
+    for (int i = 0; i < 3; i++)
+        bk_db_release(c[i]);
+    ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"idle\"} 3"));
+    ck_assert(rendered(m, "db_queries_total{pool=\"t\",outcome=\"ok\"} 1"));
+
+    /* Idle past idle_timeout_ms: closed down to min_conns on the next acquire. */
+    bk_clock_fake_advance(clock, 11 * BK_NSEC_PER_SEC);
+    bk_db_conn_t *a;
+    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
+    ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"busy\"} 1"));
+    ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"idle\"} 0"));
+    bk_db_release(a);
+
+    /* Past max_lifetime_ms: replaced by a new connection (a new server process). */
+    bk_clock_fake_advance(clock, 60 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
+    char *later = backend_pid(a);
+    ck_assert_str_ne(later, first);
+    /* A session advisory lock does not outlive the release. */
+    ck_assert_int_eq(bk_db_advisory_lock(a, 4242, false), BK_OK);
+    bk_db_release(a);
+    bk_db_t *other = pool(1, 1000);
+    bk_db_conn_t *b;
+    ck_assert_int_eq(bk_db_acquire(other, &b), BK_OK);
+    bk_db_result_t *r;
+    ck_assert_int_eq(bk_db_query(b, "SELECT pg_try_advisory_lock(4242)", NULL, 0, &r), BK_OK);
+    ck_assert_str_eq(bk_db_value(r, 0, 0), "t");
+    bk_db_result_free(r);
+    bk_db_release(b);
+    bk_db_free(other);
+    free(first);
+    free(later);
+    bk_db_free(db);
+    bk_metrics_free(m);
+    bk_clock_free(clock);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ server restart */
 static const char *env(const char *name)
 {
@@ -395,6 +478,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, release_rolls_back_an_open_transaction);
     tcase_add_test(tc, serialization_failures_are_retried);
     tcase_add_test(tc, failed_body_rolls_back_without_retry);
+    tcase_add_test(tc, idle_timeout_lifetime_and_metrics);
     tcase_add_test(tc, pool_recovers_after_server_restart);
     tcase_add_test(tc, reads_go_to_replicas_or_fall_back);
     tcase_add_test(tc, bad_arguments);
