@@ -13,6 +13,7 @@
 #include <backend/schema.h>
 #include <backend/auth.h>
 #include <backend/db.h>
+#include <backend/cache.h>
 #include <backend/upstream.h>
 #include <backend/http.h>
 

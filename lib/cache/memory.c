@@ -1,0 +1,447 @@
+/* The in-process cache: shards of a chained hash table, each with its own lock,
+ * LRU list and byte budget, plus the loads in flight per key (single-flight).
+ * Every wait is for the one load of a key in flight, on that shard's lock and the
+ * load's condition variable; the loader itself runs with no lock held.
+ * SPDX-License-Identifier: MIT */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cache.h"
+
+#define SHARDS 16
+
+struct entry {
+    struct entry *hnext;       /* hash chain */
+    struct entry *newer, *older; /* LRU list */
+    uint64_t hash;
+    int64_t fresh_until, stale_until; /* monotonic ns */
+    bool negative;             /* the origin said "not found" */
+    bool refreshing;           /* stale, and one caller is loading it again */
+    size_t klen, vlen;
+    char data[];               /* key, NUL, value, NUL */
+};
+
+struct flight {
+    struct flight *next;
+    uint64_t hash;
+    char *key;
+    bool done;
+    int rc;
+    void *value;
+    size_t len;
+    unsigned users; /* the loader and its waiters; the last one frees it */
+    pthread_cond_t cond;
+};
+
+struct shard {
+    pthread_mutex_t lock;
+    struct entry **table;
+    size_t mask, count, bytes;
+    struct entry *newest, *oldest;
+    struct flight *flights;
+};
+
+struct bk_cache {
+    bk_cache_opts_t o;
+    size_t shard_max;
+    struct shard shards[SHARDS];
+    _Atomic uint64_t hits, stale_hits, misses, loads, evictions;
+};
+
+void bk_cache_opts_init(bk_cache_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->max_bytes = 64u << 20;
+    opts->ttl_jitter_pct = 10;
+    opts->negative_ttl_ns = 30 * BK_NSEC_PER_SEC;
+}
+
+static uint64_t hash_key(const char *k, size_t n)
+{
+    uint64_t h = 1469598103934665603u; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)k[i]) * 1099511628211u;
+    return h;
+}
+
+static size_t entry_size(const struct entry *e)
+{
+    return sizeof *e + e->klen + e->vlen + 2;
+}
+
+int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
+{
+    if (!out)
+        return BK_EINVAL;
+    *out = NULL;
+    bk_cache_opts_t defaults;
+    if (!opts) {
+        bk_cache_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (opts->max_bytes < SHARDS * 1024 || opts->ttl_jitter_pct > 50 || opts->negative_ttl_ns < 0)
+        return BK_EINVAL;
+    bk_cache_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return BK_ENOMEM;
+    c->o = *opts;
+    c->shard_max = opts->max_bytes / SHARDS;
+    for (size_t i = 0; i < SHARDS; i++) {
+        struct shard *s = &c->shards[i];
+        pthread_mutex_init(&s->lock, NULL);
+        s->mask = 63;
+        if (!(s->table = calloc(s->mask + 1, sizeof *s->table))) {
+            bk_cache_free(c);
+            return BK_ENOMEM;
+        }
+    }
+    *out = c;
+    return BK_OK;
+}
+
+void bk_cache_free(bk_cache_t *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; i < SHARDS; i++) {
+        struct shard *s = &c->shards[i];
+        for (struct entry *e = s->newest, *next; e; e = next) {
+            next = e->older;
+            free(e);
+        }
+        free(s->table);
+        pthread_mutex_destroy(&s->lock);
+    }
+    free(c);
+}
+
+/* ------------------------------------------------------------------ a shard, with its lock held */
+
+static struct entry **slot(struct shard *s, const char *key, size_t klen, uint64_t h)
+{
+    struct entry **p = &s->table[h & s->mask];
+    while (*p && !((*p)->hash == h && (*p)->klen == klen && memcmp((*p)->data, key, klen) == 0))
+        p = &(*p)->hnext;
+    return p;
+}
+
+static void lru_unlink(struct shard *s, struct entry *e)
+{
+    if (e->newer)
+        e->newer->older = e->older;
+    else
+        s->newest = e->older;
+    if (e->older)
+        e->older->newer = e->newer;
+    else
+        s->oldest = e->newer;
+}
+
+static void lru_push(struct shard *s, struct entry *e)
+{
+    e->newer = NULL;
+    e->older = s->newest;
+    if (s->newest)
+        s->newest->newer = e;
+    s->newest = e;
+    if (!s->oldest)
+        s->oldest = e;
+}
+
+static void remove_entry(struct shard *s, struct entry *e)
+{
+    struct entry **p = slot(s, e->data, e->klen, e->hash);
+    *p = e->hnext;
+    lru_unlink(s, e);
+    s->bytes -= entry_size(e);
+    s->count--;
+    free(e);
+}
+
+static void grow(struct shard *s)
+{
+    size_t size = (s->mask + 1) * 2;
+    struct entry **t = calloc(size, sizeof *t);
+    if (!t)
+        return; /* longer chains, still correct */
+    for (size_t i = 0; i <= s->mask; i++) {
+        for (struct entry *e = s->table[i], *next; e; e = next) {
+            next = e->hnext;
+            e->hnext = t[e->hash & (size - 1)];
+            t[e->hash & (size - 1)] = e;
+        }
+    }
+    free(s->table);
+    s->table = t;
+    s->mask = size - 1;
+}
+
+/* A random factor in [1 - pct/100, 1 + pct/100]. */
+static double jitter(unsigned pct)
+{
+    uint32_t r = 0;
+    if (pct == 0 || bk_random_bytes(&r, sizeof r) != BK_OK)
+        return 1.0;
+    return 1.0 + ((double)r / 4294967295.0 * 2.0 - 1.0) * pct / 100.0;
+}
+
+/* Stores key → value (copied), replacing what was there and evicting the least
+ * recently used entries past the shard's budget. */
+static int put(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uint64_t h, const void *value,
+               size_t vlen, int64_t fresh_ns, int64_t stale_ns, bool negative)
+{
+    if (sizeof(struct entry) + klen + vlen + 2 > c->shard_max)
+        return BK_ERANGE;
+    struct entry *e = malloc(sizeof *e + klen + vlen + 2);
+    if (!e)
+        return BK_ENOMEM;
+    int64_t now = bk_clock_mono_ns(c->o.clock);
+    fresh_ns = (int64_t)((double)fresh_ns * jitter(c->o.ttl_jitter_pct));
+    *e = (struct entry){.hash = h, .klen = klen, .vlen = vlen, .negative = negative,
+                        .fresh_until = now + fresh_ns, .stale_until = now + fresh_ns + stale_ns};
+    memcpy(e->data, key, klen);
+    e->data[klen] = '\0';
+    if (vlen)
+        memcpy(e->data + klen + 1, value, vlen);
+    e->data[klen + 1 + vlen] = '\0';
+    struct entry **p = slot(s, key, klen, h);
+    if (*p)
+        remove_entry(s, *p);
+    p = slot(s, key, klen, h);
+    e->hnext = NULL;
+    *p = e;
+    lru_push(s, e);
+    s->bytes += entry_size(e);
+    if (++s->count > (s->mask + 1) * 2)
+        grow(s);
+    while (s->bytes > c->shard_max && s->oldest != e) {
+        remove_entry(s, s->oldest);
+        atomic_fetch_add(&c->evictions, 1);
+    }
+    return BK_OK;
+}
+
+static int copy_out(const void *value, size_t len, void **out, size_t *outlen)
+{
+    char *v = malloc(len + 1);
+    if (!v)
+        return BK_ENOMEM;
+    if (len)
+        memcpy(v, value, len);
+    v[len] = '\0';
+    *out = v;
+    if (outlen)
+        *outlen = len;
+    return BK_OK;
+}
+
+static struct entry *lookup(struct shard *s, const char *key, size_t klen, uint64_t h)
+{
+    return *slot(s, key, klen, h);
+}
+
+/* ------------------------------------------------------------------ public */
+
+static bool ttl_ok(const bk_cache_ttl_t *ttl)
+{
+    return ttl && ttl->fresh_ns > 0 && ttl->stale_ns >= 0 && ttl->fresh_ns <= INT64_MAX / 4 &&
+           ttl->stale_ns <= INT64_MAX / 4;
+}
+
+/* Runs the loader (no lock held) and stores its answer; the shard is locked on
+ * return. */
+static int load(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uint64_t h, const bk_cache_ttl_t *ttl,
+                bk_cache_loader_fn loader, void *ctx, void **value, size_t *len)
+{
+    pthread_mutex_unlock(&s->lock);
+    atomic_fetch_add(&c->loads, 1);
+    *value = NULL;
+    *len = 0;
+    int rc = loader(ctx, key, value, len);
+    pthread_mutex_lock(&s->lock);
+    if (rc == BK_OK && *value == NULL && *len != 0)
+        rc = BK_EINVAL; /* a loader bug: no bytes for a length */
+    if (rc == BK_OK) {
+        put(c, s, key, klen, h, *value, *len, ttl->fresh_ns, ttl->stale_ns, false); /* ENOMEM: just not cached */
+        void *v; /* the caller gets a NUL-terminated copy, as documented */
+        size_t n = *len;
+        rc = copy_out(*value, n, &v, len);
+        free(*value);
+        *value = rc == BK_OK ? v : NULL;
+        if (rc != BK_OK)
+            return rc;
+    } else if (rc == BK_ENOTFOUND && c->o.negative_ttl_ns > 0)
+        put(c, s, key, klen, h, NULL, 0, c->o.negative_ttl_ns, 0, true);
+    if (rc != BK_OK) {
+        free(*value);
+        *value = NULL;
+        *len = 0;
+    }
+    return rc;
+}
+
+
+int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_loader_fn loader, void *ctx,
+                   void **value, size_t *len)
+{
+    if (value)
+        *value = NULL;
+    if (len)
+        *len = 0;
+    if (!c || !key || !loader || !value || !ttl_ok(ttl))
+        return BK_EINVAL;
+    size_t klen = strlen(key), dummy;
+    if (!len)
+        len = &dummy;
+    uint64_t h = hash_key(key, klen);
+    struct shard *s = &c->shards[h % SHARDS];
+    pthread_mutex_lock(&s->lock);
+    int64_t now = bk_clock_mono_ns(c->o.clock);
+    struct entry *e = lookup(s, key, klen, h);
+    int rc;
+    if (e && now < e->fresh_until) {
+        atomic_fetch_add(&c->hits, 1);
+        lru_unlink(s, e);
+        lru_push(s, e);
+        rc = e->negative ? BK_ENOTFOUND : copy_out(e->data + klen + 1, e->vlen, value, len);
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    if (e && now < e->stale_until && !e->negative) {
+        if (e->refreshing) { /* someone is on it: serve what we have */
+            atomic_fetch_add(&c->stale_hits, 1);
+            rc = copy_out(e->data + klen + 1, e->vlen, value, len);
+            pthread_mutex_unlock(&s->lock);
+            return rc;
+        }
+        /* This caller refreshes; if the origin fails (but not when it says the key
+         * is gone), it too gets the stale copy. */
+        e->refreshing = true;
+        void *stale;
+        size_t stale_len;
+        if (copy_out(e->data + klen + 1, e->vlen, &stale, &stale_len) != BK_OK) {
+            e->refreshing = false;
+            pthread_mutex_unlock(&s->lock);
+            return BK_ENOMEM;
+        }
+        rc = load(c, s, key, klen, h, ttl, loader, ctx, value, len);
+        if (rc == BK_OK || rc == BK_ENOTFOUND) { /* the origin's answer, not a failure */
+            struct entry *cur = rc == BK_ENOTFOUND ? lookup(s, key, klen, h) : NULL;
+            if (cur && !cur->negative)
+                remove_entry(s, cur); /* gone, and not remembered as such: forget the old copy */
+            free(stale);
+        } else {
+            struct entry *cur = lookup(s, key, klen, h);
+            if (cur)
+                cur->refreshing = false; /* let a later caller try again */
+            *value = stale;
+            *len = stale_len;
+            rc = BK_OK;
+        }
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    if (e)
+        remove_entry(s, e); /* past its stale time */
+    atomic_fetch_add(&c->misses, 1);
+    /* A load of this key in flight: wait for its answer. */
+    for (struct flight *f = s->flights; f; f = f->next) {
+        if (f->hash != h || strcmp(f->key, key) != 0)
+            continue;
+        f->users++;
+        while (!f->done)
+            pthread_cond_wait(&f->cond, &s->lock);
+        rc = f->rc == BK_OK ? copy_out(f->value, f->len, value, len) : f->rc;
+        if (--f->users == 0) {
+            pthread_cond_destroy(&f->cond);
+            free(f->value);
+            free(f->key);
+            free(f);
+        }
+        pthread_mutex_unlock(&s->lock);
+        return rc;
+    }
+    /* This caller loads, for everyone who asks meanwhile. */
+    struct flight *f = calloc(1, sizeof *f);
+    char *fkey = f ? strdup(key) : NULL;
+    if (!fkey) {
+        free(f);
+        pthread_mutex_unlock(&s->lock);
+        return BK_ENOMEM;
+    }
+    f->hash = h;
+    f->key = fkey;
+    f->users = 1;
+    pthread_cond_init(&f->cond, NULL);
+    f->next = s->flights;
+    s->flights = f;
+    rc = load(c, s, key, klen, h, ttl, loader, ctx, value, len);
+    for (struct flight **p = &s->flights; *p; p = &(*p)->next) {
+        if (*p == f) {
+            *p = f->next; /* later callers find the cache, or load anew */
+            break;
+        }
+    }
+    f->rc = rc;
+    if (rc == BK_OK && copy_out(*value, *len, &f->value, &f->len) != BK_OK)
+        f->rc = BK_ENOMEM;
+    f->done = true;
+    pthread_cond_broadcast(&f->cond);
+    if (--f->users == 0) {
+        pthread_cond_destroy(&f->cond);
+        free(f->value);
+        free(f->key);
+        free(f);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int bk_cache_set(bk_cache_t *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
+{
+    if (!c || !key || (len && !value) || !ttl_ok(ttl))
+        return BK_EINVAL;
+    size_t klen = strlen(key);
+    uint64_t h = hash_key(key, klen);
+    struct shard *s = &c->shards[h % SHARDS];
+    pthread_mutex_lock(&s->lock);
+    int rc = put(c, s, key, klen, h, value, len, ttl->fresh_ns, ttl->stale_ns, false);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+int bk_cache_delete(bk_cache_t *c, const char *key)
+{
+    if (!c || !key)
+        return BK_EINVAL;
+    size_t klen = strlen(key);
+    uint64_t h = hash_key(key, klen);
+    struct shard *s = &c->shards[h % SHARDS];
+    pthread_mutex_lock(&s->lock);
+    struct entry *e = lookup(s, key, klen, h);
+    if (e)
+        remove_entry(s, e);
+    pthread_mutex_unlock(&s->lock);
+    return BK_OK;
+}
+
+void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    out->hits = atomic_load(&c->hits);
+    out->stale_hits = atomic_load(&c->stale_hits);
+    out->misses = atomic_load(&c->misses);
+    out->loads = atomic_load(&c->loads);
+    out->evictions = atomic_load(&c->evictions);
+    for (size_t i = 0; i < SHARDS; i++) {
+        struct shard *s = &c->shards[i];
+        pthread_mutex_lock(&s->lock);
+        out->bytes += s->bytes;
+        out->entries += s->count;
+        pthread_mutex_unlock(&s->lock);
+    }
+}

@@ -1,0 +1,310 @@
+/* The in-process cache on the fake clock: hit, miss, stale-while-revalidate,
+ * negative caching, errors not cached, LRU eviction by bytes, and single-flight:
+ * 64 threads on one cold key make exactly one load.
+ * SPDX-License-Identifier: MIT */
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <check.h>
+
+#include <backend/cache.h>
+
+#include "check_main.h"
+#include "gate.h"
+
+#define SEC BK_NSEC_PER_SEC
+
+static bk_clock_t *clk;
+static bk_cache_t *cache;
+
+struct origin {
+    atomic_int calls;
+    int rc;              /* what the next load answers */
+    const char *value;   /* ... with this value */
+    bool wait;           /* block on the gate while loading */
+};
+
+static int load(void *ctx, const char *key, void **value, size_t *len)
+{
+    struct origin *o = ctx;
+    (void)key;
+    atomic_fetch_add(&o->calls, 1);
+    if (o->wait)
+        gate_pass();
+    if (o->rc != BK_OK)
+        return o->rc;
+    *len = strlen(o->value);
+    *value = malloc(*len);
+    memcpy(*value, o->value, *len);
+    return BK_OK;
+}
+
+static const bk_cache_ttl_t TTL = {10 * SEC, 60 * SEC};
+
+static void setup(void)
+{
+    ck_assert_int_eq(bk_clock_fake_new(0, &clk), BK_OK);
+    bk_cache_opts_t o;
+    bk_cache_opts_init(&o);
+    o.clock = clk;
+    o.ttl_jitter_pct = 0; /* exact expiry in these tests */
+    o.negative_ttl_ns = 5 * SEC;
+    ck_assert_int_eq(bk_cache_memory_new(&o, &cache), BK_OK);
+    gate_reset();
+}
+
+static void teardown(void)
+{
+    gate_release();
+    bk_cache_free(cache);
+    bk_clock_free(clk);
+}
+
+static void expect(const char *key, struct origin *o, int rc, const char *value)
+{
+    void *v = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(bk_cache_fetch(cache, key, &TTL, load, o, &v, &n), rc);
+    if (value) {
+        ck_assert_uint_eq(n, strlen(value));
+        ck_assert_str_eq(v, value); /* NUL-terminated */
+    } else {
+        ck_assert_ptr_null(v);
+    }
+    free(v);
+}
+
+START_TEST(hit_miss_stale_and_gone)
+{
+    struct origin o = {0, BK_OK, "v1", false};
+    expect("k", &o, BK_OK, "v1"); /* miss: loads */
+    expect("k", &o, BK_OK, "v1"); /* hit */
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    bk_clock_fake_advance(clk, 10 * SEC); /* stale: this caller refreshes */
+    o.value = "v2";
+    expect("k", &o, BK_OK, "v2");
+    ck_assert_int_eq(atomic_load(&o.calls), 2);
+    expect("k", &o, BK_OK, "v2"); /* fresh again */
+    bk_clock_fake_advance(clk, 70 * SEC); /* past stale: gone, loads */
+    o.value = "v3";
+    expect("k", &o, BK_OK, "v3");
+    ck_assert_int_eq(atomic_load(&o.calls), 3);
+    bk_cache_stats_t st;
+    bk_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 2);
+    ck_assert_uint_eq(st.misses, 2);
+    ck_assert_uint_eq(st.loads, 3);
+    ck_assert_uint_eq(st.entries, 1);
+}
+END_TEST
+
+struct fetcher {
+    const char *key;
+    struct origin *o;
+    int rc;
+    char value[16];
+};
+
+static void *fetch_thread(void *arg)
+{
+    struct fetcher *f = arg;
+    void *v = NULL;
+    f->rc = bk_cache_fetch(cache, f->key, &TTL, load, f->o, &v, NULL);
+    if (v)
+        snprintf(f->value, sizeof f->value, "%s", (char *)v);
+    free(v);
+    return NULL;
+}
+
+START_TEST(stale_served_while_one_refreshes)
+{
+    struct origin o = {0, BK_OK, "old", false};
+    expect("k", &o, BK_OK, "old");
+    bk_clock_fake_advance(clk, 11 * SEC);
+    /* One caller refreshes, held inside the loader... */
+    o.value = "new";
+    o.wait = true;
+    struct fetcher f = {"k", &o, -1, ""};
+    pthread_t t;
+    pthread_create(&t, NULL, fetch_thread, &f);
+    gate_wait_for(1);
+    /* ... while everyone else gets the stale copy at once, with no load. */
+    struct origin other = {0, BK_OK, "unused", false};
+    expect("k", &other, BK_OK, "old");
+    expect("k", &other, BK_OK, "old");
+    ck_assert_int_eq(atomic_load(&other.calls), 0);
+    gate_release();
+    pthread_join(t, NULL);
+    ck_assert_int_eq(f.rc, BK_OK);
+    ck_assert_str_eq(f.value, "new");
+    expect("k", &other, BK_OK, "new");
+    bk_cache_stats_t st;
+    bk_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.stale_hits, 2);
+}
+END_TEST
+
+START_TEST(failed_refresh_serves_stale_and_retries_later)
+{
+    struct origin o = {0, BK_OK, "old", false};
+    expect("k", &o, BK_OK, "old");
+    bk_clock_fake_advance(clk, 11 * SEC);
+    o.rc = BK_EUNAVAIL; /* the origin is down: the stale copy is still served */
+    expect("k", &o, BK_OK, "old");
+    o.rc = BK_OK;
+    o.value = "new";
+    expect("k", &o, BK_OK, "new"); /* the next caller tries again, and succeeds */
+    ck_assert_int_eq(atomic_load(&o.calls), 3);
+    bk_clock_fake_advance(clk, 11 * SEC);
+    o.rc = BK_ENOTFOUND; /* gone at the origin: not served stale */
+    expect("k", &o, BK_ENOTFOUND, NULL);
+    expect("k", &o, BK_ENOTFOUND, NULL); /* and remembered */
+    ck_assert_int_eq(atomic_load(&o.calls), 4);
+}
+END_TEST
+
+START_TEST(gone_without_negative_caching_is_forgotten)
+{
+    bk_cache_t *c;
+    bk_cache_opts_t opts;
+    bk_cache_opts_init(&opts);
+    opts.clock = clk;
+    opts.negative_ttl_ns = 0;
+    ck_assert_int_eq(bk_cache_memory_new(&opts, &c), BK_OK);
+    struct origin o = {0, BK_OK, "old", false};
+    void *v;
+    ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &o, &v, NULL), BK_OK);
+    free(v);
+    bk_clock_fake_advance(clk, 20 * SEC);
+    o.rc = BK_ENOTFOUND;
+    ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &o, &v, NULL), BK_ENOTFOUND);
+    ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &o, &v, NULL), BK_ENOTFOUND);
+    ck_assert_int_eq(atomic_load(&o.calls), 3); /* asked each time, never served the old copy */
+    bk_cache_free(c);
+}
+END_TEST
+
+START_TEST(not_found_is_remembered_errors_are_not)
+{
+    struct origin o = {0, BK_ENOTFOUND, NULL, false};
+    expect("missing", &o, BK_ENOTFOUND, NULL);
+    expect("missing", &o, BK_ENOTFOUND, NULL);
+    ck_assert_int_eq(atomic_load(&o.calls), 1); /* remembered */
+    bk_clock_fake_advance(clk, 5 * SEC);
+    o.rc = BK_OK;
+    o.value = "now here";
+    expect("missing", &o, BK_OK, "now here");
+    ck_assert_int_eq(atomic_load(&o.calls), 2);
+
+    struct origin bad = {0, BK_EIO, NULL, false};
+    expect("flaky", &bad, BK_EIO, NULL);
+    expect("flaky", &bad, BK_EIO, NULL);
+    ck_assert_int_eq(atomic_load(&bad.calls), 2); /* a failure is not cached */
+}
+END_TEST
+
+START_TEST(set_and_delete)
+{
+    struct origin o = {0, BK_OK, "loaded", false};
+    ck_assert_int_eq(bk_cache_set(cache, "k", "written", 7, &TTL), BK_OK);
+    expect("k", &o, BK_OK, "written");
+    ck_assert_int_eq(bk_cache_delete(cache, "k"), BK_OK);
+    expect("k", &o, BK_OK, "loaded");
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+    ck_assert_int_eq(bk_cache_set(cache, "k", NULL, 3, &TTL), BK_EINVAL);
+    bk_cache_ttl_t bad = {0, 0};
+    ck_assert_int_eq(bk_cache_set(cache, "k", "x", 1, &bad), BK_EINVAL);
+}
+END_TEST
+
+START_TEST(bounded_by_bytes_least_recent_first)
+{
+    bk_cache_t *small;
+    bk_cache_opts_t o;
+    bk_cache_opts_init(&o);
+    o.clock = clk;
+    o.max_bytes = 16 * 1024; /* 1 KiB per shard */
+    ck_assert_int_eq(bk_cache_memory_new(&o, &small), BK_OK);
+    char big[2048] = {0};
+    ck_assert_int_eq(bk_cache_set(small, "huge", big, sizeof big, &TTL), BK_ERANGE);
+    char key[32], value[100];
+    memset(value, 'x', sizeof value);
+    for (int i = 0; i < 2000; i++) {
+        snprintf(key, sizeof key, "key-%d", i);
+        ck_assert_int_eq(bk_cache_set(small, key, value, sizeof value, &TTL), BK_OK);
+        if (i % 2 == 0) { /* keep key-0 recently used: it must survive */
+            void *v;
+            struct origin unused = {0, BK_EIO, NULL, false};
+            ck_assert_int_eq(bk_cache_fetch(small, "key-0", &TTL, load, &unused, &v, NULL), BK_OK);
+            free(v);
+        }
+    }
+    bk_cache_stats_t st;
+    bk_cache_stats(small, &st);
+    ck_assert_uint_le(st.bytes, 16 * 1024);
+    ck_assert_uint_gt(st.evictions, 1500);
+    ck_assert_uint_lt(st.entries, 200);
+    struct origin o2 = {0, BK_OK, "reloaded", false};
+    void *v;
+    ck_assert_int_eq(bk_cache_fetch(small, "key-0", &TTL, load, &o2, &v, NULL), BK_OK);
+    ck_assert_str_eq(v, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
+                        "xxxx");
+    free(v);
+    ck_assert_int_eq(bk_cache_fetch(small, "key-1", &TTL, load, &o2, &v, NULL), BK_OK);
+    ck_assert_str_eq(v, "reloaded"); /* evicted long ago */
+    free(v);
+    bk_cache_free(small);
+}
+END_TEST
+
+#define THREADS 64
+
+START_TEST(single_flight_64_threads_one_load)
+{
+    struct origin o = {0, BK_OK, "loaded once", true};
+    struct fetcher f[THREADS];
+    pthread_t t[THREADS];
+    for (int i = 0; i < THREADS; i++) {
+        f[i] = (struct fetcher){"cold", &o, -1, ""};
+        pthread_create(&t[i], NULL, fetch_thread, &f[i]);
+    }
+    gate_wait_for(1); /* the loader is running */
+    /* Every caller has missed and all but the loader wait for its answer. */
+    for (bk_cache_stats_t st = {0}; st.misses < THREADS; sched_yield())
+        bk_cache_stats(cache, &st);
+    gate_release();
+    for (int i = 0; i < THREADS; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(f[i].rc, BK_OK);
+        ck_assert_str_eq(f[i].value, "loaded once");
+    }
+    ck_assert_int_eq(atomic_load(&o.calls), 1);
+}
+END_TEST
+
+static Suite *cache_suite(void)
+{
+    Suite *s = suite_create("cache");
+    TCase *tc = tcase_create("memory");
+    tcase_add_checked_fixture(tc, setup, teardown);
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, hit_miss_stale_and_gone);
+    tcase_add_test(tc, stale_served_while_one_refreshes);
+    tcase_add_test(tc, failed_refresh_serves_stale_and_retries_later);
+    tcase_add_test(tc, not_found_is_remembered_errors_are_not);
+    tcase_add_test(tc, gone_without_negative_caching_is_forgotten);
+    tcase_add_test(tc, set_and_delete);
+    tcase_add_test(tc, bounded_by_bytes_least_recent_first);
+    tcase_add_test(tc, single_flight_64_threads_one_load);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return bk_test_run(cache_suite());
+}
