@@ -7,9 +7,14 @@
  * and after an entry's fresh time one caller refreshes it while the others are
  * served the stale copy (stale-while-revalidate).
  *
- * This version keeps entries in process memory: sharded, bounded by bytes, least
- * recently used evicted first, TTLs on the injectable clock. The memcached
- * backend (shared across processes, with leases) comes with the same API.
+ * Two stores share one API. bk_cache_memory_new keeps entries in process memory:
+ * sharded, bounded by bytes, least recently used evicted first, TTLs on the
+ * injectable clock. bk_cache_memcached_new keeps them in memcached, shared by
+ * every process: a cold key is loaded by one process, which holds a lease (a lock
+ * key in memcached) while the others wait for its result or serve a stale copy;
+ * a near cache in process memory may sit in front. If memcached is down, reads go
+ * to the loader and writes are dropped: nothing fails that would work without a
+ * cache.
  *
  *   static int load_user(void *ctx, const char *key, void **value, size_t *len)
  *   {   ... *value = malloc'ed bytes; *len = n; return BK_OK;   (or BK_ENOTFOUND)  }
@@ -27,7 +32,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include <backend/core.h>
+#include <backend/metrics.h>
+#include <backend/resilience.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -36,16 +45,57 @@ extern "C" {
 typedef struct bk_cache bk_cache_t; /* thread-safe */
 
 typedef struct bk_cache_opts {
-    size_t max_bytes;         /* keys and values kept at most; default 64 MiB */
-    unsigned ttl_jitter_pct;  /* TTLs written vary by up to ± this percent, so keys
+    size_t max_bytes;         /* in-process bytes (keys and values) kept at most: the
+                                 cache, or a memcached cache's near cache; default 64 MiB */
+    unsigned ttl_jitter_pct;  /* fresh TTLs written vary by up to +- this percent, so keys
                                  written together do not expire together; default 10 */
     int64_t negative_ttl_ns;  /* how long a "not found" is remembered; default 30 s; 0 = never */
+    double early_refresh;     /* XFetch: a fresh entry is refreshed early, by one caller,
+                                 with a probability that rises as its fresh time ends,
+                                 scaled by its measured load time times this (1.0 is the
+                                 usual value); default 0 = never early */
     bk_clock_t *clock;        /* NULL = system; borrowed */
 } bk_cache_opts_t;
 
 BK_EXPORT void bk_cache_opts_init(bk_cache_opts_t *opts);
 /* An in-process cache. BK_EINVAL, BK_ENOMEM. */
 BK_EXPORT int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out);
+
+typedef struct bk_cache_memcached_opts {
+    const char *servers;        /* "host:port[,host:port...]", consistent hashing (ketama)
+                                   across them; required */
+    const char *prefix;         /* before every key, to share servers between
+                                   applications; up to 64 printable ASCII bytes, no
+                                   spaces; default "" */
+    bool binary_protocol;       /* default false: the text protocol */
+    unsigned pool_size;         /* connections, each used by one thread at a time;
+                                   default 8 */
+    int64_t pool_wait_ns;       /* longest wait for a free connection, else the call
+                                   goes without the cache; default 100 ms */
+    int64_t connect_timeout_ns; /* default 250 ms */
+    int64_t io_timeout_ns;      /* default 250 ms */
+    int64_t retry_timeout_ns;   /* a server that failed is not tried again for this long
+                                   (whole seconds); default 1 s */
+    int64_t near_ttl_ns;        /* a near cache in process memory in front, which may
+                                   serve a value this long after another process changed
+                                   it; default 0 = none */
+    int64_t lease_ttl_ns;       /* a load's lease (and a delete's tombstone) lasts this
+                                   long: longer than any load; default 10 s */
+    int64_t lease_wait_ns;      /* a process without the lease waits this long (bounded
+                                   backoff, re-reading) for its holder's value, then loads
+                                   by itself; default 2 s */
+    const bk_breaker_opts_t *breaker; /* the breaker around memcached; NULL = 20-call
+                                   window, trips at 50% failures after 5 calls, open 1 s */
+    bk_metrics_t *metrics;      /* cache_memcached_operations_total{outcome} and
+                                   cache_memcached_duration_seconds; NULL = none; borrowed */
+} bk_cache_memcached_opts_t;
+
+BK_EXPORT void bk_cache_memcached_opts_init(bk_cache_memcached_opts_t *mopts);
+/* A cache in memcached (opts: NULL for defaults). No connection is made here, so a
+ * server down now is no error. BK_EINVAL (a bad server list or option), BK_ENOMEM,
+ * BK_EEXIST (metrics: a family of the same name but another shape is registered). */
+BK_EXPORT int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mopts,
+                                     bk_cache_t **out);
 /* No fetch may be running. */
 BK_EXPORT void bk_cache_free(bk_cache_t *cache);
 
@@ -74,16 +124,58 @@ typedef int (*bk_cache_loader_fn)(void *ctx, const char *key, void **value, size
  */
 BK_EXPORT int bk_cache_fetch(bk_cache_t *cache, const char *key, const bk_cache_ttl_t *ttl,
                              bk_cache_loader_fn loader, void *ctx, void **value, size_t *len);
-/* Stores a copy of value[0..len) under key (write-through after a database
- * write). BK_ERANGE when the entry alone exceeds a shard's budget (max_bytes / 16). */
+/*
+ * JSON values, kept as compact JSON text. The loader answers a new reference
+ * (*value; the cache takes it) or, as above, BK_ENOTFOUND or another code. *value
+ * is a new reference the caller releases with json_decref. BK_EIO when the bytes
+ * under key are not JSON (written by something else); otherwise as bk_cache_fetch.
+ */
+typedef int (*bk_cache_json_loader_fn)(void *ctx, const char *key, json_t **value);
+BK_EXPORT int bk_cache_fetch_json(bk_cache_t *cache, const char *key, const bk_cache_ttl_t *ttl,
+                                  bk_cache_json_loader_fn loader, void *ctx, json_t **value);
+BK_EXPORT int bk_cache_set_json(bk_cache_t *cache, const char *key, const json_t *value,
+                                const bk_cache_ttl_t *ttl);
+
+/*
+ * Stores a copy of value[0..len) under key (write-through after a database
+ * write). BK_ERANGE when the entry alone exceeds a shard's budget (max_bytes / 16)
+ * or memcached's item size; BK_EUNAVAIL when memcached could not take it.
+ */
 BK_EXPORT int bk_cache_set(bk_cache_t *cache, const char *key, const void *value, size_t len,
                            const bk_cache_ttl_t *ttl);
-/* Forgets key (after a database write that changed it). */
+/*
+ * Forgets key (after a database write that changed it). In memcached the value is
+ * replaced by a tombstone that lives lease_ttl_ns, so a load that read the
+ * database before the write cannot store its old value afterwards.
+ * BK_EUNAVAIL when memcached could not be told.
+ */
 BK_EXPORT int bk_cache_delete(bk_cache_t *cache, const char *key);
 
+/*
+ * Namespaces. Writes to buf the key of key within namespace ns
+ * ("<ns>@<generation>:<key>"); bk_cache_ns_invalidate gives ns a new random
+ * generation, which makes every key of the namespace unreachable at once (the old
+ * entries age out). When memcached cannot be read the key gets a one-off
+ * generation, so the fetch loads from the origin. BK_ERANGE when buf is too small.
+ */
+BK_EXPORT int bk_cache_ns_key(bk_cache_t *cache, const char *ns, const char *key, char *buf, size_t size);
+BK_EXPORT int bk_cache_ns_invalidate(bk_cache_t *cache, const char *ns);
+
+/*
+ * A rate-limiter store (see bk_ratelimit_new) in the cache's memcached, so every
+ * process using the same servers and prefix shares each limit. Compare-and-set on
+ * memcached CAS values: no request is admitted twice under races. The cache must
+ * outlive the limiter. BK_EINVAL for an in-process cache.
+ */
+BK_EXPORT int bk_cache_ratelimit_store(bk_cache_t *cache, bk_ratelimit_store_t *out);
+
 typedef struct bk_cache_stats {
-    uint64_t hits, stale_hits, misses, loads, evictions;
-    size_t bytes, entries;
+    uint64_t hits, stale_hits, misses; /* fetches answered fresh, stale, not at all */
+    uint64_t loads;                    /* loader calls (the origin) */
+    uint64_t evictions;                /* in-process entries evicted for room */
+    uint64_t lease_waits;              /* memcached: fetches that waited for another's load */
+    uint64_t remote_errors;            /* memcached: calls that failed or were refused */
+    size_t bytes, entries;             /* in process */
 } bk_cache_stats_t;
 BK_EXPORT void bk_cache_stats(bk_cache_t *cache, bk_cache_stats_t *out);
 

@@ -1,5 +1,6 @@
-/* The in-process cache: shards of a chained hash table, each with its own lock,
- * LRU list and byte budget, plus the loads in flight per key (single-flight).
+/* The local store: shards of a chained hash table, each with its own lock, LRU
+ * list and byte budget, plus the loads in flight per key (single-flight). It is
+ * an in-process cache's whole store and a memcached cache's near cache.
  * Every wait is for the one load of a key in flight, on that shard's lock and the
  * load's condition variable; the loader itself runs with no lock held.
  * SPDX-License-Identifier: MIT */
@@ -8,9 +9,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend/cache.h"
+#include <math.h>
+
+#include "cache_int.h"
 
 #define SHARDS 16
+#define SHARD_BITS 4 /* the hash's low bits pick the shard, the bits above them the bucket */
 
 struct entry {
     struct entry *hnext;       /* hash chain */
@@ -18,7 +22,8 @@ struct entry {
     uint64_t hash;
     int64_t fresh_until, stale_until; /* monotonic ns */
     bool negative;             /* the origin said "not found" */
-    bool refreshing;           /* stale, and one caller is loading it again */
+    bool refreshing;           /* stale (or due early), one caller is loading it again */
+    int64_t load_ns;           /* how long its load took (XFetch) */
     size_t klen, vlen;
     char data[];               /* key, NUL, value, NUL */
 };
@@ -43,20 +48,12 @@ struct shard {
     struct flight *flights;
 };
 
-struct bk_cache {
+struct bk__local {
     bk_cache_opts_t o;
     size_t shard_max;
     struct shard shards[SHARDS];
     _Atomic uint64_t hits, stale_hits, misses, loads, evictions;
 };
-
-void bk_cache_opts_init(bk_cache_opts_t *opts)
-{
-    memset(opts, 0, sizeof *opts);
-    opts->max_bytes = 64u << 20;
-    opts->ttl_jitter_pct = 10;
-    opts->negative_ttl_ns = 30 * BK_NSEC_PER_SEC;
-}
 
 static uint64_t hash_key(const char *k, size_t n)
 {
@@ -71,29 +68,19 @@ static size_t entry_size(const struct entry *e)
     return sizeof *e + e->klen + e->vlen + 2;
 }
 
-int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
+int bk__local_new(const bk_cache_opts_t *opts, size_t room, struct bk__local **out)
 {
-    if (!out)
-        return BK_EINVAL;
-    *out = NULL;
-    bk_cache_opts_t defaults;
-    if (!opts) {
-        bk_cache_opts_init(&defaults);
-        opts = &defaults;
-    }
-    if (opts->max_bytes < SHARDS * 1024 || opts->ttl_jitter_pct > 50 || opts->negative_ttl_ns < 0)
-        return BK_EINVAL;
-    bk_cache_t *c = calloc(1, sizeof *c);
+    struct bk__local *c = calloc(1, sizeof *c);
     if (!c)
         return BK_ENOMEM;
     c->o = *opts;
-    c->shard_max = opts->max_bytes / SHARDS;
+    c->shard_max = room / SHARDS;
     for (size_t i = 0; i < SHARDS; i++) {
         struct shard *s = &c->shards[i];
         pthread_mutex_init(&s->lock, NULL);
         s->mask = 63;
         if (!(s->table = calloc(s->mask + 1, sizeof *s->table))) {
-            bk_cache_free(c);
+            bk__local_free(c);
             return BK_ENOMEM;
         }
     }
@@ -101,7 +88,7 @@ int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
     return BK_OK;
 }
 
-void bk_cache_free(bk_cache_t *c)
+void bk__local_free(struct bk__local *c)
 {
     if (!c)
         return;
@@ -121,7 +108,7 @@ void bk_cache_free(bk_cache_t *c)
 
 static struct entry **slot(struct shard *s, const char *key, size_t klen, uint64_t h)
 {
-    struct entry **p = &s->table[h & s->mask];
+    struct entry **p = &s->table[(h >> SHARD_BITS) & s->mask];
     while (*p && !((*p)->hash == h && (*p)->klen == klen && memcmp((*p)->data, key, klen) == 0))
         p = &(*p)->hnext;
     return p;
@@ -169,8 +156,9 @@ static void grow(struct shard *s)
     for (size_t i = 0; i <= s->mask; i++) {
         for (struct entry *e = s->table[i], *next; e; e = next) {
             next = e->hnext;
-            e->hnext = t[e->hash & (size - 1)];
-            t[e->hash & (size - 1)] = e;
+            size_t b = (e->hash >> SHARD_BITS) & (size - 1);
+            e->hnext = t[b];
+            t[b] = e;
         }
     }
     free(s->table);
@@ -178,8 +166,7 @@ static void grow(struct shard *s)
     s->mask = size - 1;
 }
 
-/* A random factor in [1 - pct/100, 1 + pct/100]. */
-static double jitter(unsigned pct)
+double bk__cache_jitter(unsigned pct)
 {
     uint32_t r = 0;
     if (pct == 0 || bk_random_bytes(&r, sizeof r) != BK_OK)
@@ -189,8 +176,8 @@ static double jitter(unsigned pct)
 
 /* Stores key → value (copied), replacing what was there and evicting the least
  * recently used entries past the shard's budget. */
-static int put(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uint64_t h, const void *value,
-               size_t vlen, int64_t fresh_ns, int64_t stale_ns, bool negative)
+static int put(struct bk__local *c, struct shard *s, const char *key, size_t klen, uint64_t h, const void *value,
+               size_t vlen, int64_t fresh_ns, int64_t stale_ns, bool negative, int64_t load_ns)
 {
     if (sizeof(struct entry) + klen + vlen + 2 > c->shard_max)
         return BK_ERANGE;
@@ -198,8 +185,8 @@ static int put(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uin
     if (!e)
         return BK_ENOMEM;
     int64_t now = bk_clock_mono_ns(c->o.clock);
-    fresh_ns = (int64_t)((double)fresh_ns * jitter(c->o.ttl_jitter_pct));
-    *e = (struct entry){.hash = h, .klen = klen, .vlen = vlen, .negative = negative,
+    fresh_ns = (int64_t)((double)fresh_ns * bk__cache_jitter(c->o.ttl_jitter_pct));
+    *e = (struct entry){.hash = h, .klen = klen, .vlen = vlen, .negative = negative, .load_ns = load_ns,
                         .fresh_until = now + fresh_ns, .stale_until = now + fresh_ns + stale_ns};
     memcpy(e->data, key, klen);
     e->data[klen] = '\0';
@@ -223,7 +210,7 @@ static int put(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uin
     return BK_OK;
 }
 
-static int copy_out(const void *value, size_t len, void **out, size_t *outlen)
+int bk__cache_copy(const void *value, size_t len, void **out, size_t *outlen)
 {
     char *v = malloc(len + 1);
     if (!v)
@@ -242,38 +229,46 @@ static struct entry *lookup(struct shard *s, const char *key, size_t klen, uint6
     return *slot(s, key, klen, h);
 }
 
-/* ------------------------------------------------------------------ public */
-
-static bool ttl_ok(const bk_cache_ttl_t *ttl)
+bool bk__cache_early(double beta, int64_t load_ns, int64_t now, int64_t fresh_until)
 {
-    return ttl && ttl->fresh_ns > 0 && ttl->stale_ns >= 0 && ttl->fresh_ns <= INT64_MAX / 4 &&
-           ttl->stale_ns <= INT64_MAX / 4;
+    if (beta <= 0 || load_ns <= 0)
+        return false;
+    uint32_t r = 0;
+    if (bk_random_bytes(&r, sizeof r) != BK_OK)
+        return false;
+    double u = ((double)r + 1.0) / 4294967296.0; /* (0, 1] */
+    return (double)now - (double)load_ns * beta * log(u) >= (double)fresh_until;
 }
+
+/* ------------------------------------------------------------------ the store's API */
 
 /* Runs the loader (no lock held) and stores its answer; the shard is locked on
  * return. */
-static int load(bk_cache_t *c, struct shard *s, const char *key, size_t klen, uint64_t h, const bk_cache_ttl_t *ttl,
+static int load(struct bk__local *c, struct shard *s, const char *key, size_t klen, uint64_t h, const bk_cache_ttl_t *ttl,
                 bk_cache_loader_fn loader, void *ctx, void **value, size_t *len)
 {
     pthread_mutex_unlock(&s->lock);
     atomic_fetch_add(&c->loads, 1);
     *value = NULL;
     *len = 0;
+    int64_t start = bk_clock_mono_ns(c->o.clock);
     int rc = loader(ctx, key, value, len);
+    int64_t load_ns = bk_clock_mono_ns(c->o.clock) - start;
     pthread_mutex_lock(&s->lock);
     if (rc == BK_OK && *value == NULL && *len != 0)
         rc = BK_EINVAL; /* a loader bug: no bytes for a length */
     if (rc == BK_OK) {
-        put(c, s, key, klen, h, *value, *len, ttl->fresh_ns, ttl->stale_ns, false); /* ENOMEM: just not cached */
+        put(c, s, key, klen, h, *value, *len, ttl->fresh_ns, ttl->stale_ns, false,
+            load_ns); /* ENOMEM, ERANGE: just not cached */
         void *v; /* the caller gets a NUL-terminated copy, as documented */
         size_t n = *len;
-        rc = copy_out(*value, n, &v, len);
+        rc = bk__cache_copy(*value, n, &v, len);
         free(*value);
         *value = rc == BK_OK ? v : NULL;
         if (rc != BK_OK)
             return rc;
     } else if (rc == BK_ENOTFOUND && c->o.negative_ttl_ns > 0)
-        put(c, s, key, klen, h, NULL, 0, c->o.negative_ttl_ns, 0, true);
+        put(c, s, key, klen, h, NULL, 0, c->o.negative_ttl_ns, 0, true, load_ns);
     if (rc != BK_OK) {
         free(*value);
         *value = NULL;
@@ -283,36 +278,30 @@ static int load(bk_cache_t *c, struct shard *s, const char *key, size_t klen, ui
 }
 
 
-int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_loader_fn loader, void *ctx,
-                   void **value, size_t *len)
+/* The public bk_cache_fetch has checked the arguments. */
+int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_loader_fn loader,
+                    void *ctx, void **value, size_t *len)
 {
-    if (value)
-        *value = NULL;
-    if (len)
-        *len = 0;
-    if (!c || !key || !loader || !value || !ttl_ok(ttl))
-        return BK_EINVAL;
-    size_t klen = strlen(key), dummy;
-    if (!len)
-        len = &dummy;
+    size_t klen = strlen(key);
     uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h % SHARDS];
+    struct shard *s = &c->shards[h & (SHARDS - 1)];
     pthread_mutex_lock(&s->lock);
     int64_t now = bk_clock_mono_ns(c->o.clock);
     struct entry *e = lookup(s, key, klen, h);
     int rc;
-    if (e && now < e->fresh_until) {
+    bool fresh = e && now < e->fresh_until;
+    if (fresh && (e->negative || e->refreshing || !bk__cache_early(c->o.early_refresh, e->load_ns, now, e->fresh_until))) {
         atomic_fetch_add(&c->hits, 1);
         lru_unlink(s, e);
         lru_push(s, e);
-        rc = e->negative ? BK_ENOTFOUND : copy_out(e->data + klen + 1, e->vlen, value, len);
+        rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
-    if (e && now < e->stale_until && !e->negative) {
+    if (e && now < e->stale_until && !e->negative) { /* stale, or fresh and due early */
         if (e->refreshing) { /* someone is on it: serve what we have */
-            atomic_fetch_add(&c->stale_hits, 1);
-            rc = copy_out(e->data + klen + 1, e->vlen, value, len);
+            atomic_fetch_add(fresh ? &c->hits : &c->stale_hits, 1);
+            rc = bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
             pthread_mutex_unlock(&s->lock);
             return rc;
         }
@@ -321,7 +310,7 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
         e->refreshing = true;
         void *stale;
         size_t stale_len;
-        if (copy_out(e->data + klen + 1, e->vlen, &stale, &stale_len) != BK_OK) {
+        if (bk__cache_copy(e->data + klen + 1, e->vlen, &stale, &stale_len) != BK_OK) {
             e->refreshing = false;
             pthread_mutex_unlock(&s->lock);
             return BK_ENOMEM;
@@ -353,7 +342,7 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
         f->users++;
         while (!f->done)
             pthread_cond_wait(&f->cond, &s->lock);
-        rc = f->rc == BK_OK ? copy_out(f->value, f->len, value, len) : f->rc;
+        rc = f->rc == BK_OK ? bk__cache_copy(f->value, f->len, value, len) : f->rc;
         if (--f->users == 0) {
             pthread_cond_destroy(&f->cond);
             free(f->value);
@@ -385,7 +374,7 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
         }
     }
     f->rc = rc;
-    if (rc == BK_OK && copy_out(*value, *len, &f->value, &f->len) != BK_OK)
+    if (rc == BK_OK && bk__cache_copy(*value, *len, &f->value, &f->len) != BK_OK)
         f->rc = BK_ENOMEM;
     f->done = true;
     pthread_cond_broadcast(&f->cond);
@@ -399,39 +388,50 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
     return rc;
 }
 
-int bk_cache_set(bk_cache_t *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
+int bk__local_get(struct bk__local *c, const char *key, void **value, size_t *len)
 {
-    if (!c || !key || (len && !value) || !ttl_ok(ttl))
-        return BK_EINVAL;
     size_t klen = strlen(key);
     uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h % SHARDS];
+    struct shard *s = &c->shards[h & (SHARDS - 1)];
     pthread_mutex_lock(&s->lock);
-    int rc = put(c, s, key, klen, h, value, len, ttl->fresh_ns, ttl->stale_ns, false);
+    struct entry *e = lookup(s, key, klen, h);
+    int rc = BK__CACHE_MISS;
+    if (e && bk_clock_mono_ns(c->o.clock) < e->fresh_until) {
+        atomic_fetch_add(&c->hits, 1);
+        lru_unlink(s, e);
+        lru_push(s, e);
+        rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
+    }
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
-int bk_cache_delete(bk_cache_t *c, const char *key)
+int bk__local_set(struct bk__local *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
 {
-    if (!c || !key)
-        return BK_EINVAL;
     size_t klen = strlen(key);
     uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h % SHARDS];
+    struct shard *s = &c->shards[h & (SHARDS - 1)];
+    pthread_mutex_lock(&s->lock);
+    int rc = put(c, s, key, klen, h, value, len, ttl->fresh_ns, ttl->stale_ns, false, 0);
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
+void bk__local_delete(struct bk__local *c, const char *key)
+{
+    size_t klen = strlen(key);
+    uint64_t h = hash_key(key, klen);
+    struct shard *s = &c->shards[h & (SHARDS - 1)];
     pthread_mutex_lock(&s->lock);
     struct entry *e = lookup(s, key, klen, h);
     if (e)
         remove_entry(s, e);
     pthread_mutex_unlock(&s->lock);
-    return BK_OK;
 }
 
-void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
+void bk__local_stats(struct bk__local *c, bk_cache_stats_t *out)
 {
     memset(out, 0, sizeof *out);
-    if (!c)
-        return;
     out->hits = atomic_load(&c->hits);
     out->stale_hits = atomic_load(&c->stale_hits);
     out->misses = atomic_load(&c->misses);

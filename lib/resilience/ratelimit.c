@@ -9,10 +9,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <backend/resilience.h>
 
-#define STORE_TRIES 8 /* load/compute/store rounds before giving up on a hot key */
+#define STORE_TRIES 16 /* load/compute/store rounds before giving up on a hot key */
 
 struct bk_ratelimit {
     bk_ratelimit_opts_t o;
@@ -85,6 +86,18 @@ void bk_ratelimit_free(bk_ratelimit_t *rl)
     free(rl);
 }
 
+/* After a few conflicts in a row, a short random pause: two clients of a shared
+ * store whose load-compute-store rounds take equally long can otherwise meet in
+ * lockstep, the same one losing every round. */
+static void conflict_pause(int tries)
+{
+    uint16_t r = 0;
+    if (tries < 2 || bk_random_bytes(&r, sizeof r) != BK_OK)
+        return;
+    struct timespec ts = {0, (long)(r % 50000) * tries}; /* up to 50 us per try */
+    nanosleep(&ts, NULL);
+}
+
 int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_t *res)
 {
     if (res != NULL)
@@ -117,8 +130,10 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_
             return BK_OK;
         }
         rc = rl->store.store(rl->store.ud, key, new_tat, version, new_tat - now);
-        if (rc == BK_ECONFLICT)
-            continue; /* another request for this key got there first */
+        if (rc == BK_ECONFLICT) { /* another request for this key got there first */
+            conflict_pause(i);
+            continue;
+        }
         if (rc != BK_OK)
             return rc;
         res->allowed = true;

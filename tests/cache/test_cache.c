@@ -26,6 +26,7 @@ struct origin {
     int rc;              /* what the next load answers */
     const char *value;   /* ... with this value */
     bool wait;           /* block on the gate while loading */
+    int64_t takes_ns;    /* how long a load takes, on the fake clock */
 };
 
 static int load(void *ctx, const char *key, void **value, size_t *len)
@@ -35,6 +36,8 @@ static int load(void *ctx, const char *key, void **value, size_t *len)
     atomic_fetch_add(&o->calls, 1);
     if (o->wait)
         gate_pass();
+    if (o->takes_ns)
+        bk_clock_fake_advance(clk, o->takes_ns);
     if (o->rc != BK_OK)
         return o->rc;
     *len = strlen(o->value);
@@ -80,7 +83,7 @@ static void expect(const char *key, struct origin *o, int rc, const char *value)
 
 START_TEST(hit_miss_stale_and_gone)
 {
-    struct origin o = {0, BK_OK, "v1", false};
+    struct origin o = {0, BK_OK, "v1", false, 0};
     expect("k", &o, BK_OK, "v1"); /* miss: loads */
     expect("k", &o, BK_OK, "v1"); /* hit */
     ck_assert_int_eq(atomic_load(&o.calls), 1);
@@ -122,7 +125,7 @@ static void *fetch_thread(void *arg)
 
 START_TEST(stale_served_while_one_refreshes)
 {
-    struct origin o = {0, BK_OK, "old", false};
+    struct origin o = {0, BK_OK, "old", false, 0};
     expect("k", &o, BK_OK, "old");
     bk_clock_fake_advance(clk, 11 * SEC);
     /* One caller refreshes, held inside the loader... */
@@ -133,7 +136,7 @@ START_TEST(stale_served_while_one_refreshes)
     pthread_create(&t, NULL, fetch_thread, &f);
     gate_wait_for(1);
     /* ... while everyone else gets the stale copy at once, with no load. */
-    struct origin other = {0, BK_OK, "unused", false};
+    struct origin other = {0, BK_OK, "unused", false, 0};
     expect("k", &other, BK_OK, "old");
     expect("k", &other, BK_OK, "old");
     ck_assert_int_eq(atomic_load(&other.calls), 0);
@@ -150,7 +153,7 @@ END_TEST
 
 START_TEST(failed_refresh_serves_stale_and_retries_later)
 {
-    struct origin o = {0, BK_OK, "old", false};
+    struct origin o = {0, BK_OK, "old", false, 0};
     expect("k", &o, BK_OK, "old");
     bk_clock_fake_advance(clk, 11 * SEC);
     o.rc = BK_EUNAVAIL; /* the origin is down: the stale copy is still served */
@@ -175,7 +178,7 @@ START_TEST(gone_without_negative_caching_is_forgotten)
     opts.clock = clk;
     opts.negative_ttl_ns = 0;
     ck_assert_int_eq(bk_cache_memory_new(&opts, &c), BK_OK);
-    struct origin o = {0, BK_OK, "old", false};
+    struct origin o = {0, BK_OK, "old", false, 0};
     void *v;
     ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &o, &v, NULL), BK_OK);
     free(v);
@@ -190,7 +193,7 @@ END_TEST
 
 START_TEST(not_found_is_remembered_errors_are_not)
 {
-    struct origin o = {0, BK_ENOTFOUND, NULL, false};
+    struct origin o = {0, BK_ENOTFOUND, NULL, false, 0};
     expect("missing", &o, BK_ENOTFOUND, NULL);
     expect("missing", &o, BK_ENOTFOUND, NULL);
     ck_assert_int_eq(atomic_load(&o.calls), 1); /* remembered */
@@ -200,7 +203,7 @@ START_TEST(not_found_is_remembered_errors_are_not)
     expect("missing", &o, BK_OK, "now here");
     ck_assert_int_eq(atomic_load(&o.calls), 2);
 
-    struct origin bad = {0, BK_EIO, NULL, false};
+    struct origin bad = {0, BK_EIO, NULL, false, 0};
     expect("flaky", &bad, BK_EIO, NULL);
     expect("flaky", &bad, BK_EIO, NULL);
     ck_assert_int_eq(atomic_load(&bad.calls), 2); /* a failure is not cached */
@@ -209,7 +212,7 @@ END_TEST
 
 START_TEST(set_and_delete)
 {
-    struct origin o = {0, BK_OK, "loaded", false};
+    struct origin o = {0, BK_OK, "loaded", false, 0};
     ck_assert_int_eq(bk_cache_set(cache, "k", "written", 7, &TTL), BK_OK);
     expect("k", &o, BK_OK, "written");
     ck_assert_int_eq(bk_cache_delete(cache, "k"), BK_OK);
@@ -238,7 +241,7 @@ START_TEST(bounded_by_bytes_least_recent_first)
         ck_assert_int_eq(bk_cache_set(small, key, value, sizeof value, &TTL), BK_OK);
         if (i % 2 == 0) { /* keep key-0 recently used: it must survive */
             void *v;
-            struct origin unused = {0, BK_EIO, NULL, false};
+            struct origin unused = {0, BK_EIO, NULL, false, 0};
             ck_assert_int_eq(bk_cache_fetch(small, "key-0", &TTL, load, &unused, &v, NULL), BK_OK);
             free(v);
         }
@@ -248,7 +251,7 @@ START_TEST(bounded_by_bytes_least_recent_first)
     ck_assert_uint_le(st.bytes, 16 * 1024);
     ck_assert_uint_gt(st.evictions, 1500);
     ck_assert_uint_lt(st.entries, 200);
-    struct origin o2 = {0, BK_OK, "reloaded", false};
+    struct origin o2 = {0, BK_OK, "reloaded", false, 0};
     void *v;
     ck_assert_int_eq(bk_cache_fetch(small, "key-0", &TTL, load, &o2, &v, NULL), BK_OK);
     ck_assert_str_eq(v, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"
@@ -265,7 +268,7 @@ END_TEST
 
 START_TEST(single_flight_64_threads_one_load)
 {
-    struct origin o = {0, BK_OK, "loaded once", true};
+    struct origin o = {0, BK_OK, "loaded once", true, 0};
     struct fetcher f[THREADS];
     pthread_t t[THREADS];
     for (int i = 0; i < THREADS; i++) {
@@ -286,6 +289,112 @@ START_TEST(single_flight_64_threads_one_load)
 }
 END_TEST
 
+START_TEST(early_refresh_as_expiry_nears)
+{
+    /* XFetch: a load that took 20 s, 1 ms before the fresh time ends, is due
+     * early with probability 1 - e^(-1ms/20s) ~ 0.99995. */
+    bk_cache_free(cache);
+    bk_cache_opts_t o;
+    bk_cache_opts_init(&o);
+    o.clock = clk;
+    o.ttl_jitter_pct = 0;
+    o.early_refresh = 1.0;
+    ck_assert_int_eq(bk_cache_memory_new(&o, &cache), BK_OK);
+    struct origin slow = {0, BK_OK, "v1", false, 20 * SEC};
+    expect("k", &slow, BK_OK, "v1");
+    bk_clock_fake_advance(clk, 10 * SEC - BK_NSEC_PER_MSEC);
+    slow.value = "v2";
+    expect("k", &slow, BK_OK, "v2"); /* refreshed before it went stale */
+    ck_assert_int_eq(atomic_load(&slow.calls), 2);
+    bk_cache_stats_t st;
+    bk_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.stale_hits, 0);
+
+    /* Off (the default): fresh until the end. */
+    bk_cache_t *plain;
+    o.early_refresh = 0;
+    ck_assert_int_eq(bk_cache_memory_new(&o, &plain), BK_OK);
+    bk_cache_t *saved = cache;
+    cache = plain;
+    struct origin p = {0, BK_OK, "p1", false, 20 * SEC};
+    expect("k", &p, BK_OK, "p1");
+    bk_clock_fake_advance(clk, 10 * SEC - BK_NSEC_PER_MSEC);
+    expect("k", &p, BK_OK, "p1");
+    ck_assert_int_eq(atomic_load(&p.calls), 1);
+    cache = saved;
+    bk_cache_free(plain);
+}
+END_TEST
+
+START_TEST(namespace_invalidation)
+{
+    struct origin o = {0, BK_OK, "v1", false, 0};
+    char k1[64], k2[64], other[64];
+    ck_assert_int_eq(bk_cache_ns_key(cache, "users", "42", k1, sizeof k1), BK_OK);
+    ck_assert_int_eq(bk_cache_ns_key(cache, "users", "42", k2, sizeof k2), BK_OK);
+    ck_assert_str_eq(k1, k2);
+    ck_assert_int_eq(bk_cache_ns_key(cache, "orders", "42", other, sizeof other), BK_OK);
+    expect(k1, &o, BK_OK, "v1");
+    expect(other, &o, BK_OK, "v1");
+    expect(k1, &o, BK_OK, "v1");
+    ck_assert_int_eq(atomic_load(&o.calls), 2);
+    ck_assert_int_eq(bk_cache_ns_invalidate(cache, "users"), BK_OK);
+    ck_assert_int_eq(bk_cache_ns_key(cache, "users", "42", k2, sizeof k2), BK_OK);
+    ck_assert_str_ne(k1, k2);
+    o.value = "v2";
+    expect(k2, &o, BK_OK, "v2");
+    expect(other, &o, BK_OK, "v1"); /* another namespace keeps its entries */
+    ck_assert_int_eq(atomic_load(&o.calls), 3);
+    char tiny[10];
+    ck_assert_int_eq(bk_cache_ns_key(cache, "users", "42", tiny, sizeof tiny), BK_ERANGE);
+    ck_assert_str_eq(tiny, "");
+    ck_assert_int_eq(bk_cache_ns_key(cache, "a@b", "42", k2, sizeof k2), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_ns_invalidate(cache, NULL), BK_EINVAL);
+}
+END_TEST
+
+static int load_user(void *ctx, const char *key, json_t **value)
+{
+    atomic_int *calls = ctx;
+    atomic_fetch_add(calls, 1);
+    if (strcmp(key, "user:0") == 0)
+        return BK_ENOTFOUND;
+    *value = json_pack("{s:s, s:i, s:[s,s]}", "name", key, "age", 42, "roles", "a", "b");
+    return *value ? BK_OK : BK_ENOMEM;
+}
+
+START_TEST(json_values)
+{
+    atomic_int calls = 0;
+    json_t *a = NULL, *b = NULL;
+    ck_assert_int_eq(bk_cache_fetch_json(cache, "user:1", &TTL, load_user, &calls, &a), BK_OK);
+    ck_assert_int_eq(bk_cache_fetch_json(cache, "user:1", &TTL, load_user, &calls, &b), BK_OK);
+    ck_assert_int_eq(atomic_load(&calls), 1);
+    ck_assert(json_equal(a, b));
+    ck_assert_ptr_ne(a, b); /* each caller its own */
+    ck_assert_int_eq(json_integer_value(json_object_get(b, "age")), 42);
+    json_decref(a);
+    json_decref(b);
+    ck_assert_int_eq(bk_cache_fetch_json(cache, "user:0", &TTL, load_user, &calls, &a), BK_ENOTFOUND);
+    ck_assert_ptr_null(a);
+
+    /* Any JSON value, including a string holding a NUL. */
+    json_t *scalar = json_stringn("a\0b", 3);
+    ck_assert_int_eq(bk_cache_set_json(cache, "s", scalar, &TTL), BK_OK);
+    ck_assert_int_eq(bk_cache_fetch_json(cache, "s", &TTL, load_user, &calls, &a), BK_OK);
+    ck_assert(json_equal(a, scalar));
+    json_decref(a);
+    json_decref(scalar);
+
+    /* Bytes that are not JSON (someone else's) are an error, not a crash. */
+    ck_assert_int_eq(bk_cache_set(cache, "bad", "{not json", 9, &TTL), BK_OK);
+    ck_assert_int_eq(bk_cache_fetch_json(cache, "bad", &TTL, load_user, &calls, &a), BK_EIO);
+    ck_assert_ptr_null(a);
+    ck_assert_int_eq(bk_cache_set_json(cache, "x", NULL, &TTL), BK_EINVAL);
+    ck_assert_int_eq(atomic_load(&calls), 2);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -300,6 +409,9 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, set_and_delete);
     tcase_add_test(tc, bounded_by_bytes_least_recent_first);
     tcase_add_test(tc, single_flight_64_threads_one_load);
+    tcase_add_test(tc, early_refresh_as_expiry_nears);
+    tcase_add_test(tc, namespace_invalidation);
+    tcase_add_test(tc, json_values);
     suite_add_tcase(s, tc);
     return s;
 }

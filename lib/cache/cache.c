@@ -1,0 +1,267 @@
+/* The public cache API: argument checks, then the local store alone (an
+ * in-process cache) or the local store's single-flight in front of memcached.
+ * Namespaces live here too: their generations are cache entries like any other.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache_int.h"
+
+#define SHARDS 16
+
+void bk_cache_opts_init(bk_cache_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->max_bytes = 64u << 20;
+    opts->ttl_jitter_pct = 10;
+    opts->negative_ttl_ns = 30 * BK_NSEC_PER_SEC;
+}
+
+static bool opts_ok(const bk_cache_opts_t *o)
+{
+    return o->max_bytes >= SHARDS * 1024 && o->ttl_jitter_pct <= 50 && o->negative_ttl_ns >= 0 &&
+           o->early_refresh >= 0 && o->early_refresh <= 100;
+}
+
+int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
+{
+    if (!out)
+        return BK_EINVAL;
+    *out = NULL;
+    bk_cache_opts_t defaults;
+    if (!opts) {
+        bk_cache_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!opts_ok(opts))
+        return BK_EINVAL;
+    bk_cache_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return BK_ENOMEM;
+    c->o = *opts;
+    int rc = bk__local_new(opts, opts->max_bytes, &c->local);
+    if (rc != BK_OK) {
+        free(c);
+        return rc;
+    }
+    *out = c;
+    return BK_OK;
+}
+
+int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mopts, bk_cache_t **out)
+{
+    if (!out)
+        return BK_EINVAL;
+    *out = NULL;
+    bk_cache_opts_t defaults;
+    if (!opts) {
+        bk_cache_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!mopts || !opts_ok(opts) || mopts->near_ttl_ns < 0 || mopts->near_ttl_ns > INT64_MAX / 4)
+        return BK_EINVAL;
+    bk_cache_t *c = calloc(1, sizeof *c);
+    if (!c)
+        return BK_ENOMEM;
+    c->o = *opts;
+    c->near_ttl_ns = mopts->near_ttl_ns;
+    /* The near cache remembers a "not found" no longer than a value. */
+    bk_cache_opts_t near = *opts;
+    if (near.negative_ttl_ns > c->near_ttl_ns)
+        near.negative_ttl_ns = c->near_ttl_ns;
+    near.early_refresh = 0; /* memcached's entry decides early refreshes */
+    int rc = bk__local_new(&near, c->near_ttl_ns > 0 ? opts->max_bytes : 0, &c->local);
+    if (rc == BK_OK)
+        rc = bk__remote_new(opts, mopts, &c->remote);
+    if (rc != BK_OK) {
+        bk_cache_free(c);
+        return rc;
+    }
+    *out = c;
+    return BK_OK;
+}
+
+void bk_cache_free(bk_cache_t *c)
+{
+    if (!c)
+        return;
+    bk__remote_free(c->remote);
+    bk__local_free(c->local);
+    free(c);
+}
+
+static bool ttl_ok(const bk_cache_ttl_t *ttl)
+{
+    return ttl && ttl->fresh_ns > 0 && ttl->stale_ns >= 0 && ttl->fresh_ns <= INT64_MAX / 4 &&
+           ttl->stale_ns <= INT64_MAX / 4;
+}
+
+int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_loader_fn loader, void *ctx,
+                   void **value, size_t *len)
+{
+    if (value)
+        *value = NULL;
+    if (len)
+        *len = 0;
+    if (!c || !key || !loader || !value || !ttl_ok(ttl))
+        return BK_EINVAL;
+    size_t dummy;
+    if (!len)
+        len = &dummy;
+    if (!c->remote)
+        return bk__local_fetch(c->local, key, ttl, loader, ctx, value, len);
+    /* The near copy, then memcached directly: hits need no single-flight. */
+    bk_cache_ttl_t near = {.fresh_ns = c->near_ttl_ns > 0 ? c->near_ttl_ns : 1, .stale_ns = 0};
+    int rc = c->near_ttl_ns > 0 ? bk__local_get(c->local, key, value, len) : BK__CACHE_MISS;
+    if (rc != BK__CACHE_MISS)
+        return rc;
+    rc = bk__remote_peek(c->remote, key, value, len);
+    if (rc == BK_OK && c->near_ttl_ns > 0)
+        bk__local_set(c->local, key, *value, *len, &near); /* ENOMEM, ERANGE: just not kept */
+    if (rc != BK__CACHE_MISS)
+        return rc;
+    struct bk__remote_call call = {.cache = c, .ttl = ttl, .loader = loader, .ctx = ctx};
+    return bk__local_fetch(c->local, key, &near, bk__remote_fill, &call, value, len);
+}
+
+int bk_cache_set(bk_cache_t *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
+{
+    if (!c || !key || (len && !value) || !ttl_ok(ttl))
+        return BK_EINVAL;
+    if (!c->remote)
+        return bk__local_set(c->local, key, value, len, ttl);
+    bk__local_delete(c->local, key);
+    return bk__remote_set(c->remote, key, value, len, ttl);
+}
+
+int bk_cache_delete(bk_cache_t *c, const char *key)
+{
+    if (!c || !key)
+        return BK_EINVAL;
+    bk__local_delete(c->local, key);
+    return c->remote ? bk__remote_delete(c->remote, key) : BK_OK;
+}
+
+void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!c)
+        return;
+    bk__local_stats(c->local, out);
+    if (!c->remote)
+        return;
+    /* The local store's "loads" are memcached reads; count what memcached answered
+     * and the origin's loads instead, plus the near cache's own hits. */
+    bk_cache_stats_t r;
+    bk__remote_stats(c->remote, &r);
+    out->hits += r.hits;
+    out->stale_hits = r.stale_hits;
+    uint64_t waited_in_process = out->misses > out->loads ? out->misses - out->loads : 0;
+    out->misses = r.misses + waited_in_process;
+    out->loads = r.loads;
+    out->lease_waits = r.lease_waits;
+    out->remote_errors = r.remote_errors;
+}
+
+/* ------------------------------------------------------------------ namespaces */
+
+/* Generations are entries under a key no caller's key can equal (a NUL cannot be
+ * in a C string, so a control character marks them). */
+#define GEN_MARK "\x01gen:"
+
+static int random_generation(uint64_t *gen)
+{
+    return bk_random_bytes(gen, sizeof *gen);
+}
+
+struct gen_call {
+    bk_cache_t *cache;
+    const char *ns;
+};
+
+/* The loader of a generation entry: memcached's (created when absent), or a new
+ * random one for an in-process cache (or one evicted: a spurious invalidation). */
+static int load_generation(void *ctx, const char *key, void **value, size_t *len)
+{
+    (void)key;
+    struct gen_call *g = ctx;
+    uint64_t gen;
+    int rc = g->cache->remote ? bk__remote_generation(g->cache->remote, g->ns, &gen) : random_generation(&gen);
+    if (rc != BK_OK)
+        return rc;
+    char text[17];
+    snprintf(text, sizeof text, "%016" PRIx64, gen);
+    return bk__cache_copy(text, 16, value, len);
+}
+
+static int ns_gen_key(const char *ns, char *buf, size_t size)
+{
+    int n = snprintf(buf, size, GEN_MARK "%s", ns);
+    return n < 0 || (size_t)n >= size ? BK_ERANGE : BK_OK;
+}
+
+int bk_cache_ns_key(bk_cache_t *c, const char *ns, const char *key, char *buf, size_t size)
+{
+    if (!c || !ns || !key || !buf || !size || strchr(ns, '@'))
+        return BK_EINVAL;
+    buf[0] = '\0';
+    char gkey[256];
+    if (ns_gen_key(ns, gkey, sizeof gkey) != BK_OK)
+        return BK_ERANGE;
+    /* In-process: kept until evicted. Memcached: read each time, or kept as long as
+     * the near cache keeps values (the same bound on seeing another's change). */
+    int64_t keep = c->remote ? (c->near_ttl_ns > 0 ? c->near_ttl_ns : 1) : INT64_MAX / 4;
+    bk_cache_ttl_t ttl = {.fresh_ns = keep, .stale_ns = 0};
+    struct gen_call call = {c, ns};
+    void *gen = NULL;
+    size_t glen = 0;
+    int rc = bk__local_fetch(c->local, gkey, &ttl, load_generation, &call, &gen, &glen);
+    char oneoff[17];
+    if (rc != BK_OK) {
+        if (rc == BK_ENOMEM)
+            return rc;
+        /* memcached unreadable: a generation nobody else has, so this fetch loads. */
+        uint64_t r;
+        int rrc = random_generation(&r);
+        if (rrc != BK_OK)
+            return rrc;
+        snprintf(oneoff, sizeof oneoff, "%016" PRIx64, r);
+    }
+    int n = snprintf(buf, size, "%s@%s:%s", ns, rc == BK_OK ? (char *)gen : oneoff, key);
+    free(gen);
+    if (n < 0 || (size_t)n >= size) {
+        buf[0] = '\0';
+        return BK_ERANGE;
+    }
+    return BK_OK;
+}
+
+int bk_cache_ns_invalidate(bk_cache_t *c, const char *ns)
+{
+    if (!c || !ns || strchr(ns, '@'))
+        return BK_EINVAL;
+    char gkey[256];
+    if (ns_gen_key(ns, gkey, sizeof gkey) != BK_OK)
+        return BK_ERANGE;
+    uint64_t gen;
+    int rc = random_generation(&gen);
+    if (rc != BK_OK)
+        return rc;
+    if (c->remote) {
+        bk__local_delete(c->local, gkey);
+        return bk__remote_set_generation(c->remote, ns, gen);
+    }
+    char text[17];
+    snprintf(text, sizeof text, "%016" PRIx64, gen);
+    bk_cache_ttl_t ttl = {.fresh_ns = INT64_MAX / 4, .stale_ns = 0};
+    return bk__local_set(c->local, gkey, text, 16, &ttl);
+}
+
+int bk_cache_ratelimit_store(bk_cache_t *c, bk_ratelimit_store_t *out)
+{
+    if (!c || !out || !c->remote)
+        return BK_EINVAL;
+    return bk__remote_ratelimit_store(c->remote, out);
+}

@@ -1,0 +1,776 @@
+/* The memcached store: a pool of libmemcached connections behind a breaker, the
+ * entry format, and the cross-process fetch (read, lease, load, guarded fill).
+ *
+ * An entry is a 22-byte header and the value: format version, flags (negative,
+ * tombstone), the fresh and stale deadlines on the cache's wall clock, and how
+ * long its load took (for XFetch). The deadlines, not memcached's expiry, decide
+ * freshness, so tests run on a fake clock; memcached's expiry (a little later)
+ * only frees the memory.
+ *
+ * The race a cache-aside must close: process A misses and reads the database;
+ * B writes the database and deletes the key; A stores what it read, now stale
+ * until its TTL. Here A's store is guarded: it is an add when A saw no entry and a
+ * CAS on the entry A saw otherwise, and bk_cache_delete leaves a tombstone (for a
+ * lease's lifetime) instead of nothing. Whatever B wrote after A's read changes
+ * the CAS value or fills the slot, so A's store is refused, and the next reader
+ * loads the new row. B's delete also drops the lease, so that reader need not
+ * wait for A's doomed load.
+ *
+ * The lease itself is only an efficiency lock: an add of a lock key holding a
+ * random token, released by its owner alone (read with its CAS value, then a CAS
+ * with an expiry in the past). If it is lost or never granted, a load happens
+ * twice; nothing is wrong.
+ * SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <semaphore.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libmemcached/memcached.h>
+#include <libmemcachedutil-1.0/pool.h>
+#include <openssl/sha.h>
+
+#include "cache_int.h"
+
+#define ENTRY_FLAGS 0xbc01u   /* memcached item flags of our entries: format 1 */
+#define HDR 22
+#define F_NEGATIVE 1u
+#define F_TOMBSTONE 2u
+#define MAX_KEY 250           /* memcached's limit */
+#define MAX_DELTA (30 * 86400) /* memcached reads larger expiries as unix times */
+#define EXPIRE_NOW (MAX_DELTA + 1) /* a unix time in 1970: already expired */
+
+struct bk__remote {
+    memcached_pool_st *pool;
+    sem_t free_conns;      /* counts the pool's idle connections: libmemcached's own
+                              pool wait rounds its deadline to whole seconds */
+    bool sem_ready;
+    memcached_st *master;
+    bk_breaker_t *breaker;
+    bk_clock_t *clock;
+    char prefix[65];
+    unsigned jitter_pct;
+    int64_t negative_ttl_ns, lease_ttl_ns, lease_wait_ns, pool_wait_ns;
+    double early;
+    bk_counter_t *m_ok, *m_error, *m_refused, *m_busy;
+    bk_histogram_t *m_duration;
+    _Atomic uint64_t hits, stale_hits, misses, loads, lease_waits, errors;
+};
+
+void bk_cache_memcached_opts_init(bk_cache_memcached_opts_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->prefix = "";
+    o->pool_size = 8;
+    o->pool_wait_ns = 100 * BK_NSEC_PER_MSEC;
+    o->connect_timeout_ns = 250 * BK_NSEC_PER_MSEC;
+    o->io_timeout_ns = 250 * BK_NSEC_PER_MSEC;
+    o->retry_timeout_ns = BK_NSEC_PER_SEC;
+    o->lease_ttl_ns = 10 * BK_NSEC_PER_SEC;
+    o->lease_wait_ns = 2 * BK_NSEC_PER_SEC;
+}
+
+/* ------------------------------------------------------------------ setup */
+
+static bool key_char_ok(unsigned char ch)
+{
+    return ch > 0x20 && ch < 0x7f;
+}
+
+/* "host:port[,host:port...]", IPv6 hosts in brackets. */
+static int add_servers(memcached_st *m, const char *list)
+{
+    if (!list || !*list)
+        return BK_EINVAL;
+    const char *p = list;
+    while (*p) {
+        const char *end = strchr(p, ',');
+        size_t n = end ? (size_t)(end - p) : strlen(p);
+        char item[300];
+        if (n == 0 || n >= sizeof item)
+            return BK_EINVAL;
+        memcpy(item, p, n);
+        item[n] = '\0';
+        char *host = item, *colon;
+        if (*host == '[') {
+            char *close = strchr(host, ']');
+            if (!close)
+                return BK_EINVAL;
+            *close = '\0';
+            host++;
+            colon = close[1] == ':' ? close + 1 : NULL;
+            if (close[1] && !colon)
+                return BK_EINVAL;
+        } else {
+            colon = strchr(host, ':');
+            if (colon && strchr(colon + 1, ':'))
+                return BK_EINVAL; /* an IPv6 address needs brackets: [::1]:11211 */
+        }
+        unsigned long port = 11211;
+        if (colon) {
+            *colon = '\0';
+            char *e;
+            port = strtoul(colon + 1, &e, 10);
+            if (*e || e == colon + 1 || port == 0 || port > 65535)
+                return BK_EINVAL;
+        }
+        if (!*host || memcached_server_add(m, host, (in_port_t)port) != MEMCACHED_SUCCESS)
+            return BK_EINVAL;
+        p += n;
+        if (*p == ',')
+            p++;
+    }
+    return BK_OK;
+}
+
+static int register_metrics(struct bk__remote *r, bk_metrics_t *m)
+{
+    static const char *const labels[] = {"outcome", NULL};
+    static const double bounds[] = {.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25};
+    bk_metric_t *ops, *dur;
+    int rc = bk_metrics_counter(m, "cache_memcached_operations_total",
+                                "memcached calls by outcome: ok, error, refused (breaker open), pool_timeout.",
+                                labels, &ops);
+    if (rc == BK_OK)
+        rc = bk_metrics_histogram(m, "cache_memcached_duration_seconds", "memcached call latency.", NULL, bounds,
+                                  sizeof bounds / sizeof *bounds, &dur);
+    const char *ok[] = {"ok", NULL}, *err[] = {"error", NULL}, *ref[] = {"refused", NULL},
+               *busy[] = {"pool_timeout", NULL};
+    if (rc == BK_OK)
+        rc = bk_metric_counter(ops, ok, &r->m_ok);
+    if (rc == BK_OK)
+        rc = bk_metric_counter(ops, err, &r->m_error);
+    if (rc == BK_OK)
+        rc = bk_metric_counter(ops, ref, &r->m_refused);
+    if (rc == BK_OK)
+        rc = bk_metric_counter(ops, busy, &r->m_busy);
+    if (rc == BK_OK)
+        rc = bk_metric_histogram(dur, NULL, &r->m_duration);
+    return rc;
+}
+
+int bk__remote_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mo, struct bk__remote **out)
+{
+    const char *prefix = mo->prefix ? mo->prefix : "";
+    size_t plen = strlen(prefix);
+    if (plen > 64 || mo->pool_size == 0 || mo->pool_size > 1024 || mo->pool_wait_ns < 0 ||
+        mo->connect_timeout_ns <= 0 || mo->io_timeout_ns <= 0 || mo->retry_timeout_ns < 0 ||
+        mo->lease_ttl_ns < BK_NSEC_PER_SEC || mo->lease_ttl_ns > (int64_t)MAX_DELTA * BK_NSEC_PER_SEC ||
+        mo->lease_wait_ns < 0 || mo->lease_wait_ns > INT64_MAX / 4)
+        return BK_EINVAL;
+    for (size_t i = 0; i < plen; i++)
+        if (!key_char_ok((unsigned char)prefix[i]))
+            return BK_EINVAL;
+    struct bk__remote *r = calloc(1, sizeof *r);
+    if (!r)
+        return BK_ENOMEM;
+    memcpy(r->prefix, prefix, plen + 1);
+    r->clock = opts->clock;
+    r->jitter_pct = opts->ttl_jitter_pct;
+    r->negative_ttl_ns = opts->negative_ttl_ns;
+    r->early = opts->early_refresh;
+    r->lease_ttl_ns = mo->lease_ttl_ns;
+    r->lease_wait_ns = mo->lease_wait_ns;
+    r->pool_wait_ns = mo->pool_wait_ns;
+    int rc = BK_ENOMEM;
+    if (!(r->master = memcached_create(NULL)))
+        goto fail;
+    if ((rc = add_servers(r->master, mo->servers)) != BK_OK)
+        goto fail;
+    /* TCP_NODELAY: without it a miss stalls ~40 ms (Nagle and delayed ACK). CAS
+     * support makes text-protocol reads "gets". Never NOREPLY or BUFFER_REQUESTS
+     * (reads of existing keys can then answer NOTFOUND). */
+    memcached_st *m = r->master;
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_TCP_NODELAY, 1);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_SUPPORT_CAS, 1);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_NO_BLOCK, 1);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_DISTRIBUTION, MEMCACHED_DISTRIBUTION_CONSISTENT_KETAMA);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_BINARY_PROTOCOL, mo->binary_protocol ? 1 : 0);
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_CONNECT_TIMEOUT,
+                           (uint64_t)((mo->connect_timeout_ns + BK_NSEC_PER_MSEC - 1) / BK_NSEC_PER_MSEC));
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
+                           (uint64_t)((mo->io_timeout_ns + BK_NSEC_PER_MSEC - 1) / BK_NSEC_PER_MSEC));
+    memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, (uint64_t)(mo->retry_timeout_ns / BK_NSEC_PER_SEC));
+    rc = BK_ENOMEM;
+    if (!(r->pool = memcached_pool_create(m, mo->pool_size, mo->pool_size)))
+        goto fail;
+    if (sem_init(&r->free_conns, 0, mo->pool_size) != 0)
+        goto fail;
+    r->sem_ready = true;
+    bk_breaker_opts_t bo;
+    if (mo->breaker) {
+        bo = *mo->breaker;
+    } else {
+        bk_breaker_opts_init(&bo);
+        bo.name = "memcached";
+        bo.window_size = 20;
+        bo.min_calls = 5;
+        bo.open_ns = BK_NSEC_PER_SEC;
+        bo.half_open_calls = 1;
+        bo.metrics = mo->metrics;
+    }
+    if (!bo.clock)
+        bo.clock = opts->clock;
+    if ((rc = bk_breaker_new(&bo, &r->breaker)) != BK_OK)
+        goto fail;
+    if (mo->metrics && (rc = register_metrics(r, mo->metrics)) != BK_OK)
+        goto fail;
+    *out = r;
+    return BK_OK;
+fail:
+    bk__remote_free(r);
+    return rc;
+}
+
+void bk__remote_free(struct bk__remote *r)
+{
+    if (!r)
+        return;
+    if (r->pool)
+        memcached_pool_destroy(r->pool); /* returns the master, which is ours */
+    memcached_free(r->master);
+    if (r->sem_ready)
+        sem_destroy(&r->free_conns);
+    bk_breaker_free(r->breaker);
+    free(r);
+}
+
+void bk__remote_stats(struct bk__remote *r, bk_cache_stats_t *out)
+{
+    memset(out, 0, sizeof *out);
+    out->hits = atomic_load(&r->hits);
+    out->stale_hits = atomic_load(&r->stale_hits);
+    out->misses = atomic_load(&r->misses);
+    out->loads = atomic_load(&r->loads);
+    out->lease_waits = atomic_load(&r->lease_waits);
+    out->remote_errors = atomic_load(&r->errors);
+}
+
+/* ------------------------------------------------------------------ keys */
+
+/* prefix, kind, ':' and key; or, for a key memcached cannot take (too long,
+ * spaces, control or non-ASCII bytes), prefix, kind, '#' and its SHA-256. */
+static size_t make_key(const struct bk__remote *r, char kind, const char *key, char out[MAX_KEY + 1])
+{
+    size_t plen = strlen(r->prefix), klen = strlen(key);
+    bool plain = plen + 2 + klen <= MAX_KEY;
+    for (size_t i = 0; plain && i < klen; i++)
+        plain = key_char_ok((unsigned char)key[i]);
+    if (plain)
+        return (size_t)snprintf(out, MAX_KEY + 1, "%s%c:%s", r->prefix, kind, key);
+    unsigned char md[SHA256_DIGEST_LENGTH];
+    SHA256((const unsigned char *)key, klen, md);
+    size_t n = (size_t)snprintf(out, MAX_KEY + 1, "%s%c#", r->prefix, kind);
+    for (size_t i = 0; i < sizeof md; i++)
+        n += (size_t)snprintf(out + n, MAX_KEY + 1 - n, "%02x", md[i]);
+    return n;
+}
+
+/* ------------------------------------------------------------------ calls, behind the breaker */
+
+struct call {
+    memcached_st *mc;
+    bk_breaker_permit_t permit;
+    int64_t start;
+};
+
+static int call_begin(struct bk__remote *r, struct call *c)
+{
+    if (bk_breaker_acquire(r->breaker, &c->permit) != BK_OK) {
+        atomic_fetch_add(&r->errors, 1);
+        if (r->m_refused)
+            bk_counter_inc(r->m_refused);
+        return BK_EUNAVAIL;
+    }
+    /* Wait (up to pool_wait_ns) for an idle connection; the pool then has one. */
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline); /* sem_timedwait's clock */
+    int64_t ns = deadline.tv_nsec + r->pool_wait_ns % BK_NSEC_PER_SEC;
+    deadline.tv_sec += (time_t)(r->pool_wait_ns / BK_NSEC_PER_SEC + ns / BK_NSEC_PER_SEC);
+    deadline.tv_nsec = (long)(ns % BK_NSEC_PER_SEC);
+    int w;
+    while ((w = sem_timedwait(&r->free_conns, &deadline)) != 0 && errno == EINTR)
+        ;
+    struct timespec now = {0, 0};
+    memcached_return_t mrc;
+    c->mc = w == 0 ? memcached_pool_fetch(r->pool, &now, &mrc) : NULL;
+    if (!c->mc) {
+        if (w == 0)
+            sem_post(&r->free_conns);
+        bk_breaker_record(r->breaker, &c->permit, BK_OUTCOME_IGNORED, 0); /* our congestion, not memcached's */
+        atomic_fetch_add(&r->errors, 1);
+        if (r->m_busy)
+            bk_counter_inc(r->m_busy);
+        return BK_EUNAVAIL;
+    }
+    c->start = bk_clock_mono_ns(NULL);
+    return BK_OK;
+}
+
+/* Answers the server gave (found or not, stored or not) versus failures to talk. */
+static bool answered(memcached_return_t mrc)
+{
+    switch (mrc) {
+    case MEMCACHED_SUCCESS:
+    case MEMCACHED_NOTFOUND:
+    case MEMCACHED_NOTSTORED:
+    case MEMCACHED_DATA_EXISTS:
+    case MEMCACHED_STORED:
+    case MEMCACHED_DELETED:
+    case MEMCACHED_END:
+    case MEMCACHED_E2BIG:
+        return true;
+    default:
+        return false;
+    }
+}
+
+static void call_end(struct bk__remote *r, struct call *c, memcached_return_t mrc)
+{
+    int64_t took = bk_clock_mono_ns(NULL) - c->start;
+    memcached_pool_release(r->pool, c->mc);
+    sem_post(&r->free_conns);
+    bool ok = answered(mrc);
+    bk_breaker_record(r->breaker, &c->permit, ok ? BK_OUTCOME_SUCCESS : BK_OUTCOME_FAILURE, took);
+    if (!ok)
+        atomic_fetch_add(&r->errors, 1);
+    if (r->m_ok)
+        bk_counter_inc(ok ? r->m_ok : r->m_error);
+    if (r->m_duration)
+        bk_histogram_observe(r->m_duration, (double)took / 1e9);
+}
+
+/* A read with the CAS value: BK_OK (*val malloc'ed), BK_ENOTFOUND, BK_EUNAVAIL. */
+static int mc_gets(struct bk__remote *r, const char *k, size_t klen, char **val, size_t *vlen, uint32_t *flags,
+                   uint64_t *cas)
+{
+    *val = NULL;
+    struct call c;
+    int rc = call_begin(r, &c);
+    if (rc != BK_OK)
+        return rc;
+    const char *keys[1] = {k};
+    size_t lens[1] = {klen};
+    memcached_return_t mrc = memcached_mget(c.mc, keys, lens, 1);
+    rc = BK_ENOTFOUND;
+    if (mrc == MEMCACHED_SUCCESS) {
+        memcached_result_st res;
+        memcached_result_create(c.mc, &res);
+        while (memcached_fetch_result(c.mc, &res, &mrc)) {
+            if (*val)
+                continue; /* one key asked: drain anything else */
+            *vlen = memcached_result_length(&res);
+            *flags = memcached_result_flags(&res);
+            *cas = memcached_result_cas(&res);
+            if ((*val = malloc(*vlen + 1)) == NULL) {
+                rc = BK_ENOMEM;
+                continue;
+            }
+            memcpy(*val, memcached_result_value(&res), *vlen);
+            (*val)[*vlen] = '\0';
+            rc = BK_OK;
+        }
+        memcached_result_free(&res);
+        if (mrc == MEMCACHED_NOTFOUND)
+            mrc = MEMCACHED_END;
+    }
+    call_end(r, &c, mrc);
+    if (!answered(mrc)) {
+        free(*val);
+        *val = NULL;
+        return BK_EUNAVAIL;
+    }
+    return rc;
+}
+
+enum store_op { OP_SET, OP_ADD, OP_CAS };
+
+/* BK_OK; BK_EEXIST (add: the key exists; cas: it changed or went); BK_ERANGE (too
+ * big for memcached); BK_EUNAVAIL. */
+static int mc_store(struct bk__remote *r, enum store_op op, const char *k, size_t klen, const void *val,
+                    size_t vlen, time_t exp, uint32_t flags, uint64_t cas)
+{
+    struct call c;
+    int rc = call_begin(r, &c);
+    if (rc != BK_OK)
+        return rc;
+    memcached_return_t mrc;
+    if (op == OP_SET)
+        mrc = memcached_set(c.mc, k, klen, val, vlen, exp, flags);
+    else if (op == OP_ADD)
+        mrc = memcached_add(c.mc, k, klen, val, vlen, exp, flags);
+    else
+        mrc = memcached_cas(c.mc, k, klen, val, vlen, exp, flags, cas);
+    call_end(r, &c, mrc);
+    switch (mrc) {
+    case MEMCACHED_SUCCESS:
+    case MEMCACHED_STORED:
+        return BK_OK;
+    case MEMCACHED_NOTSTORED:   /* add over the text protocol, or cas on a gone key */
+    case MEMCACHED_DATA_EXISTS: /* add over binary, or cas on a changed key */
+    case MEMCACHED_NOTFOUND:    /* cas on a gone key */
+        return BK_EEXIST;
+    case MEMCACHED_E2BIG:
+        return BK_ERANGE;
+    default:
+        return BK_EUNAVAIL;
+    }
+}
+
+/* memcached's expiry for a lifetime: relative seconds, rounded up, plus one for
+ * clocks that disagree; an absolute time beyond memcached's 30-day limit. */
+static time_t expiry(int64_t ns)
+{
+    int64_t s = ns / BK_NSEC_PER_SEC + 2;
+    if (s > MAX_DELTA)
+        return time(NULL) + (time_t)s;
+    return (time_t)s;
+}
+
+/* ------------------------------------------------------------------ entries */
+
+struct header {
+    unsigned flags;
+    int64_t fresh_until, stale_until; /* wall ns */
+    int64_t load_ns;
+};
+
+static void put_be64(unsigned char *p, uint64_t v)
+{
+    for (int i = 7; i >= 0; i--, v >>= 8)
+        p[i] = (unsigned char)v;
+}
+
+static uint64_t get_be64(const unsigned char *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static bool decode(const char *buf, size_t len, uint32_t flags, struct header *h)
+{
+    const unsigned char *p = (const unsigned char *)buf;
+    if (flags != ENTRY_FLAGS || len < HDR || p[0] != 1)
+        return false;
+    h->flags = p[1];
+    h->fresh_until = (int64_t)get_be64(p + 2);
+    h->stale_until = (int64_t)get_be64(p + 10);
+    h->load_ns = (int64_t)((uint64_t)p[18] << 24 | (uint64_t)p[19] << 16 | (uint64_t)p[20] << 8 | p[21]) * 1000;
+    return true;
+}
+
+/* Writes an entry: set (cas 0, !guarded), add (cas 0, guarded) or cas. */
+static int write_entry(struct bk__remote *r, const char *k, size_t klen, const void *value, size_t len,
+                       int64_t fresh_ns, int64_t stale_ns, unsigned flags, int64_t load_ns, bool guarded,
+                       uint64_t cas)
+{
+    unsigned char *buf = malloc(HDR + len);
+    if (!buf)
+        return BK_ENOMEM;
+    if (!(flags & F_TOMBSTONE))
+        fresh_ns = (int64_t)((double)fresh_ns * bk__cache_jitter(r->jitter_pct));
+    int64_t now = bk_clock_wall_ns(r->clock);
+    uint64_t load_us = (uint64_t)(load_ns / 1000);
+    if (load_us > UINT32_MAX)
+        load_us = UINT32_MAX;
+    buf[0] = 1;
+    buf[1] = (unsigned char)flags;
+    put_be64(buf + 2, (uint64_t)(now + fresh_ns));
+    put_be64(buf + 10, (uint64_t)(now + fresh_ns + stale_ns));
+    buf[18] = (unsigned char)(load_us >> 24);
+    buf[19] = (unsigned char)(load_us >> 16);
+    buf[20] = (unsigned char)(load_us >> 8);
+    buf[21] = (unsigned char)load_us;
+    if (len)
+        memcpy(buf + HDR, value, len);
+    enum store_op op = !guarded ? OP_SET : cas ? OP_CAS : OP_ADD;
+    int rc = mc_store(r, op, k, klen, buf, HDR + len, expiry(fresh_ns + stale_ns), ENTRY_FLAGS, cas);
+    free(buf);
+    return rc;
+}
+
+int bk__remote_set(struct bk__remote *r, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
+{
+    char k[MAX_KEY + 1];
+    size_t klen = make_key(r, 'v', key, k);
+    return write_entry(r, k, klen, value, len, ttl->fresh_ns, ttl->stale_ns, 0, 0, false, 0);
+}
+
+int bk__remote_delete(struct bk__remote *r, const char *key)
+{
+    char k[MAX_KEY + 1], lk[MAX_KEY + 1];
+    size_t klen = make_key(r, 'v', key, k), lklen = make_key(r, 'l', key, lk);
+    int rc = write_entry(r, k, klen, NULL, 0, r->lease_ttl_ns, 0, F_TOMBSTONE, 0, false, 0);
+    if (rc == BK_OK) { /* the load in flight cannot store: let the next reader start anew */
+        struct call c;
+        if (call_begin(r, &c) == BK_OK)
+            call_end(r, &c, memcached_delete(c.mc, lk, lklen, 0));
+    }
+    return rc;
+}
+
+/* ------------------------------------------------------------------ leases */
+
+enum lease { LEASE_GOT, LEASE_TAKEN, LEASE_FAILED };
+
+static enum lease lease_take(struct bk__remote *r, const char *lk, size_t lklen, char token[33])
+{
+    unsigned char raw[16];
+    if (bk_random_bytes(raw, sizeof raw) != BK_OK)
+        return LEASE_FAILED;
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(token + 2 * i, 3, "%02x", raw[i]);
+    int rc = mc_store(r, OP_ADD, lk, lklen, token, 32, expiry(r->lease_ttl_ns - 2 * BK_NSEC_PER_SEC), 0, 0);
+    return rc == BK_OK ? LEASE_GOT : rc == BK_EEXIST ? LEASE_TAKEN : LEASE_FAILED;
+}
+
+/* Only while it still holds our token: never someone else's lease. */
+static void lease_release(struct bk__remote *r, const char *lk, size_t lklen, const char token[33])
+{
+    char *val;
+    size_t vlen;
+    uint32_t flags;
+    uint64_t cas;
+    if (mc_gets(r, lk, lklen, &val, &vlen, &flags, &cas) != BK_OK)
+        return;
+    if (vlen == 32 && memcmp(val, token, 32) == 0)
+        mc_store(r, OP_CAS, lk, lklen, "", 0, EXPIRE_NOW, 0, cas);
+    free(val);
+}
+
+/* ------------------------------------------------------------------ the fetch */
+
+/* Loads from the origin and stores the answer, guarded (add when cas is 0, else
+ * cas): a write since our read wins. The value goes to the caller either way. */
+static int load_and_fill(struct bk__remote *r, struct bk__remote_call *call, const char *key, const char *k,
+                         size_t klen, uint64_t cas, void **value, size_t *len)
+{
+    atomic_fetch_add(&r->loads, 1);
+    int64_t start = bk_clock_mono_ns(r->clock);
+    int rc = call->loader(call->ctx, key, value, len);
+    int64_t took = bk_clock_mono_ns(r->clock) - start;
+    if (rc == BK_OK && *value == NULL && *len != 0)
+        rc = BK_EINVAL; /* a loader bug: no bytes for a length */
+    if (rc == BK_OK)
+        write_entry(r, k, klen, *value, *len, call->ttl->fresh_ns, call->ttl->stale_ns, 0, took, true, cas);
+    else if (rc == BK_ENOTFOUND && r->negative_ttl_ns > 0)
+        write_entry(r, k, klen, NULL, 0, r->negative_ttl_ns, 0, F_NEGATIVE, took, true, cas);
+    else if (rc == BK_ENOTFOUND && cas) /* gone, and not remembered as such: forget the old copy */
+        write_entry(r, k, klen, NULL, 0, r->lease_ttl_ns, 0, F_TOMBSTONE, took, true, cas);
+    if (rc != BK_OK) {
+        free(*value);
+        *value = NULL;
+        *len = 0;
+    }
+    return rc;
+}
+
+static void backoff(int64_t ns)
+{
+    struct timespec ts = {.tv_sec = ns / BK_NSEC_PER_SEC, .tv_nsec = ns % BK_NSEC_PER_SEC};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+/* Hands out the value of an entry read by mc_gets (header, value, NUL) in place. */
+static void *take_value(char *buf, size_t blen, size_t *len)
+{
+    memmove(buf, buf + HDR, blen - HDR + 1);
+    *len = blen - HDR;
+    return buf;
+}
+
+int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t *len)
+{
+    char k[MAX_KEY + 1], *buf;
+    size_t klen = make_key(r, 'v', key, k), blen;
+    uint32_t flags = 0;
+    uint64_t cas;
+    if (mc_gets(r, k, klen, &buf, &blen, &flags, &cas) != BK_OK)
+        return BK__CACHE_MISS; /* absent, or memcached failing: the fill decides */
+    struct header h;
+    int64_t now = bk_clock_wall_ns(r->clock);
+    int rc = BK__CACHE_MISS;
+    if (decode(buf, blen, flags, &h) && !(h.flags & F_TOMBSTONE) && now < h.fresh_until) {
+        if (h.flags & F_NEGATIVE)
+            rc = BK_ENOTFOUND;
+        else if (!bk__cache_early(r->early, h.load_ns, now, h.fresh_until))
+            rc = BK_OK;
+    }
+    if (rc != BK__CACHE_MISS)
+        atomic_fetch_add(&r->hits, 1);
+    if (rc == BK_OK)
+        *value = take_value(buf, blen, len);
+    else
+        free(buf);
+    return rc;
+}
+
+int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
+{
+    struct bk__remote_call *call = arg;
+    struct bk__remote *r = call->cache->remote;
+    char k[MAX_KEY + 1], lk[MAX_KEY + 1], token[33];
+    size_t klen = make_key(r, 'v', key, k), lklen = make_key(r, 'l', key, lk);
+    int64_t waited = 0, pause = 2 * BK_NSEC_PER_MSEC;
+    bool counted = false;
+    for (;;) {
+        char *buf;
+        size_t blen;
+        uint32_t flags = 0;
+        uint64_t cas = 0;
+        int rc = mc_gets(r, k, klen, &buf, &blen, &flags, &cas);
+        if (rc == BK_EUNAVAIL) { /* memcached down: the origin answers, nothing is stored */
+            if (!counted)
+                atomic_fetch_add(&r->misses, 1);
+            atomic_fetch_add(&r->loads, 1);
+            return call->loader(call->ctx, key, value, len);
+        }
+        if (rc == BK_ENOMEM)
+            return rc;
+        struct header h;
+        int64_t now = bk_clock_wall_ns(r->clock);
+        bool live = rc == BK_OK && decode(buf, blen, flags, &h) && !(h.flags & F_TOMBSTONE) && now < h.stale_until;
+        if (live) {
+            bool fresh = now < h.fresh_until;
+            if (h.flags & F_NEGATIVE) {
+                free(buf);
+                if (fresh) {
+                    if (!counted)
+                        atomic_fetch_add(&r->hits, 1);
+                    return BK_ENOTFOUND;
+                }
+                live = false;
+            } else if (fresh && !bk__cache_early(r->early, h.load_ns, now, h.fresh_until)) {
+                if (!counted) /* else a miss that waited for another's load */
+                    atomic_fetch_add(&r->hits, 1);
+                *value = take_value(buf, blen, len);
+                return BK_OK;
+            } else { /* stale, or due early: one process refreshes, the others serve it */
+                if (lease_take(r, lk, lklen, token) != LEASE_GOT) {
+                    atomic_fetch_add(fresh ? &r->hits : &r->stale_hits, 1);
+                    rc = bk__cache_copy(buf + HDR, blen - HDR, value, len);
+                    free(buf);
+                    return rc;
+                }
+                rc = load_and_fill(r, call, key, k, klen, cas, value, len);
+                lease_release(r, lk, lklen, token);
+                if (rc != BK_OK && rc != BK_ENOTFOUND) { /* the origin failed: the copy we have */
+                    atomic_fetch_add(fresh ? &r->hits : &r->stale_hits, 1);
+                    rc = bk__cache_copy(buf + HDR, blen - HDR, value, len);
+                }
+                free(buf);
+                return rc;
+            }
+        } else {
+            free(buf);
+        }
+        /* A miss: absent, past its time, a tombstone or not ours. */
+        if (!counted) {
+            atomic_fetch_add(&r->misses, 1);
+            counted = true;
+        }
+        uint64_t guard = rc == BK_OK ? cas : 0;
+        enum lease l = waited >= r->lease_wait_ns ? LEASE_FAILED : lease_take(r, lk, lklen, token);
+        if (l != LEASE_TAKEN) {
+            /* Ours, or no lease to be had (memcached failing, or waited long
+             * enough): load; the guarded store keeps a newer value safe. */
+            rc = load_and_fill(r, call, key, k, klen, guard, value, len);
+            if (l == LEASE_GOT)
+                lease_release(r, lk, lklen, token);
+            return rc;
+        }
+        if (waited == 0)
+            atomic_fetch_add(&r->lease_waits, 1);
+        int64_t nap = pause < r->lease_wait_ns - waited ? pause : r->lease_wait_ns - waited;
+        backoff(nap);
+        waited += nap;
+        pause = pause * 2 < 50 * BK_NSEC_PER_MSEC ? pause * 2 : 50 * BK_NSEC_PER_MSEC;
+    }
+}
+
+/* ------------------------------------------------------------------ namespace generations */
+
+int bk__remote_generation(struct bk__remote *r, const char *ns, uint64_t *gen)
+{
+    char k[MAX_KEY + 1];
+    size_t klen = make_key(r, 'g', ns, k);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        char *val, *end;
+        size_t vlen;
+        uint32_t flags;
+        uint64_t cas;
+        int rc = mc_gets(r, k, klen, &val, &vlen, &flags, &cas);
+        if (rc == BK_OK) {
+            *gen = strtoull(val, &end, 16);
+            bool ok = vlen == 16 && end == val + 16;
+            free(val);
+            if (ok)
+                return BK_OK;
+            rc = BK_ENOTFOUND; /* not ours: replace it */
+        }
+        if (rc != BK_ENOTFOUND)
+            return rc;
+        if ((rc = bk_random_bytes(gen, sizeof *gen)) != BK_OK)
+            return rc;
+        char text[17];
+        snprintf(text, sizeof text, "%016" PRIx64, *gen);
+        rc = mc_store(r, OP_ADD, k, klen, text, 16, 0, 0, 0);
+        if (rc != BK_EEXIST)
+            return rc; /* BK_OK: ours is the generation */
+    }
+    return BK_EUNAVAIL;
+}
+
+int bk__remote_set_generation(struct bk__remote *r, const char *ns, uint64_t gen)
+{
+    char k[MAX_KEY + 1], text[17];
+    size_t klen = make_key(r, 'g', ns, k);
+    snprintf(text, sizeof text, "%016" PRIx64, gen);
+    return mc_store(r, OP_SET, k, klen, text, 16, 0, 0, 0);
+}
+
+/* ------------------------------------------------------------------ the rate-limit store */
+
+/* A key's state is its TAT in decimal; its version is memcached's CAS value (never
+ * 0 for a stored item). A new key is an add, a change a cas: of two processes
+ * that read the same state only one stores, the other reloads, so no request is
+ * admitted twice. */
+static int rl_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+{
+    struct bk__remote *r = ud;
+    char k[MAX_KEY + 1], *val, *end;
+    size_t klen = make_key(r, 'r', key, k), vlen;
+    uint32_t flags;
+    int rc = mc_gets(r, k, klen, &val, &vlen, &flags, version);
+    if (rc != BK_OK)
+        return rc;
+    long long v = strtoll(val, &end, 10);
+    bool ok = vlen > 0 && end == val + vlen;
+    free(val);
+    *tat = ok ? (int64_t)v : 0; /* not a state of ours: as if idle, and the cas replaces it */
+    return BK_OK;
+}
+
+static int rl_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl_ns)
+{
+    struct bk__remote *r = ud;
+    char k[MAX_KEY + 1], text[24];
+    size_t klen = make_key(r, 'r', key, k);
+    int n = snprintf(text, sizeof text, "%lld", (long long)tat);
+    int rc = mc_store(r, version ? OP_CAS : OP_ADD, k, klen, text, (size_t)n, expiry(ttl_ns), 0, version);
+    return rc == BK_EEXIST ? BK_ECONFLICT : rc;
+}
+
+int bk__remote_ratelimit_store(struct bk__remote *r, bk_ratelimit_store_t *out)
+{
+    *out = (bk_ratelimit_store_t){.load = rl_load, .store = rl_store, .destroy = NULL, .ud = r};
+    return BK_OK;
+}
