@@ -587,13 +587,15 @@ static void *take_value(char *buf, size_t blen, size_t *len)
     return buf;
 }
 
-int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t *len)
+/* A fresh value (BK_OK), a fresh "not found" (BK_ENOTFOUND), or BK__CACHE_MISS
+ * with *cas the CAS value of what is there instead (0: nothing, or unreadable). */
+static int read_fresh(struct bk__remote *r, const char *k, size_t klen, void **value, size_t *len, uint64_t *cas)
 {
-    char k[MAX_KEY + 1], *buf;
-    size_t klen = make_key(r, 'v', key, k), blen;
+    char *buf;
+    size_t blen;
     uint32_t flags = 0;
-    uint64_t cas;
-    if (mc_gets(r, k, klen, &buf, &blen, &flags, &cas) != BK_OK)
+    *cas = 0;
+    if (mc_gets(r, k, klen, &buf, &blen, &flags, cas) != BK_OK)
         return BK__CACHE_MISS; /* absent, or memcached failing: the fill decides */
     struct header h;
     int64_t now = bk_clock_wall_ns(r->clock);
@@ -604,12 +606,21 @@ int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t 
         else if (!bk__cache_early(r->early, h.load_ns, now, h.fresh_until))
             rc = BK_OK;
     }
-    if (rc != BK__CACHE_MISS)
-        atomic_fetch_add(&r->hits, 1);
     if (rc == BK_OK)
         *value = take_value(buf, blen, len);
     else
         free(buf);
+    return rc;
+}
+
+int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t *len)
+{
+    char k[MAX_KEY + 1];
+    size_t klen = make_key(r, 'v', key, k);
+    uint64_t cas;
+    int rc = read_fresh(r, k, klen, value, len, &cas);
+    if (rc != BK__CACHE_MISS)
+        atomic_fetch_add(&r->hits, 1);
     return rc;
 }
 
@@ -660,7 +671,10 @@ int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
                     free(buf);
                     return rc;
                 }
-                rc = load_and_fill(r, call, key, k, klen, cas, value, len);
+                /* Refreshed by another between our read and our lease? */
+                rc = read_fresh(r, k, klen, value, len, &cas);
+                if (rc == BK__CACHE_MISS)
+                    rc = load_and_fill(r, call, key, k, klen, cas, value, len);
                 lease_release(r, lk, lklen, token);
                 if (rc != BK_OK && rc != BK_ENOTFOUND) { /* the origin failed: the copy we have */
                     atomic_fetch_add(fresh ? &r->hits : &r->stale_hits, 1);
@@ -679,6 +693,15 @@ int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
         }
         uint64_t guard = rc == BK_OK ? cas : 0;
         enum lease l = waited >= r->lease_wait_ns ? LEASE_FAILED : lease_take(r, lk, lklen, token);
+        if (l == LEASE_GOT) {
+            /* Filled by another between our read and our lease? (Its holder
+             * may have stored and released in that gap.) */
+            rc = read_fresh(r, k, klen, value, len, &guard);
+            if (rc != BK__CACHE_MISS) {
+                lease_release(r, lk, lklen, token);
+                return rc;
+            }
+        }
         if (l != LEASE_TAKEN) {
             /* Ours, or no lease to be had (memcached failing, or waited long
              * enough): load; the guarded store keeps a newer value safe. */
