@@ -9,10 +9,10 @@
  *         base: memcached_get of a key of its own holding the same 100 bytes, each
  *         thread on its own memcached_st with the library's behaviours (TCP_NODELAY,
  *         SUPPORT_CAS, NO_BLOCK, ketama, text protocol, same timeouts).
- *         This is the price of the cache's hit path (one gets plus the entry
- *         header, the breaker, the connection pool, copies, and single-flight:
- *         concurrent fetches of one key in one process share one memcached read;
- *         the bench prints how many of its fetches were served that way).
+ *         This is the price of the cache's hit path: one gets plus the entry
+ *         header, the breaker, the connection pool and the copy (a hit takes no
+ *         single-flight; the bench prints how many fetches shared a read, which
+ *         should be none).
  *   cache_hit_memory: a hit on an in-process cache (bk_cache_memory_new), 2
  *         threads, a random key of NKEYS per fetch, each holding 100 bytes.
  *         base: the naive cache: one hash table (FNV-1a, chained, strcmp) behind
@@ -58,7 +58,7 @@
 #include <backend/cache.h>
 
 enum {
-    ROUNDS = 3,
+    ROUNDS = 5,
     THREADS = 2,
     VLEN = 100,
     NKEYS = 1000,

@@ -8,7 +8,7 @@
  * served the stale copy (stale-while-revalidate).
  *
  * Two stores share one API. bk_cache_memory_new keeps entries in process memory:
- * sharded, bounded by bytes, least recently used evicted first, TTLs on the
+ * sharded, bounded by bytes, least recently used evicted first (CLOCK), TTLs on the
  * injectable clock. bk_cache_memcached_new keeps them in memcached, shared by
  * every process: a cold key is loaded by one process, which holds a lease (a lock
  * key in memcached) while the others wait for its result or serve a stale copy;

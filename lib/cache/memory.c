@@ -1,9 +1,11 @@
-/* The local store: shards of a chained hash table, each with its own lock, LRU
- * list and byte budget, plus the loads in flight per key (single-flight). It is
+/* The local store: shards of a chained hash table, each with its own lock, list
+ * of entries for CLOCK eviction (least recently used, approximately) and byte
+ * budget, plus the loads in flight per key (single-flight). It is
  * an in-process cache's whole store and a memcached cache's near cache.
  * Every wait is for the one load of a key in flight, on that shard's lock and the
  * load's condition variable; the loader itself runs with no lock held.
  * SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* PTHREAD_MUTEX_ADAPTIVE_NP */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +19,12 @@
 
 struct entry {
     struct entry *hnext;       /* hash chain */
-    struct entry *newer, *older; /* LRU list */
+    struct entry *newer, *older; /* insertion order, with second chances (CLOCK) */
     uint64_t hash;
     int64_t fresh_until, stale_until; /* monotonic ns */
     bool negative;             /* the origin said "not found" */
     bool refreshing;           /* stale (or due early), one caller is loading it again */
+    bool referenced;           /* read since it last reached the old end */
     int64_t load_ns;           /* how long its load took (XFetch) */
     size_t klen, vlen;
     char data[];               /* key, NUL, value, NUL */
@@ -62,6 +65,11 @@ static uint64_t hash_key(const char *k, size_t n)
     uint64_t h = 1469598103934665603u; /* FNV-1a */
     for (size_t i = 0; i < n; i++)
         h = (h ^ (unsigned char)k[i]) * 1099511628211u;
+    /* FNV's low bits depend only on the low bits of each byte (keys that differ
+     * in digits share them): mix before the low bits pick shard and bucket. */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdu;
+    h ^= h >> 33;
     return h;
 }
 
@@ -80,15 +88,22 @@ int bk__local_new(const bk_cache_opts_t *opts, size_t room, struct bk__local **o
     memset(c, 0, size);
     c->o = *opts;
     c->shard_max = room / SHARDS;
+    /* Critical sections are a lookup and a copy: spin briefly before sleeping
+     * (a futex sleep and wake-up cost more than the wait). */
+    pthread_mutexattr_t spin_first;
+    pthread_mutexattr_init(&spin_first);
+    pthread_mutexattr_settype(&spin_first, PTHREAD_MUTEX_ADAPTIVE_NP);
     for (size_t i = 0; i < SHARDS; i++) {
         struct shard *s = &c->shards[i];
-        pthread_mutex_init(&s->lock, NULL);
+        pthread_mutex_init(&s->lock, &spin_first);
         s->mask = 63;
         if (!(s->table = calloc(s->mask + 1, sizeof *s->table))) {
+            pthread_mutexattr_destroy(&spin_first);
             bk__local_free(c);
             return BK_ENOMEM;
         }
     }
+    pthread_mutexattr_destroy(&spin_first);
     *out = c;
     return BK_OK;
 }
@@ -179,8 +194,8 @@ double bk__cache_jitter(unsigned pct)
     return 1.0 + ((double)r / 4294967295.0 * 2.0 - 1.0) * pct / 100.0;
 }
 
-/* Stores key → value (copied), replacing what was there and evicting the least
- * recently used entries past the shard's budget. */
+/* Stores key → value (copied), replacing what was there and evicting entries
+ * not read lately past the shard's budget. */
 static int put(struct bk__local *c, struct shard *s, const char *key, size_t klen, uint64_t h, const void *value,
                size_t vlen, int64_t fresh_ns, int64_t stale_ns, bool negative, int64_t load_ns)
 {
@@ -208,8 +223,18 @@ static int put(struct bk__local *c, struct shard *s, const char *key, size_t kle
     s->bytes += entry_size(e);
     if (++s->count > (s->mask + 1) * 2)
         grow(s);
-    while (s->bytes > c->shard_max && s->oldest != e) {
-        remove_entry(s, s->oldest);
+    /* CLOCK eviction: the oldest entry goes, unless it was read since it got
+     * there; then it gets a second chance at the new end. The new entry is
+     * never evicted (put checked it fits). */
+    while (s->bytes > c->shard_max) {
+        struct entry *old = s->oldest;
+        if (old->referenced || old == e) {
+            old->referenced = false;
+            lru_unlink(s, old);
+            lru_push(s, old);
+            continue;
+        }
+        remove_entry(s, old);
         s->evictions++;
     }
     return BK_OK;
@@ -297,8 +322,8 @@ int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *
     bool fresh = e && now < e->fresh_until;
     if (fresh && (e->negative || e->refreshing || !bk__cache_early(c->o.early_refresh, e->load_ns, now, e->fresh_until))) {
         s->hits++;
-        lru_unlink(s, e);
-        lru_push(s, e);
+        if (!e->referenced) /* no move to the front, and no write when set: */
+            e->referenced = true; /* other threads walking this chain would miss */
         rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
         pthread_mutex_unlock(&s->lock);
         return rc;
@@ -403,8 +428,8 @@ int bk__local_get(struct bk__local *c, const char *key, void **value, size_t *le
     int rc = BK__CACHE_MISS;
     if (e && bk_clock_mono_ns(c->o.clock) < e->fresh_until) {
         s->hits++;
-        lru_unlink(s, e);
-        lru_push(s, e);
+        if (!e->referenced) /* no move to the front, and no write when set: */
+            e->referenced = true; /* other threads walking this chain would miss */
         rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
     }
     pthread_mutex_unlock(&s->lock);

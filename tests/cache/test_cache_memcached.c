@@ -756,6 +756,42 @@ START_TEST(memcached_killed_and_back)
 }
 END_TEST
 
+START_TEST(one_dead_server_of_two)
+{
+    /* Keys spread over a live server and a dead one: each server has its own
+     * breaker, so the dead one's keys go to the loader and the live one's stay
+     * cached, however long the dead one stays dead. */
+    char where[128];
+    snprintf(where, sizeof where, "%s,127.0.0.1:%d", servers(), free_port());
+    bk_cache_t *c = open_cache_at(where, false, 0);
+    enum { KEYS = 20, ROUNDS = 30 };
+    struct origin o[KEYS];
+    char key[KEYS][16];
+    for (int i = 0; i < KEYS; i++) {
+        o[i] = (struct origin){.value = "v"};
+        snprintf(key[i], sizeof key[i], "spread-%d", i);
+        expect(c, key[i], &o[i], BK_OK, "v");
+    }
+    for (int round = 0; round < ROUNDS; round++)
+        for (int i = 0; i < KEYS; i++)
+            expect(c, key[i], &o[i], BK_OK, "v"); /* never an error to the caller */
+    int cached = 0, dead = 0;
+    for (int i = 0; i < KEYS; i++) {
+        int calls = atomic_load(&o[i].calls);
+        if (calls == 1)
+            cached++; /* on the live server: loaded once, then hits */
+        else if (calls == ROUNDS + 1)
+            dead++;   /* on the dead server: loaded every time */
+        else
+            ck_abort_msg("key %s loaded %d times", key[i], calls);
+    }
+    ck_assert_int_gt(cached, 0); /* 20 keys on one server: 2^-19 */
+    ck_assert_int_gt(dead, 0);
+    ck_assert_int_eq(cached + dead, KEYS);
+    bk_cache_free(c);
+}
+END_TEST
+
 START_TEST(unreachable_from_the_start)
 {
     char where[64];
@@ -816,6 +852,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, namespace_invalidation, 0, 2);
     tcase_add_test(tc, near_cache_in_front);
     tcase_add_loop_test(tc, memcached_killed_and_back, 0, 2);
+    tcase_add_test(tc, one_dead_server_of_two);
     tcase_add_test(tc, unreachable_from_the_start);
     tcase_add_test(tc, bad_options);
     suite_add_tcase(s, tc);
