@@ -25,11 +25,9 @@ static bool opts_ok(const bk_cache_opts_t *o)
            o->early_refresh >= 0 && o->early_refresh <= 100;
 }
 
-int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
+/* A cache with opts (NULL: the defaults) checked and copied, no store yet. */
+static int cache_alloc(const bk_cache_opts_t *opts, bk_cache_t **out)
 {
-    if (!out)
-        return BK_EINVAL;
-    *out = NULL;
     bk_cache_opts_t defaults;
     if (!opts) {
         bk_cache_opts_init(&defaults);
@@ -41,9 +39,21 @@ int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
     if (!c)
         return BK_ENOMEM;
     c->o = *opts;
-    int rc = bk__local_new(opts, opts->max_bytes, &c->local);
+    *out = c;
+    return BK_OK;
+}
+
+int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
+{
+    if (!out)
+        return BK_EINVAL;
+    *out = NULL;
+    bk_cache_t *c = NULL;
+    int rc = cache_alloc(opts, &c);
+    if (rc == BK_OK)
+        rc = bk__local_new(&c->o, c->o.max_bytes, &c->local);
     if (rc != BK_OK) {
-        free(c);
+        bk_cache_free(c);
         return rc;
     }
     *out = c;
@@ -55,24 +65,20 @@ int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached
     if (!out)
         return BK_EINVAL;
     *out = NULL;
-    bk_cache_opts_t defaults;
-    if (!opts) {
-        bk_cache_opts_init(&defaults);
-        opts = &defaults;
-    }
-    if (!mopts || !opts_ok(opts) || mopts->near_ttl_ns < 0 || mopts->near_ttl_ns > INT64_MAX / 4)
+    if (!mopts || mopts->near_ttl_ns < 0 || mopts->near_ttl_ns > INT64_MAX / 4)
         return BK_EINVAL;
-    bk_cache_t *c = calloc(1, sizeof *c);
-    if (!c)
-        return BK_ENOMEM;
-    c->o = *opts;
+    bk_cache_t *c = NULL;
+    int rc = cache_alloc(opts, &c);
+    if (rc != BK_OK)
+        return rc;
+    opts = &c->o;
     c->near_ttl_ns = mopts->near_ttl_ns;
     /* The near cache remembers a "not found" no longer than a value. */
     bk_cache_opts_t near = *opts;
     if (near.negative_ttl_ns > c->near_ttl_ns)
         near.negative_ttl_ns = c->near_ttl_ns;
     near.early_refresh = 0; /* memcached's entry decides early refreshes */
-    int rc = bk__local_new(&near, c->near_ttl_ns > 0 ? opts->max_bytes : 0, &c->local);
+    rc = bk__local_new(&near, c->near_ttl_ns > 0 ? opts->max_bytes : 0, &c->local);
     if (rc == BK_OK)
         rc = bk__remote_new(opts, mopts, &c->remote);
     if (rc != BK_OK) {
