@@ -95,21 +95,8 @@ static int oom(loader_t *l)
 
 /* ------------------------------------------------------------------ matching */
 
-/* Whether set allows the concrete permission p[0..len): all, the exact name, or a
- * prefix up to and including one of its colons. */
-static bool set_allows(const struct permset *set, const char *p, size_t len)
-{
-    if (set->all || bk__map_get(&set->exact, p, len))
-        return true;
-    if (set->prefixes.len == 0)
-        return false;
-    for (size_t i = 0; i < len; i++)
-        if (p[i] == ':' && bk__map_get(&set->prefixes, p, i + 1))
-            return true;
-    return false;
-}
-
-/* Whether set already covers the wildcard prefix p[0..len) (which ends in ':'). */
+/* Whether set covers p[0..len) by a wildcard: all, or a prefix up to and
+ * including one of its colons (p itself, for a wildcard prefix ending in ':'). */
 static bool set_covers_prefix(const struct permset *set, const char *p, size_t len)
 {
     if (set->all)
@@ -120,6 +107,13 @@ static bool set_covers_prefix(const struct permset *set, const char *p, size_t l
         if (p[i] == ':' && bk__map_get(&set->prefixes, p, i + 1))
             return true;
     return false;
+}
+
+/* Whether set allows the concrete permission p[0..len): the exact name, or a
+ * wildcard that covers it. */
+static bool set_allows(const struct permset *set, const char *p, size_t len)
+{
+    return bk__map_get(&set->exact, p, len) || set_covers_prefix(set, p, len);
 }
 
 static bool set_covers(const struct permset *set, const struct entry *e)

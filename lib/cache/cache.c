@@ -128,7 +128,7 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
         bk__local_set(c->local, key, *value, *len, &near); /* ENOMEM, ERANGE: just not kept */
     if (rc != BK__CACHE_MISS)
         return rc;
-    struct bk__remote_call call = {.cache = c, .ttl = ttl, .loader = loader, .ctx = ctx};
+    struct bk__remote_call call = {.remote = c->remote, .ttl = ttl, .loader = loader, .ctx = ctx};
     return bk__local_fetch(c->local, key, &near, bk__remote_fill, &call, value, len);
 }
 
@@ -177,9 +177,13 @@ void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
  * in a C string, so a control character marks them). */
 #define GEN_MARK "\x01gen:"
 
-static int random_generation(uint64_t *gen)
+int bk__cache_new_generation(char text[GEN_LEN + 1])
 {
-    return bk_random_bytes(gen, sizeof *gen);
+    uint64_t gen;
+    int rc = bk_random_bytes(&gen, sizeof gen);
+    if (rc == BK_OK)
+        snprintf(text, GEN_LEN + 1, "%016" PRIx64, gen);
+    return rc;
 }
 
 struct gen_call {
@@ -193,13 +197,9 @@ static int load_generation(void *ctx, const char *key, void **value, size_t *len
 {
     (void)key;
     struct gen_call *g = ctx;
-    uint64_t gen;
-    int rc = g->cache->remote ? bk__remote_generation(g->cache->remote, g->ns, &gen) : random_generation(&gen);
-    if (rc != BK_OK)
-        return rc;
-    char text[17];
-    snprintf(text, sizeof text, "%016" PRIx64, gen);
-    return bk__cache_copy(text, 16, value, len);
+    char text[GEN_LEN + 1];
+    int rc = g->cache->remote ? bk__remote_generation(g->cache->remote, g->ns, text) : bk__cache_new_generation(text);
+    return rc == BK_OK ? bk__cache_copy(text, GEN_LEN, value, len) : rc;
 }
 
 static int ns_gen_key(const char *ns, char *buf, size_t size)
@@ -224,16 +224,14 @@ int bk_cache_ns_key(bk_cache_t *c, const char *ns, const char *key, char *buf, s
     void *gen = NULL;
     size_t glen = 0;
     int rc = bk__local_fetch(c->local, gkey, &ttl, load_generation, &call, &gen, &glen);
-    char oneoff[17];
+    char oneoff[GEN_LEN + 1];
     if (rc != BK_OK) {
         if (rc == BK_ENOMEM)
             return rc;
         /* memcached unreadable: a generation nobody else has, so this fetch loads. */
-        uint64_t r;
-        int rrc = random_generation(&r);
+        int rrc = bk__cache_new_generation(oneoff);
         if (rrc != BK_OK)
             return rrc;
-        snprintf(oneoff, sizeof oneoff, "%016" PRIx64, r);
     }
     int n = snprintf(buf, size, "%s@%s:%s", ns, rc == BK_OK ? (char *)gen : oneoff, key);
     free(gen);
@@ -251,18 +249,16 @@ int bk_cache_ns_invalidate(bk_cache_t *c, const char *ns)
     char gkey[256];
     if (ns_gen_key(ns, gkey, sizeof gkey) != BK_OK)
         return BK_ERANGE;
-    uint64_t gen;
-    int rc = random_generation(&gen);
+    char text[GEN_LEN + 1];
+    int rc = bk__cache_new_generation(text);
     if (rc != BK_OK)
         return rc;
     if (c->remote) {
         bk__local_delete(c->local, gkey);
-        return bk__remote_set_generation(c->remote, ns, gen);
+        return bk__remote_set_generation(c->remote, ns, text);
     }
-    char text[17];
-    snprintf(text, sizeof text, "%016" PRIx64, gen);
     bk_cache_ttl_t ttl = {.fresh_ns = INT64_MAX / 4, .stale_ns = 0};
-    return bk__local_set(c->local, gkey, text, 16, &ttl);
+    return bk__local_set(c->local, gkey, text, GEN_LEN, &ttl);
 }
 
 int bk_cache_ratelimit_store(bk_cache_t *c, bk_ratelimit_store_t *out)

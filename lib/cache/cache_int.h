@@ -50,6 +50,9 @@ BK__CACHE_HIDDEN double bk__cache_jitter(unsigned pct);
 /* XFetch: whether a fresh entry that took load_ns to load, fresh until
  * fresh_until, should be refreshed now. */
 BK__CACHE_HIDDEN bool bk__cache_early(double beta, int64_t load_ns, int64_t now, int64_t fresh_until);
+/* A namespace generation: 16 hex digits of randomness, as keys embed it. */
+#define GEN_LEN 16
+BK__CACHE_HIDDEN int bk__cache_new_generation(char text[GEN_LEN + 1]);
 /* A malloc'ed NUL-terminated copy of value[0..len). */
 BK__CACHE_HIDDEN int bk__cache_copy(const void *value, size_t len, void **out, size_t *outlen);
 
@@ -60,7 +63,7 @@ BK__CACHE_HIDDEN void bk__remote_free(struct bk__remote *r);
 /* The whole memcached fetch (read, lease, load, fill), as a local loader whose
  * ctx is a struct bk__remote_call. */
 struct bk__remote_call {
-    bk_cache_t *cache;
+    struct bk__remote *remote;
     const bk_cache_ttl_t *ttl;
     bk_cache_loader_fn loader;
     void *ctx;
@@ -73,8 +76,8 @@ BK__CACHE_HIDDEN int bk__remote_set(struct bk__remote *r, const char *key, const
                                     const bk_cache_ttl_t *ttl);
 BK__CACHE_HIDDEN int bk__remote_delete(struct bk__remote *r, const char *key);
 /* Namespace generations: read (created when absent), replaced. */
-BK__CACHE_HIDDEN int bk__remote_generation(struct bk__remote *r, const char *ns, uint64_t *gen);
-BK__CACHE_HIDDEN int bk__remote_set_generation(struct bk__remote *r, const char *ns, uint64_t gen);
+BK__CACHE_HIDDEN int bk__remote_generation(struct bk__remote *r, const char *ns, char text[GEN_LEN + 1]);
+BK__CACHE_HIDDEN int bk__remote_set_generation(struct bk__remote *r, const char *ns, const char text[GEN_LEN + 1]);
 BK__CACHE_HIDDEN void bk__remote_stats(struct bk__remote *r, bk_cache_stats_t *out);
 /* The rate-limit store over the same connections (memcached.c). */
 BK__CACHE_HIDDEN int bk__remote_ratelimit_store(struct bk__remote *r, bk_ratelimit_store_t *out);

@@ -30,7 +30,6 @@
  * twice; nothing is wrong.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
-#include <inttypes.h>
 #include <math.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -497,7 +496,7 @@ static int mc_store(struct bk__remote *r, enum store_op op, const char *k, size_
  * clocks that disagree; an absolute time beyond memcached's 30-day limit. */
 static time_t expiry(int64_t ns)
 {
-    int64_t s = ns / BK_NSEC_PER_SEC + 2;
+    int64_t s = (ns + BK_NSEC_PER_SEC - 1) / BK_NSEC_PER_SEC + 1;
     if (s > MAX_DELTA)
         return time(NULL) + (time_t)s;
     return (time_t)s;
@@ -598,7 +597,7 @@ static enum lease lease_take(struct bk__remote *r, const char *lk, size_t lklen,
         return LEASE_FAILED;
     for (size_t i = 0; i < sizeof raw; i++)
         snprintf(token + 2 * i, 3, "%02x", raw[i]);
-    int rc = mc_store(r, OP_ADD, lk, lklen, token, 32, expiry(r->lease_ttl_ns - 2 * BK_NSEC_PER_SEC), 0, 0);
+    int rc = mc_store(r, OP_ADD, lk, lklen, token, 32, expiry(r->lease_ttl_ns), 0, 0);
     return rc == BK_OK ? LEASE_GOT : rc == BK_EEXIST ? LEASE_TAKEN : LEASE_FAILED;
 }
 
@@ -658,153 +657,144 @@ static void *take_value(char *buf, size_t blen, size_t *len)
     return buf;
 }
 
-/* A fresh value (BK_OK), a fresh "not found" (BK_ENOTFOUND), or BK__CACHE_MISS
- * with *cas the CAS value of what is there instead (0: nothing, or unreadable). */
-static int read_fresh(struct bk__remote *r, const char *k, size_t klen, void **value, size_t *len, uint64_t *cas)
-{
-    char *buf;
+/* What memcached holds for a key, judged now. */
+enum state {
+    S_UNAVAIL,  /* memcached could not be read */
+    S_ABSENT,   /* nothing usable: absent, past its stale time, a tombstone, not ours */
+    S_FRESH,    /* a fresh value */
+    S_NOTFOUND, /* a fresh "not found" */
+    S_STALE     /* a stale value, or a fresh one due for an early refresh */
+};
+
+struct reading {
+    char *buf; /* S_FRESH, S_STALE: the entry as read (header, value, NUL) */
     size_t blen;
+    uint64_t cas; /* of what is there, whatever it is; 0: nothing */
+    bool fresh;
+};
+
+static enum state read_entry(struct bk__remote *r, const char *k, size_t klen, struct reading *e)
+{
     uint32_t flags = 0;
-    *cas = 0;
-    if (mc_gets(r, k, klen, &buf, &blen, &flags, cas) != BK_OK)
-        return BK__CACHE_MISS; /* absent, or memcached failing: the fill decides */
+    *e = (struct reading){0};
+    int rc = mc_gets(r, k, klen, &e->buf, &e->blen, &flags, &e->cas);
+    if (rc != BK_OK)
+        return rc == BK_ENOTFOUND ? S_ABSENT : S_UNAVAIL;
     struct header h;
     int64_t now = bk_clock_wall_ns(r->clock);
-    int rc = BK__CACHE_MISS;
-    if (decode(buf, blen, flags, &h) && !(h.flags & F_TOMBSTONE) && now < h.fresh_until) {
+    enum state st = S_ABSENT;
+    if (decode(e->buf, e->blen, flags, &h) && !(h.flags & F_TOMBSTONE) && now < h.stale_until) {
+        e->fresh = now < h.fresh_until; /* a "not found" has no stale time: always fresh here */
         if (h.flags & F_NEGATIVE)
-            rc = BK_ENOTFOUND;
-        else if (!bk__cache_early(r->early, h.load_ns, now, h.fresh_until))
-            rc = BK_OK;
+            st = S_NOTFOUND;
+        else
+            st = e->fresh && !bk__cache_early(r->early, h.load_ns, now, h.fresh_until) ? S_FRESH : S_STALE;
     }
-    if (rc == BK_OK)
-        *value = take_value(buf, blen, len);
-    else
-        free(buf);
-    return rc;
+    if (st != S_FRESH && st != S_STALE) {
+        free(e->buf);
+        e->buf = NULL;
+    }
+    return st;
 }
 
 int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t *len)
 {
     char k[MAX_KEY + 1];
     size_t klen = make_key(r, 'v', key, k);
-    uint64_t cas;
-    int rc = read_fresh(r, k, klen, value, len, &cas);
-    if (rc != BK__CACHE_MISS)
+    struct reading e;
+    enum state st = read_entry(r, k, klen, &e);
+    if (st == S_FRESH || st == S_NOTFOUND) {
         atomic_fetch_add(&r->hits, 1);
-    return rc;
+        if (st == S_NOTFOUND)
+            return BK_ENOTFOUND;
+        *value = take_value(e.buf, e.blen, len);
+        return BK_OK;
+    }
+    free(e.buf);
+    return BK__CACHE_MISS; /* stale, absent, or memcached failing: the fill decides */
 }
 
+/* The lease is asked for before the entry is read: a holder that stored and
+ * released just before is then seen, and never loaded for twice. */
 int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
 {
     struct bk__remote_call *call = arg;
-    struct bk__remote *r = call->cache->remote;
+    struct bk__remote *r = call->remote;
     char k[MAX_KEY + 1], lk[MAX_KEY + 1], token[33];
     size_t klen = make_key(r, 'v', key, k), lklen = make_key(r, 'l', key, lk);
     int64_t waited = 0, pause = 2 * BK_NSEC_PER_MSEC;
-    bool counted = false;
+    bool counted = false; /* as a miss */
     for (;;) {
-        char *buf;
-        size_t blen;
-        uint32_t flags = 0;
-        uint64_t cas = 0;
-        int rc = mc_gets(r, k, klen, &buf, &blen, &flags, &cas);
-        if (rc == BK_EUNAVAIL) { /* memcached down: the origin answers, nothing is stored */
+        enum lease l = waited >= r->lease_wait_ns ? LEASE_FAILED : lease_take(r, lk, lklen, token);
+        struct reading e;
+        enum state st = read_entry(r, k, klen, &e);
+        if (st == S_FRESH || st == S_NOTFOUND) { /* stored by another: nothing to load */
+            if (l == LEASE_GOT)
+                lease_release(r, lk, lklen, token);
+            if (!counted)
+                atomic_fetch_add(&r->hits, 1);
+            if (st == S_NOTFOUND)
+                return BK_ENOTFOUND;
+            *value = take_value(e.buf, e.blen, len);
+            return BK_OK;
+        }
+        if (st == S_UNAVAIL) { /* memcached down: the origin answers, nothing is stored */
+            if (l == LEASE_GOT)
+                lease_release(r, lk, lklen, token);
             if (!counted)
                 atomic_fetch_add(&r->misses, 1);
             atomic_fetch_add(&r->loads, 1);
             return call->loader(call->ctx, key, value, len);
         }
-        if (rc == BK_ENOMEM)
-            return rc;
-        struct header h;
-        int64_t now = bk_clock_wall_ns(r->clock);
-        bool live = rc == BK_OK && decode(buf, blen, flags, &h) && !(h.flags & F_TOMBSTONE) && now < h.stale_until;
-        if (live) {
-            bool fresh = now < h.fresh_until;
-            if (h.flags & F_NEGATIVE) {
-                free(buf);
-                if (fresh) {
-                    if (!counted)
-                        atomic_fetch_add(&r->hits, 1);
-                    return BK_ENOTFOUND;
-                }
-                live = false;
-            } else if (fresh && !bk__cache_early(r->early, h.load_ns, now, h.fresh_until)) {
-                if (!counted) /* else a miss that waited for another's load */
-                    atomic_fetch_add(&r->hits, 1);
-                *value = take_value(buf, blen, len);
-                return BK_OK;
-            } else { /* stale, or due early: one process refreshes, the others serve it */
-                if (lease_take(r, lk, lklen, token) != LEASE_GOT) {
-                    atomic_fetch_add(fresh ? &r->hits : &r->stale_hits, 1);
-                    rc = bk__cache_copy(buf + HDR, blen - HDR, value, len);
-                    free(buf);
-                    return rc;
-                }
-                /* Refreshed by another between our read and our lease? */
-                rc = read_fresh(r, k, klen, value, len, &cas);
-                if (rc == BK__CACHE_MISS)
-                    rc = load_and_fill(r, call, key, k, klen, cas, value, len);
-                lease_release(r, lk, lklen, token);
-                if (rc != BK_OK && rc != BK_ENOTFOUND) { /* the origin failed: the copy we have */
-                    atomic_fetch_add(fresh ? &r->hits : &r->stale_hits, 1);
-                    rc = bk__cache_copy(buf + HDR, blen - HDR, value, len);
-                }
-                free(buf);
-                return rc;
-            }
-        } else {
-            free(buf);
+        if (st == S_STALE && l != LEASE_GOT) { /* another process refreshes it */
+            atomic_fetch_add(e.fresh ? &r->hits : &r->stale_hits, 1);
+            *value = take_value(e.buf, e.blen, len);
+            return BK_OK;
         }
-        /* A miss: absent, past its time, a tombstone or not ours. */
-        if (!counted) {
+        if (st == S_ABSENT && !counted) {
             atomic_fetch_add(&r->misses, 1);
             counted = true;
         }
-        uint64_t guard = rc == BK_OK ? cas : 0;
-        enum lease l = waited >= r->lease_wait_ns ? LEASE_FAILED : lease_take(r, lk, lklen, token);
-        if (l == LEASE_GOT) {
-            /* Filled by another between our read and our lease? (Its holder
-             * may have stored and released in that gap.) */
-            rc = read_fresh(r, k, klen, value, len, &guard);
-            if (rc != BK__CACHE_MISS) {
-                lease_release(r, lk, lklen, token);
-                return rc;
-            }
+        if (l == LEASE_TAKEN) { /* wait for the holder's value */
+            if (waited == 0)
+                atomic_fetch_add(&r->lease_waits, 1);
+            int64_t nap = pause < r->lease_wait_ns - waited ? pause : r->lease_wait_ns - waited;
+            backoff(nap);
+            waited += nap;
+            pause = pause * 2 < 50 * BK_NSEC_PER_MSEC ? pause * 2 : 50 * BK_NSEC_PER_MSEC;
+            continue;
         }
-        if (l != LEASE_TAKEN) {
-            /* Ours, or no lease to be had (memcached failing, or waited long
-             * enough): load; the guarded store keeps a newer value safe. */
-            rc = load_and_fill(r, call, key, k, klen, guard, value, len);
-            if (l == LEASE_GOT)
-                lease_release(r, lk, lklen, token);
-            return rc;
+        /* The lease is ours, or none is to be had (memcached failing, or waited
+         * long enough): load; the guarded store keeps a newer value safe. */
+        int rc = load_and_fill(r, call, key, k, klen, e.cas, value, len);
+        if (l == LEASE_GOT)
+            lease_release(r, lk, lklen, token);
+        if (rc != BK_OK && rc != BK_ENOTFOUND && st == S_STALE) { /* the origin failed: the copy we have */
+            atomic_fetch_add(e.fresh ? &r->hits : &r->stale_hits, 1);
+            *value = take_value(e.buf, e.blen, len);
+            return BK_OK;
         }
-        if (waited == 0)
-            atomic_fetch_add(&r->lease_waits, 1);
-        int64_t nap = pause < r->lease_wait_ns - waited ? pause : r->lease_wait_ns - waited;
-        backoff(nap);
-        waited += nap;
-        pause = pause * 2 < 50 * BK_NSEC_PER_MSEC ? pause * 2 : 50 * BK_NSEC_PER_MSEC;
+        free(e.buf);
+        return rc;
     }
 }
 
 /* ------------------------------------------------------------------ namespace generations */
 
-int bk__remote_generation(struct bk__remote *r, const char *ns, uint64_t *gen)
+int bk__remote_generation(struct bk__remote *r, const char *ns, char text[GEN_LEN + 1])
 {
     char k[MAX_KEY + 1];
     size_t klen = make_key(r, 'g', ns, k);
     for (int attempt = 0; attempt < 2; attempt++) {
-        char *val, *end;
+        char *val;
         size_t vlen;
         uint32_t flags;
         uint64_t cas;
         int rc = mc_gets(r, k, klen, &val, &vlen, &flags, &cas);
         if (rc == BK_OK) {
-            *gen = strtoull(val, &end, 16);
-            bool ok = vlen == 16 && end == val + 16;
+            bool ok = vlen == GEN_LEN && strspn(val, "0123456789abcdef") == GEN_LEN;
+            if (ok)
+                memcpy(text, val, GEN_LEN + 1);
             free(val);
             if (ok)
                 return BK_OK;
@@ -812,23 +802,20 @@ int bk__remote_generation(struct bk__remote *r, const char *ns, uint64_t *gen)
         }
         if (rc != BK_ENOTFOUND)
             return rc;
-        if ((rc = bk_random_bytes(gen, sizeof *gen)) != BK_OK)
+        if ((rc = bk__cache_new_generation(text)) != BK_OK)
             return rc;
-        char text[17];
-        snprintf(text, sizeof text, "%016" PRIx64, *gen);
-        rc = mc_store(r, OP_ADD, k, klen, text, 16, 0, 0, 0);
+        rc = mc_store(r, OP_ADD, k, klen, text, GEN_LEN, 0, 0, 0);
         if (rc != BK_EEXIST)
             return rc; /* BK_OK: ours is the generation */
     }
     return BK_EUNAVAIL;
 }
 
-int bk__remote_set_generation(struct bk__remote *r, const char *ns, uint64_t gen)
+int bk__remote_set_generation(struct bk__remote *r, const char *ns, const char text[GEN_LEN + 1])
 {
-    char k[MAX_KEY + 1], text[17];
+    char k[MAX_KEY + 1];
     size_t klen = make_key(r, 'g', ns, k);
-    snprintf(text, sizeof text, "%016" PRIx64, gen);
-    return mc_store(r, OP_SET, k, klen, text, 16, 0, 0, 0);
+    return mc_store(r, OP_SET, k, klen, text, GEN_LEN, 0, 0, 0);
 }
 
 /* ------------------------------------------------------------------ the rate-limit store */

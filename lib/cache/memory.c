@@ -272,6 +272,35 @@ bool bk__cache_early(double beta, int64_t load_ns, int64_t now, int64_t fresh_un
 
 /* ------------------------------------------------------------------ the store's API */
 
+static struct shard *shard_of(struct bk__local *c, const char *key, size_t *klen, uint64_t *h)
+{
+    *klen = strlen(key);
+    *h = hash_key(key, *klen);
+    return &c->shards[*h & (SHARDS - 1)];
+}
+
+/* A fresh entry's answer. A hit marks the entry read (CLOCK) and does not move
+ * it: moving writes the neighbours, which other threads walking the chain would
+ * then miss; the mark is written once. */
+static int serve_hit(struct shard *s, struct entry *e, void **value, size_t *len)
+{
+    s->hits++;
+    if (!e->referenced)
+        e->referenced = true;
+    return e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + e->klen + 1, e->vlen, value, len);
+}
+
+/* The loader and each waiter leave a flight once; the last frees it. */
+static void flight_leave(struct flight *f)
+{
+    if (--f->users > 0)
+        return;
+    pthread_cond_destroy(&f->cond);
+    free(f->value);
+    free(f->key);
+    free(f);
+}
+
 /* Runs the loader (no lock held) and stores its answer; the shard is locked on
  * return. */
 static int load(struct bk__local *c, struct shard *s, const char *key, size_t klen, uint64_t h, const bk_cache_ttl_t *ttl,
@@ -312,19 +341,16 @@ static int load(struct bk__local *c, struct shard *s, const char *key, size_t kl
 int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_loader_fn loader,
                     void *ctx, void **value, size_t *len)
 {
-    size_t klen = strlen(key);
-    uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h & (SHARDS - 1)];
+    size_t klen;
+    uint64_t h;
+    struct shard *s = shard_of(c, key, &klen, &h);
     pthread_mutex_lock(&s->lock);
     int64_t now = bk_clock_mono_ns(c->o.clock);
     struct entry *e = lookup(s, key, klen, h);
     int rc;
     bool fresh = e && now < e->fresh_until;
     if (fresh && (e->negative || e->refreshing || !bk__cache_early(c->o.early_refresh, e->load_ns, now, e->fresh_until))) {
-        s->hits++;
-        if (!e->referenced) /* no move to the front, and no write when set: */
-            e->referenced = true; /* other threads walking this chain would miss */
-        rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
+        rc = serve_hit(s, e, value, len);
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
@@ -373,12 +399,7 @@ int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *
         while (!f->done)
             pthread_cond_wait(&f->cond, &s->lock);
         rc = f->rc == BK_OK ? bk__cache_copy(f->value, f->len, value, len) : f->rc;
-        if (--f->users == 0) {
-            pthread_cond_destroy(&f->cond);
-            free(f->value);
-            free(f->key);
-            free(f);
-        }
+        flight_leave(f);
         pthread_mutex_unlock(&s->lock);
         return rc;
     }
@@ -408,29 +429,21 @@ int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *
         f->rc = BK_ENOMEM;
     f->done = true;
     pthread_cond_broadcast(&f->cond);
-    if (--f->users == 0) {
-        pthread_cond_destroy(&f->cond);
-        free(f->value);
-        free(f->key);
-        free(f);
-    }
+    flight_leave(f);
     pthread_mutex_unlock(&s->lock);
     return rc;
 }
 
 int bk__local_get(struct bk__local *c, const char *key, void **value, size_t *len)
 {
-    size_t klen = strlen(key);
-    uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h & (SHARDS - 1)];
+    size_t klen;
+    uint64_t h;
+    struct shard *s = shard_of(c, key, &klen, &h);
     pthread_mutex_lock(&s->lock);
     struct entry *e = lookup(s, key, klen, h);
     int rc = BK__CACHE_MISS;
     if (e && bk_clock_mono_ns(c->o.clock) < e->fresh_until) {
-        s->hits++;
-        if (!e->referenced) /* no move to the front, and no write when set: */
-            e->referenced = true; /* other threads walking this chain would miss */
-        rc = e->negative ? BK_ENOTFOUND : bk__cache_copy(e->data + klen + 1, e->vlen, value, len);
+        rc = serve_hit(s, e, value, len);
     }
     pthread_mutex_unlock(&s->lock);
     return rc;
@@ -438,9 +451,9 @@ int bk__local_get(struct bk__local *c, const char *key, void **value, size_t *le
 
 int bk__local_set(struct bk__local *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
 {
-    size_t klen = strlen(key);
-    uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h & (SHARDS - 1)];
+    size_t klen;
+    uint64_t h;
+    struct shard *s = shard_of(c, key, &klen, &h);
     pthread_mutex_lock(&s->lock);
     int rc = put(c, s, key, klen, h, value, len, ttl->fresh_ns, ttl->stale_ns, false, 0);
     pthread_mutex_unlock(&s->lock);
@@ -449,9 +462,9 @@ int bk__local_set(struct bk__local *c, const char *key, const void *value, size_
 
 void bk__local_delete(struct bk__local *c, const char *key)
 {
-    size_t klen = strlen(key);
-    uint64_t h = hash_key(key, klen);
-    struct shard *s = &c->shards[h & (SHARDS - 1)];
+    size_t klen;
+    uint64_t h;
+    struct shard *s = shard_of(c, key, &klen, &h);
     pthread_mutex_lock(&s->lock);
     struct entry *e = lookup(s, key, klen, h);
     if (e)
