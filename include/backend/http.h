@@ -73,6 +73,9 @@ typedef struct bk_http_middleware {
 #define BK_HTTP_INLINE 0u   /* runs on the event loop: must not block (default) */
 #define BK_HTTP_BLOCKING 1u /* runs on the worker pool; the reply goes back to the loop */
 #define BK_HTTP_JSON 2u     /* a body must be Content-Type application/json (else 415) */
+/* Path and query parameters may decode to any bytes. Without it, a parameter that
+ * is not UTF-8 once percent-decoded is answered 400 before the route runs. */
+#define BK_HTTP_RAW_PARAMS 4u
 
 /* The rate-limit key of a request (e.g. a user id from a token); NULL or "" means
  * the client address. The string must live as long as the request. */
@@ -141,6 +144,12 @@ typedef struct bk_http_opts {
     /* Limits. A request over one gets its problem+json answer and the connection closes. */
     size_t max_header_bytes;    /* request line + headers; over it: 431. Default 16 KiB */
     size_t max_body_bytes;      /* Content-Length over it: 413 before reading. Default 1 MiB */
+    /* Request body bytes held in memory across all connections (bodies being read
+     * and bodies whose handler runs). A body byte that would pass it is not taken:
+     * that request is answered 503 with Retry-After: 1 and its connection closes.
+     * The gauge http_buffered_body_bytes shows what is held. At least
+     * max_body_bytes; 0 = the default, 64 MiB (or max_body_bytes when larger). */
+    size_t max_buffered_body_bytes;
     unsigned max_connections;   /* across all loops; over it: 503 and close. Default 10000 */
     int64_t header_timeout_ms;  /* first byte to end of headers (slowloris); default 10 s */
     int64_t body_timeout_ms;    /* end of headers to end of body; default 30 s */
@@ -165,6 +174,17 @@ typedef struct bk_http_opts {
     const char *cors_headers;   /* allowed request headers; default
                                    "Content-Type, Authorization, X-Request-ID" */
     int cors_max_age;           /* preflight cache seconds; default 600 */
+
+    /* An admin listener for operators, off by default: a host (or admin_unix_path,
+     * a unix socket) and port (0 picks a free one, see bk_http_server_admin_port)
+     * that serves only the health probes and the metrics path (bk_http_mount_health,
+     * bk_http_mount_metrics; 404 for anything else), with its own connection limit,
+     * so that probes and scrapes get through while the main listener refuses
+     * connections at max_connections. Those endpoints stay on the main listener too. */
+    const char *admin_host;
+    uint16_t admin_port;
+    const char *admin_unix_path;
+    unsigned admin_max_connections; /* 0 = the default, 16 */
 
     bk_workers_t *workers;      /* for blocking routes; borrowed. NULL = the server makes
                                    a pool (default options) when a blocking route exists */
@@ -210,6 +230,9 @@ BK_EXPORT void bk_http_server_set_started(bk_http_server_t *srv, bool started);
 BK_EXPORT int bk_http_server_start(bk_http_server_t *srv);
 /* The bound TCP port (useful with port 0); 0 before start or for a unix socket. */
 BK_EXPORT uint16_t bk_http_server_port(const bk_http_server_t *srv);
+/* The admin listener's bound TCP port; 0 before start, without an admin listener
+ * or when it is a unix socket. */
+BK_EXPORT uint16_t bk_http_server_admin_port(const bk_http_server_t *srv);
 /*
  * Begins a graceful stop: /health/ready turns 503 at once and every answer closes
  * its connection; after shutdown_delay_ms the listeners close, idle connections

@@ -42,8 +42,7 @@ static void req_release(struct bk_req *req)
     json_decref(req->claims);
     free(req->head);
     free(req->query_params);
-    if (req->body_buf)
-        evbuffer_free(req->body_buf);
+    bk__body_release(req);
     if (req->res_body)
         evbuffer_free(req->res_body);
     if (req->res_headers)
@@ -63,7 +62,7 @@ static void drop_socket(struct conn *c)
     if (c->bev != NULL) {
         bufferevent_free(c->bev);
         c->bev = NULL;
-        atomic_fetch_sub(&c->loop->srv->nconns, 1);
+        atomic_fetch_sub(c->admin ? &c->loop->srv->admin_nconns : &c->loop->srv->nconns, 1);
     }
     evtimer_del(c->timer);
 }
@@ -150,7 +149,7 @@ static int framing(struct conn *c, const char **detail)
     int hosts = 0;
     int64_t length = -1;
     const char *te = NULL;
-    bool close = req->minor == 0, keep = false;
+    bool close = false, keep = false;
     for (size_t i = 0; i < req->nhdrs; i++) {
         const struct hdr *h = &req->hdrs[i];
         if (h->nlen == 4 && strcasecmp(h->name, "Host") == 0) {
@@ -216,6 +215,7 @@ static int framing(struct conn *c, const char **detail)
         return 413;
     }
     c->remaining = length > 0 ? (uint64_t)length : 0;
+    /* HTTP/1.0 closes unless the client asks for keep-alive (RFC 9112 9.3). */
     req->keep_alive = req->minor >= 1 ? !close : keep && !close;
     return 0;
 }
@@ -224,16 +224,6 @@ static int framing(struct conn *c, const char **detail)
 static void start_request(struct conn *c)
 {
     struct bk_req *req = &c->req;
-    size_t len = evbuffer_get_length(req->body_buf);
-    if (len > 0) {
-        evbuffer_add(req->body_buf, "", 1); /* a NUL after the body, for convenience */
-        req->body = (char *)evbuffer_pullup(req->body_buf, -1);
-        if (req->body == NULL) {
-            fail(c, 500, "out of memory");
-            return;
-        }
-        req->body_len = len;
-    }
     bufferevent_disable(c->bev, EV_READ); /* pipelined requests wait in the buffer */
     evtimer_del(c->timer);
     c->state = C_DISPATCHED;
@@ -328,41 +318,59 @@ static bool read_head(struct conn *c, struct evbuffer *in)
     return false;
 }
 
-/* A chunk-size line: 1*HEXDIG [ BWS ";" ext ]; -1 when malformed. */
-static int64_t chunk_size(const char *line)
-{
-    int64_t n = 0;
-    const char *p = line;
-    for (; *p; p++) {
-        int d = (*p >= '0' && *p <= '9')   ? *p - '0'
-                : (*p >= 'a' && *p <= 'f') ? *p - 'a' + 10
-                : (*p >= 'A' && *p <= 'F') ? *p - 'A' + 10
-                                           : -1;
-        if (d < 0)
-            break;
-        if (p - line >= 15)
-            return -1;
-        n = n * 16 + d;
-    }
-    if (p == line)
-        return -1;
-    while (*p == ' ' || *p == '\t')
-        p++;
-    return *p == '\0' || *p == ';' ? n : -1;
-}
+enum line_rc { LINE_OK, LINE_MORE, LINE_BARE_LF, LINE_TOO_LONG };
 
-/* Reads a line (CRLF) of at most max bytes; NULL when not complete yet (*bad set
- * when the limit is passed). The caller frees the line. */
-static char *read_line(struct evbuffer *in, size_t max, bool *bad)
+/* Takes the next line off in into *out (without its CRLF, NUL-terminated, *len
+ * bytes; the caller frees it). A line must end in CRLF and be at most max bytes
+ * without it; what is in it is the caller's grammar to check. */
+static enum line_rc read_line(struct evbuffer *in, size_t max, char **out, size_t *len)
 {
     size_t n;
-    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_CRLF_STRICT);
-    *bad = (line == NULL && evbuffer_get_length(in) > max) || (line != NULL && n > max);
-    if (*bad) {
+    char *line = evbuffer_readln(in, &n, EVBUFFER_EOL_LF);
+    if (line == NULL)
+        return evbuffer_get_length(in) > max + 1 ? LINE_TOO_LONG : LINE_MORE;
+    enum line_rc rc = n == 0 || line[n - 1] != '\r' ? LINE_BARE_LF
+                      : n - 1 > max                 ? LINE_TOO_LONG
+                                                    : LINE_OK;
+    if (rc != LINE_OK) {
         free(line);
-        return NULL;
+        return rc;
     }
-    return line;
+    line[--n] = '\0';
+    *out = line;
+    *len = n;
+    return LINE_OK;
+}
+
+/* Moves n bytes of in into the body; false when the request was failed. */
+static bool take_body(struct conn *c, struct evbuffer *in, size_t n, size_t hint)
+{
+    int rc = bk__body_take(&c->req, in, n, hint);
+    if (rc == BK_EBUSY) {
+        bk_res_header(&c->req, "Retry-After", "1");
+        fail(c, 503, "the server holds too many request bodies; try again");
+    } else if (rc != BK_OK) {
+        fail(c, 500, "out of memory");
+    }
+    return rc == BK_OK;
+}
+
+/* One trailer field line (RFC 9112 7.1.2): the grammar and limits of a header
+ * field; trailers are then dropped. False when the request was failed. */
+static bool take_trailer(struct conn *c, char *line, size_t len)
+{
+    const bk_http_opts_t *o = &c->loop->srv->o;
+    c->trailer_bytes += len + 2;
+    if (c->trailer_bytes > o->max_header_bytes || ++c->ntrailers > BK_HTTP_MAX_HEADERS) {
+        fail(c, 431, "trailer fields too large");
+        return false;
+    }
+    struct hdr h;
+    if (bk__http_parse_field(line, line + len, &h) != 0) {
+        fail(c, 400, "malformed trailer field");
+        return false;
+    }
+    return true;
 }
 
 static void process(struct conn *c)
@@ -383,6 +391,7 @@ static void process(struct conn *c)
             c->state = C_HEAD;
             c->scanned = 0;
             c->body_total = 0;
+            c->ext_bytes = c->trailer_bytes = c->ntrailers = 0;
             evtimer_del(c->timer);
             arm(c, o->header_timeout_ms);
             break;
@@ -396,7 +405,8 @@ static void process(struct conn *c)
             size_t n = avail < c->remaining ? avail : (size_t)c->remaining;
             if (n == 0)
                 return;
-            evbuffer_remove_buffer(in, req->body_buf, n);
+            if (!take_body(c, in, n, req->body.len + (size_t)c->remaining + 1))
+                return;
             c->remaining -= n;
             if (c->remaining > 0)
                 return;
@@ -404,17 +414,24 @@ static void process(struct conn *c)
             return;
         }
         case C_CHUNK_SIZE: {
-            bool bad;
-            char *line = read_line(in, CHUNK_LINE_MAX, &bad);
-            if (line == NULL) {
-                if (bad)
-                    fail(c, 400, "chunk-size line too long");
+            char *line;
+            size_t len, ext;
+            enum line_rc lr = read_line(in, CHUNK_LINE_MAX, &line, &len);
+            if (lr != LINE_OK) {
+                if (lr != LINE_MORE)
+                    fail(c, 400, lr == LINE_TOO_LONG ? "chunk-size line too long"
+                                                     : "lines must end with CRLF");
                 return;
             }
-            int64_t n = chunk_size(line);
+            int64_t n = bk__http_parse_chunk_line(line, len, &ext);
             free(line);
             if (n < 0) {
-                fail(c, 400, "malformed chunk size");
+                fail(c, 400, "malformed chunk size or extension");
+                return;
+            }
+            /* Extensions are read and dropped: bound what a body may carry of them. */
+            if ((c->ext_bytes += ext) > o->max_header_bytes) {
+                fail(c, 400, "chunk extensions too long");
                 return;
             }
             if ((uint64_t)n > o->max_body_bytes - c->body_total) {
@@ -430,7 +447,10 @@ static void process(struct conn *c)
             size_t avail = evbuffer_get_length(in);
             if (c->remaining > 0) {
                 size_t n = avail < c->remaining ? avail : (size_t)c->remaining;
-                evbuffer_remove_buffer(in, req->body_buf, n);
+                if (n == 0)
+                    return;
+                if (!take_body(c, in, n, 0))
+                    return;
                 c->remaining -= n;
                 if (c->remaining > 0)
                     return;
@@ -447,21 +467,20 @@ static void process(struct conn *c)
             break;
         }
         case C_TRAILERS: {
-            bool bad;
-            char *line = read_line(in, o->max_header_bytes, &bad);
-            if (line == NULL) {
-                if (bad)
-                    fail(c, 431, "trailer fields too large");
+            char *line;
+            size_t len;
+            enum line_rc lr = read_line(in, o->max_header_bytes, &line, &len);
+            if (lr != LINE_OK) {
+                if (lr != LINE_MORE)
+                    fail(c, lr == LINE_TOO_LONG ? 431 : 400,
+                         lr == LINE_TOO_LONG ? "trailer fields too large" : "lines must end with CRLF");
                 return;
             }
-            bool last = line[0] == '\0';
-            c->body_total += strlen(line); /* trailers are read and dropped */
+            bool ok = len == 0 || take_trailer(c, line, len);
             free(line);
-            if (c->body_total > o->max_body_bytes + o->max_header_bytes) {
-                fail(c, 431, "trailer fields too large");
+            if (!ok)
                 return;
-            }
-            if (last) {
+            if (len == 0) {
                 start_request(c);
                 return;
             }
@@ -485,6 +504,8 @@ void bk__conn_finish(struct bk_req *req)
     if (loop->stopping)
         req->keep_alive = false;
     bk__res_serialize(req, bufferevent_get_output(c->bev));
+    bk__body_release(req); /* the handler is done with it: a kept-alive idle
+                              connection holds no body memory */
     c->close_after = !req->keep_alive;
     c->state = C_WRITING;
     evtimer_del(c->timer);
@@ -575,12 +596,17 @@ static void client_text(struct conn *c, const struct sockaddr *sa)
         strcpy(c->client, "unix");
 }
 
-void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa, int salen)
+void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa, int salen,
+                     bool admin)
 {
     (void)salen;
     bk_http_server_t *srv = loop->srv;
-    if (atomic_fetch_add(&srv->nconns, 1) >= srv->o.max_connections) {
-        atomic_fetch_sub(&srv->nconns, 1);
+    /* The admin listener counts its own connections: a flood of the main one
+     * does not keep probes and scrapes out. */
+    atomic_uint *nconns = admin ? &srv->admin_nconns : &srv->nconns;
+    unsigned limit = admin ? srv->o.admin_max_connections : srv->o.max_connections;
+    if (atomic_fetch_add(nconns, 1) >= limit) {
+        atomic_fetch_sub(nconns, 1);
         refuse(loop, fd);
         return;
     }
@@ -590,13 +616,12 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
         c->req.conn = c;
         c->req.srv = srv;
         c->req.loop = loop;
-        c->req.body_buf = evbuffer_new();
         c->req.res_body = evbuffer_new();
         c->req.res_headers = evbuffer_new();
         c->timer = evtimer_new(loop->base, on_timer, c);
         c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
     }
-    if (c == NULL || c->req.body_buf == NULL || c->req.res_body == NULL ||
+    if (c == NULL || c->req.res_body == NULL ||
         c->req.res_headers == NULL || c->timer == NULL || c->bev == NULL) {
         if (c != NULL) {
             if (c->bev != NULL)
@@ -610,9 +635,10 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
         } else {
             evutil_closesocket(fd);
         }
-        atomic_fetch_sub(&srv->nconns, 1);
+        atomic_fetch_sub(nconns, 1);
         return;
     }
+    c->admin = admin;
     if (sa->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/utf8_int.h"
 #include "http/http_int.h"
 
 /* ------------------------------------------------------------------ request id */
@@ -70,6 +71,54 @@ static int parse_query(struct bk_req *req)
             q++;
     }
     return BK_OK;
+}
+
+/* Answers 400 when a decoded parameter is not UTF-8 (where names the place, "path"
+ * or "query"): a handler that puts it into JSON could not, and would fail with a
+ * 500. A route with BK_HTTP_RAW_PARAMS takes any bytes. False when answered. */
+static bool param_utf8(struct bk_req *req, const char *where, const char *name, const char *value)
+{
+    if ((req->route->flags & BK_HTTP_RAW_PARAMS) || bk__utf8_valid(value, strlen(value)))
+        return true;
+    /* The name itself may be the bad part (a query name): quote it repaired. */
+    char *quoted = bk__utf8_repair(name, strnlen(name, 100), NULL);
+    char detail[400], loc[320];
+    snprintf(detail, sizeof detail, "%s parameter \"%s\" is not valid UTF-8", where,
+             quoted ? quoted : "?");
+    snprintf(loc, sizeof loc, "%s.%s", where, quoted ? quoted : "?");
+    free(quoted);
+    bk_res_problem(req, 400, detail,
+                   json_pack("[{s:s, s:s, s:s}]", "loc", loc, "msg", "not valid UTF-8", "type",
+                             "encoding"));
+    return false;
+}
+
+/* Decodes the path parameters and the query: false when answered (400). */
+static bool decode_params(struct bk_req *req, const struct match *m)
+{
+    const struct route *r = req->route;
+    for (size_t i = 0; i < m->ncap; i++) {
+        if (bk__pct_decode(&req->arena, m->cap[i], m->caplen[i], false, &req->params[i]) != BK_OK) {
+            bk_res_problem(req, 400, "invalid percent-encoding in the path", NULL);
+            return false;
+        }
+        if (!param_utf8(req, "path", r->param_names[i], req->params[i]))
+            return false;
+    }
+    int rc = parse_query(req);
+    if (rc != BK_OK) {
+        bk_res_problem(req, rc == BK_ENOMEM ? 500 : 400,
+                       rc == BK_ENOMEM ? "out of memory" : "invalid percent-encoding in the query",
+                       NULL);
+        return false;
+    }
+    for (size_t i = 0; i < req->nquery; i++) {
+        const struct qparam *q = &req->query_params[i];
+        if (!param_utf8(req, "query", q->name, q->name) ||
+            !param_utf8(req, "query", q->name, q->value))
+            return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------------ CORS */
@@ -458,6 +507,12 @@ void bk__dispatch(struct bk_req *req)
 
     struct match m;
     bk__router_match(srv->root, req->path, req->method, &m);
+    if (req->conn->admin && (m.route == NULL || !m.route->internal)) {
+        /* The admin listener serves the health probes and metrics, nothing else. */
+        bk_res_problem(req, 404, "the admin listener serves only health and metrics", NULL);
+        bk__req_complete(req);
+        return;
+    }
     bool preflight = srv->cors_origins != NULL && strcmp(req->method, "OPTIONS") == 0 &&
                      bk_req_header(req, "Origin") != NULL &&
                      bk_req_header(req, "Access-Control-Request-Method") != NULL;
@@ -478,12 +533,8 @@ void bk__dispatch(struct bk_req *req)
     } else {
         struct route *r = req->route = m.route;
         req->label = r;
-        for (size_t i = 0; i < m.ncap && req->status == 0; i++)
-            if (bk__pct_decode(&req->arena, m.cap[i], m.caplen[i], false, &req->params[i]) != BK_OK)
-                bk_res_problem(req, 400, "invalid percent-encoding in the path", NULL);
-        if (req->status == 0 && parse_query(req) != BK_OK)
-            bk_res_problem(req, 400, "invalid percent-encoding in the query", NULL);
-        if (req->status == 0 && (r->flags & BK_HTTP_JSON) && req->body_len > 0 &&
+        decode_params(req, &m);
+        if (req->status == 0 && (r->flags & BK_HTTP_JSON) && req->body.len > 0 &&
             !bk__is_json_type(bk_req_header(req, "Content-Type")))
             bk_res_problem(req, 415, "the body must be application/json", NULL);
         if (req->status == 0) {
@@ -517,9 +568,7 @@ void bk__req_reset(struct bk_req *req)
     req->body_json = req->query_json = req->claims = NULL;
     req->method = req->path = req->query = NULL;
     req->nhdrs = 0;
-    evbuffer_drain(req->body_buf, evbuffer_get_length(req->body_buf));
-    req->body = NULL;
-    req->body_len = 0;
+    bk__body_release(req);
     req->head_method = false;
     req->route = NULL;
     req->label = NULL;

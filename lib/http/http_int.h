@@ -103,6 +103,15 @@ struct qparam {
 struct conn;
 struct loop;
 
+/* A request body, contiguous and NUL-terminated (body.c). */
+struct body {
+    char *p;        /* NULL while empty */
+    size_t len;     /* body bytes */
+    size_t cap;     /* bytes allocated (the mapping's length when mapped) */
+    size_t charged; /* bytes charged to the server's body budget */
+    bool mapped;    /* an anonymous mapping of its own, else malloc'ed */
+};
+
 struct bk_req {
     struct conn *conn;
     bk_http_server_t *srv;
@@ -115,9 +124,7 @@ struct bk_req {
     int minor; /* HTTP/1.minor */
     struct hdr hdrs[BK_HTTP_MAX_HEADERS];
     size_t nhdrs;
-    struct evbuffer *body_buf;
-    char *body; /* linear, NUL-terminated copy once read */
-    size_t body_len;
+    struct body body;
     bool head_method; /* HEAD: the body is dropped from the answer */
 
     struct route *route;
@@ -168,6 +175,10 @@ struct conn {
     size_t scanned;   /* head bytes already searched for CRLFCRLF */
     uint64_t remaining; /* body or chunk bytes still to read */
     uint64_t body_total; /* chunked: body bytes so far */
+    size_t ext_bytes;     /* chunked: chunk-extension bytes so far */
+    size_t trailer_bytes; /* chunked: trailer section bytes so far */
+    size_t ntrailers;     /* chunked: trailer fields so far */
+    bool admin;           /* accepted on the admin listener */
     bool close_after; /* close once the answer is written */
     bool dead;        /* the socket is gone; free when the handler is done */
     char client[64];
@@ -190,6 +201,7 @@ struct loop {
     unsigned index;
     struct event_base *base;
     struct evconnlistener *listener;
+    struct evconnlistener *admin_listener; /* loop 0 only, when configured */
     struct event *stop_ev;     /* activated by bk_http_server_stop from any thread */
     struct event *delay_ev;    /* end of shutdown_delay_ms: the listener closes */
     struct event *deadline_ev; /* the graceful-stop deadline */
@@ -233,6 +245,12 @@ struct bk_http_server {
     atomic_bool stopping;
     atomic_bool is_started; /* /health/startup */
     atomic_uint nconns;
+    atomic_uint admin_nconns;
+    char *admin_host, *admin_unix_path;
+    int admin_unix_fd;
+    uint16_t admin_port;
+    atomic_size_t body_bytes; /* request body bytes held now (body.c) */
+    bk_gauge_t *body_gauge;   /* http_buffered_body_bytes */
     bk_workers_t *workers;
     bool own_workers;
     bk_metrics_t *metrics;
@@ -253,7 +271,7 @@ struct bk_http_server {
 
 /* conn.c */
 BK__HIDDEN void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
-                                int salen);
+                                int salen, bool admin);
 BK__HIDDEN void bk__conn_free(struct conn *c);
 /* Called on the loop once the request's answer (or failure) is final. */
 BK__HIDDEN void bk__conn_finish(struct bk_req *req);
@@ -263,11 +281,22 @@ BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
 
 /* parse.c: parses req->head[0..len) in place; 0 or an HTTP error status. */
 BK__HIDDEN int bk__http_parse_head(struct bk_req *req, size_t len);
+/* One field line p[0..eol) (header or trailer), NULs written in place; 0 or 400. */
+BK__HIDDEN int bk__http_parse_field(char *p, char *eol, struct hdr *out);
+/* A chunk-size line without its CRLF (RFC 9112 7.1): the size, or -1 when the
+ * line is malformed; *ext_len gets the length of its chunk extensions. */
+BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_t *ext_len);
 BK__HIDDEN int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space,
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
 BK__HIDDEN bool bk__is_json_type(const char *ctype);
 BK__HIDDEN bool bk__host_ok(const char *value);
+
+/* body.c: appends n bytes of in to the request's body, charged to the server's
+ * body budget; hint is the whole body's size when known, else 0. BK_OK, BK_EBUSY
+ * when the budget is spent, BK_ENOMEM. Release gives the memory and the charge back. */
+BK__HIDDEN int bk__body_take(struct bk_req *req, struct evbuffer *in, size_t n, size_t hint);
+BK__HIDDEN void bk__body_release(struct bk_req *req);
 
 /* dispatch.c */
 BK__HIDDEN void bk__dispatch(struct bk_req *req);

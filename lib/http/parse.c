@@ -105,26 +105,34 @@ int bk__http_parse_head(struct bk_req *req, size_t len)
             break; /* the empty line */
         if (req->nhdrs == BK_HTTP_MAX_HEADERS)
             return 431;
-        char *name = p;
-        while (p < eol && bk__is_tchar((unsigned char)*p))
-            p++;
-        if (p == name || p >= eol || *p != ':')
-            return 400; /* no name, no colon, space before colon, or obs-fold */
-        size_t nlen = (size_t)(p - name);
-        *p++ = '\0';
-        while (p < eol && (*p == ' ' || *p == '\t'))
-            p++;
-        char *value = p;
-        for (char *v = p; v < eol; v++)
-            if (!is_vchar((unsigned char)*v))
-                return 400;
-        char *vend = eol;
-        while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
-            vend--;
-        *vend = '\0';
-        req->hdrs[req->nhdrs++] = (struct hdr){name, value, nlen, (size_t)(vend - value)};
+        if (bk__http_parse_field(p, eol, &req->hdrs[req->nhdrs]) != 0)
+            return 400;
+        req->nhdrs++;
         p = eol + 2;
     }
+    return 0;
+}
+
+int bk__http_parse_field(char *p, char *eol, struct hdr *out)
+{
+    char *name = p;
+    while (p < eol && bk__is_tchar((unsigned char)*p))
+        p++;
+    if (p == name || p >= eol || *p != ':')
+        return 400; /* no name, no colon, space before colon, or obs-fold */
+    size_t nlen = (size_t)(p - name);
+    *p++ = '\0';
+    while (p < eol && (*p == ' ' || *p == '\t'))
+        p++;
+    char *value = p;
+    for (char *v = p; v < eol; v++)
+        if (!is_vchar((unsigned char)*v))
+            return 400;
+    char *vend = eol;
+    while (vend > value && (vend[-1] == ' ' || vend[-1] == '\t'))
+        vend--;
+    *vend = '\0';
+    *out = (struct hdr){name, value, nlen, (size_t)(vend - value)};
     return 0;
 }
 
@@ -137,6 +145,79 @@ static int hexval(char c)
     if (c >= 'A' && c <= 'F')
         return c - 'A' + 10;
     return -1;
+}
+
+/* BWS = *( SP / HTAB ) */
+static size_t skip_bws(const char *s, size_t len, size_t i)
+{
+    while (i < len && (s[i] == ' ' || s[i] == '\t'))
+        i++;
+    return i;
+}
+
+static size_t skip_token(const char *s, size_t len, size_t i)
+{
+    while (i < len && bk__is_tchar((unsigned char)s[i]))
+        i++;
+    return i;
+}
+
+/* quoted-string = DQUOTE *( qdtext / quoted-pair ) DQUOTE, starting at the DQUOTE;
+ * the index after the closing DQUOTE, or 0 when malformed. */
+static size_t skip_quoted(const char *s, size_t len, size_t i)
+{
+    for (i++; i < len; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (c == '"')
+            return i + 1;
+        if (c == '\\') {
+            if (++i == len || !is_vchar((unsigned char)s[i]))
+                return 0;
+        } else if (!is_vchar(c)) {
+            return 0; /* qdtext is a field-value byte less DQUOTE and backslash */
+        }
+    }
+    return 0;
+}
+
+/* chunk = chunk-size [ chunk-ext ] CRLF
+ * chunk-ext = *( BWS ";" BWS chunk-ext-name [ BWS "=" BWS chunk-ext-val ] )
+ * chunk-ext-val = token / quoted-string
+ * Anything else (control bytes, a bare CR, stray text) is refused: a proxy that
+ * reads such a line otherwise sees a request where we see an extension. */
+int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_t *ext_len)
+{
+    int64_t n = 0;
+    size_t i = 0;
+    for (; i < len && hexval(line[i]) >= 0; i++) {
+        if (i >= 15)
+            return -1; /* too large for the body limit in any case */
+        n = n * 16 + hexval(line[i]);
+    }
+    if (i == 0)
+        return -1;
+    *ext_len = len - i;
+    while (i < len) {
+        i = skip_bws(line, len, i);
+        if (i == len || line[i] != ';')
+            return -1;
+        i = skip_bws(line, len, i + 1);
+        size_t name = i;
+        if ((i = skip_token(line, len, i)) == name)
+            return -1;
+        size_t j = skip_bws(line, len, i);
+        if (j < len && line[j] == '=') {
+            i = skip_bws(line, len, j + 1);
+            size_t val = i;
+            if (i < len && line[i] == '"') {
+                if ((i = skip_quoted(line, len, i)) == 0)
+                    return -1;
+            } else if ((i = skip_token(line, len, i)) == val) {
+                return -1;
+            }
+        }
+    }
+    return n;
 }
 
 int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space, const char **out)

@@ -57,8 +57,8 @@ const char *bk_req_header(const bk_req_t *req, const char *name)
 const char *bk_req_body(const bk_req_t *req, size_t *len)
 {
     if (len != NULL)
-        *len = req ? req->body_len : 0;
-    return req && req->body ? req->body : "";
+        *len = req ? req->body.len : 0;
+    return req && req->body.p ? req->body.p : "";
 }
 
 int bk_req_json(bk_req_t *req, json_t **out)
@@ -76,7 +76,7 @@ int bk_req_json(bk_req_t *req, json_t **out)
         return BK_OK;
     }
     json_error_t err;
-    json_t *doc = json_loadb(bk_req_body(req, NULL), req->body_len,
+    json_t *doc = json_loadb(bk_req_body(req, NULL), req->body.len,
                              JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (doc == NULL) {
         if (req->status == 0) {

@@ -28,6 +28,7 @@ void bk_http_opts_init(bk_http_opts_t *o)
     o->backlog = 1024;
     o->max_header_bytes = 16 * 1024;
     o->max_body_bytes = 1024 * 1024;
+    o->max_buffered_body_bytes = 64 * 1024 * 1024;
     o->max_connections = 10000;
     o->header_timeout_ms = 10000;
     o->body_timeout_ms = 30000;
@@ -39,6 +40,7 @@ void bk_http_opts_init(bk_http_opts_t *o)
     o->cors_headers = "Content-Type, Authorization, X-Request-ID";
     o->cors_max_age = 600;
     o->handle_signals = true;
+    o->admin_max_connections = 16;
 }
 
 static char *dup_opt(const char *s, bool *fail)
@@ -86,7 +88,10 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
         o->max_connections == 0 || o->header_timeout_ms <= 0 || o->body_timeout_ms <= 0 ||
         o->idle_timeout_ms <= 0 || o->write_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
         o->shutdown_timeout_ms < 0 || o->shutdown_delay_ms < 0 || o->hsts_max_age < 0 || o->cors_max_age < 0 ||
-        (o->unix_path != NULL && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)))
+        (o->unix_path != NULL && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) ||
+        (o->admin_unix_path != NULL &&
+         strlen(o->admin_unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) ||
+        (o->max_buffered_body_bytes != 0 && o->max_buffered_body_bytes < o->max_body_bytes))
         return BK_EINVAL;
     if (o->cors_headers != NULL)
         for (const char *c = o->cors_headers; *c; c++)
@@ -101,13 +106,24 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
         return BK_ENOMEM;
     srv->o = *o;
     srv->unix_fd = -1;
+    srv->admin_unix_fd = -1;
+    if (srv->o.max_buffered_body_bytes == 0) {
+        size_t dflt = 64 * 1024 * 1024;
+        srv->o.max_buffered_body_bytes = o->max_body_bytes > dflt ? o->max_body_bytes : dflt;
+    }
+    if (srv->o.admin_max_connections == 0)
+        srv->o.admin_max_connections = 16;
     pthread_mutex_init(&srv->mu, NULL);
     bool fail = false;
     srv->host = dup_opt(o->host, &fail);
     srv->unix_path = dup_opt(o->unix_path, &fail);
     srv->cors_headers = dup_opt(o->cors_headers ? o->cors_headers : "", &fail);
+    srv->admin_host = dup_opt(o->admin_host, &fail);
+    srv->admin_unix_path = dup_opt(o->admin_unix_path, &fail);
     srv->o.host = srv->host;
     srv->o.unix_path = srv->unix_path;
+    srv->o.admin_host = srv->admin_host;
+    srv->o.admin_unix_path = srv->admin_unix_path;
     srv->o.cors_headers = srv->cors_headers;
     srv->o.cors_origins = NULL;
     if (srv->o.threads == 0) {
@@ -148,6 +164,11 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
                               "Jobs waiting for a worker thread.", NULL, &fam);
     if (rc == BK_OK)
         rc = bk_metric_gauge(fam, NULL, &srv->queue_depth);
+    if (rc == BK_OK)
+        rc = bk_metrics_gauge(srv->metrics, "http_buffered_body_bytes",
+                              "Request body bytes held in memory now.", NULL, &fam);
+    if (rc == BK_OK)
+        rc = bk_metric_gauge(fam, NULL, &srv->body_gauge);
     if (rc != BK_OK) {
         bk_http_server_free(srv);
         return rc;
@@ -267,12 +288,24 @@ uint16_t bk_http_server_port(const bk_http_server_t *srv)
     return srv ? srv->port : 0;
 }
 
+uint16_t bk_http_server_admin_port(const bk_http_server_t *srv)
+{
+    return srv ? srv->admin_port : 0;
+}
+
 /* ------------------------------------------------------------------ loops */
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
                       int salen, void *arg)
 {
     (void)l;
-    bk__conn_accept(arg, fd, sa, salen);
+    bk__conn_accept(arg, fd, sa, salen, false);
+}
+
+static void on_admin_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa,
+                            int salen, void *arg)
+{
+    (void)l;
+    bk__conn_accept(arg, fd, sa, salen, true);
 }
 
 static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
@@ -282,6 +315,8 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
     struct loop *loop = arg;
     if (loop->listener != NULL)
         evconnlistener_enable(loop->listener);
+    if (loop->admin_listener != NULL)
+        evconnlistener_enable(loop->admin_listener);
 }
 
 static void on_accept_error(struct evconnlistener *l, void *arg)
@@ -323,6 +358,10 @@ static void on_close_listener(evutil_socket_t fd, short what, void *arg)
     if (loop->listener != NULL) {
         evconnlistener_free(loop->listener);
         loop->listener = NULL;
+    }
+    if (loop->admin_listener != NULL) {
+        evconnlistener_free(loop->admin_listener);
+        loop->admin_listener = NULL;
     }
     arm_ms(loop->deadline_ev, loop->srv->o.shutdown_timeout_ms);
     bk__loop_stop_conns(loop, false);
@@ -385,14 +424,15 @@ static int make_loop(bk_http_server_t *srv, struct loop *loop, unsigned index)
 }
 
 /* ------------------------------------------------------------------ binding */
-static int bind_unix(bk_http_server_t *srv)
+/* A listening unix socket at path in *fd. A stale socket left by a crash is
+ * replaced; never any other kind of file, and never a socket some process still
+ * answers on. */
+static int listen_unix(const char *path, int backlog, int *fd_out)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
-    strcpy(sa.sun_path, srv->unix_path);
+    strcpy(sa.sun_path, path);
     struct stat st;
-    if (lstat(srv->unix_path, &st) == 0) {
-        /* Replace a stale socket left by a crash, never any other kind of file, and
-         * never a socket some process still answers on. */
+    if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
             return BK_EEXIST;
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -401,71 +441,109 @@ static int bind_unix(bk_http_server_t *srv)
             close(probe);
         if (live)
             return BK_EEXIST;
-        unlink(srv->unix_path);
+        unlink(path);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
         return BK_ESYS;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, srv->o.backlog) != 0) {
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, backlog) != 0) {
         close(fd);
         return BK_ESYS;
     }
-    srv->unix_fd = fd;
-    for (unsigned i = 0; i < srv->nloops; i++) {
-        struct loop *loop = &srv->loops[i];
-        int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
-        if (dfd < 0)
-            return BK_ESYS;
-        /* backlog 0: the socket already listens. */
-        loop->listener = evconnlistener_new(loop->base, on_accept, loop,
-                                            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, 0, dfd);
-        if (loop->listener == NULL) {
-            close(dfd);
-            return BK_ESYS;
-        }
-        evconnlistener_set_error_cb(loop->listener, on_accept_error);
+    *fd_out = fd;
+    return BK_OK;
+}
+
+/* A listener on loop for an already listening socket (a duplicate of fd). */
+static int listener_on_fd(struct loop *loop, evconnlistener_cb cb, int fd,
+                          struct evconnlistener **out)
+{
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    if (dfd < 0)
+        return BK_ESYS;
+    /* backlog 0: the socket already listens. */
+    *out = evconnlistener_new(loop->base, cb, loop, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
+                              0, dfd);
+    if (*out == NULL) {
+        close(dfd);
+        return BK_ESYS;
     }
+    evconnlistener_set_error_cb(*out, on_accept_error);
+    return BK_OK;
+}
+
+static int bind_unix(bk_http_server_t *srv)
+{
+    int rc = listen_unix(srv->unix_path, srv->o.backlog, &srv->unix_fd);
+    for (unsigned i = 0; rc == BK_OK && i < srv->nloops; i++)
+        rc = listener_on_fd(&srv->loops[i], on_accept, srv->unix_fd, &srv->loops[i].listener);
+    return rc;
+}
+
+static uint16_t bound_port(struct evconnlistener *l)
+{
+    struct sockaddr_storage b;
+    socklen_t blen = sizeof b;
+    getsockname(evconnlistener_get_fd(l), (struct sockaddr *)&b, &blen);
+    return ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
+                                         : ((struct sockaddr_in *)&b)->sin_port);
+}
+
+/* A TCP listener on loop for host:port (flags: LEV_OPT_REUSEABLE_PORT or 0). */
+static int listen_tcp(struct loop *loop, evconnlistener_cb cb, const char *host, uint16_t port,
+                      unsigned flags, struct evconnlistener **out)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *ai;
+    char service[8];
+    snprintf(service, sizeof service, "%u", (unsigned)port);
+    if (getaddrinfo(host, service, &hints, &ai) != 0)
+        return BK_EINVAL;
+    *out = evconnlistener_new_bind(loop->base, cb, loop,
+                                   LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
+                                       LEV_OPT_REUSEABLE | flags,
+                                   loop->srv->o.backlog, ai->ai_addr, (int)ai->ai_addrlen);
+    freeaddrinfo(ai);
+    if (*out == NULL)
+        return errno == EADDRINUSE ? BK_EEXIST : BK_ESYS;
+    evconnlistener_set_error_cb(*out, on_accept_error);
     return BK_OK;
 }
 
 static int bind_tcp(bk_http_server_t *srv)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
-                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *ai;
-    char port[8];
-    snprintf(port, sizeof port, "%u", (unsigned)srv->o.port);
-    if (getaddrinfo(srv->host, port, &hints, &ai) != 0)
-        return BK_EINVAL;
-    struct sockaddr_storage ss;
-    socklen_t sslen = (socklen_t)ai->ai_addrlen;
-    memcpy(&ss, ai->ai_addr, ai->ai_addrlen);
-    freeaddrinfo(ai);
+    /* Port 0: the kernel chooses one for loop 0; the other loops bind that same port. */
+    uint16_t port = srv->o.port;
     for (unsigned i = 0; i < srv->nloops; i++) {
         struct loop *loop = &srv->loops[i];
-        loop->listener = evconnlistener_new_bind(
-            loop->base, on_accept, loop,
-            LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC | LEV_OPT_REUSEABLE |
-                LEV_OPT_REUSEABLE_PORT,
-            srv->o.backlog, (struct sockaddr *)&ss, (int)sslen);
-        if (loop->listener == NULL)
-            return errno == EADDRINUSE ? BK_EEXIST : BK_ESYS;
-        evconnlistener_set_error_cb(loop->listener, on_accept_error);
-        if (i == 0) {
-            /* Port 0: the kernel chose one; the other loops bind that same port. */
-            struct sockaddr_storage b;
-            socklen_t blen = sizeof b;
-            getsockname(evconnlistener_get_fd(loop->listener), (struct sockaddr *)&b, &blen);
-            uint16_t p = ntohs(b.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&b)->sin6_port
-                                                       : ((struct sockaddr_in *)&b)->sin_port);
-            srv->port = p;
-            if (ss.ss_family == AF_INET6)
-                ((struct sockaddr_in6 *)&ss)->sin6_port = htons(p);
-            else
-                ((struct sockaddr_in *)&ss)->sin_port = htons(p);
-        }
+        int rc = listen_tcp(loop, on_accept, srv->host, port, LEV_OPT_REUSEABLE_PORT,
+                            &loop->listener);
+        if (rc != BK_OK)
+            return rc;
+        if (i == 0)
+            srv->port = port = bound_port(loop->listener);
     }
     return BK_OK;
+}
+
+/* The admin listener, on loop 0 (it answers only cheap internal routes). */
+static int bind_admin(bk_http_server_t *srv)
+{
+    struct loop *l0 = &srv->loops[0];
+    if (srv->admin_unix_path != NULL) {
+        int rc = listen_unix(srv->admin_unix_path, srv->o.backlog, &srv->admin_unix_fd);
+        return rc == BK_OK ? listener_on_fd(l0, on_admin_accept, srv->admin_unix_fd,
+                                            &l0->admin_listener)
+                           : rc;
+    }
+    if (srv->admin_host == NULL)
+        return BK_OK;
+    int rc = listen_tcp(l0, on_admin_accept, srv->admin_host, srv->o.admin_port, 0,
+                        &l0->admin_listener);
+    if (rc == BK_OK)
+        srv->admin_port = bound_port(l0->admin_listener);
+    return rc;
 }
 
 /* Security headers sent with every answer, formatted once. */
@@ -508,6 +586,8 @@ int bk_http_server_start(bk_http_server_t *srv)
         rc = make_loop(srv, &srv->loops[i], i);
     if (rc == BK_OK)
         rc = srv->unix_path ? bind_unix(srv) : bind_tcp(srv);
+    if (rc == BK_OK)
+        rc = bind_admin(srv);
     if (rc == BK_OK && srv->o.handle_signals) {
         struct loop *l0 = &srv->loops[0];
         int sigs[2] = {SIGINT, SIGTERM};
@@ -541,6 +621,13 @@ int bk_http_server_start(bk_http_server_t *srv)
         bk_log(srv->o.log, BK_LOG_INFO, json_pack("{s:s, s:i, s:i}", "host", srv->host, "port",
                                                   (int)srv->port, "threads", (int)srv->nloops),
                "listening");
+    if (srv->admin_unix_path)
+        bk_log(srv->o.log, BK_LOG_INFO, json_pack("{s:s}", "unix", srv->admin_unix_path),
+               "admin listening");
+    else if (srv->admin_host)
+        bk_log(srv->o.log, BK_LOG_INFO,
+               json_pack("{s:s, s:i}", "host", srv->admin_host, "port", (int)srv->admin_port),
+               "admin listening");
     return BK_OK;
 }
 
@@ -581,6 +668,8 @@ void bk_http_server_free(bk_http_server_t *srv)
             bk__conn_free(loop->conns);
         if (loop->listener)
             evconnlistener_free(loop->listener);
+        if (loop->admin_listener)
+            evconnlistener_free(loop->admin_listener);
         for (int s = 0; s < 2; s++)
             if (loop->signal_ev[s])
                 event_free(loop->signal_ev[s]);
@@ -603,6 +692,10 @@ void bk_http_server_free(bk_http_server_t *srv)
         close(srv->unix_fd);
         unlink(srv->unix_path);
     }
+    if (srv->admin_unix_fd >= 0) {
+        close(srv->admin_unix_fd);
+        unlink(srv->admin_unix_path);
+    }
     bk__rnode_free(srv->root);
     for (size_t i = 0; i < srv->nmw; i++)
         free((char *)srv->mw[i].name);
@@ -616,6 +709,8 @@ void bk_http_server_free(bk_http_server_t *srv)
     free(srv->cors_origins);
     free(srv->host);
     free(srv->unix_path);
+    free(srv->admin_host);
+    free(srv->admin_unix_path);
     free(srv->cors_headers);
     free(srv->static_headers);
     if (srv->own_metrics)

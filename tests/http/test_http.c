@@ -1236,6 +1236,274 @@ START_TEST(unix_socket_and_ipv6)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ body budget */
+static void h_sink(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    size_t len;
+    bk_req_body(req, &len);
+    bk_res_json(req, 200, json_pack("{s:I}", "len", (json_int_t)len));
+}
+
+/* The value of an unlabelled gauge in the server's registry; -1 when absent. */
+static double gauge_value(bk_http_server_t *s, const char *name)
+{
+    char *text;
+    size_t len;
+    ck_assert_int_eq(bk_metrics_render(bk_http_server_metrics(s), &text, &len), BK_OK);
+    char want[128];
+    snprintf(want, sizeof want, "\n%s ", name);
+    const char *at = strstr(text, want);
+    double v = at != NULL ? strtod(at + strlen(want), NULL) : -1;
+    free(text);
+    return v;
+}
+
+/* Waits (up to 10 s: the loop must first read what was sent) for the gauge to
+ * reach want; fails with the last value seen. Asserts an outcome, not a time. */
+static void await_gauge(bk_http_server_t *s, const char *name, double want)
+{
+    double v = -1;
+    for (int i = 0; i < 2000; i++) {
+        if ((v = gauge_value(s, name)) == want)
+            return;
+        usleep(5000);
+    }
+    ck_abort_msg("%s stayed at %.0f, want %.0f", name, v, want);
+}
+
+/* A connection that has sent the head of a POST /sink of total bytes and then
+ * sent of them; chunked sends them as one chunk of total bytes. */
+static int partial_body(size_t total, size_t sent, bool chunked)
+{
+    int fd = bkt_connect(port);
+    ck_assert_int_ge(fd, 0);
+    char head[256];
+    int n = chunked ? snprintf(head, sizeof head,
+                               "POST /sink HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n"
+                               "\r\n%zx\r\n", total)
+                    : snprintf(head, sizeof head,
+                               "POST /sink HTTP/1.1\r\nHost: t\r\nContent-Length: %zu\r\n\r\n",
+                               total);
+    ck_assert_int_eq(bkt_send_all(fd, head, (size_t)n), 0);
+    char *body = malloc(sent);
+    ck_assert_ptr_nonnull(body);
+    memset(body, 'b', sent);
+    int rc = bkt_send_all(fd, body, sent);
+    free(body);
+    ck_assert_int_eq(rc, 0);
+    return fd;
+}
+
+/* Many large partial bodies: the server holds at most max_buffered_body_bytes of
+ * them (the gauge says so), refuses the body that would pass it with 503 and
+ * Retry-After, serves the bodies it holds, and holds nothing once they close. */
+START_TEST(body_budget_bounds_buffered_bodies)
+{
+    enum { KIB = 1024, BODY = 256 * KIB, SENT = 200 * KIB, HELD = 5 };
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.max_body_bytes = BODY;
+    /* Room for HELD partial bodies and the rest of one of them, not for one more. */
+    o.max_buffered_body_bytes = HELD * SENT + (BODY - SENT) + 44 * KIB;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "POST", "/sink", h_sink, NULL, NULL), BK_OK);
+    start(s);
+    ck_assert(gauge_value(s, "http_buffered_body_bytes") == 0);
+
+    int held[HELD];
+    for (int i = 0; i < HELD; i++) { /* one at a time, so that the gauge is exact */
+        held[i] = partial_body(BODY, SENT, i % 2 == 1);
+        await_gauge(s, "http_buffered_body_bytes", (double)(i + 1) * SENT);
+    }
+    /* Over the budget, with either framing: 503, Retry-After, and nothing more held. */
+    for (int chunked = 0; chunked <= 1; chunked++) {
+        int fd = partial_body(BODY, SENT, chunked);
+        struct bkt_response r;
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        assert_problem(&r, 503);
+        ck_assert_str_eq(header(&r, "Retry-After"), "1");
+        ck_assert_str_eq(header(&r, "Connection"), "close");
+        bkt_response_free(&r);
+        close(fd);
+        await_gauge(s, "http_buffered_body_bytes", (double)HELD * SENT);
+    }
+    /* A held body that completes is served whole, and gives its bytes back. */
+    char rest[BODY - SENT];
+    memset(rest, 'b', sizeof rest);
+    ck_assert_int_eq(bkt_send_all(held[0], rest, sizeof rest), 0);
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(held[0], &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"len\":262144"));
+    bkt_response_free(&r);
+    await_gauge(s, "http_buffered_body_bytes", (double)(HELD - 1) * SENT);
+    /* Closed connections hold nothing. */
+    for (int i = 0; i < HELD; i++)
+        close(held[i]);
+    await_gauge(s, "http_buffered_body_bytes", 0);
+    r = request("POST", "/sink", NULL, "{}");
+    ck_assert_msg(r.status == 200, "after: %d %s", r.status, r.body);
+    bkt_response_free(&r);
+    ck_assert(gauge_value(s, "http_buffered_body_bytes") == 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ admin listener */
+static int connect_unix(const char *path)
+{
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    strcpy(sa.sun_path, path);
+    ck_assert_int_eq(connect(fd, (struct sockaddr *)&sa, sizeof sa), 0);
+    return fd;
+}
+
+/* GET path on fd (kept open); the status. */
+static int get_on(int fd, const char *path, const char *want_in_body)
+{
+    char req[256];
+    int n = snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: t\r\n\r\n", path);
+    ck_assert_int_eq(bkt_send_all(fd, req, (size_t)n), 0);
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    int st = r.status;
+    if (want_in_body != NULL)
+        ck_assert_msg(strstr(r.body, want_in_body) != NULL, "GET %s: no %s in %s", path,
+                      want_in_body, r.body);
+    bkt_response_free(&r);
+    return st;
+}
+
+/* The main listener is full (max_connections): it refuses even health checks,
+ * while the admin listener serves health and metrics, and only those, under a
+ * limit of its own. */
+START_TEST(admin_listener_serves_health_during_a_flood)
+{
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.max_connections = 2;
+    o.admin_host = "127.0.0.1";
+    o.admin_port = 0;
+    o.admin_max_connections = 1;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    ck_assert_int_eq(bk_http_mount_metrics(s, "/metrics"), BK_OK);
+    ck_assert_uint_eq(bk_http_server_admin_port(s), 0); /* not bound yet */
+    start(s);
+    uint16_t admin = bk_http_server_admin_port(s);
+    ck_assert_uint_ne(admin, 0);
+    ck_assert_uint_ne(admin, port);
+
+    int a = bkt_connect(port), b = bkt_connect(port);
+    ck_assert_int_eq(get_on(a, "/health/live", NULL), 200);
+    ck_assert_int_eq(get_on(b, "/t", NULL), 200);
+    int c = bkt_connect(port); /* over max_connections: refused, health too */
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(c, &r, false), 0);
+    ck_assert_int_eq(r.status, 503);
+    bkt_response_free(&r);
+    close(c);
+
+    int adm = bkt_connect(admin);
+    ck_assert_int_eq(get_on(adm, "/health/live", "\"ok\""), 200);
+    ck_assert_int_eq(get_on(adm, "/health/ready", NULL), 200);
+    ck_assert_int_eq(get_on(adm, "/metrics", "http_requests_total{"), 200);
+    ck_assert_int_eq(get_on(adm, "/t", "only health and metrics"), 404); /* user routes: no */
+    ck_assert_int_eq(get_on(adm, "/nope", NULL), 404);
+    int adm2 = bkt_connect(admin); /* over admin_max_connections */
+    ck_assert_int_eq(bkt_read_response(adm2, &r, false), 0);
+    ck_assert_int_eq(r.status, 503);
+    bkt_response_free(&r);
+    close(adm2);
+    close(adm);
+    close(a);
+    close(b);
+    bk_http_server_free(s);
+    srv = NULL;
+
+    /* On a unix socket, removed at free. */
+    char path[108];
+    snprintf(path, sizeof path, "/tmp/bk-http-admin-%d.sock", (int)getpid());
+    test_opts(&o);
+    o.admin_unix_path = path;
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    start(s);
+    ck_assert_uint_eq(bk_http_server_admin_port(s), 0);
+    int u = connect_unix(path);
+    ck_assert_int_eq(get_on(u, "/health/live", "\"ok\""), 200);
+    close(u);
+    bk_http_server_free(s);
+    srv = NULL;
+    ck_assert_int_ne(access(path, F_OK), 0);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ parameters */
+static void h_raw_hex(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    const char *v = bk_req_param(req, "id");
+    char hex[64] = "";
+    for (size_t i = 0; v[i] != '\0' && i < 30; i++)
+        snprintf(hex + 2 * i, 3, "%02x", (unsigned char)v[i]);
+    bk_res_json(req, 200, json_pack("{s:s}", "hex", hex));
+}
+
+/* Parameters that are not UTF-8 are answered 400 before the handler; a route
+ * that asks for raw bytes gets them. */
+START_TEST(params_not_utf8_refused_unless_raw)
+{
+    bk_http_server_t *s = routing_server();
+    bk_http_route_opts_t ro = {.flags = BK_HTTP_RAW_PARAMS};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/raw/{id}", h_raw_hex, NULL, &ro), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/users/%FF", NULL, NULL);
+    assert_problem(&r, 400);
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "detail")),
+                     "path parameter \"id\" is not valid UTF-8");
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(json_object_get(doc, "errors"), 0), "loc")),
+                     "path.id");
+    json_decref(doc);
+    bkt_response_free(&r);
+    r = request("GET", "/users/1?q=%ED%A0%80", NULL, NULL); /* a UTF-16 surrogate */
+    assert_problem(&r, 400);
+    ck_assert_ptr_nonnull(strstr(r.body, "query parameter \\\"q\\\""));
+    bkt_response_free(&r);
+    r = request("GET", "/raw/%FF%00x", NULL, NULL); /* %00 is refused by decoding */
+    assert_problem(&r, 400);
+    bkt_response_free(&r);
+    r = request("GET", "/raw/%FF%FE", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_ptr_nonnull(strstr(r.body, "\"hex\":\"fffe\""));
+    bkt_response_free(&r);
+    expect_route("/users/%E6%97%A5", "param", "id", "\xe6\x97\xa5");
+}
+END_TEST
+
+/* HTTP/1.0 with Connection: keep-alive keeps its connection for more requests. */
+START_TEST(http10_keep_alive_honoured)
+{
+    start(routing_server());
+    int fd = bkt_connect(port);
+    const char *req = "GET /users/1 HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+    for (int i = 0; i < 3; i++) {
+        ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+        struct bkt_response r;
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_str_eq(header(&r, "Connection"), "keep-alive");
+        bkt_response_free(&r);
+    }
+    close(fd);
+}
+END_TEST
+
 START_TEST(bad_options_refused)
 {
     bk_http_opts_t o;
@@ -1251,6 +1519,13 @@ START_TEST(bad_options_refused)
     o.host = "999.1.1.1";
     ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
     ck_assert_int_eq(bk_http_server_start(s), BK_EINVAL);
+    bk_http_server_free(s);
+    test_opts(&o);
+    o.max_body_bytes = 2 * 1024 * 1024;
+    o.max_buffered_body_bytes = 1024 * 1024; /* smaller than one body */
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_EINVAL);
+    o.max_buffered_body_bytes = 0; /* the default grows to hold one body */
+    ck_assert_int_eq(bk_http_server_new(&o, &s), BK_OK);
     bk_http_server_free(s);
     ck_assert_str_eq(bk_http_reason(431), "Request Header Fields Too Large");
     ck_assert_str_eq(bk_http_reason(299), "Unknown");
@@ -1286,6 +1561,10 @@ static Suite *http_suite(void)
     tcase_add_test(tc, keep_alive_and_http10);
     tcase_add_test(tc, max_connections_refused_with_503);
     tcase_add_test(tc, unix_socket_and_ipv6);
+    tcase_add_test(tc, body_budget_bounds_buffered_bodies);
+    tcase_add_test(tc, admin_listener_serves_health_during_a_flood);
+    tcase_add_test(tc, params_not_utf8_refused_unless_raw);
+    tcase_add_test(tc, http10_keep_alive_honoured);
     tcase_add_test(tc, bad_options_refused);
     suite_add_tcase(s, tc);
     return s;
