@@ -79,7 +79,8 @@ BK_EXPORT void bk_jwt_keys_free(bk_jwt_keys_t *keys);
  * "ES256", "ES384" (PEM, P-256 / P-384). A PEM private key can sign and verify;
  * a public key only verifies. kid may be NULL only in a set of one key. current
  * makes it the signing key. The key is copied; wipe your copy. BK_EEXIST for a
- * kid already present, BK_EINVAL for a bad alg, key or kid.
+ * kid already present, BK_EINVAL for a bad alg, key or kid (a kid must be 1 to
+ * 256 bytes of UTF-8 without control characters), BK_EIO when OpenSSL fails.
  */
 BK_EXPORT int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg, const void *key, size_t len,
                               bool current);
@@ -102,7 +103,11 @@ BK_EXPORT void bk_jwt_issue_opts_init(bk_jwt_issue_opts_t *opts);
  * claims iat, exp, nbf (when asked), iss, aud, sub, jti (128 random bits,
  * base64url), then the caller's claims (an object or NULL; they may not
  * override the registered ones above: BK_EINVAL). *token is malloc'ed, the caller
- * frees it. BK_ENOTFOUND when the set has no current key.
+ * frees it. BK_ENOTFOUND when the set has no current key. BK_EINVAL also when
+ * iss, aud or sub, or any member name or string in claims (nested objects and
+ * arrays included), is not UTF-8, when a member name or string holds a NUL byte, or when
+ * claims nest deeper than 2048 levels or hold a cycle. ES256/ES384 signatures
+ * are made low-S (s <= n/2).
  */
 BK_EXPORT int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims,
                            char **token);
@@ -116,7 +121,11 @@ typedef struct bk_jwt_verify_opts {
     const char *typ;              /* header typ required (case-insensitive); NULL: not checked */
     size_t max_len;               /* longer tokens are malformed; default 8192 */
     /* Revocation: BK_OK when jti is good, BK_EJWT_REVOKED when revoked, another
-     * code when the lookup failed (the token is refused with it). NULL: none. */
+     * code when the lookup failed (the token is refused with it). NULL: none.
+     * Revocation and replay caches must key on jti, never on the token string:
+     * an ES256/ES384 token has a second valid encoding, its (r, n - s) twin, that
+     * verifies with the same claims. bk_jwt_issue emits low-S signatures only;
+     * other issuers may not, and verify accepts both forms. */
     int (*revoked)(const char *jti, void *ud);
     void *revoked_ud;
     bk_clock_t *clock;            /* NULL = system; borrowed */

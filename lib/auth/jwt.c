@@ -20,9 +20,13 @@
 
 #include "backend/auth.h"
 #include "core/base64_int.h"
+#include "core/utf8_int.h"
 
 #define KID_MAX 256
 #define KEY_FILE_MAX (64 * 1024)
+/* jansson's parser takes 2048 levels of nesting: deeper claims would make a token
+ * bk_jwt_verify refuses as malformed. */
+#define CLAIMS_DEPTH_MAX 2048
 
 typedef enum kind { KIND_HMAC, KIND_RSA, KIND_EC } kind_t;
 
@@ -45,6 +49,7 @@ struct key {
     const struct alg *alg;
     EVP_MAC_CTX *mac;  /* HMAC: keyed once; each use works on a copy */
     EVP_PKEY *pkey;    /* RSA, EC */
+    BIGNUM *order;     /* EC keys that sign: the group order n, to fold s into the low half */
     bool can_sign;
 };
 
@@ -77,6 +82,7 @@ static void key_clear(struct key *k)
     free(k->kid);
     EVP_MAC_CTX_free(k->mac);
     EVP_PKEY_free(k->pkey);
+    BN_free(k->order);
 }
 
 void bk_jwt_keys_free(bk_jwt_keys_t *keys)
@@ -142,10 +148,13 @@ static EVP_PKEY *pem_key(const struct alg *alg, const void *pem, size_t len, boo
     return pkey;
 }
 
+/* The kid goes into every token's header as a JSON string, which must be UTF-8
+ * (RFC 8259 section 8.1): refused here, at the call that was given it, rather
+ * than failing each bk_jwt_issue later. */
 static bool kid_ok(const char *kid)
 {
     size_t n = strlen(kid);
-    if (n == 0 || n > KID_MAX)
+    if (n == 0 || n > KID_MAX || !bk__utf8_valid(kid, n))
         return false;
     for (size_t i = 0; i < n; i++)
         if ((unsigned char)kid[i] < 0x20 || kid[i] == 0x7f)
@@ -179,6 +188,11 @@ int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg_name, 
             return BK_EIO;
     } else if (!(k.pkey = pem_key(alg, key, len, &k.can_sign))) {
         return BK_EINVAL;
+    } else if (alg->kind == KIND_EC && k.can_sign &&
+               EVP_PKEY_get_bn_param(k.pkey, OSSL_PKEY_PARAM_EC_ORDER, &k.order) != 1) {
+        key_clear(&k);
+        ERR_clear_error();
+        return BK_EIO; /* read once here, so that signing cannot fail on it later */
     }
     if (current && !k.can_sign) {
         key_clear(&k);
@@ -293,6 +307,22 @@ static bool verify_signature(const struct key *k, const char *data, size_t n, co
     return ok;
 }
 
+/* An ECDSA signature (r, s) has a twin, (r, n - s), that verifies as well, so a
+ * token string has two valid forms. We sign with the low one, s <= n / 2 (n is
+ * odd: s <= n >> 1), so every token we make has one canonical form; verify still
+ * takes both, since other issuers may send either (OpenSSL does not fold s).
+ * s is the second half of raw r || s, half bytes, changed in place. */
+static bool ec_low_s(const BIGNUM *order, unsigned char *s, size_t half)
+{
+    BIGNUM *v = BN_bin2bn(s, (int)half, NULL), *lim = BN_new();
+    bool ok = v && lim && BN_rshift1(lim, order) == 1;
+    if (ok && BN_cmp(v, lim) > 0)
+        ok = BN_sub(v, order, v) == 1 && BN_bn2binpad(v, s, (int)half) == (int)half;
+    BN_free(v);
+    BN_free(lim);
+    return ok;
+}
+
 /* Signs data; out has room for 1024 bytes (RSA up to 8192 bits). */
 static bool sign(const struct key *k, const char *data, size_t n, unsigned char *out, size_t *outlen)
 {
@@ -312,7 +342,7 @@ static bool sign(const struct key *k, const char *data, size_t n, unsigned char 
         return true;
     }
     *outlen = 2 * k->alg->size;
-    return ec_der_to_raw(der, derlen, k->alg->size, out);
+    return ec_der_to_raw(der, derlen, k->alg->size, out) && ec_low_s(k->order, out + k->alg->size, k->alg->size);
 }
 
 /* ------------------------------------------------------------------ issue */
@@ -324,6 +354,55 @@ void bk_jwt_issue_opts_init(bk_jwt_issue_opts_t *opts)
 }
 
 static const char *const REGISTERED[] = {"iat", "exp", "nbf", "iss", "aud", "sub", "jti", NULL};
+
+/* The containers from the claims object down to the one being walked. */
+struct ancestor {
+    const json_t *v;
+    const struct ancestor *up;
+};
+
+/* Whether v, depth levels down (the claims object is 1), can go into a token as
+ * it is: every member name and string UTF-8 (RFC 8259 section 8.1), no deeper
+ * than CLAIMS_DEPTH_MAX, and no cycle (which would also make this walk endless).
+ * jansson's *_nocheck setters take any bytes, and then json_dumps fails on such a
+ * string, which looked like BK_ENOMEM, or writes such a name as it is, into a
+ * token verify refuses: checked here, the caller gets BK_EINVAL. By length, not
+ * strlen: jansson's strings and names may hold NUL bytes. Neither may here: the
+ * parser refuses one, and json_object_update cuts it at the NUL, so "exp\0"
+ * would slip past the REGISTERED check and then replace exp. */
+static bool claims_text_ok(const json_t *v, const struct ancestor *up, size_t depth)
+{
+    if (json_is_string(v)) /* a NUL inside: a token verify refuses (and strcmp misreads) */
+        return bk__utf8_valid(json_string_value(v), json_string_length(v)) &&
+               memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
+    if (!json_is_object(v) && !json_is_array(v))
+        return true;
+    if (depth > CLAIMS_DEPTH_MAX)
+        return false;
+    for (const struct ancestor *a = up; a; a = a->up)
+        if (a->v == v)
+            return false;
+    const struct ancestor here = {v, up};
+    const char *name;
+    size_t i, len;
+    json_t *m;
+    if (json_is_object(v)) {
+        json_object_keylen_foreach((json_t *)v, name, len, m)
+            if (!bk__utf8_valid(name, len) || memchr(name, '\0', len) || !claims_text_ok(m, &here, depth + 1))
+                return false;
+    } else {
+        json_array_foreach(v, i, m)
+            if (!claims_text_ok(m, &here, depth + 1))
+                return false;
+    }
+    return true;
+}
+
+/* iss, aud and sub become JSON strings, which must be UTF-8. */
+static bool option_text_ok(const char *s)
+{
+    return !s || bk__utf8_valid(s, strlen(s));
+}
 
 int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token)
 {
@@ -344,6 +423,9 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     for (size_t i = 0; claims && REGISTERED[i]; i++)
         if (json_object_get(claims, REGISTERED[i]))
             return BK_EINVAL;
+    if (!option_text_ok(opts->iss) || !option_text_ok(opts->aud) || !option_text_ok(opts->sub) ||
+        (claims && !claims_text_ok(claims, NULL, 1)))
+        return BK_EINVAL;
     unsigned char rnd[16];
     char jti[32];
     int rc = bk_random_bytes(rnd, sizeof rnd);
@@ -362,7 +444,7 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     for (size_t i = 0; rc == BK_OK && i < 4; i++) {
         json_t *s = strs[i][1] ? json_string(strs[i][1]) : NULL;
         if (strs[i][1] && (!s || json_object_set_new(body, strs[i][0], s)))
-            rc = s ? BK_ENOMEM : BK_EINVAL; /* json_string refuses text that is not UTF-8 */
+            rc = BK_ENOMEM; /* the text was checked above: only memory is left to fail */
     }
     if (rc == BK_OK && claims && json_object_update(body, (json_t *)claims))
         rc = BK_ENOMEM;

@@ -2,8 +2,9 @@
  * interop both ways with PyJWT (Debian's python3-jwt) and libjwt 1.10, and the
  * attack catalogue: alg "none" and algorithm confusion, kid tricks, time claims
  * and leeway, iss/aud/required/typ, tampering, segment count, strict base64url,
- * size limits, duplicate JSON keys, crit, ECDSA signature encoding, revocation,
- * and what issue and the key set refuse. Every forged token is signed here with
+ * size limits, duplicate JSON keys, crit, ECDSA signature encoding, low-S issuing
+ * and the (r, n - s) twin, revocation, and what issue and the key set refuse
+ * (text that is not UTF-8 among them). Every forged token is signed here with
  * OpenSSL directly (HMAC(), EVP_DigestSign) over the exact bytes sent, so each
  * case isolates one defect. Time is the fake clock's; nothing sleeps.
  * SPDX-License-Identifier: MIT */
@@ -22,6 +23,7 @@
 #include <check.h>
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/core_names.h>
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -1558,6 +1560,104 @@ START_TEST(revocation_hook)
 }
 END_TEST
 
+/* ================================================================== ECDSA: low s, and the twin */
+static void bn_free_(void *p)
+{
+    BN_free(p);
+}
+
+/* The order n of a test key's curve. */
+static BIGNUM *ec_order(EVP_PKEY *pk)
+{
+    BIGNUM *n = NULL;
+    ck_assert_int_eq(EVP_PKEY_get_bn_param(pk, OSSL_PKEY_PARAM_EC_ORDER, &n), 1);
+    return gc_with(n, bn_free_);
+}
+
+/* The raw r || s of an ES token, 2 * half bytes. */
+static unsigned char *es_sig(const char *tok, size_t half)
+{
+    const char *s = seg(tok, 2);
+    size_t n = 0;
+    unsigned char *raw = unb64u(s, strlen(s), &n);
+    ck_assert_uint_eq(n, 2 * half);
+    return raw;
+}
+
+/* Whether s, the second half of r || s, is above n / 2 (n is odd: above n >> 1). */
+static bool s_is_high(const unsigned char *raw, size_t half, const BIGNUM *n)
+{
+    BIGNUM *s = BN_bin2bn(raw + half, (int)half, NULL), *lim = BN_dup(n);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_ptr_nonnull(lim);
+    ck_assert_int_eq(BN_rshift1(lim, lim), 1);
+    bool high = BN_cmp(s, lim) > 0;
+    BN_free(s);
+    BN_free(lim);
+    return high;
+}
+
+/* tok with its signature (r, s) replaced by (r, n - s): a second signature of
+ * the same bytes, valid for any ECDSA verifier. */
+static char *es_twin(const char *tok, size_t half, const BIGNUM *n)
+{
+    unsigned char *raw = es_sig(tok, half);
+    BIGNUM *s = BN_bin2bn(raw + half, (int)half, NULL);
+    ck_assert_ptr_nonnull(s);
+    ck_assert_int_eq(BN_sub(s, n, s), 1);
+    ck_assert_int_eq(BN_bn2binpad(s, raw + half, (int)half), (int)half);
+    BN_free(s);
+    return tok3(seg(tok, 0), seg(tok, 1), b64u(raw, 2 * half));
+}
+
+static const struct {
+    const char *alg;
+    size_t half; /* bytes of r and of s */
+} ES[] = {{"ES256", 32}, {"ES384", 48}};
+
+/* Each signature has a random nonce, so s is high half the time unless the issuer
+ * folds it: 64 tokens all low by chance is 2^-64. */
+START_TEST(es_issuer_signs_low_s)
+{
+    for (size_t a = 0; a < 2; a++) {
+        const BIGNUM *n = ec_order(a == 0 ? K.p256 : K.p384);
+        bk_jwt_keys_t *ks = set_of("e", ES[a].alg, PRIV);
+        for (int i = 0; i < 64; i++) {
+            char *tok = issue(ks, NULL);
+            ck_assert_msg(!s_is_high(es_sig(tok, ES[a].half), ES[a].half, n), "%s token %d: s > n/2", ES[a].alg, i);
+            VC(ks, tok, BK_OK); /* the folded signature is still a signature */
+        }
+    }
+}
+END_TEST
+
+/* By design: verify takes the (r, n - s) twin of a token, since other issuers may
+ * send either form. It carries the same claims and jti, so a revocation keyed on
+ * jti refuses both, where one keyed on the token string would miss the twin. */
+START_TEST(es_high_s_twin_verifies_same_jti)
+{
+    for (size_t a = 0; a < 2; a++) {
+        const BIGNUM *n = ec_order(a == 0 ? K.p256 : K.p384);
+        bk_jwt_keys_t *ks = set_of("e", ES[a].alg, PRIV);
+        char *tok = issue(ks, "{\"role\":\"admin\"}");
+        char *twin = es_twin(tok, ES[a].half, n);
+        ck_assert_str_ne(twin, tok);
+        ck_assert(s_is_high(es_sig(twin, ES[a].half), ES[a].half, n));
+        json_t *c = VC(ks, tok, BK_OK), *ct = VC(ks, twin, BK_OK);
+        ck_assert(json_equal(c, ct));
+        VC(set_of("e", ES[a].alg, PUB), twin, BK_OK);
+
+        struct hook hk = {.revoked = json_str(c, "jti")};
+        VO.revoked = hook_fn;
+        VO.revoked_ud = &hk;
+        VC(ks, twin, BK_EJWT_REVOKED);
+        ck_assert_str_eq(hk.seen, json_str(c, "jti"));
+        VC(ks, tok, BK_EJWT_REVOKED);
+        VO.revoked = NULL;
+    }
+}
+END_TEST
+
 /* ================================================================== issue and key set refusals */
 START_TEST(issue_refusals)
 {
@@ -1598,6 +1698,154 @@ START_TEST(issue_refusals)
     ck_assert_int_eq(json_int(c, "exp"), T0 + 600);
     ck_assert_int_eq(json_int(c, "EXP"), 1);
     ck_assert_str_eq(json_str(c, "sub"), "alice");
+}
+END_TEST
+
+/* ================================================================== issue: UTF-8 and the shape of claims */
+/* bk_jwt_issue's code for these claims; the token (kept for teardown) in *out. */
+static int issue_code(const bk_jwt_keys_t *ks, const json_t *claims, char **out)
+{
+    char *tok = (char *)"untouched";
+    int rc = bk_jwt_issue(ks, &IO, claims, &tok);
+    if (rc == BK_OK)
+        gc(tok);
+    else
+        ck_assert_ptr_null(tok);
+    if (out)
+        *out = tok;
+    return rc;
+}
+
+/* {name: v}, the member set without jansson's UTF-8 check. */
+static json_t *obj1(const char *name, size_t len, json_t *v)
+{
+    json_t *o = json_object();
+    ck_assert_ptr_nonnull(o);
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(json_object_setn_new_nocheck(o, name, len, v), 0);
+    return o;
+}
+
+static json_t *arr2(json_t *a, json_t *b)
+{
+    json_t *v = json_array();
+    ck_assert_ptr_nonnull(v);
+    ck_assert_int_eq(json_array_append_new(v, a), 0);
+    ck_assert_int_eq(json_array_append_new(v, b), 0);
+    return v;
+}
+
+#define KEY(s) (s), sizeof(s) - 1 /* a literal member name and its length, NULs included */
+#define CAFE "caf\xc3\xa9"          /* café */
+#define NIHON "\xe6\x97\xa5\xe6\x9c\xac" /* 日本 */
+
+START_TEST(claims_must_be_utf8)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    json_t *bad[] = {
+        /* string values, at the top and nested in objects and arrays */
+        obj1(KEY("v"), json_string_nocheck("\xff")),
+        obj1(KEY("v"), json_stringn_nocheck("ok\0\xff", 4)), /* past a NUL: checked by length */
+        obj1(KEY("a"), obj1(KEY("b"), obj1(KEY("c"), json_string_nocheck("caf\xc3")))), /* truncated */
+        obj1(KEY("a"), arr2(json_integer(1), arr2(json_string("ok"), json_string_nocheck("\xc0\xaf")))), /* overlong */
+        obj1(KEY("a"), arr2(obj1(KEY("x"), json_string_nocheck("\xed\xa0\x80")), json_null())), /* surrogate */
+        /* member names, at the top and nested */
+        obj1(KEY("\xff"), json_true()),
+        obj1(KEY("\xf8\x88\x80\x80\x80"), json_true()), /* a five-byte form */
+        obj1(KEY("a"), obj1(KEY("\xf4\x90\x80\x80"), json_integer(1))), /* above U+10FFFF */
+        obj1(KEY("a"), arr2(json_true(), obj1(KEY("\xe6\x97"), json_integer(1)))),
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        int rc = issue_code(ks, gcj(bad[i]), NULL);
+        ck_assert_msg(rc == BK_EINVAL, "claims %zu: got %s, want BK_EINVAL", i, bk_err_name(rc));
+    }
+    /* Non-ASCII UTF-8 goes through, and comes back as it was. */
+    json_t *good = gcj(json_pack("{s:s, s:[s, {s:s}]}", "name", CAFE, NIHON, NIHON, "\xc3\xbc" /* ü */,
+                                 "\xe2\x82\xac\xf0\x9f\x94\x91" /* € and U+1F511, four bytes */));
+    char *tok;
+    ck_assert_code(issue_code(ks, good, &tok), BK_OK);
+    json_t *c = VC(ks, tok, BK_OK);
+    ck_assert_str_eq(json_str(c, "name"), CAFE);
+    ck_assert(json_equal(json_object_get(c, NIHON), json_object_get(good, NIHON)));
+}
+END_TEST
+
+/* A name with a NUL has no JSON text verify reads, and at the top it was cut at
+ * the NUL: "exp\0" passed the check for registered claims, then replaced exp. */
+START_TEST(claim_names_and_values_with_nul_refused)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("exp\0"), json_integer(T0 + 86400))), NULL), BK_EINVAL);
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("iss\0x"), json_string("evil"))), NULL), BK_EINVAL);
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("a"), obj1(KEY("k\0"), json_true()))), NULL), BK_EINVAL);
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("a"), arr2(json_true(), obj1(KEY("\0"), json_true())))), NULL),
+                   BK_EINVAL);
+    /* A NUL inside a value: verify would refuse the token (and strcmp cut it). */
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("k"), json_stringn("a\0b", 3))), NULL), BK_EINVAL);
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("k"), arr2(json_true(), json_stringn("\0", 1)))), NULL),
+                   BK_EINVAL);
+    char *tok;
+    ck_assert_code(issue_code(ks, gcj(obj1(KEY("k"), json_true())), &tok), BK_OK);
+    ck_assert(json_is_true(json_object_get(VC(ks, tok, BK_OK), "k")));
+}
+END_TEST
+
+START_TEST(issue_options_must_be_utf8)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    static const char *const bad[] = {"\xff", "caf\xc3", "\xed\xa0\x80", "\xc0\xaf", "ok\xfe"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        for (int which = 0; which < 3; which++) {
+            IO.iss = ISS, IO.aud = AUD, IO.sub = "alice";
+            *(which == 0 ? &IO.iss : which == 1 ? &IO.aud : &IO.sub) = bad[i];
+            int rc = issue_code(ks, NULL, NULL);
+            ck_assert_msg(rc == BK_EINVAL, "%s = bad[%zu]: got %s, want BK_EINVAL",
+                          which == 0 ? "iss" : which == 1 ? "aud" : "sub", i, bk_err_name(rc));
+        }
+    }
+    IO.iss = "https://" CAFE ".example", IO.aud = NIHON, IO.sub = "Zo\xc3\xab";
+    VO.iss = IO.iss, VO.aud = IO.aud;
+    json_t *c = VC(ks, issue(ks, NULL), BK_OK);
+    ck_assert_str_eq(json_str(c, "iss"), "https://" CAFE ".example");
+    ck_assert_str_eq(json_str(c, "aud"), NIHON);
+    ck_assert_str_eq(json_str(c, "sub"), "Zo\xc3\xab");
+}
+END_TEST
+
+/* {"d": [[...]]}: arrays levels of arrays in an object, so 1 + arrays levels. */
+static json_t *deep(int arrays)
+{
+    json_t *v = json_array();
+    ck_assert_ptr_nonnull(v);
+    for (int i = 1; i < arrays; i++) {
+        json_t *up = json_array();
+        ck_assert_ptr_nonnull(up);
+        ck_assert_int_eq(json_array_append_new(up, v), 0);
+        v = up;
+    }
+    return gcj(obj1(KEY("d"), v));
+}
+
+START_TEST(claims_nesting_limit_and_cycles)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    /* 2048 levels, the payload object included, is as deep as verify parses. */
+    char *tok;
+    ck_assert_code(issue_code(ks, deep(2047), &tok), BK_OK);
+    VC(ks, tok, BK_OK);
+    ck_assert_code(issue_code(ks, deep(2048), NULL), BK_EINVAL);
+    /* A member shared by two others is not a cycle. */
+    json_t *shared = gcj(json_pack("{s:s}", "x", "y"));
+    ck_assert_code(issue_code(ks, gcj(json_pack("{s:O, s:[O]}", "a", shared, "b", shared)), NULL), BK_OK);
+    /* A cycle has no JSON text. */
+    json_t *a = json_object(), *b = json_object();
+    ck_assert_int_eq(json_object_set(a, "b", b), 0);
+    ck_assert_int_eq(json_object_set(b, "a", a), 0);
+    int rc = issue_code(ks, gcj(json_pack("{s:[O]}", "top", a)), NULL);
+    json_object_clear(b); /* break it, or neither is ever freed */
+    json_decref(a);
+    json_decref(b);
+    ck_assert_code(rc, BK_EINVAL);
 }
 END_TEST
 
@@ -1644,6 +1892,41 @@ START_TEST(key_set_refusals)
 }
 END_TEST
 
+START_TEST(kid_must_be_utf8)
+{
+    static const char *const bad[] = {"\xff", "k\xfe", "caf\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80",
+                                      "\xe6\x97"};
+    bk_jwt_keys_t *ks = keyset();
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        ck_assert_msg(add(ks, bad[i], "HS256", PRIV, true) == BK_EINVAL, "HS256 kid bad[%zu]", i);
+        ck_assert_msg(add(ks, bad[i], "ES256", PRIV, true) == BK_EINVAL, "ES256 kid bad[%zu]", i);
+    }
+    char dir[] = "/tmp/bk-jwt-kid-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *hs = fmt("%s/hs.key", dir);
+    FILE *f = fopen(hs, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(SECRET, 1, sizeof SECRET, f), sizeof SECRET);
+    fclose(f);
+    int rc_bad = bk_jwt_keys_add_file(ks, "\xff", "HS256", hs, true);
+    int rc_good = bk_jwt_keys_add_file(ks, CAFE, "HS256", hs, false);
+    unlink(hs);
+    rmdir(dir);
+    ck_assert_code(rc_bad, BK_EINVAL);
+    ck_assert_code(rc_good, BK_OK);
+    char *tok = (char *)"untouched";
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_ENOTFOUND); /* no refused key became current */
+    /* Non-ASCII UTF-8 kids work: in the header as given, and they select the key. */
+    ck_assert_code(add(ks, NIHON, "ES256", PRIV, true), BK_OK);
+    tok = issue(ks, NULL);
+    ck_assert_str_eq(json_str(seg_json(tok, 0), "kid"), NIHON);
+    VC(ks, tok, BK_OK);
+    tok = issue(set_of(CAFE, "HS256", PRIV), NULL);
+    ck_assert_str_eq(json_str(seg_json(tok, 0), "kid"), CAFE);
+    VC(ks, tok, BK_OK); /* the key from the file */
+}
+END_TEST
+
 static Suite *jwt_suite(void)
 {
     Suite *s = suite_create("jwt");
@@ -1687,8 +1970,15 @@ static Suite *jwt_suite(void)
     tcase_add_test(at, header_and_payload_must_be_json_objects_and_no_crit);
     tcase_add_test(at, es256_der_signature_refused);
     tcase_add_test(at, revocation_hook);
+    tcase_add_test(at, es_issuer_signs_low_s);
+    tcase_add_test(at, es_high_s_twin_verifies_same_jti);
     tcase_add_test(at, issue_refusals);
+    tcase_add_test(at, claims_must_be_utf8);
+    tcase_add_test(at, claim_names_and_values_with_nul_refused);
+    tcase_add_test(at, issue_options_must_be_utf8);
+    tcase_add_test(at, claims_nesting_limit_and_cycles);
     tcase_add_test(at, key_set_refusals);
+    tcase_add_test(at, kid_must_be_utf8);
     suite_add_tcase(s, at);
     return s;
 }
