@@ -63,7 +63,10 @@ expect 1 "verify the empty password"
 run "$pw" verify 'not-a-hash'
 expect 2 "verify a malformed hash"
 grep -q 'malformed' err || fail "malformed hash not named"
-run "$pw" verify "${hash%?}"
+# Two characters off: 41 base64 characters cannot be a whole number of bytes. (One
+# off leaves 42, a valid 31-byte hash one time in 16, when the last character's
+# spare bits happen to be zero: then it is a mismatch, 1, not malformed.)
+run "$pw" verify "${hash%??}"
 expect 2 "verify a truncated hash"
 run "$pw" verify "${hash/m=19456/m=4194304}"
 expect 2 "verify a hash asking for 4 GiB"
