@@ -14,6 +14,12 @@ for f in $funcs; do
     # Named in a page's NAME section (.Nm), so apropos and the page itself find it.
     grep -qE "^\.Nm $f( ,)?\$" man/man3/*.3 || { echo "FAIL: $f has no man page (.Nm $f)"; status=1; }
 done
+# libbackend-errors(7) lists every code of the table with its value and HTTP status.
+while read -r name value http; do
+    got=$(grep -A20 "^\.It Dv BK_$name\$" man/man7/libbackend-errors.7 | grep -m1 '^Value ' || true)
+    [ "$got" = "Value $value; HTTP $http." ] ||
+        { echo "FAIL: libbackend-errors(7) lists BK_$name as \"$got\", want \"Value $value; HTTP $http.\""; status=1; }
+done < <(sed -nE 's/^ *X\(([A-Z_]+), (-[0-9]+), "[^"]*", ([0-9]+)\).*/\1 \2 \3/p' include/backend/core.h)
 # Every installed page is listed in Makefile.am, so make install ships it.
 for p in $pages; do
     grep -q "$p" Makefile.am || { echo "FAIL: $p is not in Makefile.am dist_man_MANS"; status=1; }

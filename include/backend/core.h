@@ -30,40 +30,46 @@ extern "C" {
 
 /*
  * Status codes. Functions that can fail return BK_OK (0) or one of these negative
- * codes. One table gives the enum, bk_strerror() and bk_err_name(); codes are only
- * ever appended, never renumbered, so they are stable across releases.
+ * codes. One table gives the enum, bk_strerror(), bk_err_name() and the HTTP
+ * status a code answers (bk_http_status_of); codes are only ever appended, never
+ * renumbered, so they are stable across releases. libbackend-errors(7) lists them
+ * and says when a module may add one.
+ *
+ * Columns: name, value, description, HTTP status. 4xx: the request (its input, its
+ * credentials) is at fault; 5xx: the service or one of its dependencies is.
  */
-#define BK_ERRNO_MAP(X)                                                        \
-    X(EINVAL, -1, "invalid argument")                                          \
-    X(ENOMEM, -2, "out of memory")                                             \
-    X(EBUSY, -3, "resource busy or queue full")                                \
-    X(ETIMEDOUT, -4, "operation timed out")                                    \
-    X(EUNAVAIL, -5, "service unavailable")                                     \
-    X(ENOTFOUND, -6, "not found")                                              \
-    X(EEXIST, -7, "already exists")                                            \
-    X(ECONFLICT, -8, "conflict with the current state")                        \
-    X(ECANCELED, -9, "operation canceled")                                     \
-    X(ECLOSED, -10, "handle is shut down")                                     \
-    X(EIO, -11, "input/output error")                                          \
-    X(ERANGE, -12, "value out of range")                                       \
-    X(ESYS, -13, "system call failed")                                         \
-    X(EMISMATCH, -14, "password does not match")                               \
-    X(EJWT_MALFORMED, -15, "malformed token")                                  \
-    X(EJWT_SIGNATURE, -16, "token signature does not verify")                  \
-    X(EJWT_EXPIRED, -17, "token expired")                                      \
-    X(EJWT_NOT_YET_VALID, -18, "token not yet valid")                          \
-    X(EJWT_ISSUER, -19, "token issuer not accepted")                           \
-    X(EJWT_AUDIENCE, -20, "token audience not accepted")                       \
-    X(EJWT_UNKNOWN_KEY, -21, "token signed with an unknown key")               \
-    X(EJWT_ALGORITHM, -22, "token algorithm not accepted for its key")         \
-    X(EJWT_CLAIMS, -23, "token lacks a required claim or type")                \
-    X(EJWT_REVOKED, -24, "token revoked")                                      \
-    X(EFORBIDDEN, -25, "permission denied")                                    \
-    X(ERETRY, -26, "transient conflict: retry the operation")
+#define BK_ERRNO_MAP(X)                                                          \
+    X(EINVAL, -1, "invalid argument", 400)                                       \
+    X(ENOMEM, -2, "out of memory", 500)                                          \
+    X(EBUSY, -3, "resource busy or queue full", 503)                             \
+    X(ETIMEDOUT, -4, "operation timed out", 504)                                 \
+    X(EUNAVAIL, -5, "service unavailable", 503)                                  \
+    X(ENOTFOUND, -6, "not found", 404)                                           \
+    X(EEXIST, -7, "already exists", 409)                                         \
+    X(ECONFLICT, -8, "conflict with the current state", 409)                     \
+    X(ECANCELED, -9, "operation canceled", 503)                                  \
+    X(ECLOSED, -10, "handle is shut down", 503)                                  \
+    X(EIO, -11, "input/output error", 500)                                       \
+    X(ERANGE, -12, "value out of range", 400)                                    \
+    X(ESYS, -13, "system call failed", 500)                                      \
+    X(EMISMATCH, -14, "password does not match", 401)                            \
+    X(EJWT_MALFORMED, -15, "malformed token", 401)                               \
+    X(EJWT_SIGNATURE, -16, "token signature does not verify", 401)               \
+    X(EJWT_EXPIRED, -17, "token expired", 401)                                   \
+    X(EJWT_NOT_YET_VALID, -18, "token not yet valid", 401)                       \
+    X(EJWT_ISSUER, -19, "token issuer not accepted", 401)                        \
+    X(EJWT_AUDIENCE, -20, "token audience not accepted", 401)                    \
+    X(EJWT_UNKNOWN_KEY, -21, "token signed with an unknown key", 401)            \
+    X(EJWT_ALGORITHM, -22, "token algorithm not accepted for its key", 401)      \
+    X(EJWT_CLAIMS, -23, "token lacks a required claim or type", 401)             \
+    X(EJWT_REVOKED, -24, "token revoked", 401)                                   \
+    X(EFORBIDDEN, -25, "permission denied", 403)                                 \
+    X(ERETRY, -26, "transient conflict: retry the operation", 503)               \
+    X(EUPSTREAM, -27, "an upstream service answered with an error", 502)
 
 typedef enum bk_status {
     BK_OK = 0,
-#define BK_ERRNO_ENUM_(name, value, text) BK_##name = (value),
+#define BK_ERRNO_ENUM_(name, value, text, http) BK_##name = (value),
     BK_ERRNO_MAP(BK_ERRNO_ENUM_)
 #undef BK_ERRNO_ENUM_
 } bk_status_t;
@@ -72,6 +78,30 @@ typedef enum bk_status {
 BK_EXPORT const char *bk_strerror(int code);
 /* The code's name, e.g. "BK_EINVAL" ("BK_UNKNOWN" for codes not in the table). */
 BK_EXPORT const char *bk_err_name(int code);
+/* The HTTP status that answers code: 200 for BK_OK, the table's column for a
+ * code, 500 for a code not in the table. */
+BK_EXPORT int bk_http_status_of(int code);
+
+/*
+ * What a failed call has to say beyond its code. The caller owns it (usually on
+ * its stack) and passes it as the last parameter of the calls that take one, or
+ * NULL for the code alone. Such a call clears it on entry and, when it fails,
+ * sets code to what it returns and message to one sentence for a person (never a
+ * secret: no password, key or token); the other fields where the call has them,
+ * "" (or 0) otherwise. No allocation, no thread-local state: one bk_error_t per
+ * thread of calls.
+ */
+typedef struct bk_error {
+    int code;              /* the code the call returned; BK_OK when it succeeded */
+    char message[256];     /* what went wrong, in a sentence; may be cut short */
+    char detail[256];      /* more, where the source gives it (a server's DETAIL) */
+    char sqlstate[6];      /* db: the server's SQLSTATE ("23505") */
+    char constraint[64];   /* db: the constraint a statement broke */
+    char pointer[256];     /* a JSON pointer into the document read ("/roles/admin") */
+    char file[256];        /* a file the call read (a migration, a configuration) */
+    unsigned line;         /* and the line in it, 0 when not known */
+    uint64_t reserved_[8]; /* room to grow without changing the size (HACKING.md) */
+} bk_error_t;
 
 /* The library's version string, e.g. "0.1.0". */
 BK_EXPORT const char *bk_version(void);
@@ -100,6 +130,9 @@ BK_EXPORT int bk_clock_fake_advance(bk_clock_t *clock, int64_t ns);
 BK_EXPORT int bk_clock_fake_set_wall(bk_clock_t *clock, int64_t wall_ns);
 BK_EXPORT void bk_clock_free(bk_clock_t *clock);
 
+/* The units of every duration of the API, an int64_t count of nanoseconds whose
+ * name ends in _ns: opts.timeout_ns = 5 * BK_NSEC_PER_SEC. */
+#define BK_NSEC_PER_USEC INT64_C(1000)
 #define BK_NSEC_PER_MSEC INT64_C(1000000)
 #define BK_NSEC_PER_SEC INT64_C(1000000000)
 

@@ -16,7 +16,7 @@ START_TEST(strerror_names_every_code)
 {
     /* Every code in the table has its own text and name; the table is dense from -1. */
     const int codes[] = {
-#define CODE_(name, value, text) BK_##name,
+#define CODE_(name, value, text, http) BK_##name,
         BK_ERRNO_MAP(CODE_)
 #undef CODE_
     };
