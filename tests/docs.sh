@@ -20,6 +20,12 @@ while read -r name value http; do
     [ "$got" = "Value $value; HTTP $http." ] ||
         { echo "FAIL: libbackend-errors(7) lists BK_$name as \"$got\", want \"Value $value; HTTP $http.\""; status=1; }
 done < <(sed -nE 's/^ *X\(([A-Z_]+), (-[0-9]+), "[^"]*", ([0-9]+)\).*/\1 \2 \3/p' include/backend/core.h)
+# Every cross-reference to one of ours names a page, or a function a page names in
+# .Nm (make install links those names to their page).
+while read -r _ page sec; do
+    [ -f "man/man$sec/$page.$sec" ] || grep -qE "^\.Nm $page( ,)?\$" man/man$sec/*."$sec" ||
+        { echo "FAIL: .Xr $page $sec leads to no page"; status=1; }
+done < <(grep -ho '^\.Xr \(bk_[a-z0-9_]*\|libbackend[a-z-]*\) [0-9]' $pages | sort -u)
 # Every installed page is listed in Makefile.am, so make install ships it.
 for p in $pages; do
     grep -q "$p" Makefile.am || { echo "FAIL: $p is not in Makefile.am dist_man_MANS"; status=1; }
