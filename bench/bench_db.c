@@ -106,13 +106,13 @@ static void ours_query(struct worker *w)
     char id[16];
     next_id(w, id, sizeof id);
     bk_db_conn_t *c;
-    if (bk_db_acquire(w->db, &c) != BK_OK) {
+    if (bk_db_acquire(w->db, &c, NULL) != BK_OK) {
         w->failures++;
         return;
     }
     bk_db_param_t p[] = {BK_DB_TEXT(id)};
     bk_db_result_t *r;
-    if (bk_db_query(c, SQL, p, 1, &r) == BK_OK) {
+    if (bk_db_query(c, SQL, p, 1, &r, NULL) == BK_OK) {
         if (bk_db_rows(r) != 1 || !name_ok(bk_db_value(r, 0, 1), id))
             w->failures++;
         bk_db_result_free(r);
@@ -211,13 +211,12 @@ static int case_open(struct bench_case *k, int threads, uint64_t seed)
     k->threads = threads;
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = conninfo;
     o.min_conns = (unsigned)threads;
     o.max_conns = (unsigned)threads;
-    char err[256];
-    int rc = bk_db_new(&o, &k->db, err, sizeof err);
+    bk_error_t err;
+    int rc = bk_db_new(conninfo, &o, &k->db, &err);
     if (rc != BK_OK) {
-        fprintf(stderr, "bench_db: bk_db_new: %s: %s\n", bk_strerror(rc), err);
+        fprintf(stderr, "bench_db: bk_db_new: %s: %s\n", bk_strerror(rc), err.message);
         return -1;
     }
     for (int t = 0; t < threads; t++) {

@@ -7,17 +7,18 @@
  * Layer 2 (services): does blocking I/O. Call it from worker threads (a
  * BK_HTTP_BLOCKING route, the worker pool), never from an event loop.
  *
+ * Error detail: every call that can fail with something to say beyond its code
+ * takes a caller-owned bk_error_t *err last (NULL allowed): the server's message,
+ * DETAIL, SQLSTATE and constraint name, or the pool's reason.
+ *
  *   bk_db_t *db;
- *   bk_db_opts_t o;
- *   bk_db_opts_init(&o);
- *   o.conninfo = "host=/run/postgresql dbname=shop";
- *   char err[256];
- *   if (bk_db_new(&o, &db, err, sizeof err) != BK_OK) ... err says why
+ *   bk_error_t err;
+ *   if (bk_db_new("host=/run/postgresql dbname=shop", NULL, &db, &err) != BK_OK) ... err.message says why
  *   bk_db_conn_t *c;
- *   if (bk_db_acquire(db, &c) == BK_OK) {
+ *   if (bk_db_acquire(db, &c, &err) == BK_OK) {
  *       bk_db_param_t p[] = {BK_DB_TEXT("42")};
  *       bk_db_result_t *r;
- *       if (bk_db_query(c, "SELECT name FROM users WHERE id = $1", p, 1, &r) == BK_OK) ...
+ *       if (bk_db_query(c, "SELECT name FROM users WHERE id = $1", p, 1, &r, &err) == BK_OK) ...
  *       bk_db_release(c);
  *   }
  * SPDX-License-Identifier: MIT
@@ -45,52 +46,60 @@ typedef struct bk_db_result bk_db_result_t; /* the rows of one query */
 
 /* ------------------------------------------------------------------ pool */
 typedef struct bk_db_opts {
-    const char *conninfo;         /* libpq conninfo or URI, multi-host and target_session_attrs
-                                     included; required; copied */
     const char *read_conninfo;    /* replicas for bk_db_acquire_read (their own pool of up to
                                      max_conns, read-only sessions); NULL = none; copied */
-    unsigned min_conns;           /* opened by bk_db_new and kept; default 1 */
-    unsigned max_conns;           /* default 10 */
-    int64_t acquire_timeout_ms;   /* wait for a free connection at most; default 5000 */
-    int64_t connect_timeout_ms;   /* per connection attempt; default 5000 */
-    int64_t max_lifetime_ms;      /* older connections are closed when released; 0 = none;
-                                     default 30 min */
-    int64_t idle_timeout_ms;      /* idle connections above min_conns are closed; 0 = none;
-                                     default 10 min */
-    int64_t statement_timeout_ms; /* set on each connection; 0 (default) = the server's */
-    const char *application_name; /* set on each connection; default "libbackend" */
+    unsigned min_conns;           /* opened by bk_db_new and kept; default 1 (0: none) */
+    unsigned max_conns;           /* default (and 0) 10 */
+    int64_t acquire_timeout_ns;   /* wait for a free connection at most; default 5 s; 0: no wait */
+    int64_t connect_timeout_ns;   /* per connection attempt; default (and 0) 5 s; libpq counts
+                                     whole seconds, at least 2: rounded up */
+    int64_t max_lifetime_ns;      /* older connections are closed when released; default 30 min;
+                                     0 = none */
+    int64_t idle_timeout_ns;      /* idle connections above min_conns are closed; default 10 min;
+                                     0 = none */
+    int64_t statement_timeout_ns; /* set on each connection, rounded up to whole milliseconds;
+                                     0 (default) = the server's */
+    const char *application_name; /* set on each connection; default (and NULL) "libbackend"; copied */
     bk_metrics_t *metrics;        /* db_pool_connections, db_pool_wait_seconds,
                                      db_queries_total; borrowed; NULL = none */
-    const char *name;             /* the pool's "pool" label; default "default" */
+    const char *name;             /* the pool's "pool" label; default (and NULL) "default"; copied */
     bk_clock_t *clock;            /* NULL = system; borrowed */
+    uint64_t reserved_[8];        /* zeroed by bk_db_opts_init; room to grow (HACKING.md) */
 } bk_db_opts_t;
 
+/* Clears *opts (reserved_ included) and sets the defaults. */
 BK_EXPORT void bk_db_opts_init(bk_db_opts_t *opts);
-/* Creates a pool and opens min_conns connections. BK_EUNAVAIL (with the server's
- * message in err, may be NULL) when they cannot be opened; BK_EINVAL. */
-BK_EXPORT int bk_db_new(const bk_db_opts_t *opts, bk_db_t **out, char *err, size_t errsz);
+/* Creates a pool on conninfo (a libpq conninfo or URI, multi-host and
+ * target_session_attrs included; copied) and opens min_conns connections; opts
+ * NULL = all defaults. BK_EUNAVAIL (err: libpq's message) when they cannot be
+ * opened; BK_EINVAL (err: which option). */
+BK_EXPORT int bk_db_new(const char *conninfo, const bk_db_opts_t *opts, bk_db_t **out, bk_error_t *err);
 /* Closes every connection; none may still be acquired. */
 BK_EXPORT void bk_db_free(bk_db_t *db);
 
 /*
  * A connection for this thread's exclusive use, until bk_db_release(). Waits at
- * most acquire_timeout_ms for one to be free (BK_ETIMEDOUT). A connection found
- * broken is closed and replaced, never handed out; BK_EUNAVAIL when no new one
- * can be opened.
+ * most acquire_timeout_ns for one to be free (BK_ETIMEDOUT). A connection found
+ * broken is closed and replaced, never handed out; BK_EUNAVAIL (err: libpq's
+ * message) when no new one can be opened.
  */
-BK_EXPORT int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out);
+BK_EXPORT int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err);
 /*
  * A connection for read-only work: from the replica pool when read_conninfo is
  * set and a replica is reachable, else from the primary pool (as
- * bk_db_acquire). Replica sessions are read-only (default_transaction_read_only):
- * a write there fails instead of going to a server that must not take it.
+ * bk_db_acquire; err then tells of the primary). Replica sessions are read-only
+ * (default_transaction_read_only): a write there fails instead of going to a
+ * server that must not take it.
  */
-BK_EXPORT int bk_db_acquire_read(bk_db_t *db, bk_db_conn_t **out);
+BK_EXPORT int bk_db_acquire_read(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err);
 /* Gives the connection back. One left inside a transaction is rolled back; one
- * that broke, or outlived max_lifetime_ms, is closed. */
+ * that broke, or outlived max_lifetime_ns, is closed. */
 BK_EXPORT void bk_db_release(bk_db_conn_t *c);
 
 /* ------------------------------------------------------------------ queries */
+/* A parameter: a value type, built in place by the macros below (a compound
+ * literal), never allocated by the library and never grown: it has no reserved_
+ * tail, unlike the options. */
 typedef struct bk_db_param {
     const char *value; /* NULL: SQL NULL */
     size_t len;        /* bytes of a binary value; text is NUL-terminated */
@@ -108,20 +117,12 @@ typedef struct bk_db_param {
  * BK_ERETRY for a serialization failure or deadlock (40001, 40P01); BK_EINVAL
  * for another integrity violation (class 23) or a data error (class 22);
  * BK_ETIMEDOUT for statement_timeout (57014); BK_EUNAVAIL when the connection is
- * lost; BK_EIO for another server error. bk_db_error() tells the details.
+ * lost; BK_EIO for another server error. err: message = the server's primary
+ * message (libpq's when the server said nothing), detail = its DETAIL, sqlstate,
+ * constraint; "" for what the server did not say.
  */
 BK_EXPORT int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n,
-                          bk_db_result_t **res);
-
-/* The last server error on c: SQLSTATE ("23505"), message, detail, constraint
- * name; "" for what the server did not say. Valid until the next call on c. */
-typedef struct bk_db_error {
-    char sqlstate[6];
-    const char *message;
-    const char *detail;
-    const char *constraint;
-} bk_db_error_t;
-BK_EXPORT const bk_db_error_t *bk_db_error(const bk_db_conn_t *c);
+                          bk_db_result_t **res, bk_error_t *err);
 
 /* ------------------------------------------------------------------ results */
 BK_EXPORT size_t bk_db_rows(const bk_db_result_t *r);
@@ -162,17 +163,26 @@ typedef int (*bk_db_tx_fn)(bk_db_conn_t *c, void *ud);
  * COMMIT; ROLLBACK when fn fails. A serialization failure or deadlock (in fn or at
  * COMMIT) runs the whole transaction again, after the backoff of retry (NULL: up
  * to 5 attempts, 10 ms to 500 ms with full jitter). Returns fn's code, the
- * commit's, or the last attempt's BK_ERETRY.
+ * commit's (a DEFERRABLE constraint checked at COMMIT: mapped as bk_db_query
+ * maps it), or the last attempt's BK_ERETRY.
+ *
+ * err tells of the failure that ended the transaction: a failed COMMIT (or
+ * BEGIN) with its SQLSTATE, constraint, message and detail; when fn fails, the
+ * detail of the last query fn ran on c if that query failed (the connection
+ * remembers its last query's error; a query that succeeded after it, such as a
+ * ROLLBACK TO SAVEPOINT, forgets it), else a message naming fn's code. err->code
+ * is always what bk_db_tx returns, even when fn turned the query's code into
+ * another.
  */
 BK_EXPORT int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_opts_t *retry, bk_db_tx_fn fn,
-                       void *ud);
+                       void *ud, bk_error_t *err);
 
 /* Advisory locks on key: for the session (until bk_db_advisory_unlock, or the
  * connection's release, which unlocks them all) or, with xact, until the current
  * transaction ends.
  * Blocks until the lock is granted (bounded by statement_timeout). */
-BK_EXPORT int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact);
-BK_EXPORT int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key);
+BK_EXPORT int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact, bk_error_t *err);
+BK_EXPORT int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key, bk_error_t *err);
 
 /* ------------------------------------------------------------------ migrations */
 /*
@@ -182,9 +192,12 @@ BK_EXPORT int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key);
  * already applied whose checksum changed is refused (BK_ECONFLICT) and nothing
  * after it runs. Concurrent migrators (processes starting together) are
  * serialised by an advisory lock: each migration runs once. *applied (may be
- * NULL) receives how many this call applied. A message in err (may be NULL).
+ * NULL) receives how many this call applied. err: file = the path of the
+ * migration (or directory) at fault, line = the line of the server's error
+ * position in it (0 when the server gave none), sqlstate, constraint and detail
+ * of the server's error; the message names the file.
  */
-BK_EXPORT int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, char *err, size_t errsz);
+BK_EXPORT int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *err);
 
 #ifdef __cplusplus
 }

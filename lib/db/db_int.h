@@ -13,6 +13,7 @@
 
 #include <backend/db.h>
 
+#include "core/error_int.h"
 #include "core/map_int.h"
 
 #if defined(__GNUC__)
@@ -32,8 +33,10 @@ struct bk_db_conn {
     bk__map_t statements;     /* SQL text -> struct bk__stmt */
     struct bk__stmt *stmts;   /* the same, as a list to free */
     unsigned nstatements;
-    bk_db_error_t err;        /* the last error; strings point into errbuf */
-    char errbuf[1024];
+    bk_error_t last;          /* the error of the last query or statement run on c, cleared
+                                 when one succeeds; bk_db_tx copies it into its caller's err
+                                 when fn fails, so that a query's detail reaches it though
+                                 fn's queries took errs of their own */
 };
 
 struct bk_db_result {
@@ -46,7 +49,7 @@ enum bk__db_outcome { OUT_OK, OUT_CONFLICT, OUT_RETRY, OUT_INVALID, OUT_TIMEOUT,
 
 struct bk_db {
     char *conninfo;
-    bk_db_opts_t o;
+    bk_db_opts_t o;           /* the options, defaults filled in */
     char *app_name, *name;
     pthread_mutex_t lock;
     pthread_cond_t freed;     /* a connection came back or a slot opened */
@@ -60,13 +63,18 @@ struct bk_db {
     _Atomic int64_t replicas_down_until; /* monotonic ns: skip replicas until then */
 };
 
-/* Records r's error (or the connection's) on c and returns the code for it; r may
- * be NULL (a failure before the server answered). */
+/* Records r's error (or the connection's) in c->last and returns the code for it;
+ * r may be NULL (a failure before the server answered). */
 BK__DB_HIDDEN int bk__db_fail(bk_db_conn_t *c, const PGresult *r);
+/* Copies c->last into err (NULL allowed) with err->code = rc; returns rc. */
+BK__DB_HIDDEN int bk__db_report(const bk_db_conn_t *c, int rc, bk_error_t *err);
+/* Sets err's message to libpq's msg without its trailing newline. */
+BK__DB_HIDDEN int bk__db_libpq_error(bk_error_t *err, int rc, const char *msg);
 /* Frees the prepared-statement cache of c (not the statements: they die with
  * the connection). */
 BK__DB_HIDDEN void bk__db_statements_free(bk_db_conn_t *c);
-/* Runs a statement with no parameters and no rows (BEGIN, COMMIT, SET ...). */
+/* Runs a statement with no parameters and no rows (BEGIN, COMMIT, SET ...); a
+ * failure is in c->last. */
 BK__DB_HIDDEN int bk__db_exec(bk_db_conn_t *c, const char *sql);
 
 #endif

@@ -33,8 +33,8 @@ struct applied {
 };
 
 typedef struct run {
-    char *err;
-    size_t errsz;
+    bk_error_t *err;
+    const char *path;     /* the directory, as the caller named it */
     DIR *dir;
     struct migration *m;
     size_t n, cap;
@@ -44,14 +44,46 @@ typedef struct run {
     char *sql_insert, *sql_select;
 } run_t;
 
-static int fail(run_t *r, int rc, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(run_t *r, int rc, const char *fmt, ...)
+/* Fills r->err: code, the formatted message, and err->file = the directory's
+ * path joined with file (the directory alone when file is NULL). */
+static int fail(run_t *r, int rc, const char *file, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(run_t *r, int rc, const char *file, const char *fmt, ...)
 {
-    if (r->err && r->errsz) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(r->err, r->errsz, fmt, ap);
-        va_end(ap);
+    bk_error_t *e = r->err;
+    if (!e)
+        return rc;
+    char msg[sizeof e->message], path[sizeof e->file];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bk__error(e, rc, "%s", msg);
+    size_t len = strlen(r->path);
+    if (file)
+        snprintf(path, sizeof path, "%s%s%s", r->path, len && r->path[len - 1] == '/' ? "" : "/", file);
+    else
+        snprintf(path, sizeof path, "%s", r->path);
+    bk__error_field(e->file, sizeof e->file, path);
+    return rc;
+}
+
+/* The server's message for the last error on c. */
+static const char *server_says(const bk_db_conn_t *c)
+{
+    return *c->last.message ? c->last.message : "no message";
+}
+
+/* fail() for a statement the server refused: the message is what, then what the
+ * server said; sqlstate, constraint and detail are the server's; line is where
+ * in file (0: not known). */
+static int fail_server(run_t *r, int rc, const bk_db_conn_t *c, const char *file, unsigned line, const char *what)
+{
+    fail(r, rc, file, "%s: %s", what, server_says(c));
+    if (r->err) {
+        memcpy(r->err->sqlstate, c->last.sqlstate, sizeof r->err->sqlstate);
+        memcpy(r->err->constraint, c->last.constraint, sizeof r->err->constraint);
+        memcpy(r->err->detail, c->last.detail, sizeof r->err->detail);
+        r->err->line = line;
     }
     return rc;
 }
@@ -105,8 +137,8 @@ static int scan(run_t *r, const char *path)
 {
     r->dir = opendir(path);
     if (!r->dir)
-        return fail(r, errno == ENOMEM ? BK_ENOMEM : BK_EINVAL, "cannot open the migrations directory %s: %s", path,
-                    strerror(errno));
+        return fail(r, errno == ENOMEM ? BK_ENOMEM : BK_EINVAL, NULL, "cannot open the migrations directory %s: %s",
+                    path, strerror(errno));
     struct dirent *e;
     errno = 0;
     while ((e = readdir(r->dir)) != NULL) {
@@ -118,29 +150,29 @@ static int scan(run_t *r, const char *path)
             continue; /* a directory or a dangling link named like a migration: not one */
         uint64_t v;
         if (!parse_version(e->d_name, d, &v))
-            return fail(r, BK_EINVAL, "migration %s: the version does not fit a bigint", e->d_name);
+            return fail(r, BK_EINVAL, e->d_name, "migration %s: the version does not fit a bigint", e->d_name);
         if (r->n == r->cap) {
             size_t cap = r->cap ? 2 * r->cap : 16;
             struct migration *m = realloc(r->m, cap * sizeof *m);
             if (!m)
-                return fail(r, BK_ENOMEM, "out of memory");
+                return fail(r, BK_ENOMEM, NULL, "out of memory");
             r->m = m;
             r->cap = cap;
         }
         r->m[r->n].version = v;
         if (!(r->m[r->n].file = strdup(e->d_name)))
-            return fail(r, BK_ENOMEM, "out of memory");
+            return fail(r, BK_ENOMEM, NULL, "out of memory");
         r->n++;
         errno = 0;
     }
     if (errno)
-        return fail(r, BK_EIO, "cannot read the migrations directory %s: %s", path, strerror(errno));
+        return fail(r, BK_EIO, NULL, "cannot read the migrations directory %s: %s", path, strerror(errno));
     if (r->n > 1) /* (qsort's base may not be NULL, even for no elements) */
         qsort(r->m, r->n, sizeof *r->m, cmp_migration);
     for (size_t i = 1; i < r->n; i++)
         if (r->m[i].version == r->m[i - 1].version)
-            return fail(r, BK_EINVAL, "migrations %s and %s have the same version %" PRIu64, r->m[i - 1].file,
-                        r->m[i].file, r->m[i].version);
+            return fail(r, BK_EINVAL, r->m[i].file, "migrations %s and %s have the same version %" PRIu64,
+                        r->m[i - 1].file, r->m[i].file, r->m[i].version);
     return BK_OK;
 }
 
@@ -151,25 +183,25 @@ static int load(run_t *r, const char *file, char **body, char hex[65])
     *body = NULL;
     int fd = openat(dirfd(r->dir), file, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
-        return fail(r, BK_EIO, "migration %s: %s", file, strerror(errno));
+        return fail(r, BK_EIO, file, "migration %s: %s", file, strerror(errno));
     struct stat st;
     size_t cap = 4096, len = 0;
     char *buf = NULL;
     int rc = BK_OK;
     if (fstat(fd, &st) == 0 && st.st_size > (off_t)MAX_FILE_BYTES)
-        rc = fail(r, BK_EINVAL, "migration %s: larger than %u bytes", file, MAX_FILE_BYTES);
+        rc = fail(r, BK_EINVAL, file, "migration %s: larger than %u bytes", file, MAX_FILE_BYTES);
     else if (!(buf = malloc(cap)))
-        rc = fail(r, BK_ENOMEM, "out of memory");
+        rc = fail(r, BK_ENOMEM, file, "out of memory");
     while (rc == BK_OK) { /* to the end, whatever fstat said: the file may be growing */
         if (len + 1 == cap) {
             if (len > MAX_FILE_BYTES) {
-                rc = fail(r, BK_EINVAL, "migration %s: larger than %u bytes", file, MAX_FILE_BYTES);
+                rc = fail(r, BK_EINVAL, file, "migration %s: larger than %u bytes", file, MAX_FILE_BYTES);
                 break;
             }
             size_t grow = 2 * cap > MAX_FILE_BYTES + 2 ? MAX_FILE_BYTES + 2 : 2 * cap;
             char *grown = realloc(buf, grow);
             if (!grown) {
-                rc = fail(r, BK_ENOMEM, "out of memory");
+                rc = fail(r, BK_ENOMEM, file, "out of memory");
                 break;
             }
             buf = grown;
@@ -179,7 +211,7 @@ static int load(run_t *r, const char *file, char **body, char hex[65])
         if (got < 0 && errno == EINTR)
             continue;
         if (got < 0)
-            rc = fail(r, BK_EIO, "migration %s: %s", file, strerror(errno));
+            rc = fail(r, BK_EIO, file, "migration %s: %s", file, strerror(errno));
         else if (got == 0)
             break;
         else
@@ -187,11 +219,11 @@ static int load(run_t *r, const char *file, char **body, char hex[65])
     }
     close(fd);
     if (rc == BK_OK && memchr(buf, '\0', len))
-        rc = fail(r, BK_EINVAL, "migration %s: contains a NUL byte", file);
+        rc = fail(r, BK_EINVAL, file, "migration %s: contains a NUL byte", file);
     unsigned char md[EVP_MAX_MD_SIZE];
     unsigned mdlen = 0;
     if (rc == BK_OK && (!EVP_Digest(buf, len, md, &mdlen, EVP_sha256(), NULL) || mdlen != 32))
-        rc = fail(r, BK_ENOMEM, "migration %s: SHA-256 failed", file);
+        rc = fail(r, BK_ENOMEM, file, "migration %s: SHA-256 failed", file);
     if (rc != BK_OK) {
         free(buf);
         return rc;
@@ -205,13 +237,6 @@ static int load(run_t *r, const char *file, char **body, char hex[65])
 
 /* ------------------------------------------------------------------ the table */
 
-/* The server's message for the last error on c, for err. */
-static const char *server_says(const bk_db_conn_t *c)
-{
-    const bk_db_error_t *e = bk_db_error(c);
-    return e->message && *e->message ? e->message : "no message";
-}
-
 /*
  * Creates bk_schema_migrations if needed and reads what it records. The table is
  * named with the schema it is in when we start ("public".bk_schema_migrations):
@@ -221,18 +246,18 @@ static const char *server_says(const bk_db_conn_t *c)
 static int open_table(run_t *r, bk_db_conn_t *c)
 {
     bk_db_result_t *res;
-    int rc = bk_db_query(c, "SELECT current_schema()", NULL, 0, &res);
+    int rc = bk_db_query(c, "SELECT current_schema()", NULL, 0, &res, NULL);
     if (rc)
-        return fail(r, rc, "migrations: %s", server_says(c));
+        return fail_server(r, rc, c, NULL, 0, "migrations");
     const char *schema = bk_db_value(res, 0, 0);
     if (!schema) {
         bk_db_result_free(res);
-        return fail(r, BK_EINVAL, "migrations: no schema to create " TABLE " in (search_path names none)");
+        return fail(r, BK_EINVAL, NULL, "migrations: no schema to create " TABLE " in (search_path names none)");
     }
     char *ident = PQescapeIdentifier(c->pg, schema, strlen(schema));
     bk_db_result_free(res);
     if (!ident)
-        return fail(r, BK_ENOMEM, "out of memory");
+        return fail(r, BK_ENOMEM, NULL, "out of memory");
 #define CREATE                                                                                                   \
     "CREATE TABLE IF NOT EXISTS %s (version bigint PRIMARY KEY, name text NOT NULL, "                            \
     "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
@@ -246,7 +271,7 @@ static int open_table(run_t *r, bk_db_conn_t *c)
     if (!create || !r->table || !r->sql_insert || !r->sql_select) {
         PQfreemem(ident);
         free(create);
-        return fail(r, BK_ENOMEM, "out of memory");
+        return fail(r, BK_ENOMEM, NULL, "out of memory");
     }
     snprintf(r->table, tlen, "%s." TABLE, ident);
     PQfreemem(ident);
@@ -259,17 +284,22 @@ static int open_table(run_t *r, bk_db_conn_t *c)
 
     rc = bk__db_exec(c, create); /* under the lock: no other migrator races it */
     free(create);
-    if (rc)
-        return fail(r, rc, "migrations: cannot create %s: %s", r->table, server_says(c));
+    char what[sizeof r->err->message];
+    if (rc) {
+        snprintf(what, sizeof what, "migrations: cannot create %s", r->table);
+        return fail_server(r, rc, c, NULL, 0, what);
+    }
 
-    rc = bk_db_query(c, r->sql_select, NULL, 0, &res);
-    if (rc)
-        return fail(r, rc, "migrations: cannot read %s: %s", r->table, server_says(c));
+    rc = bk_db_query(c, r->sql_select, NULL, 0, &res, NULL);
+    if (rc) {
+        snprintf(what, sizeof what, "migrations: cannot read %s", r->table);
+        return fail_server(r, rc, c, NULL, 0, what);
+    }
     size_t rows = bk_db_rows(res);
     r->done = calloc(rows ? rows : 1, sizeof *r->done);
     if (!r->done) {
         bk_db_result_free(res);
-        return fail(r, BK_ENOMEM, "out of memory");
+        return fail(r, BK_ENOMEM, NULL, "out of memory");
     }
     for (size_t i = 0; i < rows; i++) {
         const char *v = bk_db_value(res, i, 0), *sum = bk_db_value(res, i, 1);
@@ -278,7 +308,7 @@ static int open_table(run_t *r, bk_db_conn_t *c)
             continue; /* a negative version: not one of our files */
         if (!(r->done[r->ndone].checksum = strdup(sum))) {
             bk_db_result_free(res);
-            return fail(r, BK_ENOMEM, "out of memory");
+            return fail(r, BK_ENOMEM, NULL, "out of memory");
         }
         r->done[r->ndone++].version = version;
     }
@@ -304,11 +334,13 @@ static const char *recorded(const run_t *r, uint64_t version)
 
 /* ------------------------------------------------------------------ applying */
 
-/* The line of body at the server's 1-based character position pos (1 when the
- * server named no position). */
+/* The line of body at the server's 1-based character position pos; 0 when the
+ * server named no position. */
 static unsigned line_at(const char *body, const char *pos)
 {
     long chars = pos ? strtol(pos, NULL, 10) : 0;
+    if (chars < 1)
+        return 0;
     unsigned line = 1;
     for (const char *p = body; *p && chars > 1; p++) {
         if (((unsigned char)*p & 0xC0) == 0x80)
@@ -331,23 +363,31 @@ static unsigned line_at(const char *body, const char *pos)
  */
 static int apply(run_t *r, bk_db_conn_t *c, const struct migration *m, const char *body, const char *sum)
 {
+    char what[sizeof r->err->message];
     int rc = bk__db_exec(c, "BEGIN");
-    if (rc)
-        return fail(r, rc, "migration %s: BEGIN failed: %s", m->file, server_says(c));
+    if (rc) {
+        snprintf(what, sizeof what, "migration %s: BEGIN failed", m->file);
+        return fail_server(r, rc, c, m->file, 0, what);
+    }
     PGresult *res = PQexec(c->pg, body);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
         /* The connection now waits for COPY data: never reuse it. Closing it rolls back. */
         PQclear(res);
         c->broken = true;
-        return fail(r, BK_EINVAL, "migration %s: COPY FROM STDIN / TO STDOUT cannot run in a migration", m->file);
+        return fail(r, BK_EINVAL, m->file, "migration %s: COPY FROM STDIN / TO STDOUT cannot run in a migration",
+                    m->file);
     }
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK && st != PGRES_EMPTY_QUERY) {
         rc = bk__db_fail(c, res);
         unsigned line = line_at(body, res ? PQresultErrorField(res, PG_DIAG_STATEMENT_POSITION) : NULL);
         PQclear(res);
-        fail(r, rc, "migration %s failed (line %u, SQLSTATE %s): %s", m->file, line,
-             *bk_db_error(c)->sqlstate ? bk_db_error(c)->sqlstate : "none", server_says(c));
+        char where[24] = "";
+        if (line)
+            snprintf(where, sizeof where, "line %u, ", line);
+        snprintf(what, sizeof what, "migration %s failed (%sSQLSTATE %s)", m->file, where,
+                 *c->last.sqlstate ? c->last.sqlstate : "none");
+        fail_server(r, rc, c, m->file, line, what);
         if (!c->broken)
             bk__db_exec(c, "ROLLBACK"); /* err keeps the migration's message */
         return rc;
@@ -359,15 +399,18 @@ static int apply(run_t *r, bk_db_conn_t *c, const struct migration *m, const cha
     char version[24];
     snprintf(version, sizeof version, "%" PRIu64, m->version);
     bk_db_param_t p[] = {BK_DB_TEXT(version), BK_DB_TEXT(m->file), BK_DB_TEXT(sum)};
-    rc = bk_db_query(c, r->sql_insert, p, 3, NULL);
+    rc = bk_db_query(c, r->sql_insert, p, 3, NULL, NULL);
     if (rc) {
-        fail(r, rc, "migration %s: cannot record it in %s: %s", m->file, r->table, server_says(c));
+        snprintf(what, sizeof what, "migration %s: cannot record it in %s", m->file, r->table);
+        fail_server(r, rc, c, m->file, 0, what);
         if (in_tx && !c->broken)
             bk__db_exec(c, "ROLLBACK");
         return rc;
     }
-    if (in_tx && (rc = bk__db_exec(c, "COMMIT")) != BK_OK)
-        return fail(r, rc, "migration %s: COMMIT failed: %s", m->file, server_says(c));
+    if (in_tx && (rc = bk__db_exec(c, "COMMIT")) != BK_OK) {
+        snprintf(what, sizeof what, "migration %s: COMMIT failed", m->file);
+        return fail_server(r, rc, c, m->file, 0, what);
+    }
     return BK_OK;
 }
 
@@ -386,29 +429,28 @@ static void run_free(run_t *r)
         closedir(r->dir);
 }
 
-int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, char *err, size_t errsz)
+int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (applied)
         *applied = 0;
-    if (err && errsz)
-        err[0] = '\0';
-    run_t r = {.err = err, .errsz = errsz};
+    run_t r = {.err = err, .path = dir ? dir : ""};
     if (!db || !dir)
-        return fail(&r, BK_EINVAL, "migrations: no pool or no directory");
+        return fail(&r, BK_EINVAL, NULL, "migrations: no pool or no directory");
     int rc = scan(&r, dir);
     if (rc) {
         run_free(&r);
         return rc;
     }
     bk_db_conn_t *c;
-    if ((rc = bk_db_acquire(db, &c)) != BK_OK) {
+    if ((rc = bk_db_acquire(db, &c, err)) != BK_OK) {
         run_free(&r);
-        return fail(&r, rc, "migrations: no database connection: %s", bk_strerror(rc));
+        return rc; /* err: the pool's reason */
     }
     /* Other migrators wait here until this one is done, then find its work recorded. */
     const int64_t key = lock_key();
-    if ((rc = bk_db_advisory_lock(c, key, false)) != BK_OK) {
-        fail(&r, rc, "migrations: cannot take the advisory lock: %s", server_says(c));
+    if ((rc = bk_db_advisory_lock(c, key, false, NULL)) != BK_OK) {
+        fail_server(&r, rc, c, NULL, 0, "migrations: cannot take the advisory lock");
         bk_db_release(c);
         run_free(&r);
         return rc;
@@ -422,8 +464,8 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, char *err, si
             break;
         const char *before = recorded(&r, m->version);
         if (before && strcmp(before, sum) != 0) {
-            rc = fail(&r, BK_ECONFLICT, "migration %s changed after it was applied (checksum %s, was %s)", m->file,
-                      sum, before);
+            rc = fail(&r, BK_ECONFLICT, m->file, "migration %s changed after it was applied (checksum %s, was %s)",
+                      m->file, sum, before);
         } else if (!before) {
             ran = true;
             rc = apply(&r, c, m, body, sum);
@@ -436,7 +478,7 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, char *err, si
      * closing the connection releases it. */
     if (!c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE && bk__db_exec(c, "ROLLBACK") != BK_OK)
         c->broken = true;
-    if (!c->broken && bk_db_advisory_unlock(c, key) != BK_OK)
+    if (!c->broken && bk_db_advisory_unlock(c, key, NULL) != BK_OK)
         c->broken = true;
     if (ran)
         c->broken = true; /* closed on release, not handed to the next user as the files left it */

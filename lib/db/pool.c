@@ -12,21 +12,34 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/abi_int.h"
 #include "db/db_int.h"
 
 static const char *const OUTCOMES[] = {"ok", "conflict", "retry", "invalid", "timeout", "unavailable", "error"};
+
+#define DEFAULT_MAX_CONNS 10u
+#define DEFAULT_CONNECT_TIMEOUT_NS (5 * BK_NSEC_PER_SEC)
+
+BK__ASSERT_ABI_SIZE(bk_db_opts_t, 152);
 
 void bk_db_opts_init(bk_db_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
     opts->min_conns = 1;
-    opts->max_conns = 10;
-    opts->acquire_timeout_ms = 5000;
-    opts->connect_timeout_ms = 5000;
-    opts->max_lifetime_ms = 30 * 60 * 1000;
-    opts->idle_timeout_ms = 10 * 60 * 1000;
+    opts->max_conns = DEFAULT_MAX_CONNS;
+    opts->acquire_timeout_ns = 5 * BK_NSEC_PER_SEC;
+    opts->connect_timeout_ns = DEFAULT_CONNECT_TIMEOUT_NS;
+    opts->max_lifetime_ns = 30 * 60 * BK_NSEC_PER_SEC;
+    opts->idle_timeout_ns = 10 * 60 * BK_NSEC_PER_SEC;
     opts->application_name = "libbackend";
     opts->name = "default";
+}
+
+/* ns in whole units, rounded up: libpq and the server count seconds and
+ * milliseconds, and a non-zero duration must not become 0 ("none") there. */
+static int64_t ceil_units(int64_t ns, int64_t unit)
+{
+    return ns / unit + (ns % unit != 0);
 }
 
 static int64_t now_ns(const bk_db_t *db)
@@ -53,29 +66,28 @@ static void on_notice(void *arg, const PGresult *r)
 }
 
 /* Opens a connection: the caller's conninfo first, then our settings, which win. */
-static int conn_open(bk_db_t *db, bk_db_conn_t **out, char *err, size_t errsz)
+static int conn_open(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
 {
     char timeout[24], options[160];
-    int64_t secs = (db->o.connect_timeout_ms + 999) / 1000;
+    int64_t secs = ceil_units(db->o.connect_timeout_ns, BK_NSEC_PER_SEC);
     snprintf(timeout, sizeof timeout, "%lld", (long long)(secs < 2 ? 2 : secs)); /* libpq's minimum is 2 */
     /* UTC and ISO dates make timestamptz text RFC 3339-ready (bk_db_result_json). */
     char timeout_opt[48] = ""; /* 0: leave the server's (or role's) setting alone */
-    if (db->o.statement_timeout_ms > 0)
-        snprintf(timeout_opt, sizeof timeout_opt, " -c statement_timeout=%lld", (long long)db->o.statement_timeout_ms);
+    if (db->o.statement_timeout_ns > 0)
+        snprintf(timeout_opt, sizeof timeout_opt, " -c statement_timeout=%lld",
+                 (long long)ceil_units(db->o.statement_timeout_ns, BK_NSEC_PER_MSEC));
     snprintf(options, sizeof options, "-c TimeZone=UTC -c DateStyle=ISO,YMD%s%s", timeout_opt,
              db->read_only ? " -c default_transaction_read_only=on" : "");
     const char *const keys[] = {"dbname", "application_name", "connect_timeout", "client_encoding", "options", NULL};
     const char *const values[] = {db->conninfo, db->app_name, timeout, "UTF8", options, NULL};
     bk_db_conn_t *c = calloc(1, sizeof *c);
     if (!c)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     c->db = db;
-    c->err.message = c->err.detail = c->err.constraint = "";
     c->pg = PQconnectdbParams(keys, values, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
-        int rc = c->pg ? BK_EUNAVAIL : BK_ENOMEM;
-        if (err && errsz)
-            snprintf(err, errsz, "%s", c->pg ? PQerrorMessage(c->pg) : "out of memory");
+        int rc = c->pg ? bk__db_libpq_error(err, BK_EUNAVAIL, PQerrorMessage(c->pg))
+                       : bk__error(err, BK_ENOMEM, NULL);
         PQfinish(c->pg);
         free(c);
         return rc;
@@ -140,26 +152,41 @@ static int register_metrics(bk_db_t *db)
     return rc;
 }
 
-static int pool_new(const bk_db_opts_t *opts, bool read_only, bk_db_t **out, char *err, size_t errsz);
+static int pool_new(const char *conninfo, const bk_db_opts_t *o, bool read_only, bk_db_t **out, bk_error_t *err);
 
-int bk_db_new(const bk_db_opts_t *opts, bk_db_t **out, char *err, size_t errsz)
+int bk_db_new(const char *conninfo, const bk_db_opts_t *opts, bk_db_t **out, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (out)
         *out = NULL;
-    if (!opts || !out)
-        return BK_EINVAL;
-    int rc = pool_new(opts, false, out, err, errsz);
-    if (rc || !opts->read_conninfo)
+    if (!conninfo || !out)
+        return bk__error(err, BK_EINVAL, "bk_db_new: no conninfo or no out pointer");
+    bk_db_opts_t o;
+    if (opts)
+        o = *opts;
+    else
+        bk_db_opts_init(&o);
+    /* Zero means the default where zero means nothing else (HACKING.md). */
+    if (o.max_conns == 0)
+        o.max_conns = DEFAULT_MAX_CONNS;
+    if (o.connect_timeout_ns == 0)
+        o.connect_timeout_ns = DEFAULT_CONNECT_TIMEOUT_NS;
+    if (o.min_conns > o.max_conns)
+        return bk__error(err, BK_EINVAL, "bk_db_new: min_conns %u is above max_conns %u", o.min_conns, o.max_conns);
+    if (o.acquire_timeout_ns < 0 || o.connect_timeout_ns < 0 || o.max_lifetime_ns < 0 || o.idle_timeout_ns < 0 ||
+        o.statement_timeout_ns < 0)
+        return bk__error(err, BK_EINVAL, "bk_db_new: a negative timeout, lifetime or idle time");
+    int rc = pool_new(conninfo, &o, false, out, err);
+    if (rc || !o.read_conninfo)
         return rc;
     /* Replicas may be down when we start: their pool opens connections on demand. */
-    bk_db_opts_t ro = *opts;
-    ro.conninfo = opts->read_conninfo;
+    bk_db_opts_t ro = o;
     ro.read_conninfo = NULL;
     ro.min_conns = 0;
     char name[128];
-    snprintf(name, sizeof name, "%s:read", opts->name ? opts->name : "default");
+    snprintf(name, sizeof name, "%s:read", o.name ? o.name : "default");
     ro.name = name;
-    rc = pool_new(&ro, true, &(*out)->replicas, NULL, 0);
+    rc = pool_new(o.read_conninfo, &ro, true, &(*out)->replicas, err);
     if (rc) {
         bk_db_free(*out);
         *out = NULL;
@@ -169,53 +196,48 @@ int bk_db_new(const bk_db_opts_t *opts, bk_db_t **out, char *err, size_t errsz)
 
 #define REPLICA_RETRY_NS (5 * BK_NSEC_PER_SEC)
 
-int bk_db_acquire_read(bk_db_t *db, bk_db_conn_t **out)
+int bk_db_acquire_read(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (!db || !out)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "bk_db_acquire_read: no pool or no out pointer");
     /* A replica that could not be reached is not tried again for a while: each
      * try may cost a connect timeout, and the primary can serve reads meanwhile. */
     if (db->replicas && now_ns(db) >= atomic_load(&db->replicas_down_until)) {
-        int rc = bk_db_acquire(db->replicas, out);
+        int rc = bk_db_acquire(db->replicas, out, NULL);
         if (rc == BK_OK)
             return BK_OK;
         if (rc == BK_EUNAVAIL)
             atomic_store(&db->replicas_down_until, now_ns(db) + REPLICA_RETRY_NS);
     }
-    return bk_db_acquire(db, out);
+    return bk_db_acquire(db, out, err);
 }
 
-static int pool_new(const bk_db_opts_t *opts, bool read_only, bk_db_t **out, char *err, size_t errsz)
+/* One pool on conninfo; o is checked, its defaults filled in. */
+static int pool_new(const char *conninfo, const bk_db_opts_t *o, bool read_only, bk_db_t **out, bk_error_t *err)
 {
-    if (err && errsz)
-        err[0] = '\0';
-    if (out)
-        *out = NULL;
-    if (!opts || !out || !opts->conninfo || opts->max_conns == 0 || opts->min_conns > opts->max_conns ||
-        opts->acquire_timeout_ms < 0 || opts->connect_timeout_ms <= 0 || opts->max_lifetime_ms < 0 ||
-        opts->idle_timeout_ms < 0 || opts->statement_timeout_ms < 0)
-        return BK_EINVAL;
-    *out = NULL;
     bk_db_t *db = calloc(1, sizeof *db);
     if (!db)
-        return BK_ENOMEM;
-    db->o = *opts;
+        return bk__error(err, BK_ENOMEM, NULL);
+    db->o = *o;
+    /* Copied below or not ours to keep: no pointer into the caller's memory. */
+    db->o.read_conninfo = db->o.application_name = db->o.name = NULL;
     db->read_only = read_only;
-    db->conninfo = strdup(opts->conninfo);
-    db->app_name = strdup(opts->application_name ? opts->application_name : "libbackend");
-    db->name = strdup(opts->name ? opts->name : "default");
+    db->conninfo = strdup(conninfo);
+    db->app_name = strdup(o->application_name ? o->application_name : "libbackend");
+    db->name = strdup(o->name ? o->name : "default");
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-    int rc = db->conninfo && db->app_name && db->name ? BK_OK : BK_ENOMEM;
+    int rc = db->conninfo && db->app_name && db->name ? BK_OK : bk__error(err, BK_ENOMEM, NULL);
     pthread_mutex_init(&db->lock, NULL);
     pthread_cond_init(&db->freed, &ca);
     pthread_condattr_destroy(&ca);
-    if (!rc)
-        rc = register_metrics(db);
-    for (unsigned i = 0; !rc && i < opts->min_conns; i++) {
+    if (!rc && (rc = register_metrics(db)) != BK_OK)
+        bk__error(err, rc, "bk_db_new: cannot register the pool's metrics");
+    for (unsigned i = 0; !rc && i < o->min_conns; i++) {
         bk_db_conn_t *c;
-        rc = conn_open(db, &c, err, errsz);
+        rc = conn_open(db, &c, err);
         if (!rc) {
             c->idle_since_ns = c->created_ns;
             c->next = db->idle;
@@ -249,14 +271,14 @@ void bk_db_free(bk_db_t *db)
     free(db);
 }
 
-/* Closes idle connections above min_conns idle longer than idle_timeout_ms; with
+/* Closes idle connections above min_conns idle longer than idle_timeout_ns; with
  * the lock held. Returns them in a list to close outside the lock. */
 static bk_db_conn_t *take_stale(bk_db_t *db, int64_t now)
 {
     bk_db_conn_t *stale = NULL, **p = &db->idle;
-    while (*p && db->o.idle_timeout_ms > 0) {
+    while (*p && db->o.idle_timeout_ns > 0) {
         bk_db_conn_t *c = *p;
-        if (db->open > db->o.min_conns && now - c->idle_since_ns >= db->o.idle_timeout_ms * BK_NSEC_PER_MSEC) {
+        if (db->open > db->o.min_conns && now - c->idle_since_ns >= db->o.idle_timeout_ns) {
             *p = c->next;
             c->next = stale;
             stale = c;
@@ -276,16 +298,25 @@ static void close_list(bk_db_conn_t *c)
     }
 }
 
-int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out)
+/* Whether c has outlived max_lifetime_ns. */
+static bool too_old(const bk_db_conn_t *c)
 {
+    const bk_db_t *db = c->db;
+    return db->o.max_lifetime_ns > 0 && now_ns(db) - c->created_ns >= db->o.max_lifetime_ns;
+}
+
+int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (out)
+        *out = NULL;
     if (!db || !out)
-        return BK_EINVAL;
-    *out = NULL;
+        return bk__error(err, BK_EINVAL, "bk_db_acquire: no pool or no out pointer");
     struct timespec start, deadline;
     clock_gettime(CLOCK_MONOTONIC, &start);
     deadline = start;
-    deadline.tv_sec += db->o.acquire_timeout_ms / 1000;
-    deadline.tv_nsec += (db->o.acquire_timeout_ms % 1000) * 1000000L;
+    deadline.tv_sec += (time_t)(db->o.acquire_timeout_ns / BK_NSEC_PER_SEC);
+    deadline.tv_nsec += (long)(db->o.acquire_timeout_ns % BK_NSEC_PER_SEC);
     if (deadline.tv_nsec >= 1000000000L)
         deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
     pthread_mutex_lock(&db->lock);
@@ -307,9 +338,7 @@ int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out)
             *p = c->next;
             db->busy++;
             pthread_mutex_unlock(&db->lock);
-            bool expired = db->o.max_lifetime_ms > 0 &&
-                           now_ns(db) - c->created_ns >= db->o.max_lifetime_ms * BK_NSEC_PER_MSEC;
-            if (!expired && conn_healthy(c))
+            if (!too_old(c) && conn_healthy(c))
                 break;
             conn_close(c); /* broken or too old: replace it */
             c = NULL;
@@ -322,7 +351,7 @@ int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out)
             db->open++;
             db->busy++;
             pthread_mutex_unlock(&db->lock);
-            rc = conn_open(db, &c, NULL, 0);
+            rc = conn_open(db, &c, err);
             if (rc == BK_OK)
                 break;
             pthread_mutex_lock(&db->lock);
@@ -335,7 +364,8 @@ int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out)
         int w = pthread_cond_timedwait(&db->freed, &db->lock, &deadline);
         if (w == ETIMEDOUT && !db->idle && db->open >= db->o.max_conns) {
             pthread_mutex_unlock(&db->lock);
-            rc = BK_ETIMEDOUT;
+            rc = bk__error(err, BK_ETIMEDOUT, "pool \"%s\": all %u connections stayed busy for the acquire timeout",
+                           db->name, db->o.max_conns);
             break;
         }
     }
@@ -353,8 +383,8 @@ int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out)
     }
     if (rc)
         return rc;
-    c->err.sqlstate[0] = '\0'; /* nothing of the previous holder's */
-    c->err.message = c->err.detail = c->err.constraint = "";
+    if (c->last.code)
+        bk__error_clear(&c->last); /* nothing of the previous holder's */
     *out = c;
     return BK_OK;
 }
@@ -373,8 +403,7 @@ void bk_db_release(bk_db_conn_t *c)
         c->broken = true;
     c->session_locks = false;
     bool keep = !c->broken && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE &&
-                !(db->o.max_lifetime_ms > 0 &&
-                  now_ns(db) - c->created_ns >= db->o.max_lifetime_ms * BK_NSEC_PER_MSEC);
+                !too_old(c);
     pthread_mutex_lock(&db->lock);
     db->busy--;
     if (keep) {

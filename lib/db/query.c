@@ -35,29 +35,29 @@ static void count(bk_db_conn_t *c, enum bk__db_outcome o)
         bk_counter_inc(c->db->queries[o]);
 }
 
-/* Stores a copy of s in c->errbuf at *used; returns it. */
-static const char *keep(bk_db_conn_t *c, size_t *used, const char *s)
+int bk__db_libpq_error(bk_error_t *err, int rc, const char *msg)
 {
-    char *at = c->errbuf + *used;
-    size_t room = sizeof c->errbuf - *used;
-    if (room == 0)
-        return "";
-    snprintf(at, room, "%s", s ? s : "");
-    *used += strlen(at) + 1;
-    if (*used > sizeof c->errbuf)
-        *used = sizeof c->errbuf;
-    return at;
+    size_t len = msg ? strlen(msg) : 0;
+    while (len > 0 && (msg[len - 1] == '\n' || msg[len - 1] == ' '))
+        len--; /* libpq ends its messages with a newline */
+    if (len == 0)
+        return bk__error(err, rc, NULL);
+    return bk__error(err, rc, "%.*s", (int)(len > INT32_MAX ? INT32_MAX : len), msg);
+}
+
+int bk__db_report(const bk_db_conn_t *c, int rc, bk_error_t *err)
+{
+    if (err) {
+        *err = c->last;
+        err->code = rc;
+    }
+    return rc;
 }
 
 int bk__db_fail(bk_db_conn_t *c, const PGresult *r)
 {
     const char *state = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
     const char *msg = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    size_t used = 0;
-    snprintf(c->err.sqlstate, sizeof c->err.sqlstate, "%s", state ? state : "");
-    c->err.message = keep(c, &used, msg ? msg : PQerrorMessage(c->pg));
-    c->err.detail = keep(c, &used, r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL);
-    c->err.constraint = keep(c, &used, r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL);
     int rc;
     enum bk__db_outcome o;
     if (PQstatus(c->pg) != CONNECTION_OK || !state || strncmp(state, "08", 2) == 0 ||
@@ -76,12 +76,16 @@ int bk__db_fail(bk_db_conn_t *c, const PGresult *r)
         rc = BK_EIO, o = OUT_ERROR;
     }
     count(c, o);
+    bk_error_t *e = &c->last;
+    bk__error_clear(e);
+    if (msg)
+        bk__error(e, rc, "%s", msg);
+    else
+        bk__db_libpq_error(e, rc, PQerrorMessage(c->pg));
+    bk__error_field(e->sqlstate, sizeof e->sqlstate, state);
+    bk__error_field(e->detail, sizeof e->detail, r ? PQresultErrorField(r, PG_DIAG_MESSAGE_DETAIL) : NULL);
+    bk__error_field(e->constraint, sizeof e->constraint, r ? PQresultErrorField(r, PG_DIAG_CONSTRAINT_NAME) : NULL);
     return rc;
-}
-
-const bk_db_error_t *bk_db_error(const bk_db_conn_t *c)
-{
-    return c ? &c->err : NULL;
 }
 
 static bool result_ok(const PGresult *r)
@@ -92,6 +96,8 @@ static bool result_ok(const PGresult *r)
 
 int bk__db_exec(bk_db_conn_t *c, const char *sql)
 {
+    if (c->last.code)
+        bk__error_clear(&c->last);
     PGresult *r = PQexec(c->pg, sql);
     int rc = r && result_ok(r) ? BK_OK : bk__db_fail(c, r);
     PQclear(r);
@@ -108,7 +114,7 @@ static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *
         return s;
     s = malloc(sizeof *s + len + 1);
     if (!s) {
-        *rc = BK_ENOMEM;
+        *rc = bk__error(&c->last, BK_ENOMEM, NULL);
         return NULL;
     }
     snprintf(s->name, sizeof s->name, "bk_%u", c->nstatements);
@@ -125,7 +131,7 @@ static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *
         /* Prepared but not remembered: the next call prepares under a new name. */
         c->nstatements++;
         free(s);
-        *rc = BK_ENOMEM;
+        *rc = bk__error(&c->last, BK_ENOMEM, NULL);
         return NULL;
     }
     s->next = c->stmts;
@@ -134,23 +140,25 @@ static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *
     return s;
 }
 
-int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, bk_db_result_t **res)
+int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, bk_db_result_t **res,
+                bk_error_t *err)
 {
+    bk__error_clear(err);
     if (res)
         *res = NULL;
     if (!c || !sql || (n && !params) || n > 65535)
-        return BK_EINVAL;
-    c->err.sqlstate[0] = '\0'; /* bk_db_error() tells of this call only */
-    c->err.message = c->err.detail = c->err.constraint = "";
+        return bk__error(err, BK_EINVAL, "bk_db_query: no connection, no SQL, or parameters missing or over 65535");
+    if (c->last.code)
+        bk__error_clear(&c->last); /* c->last tells of this call only */
     const char *vs[STACK_PARAMS];
     int ls[STACK_PARAMS], fs[STACK_PARAMS];
     const char **values = n <= STACK_PARAMS ? vs : malloc(n * sizeof *values);
     int *lengths = n <= STACK_PARAMS ? ls : malloc(n * sizeof *lengths);
     int *formats = n <= STACK_PARAMS ? fs : malloc(n * sizeof *formats);
-    int rc = values && lengths && formats ? BK_OK : BK_ENOMEM;
+    int rc = values && lengths && formats ? BK_OK : bk__error(&c->last, BK_ENOMEM, NULL);
     for (size_t i = 0; rc == BK_OK && i < n; i++) {
         if (params[i].binary && params[i].len > INT32_MAX)
-            rc = BK_EINVAL;
+            rc = bk__error(&c->last, BK_EINVAL, "bk_db_query: parameter $%zu is over 2 GiB", i + 1);
         values[i] = params[i].value;
         lengths[i] = params[i].binary ? (int)params[i].len : 0;
         formats[i] = params[i].binary;
@@ -174,34 +182,34 @@ int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, s
         free(formats);
     if (rc != BK_OK || !res) {
         PQclear(r);
-        return rc;
+        return rc ? bk__db_report(c, rc, err) : BK_OK;
     }
     bk_db_result_t *out = malloc(sizeof *out);
     if (!out) {
         PQclear(r);
-        return BK_ENOMEM;
+        return bk__db_report(c, bk__error(&c->last, BK_ENOMEM, NULL), err);
     }
     out->pg = r;
     *res = out;
     return BK_OK;
 }
 
-int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact)
+int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact, bk_error_t *err)
 {
     char k[24];
     snprintf(k, sizeof k, "%" PRId64, key);
     bk_db_param_t p[] = {BK_DB_TEXT(k)};
     int rc = bk_db_query(c, xact ? "SELECT pg_advisory_xact_lock($1::bigint)" : "SELECT pg_advisory_lock($1::bigint)",
-                         p, 1, NULL);
+                         p, 1, NULL, err);
     if (rc == BK_OK && !xact)
         c->session_locks = true;
     return rc;
 }
 
-int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key)
+int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key, bk_error_t *err)
 {
     char k[24];
     snprintf(k, sizeof k, "%" PRId64, key);
     bk_db_param_t p[] = {BK_DB_TEXT(k)};
-    return bk_db_query(c, "SELECT pg_advisory_unlock($1::bigint)", p, 1, NULL);
+    return bk_db_query(c, "SELECT pg_advisory_unlock($1::bigint)", p, 1, NULL, err);
 }

@@ -12,24 +12,38 @@ static const char *const BEGINS[] = {
     "BEGIN ISOLATION LEVEL SERIALIZABLE",
 };
 
-/* One attempt: BEGIN, fn, COMMIT (ROLLBACK on failure). */
-static int attempt(bk_db_t *db, bk_db_isolation_t isolation, bk_db_tx_fn fn, void *ud)
+/*
+ * One attempt: BEGIN, fn, COMMIT (ROLLBACK on failure). On failure err gets the
+ * detail of what ended it, taken from c->last before the ROLLBACK replaces it: a
+ * failed BEGIN or COMMIT, or the last query fn ran when that query failed (fn's
+ * queries reported to errs of fn's own; the connection kept a copy).
+ */
+static int attempt(bk_db_t *db, bk_db_isolation_t isolation, bk_db_tx_fn fn, void *ud, bk_error_t *err)
 {
     bk_db_conn_t *c;
-    int rc = bk_db_acquire(db, &c);
+    int rc = bk_db_acquire(db, &c, err);
     if (rc)
         return rc;
-    rc = bk__db_exec(c, BEGINS[isolation]);
-    if (rc == BK_OK) {
-        rc = fn(c, ud);
+    if ((rc = bk__db_exec(c, BEGINS[isolation])) != BK_OK) {
+        bk__db_report(c, rc, err);
+    } else if ((rc = fn(c, ud)) != BK_OK) {
+        if (c->last.code)
+            bk__db_report(c, rc, err); /* the query that failed, with fn's code */
+        else
+            bk__error(err, rc, "the transaction's function returned %s", bk_err_name(rc));
+        if (!c->broken)
+            bk__db_exec(c, "ROLLBACK");
+    } else if (PQtransactionStatus(c->pg) == PQTRANS_INERROR) {
         /* A body that ignored a failed query would have its COMMIT turned into a
          * silent ROLLBACK by the server: report the failure instead. */
-        if (rc == BK_OK && PQtransactionStatus(c->pg) == PQTRANS_INERROR)
-            rc = BK_EIO;
-        else if (rc == BK_OK)
-            rc = bk__db_exec(c, "COMMIT");
-        else if (!c->broken)
-            bk__db_exec(c, "ROLLBACK");
+        rc = BK_EIO;
+        if (c->last.code)
+            bk__db_report(c, rc, err);
+        else
+            bk__error(err, rc, "the transaction's function returned BK_OK after a failed query");
+    } else if ((rc = bk__db_exec(c, "COMMIT")) != BK_OK) {
+        /* A deferred constraint, or a serialization failure found at commit. */
+        bk__db_report(c, rc, err);
     }
     bk_db_release(c); /* rolls back whatever is still open */
     return rc;
@@ -42,10 +56,12 @@ static bool lost_race(void *ud, int status)
     return status == BK_ERETRY;
 }
 
-int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_opts_t *retry, bk_db_tx_fn fn, void *ud)
+int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_opts_t *retry, bk_db_tx_fn fn, void *ud,
+             bk_error_t *err)
 {
+    bk__error_clear(err);
     if (!db || !fn || (unsigned)isolation > BK_DB_SERIALIZABLE)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "bk_db_tx: no pool, no function, or an unknown isolation level");
     bk_retry_opts_t o;
     if (retry) {
         o = *retry;
@@ -60,12 +76,17 @@ int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_opts_t *re
     bk_retry_t r;
     int rc = bk_retry_begin(&r, &o, true, 0); /* a transaction that lost a race left nothing behind */
     if (rc)
-        return rc;
+        return bk__error(err, rc, "bk_db_tx: invalid retry options");
     for (;;) {
-        int status = attempt(db, isolation, fn, ud);
+        int status = attempt(db, isolation, fn, ud, err);
         int64_t delay = 0;
-        if (!bk_retry_next(&r, &status, 0, &delay))
+        if (!bk_retry_next(&r, &status, 0, &delay)) {
+            if (status == BK_OK)
+                bk__error_clear(err); /* an attempt before this one failed */
+            else if (err && err->code != status)
+                err->code = status; /* bk_retry_next may have replaced the code (its budget) */
             return status;
+        }
         struct timespec ts = {(time_t)(delay / BK_NSEC_PER_SEC), (long)(delay % BK_NSEC_PER_SEC)};
         nanosleep(&ts, NULL);
     }

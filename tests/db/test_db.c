@@ -23,36 +23,58 @@ static const char *dsn(void)
     return d;
 }
 
-static bk_db_t *pool(unsigned max, int64_t acquire_timeout_ms)
+static bk_db_t *pool(unsigned max, int64_t acquire_timeout_ns)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = dsn();
     o.max_conns = max;
-    o.acquire_timeout_ms = acquire_timeout_ms;
+    o.acquire_timeout_ns = acquire_timeout_ns;
     bk_db_t *db;
-    char err[256];
-    ck_assert_msg(bk_db_new(&o, &db, err, sizeof err) == BK_OK, "bk_db_new: %s", err);
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(dsn(), &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
     return db;
 }
 
 static void exec_ok(bk_db_conn_t *c, const char *sql)
 {
-    int rc = bk_db_query(c, sql, NULL, 0, NULL);
-    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), bk_db_error(c)->message);
+    bk_error_t err;
+    int rc = bk_db_query(c, sql, NULL, 0, NULL, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), err.message);
+}
+
+/* A bk_error_t full of garbage, as a caller's stack would hold it. */
+static bk_error_t dirty(void)
+{
+    bk_error_t e;
+    memset(&e, 0x5a, sizeof e);
+    return e;
+}
+
+static void ck_err_clear(const bk_error_t *e)
+{
+    ck_assert_int_eq(e->code, BK_OK);
+    ck_assert_str_eq(e->message, "");
+    ck_assert_str_eq(e->sqlstate, "");
+    ck_assert_str_eq(e->constraint, "");
+    ck_assert_str_eq(e->detail, "");
 }
 
 START_TEST(exhaustion_times_out_and_release_frees)
 {
-    bk_db_t *db = pool(2, 50);
+    bk_db_t *db = pool(2, 50 * BK_NSEC_PER_MSEC);
     bk_db_conn_t *a, *b, *c;
-    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
-    ck_assert_int_eq(bk_db_acquire(db, &b), BK_OK);
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_ETIMEDOUT);
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &b, NULL), BK_OK);
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_ETIMEDOUT);
     ck_assert_ptr_null(c);
+    ck_assert_int_eq(err.code, BK_ETIMEDOUT);
+    ck_assert_msg(strstr(err.message, "all 2 connections stayed busy") != NULL, "%s", err.message);
+    ck_assert_str_eq(err.sqlstate, "");
     bk_db_release(a);
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_OK);
     ck_assert_ptr_eq(c, a); /* the same connection, reused */
+    ck_err_clear(&err);
     bk_db_release(b);
     bk_db_release(c);
     bk_db_free(db);
@@ -61,26 +83,26 @@ END_TEST
 
 START_TEST(killed_backend_is_replaced_on_acquire)
 {
-    bk_db_t *db = pool(1, 1000);
+    bk_db_t *db = pool(1, BK_NSEC_PER_SEC);
     bk_db_conn_t *c, *admin;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r, NULL), BK_OK);
     char pid[16];
     snprintf(pid, sizeof pid, "%s", bk_db_value(r, 0, 0));
     bk_db_result_free(r);
     bk_db_release(c);
 
     /* Kill the idle pooled connection from another pool's connection. */
-    bk_db_t *other = pool(1, 1000);
-    ck_assert_int_eq(bk_db_acquire(other, &admin), BK_OK);
+    bk_db_t *other = pool(1, BK_NSEC_PER_SEC);
+    ck_assert_int_eq(bk_db_acquire(other, &admin, NULL), BK_OK);
     bk_db_param_t p[] = {BK_DB_TEXT(pid)};
-    ck_assert_int_eq(bk_db_query(admin, "SELECT pg_terminate_backend($1::int)", p, 1, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(admin, "SELECT pg_terminate_backend($1::int)", p, 1, &r, NULL), BK_OK);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "t");
     bk_db_result_free(r);
     /* Wait until the backend is really gone (the server's exit is asynchronous). */
     for (int i = 0; i < 1000; i++) {
-        ck_assert_int_eq(bk_db_query(admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", p, 1, &r),
+        ck_assert_int_eq(bk_db_query(admin, "SELECT count(*) FROM pg_stat_activity WHERE pid = $1::int", p, 1, &r, NULL),
                          BK_OK);
         bool gone = strcmp(bk_db_value(r, 0, 0), "0") == 0;
         bk_db_result_free(r);
@@ -91,8 +113,8 @@ START_TEST(killed_backend_is_replaced_on_acquire)
     bk_db_free(other);
 
     /* The next acquire hands out a working connection, not the dead one. */
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
-    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_ne(bk_db_value(r, 0, 0), pid);
     bk_db_result_free(r);
     bk_db_release(c);
@@ -102,30 +124,48 @@ END_TEST
 
 START_TEST(errors_map_to_codes)
 {
-    bk_db_t *db = pool(1, 1000);
+    bk_db_t *db = pool(1, BK_NSEC_PER_SEC);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     exec_ok(c, "DROP TABLE IF EXISTS t_users");
     exec_ok(c, "CREATE TABLE t_users (id serial PRIMARY KEY, email text NOT NULL CONSTRAINT t_users_email_key UNIQUE,"
                " age int CHECK (age >= 0))");
     bk_db_param_t p[] = {BK_DB_TEXT("a@example.com"), BK_DB_TEXT("30")};
     const char *ins = "INSERT INTO t_users (email, age) VALUES ($1, $2::int)";
-    ck_assert_int_eq(bk_db_query(c, ins, p, 2, NULL), BK_OK);
-    ck_assert_int_eq(bk_db_query(c, ins, p, 2, NULL), BK_ECONFLICT);
-    const bk_db_error_t *e = bk_db_error(c);
-    ck_assert_str_eq(e->sqlstate, "23505");
-    ck_assert_str_eq(e->constraint, "t_users_email_key");
-    ck_assert_ptr_nonnull(strstr(e->detail, "a@example.com"));
+    ck_assert_int_eq(bk_db_query(c, ins, p, 2, NULL, NULL), BK_OK);
+    bk_error_t e = dirty();
+    ck_assert_int_eq(bk_db_query(c, ins, p, 2, NULL, &e), BK_ECONFLICT);
+    ck_assert_int_eq(e.code, BK_ECONFLICT);
+    ck_assert_str_eq(e.sqlstate, "23505");
+    ck_assert_str_eq(e.constraint, "t_users_email_key");
+    ck_assert_str_eq(e.message, "duplicate key value violates unique constraint \"t_users_email_key\"");
+    ck_assert_str_eq(e.detail, "Key (email)=(a@example.com) already exists.");
+    ck_assert_str_eq(e.file, "");
+    ck_assert_uint_eq(e.line, 0);
+    /* A success clears it. */
+    ck_assert_int_eq(bk_db_query(c, "SELECT 1", NULL, 0, NULL, &e), BK_OK);
+    ck_err_clear(&e);
 
     bk_db_param_t neg[] = {BK_DB_TEXT("b@example.com"), BK_DB_TEXT("-1")};
-    ck_assert_int_eq(bk_db_query(c, ins, neg, 2, NULL), BK_EINVAL); /* check violation */
-    ck_assert_str_eq(bk_db_error(c)->sqlstate, "23514");
+    ck_assert_int_eq(bk_db_query(c, ins, neg, 2, NULL, &e), BK_EINVAL); /* check violation */
+    ck_assert_str_eq(e.sqlstate, "23514");
+    ck_assert_str_eq(e.constraint, "t_users_age_check");
     bk_db_param_t bad[] = {BK_DB_TEXT("c@example.com"), BK_DB_TEXT("thirty")};
-    ck_assert_int_eq(bk_db_query(c, ins, bad, 2, NULL), BK_EINVAL); /* invalid input (22P02) */
-    ck_assert_int_eq(bk_db_query(c, "SELEC 1", NULL, 0, NULL), BK_EIO);
-    ck_assert_str_eq(bk_db_error(c)->sqlstate, "42601");
+    ck_assert_int_eq(bk_db_query(c, ins, bad, 2, NULL, &e), BK_EINVAL); /* invalid input (22P02) */
+    ck_assert_str_eq(e.sqlstate, "22P02");
+    ck_assert_str_eq(e.constraint, "");
+    ck_assert_int_eq(bk_db_query(c, "SELEC 1", NULL, 0, NULL, &e), BK_EIO);
+    ck_assert_str_eq(e.sqlstate, "42601");
+    ck_assert_str_eq(e.message, "syntax error at or near \"SELEC\"");
+    ck_assert_str_eq(e.detail, "");
     exec_ok(c, "SET statement_timeout = 10");
-    ck_assert_int_eq(bk_db_query(c, "SELECT pg_sleep(1)", NULL, 0, NULL), BK_ETIMEDOUT);
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_sleep(1)", NULL, 0, NULL, &e), BK_ETIMEDOUT);
+    ck_assert_str_eq(e.sqlstate, "57014");
+    /* Bad arguments: the code and a message, nothing of the server's. */
+    ck_assert_int_eq(bk_db_query(c, NULL, NULL, 0, NULL, &e), BK_EINVAL);
+    ck_assert_int_eq(e.code, BK_EINVAL);
+    ck_assert_str_ne(e.message, "");
+    ck_assert_str_eq(e.sqlstate, "");
     exec_ok(c, "SET statement_timeout = 0");
     exec_ok(c, "DROP TABLE t_users");
     bk_db_release(c);
@@ -135,19 +175,19 @@ END_TEST
 
 START_TEST(parameters_are_never_sql)
 {
-    bk_db_t *db = pool(1, 1000);
+    bk_db_t *db = pool(1, BK_NSEC_PER_SEC);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     exec_ok(c, "DROP TABLE IF EXISTS t_notes");
     exec_ok(c, "CREATE TABLE t_notes (id int PRIMARY KEY, body text, blob bytea)");
     const char *evil = "x'); DROP TABLE t_notes; --";
     const unsigned char bytes[] = {0, 1, 2, 0xff, '\'', 0};
     bk_db_param_t p[] = {BK_DB_TEXT("1"), BK_DB_TEXT(evil), BK_DB_BYTES(bytes, sizeof bytes)};
-    ck_assert_int_eq(bk_db_query(c, "INSERT INTO t_notes VALUES ($1::int, $2, $3)", p, 3, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "INSERT INTO t_notes VALUES ($1::int, $2, $3)", p, 3, NULL, NULL), BK_OK);
     bk_db_param_t q[] = {BK_DB_TEXT("2"), BK_DB_NULL, BK_DB_NULL};
-    ck_assert_int_eq(bk_db_query(c, "INSERT INTO t_notes VALUES ($1::int, $2, $3)", q, 3, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "INSERT INTO t_notes VALUES ($1::int, $2, $3)", q, 3, NULL, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT body, blob, length(blob) FROM t_notes ORDER BY id", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT body, blob, length(blob) FROM t_notes ORDER BY id", NULL, 0, &r, NULL), BK_OK);
     ck_assert_uint_eq(bk_db_rows(r), 2);
     ck_assert_uint_eq(bk_db_cols(r), 3);
     ck_assert_str_eq(bk_db_col_name(r, 0), "body");
@@ -157,7 +197,7 @@ START_TEST(parameters_are_never_sql)
     ck_assert_ptr_null(bk_db_value(r, 1, 0)); /* NULL */
     ck_assert_ptr_null(bk_db_value(r, 5, 0));
     bk_db_result_free(r);
-    ck_assert_int_eq(bk_db_query(c, "UPDATE t_notes SET body = 'y'", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "UPDATE t_notes SET body = 'y'", NULL, 0, &r, NULL), BK_OK);
     ck_assert_int_eq(bk_db_affected(r), 2);
     bk_db_result_free(r);
     exec_ok(c, "DROP TABLE t_notes");
@@ -168,17 +208,17 @@ END_TEST
 
 START_TEST(release_rolls_back_an_open_transaction)
 {
-    bk_db_t *db = pool(1, 1000);
+    bk_db_t *db = pool(1, BK_NSEC_PER_SEC);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     exec_ok(c, "DROP TABLE IF EXISTS t_tx");
     exec_ok(c, "CREATE TABLE t_tx (v int)");
     exec_ok(c, "BEGIN");
     exec_ok(c, "INSERT INTO t_tx VALUES (1)");
     bk_db_release(c); /* forgot to commit */
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT count(*) FROM t_tx", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT count(*) FROM t_tx", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "0");
     bk_db_result_free(r);
     exec_ok(c, "DROP TABLE t_tx");
@@ -202,7 +242,7 @@ static int sum_into_row(bk_db_conn_t *c, void *ud)
     struct race *r = ud;
     int n = atomic_fetch_add(&r->attempts, 1);
     bk_db_result_t *res;
-    int rc = bk_db_query(c, "SELECT sum(v) FROM t_race", NULL, 0, &res);
+    int rc = bk_db_query(c, "SELECT sum(v) FROM t_race", NULL, 0, &res, NULL);
     if (rc)
         return rc;
     char sum[32];
@@ -213,20 +253,25 @@ static int sum_into_row(bk_db_conn_t *c, void *ud)
     char id[8];
     snprintf(id, sizeof id, "%d", r->id);
     bk_db_param_t p[] = {BK_DB_TEXT(sum), BK_DB_TEXT(id)};
-    return bk_db_query(c, "UPDATE t_race SET v = v + $1::int WHERE id = $2::int", p, 2, NULL);
+    return bk_db_query(c, "UPDATE t_race SET v = v + $1::int WHERE id = $2::int", p, 2, NULL, NULL);
 }
 
 static void *run_race(void *arg)
 {
     struct race *r = arg;
-    return (void *)(intptr_t)bk_db_tx(r->db, BK_DB_SERIALIZABLE, NULL, sum_into_row, r);
+    bk_error_t err = dirty();
+    int rc = bk_db_tx(r->db, BK_DB_SERIALIZABLE, NULL, sum_into_row, r, &err);
+    /* The lost race left nothing in err once the retry succeeded. */
+    if (rc == BK_OK && (err.code != BK_OK || err.sqlstate[0] || err.message[0]))
+        rc = BK_EIO;
+    return (void *)(intptr_t)rc;
 }
 
 START_TEST(serialization_failures_are_retried)
 {
-    bk_db_t *db = pool(4, 2000);
+    bk_db_t *db = pool(4, 2 * BK_NSEC_PER_SEC);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     exec_ok(c, "DROP TABLE IF EXISTS t_race");
     exec_ok(c, "CREATE TABLE t_race (id int PRIMARY KEY, v int)");
     exec_ok(c, "INSERT INTO t_race VALUES (1, 1), (2, 1)");
@@ -247,9 +292,9 @@ START_TEST(serialization_failures_are_retried)
     ck_assert_int_eq(atomic_load(&a.attempts) + atomic_load(&b.attempts), 3);
     /* And the result is that of one after the other: the first makes its row
      * 1 + 2 = 3, the second then reads 4 and makes its row 1 + 4 = 5. */
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT sum(v) FROM t_race", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT sum(v) FROM t_race", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "8");
     bk_db_result_free(r);
     exec_ok(c, "DROP TABLE t_race");
@@ -261,20 +306,25 @@ END_TEST
 static int fails_invalid(bk_db_conn_t *c, void *ud)
 {
     (void)ud;
-    bk_db_query(c, "INSERT INTO t_rb VALUES (1)", NULL, 0, NULL);
+    bk_db_query(c, "INSERT INTO t_rb VALUES (1)", NULL, 0, NULL, NULL);
     return BK_EINVAL;
 }
 
 START_TEST(failed_body_rolls_back_without_retry)
 {
-    bk_db_t *db = pool(2, 1000);
+    bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     exec_ok(c, "DROP TABLE IF EXISTS t_rb");
     exec_ok(c, "CREATE TABLE t_rb (v int)");
-    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, fails_invalid, NULL), BK_EINVAL);
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, fails_invalid, NULL, &err), BK_EINVAL);
+    /* No query failed: err names fn's code, and nothing of a server's. */
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_str_eq(err.message, "the transaction's function returned BK_EINVAL");
+    ck_assert_str_eq(err.sqlstate, "");
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT count(*) FROM t_rb", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT count(*) FROM t_rb", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "0");
     bk_db_result_free(r);
     exec_ok(c, "DROP TABLE t_rb");
@@ -287,7 +337,7 @@ END_TEST
 static char *backend_pid(bk_db_conn_t *c)
 {
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r, NULL), BK_OK);
     char *pid = strdup(bk_db_value(r, 0, 0));
     bk_db_result_free(r);
     return pid;
@@ -312,19 +362,18 @@ START_TEST(idle_timeout_lifetime_and_metrics)
     ck_assert_int_eq(bk_metrics_new(&m), BK_OK);
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = dsn();
     o.min_conns = 1;
     o.max_conns = 3;
-    o.idle_timeout_ms = 10000;
-    o.max_lifetime_ms = 60000;
+    o.idle_timeout_ns = 10 * BK_NSEC_PER_SEC;
+    o.max_lifetime_ns = 60 * BK_NSEC_PER_SEC;
     o.clock = clock;
     o.metrics = m;
     o.name = "t";
     bk_db_t *db;
-    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_OK);
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
     bk_db_conn_t *c[3];
     for (int i = 0; i < 3; i++)
-        ck_assert_int_eq(bk_db_acquire(db, &c[i]), BK_OK);
+        ck_assert_int_eq(bk_db_acquire(db, &c[i], NULL), BK_OK);
     ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"busy\"} 3"));
     char *first = backend_pid(c[0]);
     for (int i = 0; i < 3; i++)
@@ -332,27 +381,27 @@ START_TEST(idle_timeout_lifetime_and_metrics)
     ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"idle\"} 3"));
     ck_assert(rendered(m, "db_queries_total{pool=\"t\",outcome=\"ok\"} 1"));
 
-    /* Idle past idle_timeout_ms: closed down to min_conns on the next acquire. */
+    /* Idle past idle_timeout_ns: closed down to min_conns on the next acquire. */
     bk_clock_fake_advance(clock, 11 * BK_NSEC_PER_SEC);
     bk_db_conn_t *a;
-    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
     ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"busy\"} 1"));
     ck_assert(rendered(m, "db_pool_connections{pool=\"t\",state=\"idle\"} 0"));
     bk_db_release(a);
 
-    /* Past max_lifetime_ms: replaced by a new connection (a new server process). */
+    /* Past max_lifetime_ns: replaced by a new connection (a new server process). */
     bk_clock_fake_advance(clock, 60 * BK_NSEC_PER_SEC);
-    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
     char *later = backend_pid(a);
     ck_assert_str_ne(later, first);
     /* A session advisory lock does not outlive the release. */
-    ck_assert_int_eq(bk_db_advisory_lock(a, 4242, false), BK_OK);
+    ck_assert_int_eq(bk_db_advisory_lock(a, 4242, false, NULL), BK_OK);
     bk_db_release(a);
-    bk_db_t *other = pool(1, 1000);
+    bk_db_t *other = pool(1, BK_NSEC_PER_SEC);
     bk_db_conn_t *b;
-    ck_assert_int_eq(bk_db_acquire(other, &b), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(other, &b, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(b, "SELECT pg_try_advisory_lock(4242)", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(b, "SELECT pg_try_advisory_lock(4242)", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "t");
     bk_db_result_free(r);
     bk_db_release(b);
@@ -376,8 +425,9 @@ static const char *env(const char *name)
 static void expect_select(bk_db_conn_t *c)
 {
     bk_db_result_t *r;
-    int rc = bk_db_query(c, "SELECT 41 + 1", NULL, 0, &r);
-    ck_assert_msg(rc == BK_OK, "%s: %s", bk_err_name(rc), bk_db_error(c)->message);
+    bk_error_t err;
+    int rc = bk_db_query(c, "SELECT 41 + 1", NULL, 0, &r, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s", bk_err_name(rc), err.message);
     ck_assert_str_eq(bk_db_value(r, 0, 0), "42");
     bk_db_result_free(r);
 }
@@ -386,13 +436,12 @@ START_TEST(pool_recovers_after_server_restart)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = env("BK_TEST_PG_RESTART_DSN");
     o.min_conns = 2;
     o.max_conns = 3;
     bk_db_t *db;
-    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_OK);
+    ck_assert_int_eq(bk_db_new(env("BK_TEST_PG_RESTART_DSN"), &o, &db, NULL), BK_OK);
     bk_db_conn_t *a, *b, *held;
-    ck_assert_int_eq(bk_db_acquire(db, &held), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &held, NULL), BK_OK);
     expect_select(held);
 
     /* The server goes away and comes back while two connections sit idle and one
@@ -400,11 +449,14 @@ START_TEST(pool_recovers_after_server_restart)
     ck_assert_int_eq(system(env("BK_TEST_PG_RESTART")), 0);
 
     /* The held one fails once, as a lost connection, and is not pooled again. */
-    ck_assert_int_eq(bk_db_query(held, "SELECT 1", NULL, 0, NULL), BK_EUNAVAIL);
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_query(held, "SELECT 1", NULL, 0, NULL, &err), BK_EUNAVAIL);
+    ck_assert_int_eq(err.code, BK_EUNAVAIL);
+    ck_assert_str_ne(err.message, ""); /* the server's FATAL, or libpq's lost connection */
     bk_db_release(held);
     /* The idle ones are found dead and replaced: every acquire works. */
-    ck_assert_int_eq(bk_db_acquire(db, &a), BK_OK);
-    ck_assert_int_eq(bk_db_acquire(db, &b), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &b, NULL), BK_OK);
     expect_select(a);
     expect_select(b);
     bk_db_release(a);
@@ -418,28 +470,30 @@ START_TEST(reads_go_to_replicas_or_fall_back)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = dsn();
     o.read_conninfo = dsn(); /* the same server stands in for a replica */
     bk_db_t *db;
-    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_OK);
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire_read(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire_read(db, &c, NULL), BK_OK);
     expect_select(c);
     /* A replica session refuses writes (25006), instead of taking them. */
-    ck_assert_int_eq(bk_db_query(c, "CREATE TEMP TABLE t_w (v int)", NULL, 0, NULL), BK_EIO);
-    ck_assert_str_eq(bk_db_error(c)->sqlstate, "25006");
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_query(c, "CREATE TEMP TABLE t_w (v int)", NULL, 0, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "25006");
     bk_db_release(c);
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK); /* the primary still writes */
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK); /* the primary still writes */
     exec_ok(c, "CREATE TEMP TABLE t_w (v int)");
     bk_db_release(c);
     bk_db_free(db);
 
     /* No replica reachable: reads are served by the primary. */
     o.read_conninfo = "host=/nonexistent port=1 dbname=x";
-    o.connect_timeout_ms = 2000;
-    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_OK);
+    o.connect_timeout_ns = 2 * BK_NSEC_PER_SEC;
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
     for (int i = 0; i < 3; i++) {
-        ck_assert_int_eq(bk_db_acquire_read(db, &c), BK_OK);
+        err = dirty();
+        ck_assert_int_eq(bk_db_acquire_read(db, &c, &err), BK_OK);
+        ck_err_clear(&err); /* the replica's failure is not the call's */
         expect_select(c);
         exec_ok(c, "CREATE TEMP TABLE IF NOT EXISTS t_w (v int)"); /* a primary session */
         bk_db_release(c);
@@ -452,17 +506,323 @@ START_TEST(bad_arguments)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    bk_db_t *db;
-    ck_assert_int_eq(bk_db_new(&o, &db, NULL, 0), BK_EINVAL); /* no conninfo */
-    o.conninfo = "host=/nonexistent port=1 dbname=x";
-    o.connect_timeout_ms = 2000;
-    char err[256];
-    ck_assert_int_eq(bk_db_new(&o, &db, err, sizeof err), BK_EUNAVAIL);
-    ck_assert_ptr_nonnull(strstr(err, "/nonexistent"));
-    ck_assert_int_eq(bk_db_acquire(NULL, NULL), BK_EINVAL);
-    ck_assert_int_eq(bk_db_query(NULL, "SELECT 1", NULL, 0, NULL), BK_EINVAL);
+    bk_db_t *db = (bk_db_t *)&o;
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_new(NULL, &o, &db, &err), BK_EINVAL); /* no conninfo */
+    ck_assert_ptr_null(db);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "conninfo") != NULL, "%s", err.message);
+    o.min_conns = 5;
+    o.max_conns = 2;
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "min_conns 5 is above max_conns 2") != NULL, "%s", err.message);
+    bk_db_opts_init(&o);
+    o.idle_timeout_ns = -1;
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_EINVAL);
+    ck_assert_str_ne(err.message, "");
+    bk_db_opts_init(&o);
+    o.connect_timeout_ns = 2 * BK_NSEC_PER_SEC;
+    err = dirty();
+    ck_assert_int_eq(bk_db_new("host=/nonexistent port=1 dbname=x", &o, &db, &err), BK_EUNAVAIL);
+    ck_assert_ptr_null(db);
+    ck_assert_int_eq(err.code, BK_EUNAVAIL);
+    ck_assert_msg(strstr(err.message, "/nonexistent") != NULL, "%s", err.message);
+    ck_assert_msg(err.message[strlen(err.message) - 1] != '\n', "%s", err.message); /* libpq's newline cut */
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_int_eq(bk_db_acquire(NULL, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_int_eq(bk_db_acquire_read(NULL, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_db_query(NULL, "SELECT 1", NULL, 0, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_db_tx(NULL, BK_DB_READ_COMMITTED, NULL, fails_invalid, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
     bk_db_release(NULL);
     bk_db_free(NULL);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ options */
+START_TEST(opts_init_clears_garbage)
+{
+    bk_db_opts_t o;
+    memset(&o, 0x5a, sizeof o);
+    bk_db_opts_init(&o);
+    ck_assert_ptr_null(o.read_conninfo);
+    ck_assert_uint_eq(o.min_conns, 1);
+    ck_assert_uint_eq(o.max_conns, 10);
+    ck_assert_int_eq(o.acquire_timeout_ns, 5 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(o.connect_timeout_ns, 5 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(o.max_lifetime_ns, 30 * 60 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(o.idle_timeout_ns, 10 * 60 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(o.statement_timeout_ns, 0);
+    ck_assert_str_eq(o.application_name, "libbackend");
+    ck_assert_ptr_null(o.metrics);
+    ck_assert_str_eq(o.name, "default");
+    ck_assert_ptr_null(o.clock);
+    for (size_t i = 0; i < sizeof o.reserved_ / sizeof o.reserved_[0]; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
+}
+END_TEST
+
+/* current_setting(name) on c, as a new string. */
+static char *setting(bk_db_conn_t *c, const char *name)
+{
+    bk_db_param_t p[] = {BK_DB_TEXT(name)};
+    bk_db_result_t *r;
+    ck_assert_int_eq(bk_db_query(c, "SELECT current_setting($1)", p, 1, &r, NULL), BK_OK);
+    char *v = strdup(bk_db_value(r, 0, 0));
+    bk_db_result_free(r);
+    return v;
+}
+
+#define ck_setting(c, name, want)                                                                                  \
+    do {                                                                                                           \
+        char *v_ = setting((c), (name));                                                                           \
+        ck_assert_str_eq(v_, (want));                                                                              \
+        free(v_);                                                                                                  \
+    } while (0)
+
+START_TEST(null_options_are_the_defaults)
+{
+    bk_db_t *db;
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_new(dsn(), NULL, &db, &err), BK_OK);
+    ck_err_clear(&err);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_OK);
+    ck_setting(c, "application_name", "libbackend");
+    ck_setting(c, "TimeZone", "UTC");
+    ck_setting(c, "statement_timeout", "0"); /* the server's */
+    bk_db_release(c);
+    bk_db_free(db);
+
+    /* A struct cleared by other means: zero max_conns and connect_timeout_ns mean
+     * their defaults, NULL names too. */
+    bk_db_opts_t o;
+    memset(&o, 0, sizeof o);
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_OK);
+    ck_setting(c, "application_name", "libbackend");
+    bk_db_release(c);
+    bk_db_free(db);
+}
+END_TEST
+
+START_TEST(statement_timeout_rounds_up_to_milliseconds)
+{
+    const struct {
+        int64_t ns;
+        const char *want;
+    } cases[] = {
+        {1, "1ms"},                       /* not 0, which would mean none */
+        {BK_NSEC_PER_MSEC + 1, "2ms"},    /* up, never down */
+        {1500 * BK_NSEC_PER_MSEC, "1500ms"},
+        {3 * BK_NSEC_PER_SEC, "3s"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bk_db_opts_t o;
+        bk_db_opts_init(&o);
+        o.statement_timeout_ns = cases[i].ns;
+        o.min_conns = 0;
+        o.max_conns = 1;
+        bk_db_t *db;
+        ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
+        bk_db_conn_t *c;
+        ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+        ck_setting(c, "statement_timeout", cases[i].want);
+        bk_db_release(c);
+        bk_db_free(db);
+    }
+}
+END_TEST
+
+/* ------------------------------------------------------------------ error detail */
+START_TEST(acquire_reports_the_connect_failure)
+{
+    /* min_conns 0: the pool opens nothing until asked. */
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.min_conns = 0;
+    o.connect_timeout_ns = 2 * BK_NSEC_PER_SEC;
+    o.read_conninfo = "host=/nonexistent-replica port=1 dbname=x";
+    bk_db_t *db;
+    ck_assert_int_eq(bk_db_new("host=/nonexistent-primary port=1 dbname=x", &o, &db, NULL), BK_OK);
+    bk_db_conn_t *c;
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_EUNAVAIL);
+    ck_assert_ptr_null(c);
+    ck_assert_int_eq(err.code, BK_EUNAVAIL);
+    ck_assert_msg(strstr(err.message, "/nonexistent-primary") != NULL, "%s", err.message);
+    /* Replica and primary down: the primary's failure, the last one tried. */
+    err = dirty();
+    ck_assert_int_eq(bk_db_acquire_read(db, &c, &err), BK_EUNAVAIL);
+    ck_assert_int_eq(err.code, BK_EUNAVAIL);
+    ck_assert_msg(strstr(err.message, "/nonexistent-primary") != NULL, "%s", err.message);
+    bk_db_free(db);
+}
+END_TEST
+
+START_TEST(advisory_lock_reports_the_server)
+{
+    bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
+    bk_db_conn_t *a, *b;
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &b, NULL), BK_OK);
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_advisory_lock(a, 4343, false, &err), BK_OK);
+    ck_err_clear(&err);
+    exec_ok(b, "SET statement_timeout = 20");
+    ck_assert_int_eq(bk_db_advisory_lock(b, 4343, false, &err), BK_ETIMEDOUT); /* held by a */
+    ck_assert_int_eq(err.code, BK_ETIMEDOUT);
+    ck_assert_str_eq(err.sqlstate, "57014");
+    ck_assert_str_ne(err.message, "");
+    exec_ok(b, "SET statement_timeout = 0");
+    ck_assert_int_eq(bk_db_advisory_unlock(a, 4343, &err), BK_OK);
+    ck_err_clear(&err);
+    ck_assert_int_eq(bk_db_advisory_lock(b, 4343, true, &err), BK_OK); /* free now */
+    bk_db_release(a);
+    bk_db_release(b);
+    bk_db_free(db);
+}
+END_TEST
+
+/* A deferred constraint is checked at COMMIT: the body's queries all succeed. */
+static int insert_twice(bk_db_conn_t *c, void *ud)
+{
+    const char *sql = ud;
+    bk_error_t err;
+    int rc = bk_db_query(c, sql, NULL, 0, NULL, &err);
+    if (rc == BK_OK)
+        rc = bk_db_query(c, sql, NULL, 0, NULL, &err);
+    return rc;
+}
+
+START_TEST(failed_commit_reports_its_sqlstate)
+{
+    bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    exec_ok(c, "DROP TABLE IF EXISTS t_child, t_parent, t_def");
+    exec_ok(c, "CREATE TABLE t_def (id int, CONSTRAINT t_def_id_key UNIQUE (id) DEFERRABLE INITIALLY DEFERRED)");
+    exec_ok(c, "CREATE TABLE t_parent (id int PRIMARY KEY)");
+    exec_ok(c, "CREATE TABLE t_child (parent int, CONSTRAINT t_child_parent_fkey FOREIGN KEY (parent) "
+               "REFERENCES t_parent (id) DEFERRABLE INITIALLY DEFERRED)");
+
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, insert_twice, "INSERT INTO t_def VALUES (1)", &err),
+                     BK_ECONFLICT);
+    ck_assert_int_eq(err.code, BK_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "23505");
+    ck_assert_str_eq(err.constraint, "t_def_id_key");
+    ck_assert_str_eq(err.detail, "Key (id)=(1) already exists.");
+    ck_assert_msg(strstr(err.message, "t_def_id_key") != NULL, "%s", err.message);
+
+    err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, insert_twice, "INSERT INTO t_child VALUES (7)", &err),
+                     BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_str_eq(err.sqlstate, "23503");
+    ck_assert_str_eq(err.constraint, "t_child_parent_fkey");
+
+    /* Rolled back, both times; and a transaction that commits clears err. */
+    bk_db_result_t *r;
+    ck_assert_int_eq(bk_db_query(c, "SELECT (SELECT count(*) FROM t_def) + (SELECT count(*) FROM t_child)", NULL, 0,
+                                 &r, NULL),
+                     BK_OK);
+    ck_assert_str_eq(bk_db_value(r, 0, 0), "0");
+    bk_db_result_free(r);
+    err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, insert_twice, "INSERT INTO t_child VALUES (NULL)", &err),
+                     BK_OK);
+    ck_err_clear(&err);
+    exec_ok(c, "DROP TABLE t_child, t_parent, t_def");
+    bk_db_release(c);
+    bk_db_free(db);
+}
+END_TEST
+
+struct body {
+    const char *sql;
+    int returns; /* 0: the query's code */
+    bool savepoint; /* the failure is rolled back to a savepoint before fn fails */
+};
+
+/* Runs sql (which fails) with an err of its own, then fails the transaction. */
+static int failing_query(bk_db_conn_t *c, void *ud)
+{
+    const struct body *b = ud;
+    bk_error_t mine;
+    if (b->savepoint && bk_db_query(c, "SAVEPOINT s", NULL, 0, NULL, NULL) != BK_OK)
+        return BK_EIO;
+    int rc = bk_db_query(c, b->sql, NULL, 0, NULL, &mine);
+    ck_assert_int_ne(rc, BK_OK);
+    ck_assert_int_eq(mine.code, rc); /* fn's own err has it too */
+    if (b->savepoint && bk_db_query(c, "ROLLBACK TO SAVEPOINT s", NULL, 0, NULL, NULL) != BK_OK)
+        return BK_EIO;
+    return b->returns ? b->returns : rc;
+}
+
+START_TEST(failed_query_in_body_reaches_the_tx_err)
+{
+    bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    exec_ok(c, "DROP TABLE IF EXISTS t_body");
+    exec_ok(c, "CREATE TABLE t_body (id int CONSTRAINT t_body_pkey PRIMARY KEY)");
+    exec_ok(c, "INSERT INTO t_body VALUES (1)");
+
+    /* The query's code and detail. */
+    struct body dup = {"INSERT INTO t_body VALUES (1)", 0, false};
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_SERIALIZABLE, NULL, failing_query, &dup, &err), BK_ECONFLICT);
+    ck_assert_int_eq(err.code, BK_ECONFLICT);
+    ck_assert_str_eq(err.sqlstate, "23505");
+    ck_assert_str_eq(err.constraint, "t_body_pkey");
+    ck_assert_str_eq(err.detail, "Key (id)=(1) already exists.");
+    ck_assert_str_eq(err.message, "duplicate key value violates unique constraint \"t_body_pkey\"");
+
+    /* fn turns the code into another: err->code is what bk_db_tx returns, the
+     * detail still the query's. */
+    struct body mapped = {"INSERT INTO t_body VALUES (1)", BK_EEXIST, false};
+    err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, failing_query, &mapped, &err), BK_EEXIST);
+    ck_assert_int_eq(err.code, BK_EEXIST);
+    ck_assert_str_eq(err.sqlstate, "23505");
+
+    /* A syntax error. */
+    struct body syntax = {"SELEC 1", 0, false};
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, failing_query, &syntax, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "42601");
+
+    /* A failure fn recovered from (ROLLBACK TO SAVEPOINT succeeded after it) is
+     * not the one that ended the transaction. */
+    struct body recovered = {"INSERT INTO t_body VALUES (1)", BK_ENOTFOUND, true};
+    err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, failing_query, &recovered, &err), BK_ENOTFOUND);
+    ck_assert_int_eq(err.code, BK_ENOTFOUND);
+    ck_assert_str_eq(err.sqlstate, "");
+    ck_assert_str_eq(err.message, "the transaction's function returned BK_ENOTFOUND");
+    exec_ok(c, "DROP TABLE t_body");
+    bk_db_release(c);
+    bk_db_free(db);
+}
+END_TEST
+
+/* Ignores the failure of its query and returns BK_OK. */
+static int ignores_failure(bk_db_conn_t *c, void *ud)
+{
+    (void)ud;
+    bk_db_query(c, "SELECT 1/0", NULL, 0, NULL, NULL);
+    return BK_OK;
+}
+
+START_TEST(ignored_failure_is_reported_not_committed)
+{
+    bk_db_t *db = pool(1, BK_NSEC_PER_SEC);
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, ignores_failure, NULL, &err), BK_EIO);
+    ck_assert_int_eq(err.code, BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "22012"); /* division by zero */
+    bk_db_free(db);
 }
 END_TEST
 
@@ -482,6 +842,14 @@ static Suite *db_suite(void)
     tcase_add_test(tc, pool_recovers_after_server_restart);
     tcase_add_test(tc, reads_go_to_replicas_or_fall_back);
     tcase_add_test(tc, bad_arguments);
+    tcase_add_test(tc, opts_init_clears_garbage);
+    tcase_add_test(tc, null_options_are_the_defaults);
+    tcase_add_test(tc, statement_timeout_rounds_up_to_milliseconds);
+    tcase_add_test(tc, acquire_reports_the_connect_failure);
+    tcase_add_test(tc, advisory_lock_reports_the_server);
+    tcase_add_test(tc, failed_commit_reports_its_sqlstate);
+    tcase_add_test(tc, failed_query_in_body_reaches_the_tx_err);
+    tcase_add_test(tc, ignored_failure_is_reported_not_committed);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -77,11 +77,10 @@ static bk_db_t *new_pool(void)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = conninfo;
     o.max_conns = 4;
     bk_db_t *p;
-    char err[256];
-    ck_assert_msg(bk_db_new(&o, &p, err, sizeof err) == BK_OK, "bk_db_new: %s", err);
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(conninfo, &o, &p, &err) == BK_OK, "bk_db_new: %s", err.message);
     return p;
 }
 
@@ -149,10 +148,11 @@ static void put(const char *name, const char *sql)
 static char *scalar(const char *sql)
 {
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     bk_db_result_t *r;
-    int rc = bk_db_query(c, sql, NULL, 0, &r);
-    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), bk_db_error(c)->message);
+    bk_error_t err;
+    int rc = bk_db_query(c, sql, NULL, 0, &r, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), err.message);
     ck_assert_uint_eq(bk_db_rows(r), 1);
     const char *v = bk_db_value(r, 0, 0);
     char *out = v ? strdup(v) : NULL;
@@ -185,19 +185,32 @@ static void ck_recorded(const char *want)
                  want);
 }
 
-static int migrate(unsigned *applied, char *err, size_t errsz)
+/* err starts full of garbage, as a caller's stack would hold it. */
+static int migrate(unsigned *applied, bk_error_t *err)
 {
-    return bk_db_migrate(db, dir, applied, err, errsz);
+    if (err)
+        memset(err, 0x5a, sizeof *err);
+    return bk_db_migrate(db, dir, applied, err);
 }
 
 static void migrate_ok(unsigned want_applied)
 {
     unsigned applied = 12345;
-    char err[512];
-    int rc = migrate(&applied, err, sizeof err);
-    ck_assert_msg(rc == BK_OK, "bk_db_migrate: %s: %s", bk_err_name(rc), err);
-    ck_assert_str_eq(err, "");
+    bk_error_t err;
+    int rc = migrate(&applied, &err);
+    ck_assert_msg(rc == BK_OK, "bk_db_migrate: %s: %s", bk_err_name(rc), err.message);
+    ck_assert_int_eq(err.code, BK_OK);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_str_eq(err.file, "");
     ck_assert_uint_eq(applied, want_applied);
+}
+
+/* dir/name, as err->file names a migration. */
+static const char *path_of(const char *name)
+{
+    static char p[PATH_MAX];
+    snprintf(p, sizeof p, "%s/%s", dir, name);
+    return p;
 }
 
 /* Three migrations whose versions sort differently as text ("10" < "2"); each
@@ -260,15 +273,20 @@ START_TEST(changed_file_is_refused_and_stops_the_run)
                        "INSERT INTO log (v) VALUES (2);\n");
     put("10_items_note.sql", "INSERT INTO log (v) VALUES (10);");
     unsigned applied = 12345;
-    char err[512];
-    ck_assert_int_eq(migrate(&applied, err, sizeof err), BK_ECONFLICT);
+    bk_error_t err;
+    ck_assert_int_eq(migrate(&applied, &err), BK_ECONFLICT);
     ck_assert_uint_eq(applied, 0);
-    ck_assert_msg(strstr(err, "migration 2_items.sql changed after it was applied (checksum ") == err, "%s", err);
+    ck_assert_int_eq(err.code, BK_ECONFLICT);
+    ck_assert_msg(strstr(err.message, "migration 2_items.sql changed after it was applied (checksum ") == err.message,
+                  "%s", err.message);
+    ck_assert_str_eq(err.file, path_of("2_items.sql"));
+    ck_assert_uint_eq(err.line, 0);
+    ck_assert_str_eq(err.sqlstate, "");
     /* Nothing after it ran. */
     ck_recorded("1:1_log.sql,2:2_items.sql");
     ck_scalar_eq("SELECT string_agg(v::text, ',' ORDER BY seq) FROM log", "1,2");
     /* Still refused on the next run. */
-    ck_assert_int_eq(migrate(&applied, NULL, 0), BK_ECONFLICT);
+    ck_assert_int_eq(migrate(&applied, NULL), BK_ECONFLICT);
 }
 END_TEST
 
@@ -281,12 +299,16 @@ START_TEST(failing_file_is_rolled_back_and_not_recorded)
                      "SELEC 1;\n");
     put("3_after.sql", "INSERT INTO log (v) VALUES (3);");
     unsigned applied = 12345;
-    char err[512];
-    int rc = migrate(&applied, err, sizeof err);
-    ck_assert_msg(rc == BK_EIO, "%s: %s", bk_err_name(rc), err);
+    bk_error_t err;
+    int rc = migrate(&applied, &err);
+    ck_assert_msg(rc == BK_EIO, "%s: %s", bk_err_name(rc), err.message);
     ck_assert_uint_eq(applied, 1);
-    const char *want = "migration 2_bad.sql failed (line 3, SQLSTATE 42601): syntax error at or near \"SELEC\"";
-    ck_assert_msg(strstr(err, want) == err, "%s", err);
+    ck_assert_str_eq(err.message, "migration 2_bad.sql failed (line 3, SQLSTATE 42601): syntax error at or near "
+                                  "\"SELEC\"");
+    ck_assert_int_eq(err.code, BK_EIO);
+    ck_assert_str_eq(err.file, path_of("2_bad.sql"));
+    ck_assert_uint_eq(err.line, 3);
+    ck_assert_str_eq(err.sqlstate, "42601");
     ck_scalar_eq("SELECT to_regclass('bad') IS NULL", "t");
     ck_recorded("1:1_log.sql");
     ck_scalar_eq("SELECT string_agg(v::text, ',' ORDER BY seq) FROM log", "1");
@@ -303,11 +325,18 @@ START_TEST(a_constraint_error_maps_to_its_code)
 {
     put("1_t.sql", "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1);");
     put("2_dup.sql", "INSERT INTO t VALUES (2); INSERT INTO t VALUES (1);");
-    char err[512];
+    bk_error_t err;
     unsigned applied;
-    ck_assert_int_eq(migrate(&applied, err, sizeof err), BK_ECONFLICT);
+    ck_assert_int_eq(migrate(&applied, &err), BK_ECONFLICT);
     ck_assert_uint_eq(applied, 1);
-    ck_assert_msg(strstr(err, "migration 2_dup.sql failed (line 1, SQLSTATE 23505)") == err, "%s", err);
+    /* The server gives no position for a constraint: no line. */
+    ck_assert_msg(strstr(err.message, "migration 2_dup.sql failed (SQLSTATE 23505): duplicate key value") == err.message,
+                  "%s", err.message);
+    ck_assert_str_eq(err.file, path_of("2_dup.sql"));
+    ck_assert_uint_eq(err.line, 0);
+    ck_assert_str_eq(err.sqlstate, "23505");
+    ck_assert_str_eq(err.constraint, "t_pkey");
+    ck_assert_str_eq(err.detail, "Key (id)=(1) already exists.");
     ck_scalar_eq("SELECT string_agg(id::text, ',' ORDER BY id) FROM t", "1");
 }
 END_TEST
@@ -339,10 +368,14 @@ START_TEST(duplicate_versions_are_refused_before_anything_runs)
     put("2_b.sql", "CREATE TABLE b (id int);");
     put("002_c.sql", "CREATE TABLE c (id int);");
     unsigned applied = 12345;
-    char err[512];
-    ck_assert_int_eq(migrate(&applied, err, sizeof err), BK_EINVAL);
+    bk_error_t err;
+    ck_assert_int_eq(migrate(&applied, &err), BK_EINVAL);
     ck_assert_uint_eq(applied, 0);
-    ck_assert_msg(strstr(err, "002_c.sql") && strstr(err, "2_b.sql") && strstr(err, "same version 2"), "%s", err);
+    ck_assert_msg(strstr(err.message, "002_c.sql") && strstr(err.message, "2_b.sql") &&
+                      strstr(err.message, "same version 2"),
+                  "%s", err.message);
+    ck_assert_msg(strcmp(err.file, path_of("002_c.sql")) == 0 || strcmp(err.file, path_of("2_b.sql")) == 0, "%s",
+                  err.file);
     ck_recorded("none");
     ck_scalar_eq("SELECT to_regclass('a') IS NULL", "t");
 }
@@ -350,16 +383,19 @@ END_TEST
 
 START_TEST(bad_arguments_and_directories)
 {
-    char err[512];
+    bk_error_t err;
     unsigned applied = 12345;
-    ck_assert_int_eq(bk_db_migrate(NULL, dir, &applied, err, sizeof err), BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate(NULL, dir, &applied, &err), BK_EINVAL);
     ck_assert_uint_eq(applied, 0);
-    ck_assert_int_eq(bk_db_migrate(db, NULL, NULL, NULL, 0), BK_EINVAL);
-    ck_assert_int_eq(bk_db_migrate(db, "/nonexistent/bk-migrations", &applied, err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "/nonexistent/bk-migrations") != NULL, "%s", err);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate(db, NULL, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate(db, "/nonexistent/bk-migrations", &applied, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "/nonexistent/bk-migrations") != NULL, "%s", err.message);
+    ck_assert_str_eq(err.file, "/nonexistent/bk-migrations");
     put("99999999999999999999_big.sql", "SELECT 1;");
-    ck_assert_int_eq(migrate(&applied, err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "does not fit a bigint") != NULL, "%s", err);
+    ck_assert_int_eq(migrate(&applied, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "does not fit a bigint") != NULL, "%s", err.message);
+    ck_assert_str_eq(err.file, path_of("99999999999999999999_big.sql"));
 }
 END_TEST
 
@@ -392,16 +428,15 @@ static void migrator(int start)
 {
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    o.conninfo = conninfo;
     o.max_conns = 2;
     bk_db_t *mine = NULL;
-    int rc = bk_db_new(&o, &mine, NULL, 0);
+    int rc = bk_db_new(conninfo, &o, &mine, NULL);
     char b;
     while (read(start, &b, 1) < 0 && errno == EINTR)
         ;
     unsigned applied = 0;
     if (rc == BK_OK)
-        rc = bk_db_migrate(mine, dir, &applied, NULL, 0);
+        rc = bk_db_migrate(mine, dir, &applied, NULL);
     bk_db_free(mine);
     close(start);
     _exit(rc == BK_OK ? (int)applied : 100 - rc); /* not exit(): the parent's Check state stays its own */
@@ -454,8 +489,9 @@ END_TEST
 static json_t *query_json(bk_db_conn_t *c, const char *sql, unsigned flags)
 {
     bk_db_result_t *r;
-    int rc = bk_db_query(c, sql, NULL, 0, &r);
-    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), bk_db_error(c)->message);
+    bk_error_t err;
+    int rc = bk_db_query(c, sql, NULL, 0, &r, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), err.message);
     json_t *j = bk_db_result_json(r, flags);
     ck_assert_ptr_nonnull(j);
     bk_db_result_free(r);
@@ -478,7 +514,7 @@ static void json_is(bk_db_conn_t *c, const char *sql, unsigned flags, const char
 START_TEST(result_json_types)
 {
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     const char *every = "SELECT 1::int2 AS i2, 2::int4 AS i4, 3::int8 AS i8, 1.5::float8 AS f8, 'NaN'::float8 AS nan, "
                         "12.345::numeric AS num, true AS b, '{\"a\":[1,2]}'::jsonb AS j, "
                         "'2026-11-23 12:00:00.5+02'::timestamptz AS tstz, '2026-11-23 12:00:00'::timestamp AS ts, "
@@ -526,13 +562,13 @@ START_TEST(result_json_types)
     json_is(c, "SELECT 1 AS x, 2 AS x", 0, "[{\"x\":2}]");
 
     /* Offsets other than UTC (the pool sets UTC; a session may change it). */
-    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'Asia/Kolkata'", NULL, 0, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'Asia/Kolkata'", NULL, 0, NULL, NULL), BK_OK);
     json_is(c, "SELECT '2026-11-23 12:00:00+00'::timestamptz AS t", 0, "[{\"t\":\"2026-11-23T17:30:00+05:30\"}]");
-    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'America/St_Johns'", NULL, 0, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'America/St_Johns'", NULL, 0, NULL, NULL), BK_OK);
     json_is(c, "SELECT '2026-11-23 12:00:00+00'::timestamptz AS t", 0, "[{\"t\":\"2026-11-23T08:30:00-03:30\"}]");
-    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'Europe/Amsterdam'", NULL, 0, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'Europe/Amsterdam'", NULL, 0, NULL, NULL), BK_OK);
     json_is(c, "SELECT '1800-01-01 00:00:00+00'::timestamptz AS t", 0, "[{\"t\":\"1800-01-01T00:19:32+00:19:32\"}]");
-    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'UTC'", NULL, 0, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "SET TimeZone = 'UTC'", NULL, 0, NULL, NULL), BK_OK);
 
     json_t *empty = bk_db_result_json(NULL, 0);
     ck_assert_ptr_nonnull(empty);
@@ -545,9 +581,9 @@ END_TEST
 START_TEST(result_accessors)
 {
     bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c), BK_OK);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     bk_db_result_t *r;
-    ck_assert_int_eq(bk_db_query(c, "SELECT 'a' AS first, NULL::int AS second UNION ALL SELECT 'b', 7", NULL, 0, &r),
+    ck_assert_int_eq(bk_db_query(c, "SELECT 'a' AS first, NULL::int AS second UNION ALL SELECT 'b', 7", NULL, 0, &r, NULL),
                      BK_OK);
     ck_assert_uint_eq(bk_db_rows(r), 2);
     ck_assert_uint_eq(bk_db_cols(r), 2);
@@ -561,21 +597,21 @@ START_TEST(result_accessors)
     ck_assert_ptr_null(bk_db_value(r, 0, 2));
     bk_db_result_free(r);
 
-    ck_assert_int_eq(bk_db_query(c, "CREATE TEMP TABLE acc (x int)", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "CREATE TEMP TABLE acc (x int)", NULL, 0, &r, NULL), BK_OK);
     ck_assert_int_eq(bk_db_affected(r), 0);
     ck_assert_uint_eq(bk_db_rows(r), 0);
     bk_db_result_free(r);
-    ck_assert_int_eq(bk_db_query(c, "INSERT INTO acc SELECT generate_series(1, 3)", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "INSERT INTO acc SELECT generate_series(1, 3)", NULL, 0, &r, NULL), BK_OK);
     ck_assert_int_eq(bk_db_affected(r), 3);
     bk_db_result_free(r);
     bk_db_param_t p[] = {BK_DB_TEXT("2")};
-    ck_assert_int_eq(bk_db_query(c, "UPDATE acc SET x = x + 10 WHERE x >= $1::int", p, 1, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "UPDATE acc SET x = x + 10 WHERE x >= $1::int", p, 1, &r, NULL), BK_OK);
     ck_assert_int_eq(bk_db_affected(r), 2);
     bk_db_result_free(r);
-    ck_assert_int_eq(bk_db_query(c, "DELETE FROM acc WHERE x < 0", NULL, 0, &r), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "DELETE FROM acc WHERE x < 0", NULL, 0, &r, NULL), BK_OK);
     ck_assert_int_eq(bk_db_affected(r), 0);
     bk_db_result_free(r);
-    ck_assert_int_eq(bk_db_query(c, "DROP TABLE acc", NULL, 0, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "DROP TABLE acc", NULL, 0, NULL, NULL), BK_OK);
 
     ck_assert_uint_eq(bk_db_rows(NULL), 0);
     ck_assert_uint_eq(bk_db_cols(NULL), 0);
