@@ -76,7 +76,7 @@ int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_opts_t *re
     bk_retry_t r;
     int rc = bk_retry_begin(&r, &o, true, 0); /* a transaction that lost a race left nothing behind */
     if (rc)
-        return bk__error(err, rc, "bk_db_tx: invalid retry options");
+        return bk__error(err, rc, "bk_db_tx: the retry options: %s", bk_strerror(rc));
     for (;;) {
         int status = attempt(db, isolation, fn, ud, err);
         int64_t delay = 0;
