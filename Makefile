@@ -20,11 +20,17 @@ JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 PORT ?= 8080
 BUILD := build
 
-# What building, testing and running need, as Debian packages.
-DEB_PACKAGES := build-essential autoconf automake libtool pkg-config \
-	libevent-dev libjansson-dev libpq-dev libmemcached-dev libargon2-dev libjwt-dev \
-	libpcre2-dev libssl-dev libcurl4-openssl-dev check postgresql memcached mandoc curl valgrind wrk \
-	python3-jwt python3-argon2 openssl
+# What building, testing and running need, as Debian packages: the toolchain and
+# the libraries libbackend.so links (configure requires them), then what only the
+# tests, benchmarks and `make run` use (Check and libjwt are checked by configure and
+# required by make check and make bench; json-schema-test-suite is the draft-07 suite
+# that tests/schema/suite falls back to when there is no ../shared beside the clone).
+DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
+	libevent-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libargon2-dev \
+	libpq-dev libmemcached-dev
+DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk \
+	python3-jwt python3-argon2 openssl json-schema-test-suite
+DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 

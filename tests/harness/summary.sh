@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Prints what `make check` ran: each Check suite's summary line, each script test's
 # result, and one total line "N passed, N failed" (Check test cases, the cases of
-# programs that end with "total: N passed, N failed", and script tests).
+# programs that end with "total: N passed, N failed", and script tests). A test's
+# lines that begin "note: " (what it ran on, e.g. which JSON Schema Test Suite) are
+# printed under its result.
 set -u
 build=${1:-build}
 passed=0 failed=0
@@ -33,5 +35,6 @@ for trs in "$build"/**/*.trs; do
         esac
         printf '%-36s %s\n' "$name" "${result:-NOT RUN}"
     fi
+    grep -E '^note: ' "$log" 2>/dev/null | sed 's/^/    /' || true
 done
 echo "$passed passed, $failed failed"
