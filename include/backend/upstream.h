@@ -47,7 +47,10 @@ typedef struct bk_upstream_opts {
     int64_t max_wait_ns;         /* how long a call waits for a bulkhead slot; default 0 */
     const bk_breaker_opts_t *breaker; /* NULL = bk_breaker_opts_init defaults; copied
                                          (its name, clock and metrics are the upstream's) */
-    const bk_retry_opts_t *retry;     /* NULL = bk_retry_opts_init defaults; copied */
+    const bk_retry_opts_t *retry;     /* NULL = bk_retry_opts_init defaults; copied. Its
+                                         retryable (NULL: the first three) sees an
+                                         attempt's BK_EUNAVAIL, BK_ETIMEDOUT,
+                                         BK_EUPSTREAM, or BK_ERANGE (answer too large) */
     bk_metrics_t *metrics;       /* NULL = none; borrowed */
     bk_clock_t *clock;           /* breaker, retry schedule, deadline; NULL = system; borrowed */
     uint64_t reserved_[8];       /* zeroed by bk_upstream_opts_init: room to grow (HACKING.md) */
