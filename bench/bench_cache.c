@@ -100,7 +100,7 @@ static void random_prefix(char *buf, size_t size)
 }
 
 /* The origin: a copy of value, after LOAD_MS when slow. */
-static int load(void *sleep_first, const char *key, void **v, size_t *n)
+static int load(const char *key, void **v, size_t *n, void *sleep_first)
 {
     (void)key;
     atomic_fetch_add(&loads, 1);
@@ -149,10 +149,9 @@ static bk_cache_t *memcached_cache(const char *prefix)
     o.ttl_jitter_pct = 0;
     bk_cache_memcached_opts_t m;
     bk_cache_memcached_opts_init(&m);
-    m.servers = servers;
     m.prefix = prefix;
     bk_cache_t *c;
-    int rc = bk_cache_memcached_new(&o, &m, &c);
+    int rc = bk_cache_memcached_new(servers, &o, &m, &c, NULL);
     if (rc != BK_OK)
         die("bk_cache_memcached_new", bk_strerror(rc));
     return c;
@@ -357,7 +356,7 @@ static void *stampede_thread(void *arg)
         memcached_return_t rc;
         v = memcached_get(m, s->key, strlen(s->key), &n, &flags, &rc);
         ok = rc == MEMCACHED_SUCCESS;
-        if (rc == MEMCACHED_NOTFOUND && (ok = load(&slow, s->key, &v, &n) == BK_OK))
+        if (rc == MEMCACHED_NOTFOUND && (ok = load(s->key, &v, &n, &slow) == BK_OK))
             memcached_set(m, s->key, strlen(s->key), v, n, 60, 0);
     }
     s->lat_ms[q->i] = (now_s() - t0) * 1e3;

@@ -206,11 +206,10 @@ static int setup(void)
         return -1;
     bk_ratelimit_opts_t ro;
     bk_ratelimit_opts_init(&ro);
-    ro.rate = 1e9; /* per second: one request per ns sustained ... */
-    ro.period_ns = 1000000000;
+    ro.period_ns = 1000000000; /* 1e9 per second: one request per ns sustained ... */
     ro.burst = 1000000; /* ... and a deep burst: every check is allowed */
     ro.name = "bench";
-    if (bk_ratelimit_new(&ro, &st, &our_limiter) != BK_OK)
+    if (bk_ratelimit_new(1e9, &st, &ro, &our_limiter) != BK_OK)
         return -1;
 
     for (int k = 0; k < NKEYS; k++)

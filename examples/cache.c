@@ -35,7 +35,7 @@ static const char *key;
 static char value[256];
 
 /* The origin: slow, and counted. */
-static int load_from_origin(void *ctx, const char *k, void **out, size_t *len)
+static int load_from_origin(const char *k, void **out, size_t *len, void *ctx)
 {
     (void)ctx;
     atomic_fetch_add(&loads, 1);
@@ -88,11 +88,11 @@ int main(int argc, char **argv)
     }
     bk_cache_memcached_opts_t m;
     bk_cache_memcached_opts_init(&m);
-    m.servers = argv[1];
     m.prefix = argv[2];
-    int rc = bk_cache_memcached_new(NULL, &m, &cache);
+    bk_error_t err;
+    int rc = bk_cache_memcached_new(argv[1], NULL, &m, &cache, &err);
     if (rc != BK_OK) {
-        fprintf(stderr, "cache: %s %s: %s\n", argv[1], argv[2], bk_strerror(rc));
+        fprintf(stderr, "cache: %s %s: %s\n", argv[1], argv[2], err.message);
         return 2;
     }
     if (forget) {

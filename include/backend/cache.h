@@ -16,7 +16,7 @@
  * to the loader and writes are dropped: nothing fails that would work without a
  * cache.
  *
- *   static int load_user(void *ctx, const char *key, void **value, size_t *len)
+ *   static int load_user(const char *key, void **value, size_t *len, void *ud)
  *   {   ... *value = malloc'ed bytes; *len = n; return BK_OK;   (or BK_ENOTFOUND)  }
  *
  *   bk_cache_ttl_t ttl = {.fresh_ns = 30 * BK_NSEC_PER_SEC, .stale_ns = 300 * BK_NSEC_PER_SEC};
@@ -55,15 +55,14 @@ typedef struct bk_cache_opts {
                                  scaled by its measured load time times this (1.0 is the
                                  usual value); default 0 = never early */
     bk_clock_t *clock;        /* NULL = system; borrowed */
+    uint64_t reserved_[8];    /* zeroed by bk_cache_opts_init: room to grow (HACKING.md) */
 } bk_cache_opts_t;
 
 BK_EXPORT void bk_cache_opts_init(bk_cache_opts_t *opts);
-/* An in-process cache. BK_EINVAL, BK_ENOMEM. */
+/* An in-process cache (opts: NULL for defaults). BK_EINVAL, BK_ENOMEM. */
 BK_EXPORT int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out);
 
 typedef struct bk_cache_memcached_opts {
-    const char *servers;        /* "host:port[,host:port...]", consistent hashing (ketama)
-                                   across them; required */
     const char *prefix;         /* before every key, to share servers between
                                    applications; up to 64 printable ASCII bytes, no
                                    spaces; default "" */
@@ -88,19 +87,27 @@ typedef struct bk_cache_memcached_opts {
                                    window, trips at 50% failures after 5 calls, open 1 s */
     bk_metrics_t *metrics;      /* cache_memcached_operations_total{outcome} and
                                    cache_memcached_duration_seconds; NULL = none; borrowed */
+    uint64_t reserved_[8];      /* zeroed by bk_cache_memcached_opts_init: room to grow
+                                   (HACKING.md) */
 } bk_cache_memcached_opts_t;
 
 BK_EXPORT void bk_cache_memcached_opts_init(bk_cache_memcached_opts_t *mopts);
-/* A cache in memcached (opts: NULL for defaults). No connection is made here, so a
- * server down now is no error. BK_EINVAL (a bad server list or option), BK_ENOMEM,
- * BK_EEXIST (metrics: a family of the same name but another shape is registered). */
-BK_EXPORT int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mopts,
-                                     bk_cache_t **out);
+/* A cache in memcached. servers: "host:port[,host:port...]" (IPv6 hosts in
+ * brackets, port 11211 when left out), consistent hashing (ketama) across them.
+ * opts, mopts: NULL for defaults. No connection is made here, so a server down now
+ * is no error. BK_EINVAL (a bad server list or option: err says which entry or
+ * option), BK_ENOMEM, BK_EEXIST (metrics: a family of the same name but another
+ * shape is registered). err may be NULL. */
+BK_EXPORT int bk_cache_memcached_new(const char *servers, const bk_cache_opts_t *opts,
+                                     const bk_cache_memcached_opts_t *mopts, bk_cache_t **out,
+                                     bk_error_t *err);
 /* No fetch may be running. */
 BK_EXPORT void bk_cache_free(bk_cache_t *cache);
 
 /* An entry is fresh for fresh_ns, then stale (still served while one caller
- * refreshes it) for stale_ns more, then gone. */
+ * refreshes it) for stale_ns more, then gone. A value pair, often a static const
+ * beside its key: it has no reserved tail and will not grow (a new per-fetch
+ * setting would be a new function's argument). */
 typedef struct bk_cache_ttl {
     int64_t fresh_ns; /* > 0 */
     int64_t stale_ns; /* >= 0; 0 = no stale serving */
@@ -112,7 +119,7 @@ typedef struct bk_cache_ttl {
  * negative_ttl_ns); another code for a failure (not remembered: the next fetch
  * loads again). Called with no lock held; it may block (it is the origin).
  */
-typedef int (*bk_cache_loader_fn)(void *ctx, const char *key, void **value, size_t *len);
+typedef int (*bk_cache_loader_fn)(const char *key, void **value, size_t *len, void *ud);
 
 /*
  * The value of key: from the cache when fresh; when stale, the stale copy, unless
@@ -123,16 +130,16 @@ typedef int (*bk_cache_loader_fn)(void *ctx, const char *key, void **value, size
  * the loader, now or remembered); the loader's error; BK_EINVAL; BK_ENOMEM.
  */
 BK_EXPORT int bk_cache_fetch(bk_cache_t *cache, const char *key, const bk_cache_ttl_t *ttl,
-                             bk_cache_loader_fn loader, void *ctx, void **value, size_t *len);
+                             bk_cache_loader_fn loader, void *ud, void **value, size_t *len);
 /*
  * JSON values, kept as compact JSON text. The loader answers a new reference
  * (*value; the cache takes it) or, as above, BK_ENOTFOUND or another code. *value
  * is a new reference the caller releases with json_decref. BK_EIO when the bytes
  * under key are not JSON (written by something else); otherwise as bk_cache_fetch.
  */
-typedef int (*bk_cache_json_loader_fn)(void *ctx, const char *key, json_t **value);
+typedef int (*bk_cache_json_loader_fn)(const char *key, json_t **value, void *ud);
 BK_EXPORT int bk_cache_fetch_json(bk_cache_t *cache, const char *key, const bk_cache_ttl_t *ttl,
-                                  bk_cache_json_loader_fn loader, void *ctx, json_t **value);
+                                  bk_cache_json_loader_fn loader, void *ud, json_t **value);
 BK_EXPORT int bk_cache_set_json(bk_cache_t *cache, const char *key, const json_t *value,
                                 const bk_cache_ttl_t *ttl);
 
@@ -176,6 +183,7 @@ typedef struct bk_cache_stats {
     uint64_t lease_waits;              /* memcached: fetches that waited for another's load */
     uint64_t remote_errors;            /* memcached: calls that failed or were refused */
     size_t bytes, entries;             /* in process */
+    uint64_t reserved_[8];             /* zeroed by bk_cache_stats (the caller allocates it) */
 } bk_cache_stats_t;
 BK_EXPORT void bk_cache_stats(bk_cache_t *cache, bk_cache_stats_t *out);
 

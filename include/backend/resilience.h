@@ -52,8 +52,8 @@ typedef enum bk_window_kind {
     BK_WINDOW_TIME = 1   /* the calls of the last window_size seconds (1 s buckets) */
 } bk_window_kind_t;
 
-typedef void (*bk_breaker_state_fn)(void *ud, bk_breaker_t *b, bk_breaker_state_t from,
-                                    bk_breaker_state_t to);
+typedef void (*bk_breaker_state_fn)(bk_breaker_t *b, bk_breaker_state_t from,
+                                    bk_breaker_state_t to, void *ud);
 
 typedef struct bk_breaker_opts {
     const char *name;          /* metrics label; default "default" */
@@ -71,7 +71,8 @@ typedef struct bk_breaker_opts {
     bk_clock_t *clock;         /* NULL = system clock; borrowed */
     bk_metrics_t *metrics;     /* breaker_state, breaker_calls_total; NULL = none; borrowed */
     bk_breaker_state_fn on_state_change; /* called after each change, outside the lock */
-    void *ud;
+    void *ud;                  /* on_state_change's last argument */
+    uint64_t reserved_[8];     /* zeroed by bk_breaker_opts_init: room to grow (HACKING.md) */
 } bk_breaker_opts_t;
 
 /* What acquire hands out and record takes back: which generation of the breaker
@@ -81,6 +82,8 @@ typedef struct bk_breaker_permit {
 } bk_breaker_permit_t;
 
 BK_EXPORT void bk_breaker_opts_init(bk_breaker_opts_t *opts);
+/* opts NULL: the defaults of bk_breaker_opts_init. BK_EINVAL, BK_ENOMEM, BK_EEXIST
+ * (metrics: a family of the same name but another shape). */
 BK_EXPORT int bk_breaker_new(const bk_breaker_opts_t *opts, bk_breaker_t **out);
 BK_EXPORT void bk_breaker_free(bk_breaker_t *b);
 /* BK_OK with a permit, or BK_EUNAVAIL at once when the breaker refuses the call. */
@@ -114,13 +117,16 @@ typedef struct bk_retry_opts {
     bk_jitter_t jitter;     /* default BK_JITTER_FULL */
     /* Which failures are worth another attempt: status is what the attempt
      * returned. NULL = every status except BK_OK, BK_EINVAL and BK_ECANCELED. */
-    bool (*retryable)(void *ud, int status);
-    void *ud;
+    bool (*retryable)(int status, void *ud);
+    void *ud;                  /* retryable's last argument */
     bk_retry_budget_t *budget; /* shared retry budget; NULL = none; borrowed */
     bk_clock_t *clock;         /* NULL = system clock; borrowed */
+    uint64_t reserved_[8];     /* zeroed by bk_retry_opts_init: room to grow (HACKING.md) */
 } bk_retry_opts_t;
 
-/* The state of one call under a policy: on the caller's stack, one per call. */
+/* The state of one call under a policy: on the caller's stack, one per call. The
+ * caller allocates it and bk_retry_begin fills it, so its size is part of the ABI
+ * like an options struct's: the tail is room for new state (HACKING.md). */
 typedef struct bk_retry {
     bk_retry_opts_t o;
     unsigned attempt;     /* attempts made so far */
@@ -128,11 +134,12 @@ typedef struct bk_retry {
     int64_t prev_delay_ns;
     uint64_t rng;         /* xorshift state */
     bool idempotent;
+    uint64_t reserved_[8]; /* zeroed by bk_retry_begin */
 } bk_retry_t;
 
 BK_EXPORT void bk_retry_opts_init(bk_retry_opts_t *opts);
 /*
- * Starts a call: copies opts, reads the clock. idempotent says whether the
+ * Starts a call: copies opts (NULL: the defaults of bk_retry_opts_init), reads the clock. idempotent says whether the
  * operation may run twice (GET, or a write carrying an idempotency key); a call
  * that is not is never retried. seed 0 seeds the jitter from bk_random_bytes;
  * another value gives a reproducible schedule (tests).
@@ -162,7 +169,16 @@ BK_EXPORT bool bk_retry_next(bk_retry_t *r, int *status, int64_t retry_after_ns,
 /* gRPC-style retry throttling: tokens start at max_tokens; a retryable failure
  * takes one, a success gives back ratio; retries are allowed while tokens > max/2.
  * One budget is shared by many calls (thread-safe). */
-BK_EXPORT int bk_retry_budget_new(unsigned max_tokens, double ratio, bk_retry_budget_t **out);
+typedef struct bk_retry_budget_opts {
+    unsigned max_tokens;   /* 1..1000000; default 10 (gRPC's maxTokens) */
+    double ratio;          /* tokens a success gives back, (0, 1000]; default 0.1
+                              (gRPC's tokenRatio) */
+    uint64_t reserved_[8]; /* zeroed by bk_retry_budget_opts_init: room to grow (HACKING.md) */
+} bk_retry_budget_opts_t;
+
+BK_EXPORT void bk_retry_budget_opts_init(bk_retry_budget_opts_t *opts);
+/* opts NULL: the defaults. BK_EINVAL, BK_ENOMEM. */
+BK_EXPORT int bk_retry_budget_new(const bk_retry_budget_opts_t *opts, bk_retry_budget_t **out);
 BK_EXPORT void bk_retry_budget_free(bk_retry_budget_t *b);
 /* Counts an attempt's outcome; bk_retry_next does it for the calls it sees. */
 BK_EXPORT void bk_retry_budget_record(bk_retry_budget_t *b, bool success);
@@ -171,9 +187,16 @@ BK_EXPORT bool bk_retry_budget_allows(bk_retry_budget_t *b);
 /* ------------------------------------------------------------------ bulkhead */
 typedef struct bk_bulkhead bk_bulkhead_t;
 
-/* At most max_concurrent holders; enter waits up to max_wait_ns (0 = never) for a
- * slot. The wait is real time (a condition variable), not the fake clock. */
-BK_EXPORT int bk_bulkhead_new(unsigned max_concurrent, int64_t max_wait_ns, bk_bulkhead_t **out);
+typedef struct bk_bulkhead_opts {
+    int64_t max_wait_ns;   /* how long enter waits for a slot; default 0 = not at all.
+                              Real time (a condition variable), not the fake clock */
+    uint64_t reserved_[8]; /* zeroed by bk_bulkhead_opts_init: room to grow (HACKING.md) */
+} bk_bulkhead_opts_t;
+
+BK_EXPORT void bk_bulkhead_opts_init(bk_bulkhead_opts_t *opts);
+/* At most max_concurrent (>= 1) holders; opts NULL: the defaults. BK_EINVAL, BK_ENOMEM. */
+BK_EXPORT int bk_bulkhead_new(unsigned max_concurrent, const bk_bulkhead_opts_t *opts,
+                              bk_bulkhead_t **out);
 BK_EXPORT void bk_bulkhead_free(bk_bulkhead_t *b);
 /* BK_OK (the caller holds a slot: leave it with bk_bulkhead_leave) or BK_EBUSY. */
 BK_EXPORT int bk_bulkhead_enter(bk_bulkhead_t *b);
@@ -192,12 +215,14 @@ typedef struct bk_ratelimit bk_ratelimit_t;
  */
 typedef struct bk_ratelimit_store {
     /* *tat and *version of key; BK_ENOTFOUND when absent. */
-    int (*load)(void *ud, const char *key, int64_t *tat, uint64_t *version);
+    int (*load)(const char *key, int64_t *tat, uint64_t *version, void *ud);
     /* Stores tat when key still has version (0: key must be absent), to expire
      * after ttl_ns idle; BK_ECONFLICT when it changed, another code on failure. */
-    int (*store)(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl_ns);
+    int (*store)(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud);
     void (*destroy)(void *ud); /* called by bk_ratelimit_free; may be NULL */
-    void *ud;
+    void *ud;                  /* the last argument of each of the three */
+    uint64_t reserved_[8];     /* zero (a designated initializer, or the filling
+                                  function): room to grow (HACKING.md) */
 } bk_ratelimit_store_t;
 
 /* The in-process store: sharded, thread-safe, at most max_keys keys (least
@@ -205,25 +230,29 @@ typedef struct bk_ratelimit_store {
 BK_EXPORT int bk_ratelimit_memory_store(size_t max_keys, bk_ratelimit_store_t *out);
 
 typedef struct bk_ratelimit_opts {
-    double rate;        /* requests per period, sustained; required (> 0) */
-    int64_t period_ns;  /* default 1 s */
+    int64_t period_ns;  /* the period of rate; default 1 s */
     unsigned burst;     /* requests allowed at once from idle (>= 1); default 1 */
-    const char *name;   /* the policy's name in RateLimit headers; default "default" */
+    const char *name;   /* the policy's name in RateLimit headers; default "default"; copied */
     bk_clock_t *clock;  /* wall time (shared across processes); NULL = system; borrowed */
+    uint64_t reserved_[8]; /* zeroed by bk_ratelimit_opts_init: room to grow (HACKING.md) */
 } bk_ratelimit_opts_t;
 
+/* Filled by bk_ratelimit_check; the caller allocates it, hence the tail. */
 typedef struct bk_ratelimit_result {
     bool allowed;
     unsigned limit;          /* burst */
     unsigned remaining;      /* requests allowed right now after this one */
     int64_t reset_ns;        /* until the key is back to a full burst */
     int64_t retry_after_ns;  /* denied: until one request will be allowed; else 0 */
+    uint64_t reserved_[8];   /* zeroed by bk_ratelimit_check */
 } bk_ratelimit_result_t;
 
 BK_EXPORT void bk_ratelimit_opts_init(bk_ratelimit_opts_t *opts);
-/* The limiter takes ownership of store (its destroy runs at bk_ratelimit_free). */
-BK_EXPORT int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
-                               bk_ratelimit_t **out);
+/* rate: requests per period_ns, sustained (> 0). The limiter takes store (copied;
+ * its destroy runs at bk_ratelimit_free, or at once when this call fails). opts
+ * NULL: the defaults. BK_EINVAL, BK_ERANGE, BK_ENOMEM. */
+BK_EXPORT int bk_ratelimit_new(double rate, const bk_ratelimit_store_t *store,
+                               const bk_ratelimit_opts_t *opts, bk_ratelimit_t **out);
 BK_EXPORT void bk_ratelimit_free(bk_ratelimit_t *rl);
 /* Takes one request for key (any string: user, IP, API key, route). BK_OK with
  * *res filled (allowed or not); BK_EBUSY when the store kept conflicting. */

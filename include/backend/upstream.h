@@ -3,19 +3,17 @@
  * thread, a saga step), guarded by a circuit breaker, a bulkhead, retries with
  * backoff and a deadline, with metrics per upstream.
  *
- *   bk_upstream_opts_t o;
- *   bk_upstream_opts_init(&o);
- *   o.name = "payments";
- *   o.base_url = "http://127.0.0.1:9000";
  *   bk_upstream_t *pay;
- *   bk_upstream_new(&o, &pay);
+ *   bk_error_t err;
+ *   if (bk_upstream_new("payments", "http://127.0.0.1:9000", NULL, &pay, &err) != BK_OK)
+ *       ... err.message ...
  *
  *   bk_upstream_request_t rq = {.method = "POST", .path = "/charges",
  *                               .body = json, .body_len = len,
  *                               .idempotency_key = order_id};
  *   bk_upstream_response_t rs;
- *   int rc = bk_upstream_call(pay, &rq, &rs);   (blocks)
- *   ... rs.status, rs.body ...
+ *   int rc = bk_upstream_call(pay, &rq, &rs, &err);   (blocks)
+ *   ... rs.status, rs.body; on failure bk_http_status_of(rc), err.message ...
  *   bk_upstream_response_free(&rs);
  *
  * Layer 2 (libcurl, resilience). One upstream is thread-safe: calls from many
@@ -41,19 +39,21 @@ extern "C" {
 typedef struct bk_upstream bk_upstream_t;
 
 typedef struct bk_upstream_opts {
-    const char *name;            /* metrics label and breaker name; required */
-    const char *base_url;        /* "http://host:port" the request paths follow; required */
     int64_t connect_timeout_ns;  /* per attempt; default 1 s */
     int64_t timeout_ns;          /* per attempt, whole exchange; default 5 s */
     int64_t deadline_ns;         /* per call, every attempt and wait; default 15 s */
-    size_t max_response_bytes;   /* a larger body fails the call (BK_ERANGE); default 8 MiB */
+    size_t max_response_bytes;   /* a larger body fails the call (BK_EUPSTREAM); default 8 MiB */
     unsigned max_concurrent;     /* the bulkhead; default 64 */
     int64_t max_wait_ns;         /* how long a call waits for a bulkhead slot; default 0 */
     const bk_breaker_opts_t *breaker; /* NULL = bk_breaker_opts_init defaults; copied
                                          (its name, clock and metrics are the upstream's) */
-    const bk_retry_opts_t *retry;     /* NULL = bk_retry_opts_init defaults; copied */
+    const bk_retry_opts_t *retry;     /* NULL = bk_retry_opts_init defaults; copied. Its
+                                         retryable (NULL: the first three) sees an
+                                         attempt's BK_EUNAVAIL, BK_ETIMEDOUT,
+                                         BK_EUPSTREAM, or BK_ERANGE (answer too large) */
     bk_metrics_t *metrics;       /* NULL = none; borrowed */
-    bk_clock_t *clock;           /* breaker, retry schedule, deadline; NULL = system */
+    bk_clock_t *clock;           /* breaker, retry schedule, deadline; NULL = system; borrowed */
+    uint64_t reserved_[8];       /* zeroed by bk_upstream_opts_init: room to grow (HACKING.md) */
 } bk_upstream_opts_t;
 
 typedef struct bk_upstream_request {
@@ -65,6 +65,7 @@ typedef struct bk_upstream_request {
     /* A key that makes a non-idempotent call (POST, PATCH) safe to retry; sent as
      * Idempotency-Key. GET, HEAD, PUT, DELETE and OPTIONS are retried anyway. */
     const char *idempotency_key;
+    uint64_t reserved_[8];       /* zero (a designated initializer): room to grow (HACKING.md) */
 } bk_upstream_request_t;
 
 typedef struct bk_upstream_response {
@@ -73,10 +74,17 @@ typedef struct bk_upstream_response {
     size_t body_len;
     unsigned attempts;   /* attempts made (0 when refused before any) */
     unsigned connects;   /* new connections opened (0 when all were reused) */
+    uint64_t reserved_[8]; /* zeroed by bk_upstream_call (the caller allocates it) */
 } bk_upstream_response_t;
 
 BK_EXPORT void bk_upstream_opts_init(bk_upstream_opts_t *opts);
-BK_EXPORT int bk_upstream_new(const bk_upstream_opts_t *opts, bk_upstream_t **out);
+/*
+ * name: the metrics label and breaker name (copied); base_url: "http://host:port"
+ * or "https://...", which the request paths follow (copied). opts NULL: the
+ * defaults. BK_EINVAL (err says which input is wrong), BK_ENOMEM, BK_ESYS, BK_EEXIST.
+ */
+BK_EXPORT int bk_upstream_new(const char *name, const char *base_url, const bk_upstream_opts_t *opts,
+                              bk_upstream_t **out, bk_error_t *err);
 BK_EXPORT void bk_upstream_free(bk_upstream_t *u);
 
 /*
@@ -85,14 +93,20 @@ BK_EXPORT void bk_upstream_free(bk_upstream_t *u);
  * failed attempt (retried when allowed); a 429 does not count against the
  * breaker. *res is always filled; free it with bk_upstream_response_free().
  *
+ * Each code is what bk_http_status_of turns into the right answer for the caller's
+ * own client:
  * BK_OK: an answer below 500 other than 429 (4xx included: check res->status).
- * BK_EUNAVAIL: the breaker is open, or the upstream kept failing (res->status
- * has its last answer, 0 if it never answered). BK_ETIMEDOUT: an attempt timed
- * out last, or the deadline passed. BK_EBUSY: the bulkhead is full or the retry
- * budget is spent. BK_ERANGE: the answer was over max_response_bytes.
+ * BK_EUNAVAIL (503): the breaker is open, or the upstream could not be reached
+ * (no connection; err->detail has libcurl's text). BK_EUPSTREAM (502): the
+ * upstream answered, but with an error (a 5xx or a 429 after the retries; an
+ * answer over max_response_bytes); res->status has the last status.
+ * BK_ETIMEDOUT (504): an attempt timed out last, or the deadline passed.
+ * BK_EBUSY (503): the bulkhead is full or the retry budget is spent.
+ * BK_EINVAL: a bad request (never sent). err (NULL allowed) says which, in a
+ * sentence naming the upstream.
  */
 BK_EXPORT int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *req,
-                               bk_upstream_response_t *res);
+                               bk_upstream_response_t *res, bk_error_t *err);
 BK_EXPORT void bk_upstream_response_free(bk_upstream_response_t *res);
 /* The upstream's breaker (for its state, or an operator's force). */
 BK_EXPORT bk_breaker_t *bk_upstream_breaker(bk_upstream_t *u);

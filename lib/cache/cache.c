@@ -8,6 +8,8 @@
 #include <string.h>
 
 #include "cache_int.h"
+#include "core/abi_int.h"
+#include "core/error_int.h"
 
 #define SHARDS 16
 
@@ -18,26 +20,34 @@ void bk_cache_opts_init(bk_cache_opts_t *opts)
     opts->ttl_jitter_pct = 10;
     opts->negative_ttl_ns = 30 * BK_NSEC_PER_SEC;
 }
+BK__ASSERT_ABI_SIZE(bk_cache_opts_t, 104);
+BK__ASSERT_ABI_SIZE(bk_cache_ttl_t, 16);
+BK__ASSERT_ABI_SIZE(bk_cache_stats_t, 136);
 
-static bool opts_ok(const bk_cache_opts_t *o)
+/* The option out of its range, or NULL. */
+static const char *opts_problem(const bk_cache_opts_t *o)
 {
-    return o->max_bytes >= SHARDS * 1024 && o->ttl_jitter_pct <= 50 && o->negative_ttl_ns >= 0 &&
-           o->early_refresh >= 0 && o->early_refresh <= 100;
+    return o->max_bytes < SHARDS * 1024                        ? "max_bytes"
+           : o->ttl_jitter_pct > 50                            ? "ttl_jitter_pct"
+           : o->negative_ttl_ns < 0                            ? "negative_ttl_ns"
+           : !(o->early_refresh >= 0 && o->early_refresh <= 100) ? "early_refresh"
+                                                               : NULL;
 }
 
 /* A cache with opts (NULL: the defaults) checked and copied, no store yet. */
-static int cache_alloc(const bk_cache_opts_t *opts, bk_cache_t **out)
+static int cache_alloc(const bk_cache_opts_t *opts, bk_cache_t **out, bk_error_t *err)
 {
     bk_cache_opts_t defaults;
     if (!opts) {
         bk_cache_opts_init(&defaults);
         opts = &defaults;
     }
-    if (!opts_ok(opts))
-        return BK_EINVAL;
+    const char *bad = opts_problem(opts);
+    if (bad)
+        return bk__error(err, BK_EINVAL, "cache option %s out of range", bad);
     bk_cache_t *c = calloc(1, sizeof *c);
     if (!c)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     c->o = *opts;
     *out = c;
     return BK_OK;
@@ -49,7 +59,7 @@ int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
         return BK_EINVAL;
     *out = NULL;
     bk_cache_t *c = NULL;
-    int rc = cache_alloc(opts, &c);
+    int rc = cache_alloc(opts, &c, NULL);
     if (rc == BK_OK)
         rc = bk__local_new(&c->o, c->o.max_bytes, &c->local);
     if (rc != BK_OK) {
@@ -60,15 +70,22 @@ int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
     return BK_OK;
 }
 
-int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mopts, bk_cache_t **out)
+int bk_cache_memcached_new(const char *servers, const bk_cache_opts_t *opts,
+                           const bk_cache_memcached_opts_t *mopts, bk_cache_t **out, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (!out)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "no place for the cache (out is NULL)");
     *out = NULL;
-    if (!mopts || mopts->near_ttl_ns < 0 || mopts->near_ttl_ns > INT64_MAX / 4)
-        return BK_EINVAL;
+    bk_cache_memcached_opts_t mdefaults;
+    if (!mopts) {
+        bk_cache_memcached_opts_init(&mdefaults);
+        mopts = &mdefaults;
+    }
+    if (mopts->near_ttl_ns < 0 || mopts->near_ttl_ns > INT64_MAX / 4)
+        return bk__error(err, BK_EINVAL, "memcached option near_ttl_ns out of range");
     bk_cache_t *c = NULL;
-    int rc = cache_alloc(opts, &c);
+    int rc = cache_alloc(opts, &c, err);
     if (rc != BK_OK)
         return rc;
     opts = &c->o;
@@ -80,7 +97,9 @@ int bk_cache_memcached_new(const bk_cache_opts_t *opts, const bk_cache_memcached
     near.early_refresh = 0; /* memcached's entry decides early refreshes */
     rc = bk__local_new(&near, c->near_ttl_ns > 0 ? opts->max_bytes : 0, &c->local);
     if (rc == BK_OK)
-        rc = bk__remote_new(opts, mopts, &c->remote);
+        rc = bk__remote_new(servers, opts, mopts, &c->remote, err);
+    else
+        bk__error(err, rc, NULL);
     if (rc != BK_OK) {
         bk_cache_free(c);
         return rc;
@@ -193,7 +212,7 @@ struct gen_call {
 
 /* The loader of a generation entry: memcached's (created when absent), or a new
  * random one for an in-process cache (or one evicted: a spurious invalidation). */
-static int load_generation(void *ctx, const char *key, void **value, size_t *len)
+static int load_generation(const char *key, void **value, size_t *len, void *ctx)
 {
     (void)key;
     struct gen_call *g = ctx;

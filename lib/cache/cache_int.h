@@ -57,8 +57,9 @@ BK__CACHE_HIDDEN int bk__cache_new_generation(char text[GEN_LEN + 1]);
 BK__CACHE_HIDDEN int bk__cache_copy(const void *value, size_t len, void **out, size_t *outlen);
 
 /* memcached.c */
-BK__CACHE_HIDDEN int bk__remote_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mopts,
-                                    struct bk__remote **out);
+BK__CACHE_HIDDEN int bk__remote_new(const char *servers, const bk_cache_opts_t *opts,
+                                    const bk_cache_memcached_opts_t *mopts, struct bk__remote **out,
+                                    bk_error_t *err);
 BK__CACHE_HIDDEN void bk__remote_free(struct bk__remote *r);
 /* The whole memcached fetch (read, lease, load, fill), as a local loader whose
  * ctx is a struct bk__remote_call. */
@@ -71,7 +72,7 @@ struct bk__remote_call {
 /* One read of memcached, as bk__local_get: a fresh hit needs no single-flight
  * (which would make concurrent readers of a hot key wait for one another). */
 BK__CACHE_HIDDEN int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t *len);
-BK__CACHE_HIDDEN int bk__remote_fill(void *call, const char *key, void **value, size_t *len);
+BK__CACHE_HIDDEN int bk__remote_fill(const char *key, void **value, size_t *len, void *call);
 BK__CACHE_HIDDEN int bk__remote_set(struct bk__remote *r, const char *key, const void *value, size_t len,
                                     const bk_cache_ttl_t *ttl);
 BK__CACHE_HIDDEN int bk__remote_delete(struct bk__remote *r, const char *key);

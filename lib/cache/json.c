@@ -21,11 +21,11 @@ struct json_call {
     void *ctx;
 };
 
-static int load_as_text(void *arg, const char *key, void **value, size_t *len)
+static int load_as_text(const char *key, void **value, size_t *len, void *arg)
 {
     struct json_call *call = arg;
     json_t *j = NULL;
-    int rc = call->loader(call->ctx, key, &j);
+    int rc = call->loader(key, &j, call->ctx);
     if (rc != BK_OK) {
         json_decref(j);
         return rc;

@@ -42,6 +42,8 @@
 #include <openssl/sha.h>
 
 #include "cache_int.h"
+#include "core/abi_int.h"
+#include "core/error_int.h"
 
 #define ENTRY_FLAGS 0xbc01u   /* memcached item flags of our entries: format 1 */
 #define HDR 22
@@ -86,6 +88,7 @@ void bk_cache_memcached_opts_init(bk_cache_memcached_opts_t *o)
     o->lease_ttl_ns = 10 * BK_NSEC_PER_SEC;
     o->lease_wait_ns = 2 * BK_NSEC_PER_SEC;
 }
+BK__ASSERT_ABI_SIZE(bk_cache_memcached_opts_t, 152);
 
 /* ------------------------------------------------------------------ setup */
 
@@ -94,34 +97,47 @@ static bool key_char_ok(unsigned char ch)
     return ch > 0x20 && ch < 0x7f;
 }
 
+/* Says which entry of the server list is wrong, and why. Entries are host names
+ * and ports: no secret, so the entry is quoted. */
+static int bad_server(bk_error_t *err, unsigned index, const char *entry, const char *why)
+{
+    bk__error(err, BK_EINVAL, "memcached server list, entry %u (\"%s\"): %s", index, entry, why);
+    if (err)
+        bk__error_field(err->detail, sizeof err->detail, entry);
+    return BK_EINVAL;
+}
+
 /* "host:port[,host:port...]", IPv6 hosts in brackets. */
-static int add_servers(memcached_st *m, const char *list)
+static int add_servers(memcached_st *m, const char *list, bk_error_t *err)
 {
     if (!list || !*list)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "the memcached server list is empty");
     const char *p = list;
-    while (*p) {
+    for (unsigned index = 1; *p; index++) {
         const char *end = strchr(p, ',');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        char item[300];
-        if (n == 0 || n >= sizeof item)
-            return BK_EINVAL;
+        char item[300], entry[300];
+        if (n == 0)
+            return bad_server(err, index, "", "empty");
+        if (n >= sizeof item)
+            return bad_server(err, index, "...", "longer than 299 bytes");
         memcpy(item, p, n);
         item[n] = '\0';
+        memcpy(entry, item, n + 1); /* item is cut up below */
         char *host = item, *colon;
         if (*host == '[') {
             char *close = strchr(host, ']');
             if (!close)
-                return BK_EINVAL;
+                return bad_server(err, index, entry, "no ] after an IPv6 address");
             *close = '\0';
             host++;
             colon = close[1] == ':' ? close + 1 : NULL;
             if (close[1] && !colon)
-                return BK_EINVAL;
+                return bad_server(err, index, entry, "something other than :port after ]");
         } else {
             colon = strchr(host, ':');
             if (colon && strchr(colon + 1, ':'))
-                return BK_EINVAL; /* an IPv6 address needs brackets: [::1]:11211 */
+                return bad_server(err, index, entry, "an IPv6 address needs brackets: [::1]:11211");
         }
         unsigned long port = 11211;
         if (colon) {
@@ -129,10 +145,12 @@ static int add_servers(memcached_st *m, const char *list)
             char *e;
             port = strtoul(colon + 1, &e, 10);
             if (*e || e == colon + 1 || port == 0 || port > 65535)
-                return BK_EINVAL;
+                return bad_server(err, index, entry, "the port is not a number from 1 to 65535");
         }
-        if (!*host || memcached_server_add(m, host, (in_port_t)port) != MEMCACHED_SUCCESS)
-            return BK_EINVAL;
+        if (!*host)
+            return bad_server(err, index, entry, "no host");
+        if (memcached_server_add(m, host, (in_port_t)port) != MEMCACHED_SUCCESS)
+            return bad_server(err, index, entry, "libmemcached refused it");
         p += n;
         if (*p == ',')
             p++;
@@ -166,21 +184,36 @@ static int register_metrics(struct bk__remote *r, bk_metrics_t *m)
     return rc;
 }
 
-int bk__remote_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mo, struct bk__remote **out)
+/* The option out of its range, or NULL. */
+static const char *mopts_problem(const bk_cache_memcached_opts_t *mo, const char *prefix)
+{
+    size_t plen = strlen(prefix);
+    for (size_t i = 0; i < plen; i++)
+        if (!key_char_ok((unsigned char)prefix[i]))
+            return "prefix";
+    return plen > 64                                        ? "prefix"
+           : mo->pool_size == 0 || mo->pool_size > 1024     ? "pool_size"
+           : mo->pool_wait_ns < 0                           ? "pool_wait_ns"
+           : mo->connect_timeout_ns <= 0                    ? "connect_timeout_ns"
+           : mo->io_timeout_ns <= 0                         ? "io_timeout_ns"
+           : mo->retry_timeout_ns < 0                       ? "retry_timeout_ns"
+           : mo->lease_ttl_ns < BK_NSEC_PER_SEC ||
+                   mo->lease_ttl_ns > (int64_t)MAX_DELTA * BK_NSEC_PER_SEC ? "lease_ttl_ns"
+           : mo->lease_wait_ns < 0 || mo->lease_wait_ns > INT64_MAX / 4 ? "lease_wait_ns"
+                                                            : NULL;
+}
+
+int bk__remote_new(const char *servers, const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t *mo,
+                   struct bk__remote **out, bk_error_t *err)
 {
     const char *prefix = mo->prefix ? mo->prefix : "";
     size_t plen = strlen(prefix);
-    if (plen > 64 || mo->pool_size == 0 || mo->pool_size > 1024 || mo->pool_wait_ns < 0 ||
-        mo->connect_timeout_ns <= 0 || mo->io_timeout_ns <= 0 || mo->retry_timeout_ns < 0 ||
-        mo->lease_ttl_ns < BK_NSEC_PER_SEC || mo->lease_ttl_ns > (int64_t)MAX_DELTA * BK_NSEC_PER_SEC ||
-        mo->lease_wait_ns < 0 || mo->lease_wait_ns > INT64_MAX / 4)
-        return BK_EINVAL;
-    for (size_t i = 0; i < plen; i++)
-        if (!key_char_ok((unsigned char)prefix[i]))
-            return BK_EINVAL;
+    const char *bad = mopts_problem(mo, prefix);
+    if (bad)
+        return bk__error(err, BK_EINVAL, "memcached option %s out of range", bad);
     struct bk__remote *r = calloc(1, sizeof *r);
     if (!r)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     memcpy(r->prefix, prefix, plen + 1);
     r->clock = opts->clock;
     r->jitter_pct = opts->ttl_jitter_pct;
@@ -193,8 +226,10 @@ int bk__remote_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t 
     int rc = BK_ENOMEM;
     if (!(r->master = memcached_create(NULL)))
         goto fail;
-    if ((rc = add_servers(r->master, mo->servers)) != BK_OK)
-        goto fail;
+    if ((rc = add_servers(r->master, servers, err)) != BK_OK) {
+        bk__remote_free(r);
+        return rc; /* err says which entry */
+    }
     /* TCP_NODELAY: without it a miss stalls ~40 ms (Nagle and delayed ACK). CAS
      * support makes text-protocol reads "gets". Never NOREPLY or BUFFER_REQUESTS
      * (reads of existing keys can then answer NOTFOUND). */
@@ -254,7 +289,9 @@ int bk__remote_new(const bk_cache_opts_t *opts, const bk_cache_memcached_opts_t 
     return BK_OK;
 fail:
     bk__remote_free(r);
-    return rc;
+    return bk__error(err, rc, rc == BK_EEXIST   ? "memcached metrics: a family of the same name has another shape"
+                              : rc == BK_EINVAL ? "memcached option breaker: bad breaker options"
+                                                : NULL);
 }
 
 void bk__remote_free(struct bk__remote *r)
@@ -624,7 +661,7 @@ static int load_and_fill(struct bk__remote *r, struct bk__remote_call *call, con
 {
     atomic_fetch_add(&r->loads, 1);
     int64_t start = bk_clock_mono_ns(r->clock);
-    int rc = call->loader(call->ctx, key, value, len);
+    int rc = call->loader(key, value, len, call->ctx);
     int64_t took = bk_clock_mono_ns(r->clock) - start;
     if (rc == BK_OK && *value == NULL && *len != 0)
         rc = BK_EINVAL; /* a loader bug: no bytes for a length */
@@ -716,7 +753,7 @@ int bk__remote_peek(struct bk__remote *r, const char *key, void **value, size_t 
 
 /* The lease is asked for before the entry is read: a holder that stored and
  * released just before is then seen, and never loaded for twice. */
-int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
+int bk__remote_fill(const char *key, void **value, size_t *len, void *arg)
 {
     struct bk__remote_call *call = arg;
     struct bk__remote *r = call->remote;
@@ -744,7 +781,7 @@ int bk__remote_fill(void *arg, const char *key, void **value, size_t *len)
             if (!counted)
                 atomic_fetch_add(&r->misses, 1);
             atomic_fetch_add(&r->loads, 1);
-            return call->loader(call->ctx, key, value, len);
+            return call->loader(key, value, len, call->ctx);
         }
         if (st == S_STALE && l != LEASE_GOT) { /* another process refreshes it */
             atomic_fetch_add(e.fresh ? &r->hits : &r->stale_hits, 1);
@@ -824,7 +861,7 @@ int bk__remote_set_generation(struct bk__remote *r, const char *ns, const char t
  * 0 for a stored item). A new key is an add, a change a cas: of two processes
  * that read the same state only one stores, the other reloads, so no request is
  * admitted twice. */
-static int rl_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+static int rl_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
 {
     struct bk__remote *r = ud;
     char k[MAX_KEY + 1], *val, *end;
@@ -840,7 +877,7 @@ static int rl_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
     return BK_OK;
 }
 
-static int rl_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl_ns)
+static int rl_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud)
 {
     struct bk__remote *r = ud;
     char k[MAX_KEY + 1], text[24];

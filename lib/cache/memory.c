@@ -311,7 +311,7 @@ static int load(struct bk__local *c, struct shard *s, const char *key, size_t kl
     *value = NULL;
     *len = 0;
     int64_t start = bk_clock_mono_ns(c->o.clock);
-    int rc = loader(ctx, key, value, len);
+    int rc = loader(key, value, len, ctx);
     int64_t load_ns = bk_clock_mono_ns(c->o.clock) - start;
     pthread_mutex_lock(&s->lock);
     if (rc == BK_OK && *value == NULL && *len != 0)

@@ -50,7 +50,7 @@ static int attempt(bk_db_t *db, bk_db_isolation_t isolation, bk_db_tx_fn fn, voi
 }
 
 /* Only a lost race is worth running again; anything else is the body's verdict. */
-static bool lost_race(void *ud, int status)
+static bool lost_race(int status, void *ud)
 {
     (void)ud;
     return status == BK_ERETRY;

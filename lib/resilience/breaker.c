@@ -14,6 +14,8 @@
 
 #include <backend/resilience.h>
 
+#include "core/abi_int.h"
+
 #define SLOW 2u /* outcome bits in the count ring: 1 = failure, 2 = slow, 4 = used */
 #define USED 4u
 
@@ -61,6 +63,8 @@ void bk_breaker_opts_init(bk_breaker_opts_t *o)
     o->open_max_ns = 600 * BK_NSEC_PER_SEC;
     o->half_open_calls = 5;
 }
+BK__ASSERT_ABI_SIZE(bk_breaker_opts_t, 176);
+BK__ASSERT_ABI_SIZE(bk_breaker_permit_t, 8); /* a token: one generation, never grows */
 
 const char *bk_breaker_state_name(bk_breaker_state_t s)
 {
@@ -101,9 +105,14 @@ static void count(bk_breaker_t *b, int which)
 
 int bk_breaker_new(const bk_breaker_opts_t *opts, bk_breaker_t **out)
 {
-    if (opts == NULL || out == NULL)
+    if (out == NULL)
         return BK_EINVAL;
     *out = NULL;
+    bk_breaker_opts_t defaults;
+    if (opts == NULL) {
+        bk_breaker_opts_init(&defaults);
+        opts = &defaults;
+    }
     const bk_breaker_opts_t *o = opts;
     if (o->name == NULL || o->window_size == 0 || o->window_size > 1000000 ||
         (o->window != BK_WINDOW_COUNT && o->window != BK_WINDOW_TIME) ||
@@ -249,7 +258,7 @@ static void set_state(bk_breaker_t *b, bk_breaker_state_t to, int64_t now)
 static void report(bk_breaker_t *b, bk_breaker_state_t from, bk_breaker_state_t to)
 {
     if (from != to && b->o.on_state_change != NULL)
-        b->o.on_state_change(b->o.ud, b, from, to);
+        b->o.on_state_change(b, from, to, b->o.ud);
 }
 
 int bk_breaker_acquire(bk_breaker_t *b, bk_breaker_permit_t *permit)

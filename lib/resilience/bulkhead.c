@@ -4,9 +4,12 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <backend/resilience.h>
+
+#include "core/abi_int.h"
 
 struct bk_bulkhead {
     pthread_mutex_t mu;
@@ -15,9 +18,19 @@ struct bk_bulkhead {
     int64_t max_wait_ns;
 };
 
-int bk_bulkhead_new(unsigned max_concurrent, int64_t max_wait_ns, bk_bulkhead_t **out)
+void bk_bulkhead_opts_init(bk_bulkhead_opts_t *opts)
 {
-    if (out == NULL || max_concurrent == 0 || max_wait_ns < 0)
+    memset(opts, 0, sizeof *opts); /* max_wait_ns 0: a full bulkhead refuses at once */
+}
+BK__ASSERT_ABI_SIZE(bk_bulkhead_opts_t, 72);
+
+int bk_bulkhead_new(unsigned max_concurrent, const bk_bulkhead_opts_t *opts, bk_bulkhead_t **out)
+{
+    if (out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    int64_t max_wait_ns = opts != NULL ? opts->max_wait_ns : 0;
+    if (max_concurrent == 0 || max_wait_ns < 0)
         return BK_EINVAL;
     bk_bulkhead_t *b = calloc(1, sizeof *b);
     if (b == NULL)

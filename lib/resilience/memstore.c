@@ -80,7 +80,7 @@ static struct shard *shard_of(struct memstore *m, uint64_t hash)
     return &m->shards[hash % m->nshards];
 }
 
-static int ms_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+static int ms_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
 {
     uint64_t h = fnv1a(key);
     struct shard *sh = shard_of(ud, h);
@@ -106,7 +106,7 @@ static void evict_lru(struct shard *sh)
     free(e);
 }
 
-static int ms_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl_ns)
+static int ms_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud)
 {
     (void)ttl_ns; /* idle keys leave by LRU order; the ttl is for shared stores */
     uint64_t h = fnv1a(key);
@@ -194,6 +194,6 @@ int bk_ratelimit_memory_store(size_t max_keys, bk_ratelimit_store_t *out)
             return BK_ENOMEM;
         }
     }
-    *out = (bk_ratelimit_store_t){ms_load, ms_store, ms_destroy, m};
+    *out = (bk_ratelimit_store_t){.load = ms_load, .store = ms_store, .destroy = ms_destroy, .ud = m};
     return BK_OK;
 }

@@ -13,6 +13,8 @@
 
 #include <backend/resilience.h>
 
+#include "core/abi_int.h"
+
 #define STORE_TRIES 16 /* load/compute/store rounds before giving up on a hot key */
 
 struct bk_ratelimit {
@@ -30,6 +32,9 @@ void bk_ratelimit_opts_init(bk_ratelimit_opts_t *o)
     o->burst = 1;
     o->name = "default";
 }
+BK__ASSERT_ABI_SIZE(bk_ratelimit_opts_t, 96);
+BK__ASSERT_ABI_SIZE(bk_ratelimit_store_t, 96);
+BK__ASSERT_ABI_SIZE(bk_ratelimit_result_t, 96);
 
 static bool name_ok(const char *name)
 {
@@ -39,14 +44,19 @@ static bool name_ok(const char *name)
     return *name != '\0';
 }
 
-static int create(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
+static int create(double rate, const bk_ratelimit_store_t *store, const bk_ratelimit_opts_t *opts,
                   bk_ratelimit_t **out)
 {
     *out = NULL;
-    if (opts == NULL || !(opts->rate > 0) || opts->period_ns <= 0 || opts->burst == 0 ||
-        opts->name == NULL || !name_ok(opts->name))
+    bk_ratelimit_opts_t defaults;
+    if (opts == NULL) {
+        bk_ratelimit_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (!(rate > 0) || opts->period_ns <= 0 || opts->burst == 0 || opts->name == NULL ||
+        !name_ok(opts->name))
         return BK_EINVAL;
-    double t = (double)opts->period_ns / opts->rate;
+    double t = (double)opts->period_ns / rate;
     if (t < 1 || t * (double)opts->burst > (double)INT64_MAX / 4)
         return BK_ERANGE;
     bk_ratelimit_t *rl = calloc(1, sizeof *rl);
@@ -63,14 +73,14 @@ static int create(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *s
     return BK_OK;
 }
 
-int bk_ratelimit_new(const bk_ratelimit_opts_t *opts, const bk_ratelimit_store_t *store,
-                     bk_ratelimit_t **out)
+int bk_ratelimit_new(double rate, const bk_ratelimit_store_t *store,
+                     const bk_ratelimit_opts_t *opts, bk_ratelimit_t **out)
 {
     if (store == NULL)
         return BK_EINVAL;
     int rc = out == NULL || store->load == NULL || store->store == NULL
                  ? BK_EINVAL
-                 : create(opts, store, out);
+                 : create(rate, store, opts, out);
     if (rc != BK_OK && store->destroy != NULL)
         store->destroy(store->ud); /* the store is ours even when we fail */
     return rc;
@@ -108,7 +118,7 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_
     for (int i = 0; i < STORE_TRIES; i++) {
         int64_t tat;
         uint64_t version;
-        int rc = rl->store.load(rl->store.ud, key, &tat, &version);
+        int rc = rl->store.load(key, &tat, &version, rl->store.ud);
         /* The clock after the load: a time read before it could be older than a
          * state another thread stored meanwhile, and refuse a request wrongly. */
         int64_t now = bk_clock_wall_ns(rl->o.clock);
@@ -129,7 +139,7 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_
             res->reset_ns = tat - now;
             return BK_OK;
         }
-        rc = rl->store.store(rl->store.ud, key, new_tat, version, new_tat - now);
+        rc = rl->store.store(key, new_tat, version, new_tat - now, rl->store.ud);
         if (rc == BK_ECONFLICT) { /* another request for this key got there first */
             conflict_pause(i);
             continue;

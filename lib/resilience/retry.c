@@ -7,6 +7,8 @@
 
 #include <backend/resilience.h>
 
+#include "core/abi_int.h"
+
 void bk_retry_opts_init(bk_retry_opts_t *o)
 {
     memset(o, 0, sizeof *o);
@@ -15,6 +17,8 @@ void bk_retry_opts_init(bk_retry_opts_t *o)
     o->cap_ns = 10 * BK_NSEC_PER_SEC;
     o->jitter = BK_JITTER_FULL;
 }
+BK__ASSERT_ABI_SIZE(bk_retry_opts_t, 136);
+BK__ASSERT_ABI_SIZE(bk_retry_t, 240);
 
 /* xorshift64*: fast, seedable, good enough for spreading retries. */
 static uint64_t rng_next(uint64_t *s)
@@ -37,7 +41,12 @@ static int64_t rng_between(uint64_t *s, int64_t lo, int64_t hi)
 
 int bk_retry_begin(bk_retry_t *r, const bk_retry_opts_t *opts, bool idempotent, uint64_t seed)
 {
-    if (r == NULL || opts == NULL || opts->max_attempts == 0 || opts->base_ns <= 0 ||
+    bk_retry_opts_t defaults;
+    if (opts == NULL) {
+        bk_retry_opts_init(&defaults);
+        opts = &defaults;
+    }
+    if (r == NULL || opts->max_attempts == 0 || opts->base_ns <= 0 ||
         opts->cap_ns < opts->base_ns || opts->deadline_ns < 0 || opts->jitter < BK_JITTER_NONE ||
         opts->jitter > BK_JITTER_DECORRELATED)
         return BK_EINVAL;
@@ -81,7 +90,7 @@ bool bk_retry_next(bk_retry_t *r, int *status, int64_t retry_after_ns, int64_t *
         bk_retry_budget_record(o->budget, true);
         return false;
     }
-    bool retryable = r->idempotent && (o->retryable ? o->retryable(o->ud, st) : default_retryable(st));
+    bool retryable = r->idempotent && (o->retryable ? o->retryable(st, o->ud) : default_retryable(st));
     if (!retryable)
         return false; /* the attempt's own status is the answer */
     /* Only failures the policy would retry cost tokens, as in gRPC. */
@@ -138,9 +147,27 @@ struct bk_retry_budget {
     int64_t max, ratio;
 };
 
-int bk_retry_budget_new(unsigned max_tokens, double ratio, bk_retry_budget_t **out)
+/* The values of the example in gRPC's retry design (A6): a tenth of a token back
+ * per success, so retries stop when more than about one call in ten fails. */
+void bk_retry_budget_opts_init(bk_retry_budget_opts_t *opts)
 {
-    if (out == NULL || max_tokens == 0 || max_tokens > 1000000 || !(ratio > 0 && ratio <= 1000))
+    memset(opts, 0, sizeof *opts);
+    opts->max_tokens = 10;
+    opts->ratio = 0.1;
+}
+BK__ASSERT_ABI_SIZE(bk_retry_budget_opts_t, 80);
+
+int bk_retry_budget_new(const bk_retry_budget_opts_t *opts, bk_retry_budget_t **out)
+{
+    if (out == NULL)
+        return BK_EINVAL;
+    *out = NULL;
+    bk_retry_budget_opts_t o;
+    bk_retry_budget_opts_init(&o);
+    /* NULL, or zero fields, mean the defaults: a struct cleared by other means works. */
+    unsigned max_tokens = opts && opts->max_tokens ? opts->max_tokens : o.max_tokens;
+    double ratio = opts && opts->ratio != 0 ? opts->ratio : o.ratio;
+    if (max_tokens == 0 || max_tokens > 1000000 || !(ratio > 0 && ratio <= 1000))
         return BK_EINVAL;
     bk_retry_budget_t *b = calloc(1, sizeof *b);
     if (b == NULL)

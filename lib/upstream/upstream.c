@@ -14,6 +14,9 @@
 
 #include <backend/upstream.h>
 
+#include "core/abi_int.h"
+#include "core/error_int.h"
+
 enum { O_SUCCESS, O_FAILURE, O_TIMEOUT, O_REJECTED, O_BUSY, O_COUNT };
 static const char *const outcome_names[O_COUNT] = {"success", "failure", "timeout", "rejected",
                                                    "busy"};
@@ -48,13 +51,16 @@ void bk_upstream_opts_init(bk_upstream_opts_t *o)
     o->max_response_bytes = 8u << 20;
     o->max_concurrent = 64;
 }
+BK__ASSERT_ABI_SIZE(bk_upstream_opts_t, 144);
+BK__ASSERT_ABI_SIZE(bk_upstream_request_t, 112);
+BK__ASSERT_ABI_SIZE(bk_upstream_response_t, 96);
 
-/* Transport errors and timeouts are worth another attempt; an oversized answer
- * or a bad request is not. */
-static bool upstream_retryable(void *ud, int status)
+/* Transport errors, timeouts and error answers are worth another attempt; an
+ * oversized answer (BK_ERANGE until the call ends) or a bad request is not. */
+static bool upstream_retryable(int status, void *ud)
 {
     (void)ud;
-    return status == BK_EUNAVAIL || status == BK_ETIMEDOUT;
+    return status == BK_EUNAVAIL || status == BK_ETIMEDOUT || status == BK_EUPSTREAM;
 }
 
 static int metrics_init(bk_upstream_t *u)
@@ -74,30 +80,81 @@ static int metrics_init(bk_upstream_t *u)
     return rc;
 }
 
-int bk_upstream_new(const bk_upstream_opts_t *opts, bk_upstream_t **out)
+/* Why base_url cannot be used, or NULL. libcurl parses it as it will parse the
+ * request URLs; the URL itself is never quoted back (it may carry a password). */
+static const char *base_url_problem(const char *base_url)
 {
+    if (strncmp(base_url, "http://", 7) != 0 && strncmp(base_url, "https://", 8) != 0)
+        return "its scheme is not http:// or https://";
+    CURLU *url = curl_url();
+    if (url == NULL)
+        return "out of memory";
+    CURLUcode uc = curl_url_set(url, CURLUPART_URL, base_url, 0);
+    char *query = NULL;
+    if (uc == CURLUE_OK && curl_url_get(url, CURLUPART_QUERY, &query, 0) == CURLUE_OK) {
+        curl_free(query);
+        curl_url_cleanup(url);
+        return "it has a query, which the request paths would follow";
+    }
+    curl_url_cleanup(url);
+    if (uc != CURLUE_OK)
+        return curl_url_strerror(uc);
+    if (strpbrk(base_url, " \r\n#") != NULL)
+        return "it has a space, a line break or a fragment";
+    return NULL;
+}
+
+static int check_opts(const char *name, const char *base_url, const bk_upstream_opts_t *o,
+                      bk_error_t *err)
+{
+    if (name == NULL || *name == '\0')
+        return bk__error(err, BK_EINVAL, "an upstream needs a name");
+    if (base_url == NULL)
+        return bk__error(err, BK_EINVAL, "upstream %s: no base URL", name);
+    const char *why = base_url_problem(base_url);
+    if (why != NULL)
+        return bk__error(err, BK_EINVAL, "upstream %s: bad base URL: %s", name, why);
+    const char *bad = o->connect_timeout_ns <= 0 ? "connect_timeout_ns"
+                      : o->timeout_ns <= 0       ? "timeout_ns"
+                      : o->deadline_ns <= 0      ? "deadline_ns"
+                      : o->max_response_bytes == 0 ? "max_response_bytes"
+                      : o->max_concurrent == 0   ? "max_concurrent"
+                      : o->max_wait_ns < 0       ? "max_wait_ns"
+                                                 : NULL;
+    if (bad != NULL)
+        return bk__error(err, BK_EINVAL, "upstream %s: option %s out of range", name, bad);
+    return BK_OK;
+}
+
+int bk_upstream_new(const char *name, const char *base_url, const bk_upstream_opts_t *opts,
+                    bk_upstream_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
     if (out == NULL)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "no place for the upstream (out is NULL)");
     *out = NULL;
+    bk_upstream_opts_t defaults;
+    if (opts == NULL) {
+        bk_upstream_opts_init(&defaults);
+        opts = &defaults;
+    }
     const bk_upstream_opts_t *o = opts;
-    if (o == NULL || o->name == NULL || *o->name == '\0' || o->base_url == NULL ||
-        (strncmp(o->base_url, "http://", 7) != 0 && strncmp(o->base_url, "https://", 8) != 0) ||
-        o->connect_timeout_ns <= 0 || o->timeout_ns <= 0 || o->deadline_ns <= 0 ||
-        o->max_response_bytes == 0 || o->max_concurrent == 0 || o->max_wait_ns < 0)
-        return BK_EINVAL;
+    int rc = check_opts(name, base_url, o, err);
+    if (rc != BK_OK)
+        return rc;
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "curl_global_init: %s", curl_easy_strerror(curl_init_rc));
 
     bk_upstream_t *u = calloc(1, sizeof *u);
     if (u == NULL)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     u->o = *o;
     pthread_mutex_init(&u->mu, NULL);
-    u->name = strdup(o->name);
-    u->base_url = strdup(o->base_url);
+    u->name = strdup(name);
+    u->base_url = strdup(base_url);
     u->idle = calloc(o->max_concurrent, sizeof *u->idle);
-    int rc = u->name && u->base_url && u->idle ? BK_OK : BK_ENOMEM;
+    rc = u->name && u->base_url && u->idle ? BK_OK : BK_ENOMEM;
 
     bk_breaker_opts_t bo;
     if (o->breaker != NULL)
@@ -109,8 +166,11 @@ int bk_upstream_new(const bk_upstream_opts_t *opts, bk_upstream_t **out)
     bo.metrics = o->metrics;
     if (rc == BK_OK)
         rc = bk_breaker_new(&bo, &u->breaker);
+    bk_bulkhead_opts_t bho;
+    bk_bulkhead_opts_init(&bho);
+    bho.max_wait_ns = o->max_wait_ns;
     if (rc == BK_OK)
-        rc = bk_bulkhead_new(o->max_concurrent, o->max_wait_ns, &u->bulkhead);
+        rc = bk_bulkhead_new(o->max_concurrent, &bho, &u->bulkhead);
     if (o->retry != NULL)
         u->retry = *o->retry;
     else
@@ -126,10 +186,9 @@ int bk_upstream_new(const bk_upstream_opts_t *opts, bk_upstream_t **out)
         rc = metrics_init(u);
     if (rc != BK_OK) {
         bk_upstream_free(u);
-        return rc;
+        return rc == BK_EINVAL ? bk__error(err, rc, "upstream %s: bad breaker or retry options", name)
+                               : bk__error(err, rc, "upstream %s: %s", name, bk_strerror(rc));
     }
-    u->o.name = u->name;
-    u->o.base_url = u->base_url;
     *out = u;
     return BK_OK;
 }
@@ -192,6 +251,7 @@ struct sink {
     size_t len, cap, max;
     bool too_big, no_memory;
     int64_t retry_after_ns;
+    char errbuf[CURL_ERROR_SIZE]; /* libcurl's words on the last attempt's failure */
 };
 
 static size_t on_body(char *data, size_t size, size_t n, void *ud)
@@ -270,6 +330,8 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
     curl_easy_setopt(h, CURLOPT_HEADERFUNCTION, on_header);
     curl_easy_setopt(h, CURLOPT_HEADERDATA, sink);
+    sink->errbuf[0] = '\0';
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, sink->errbuf);
     if (strcmp(method, "HEAD") == 0) {
         curl_easy_setopt(h, CURLOPT_NOBODY, 1L);
     } else if (strcmp(method, "GET") != 0) {
@@ -297,24 +359,28 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
         return BK_ENOMEM;
     }
     if (sink->too_big) {
-        *outcome = BK_OUTCOME_SUCCESS; /* the upstream answered; the answer is ours to refuse */
+        /* The upstream answered; the answer is ours to refuse. BK_ERANGE, not
+         * retried, until the call ends: then BK_EUPSTREAM, an upstream's bad answer. */
+        *outcome = BK_OUTCOME_SUCCESS;
         return BK_ERANGE;
     }
+    if (cc != CURLE_OK && sink->errbuf[0] == '\0')
+        snprintf(sink->errbuf, sizeof sink->errbuf, "%s", curl_easy_strerror(cc));
     if (cc == CURLE_OPERATION_TIMEDOUT) {
         *outcome = BK_OUTCOME_FAILURE;
         return BK_ETIMEDOUT;
     }
     if (cc != CURLE_OK) {
         *outcome = BK_OUTCOME_FAILURE;
-        return BK_EUNAVAIL;
+        return BK_EUNAVAIL; /* never reached it, or lost it: unreachable */
     }
     if (code == 429) {
         *outcome = BK_OUTCOME_IGNORED; /* asked to slow down: not broken */
-        return BK_EUNAVAIL;
+        return BK_EUPSTREAM;
     }
     if (code >= 500) {
         *outcome = BK_OUTCOME_FAILURE;
-        return BK_EUNAVAIL;
+        return BK_EUPSTREAM;
     }
     *outcome = BK_OUTCOME_SUCCESS;
     return BK_OK;
@@ -335,13 +401,16 @@ static void count(bk_upstream_t *u, int which)
 
 /* Request headers: the caller's, Idempotency-Key, and no "Expect: 100-continue"
  * (one more round trip for nothing on a trusted upstream). */
-static int build_headers(const bk_upstream_request_t *rq, const char *key, struct curl_slist **out)
+static int build_headers(const bk_upstream_request_t *rq, const char *key, struct curl_slist **out,
+                         bk_error_t *err)
 {
     struct curl_slist *l = curl_slist_append(NULL, "Expect:");
     for (const char *const *h = rq->headers; l != NULL && h != NULL && *h != NULL; h++) {
         if (strpbrk(*h, "\r\n") != NULL) {
             curl_slist_free_all(l);
-            return BK_EINVAL; /* no header injection through a value */
+            /* no header injection through a value */
+            return bk__error(err, BK_EINVAL, "request header %u has a line break",
+                             (unsigned)(h - rq->headers));
         }
         struct curl_slist *n = curl_slist_append(l, *h);
         if (n == NULL) {
@@ -355,7 +424,8 @@ static int build_headers(const bk_upstream_request_t *rq, const char *key, struc
         int n = snprintf(line, sizeof line, "Idempotency-Key: %s", key);
         if (strpbrk(key, "\r\n") != NULL || n < 0 || (size_t)n >= sizeof line) {
             curl_slist_free_all(l);
-            return BK_EINVAL; /* no header injection, no truncated key */
+            /* no header injection, no truncated key */
+            return bk__error(err, BK_EINVAL, "the idempotency key is too long or has a line break");
         }
         struct curl_slist *nl = curl_slist_append(l, line);
         if (nl == NULL) {
@@ -365,33 +435,76 @@ static int build_headers(const bk_upstream_request_t *rq, const char *key, struc
         l = nl;
     }
     *out = l;
-    return l ? BK_OK : BK_ENOMEM;
+    return l ? BK_OK : bk__error(err, BK_ENOMEM, NULL);
 }
 
 /* The request is checked whole before anything else: bad input is the caller's
  * error, never counted against the upstream. */
-static int check_request(const bk_upstream_request_t *rq, const char *method, const char *path)
+static int check_request(const bk_upstream_request_t *rq, const char *method, const char *path,
+                         bk_error_t *err)
 {
-    if (*method == '\0' || strpbrk(method, " \r\n") != NULL || *path != '/' ||
-        strpbrk(path, " \r\n") != NULL || (rq->body == NULL && rq->body_len > 0))
-        return BK_EINVAL;
+    if (*method == '\0' || strpbrk(method, " \r\n") != NULL)
+        return bk__error(err, BK_EINVAL, "the request method is empty or has a space");
+    if (*path != '/' || strpbrk(path, " \r\n") != NULL)
+        return bk__error(err, BK_EINVAL, "the request path does not start with / or has a space");
+    if (rq->body == NULL && rq->body_len > 0)
+        return bk__error(err, BK_EINVAL, "the request has a body length but no body");
     return BK_OK;
 }
 
+/* What a failed call has to say: which upstream, what happened, after how many
+ * attempts; libcurl's text for a transport failure (message and detail). */
+static int explain(const bk_upstream_t *u, int rc, const bk_upstream_response_t *res,
+                   const struct sink *sink, bool breaker_open, bk_error_t *err)
+{
+    const char *n = u->name;
+    unsigned a = res->attempts;
+    switch (rc) {
+    case BK_EUNAVAIL:
+        if (breaker_open)
+            return bk__error(err, rc, "upstream %s: circuit breaker %s after %u attempts", n,
+                             bk_breaker_state_name(bk_breaker_state(u->breaker)), a);
+        bk__error(err, rc, "upstream %s unreachable after %u attempts: %s", n, a, sink->errbuf);
+        break;
+    case BK_EUPSTREAM:
+        if (sink->too_big)
+            return bk__error(err, rc, "upstream %s answered more than %zu bytes", n,
+                             u->o.max_response_bytes);
+        return bk__error(err, rc, "upstream %s answered HTTP %d after %u attempts", n, res->status, a);
+    case BK_ETIMEDOUT:
+        if (sink->errbuf[0] == '\0')
+            return bk__error(err, rc, "upstream %s: the call's deadline of %lld ms passed after %u attempts",
+                             n, (long long)(u->o.deadline_ns / BK_NSEC_PER_MSEC), a);
+        bk__error(err, rc, "upstream %s: attempt %u timed out: %s", n, a, sink->errbuf);
+        break;
+    case BK_EBUSY:
+        if (a == 0)
+            return bk__error(err, rc, "upstream %s: all %u slots in use", n, u->o.max_concurrent);
+        return bk__error(err, rc, "upstream %s: retry budget spent after %u attempts", n, a);
+    default:
+        return bk__error(err, rc, "upstream %s: %s", n, bk_strerror(rc));
+    }
+    if (err != NULL)
+        bk__error_field(err->detail, sizeof err->detail, sink->errbuf);
+    return rc;
+}
+
 /* Every response has a body string, empty when nothing was received. */
-static int finish(bk_upstream_response_t *res, struct sink *sink, int rc)
+static int finish(bk_upstream_response_t *res, struct sink *sink, int rc, bk_error_t *err)
 {
     res->body = sink->buf ? sink->buf : calloc(1, 1);
     res->body_len = sink->buf ? sink->len : 0;
-    return res->body == NULL && rc == BK_OK ? BK_ENOMEM : rc;
+    return res->body == NULL && rc == BK_OK ? bk__error(err, BK_ENOMEM, NULL) : rc;
 }
 
-int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstream_response_t *res)
+int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstream_response_t *res,
+                     bk_error_t *err)
 {
+    bk__error_clear(err);
     if (res != NULL)
         memset(res, 0, sizeof *res);
     if (u == NULL || rq == NULL || res == NULL)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "no upstream, request or response");
     struct sink sink = {.max = u->o.max_response_bytes};
     const char *method = rq->method ? rq->method : "GET";
     const char *path = rq->path ? rq->path : "/";
@@ -399,14 +512,14 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
     const char *key = rq->idempotency_key && *rq->idempotency_key ? rq->idempotency_key : NULL;
     struct curl_slist *hdrs = NULL;
     char *url = NULL;
-    int rc = check_request(rq, method, path);
+    int rc = check_request(rq, method, path, err);
     if (rc == BK_OK)
-        rc = build_headers(rq, key, &hdrs);
+        rc = build_headers(rq, key, &hdrs, err);
     if (rc == BK_OK && (url = malloc(strlen(u->base_url) + strlen(path) + 1)) == NULL)
-        rc = BK_ENOMEM;
+        rc = bk__error(err, BK_ENOMEM, NULL);
     if (rc != BK_OK) {
         curl_slist_free_all(hdrs);
-        return finish(res, &sink, rc);
+        return finish(res, &sink, rc, err);
     }
     strcpy(url, u->base_url);
     strcat(url, path);
@@ -417,9 +530,11 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
     rc = bk_retry_begin(&retry, &u->retry, method_idempotent(method) || key != NULL, 0);
     /* The breaker first: while it is open a call costs no request and no slot. */
     bk_breaker_permit_t permit;
+    bool refused = false; /* by the breaker */
     if (rc == BK_OK && bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
         count(u, O_REJECTED);
         rc = BK_EUNAVAIL;
+        refused = true;
     } else if (rc == BK_OK && bk_bulkhead_enter(u->bulkhead) != BK_OK) {
         bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
         count(u, O_BUSY);
@@ -435,6 +550,7 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
             if (left < BK_NSEC_PER_MSEC) {
                 bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
                 rc = BK_ETIMEDOUT; /* no time left for an attempt */
+                sink.errbuf[0] = '\0'; /* the deadline, not an attempt, ended it */
                 break;
             }
             int64_t timeout = u->o.timeout_ns < left ? u->o.timeout_ns : left;
@@ -442,15 +558,22 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
             rc = attempt(u, h, rq, hdrs, url, timeout, res, &sink, &outcome);
             bk_breaker_record(u->breaker, &permit, outcome, bk_clock_mono_ns(u->o.clock) - start);
             int64_t delay;
-            if (!bk_retry_next(&retry, &rc, sink.retry_after_ns, &delay))
+            int attempt_rc = rc;
+            if (!bk_retry_next(&retry, &rc, sink.retry_after_ns, &delay)) {
+                if (rc == BK_ETIMEDOUT && attempt_rc != BK_ETIMEDOUT)
+                    sink.errbuf[0] = '\0'; /* the deadline, not an attempt, ended it */
                 break;
+            }
             sleep_ns(delay);
             /* Each attempt asks the breaker again: one that opened meanwhile ends it. */
             if (bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
                 rc = BK_EUNAVAIL;
+                refused = true;
                 break;
             }
         }
+        if (rc == BK_ERANGE && sink.too_big)
+            rc = BK_EUPSTREAM; /* an answer over max_response_bytes: a bad answer */
         if (h != NULL)
             handle_put(u, h);
         bk_bulkhead_leave(u->bulkhead);
@@ -463,5 +586,7 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
     }
     curl_slist_free_all(hdrs);
     free(url);
-    return finish(res, &sink, rc);
+    if (rc != BK_OK)
+        explain(u, rc, res, &sink, refused, err);
+    return finish(res, &sink, rc, err);
 }

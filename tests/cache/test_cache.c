@@ -29,7 +29,7 @@ struct origin {
     int64_t takes_ns;    /* how long a load takes, on the fake clock */
 };
 
-static int load(void *ctx, const char *key, void **value, size_t *len)
+static int load(const char *key, void **value, size_t *len, void *ctx)
 {
     struct origin *o = ctx;
     (void)key;
@@ -353,7 +353,7 @@ START_TEST(namespace_invalidation)
 }
 END_TEST
 
-static int load_user(void *ctx, const char *key, json_t **value)
+static int load_user(const char *key, json_t **value, void *ctx)
 {
     atomic_int *calls = ctx;
     atomic_fetch_add(calls, 1);
@@ -395,6 +395,44 @@ START_TEST(json_values)
 }
 END_TEST
 
+START_TEST(opts_init_and_null_options)
+{
+    bk_cache_opts_t o;
+    memset(&o, 0x5a, sizeof o);
+    bk_cache_opts_init(&o);
+    ck_assert_uint_eq(o.max_bytes, 64u << 20);
+    ck_assert_uint_eq(o.ttl_jitter_pct, 10);
+    ck_assert_int_eq(o.negative_ttl_ns, 30 * SEC);
+    ck_assert(o.early_refresh == 0);
+    ck_assert_ptr_null(o.clock);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
+    /* NULL options: the defaults; the loader gets its user data last. */
+    bk_cache_t *c;
+    ck_assert_int_eq(bk_cache_memory_new(NULL, &c), BK_OK);
+    struct origin org = {.value = "v"};
+    void *v;
+    size_t n;
+    ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &org, &v, &n), BK_OK);
+    ck_assert_str_eq(v, "v");
+    free(v);
+    ck_assert_int_eq(bk_cache_fetch(c, "k", &TTL, load, &org, &v, &n), BK_OK);
+    free(v);
+    ck_assert_int_eq(atomic_load(&org.calls), 1);
+    bk_cache_stats_t st;
+    memset(&st, 0x5a, sizeof st);
+    bk_cache_stats(c, &st);
+    ck_assert_uint_eq(st.hits, 1);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(st.reserved_[i], 0);
+    bk_cache_free(c);
+    o.max_bytes = 1;
+    c = (bk_cache_t *)&o;
+    ck_assert_int_eq(bk_cache_memory_new(&o, &c), BK_EINVAL);
+    ck_assert_ptr_null(c);
+}
+END_TEST
+
 static Suite *cache_suite(void)
 {
     Suite *s = suite_create("cache");
@@ -412,6 +450,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, early_refresh_as_expiry_nears);
     tcase_add_test(tc, namespace_invalidation);
     tcase_add_test(tc, json_values);
+    tcase_add_test(tc, opts_init_and_null_options);
     suite_add_tcase(s, tc);
     return s;
 }

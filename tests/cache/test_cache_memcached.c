@@ -78,7 +78,6 @@ static bk_cache_t *open_cache_at(const char *where, bool binary, int64_t near_tt
     o.negative_ttl_ns = 5 * SEC;
     bk_cache_memcached_opts_t m;
     bk_cache_memcached_opts_init(&m);
-    m.servers = where;
     m.prefix = prefix;
     m.binary_protocol = binary;
     m.near_ttl_ns = near_ttl;
@@ -88,7 +87,7 @@ static bk_cache_t *open_cache_at(const char *where, bool binary, int64_t near_tt
                                    suites) must not turn a slow answer into a second load */
     m.connect_timeout_ns = 5 * SEC;
     bk_cache_t *c = NULL;
-    ck_assert_int_eq(bk_cache_memcached_new(&o, &m, &c), BK_OK);
+    ck_assert_int_eq(bk_cache_memcached_new(where, &o, &m, &c, NULL), BK_OK);
     return c;
 }
 
@@ -110,7 +109,7 @@ struct origin {
     void *during_arg;
 };
 
-static int load(void *ctx, const char *key, void **value, size_t *len)
+static int load(const char *key, void **value, size_t *len, void *ctx)
 {
     struct origin *o = ctx;
     (void)key;
@@ -439,7 +438,7 @@ static void start_together(struct shared *s, int parties)
         sched_yield();
 }
 
-static int counting_load(void *ctx, const char *key, void **value, size_t *len)
+static int counting_load(const char *key, void **value, size_t *len, void *ctx)
 {
     struct shared *s = ctx;
     (void)key;
@@ -456,9 +455,9 @@ struct proc_arg {
     bool binary;
 };
 
-static int counting_load_shared(void *ctx, const char *key, void **value, size_t *len)
+static int counting_load_shared(const char *key, void **value, size_t *len, void *ctx)
 {
-    return counting_load(ctx, key, value, len);
+    return counting_load(key, value, len, ctx);
 }
 
 struct thread_arg {
@@ -520,12 +519,11 @@ START_TEST(rate_limit_shared_by_two_processes)
                 _exit(2);
             bk_ratelimit_opts_t ro;
             bk_ratelimit_opts_init(&ro);
-            ro.rate = 10;
             ro.period_ns = 60 * SEC;
             ro.burst = 10;
             ro.clock = clk; /* both at the same wall time: no refill during the test */
             bk_ratelimit_t *rl;
-            if (bk_ratelimit_new(&ro, &store, &rl) != BK_OK)
+            if (bk_ratelimit_new(10, &store, &ro, &rl) != BK_OK)
                 _exit(3);
             start_together(s, 2);
             for (int n = 0; n < 50; n++) {
@@ -564,12 +562,11 @@ START_TEST(rate_limit_store_takes_over_foreign_data)
     ck_assert_int_eq(bk_cache_ratelimit_store(c, &store), BK_OK);
     bk_ratelimit_opts_t ro;
     bk_ratelimit_opts_init(&ro);
-    ro.rate = 1;
     ro.period_ns = 60 * SEC;
     ro.burst = 1;
     ro.clock = clk;
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(&ro, &store, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &store, &ro, &rl), BK_OK);
     bk_ratelimit_result_t res;
     ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", &res), BK_OK);
     ck_assert(res.allowed);
@@ -811,21 +808,61 @@ START_TEST(bad_options)
     bk_cache_memcached_opts_t m;
     bk_cache_t *c = (bk_cache_t *)&m;
     bk_cache_memcached_opts_init(&m);
-    ck_assert_int_eq(bk_cache_memcached_new(NULL, &m, &c), BK_EINVAL); /* no servers */
+    bk_error_t err;
+    ck_assert_int_eq(bk_cache_memcached_new(NULL, NULL, &m, &c, &err), BK_EINVAL); /* no servers */
     ck_assert_ptr_null(c);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_str_eq(err.message, "the memcached server list is empty");
     const char *bad[] = {"", "host:0", "host:70000", "host:12x", "[::1", "a,,b", ":11211", "::1", "[::1]x"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
-        m.servers = bad[i];
-        ck_assert_msg(bk_cache_memcached_new(NULL, &m, &c) == BK_EINVAL, "%s accepted", bad[i]);
+        ck_assert_msg(bk_cache_memcached_new(bad[i], NULL, &m, &c, &err) == BK_EINVAL, "%s accepted",
+                      bad[i]);
+        ck_assert_int_eq(err.code, BK_EINVAL);
+        ck_assert_msg(err.message[0] != '\0', "%s: no message", bad[i]);
     }
-    m.servers = "127.0.0.1:11211,[::1]:11211,localhost";
-    ck_assert_int_eq(bk_cache_memcached_new(NULL, &m, &c), BK_OK);
+    /* Which entry, and why. */
+    ck_assert_int_eq(bk_cache_memcached_new("127.0.0.1:11211,cache-2:70000", NULL, NULL, &c, &err),
+                     BK_EINVAL);
+    ck_assert_str_eq(err.message, "memcached server list, entry 2 (\"cache-2:70000\"): the port is not a "
+                                  "number from 1 to 65535");
+    ck_assert_str_eq(err.detail, "cache-2:70000");
+    ck_assert_int_eq(bk_cache_memcached_new("a,,b", NULL, NULL, &c, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "memcached server list, entry 2 (\"\"): empty");
+    ck_assert_int_eq(bk_cache_memcached_new("::1", NULL, NULL, &c, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message,
+                     "memcached server list, entry 1 (\"::1\"): an IPv6 address needs brackets: [::1]:11211");
+    ck_assert_int_eq(bk_cache_memcached_new("127.0.0.1:11211,[::1]:11211,localhost", NULL, &m, &c, &err),
+                     BK_OK);
+    ck_assert_int_eq(err.code, BK_OK);
+    bk_cache_free(c);
+    /* NULL options: the defaults. */
+    ck_assert_int_eq(bk_cache_memcached_new("127.0.0.1:11211", NULL, NULL, &c, NULL), BK_OK);
     bk_cache_free(c);
     m.prefix = "has space";
-    ck_assert_int_eq(bk_cache_memcached_new(NULL, &m, &c), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_memcached_new("localhost", NULL, &m, &c, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "memcached option prefix out of range");
     m.prefix = "";
     m.pool_size = 0;
-    ck_assert_int_eq(bk_cache_memcached_new(NULL, &m, &c), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_memcached_new("localhost", NULL, &m, &c, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "memcached option pool_size out of range");
+    bk_cache_opts_t o;
+    bk_cache_opts_init(&o);
+    o.max_bytes = 1;
+    ck_assert_int_eq(bk_cache_memcached_new("localhost", &o, NULL, &c, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "cache option max_bytes out of range");
+
+    memset(&m, 0x5a, sizeof m);
+    bk_cache_memcached_opts_init(&m);
+    ck_assert_str_eq(m.prefix, "");
+    ck_assert(!m.binary_protocol);
+    ck_assert_uint_eq(m.pool_size, 8);
+    ck_assert_int_eq(m.pool_wait_ns, 100 * MSEC);
+    ck_assert_int_eq(m.near_ttl_ns, 0);
+    ck_assert_int_eq(m.lease_ttl_ns, 10 * SEC);
+    ck_assert_ptr_null(m.breaker);
+    ck_assert_ptr_null(m.metrics);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(m.reserved_[i], 0);
     bk_cache_t *mem;
     ck_assert_int_eq(bk_cache_memory_new(NULL, &mem), BK_OK);
     bk_ratelimit_store_t store;

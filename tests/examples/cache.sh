@@ -36,6 +36,11 @@ out=$("$bin" 127.0.0.1:1 "$prefix" user:42 3)
 grep -q '"errors": 0' <<<"$out" || fail "memcached unreachable: $out"
 
 rc=0
+msg=$("$bin" "$servers,cache-2:0" "$prefix" user:42 2>&1 >/dev/null) || rc=$?
+[ "$rc" = 2 ] || fail "bad server list exit $rc"
+grep -q 'entry 2 ("cache-2:0")' <<<"$msg" || fail "bad server list: $msg"
+
+rc=0
 "$bin" "$servers" 2>/dev/null || rc=$?
 [ "$rc" = 2 ] || fail "usage error exit $rc"
 echo "PASS: cache example: one load per cold key across threads and processes"

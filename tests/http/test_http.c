@@ -731,7 +731,6 @@ START_TEST(route_rate_limit_answers_429)
     ck_assert_int_eq(bk_clock_fake_new(1700000000 * BK_NSEC_PER_SEC, &fake), BK_OK);
     bk_ratelimit_opts_t lo;
     bk_ratelimit_opts_init(&lo);
-    lo.rate = 1;
     lo.period_ns = 60 * BK_NSEC_PER_SEC;
     lo.burst = 2;
     lo.name = "per-key";
@@ -739,7 +738,7 @@ START_TEST(route_rate_limit_answers_429)
     bk_ratelimit_store_t st;
     ck_assert_int_eq(bk_ratelimit_memory_store(1000, &st), BK_OK);
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(&lo, &st, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &lo, &rl), BK_OK);
 
     bk_http_opts_t o;
     test_opts(&o);

@@ -38,7 +38,7 @@ struct transitions {
     bk_breaker_state_t from[16], to[16];
 };
 
-static void on_change(void *ud, bk_breaker_t *b, bk_breaker_state_t from, bk_breaker_state_t to)
+static void on_change(bk_breaker_t *b, bk_breaker_state_t from, bk_breaker_state_t to, void *ud)
 {
     (void)b;
     struct transitions *t = ud;
@@ -500,7 +500,11 @@ END_TEST
 START_TEST(retry_budget_exhaustion_and_refill)
 {
     bk_retry_budget_t *bud;
-    ck_assert_int_eq(bk_retry_budget_new(10, 0.1, &bud), BK_OK);
+    bk_retry_budget_opts_t bo;
+    bk_retry_budget_opts_init(&bo);
+    bo.max_tokens = 10;
+    bo.ratio = 0.1;
+    ck_assert_int_eq(bk_retry_budget_new(&bo, &bud), BK_OK);
     bk_retry_opts_t o = retry_opts(BK_JITTER_NONE);
     o.budget = bud;
     o.max_attempts = 100;
@@ -547,7 +551,7 @@ static void *hold_and_leave(void *arg)
 START_TEST(bulkhead_saturation_and_bounded_wait)
 {
     bk_bulkhead_t *b;
-    ck_assert_int_eq(bk_bulkhead_new(2, 0, &b), BK_OK);
+    ck_assert_int_eq(bk_bulkhead_new(2, NULL, &b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_EBUSY); /* no wait: at once */
@@ -557,7 +561,10 @@ START_TEST(bulkhead_saturation_and_bounded_wait)
     bk_bulkhead_free(b);
 
     /* With a wait: a slot freed while waiting is taken. */
-    ck_assert_int_eq(bk_bulkhead_new(1, 30 * SEC, &b), BK_OK);
+    bk_bulkhead_opts_t bo;
+    bk_bulkhead_opts_init(&bo);
+    bo.max_wait_ns = 30 * SEC;
+    ck_assert_int_eq(bk_bulkhead_new(1, &bo, &b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_OK);
     pthread_t th;
     pthread_create(&th, NULL, hold_and_leave, b);
@@ -569,7 +576,8 @@ START_TEST(bulkhead_saturation_and_bounded_wait)
     bk_bulkhead_free(b);
 
     /* And a wait that runs out (real time: 20 ms). */
-    ck_assert_int_eq(bk_bulkhead_new(1, 20 * MS, &b), BK_OK);
+    bo.max_wait_ns = 20 * MS;
+    ck_assert_int_eq(bk_bulkhead_new(1, &bo, &b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_OK);
     ck_assert_int_eq(bk_bulkhead_enter(b), BK_EBUSY);
     bk_bulkhead_free(b);
@@ -581,14 +589,13 @@ static bk_ratelimit_t *limiter(double rate, int64_t period, unsigned burst, size
 {
     bk_ratelimit_opts_t o;
     bk_ratelimit_opts_init(&o);
-    o.rate = rate;
     o.period_ns = period;
     o.burst = burst;
     o.clock = clk;
     bk_ratelimit_store_t st;
     ck_assert_int_eq(bk_ratelimit_memory_store(max_keys, &st), BK_OK);
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(rate, &st, &o, &rl), BK_OK);
     return rl;
 }
 
@@ -707,7 +714,7 @@ struct flaky {
     uint64_t version;
 };
 
-static int flaky_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+static int flaky_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
 {
     (void)key;
     struct flaky *f = ud;
@@ -718,7 +725,7 @@ static int flaky_load(void *ud, const char *key, int64_t *tat, uint64_t *version
     return BK_OK;
 }
 
-static int flaky_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl)
+static int flaky_store(const char *key, int64_t tat, uint64_t version, int64_t ttl, void *ud)
 {
     (void)key;
     (void)ttl;
@@ -736,7 +743,7 @@ static int flaky_store(void *ud, const char *key, int64_t tat, uint64_t version,
 
 /* A store whose load takes a second, during which another client stored its
  * state as of the end of that second (a full bucket then). */
-static int slow_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
+static int slow_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
 {
     (void)ud;
     (void)key;
@@ -746,7 +753,7 @@ static int slow_load(void *ud, const char *key, int64_t *tat, uint64_t *version)
     return BK_OK;
 }
 
-static int accept_store(void *ud, const char *key, int64_t tat, uint64_t version, int64_t ttl)
+static int accept_store(const char *key, int64_t tat, uint64_t version, int64_t ttl, void *ud)
 {
     (void)ud, (void)key, (void)tat, (void)version, (void)ttl;
     return BK_OK;
@@ -754,14 +761,13 @@ static int accept_store(void *ud, const char *key, int64_t tat, uint64_t version
 
 START_TEST(gcra_reads_the_clock_after_the_state)
 {
-    bk_ratelimit_store_t st = {slow_load, accept_store, NULL, NULL};
+    bk_ratelimit_store_t st = {.load = slow_load, .store = accept_store};
     bk_ratelimit_opts_t o;
     bk_ratelimit_opts_init(&o);
-    o.rate = 1;
     o.burst = 1;
     o.clock = clk;
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
     bk_ratelimit_result_t r;
     ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_OK);
     ck_assert(r.allowed); /* with a time read before the load it would be refused */
@@ -772,14 +778,13 @@ END_TEST
 START_TEST(gcra_retries_store_conflicts)
 {
     struct flaky f = {.conflicts = 3};
-    bk_ratelimit_store_t st = {flaky_load, flaky_store, NULL, &f};
+    bk_ratelimit_store_t st = {.load = flaky_load, .store = flaky_store, .ud = &f};
     bk_ratelimit_opts_t o;
     bk_ratelimit_opts_init(&o);
-    o.rate = 1;
     o.burst = 2;
     o.clock = clk;
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
     bk_ratelimit_result_t r;
     ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_OK);
     ck_assert(r.allowed);
@@ -790,11 +795,9 @@ START_TEST(gcra_retries_store_conflicts)
     /* A limiter that cannot be made still disposes of its store. */
     st.destroy = count_destroy;
     destroyed = 0;
-    o.rate = 0;
-    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_EINVAL);
-    o.rate = 1;
+    ck_assert_int_eq(bk_ratelimit_new(0, &st, &o, &rl), BK_EINVAL);
     o.name = "bad\"name";
-    ck_assert_int_eq(bk_ratelimit_new(&o, &st, &rl), BK_EINVAL);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_EINVAL);
     ck_assert_int_eq(destroyed, 2);
 }
 END_TEST
@@ -917,6 +920,197 @@ START_TEST(stress_limiter_exact_under_contention)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ API conventions */
+START_TEST(opts_init_clears_garbage_and_sets_defaults)
+{
+    bk_breaker_opts_t b;
+    memset(&b, 0x5a, sizeof b);
+    bk_breaker_opts_init(&b);
+    ck_assert_str_eq(b.name, "default");
+    ck_assert_uint_eq(b.window_size, 100);
+    ck_assert_int_eq(b.open_ns, 30 * SEC);
+    ck_assert_ptr_null(b.clock);
+    ck_assert_ptr_null(b.on_state_change);
+    ck_assert_ptr_null(b.ud);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(b.reserved_[i], 0);
+
+    bk_retry_opts_t r;
+    memset(&r, 0x5a, sizeof r);
+    bk_retry_opts_init(&r);
+    ck_assert_uint_eq(r.max_attempts, 3);
+    ck_assert_int_eq(r.deadline_ns, 0);
+    ck_assert_ptr_null(r.retryable);
+    ck_assert_ptr_null(r.budget);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(r.reserved_[i], 0);
+
+    bk_retry_budget_opts_t g;
+    memset(&g, 0x5a, sizeof g);
+    bk_retry_budget_opts_init(&g);
+    ck_assert_uint_eq(g.max_tokens, 10);
+    ck_assert(g.ratio == 0.1);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(g.reserved_[i], 0);
+
+    bk_bulkhead_opts_t h;
+    memset(&h, 0x5a, sizeof h);
+    bk_bulkhead_opts_init(&h);
+    ck_assert_int_eq(h.max_wait_ns, 0);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(h.reserved_[i], 0);
+
+    bk_ratelimit_opts_t l;
+    memset(&l, 0x5a, sizeof l);
+    bk_ratelimit_opts_init(&l);
+    ck_assert_int_eq(l.period_ns, SEC);
+    ck_assert_uint_eq(l.burst, 1);
+    ck_assert_str_eq(l.name, "default");
+    ck_assert_ptr_null(l.clock);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(l.reserved_[i], 0);
+}
+END_TEST
+
+START_TEST(null_options_are_the_defaults)
+{
+    /* Breaker: 20 calls at 50 % failures trip the default policy. */
+    bk_breaker_t *b;
+    ck_assert_int_eq(bk_breaker_new(NULL, &b), BK_OK);
+    bk_breaker_permit_t p;
+    for (int i = 0; i < 19; i++) {
+        ck_assert_int_eq(bk_breaker_acquire(b, &p), BK_OK);
+        bk_breaker_record(b, &p, BK_OUTCOME_FAILURE, 0);
+    }
+    ck_assert_int_eq(bk_breaker_state(b), BK_BREAKER_CLOSED); /* min_calls 20 */
+    ck_assert_int_eq(bk_breaker_acquire(b, &p), BK_OK);
+    bk_breaker_record(b, &p, BK_OUTCOME_FAILURE, 0);
+    ck_assert_int_eq(bk_breaker_state(b), BK_BREAKER_OPEN);
+    bk_breaker_free(b);
+
+    /* Retry: 3 attempts. */
+    bk_retry_t r;
+    int64_t d;
+    ck_assert_int_eq(bk_retry_begin(&r, NULL, true, 1), BK_OK);
+    int st = BK_EUNAVAIL;
+    ck_assert(bk_retry_next(&r, &st, 0, &d));
+    ck_assert(bk_retry_next(&r, &st, 0, &d));
+    ck_assert(!bk_retry_next(&r, &st, 0, &d));
+    ck_assert_int_eq(st, BK_EUNAVAIL);
+
+    /* Budget: 10 tokens, retries while more than 5 are left; a zeroed struct is the
+     * same. */
+    bk_retry_budget_opts_t zero = {0};
+    for (int k = 0; k < 2; k++) {
+        bk_retry_budget_t *bud;
+        ck_assert_int_eq(bk_retry_budget_new(k ? &zero : NULL, &bud), BK_OK);
+        for (int i = 0; i < 4; i++)
+            bk_retry_budget_record(bud, false);
+        ck_assert(bk_retry_budget_allows(bud)); /* 6 */
+        bk_retry_budget_record(bud, false);
+        ck_assert(!bk_retry_budget_allows(bud)); /* 5 */
+        for (int i = 0; i < 10; i++)
+            bk_retry_budget_record(bud, true); /* ratio 0.1: ten give one back */
+        ck_assert(bk_retry_budget_allows(bud));
+        bk_retry_budget_free(bud);
+    }
+    bk_retry_budget_opts_t bad;
+    bk_retry_budget_opts_init(&bad);
+    bad.ratio = -1;
+    bk_retry_budget_t *nb = (bk_retry_budget_t *)(uintptr_t)1; /* cleared on failure */
+    ck_assert_int_eq(bk_retry_budget_new(&bad, &nb), BK_EINVAL);
+    ck_assert_ptr_null(nb);
+
+    /* Bulkhead: no wait. */
+    bk_bulkhead_t *h;
+    ck_assert_int_eq(bk_bulkhead_new(1, NULL, &h), BK_OK);
+    ck_assert_int_eq(bk_bulkhead_enter(h), BK_OK);
+    int64_t t0 = bk_clock_mono_ns(NULL);
+    ck_assert_int_eq(bk_bulkhead_enter(h), BK_EBUSY);
+    ck_assert_int_lt(bk_clock_mono_ns(NULL) - t0, 1 * SEC);
+    bk_bulkhead_free(h);
+    ck_assert_int_eq(bk_bulkhead_new(0, NULL, &h), BK_EINVAL); /* the limit is the point */
+
+    /* Rate limiter: burst 1, the rate per second, the system clock. */
+    bk_ratelimit_store_t ms;
+    ck_assert_int_eq(bk_ratelimit_memory_store(16, &ms), BK_OK);
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(0.001, &ms, NULL, &rl), BK_OK);
+    bk_ratelimit_result_t res;
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &res), BK_OK);
+    ck_assert(res.allowed);
+    ck_assert_uint_eq(res.limit, 1);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &res), BK_OK);
+    ck_assert(!res.allowed);
+    char policy[64];
+    ck_assert_int_eq(bk_ratelimit_headers(rl, &res, policy, NULL, NULL, sizeof policy), BK_OK);
+    ck_assert_str_eq(policy, "\"default\";q=1;w=1000");
+    bk_ratelimit_free(rl);
+}
+END_TEST
+
+/* The user-data pointer comes last in every callback. */
+static bool retry_only(int status, void *ud)
+{
+    return status == *(const int *)ud;
+}
+
+struct seen {
+    const char *key;
+    void *ud;
+    int64_t ttl_ns;
+};
+
+static int seen_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
+{
+    (void)tat, (void)version;
+    ((struct seen *)ud)->key = key;
+    return BK_ENOTFOUND;
+}
+
+static int seen_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud)
+{
+    (void)key, (void)tat, (void)version;
+    ((struct seen *)ud)->ttl_ns = ttl_ns;
+    return BK_OK;
+}
+
+static void seen_destroy(void *ud)
+{
+    ((struct seen *)ud)->ud = ud;
+}
+
+START_TEST(callbacks_take_user_data_last)
+{
+    int only = BK_ETIMEDOUT;
+    bk_retry_opts_t o = retry_opts(BK_JITTER_NONE);
+    o.retryable = retry_only;
+    o.ud = &only;
+    bk_retry_t r;
+    int64_t d;
+    int st;
+    ck_assert_int_eq(bk_retry_begin(&r, &o, true, 1), BK_OK);
+    ck_assert(fail_again(&r, BK_ETIMEDOUT, 0, &d, &st));
+    ck_assert(!fail_again(&r, BK_EUNAVAIL, 0, &d, &st));
+    ck_assert_int_eq(st, BK_EUNAVAIL);
+
+    struct seen s = {0};
+    bk_ratelimit_store_t store = {.load = seen_load, .store = seen_store, .destroy = seen_destroy, .ud = &s};
+    bk_ratelimit_opts_t lo;
+    bk_ratelimit_opts_init(&lo);
+    lo.clock = clk;
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(2, &store, &lo, &rl), BK_OK);
+    bk_ratelimit_result_t res;
+    ck_assert_int_eq(bk_ratelimit_check(rl, "the-key", &res), BK_OK);
+    ck_assert(res.allowed);
+    ck_assert_str_eq(s.key, "the-key");
+    ck_assert_int_eq(s.ttl_ns, SEC / 2); /* one emission interval at 2 per second */
+    bk_ratelimit_free(rl);
+    ck_assert_ptr_eq(s.ud, &s);
+}
+END_TEST
+
 static Suite *resilience_suite(void)
 {
     Suite *s = suite_create("resilience");
@@ -942,6 +1136,9 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, gcra_small_store_keeps_its_keys);
     tcase_add_test(tc, gcra_retries_store_conflicts);
     tcase_add_test(tc, gcra_reads_the_clock_after_the_state);
+    tcase_add_test(tc, opts_init_clears_garbage_and_sets_defaults);
+    tcase_add_test(tc, null_options_are_the_defaults);
+    tcase_add_test(tc, callbacks_take_user_data_last);
     suite_add_tcase(s, tc);
     TCase *st = tcase_create("stress");
     tcase_add_checked_fixture(st, setup, teardown);

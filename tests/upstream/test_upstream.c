@@ -105,20 +105,19 @@ static bk_upstream_t *upstream(bk_metrics_t *reg, unsigned attempts, int64_t tim
     ro.jitter = BK_JITTER_NONE;
     bk_upstream_opts_t o;
     bk_upstream_opts_init(&o);
-    o.name = "test";
-    o.base_url = base_url;
     o.timeout_ns = timeout_ns;
     o.breaker = &bo;
     o.retry = &ro;
     o.metrics = reg;
     o.clock = clk; /* the breaker's open wait passes when the test says */
     bk_upstream_t *u;
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    ck_assert_int_eq(bk_upstream_new("test", base_url, &o, &u, NULL), BK_OK);
     return u;
 }
 
-static int call(bk_upstream_t *u, const char *method, const char *path, const char *key,
-                bk_upstream_response_t *res)
+/* A call, with its error detail in *err (NULL: none wanted). */
+static int call_err(bk_upstream_t *u, const char *method, const char *path, const char *key,
+                    bk_upstream_response_t *res, bk_error_t *err)
 {
     static const char *const json_type[] = {"Content-Type: application/json", NULL};
     bk_upstream_request_t rq = {.method = method, .path = path, .idempotency_key = key};
@@ -127,7 +126,13 @@ static int call(bk_upstream_t *u, const char *method, const char *path, const ch
         rq.body_len = 2;
         rq.headers = json_type;
     }
-    return bk_upstream_call(u, &rq, res);
+    return bk_upstream_call(u, &rq, res, err);
+}
+
+static int call(bk_upstream_t *u, const char *method, const char *path, const char *key,
+                bk_upstream_response_t *res)
+{
+    return call_err(u, method, path, key, res, NULL);
 }
 
 static int64_t now_ns(void)
@@ -169,12 +174,18 @@ START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
     bk_upstream_t *u = upstream(reg, 3, 5 * SEC);
     bk_upstream_response_t res;
     atomic_store(&mode, FAIL);
-    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+    bk_error_t err;
+    /* It answered, with an error: 502 for our own caller. */
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EUPSTREAM);
+    ck_assert_int_eq(bk_http_status_of(err.code), 502);
+    ck_assert_str_eq(err.message, "upstream test answered HTTP 503 after 3 attempts");
     ck_assert_int_eq(res.status, 503);
     ck_assert_uint_eq(res.attempts, 3); /* retried */
     bk_upstream_response_free(&res);
     /* Failures 4 and 5 trip the breaker (min_calls 5); the third attempt is refused. */
-    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EUNAVAIL);
+    ck_assert_int_eq(err.code, BK_EUNAVAIL);
+    ck_assert_str_eq(err.message, "upstream test: circuit breaker open after 2 attempts");
     ck_assert_uint_eq(res.attempts, 2);
     bk_upstream_response_free(&res);
     ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_OPEN);
@@ -185,8 +196,9 @@ START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
     int64_t took[N];
     for (int i = 0; i < N; i++) {
         int64_t t = now_ns();
-        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+        ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EUNAVAIL);
         took[i] = now_ns() - t;
+        ck_assert_int_eq(bk_http_status_of(err.code), 503);
         ck_assert_uint_eq(res.attempts, 0);
         ck_assert_ptr_nonnull(res.body); /* always a string, here empty */
         ck_assert_uint_eq(res.body_len, 0);
@@ -202,7 +214,9 @@ START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
     atomic_store(&mode, OK);
     bk_clock_fake_advance(clk, 30 * SEC);
     for (int i = 0; i < 2; i++) {
-        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_OK);
+        ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_OK);
+        ck_assert_int_eq(err.code, BK_OK); /* cleared on entry */
+        ck_assert_str_eq(err.message, "");
         bk_upstream_response_free(&res);
     }
     ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_CLOSED);
@@ -231,8 +245,13 @@ START_TEST(a_hanging_upstream_times_out)
     atomic_store(&mode, HANG);
     bk_upstream_response_t res;
     int64_t t = now_ns();
-    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_ETIMEDOUT);
+    bk_error_t err;
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_ETIMEDOUT);
     int64_t took = now_ns() - t;
+    ck_assert_int_eq(bk_http_status_of(err.code), 504);
+    ck_assert_msg(strstr(err.message, "upstream test: attempt 1 timed out: ") == err.message, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.detail, "timed out") != NULL, "%s", err.detail); /* libcurl's words */
     ck_assert_int_ge(took, 190 * MS);
     ck_assert_int_lt(took, 3 * SEC);
     ck_assert_int_eq(res.status, 0);
@@ -247,14 +266,14 @@ START_TEST(non_idempotent_calls_retry_only_with_a_key)
     bk_upstream_t *u = upstream(NULL, 3, 5 * SEC);
     atomic_store(&mode, FAIL);
     bk_upstream_response_t res;
-    ck_assert_int_eq(call(u, "POST", "/api/charge", NULL, &res), BK_EUNAVAIL);
+    ck_assert_int_eq(call(u, "POST", "/api/charge", NULL, &res), BK_EUPSTREAM);
     ck_assert_uint_eq(res.attempts, 1); /* a POST may have happened: never repeated */
     bk_upstream_response_free(&res);
-    ck_assert_int_eq(call(u, "POST", "/api/charge", "order-42", &res), BK_EUNAVAIL);
+    ck_assert_int_eq(call(u, "POST", "/api/charge", "order-42", &res), BK_EUPSTREAM);
     ck_assert_uint_eq(res.attempts, 3);
     bk_upstream_response_free(&res);
     ck_assert_int_eq(atomic_load(&saw_key), 3);
-    ck_assert_int_eq(call(u, "POST", "/api/charge", "", &res), BK_EUNAVAIL);
+    ck_assert_int_eq(call(u, "POST", "/api/charge", "", &res), BK_EUPSTREAM);
     ck_assert_uint_eq(res.attempts, 1); /* an empty key is no key */
     bk_upstream_response_free(&res);
     ck_assert_int_eq(call(u, "PUT", "/api/x", NULL, &res), BK_EUNAVAIL); /* PUT is idempotent */
@@ -282,19 +301,20 @@ START_TEST(a_full_bulkhead_refuses_at_once)
 {
     bk_upstream_opts_t o;
     bk_upstream_opts_init(&o);
-    o.name = "narrow";
-    o.base_url = base_url;
     o.max_concurrent = 1;
     o.clock = clk;
     bk_upstream_t *u;
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    ck_assert_int_eq(bk_upstream_new("narrow", base_url, &o, &u, NULL), BK_OK);
     atomic_store(&mode, HANG);
     struct bg b = {u, -1};
     pthread_t th;
     pthread_create(&th, NULL, hang_call, &b);
     gate_wait_for(1); /* the one slot is in use, its request at the server */
     bk_upstream_response_t res;
-    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EBUSY);
+    bk_error_t err;
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EBUSY);
+    ck_assert_int_eq(bk_http_status_of(err.code), 503);
+    ck_assert_str_eq(err.message, "upstream narrow: all 1 slots in use");
     ck_assert_uint_eq(res.attempts, 0);
     bk_upstream_response_free(&res);
     gate_release();
@@ -312,7 +332,7 @@ START_TEST(slow_down_is_retried_but_does_not_trip)
     atomic_store(&mode, SLOW_DOWN);
     bk_upstream_response_t res;
     for (int i = 0; i < 5; i++) {
-        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUNAVAIL);
+        ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUPSTREAM); /* it answered */
         ck_assert_int_eq(res.status, 429);
         ck_assert_uint_eq(res.attempts, 2);
         bk_upstream_response_free(&res);
@@ -326,34 +346,53 @@ START_TEST(limits_and_bad_input)
 {
     bk_upstream_opts_t o;
     bk_upstream_opts_init(&o);
-    o.name = "small";
-    o.base_url = base_url;
     o.max_response_bytes = 100;
     bk_upstream_t *u;
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    ck_assert_int_eq(bk_upstream_new("small", base_url, &o, &u, NULL), BK_OK);
     bk_upstream_response_t res;
-    ck_assert_int_eq(call(u, NULL, "/big", NULL, &res), BK_ERANGE);
+    bk_error_t err;
+    /* An answer too large to take is a bad answer: 502. */
+    ck_assert_int_eq(call_err(u, NULL, "/big", NULL, &res, &err), BK_EUPSTREAM);
+    ck_assert_str_eq(err.message, "upstream small answered more than 100 bytes");
+    ck_assert_int_eq(bk_http_status_of(err.code), 502);
     ck_assert_uint_eq(res.attempts, 1); /* not retried */
     bk_upstream_response_free(&res);
     bk_upstream_request_t rq = {.path = "/api/x",
-                                .headers = (const char *const[]){"X-A: b\r\nX-Evil: 1", NULL}};
-    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL);
+                                .headers = (const char *const[]){"X-A: b", "X-A: b\r\nX-Evil: 1", NULL}};
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "request header 1 has a line break");
     bk_upstream_response_free(&res);
     rq = (bk_upstream_request_t){.path = "/a b"};
-    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL);
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "the request path does not start with / or has a space");
     bk_upstream_response_free(&res);
     rq = (bk_upstream_request_t){.method = "POST", .path = "/api/x", .body_len = 5};
-    ck_assert_int_eq(bk_upstream_call(u, &rq, &res), BK_EINVAL); /* length, no body */
+    ck_assert_int_eq(bk_upstream_call(u, &rq, &res, NULL), BK_EINVAL); /* length, no body */
     ck_assert_uint_eq(res.attempts, 0);
     ck_assert_ptr_nonnull(res.body);
     bk_upstream_response_free(&res);
     ck_assert_int_eq(atomic_load(&hits), 0); /* bad requests never left the process */
     bk_upstream_free(u);
 
-    o.base_url = "ftp://example";
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_EINVAL);
-    o.base_url = NULL;
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_EINVAL);
+    /* A bad base URL: why, and never the URL itself (it may carry a password). */
+    ck_assert_int_eq(bk_upstream_new("small", "ftp://user:secret@example", &o, &u, &err), BK_EINVAL);
+    ck_assert_ptr_null(u);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_str_eq(err.message, "upstream small: bad base URL: its scheme is not http:// or https://");
+    ck_assert_int_eq(bk_upstream_new("small", "http://user:secret@[::1", &o, &u, &err), BK_EINVAL);
+    ck_assert_msg(strncmp(err.message, "upstream small: bad base URL: ", 30) == 0 &&
+                      strlen(err.message) > 30 && strstr(err.message, "secret") == NULL,
+                  "%s", err.message);
+    ck_assert_int_eq(bk_upstream_new("small", "http://127.0.0.1:1/?a=b", &o, &u, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message,
+                     "upstream small: bad base URL: it has a query, which the request paths would follow");
+    ck_assert_int_eq(bk_upstream_new("small", NULL, &o, &u, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "upstream small: no base URL");
+    ck_assert_int_eq(bk_upstream_new(NULL, base_url, &o, &u, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "an upstream needs a name");
+    o.deadline_ns = 0;
+    ck_assert_int_eq(bk_upstream_new("small", base_url, &o, &u, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "upstream small: option deadline_ns out of range");
 }
 END_TEST
 
@@ -361,21 +400,114 @@ START_TEST(an_unreachable_upstream_is_unavailable)
 {
     bk_upstream_opts_t o;
     bk_upstream_opts_init(&o);
-    o.name = "gone";
-    o.base_url = "http://127.0.0.1:1"; /* nothing listens on port 1 */
     bk_retry_opts_t ro;
     bk_retry_opts_init(&ro);
     ro.base_ns = 1 * MS;
     ro.cap_ns = 1 * MS;
     o.retry = &ro;
-    bk_upstream_t *u;
-    ck_assert_int_eq(bk_upstream_new(&o, &u), BK_OK);
+    bk_upstream_t *u; /* nothing listens on port 1 */
+    ck_assert_int_eq(bk_upstream_new("gone", "http://127.0.0.1:1", &o, &u, NULL), BK_OK);
     bk_upstream_response_t res;
-    ck_assert_int_eq(call(u, NULL, "/", NULL, &res), BK_EUNAVAIL);
+    bk_error_t err;
+    ck_assert_int_eq(call_err(u, NULL, "/", NULL, &res, &err), BK_EUNAVAIL);
+    ck_assert_int_eq(bk_http_status_of(err.code), 503);
+    ck_assert_msg(strncmp(err.message, "upstream gone unreachable after 3 attempts: ", 44) == 0, "%s",
+                  err.message);
+    ck_assert_msg(strstr(err.detail, "127.0.0.1") != NULL, "%s", err.detail); /* libcurl's words */
     ck_assert_int_eq(res.status, 0);
     ck_assert_uint_eq(res.attempts, 3);
     bk_upstream_response_free(&res);
     bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(defaults_and_opts_init)
+{
+    bk_upstream_opts_t o;
+    memset(&o, 0x5a, sizeof o);
+    bk_upstream_opts_init(&o);
+    ck_assert_int_eq(o.connect_timeout_ns, 1 * SEC);
+    ck_assert_int_eq(o.timeout_ns, 5 * SEC);
+    ck_assert_int_eq(o.deadline_ns, 15 * SEC);
+    ck_assert_uint_eq(o.max_response_bytes, 8u << 20);
+    ck_assert_uint_eq(o.max_concurrent, 64);
+    ck_assert_int_eq(o.max_wait_ns, 0);
+    ck_assert_ptr_null(o.breaker);
+    ck_assert_ptr_null(o.retry);
+    ck_assert_ptr_null(o.metrics);
+    ck_assert_ptr_null(o.clock);
+    for (size_t i = 0; i < 8; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
+    /* NULL options: the defaults. */
+    bk_upstream_t *u;
+    bk_error_t err;
+    ck_assert_int_eq(bk_upstream_new("plain", base_url, NULL, &u, &err), BK_OK);
+    ck_assert_int_eq(err.code, BK_OK);
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_OK);
+    ck_assert_int_eq(res.status, 200);
+    bk_upstream_response_free(&res);
+    ck_assert_int_eq(bk_breaker_state(bk_upstream_breaker(u)), BK_BREAKER_CLOSED);
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(a_passed_deadline_times_out)
+{
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.base_ns = 10 * SEC; /* the first retry would start after the deadline */
+    ro.cap_ns = 10 * SEC;
+    ro.jitter = BK_JITTER_NONE;
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.deadline_ns = 5 * SEC;
+    o.retry = &ro;
+    o.clock = clk;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new("late", base_url, &o, &u, NULL), BK_OK);
+    atomic_store(&mode, FAIL);
+    bk_upstream_response_t res;
+    bk_error_t err;
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_ETIMEDOUT);
+    ck_assert_int_eq(bk_http_status_of(err.code), 504);
+    ck_assert_str_eq(err.message, "upstream late: the call's deadline of 5000 ms passed after 1 attempts");
+    ck_assert_str_eq(err.detail, "");
+    ck_assert_int_eq(res.status, 503); /* what it last answered */
+    ck_assert_uint_eq(res.attempts, 1);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+}
+END_TEST
+
+START_TEST(a_spent_retry_budget_is_busy)
+{
+    /* Two tokens: the first failure leaves one, not more than half: no retry. */
+    bk_retry_budget_opts_t bo;
+    bk_retry_budget_opts_init(&bo);
+    bo.max_tokens = 2;
+    bk_retry_budget_t *budget;
+    ck_assert_int_eq(bk_retry_budget_new(&bo, &budget), BK_OK);
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.base_ns = 1 * MS;
+    ro.cap_ns = 1 * MS;
+    ro.budget = budget;
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.retry = &ro;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new("thrifty", base_url, &o, &u, NULL), BK_OK);
+    atomic_store(&mode, FAIL);
+    bk_upstream_response_t res;
+    bk_error_t err;
+    ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EBUSY);
+    ck_assert_int_eq(bk_http_status_of(err.code), 503);
+    ck_assert_str_eq(err.message, "upstream thrifty: retry budget spent after 1 attempts");
+    ck_assert_uint_eq(res.attempts, 1);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+    bk_retry_budget_free(budget);
 }
 END_TEST
 
@@ -393,6 +525,9 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, slow_down_is_retried_but_does_not_trip);
     tcase_add_test(tc, limits_and_bad_input);
     tcase_add_test(tc, an_unreachable_upstream_is_unavailable);
+    tcase_add_test(tc, defaults_and_opts_init);
+    tcase_add_test(tc, a_passed_deadline_times_out);
+    tcase_add_test(tc, a_spent_retry_budget_is_busy);
     suite_add_tcase(s, tc);
     return s;
 }
