@@ -114,9 +114,9 @@ static void server(size_t budget, int conns, size_t body, int out)
     o.max_connections = (unsigned)conns + 16;
     o.max_buffered_body_bytes = budget;
     bk_http_server_t *srv;
-    if (bk_http_server_new(&o, &srv) != BK_OK ||
+    if (bk_http_server_new(&o, &srv, NULL) != BK_OK ||
         bk_http_route(srv, "POST", "/sink", h_sink, NULL, NULL) != BK_OK ||
-        bk_http_server_start(srv) != BK_OK)
+        bk_http_server_start(srv, NULL) != BK_OK)
         _exit(1);
     uint16_t port = bk_http_server_port(srv);
     sleep_ms(200);

@@ -58,21 +58,23 @@ int main(int argc, char **argv)
             return usage(argv[0]);
     }
 
+    /* What a failed call has to say beyond its code ("127.0.0.1:8080: address in use"). */
+    bk_error_t err;
     bk_log_t *log = NULL, *access_log = NULL;
-    bk_log_opts_t lo;
-    bk_log_opts_init(&lo);
-    int rc = bk_log_new(&lo, &log);
+    int rc = bk_log_new(NULL, &log, &err); /* NULL options: stderr, info */
     if (rc == BK_OK && strcmp(access, "off") != 0) {
+        bk_log_opts_t lo;
+        bk_log_opts_init(&lo);
         if (strcmp(access, "stderr") != 0)
             lo.path = access;
-        rc = bk_log_new(&lo, &access_log);
+        rc = bk_log_new(&lo, &access_log, &err);
     }
     o.log = log;
     o.access_log = access_log;
 
     bk_http_server_t *srv = NULL;
     if (rc == BK_OK)
-        rc = bk_http_server_new(&o, &srv);
+        rc = bk_http_server_new(&o, &srv, &err);
     if (rc == BK_OK)
         rc = bk_http_route(srv, "GET", "/json", hello_json, NULL, NULL);
     if (rc == BK_OK)
@@ -82,9 +84,14 @@ int main(int argc, char **argv)
     if (rc == BK_OK)
         rc = bk_http_mount_health(srv);
     if (rc == BK_OK)
-        rc = bk_http_server_start(srv);
+        rc = bk_http_server_start(srv, &err);
     if (rc != BK_OK) {
-        bk_log(log, BK_LOG_ERROR, json_pack("{s:s}", "error", bk_strerror(rc)), "cannot start");
+        /* The calls that take no bk_error_t (routes, mounts) have their code to say. */
+        const char *why = err.code == rc ? err.message : bk_strerror(rc);
+        if (log != NULL)
+            bk_log(log, BK_LOG_ERROR, json_pack("{s:s}", "error", why), "cannot start");
+        else
+            fprintf(stderr, "hello_json: %s\n", why);
         bk_http_server_free(srv);
         bk_log_free(access_log);
         bk_log_free(log);

@@ -7,10 +7,12 @@
  *   bk_http_opts_init(&o);
  *   o.port = 8080;
  *   bk_http_server_t *srv;
- *   bk_http_server_new(&o, &srv);
+ *   bk_http_server_new(&o, &srv, NULL);   (NULL options: all defaults)
  *   bk_http_route(srv, "GET", "/users/{id}", get_user, app, NULL);
  *   bk_http_mount_metrics(srv, "/metrics");
- *   bk_http_server_start(srv);
+ *   bk_error_t err;
+ *   if (bk_http_server_start(srv, &err) != BK_OK)   ("127.0.0.1:8080: address in use")
+ *       fprintf(stderr, "%s\n", err.message);
  *   bk_http_server_wait(srv);          (returns after SIGTERM or bk_http_server_stop)
  *   bk_http_server_free(srv);
  *
@@ -61,12 +63,16 @@ typedef void (*bk_http_handler_fn)(bk_req_t *req, void *ud);
  * middleware first, then the route's); after runs once the response is complete,
  * in reverse order, for every middleware whose before ran (even when a later one
  * short-circuited). Either may be NULL. The struct is copied; ud is borrowed.
+ * Fill it with a designated initializer, (bk_http_middleware_t){.name = "auth",
+ * .before = f, .ud = app}: the fields not named, the reserved_ tail among them,
+ * are zero then.
  */
 typedef struct bk_http_middleware {
     const char *name; /* for logs; copied */
     int (*before)(bk_req_t *req, void *ud);
     void (*after)(bk_req_t *req, void *ud);
     void *ud;
+    uint64_t reserved_[8]; /* room to grow (HACKING.md); zero */
 } bk_http_middleware_t;
 
 /* Route flags. */
@@ -85,7 +91,10 @@ typedef const char *(*bk_http_key_fn)(bk_req_t *req, void *ud);
  * How a route authenticates and authorizes (bk_http_route_opts_t.auth). The
  * request's "Authorization: Bearer <token>" is verified with keys; a missing or
  * invalid token is answered 401 problem+json with WWW-Authenticate (RFC 6750:
- * error="invalid_token" and the reason as error_description).
+ * error="invalid_token" and the reason as error_description), an invalid one with
+ * bk_res_error (its "code" names the reason: "BK_EJWT_EXPIRED"). Fill it with a
+ * designated initializer: the fields not named, the reserved_ tail among them,
+ * are zero then.
  */
 typedef struct bk_http_auth {
     const bk_jwt_keys_t *keys;          /* borrowed; required */
@@ -94,6 +103,7 @@ typedef struct bk_http_auth {
     const char *roles_claim;            /* the roles: an array of strings or a string; default "roles" */
     const char *scope_claim;            /* OAuth scopes narrowing the roles: a space-separated
                                            string or an array; absent = no narrowing; default "scope" */
+    uint64_t reserved_[8];              /* room to grow (HACKING.md); zero */
 } bk_http_auth_t;
 
 /* An ownership check: BK_OK when the caller (claims) may act on the resource the
@@ -101,6 +111,8 @@ typedef struct bk_http_auth {
  * not even revealed to exist. Runs on the handler's thread, after validation. */
 typedef int (*bk_http_owner_fn)(bk_req_t *req, const json_t *claims, void *ud);
 
+/* The options of one route: bk_http_route_opts_init, or a designated initializer
+ * (the fields not named, the reserved_ tail among them, are zero: the defaults). */
 typedef struct bk_http_route_opts {
     unsigned flags;                        /* BK_HTTP_* flags; default BK_HTTP_INLINE */
     const bk_http_middleware_t *middleware; /* run after the server's; copied */
@@ -125,11 +137,16 @@ typedef struct bk_http_route_opts {
      * 401 when the token is missing or invalid. Borrowed; NULL = none. */
     const bk_http_auth_t *auth;
     /* A permission the caller's roles (and scopes) must allow (bk_rbac_allows):
-     * 403 otherwise. Needs auth with an rbac. */
+     * 403 otherwise (bk_res_error with BK_EFORBIDDEN). Needs auth with an rbac. */
     const char *permission;
     bk_http_owner_fn owner; /* NULL = none; needs auth */
     void *owner_ud;
+    uint64_t reserved_[8]; /* room to grow (HACKING.md); zeroed by bk_http_route_opts_init */
 } bk_http_route_opts_t;
+
+/* Clears *opts (the reserved_ tail too) and sets the defaults (BK_HTTP_INLINE,
+ * no middleware, limit, schema or auth). */
+BK_EXPORT void bk_http_route_opts_init(bk_http_route_opts_t *opts);
 
 typedef struct bk_http_opts {
     /* Where to listen: host and port (IPv4 or IPv6 literal or name; port 0 picks a
@@ -146,19 +163,22 @@ typedef struct bk_http_opts {
     size_t max_body_bytes;      /* Content-Length over it: 413 before reading. Default 1 MiB */
     /* Request body bytes held in memory across all connections (bodies being read
      * and bodies whose handler runs). A body byte that would pass it is not taken:
-     * that request is answered 503 with Retry-After: 1 and its connection closes.
+     * that request is answered 503 with Retry-After: 1 (bk_res_error with BK_EBUSY)
+     * and its connection closes.
      * The gauge http_buffered_body_bytes shows what is held. At least
      * max_body_bytes; 0 = the default, 64 MiB (or max_body_bytes when larger). */
     size_t max_buffered_body_bytes;
     unsigned max_connections;   /* across all loops; over it: 503 and close. Default 10000 */
-    int64_t header_timeout_ms;  /* first byte to end of headers (slowloris); default 10 s */
-    int64_t body_timeout_ms;    /* end of headers to end of body; default 30 s */
-    int64_t idle_timeout_ms;    /* keep-alive idle between requests; default 60 s */
-    int64_t write_timeout_ms;   /* a response that the client does not read; default 30 s */
-    int64_t request_timeout_ms; /* the deadline given to handlers (bk_req_deadline_ns); 30 s */
-    int64_t shutdown_delay_ms;  /* graceful stop: keep accepting this long with readiness
+    /* Durations, in nanoseconds (BK_NSEC_PER_SEC...). The timers run at millisecond
+     * resolution or finer; a non-zero duration never rounds down to zero. */
+    int64_t header_timeout_ns;  /* first byte to end of headers (slowloris); default 10 s */
+    int64_t body_timeout_ns;    /* end of headers to end of body; default 30 s */
+    int64_t idle_timeout_ns;    /* keep-alive idle between requests; default 60 s */
+    int64_t write_timeout_ns;   /* a response that the client does not read; default 30 s */
+    int64_t request_timeout_ns; /* the deadline given to handlers (bk_req_deadline_ns); 30 s */
+    int64_t shutdown_delay_ns;  /* graceful stop: keep accepting this long with readiness
                                    503 so load balancers drain us first; default 0 */
-    int64_t shutdown_timeout_ms; /* then in-flight requests get this long; default 10 s */
+    int64_t shutdown_timeout_ns; /* then in-flight requests get this long; default 10 s */
 
     /* Built-in middleware, in this order ahead of user middleware: request id (always),
      * access log and metrics (around everything), security headers, CORS. */
@@ -166,14 +186,17 @@ typedef struct bk_http_opts {
     bk_log_t *log;              /* server events (listening, errors); NULL = none. Borrowed */
     bk_metrics_t *metrics;      /* borrowed; NULL = the server makes its own registry */
     bool security_headers;      /* nosniff, DENY, no-referrer, Cache-Control: no-store; true */
-    int64_t hsts_max_age;       /* > 0 adds Strict-Transport-Security; default 0 (off) */
+    /* > 0 adds Strict-Transport-Security, max-age in whole seconds (rounded down);
+     * default 0 (off) */
+    int64_t hsts_max_age_ns;
     /* CORS: NULL-terminated list of allowed origins ("https://a.example"), or {"*"}
      * for any origin (refused together with cors_credentials). NULL = CORS off. */
     const char *const *cors_origins;
     bool cors_credentials;      /* Access-Control-Allow-Credentials: true; default false */
     const char *cors_headers;   /* allowed request headers; default
                                    "Content-Type, Authorization, X-Request-ID" */
-    int cors_max_age;           /* preflight cache seconds; default 600 */
+    int64_t cors_max_age_ns;    /* preflight cache (Access-Control-Max-Age, whole seconds,
+                                   rounded down); default 600 s */
 
     /* An admin listener for operators, off by default: a host (or admin_unix_path,
      * a unix socket) and port (0 picks a free one, see bk_http_server_admin_port)
@@ -190,12 +213,16 @@ typedef struct bk_http_opts {
                                    a pool (default options) when a blocking route exists */
     bk_clock_t *clock;          /* durations and deadlines; NULL = system clock */
     bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
+    uint64_t reserved_[8];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
 } bk_http_opts_t;
 
+/* Clears *opts (the reserved_ tail too) and sets the defaults. */
 BK_EXPORT void bk_http_opts_init(bk_http_opts_t *opts);
 /* Creates a server (nothing listens until bk_http_server_start). opts is copied,
- * strings and the origin list too. BK_EINVAL for a bad option. */
-BK_EXPORT int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out);
+ * strings and the origin list too; NULL means all defaults. BK_EINVAL for a bad
+ * option, err->message naming it ("cors_max_age_ns is negative"); err may be NULL. */
+BK_EXPORT int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out,
+                                 bk_error_t *err);
 
 /*
  * Adds a route. method is an upper-case token ("GET", "POST", ...); path a template
@@ -219,15 +246,17 @@ BK_EXPORT int bk_http_mount_health(bk_http_server_t *srv);
 /* A readiness check: runs on the worker pool, returns BK_OK when ready. */
 typedef int (*bk_http_check_fn)(void *ud);
 /* Registers a readiness check (before start). /health/ready runs every check, each
- * with timeout_ms (a check still running then counts as failed), and answers 200
- * when all pass, 503 otherwise, with {"status":..., "checks":{name:status}}. */
+ * with timeout_ns (> 0; a check still running then counts as failed), and answers
+ * 200 when all pass, 503 otherwise, with {"status":..., "checks":{name:status}}. */
 BK_EXPORT int bk_http_health_check(bk_http_server_t *srv, const char *name,
-                                   bk_http_check_fn fn, void *ud, int64_t timeout_ms);
+                                   bk_http_check_fn fn, void *ud, int64_t timeout_ns);
 /* /health/startup answers 503 until this is called with true. Thread-safe. */
 BK_EXPORT void bk_http_server_set_started(bk_http_server_t *srv, bool started);
 
-/* Binds every loop's socket and starts the loop threads. */
-BK_EXPORT int bk_http_server_start(bk_http_server_t *srv);
+/* Binds every loop's socket and starts the loop threads. When a listener cannot
+ * be made, err->message says which address and why ("127.0.0.1:8080: address in
+ * use", "/run/app.sock: exists and is not a socket"); err may be NULL. */
+BK_EXPORT int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err);
 /* The bound TCP port (useful with port 0); 0 before start or for a unix socket. */
 BK_EXPORT uint16_t bk_http_server_port(const bk_http_server_t *srv);
 /* The admin listener's bound TCP port; 0 before start, without an admin listener
@@ -235,8 +264,8 @@ BK_EXPORT uint16_t bk_http_server_port(const bk_http_server_t *srv);
 BK_EXPORT uint16_t bk_http_server_admin_port(const bk_http_server_t *srv);
 /*
  * Begins a graceful stop: /health/ready turns 503 at once and every answer closes
- * its connection; after shutdown_delay_ms the listeners close, idle connections
- * close, and in-flight requests finish (up to shutdown_timeout_ms, then their
+ * its connection; after shutdown_delay_ns the listeners close, idle connections
+ * close, and in-flight requests finish (up to shutdown_timeout_ns, then their
  * connections are closed). Returns at once; thread-safe; a no-op when already
  * stopping. Not async-signal-safe (handle_signals covers signals).
  */
@@ -272,11 +301,13 @@ BK_EXPORT int bk_req_json(bk_req_t *req, json_t **out);
 /*
  * The query parameters as a JSON object (a repeated name gives an array of its
  * values), coerced and defaulted by the route's query schema when it has one.
- * Borrowed: valid until the request completes. NULL on ENOMEM.
+ * Borrowed: the request keeps the reference, valid until the request completes;
+ * json_incref it to keep it longer, never decref it. NULL on ENOMEM.
  */
 BK_EXPORT json_t *bk_req_query_json(bk_req_t *req);
-/* The verified token claims of a route with auth (borrowed, valid until the
- * request completes); NULL for a route without. */
+/* The verified token claims of a route with auth: borrowed (the request keeps the
+ * reference, valid until the request completes; json_incref to keep it longer);
+ * NULL for a route without. */
 BK_EXPORT const json_t *bk_req_claims(const bk_req_t *req);
 /* The client's address as text ("127.0.0.1", "::1", "unix"). */
 BK_EXPORT const char *bk_req_client(const bk_req_t *req);
@@ -300,10 +331,18 @@ BK_EXPORT int bk_res_bytes(bk_req_t *req, int status, const char *content_type,
 BK_EXPORT int bk_res_header(bk_req_t *req, const char *name, const char *value);
 /*
  * Answers an RFC 9457 application/problem+json body: type "about:blank", title
- * (the status's reason phrase), status, detail (may be NULL), instance (the path),
- * request_id, and errors when given (a JSON array; the reference is taken).
+ * (the status's reason phrase), status, detail (may be NULL; copied), instance (the
+ * path), request_id, and errors when given (a JSON array). Takes the reference to
+ * errors, even on failure.
  */
 BK_EXPORT int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors);
+/*
+ * Answers problem+json for a library code (BK_E*, core.h): status
+ * bk_http_status_of(code), detail (NULL = bk_strerror(code); copied), and a "code"
+ * member, bk_err_name(code) ("BK_EUNAVAIL"); a 503 carries Retry-After: 1. The
+ * status of an unknown code is 500. libbackend-errors(7) lists the codes.
+ */
+BK_EXPORT int bk_res_error(bk_req_t *req, int code, const char *detail);
 /* The status answered so far (0 before any answer). */
 BK_EXPORT int bk_res_status(const bk_req_t *req);
 

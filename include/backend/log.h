@@ -12,6 +12,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <jansson.h>
 
@@ -33,10 +34,11 @@ typedef struct bk_log bk_log_t;
 
 /*
  * A callback sink receives each complete line (a JSON object followed by '\n',
- * len bytes, not NUL-terminated beyond len). Calls are serialised by the logger:
- * never two at once for one logger. The line is borrowed for the call only.
+ * len bytes, not NUL-terminated beyond len) and, last, the sink_ud of the options.
+ * Calls are serialised by the logger: never two at once for one logger. The line
+ * is borrowed for the call only.
  */
-typedef void (*bk_log_sink_fn)(void *ud, bk_log_level_t level, const char *line, size_t len);
+typedef void (*bk_log_sink_fn)(bk_log_level_t level, const char *line, size_t len, void *ud);
 
 typedef struct bk_log_opts {
     bk_log_level_t level; /* lines below this level are dropped; default BK_LOG_INFO */
@@ -46,24 +48,32 @@ typedef struct bk_log_opts {
     void *sink_ud;        /* passed to sink */
     const char *path;     /* file sink, opened O_APPEND|O_CREAT, mode 0640; default NULL */
     int fd;               /* fd sink, borrowed (not closed); default 2 (stderr) */
+    uint64_t reserved_[8]; /* room to grow (HACKING.md); zeroed by bk_log_opts_init */
 } bk_log_opts_t;
 
+/* Clears *opts (the reserved_ tail too) and sets the defaults. */
 BK_EXPORT void bk_log_opts_init(bk_log_opts_t *opts);
-BK_EXPORT int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out);
+/* opts NULL: all defaults (stderr, BK_LOG_INFO). A file sink that cannot be
+ * opened is BK_ESYS (errno kept), with the reason in err->message and the path in
+ * err->file; err may be NULL. */
+BK_EXPORT int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out, bk_error_t *err);
 BK_EXPORT void bk_log_free(bk_log_t *log);
 
 /* Changes the threshold at run time; safe while other threads log. */
 BK_EXPORT void bk_log_set_level(bk_log_t *log, bk_log_level_t level);
 /* True if a line at level would be written: guard expensive field building with it. */
 BK_EXPORT bool bk_log_enabled(const bk_log_t *log, bk_log_level_t level);
-/* For a file sink, reopens path (after log rotation); a no-op for other sinks. */
-BK_EXPORT int bk_log_reopen(bk_log_t *log);
+/* For a file sink, reopens path (after log rotation); a no-op for other sinks.
+ * When the file cannot be opened the logger keeps the old one and the call fails
+ * as bk_log_new does (BK_ESYS, err->message, err->file). */
+BK_EXPORT int bk_log_reopen(bk_log_t *log, bk_error_t *err);
 
 /*
  * Writes one line. fields, if not NULL, must be a JSON object; its members follow
  * ts, level and msg (members named ts, level or msg are dropped). The logger takes
- * the caller's reference to fields (it is consumed even when the line is dropped),
- * so json_pack() can be passed directly. msg is a printf format. Invalid UTF-8 in
+ * the caller's reference to fields, even on failure (it is consumed when the line
+ * is dropped, when log is NULL and when fields is not an object), so json_pack()
+ * can be passed directly. msg is a printf format. Invalid UTF-8 in
  * msg or string fields is written as U+FFFD. log may be NULL: nothing is written.
  */
 BK_EXPORT void bk_log(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt, ...)

@@ -29,24 +29,26 @@ struct event_base;
 
 typedef struct bk_workers bk_workers_t;
 
-/* Runs on a worker thread. */
+/* Runs on a worker thread; arg is the job's user data. */
 typedef void (*bk_work_fn)(void *arg);
 /*
  * Runs once per accepted job: on the job's event_base thread when one was given,
  * otherwise on the thread that ran or canceled the job. status is BK_OK when work
  * ran, BK_ECANCELED when the job was dropped by bk_workers_shutdown(..., CANCEL).
+ * arg, the job's user data, comes last, as in every callback of the library.
  */
-typedef void (*bk_done_fn)(void *arg, int status);
+typedef void (*bk_done_fn)(int status, void *arg);
 
 typedef struct bk_workers_opts {
     unsigned threads;   /* worker threads; default: the number of online CPUs */
     size_t queue_max;   /* jobs waiting (not yet running) at most; default 1024 */
     const char *name;   /* thread name prefix (at most 10 bytes used); default "bk-work" */
+    uint64_t reserved_[8]; /* room to grow (HACKING.md); zeroed by bk_workers_opts_init */
 } bk_workers_opts_t;
 
 typedef enum bk_workers_shutdown_mode {
     BK_WORKERS_DRAIN = 0, /* run every queued job, then stop */
-    BK_WORKERS_CANCEL = 1 /* finish running jobs; queued ones get done(arg, BK_ECANCELED) */
+    BK_WORKERS_CANCEL = 1 /* finish running jobs; queued ones get done(BK_ECANCELED, arg) */
 } bk_workers_shutdown_mode_t;
 
 typedef struct bk_workers_stats {
@@ -58,11 +60,13 @@ typedef struct bk_workers_stats {
     uint64_t canceled;   /* dropped at shutdown, since creation */
 } bk_workers_stats_t;
 
+/* Clears *opts (the reserved_ tail too) and sets the defaults. */
 BK_EXPORT void bk_workers_opts_init(bk_workers_opts_t *opts);
+/* opts NULL: all defaults. */
 BK_EXPORT int bk_workers_new(const bk_workers_opts_t *opts, bk_workers_t **out);
 
 /*
- * Queues work(arg) and, after it, done(arg, status) (done may be NULL; base may be
+ * Queues work(arg) and, after it, done(status, arg) (done may be NULL; base may be
  * NULL). Thread-safe. Never blocks. Returns BK_EBUSY when queue_max jobs are
  * waiting, BK_ECLOSED once shutdown has begun; in both cases nothing was queued
  * and neither callback will run.

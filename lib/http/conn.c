@@ -24,13 +24,13 @@
 #include "http/http_int.h"
 
 #define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
-#define LINGER_MS 2000
+#define LINGER_NS (2 * BK_NSEC_PER_SEC)
 
 static void process(struct conn *c);
 
-static void arm(struct conn *c, int64_t ms)
+static void arm(struct conn *c, int64_t ns)
 {
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    struct timeval tv = bk__http_timeval(ns);
     evtimer_add(c->timer, &tv);
 }
 
@@ -104,6 +104,15 @@ static void fail(struct conn *c, int status, const char *detail)
     evtimer_del(c->timer);
     c->state = C_DISPATCHED;
     bk__dispatch_error(&c->req, status, detail);
+}
+
+/* As fail, for a library code: the answer is bk_res_error's. */
+static void fail_code(struct conn *c, int code, const char *detail)
+{
+    bufferevent_disable(c->bev, EV_READ);
+    evtimer_del(c->timer);
+    c->state = C_DISPATCHED;
+    bk__dispatch_error_code(&c->req, code, detail);
 }
 
 /* ------------------------------------------------------------------ framing */
@@ -286,7 +295,7 @@ static bool read_head(struct conn *c, struct evbuffer *in)
     if (req->head_cap < head_len + 1) {
         char *h = realloc(req->head, head_len + 1);
         if (h == NULL) {
-            fail(c, 500, "out of memory");
+            fail_code(c, BK_ENOMEM, NULL);
             return false;
         }
         req->head = h;
@@ -311,7 +320,7 @@ static bool read_head(struct conn *c, struct evbuffer *in)
             evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
         c->state = req->chunked ? C_CHUNK_SIZE : C_BODY;
         evtimer_del(c->timer);
-        arm(c, o->body_timeout_ms);
+        arm(c, o->body_timeout_ns);
         return true;
     }
     start_request(c);
@@ -346,12 +355,9 @@ static enum line_rc read_line(struct evbuffer *in, size_t max, char **out, size_
 static bool take_body(struct conn *c, struct evbuffer *in, size_t n, size_t hint)
 {
     int rc = bk__body_take(&c->req, in, n, hint);
-    if (rc == BK_EBUSY) {
-        bk_res_header(&c->req, "Retry-After", "1");
-        fail(c, 503, "the server holds too many request bodies; try again");
-    } else if (rc != BK_OK) {
-        fail(c, 500, "out of memory");
-    }
+    if (rc != BK_OK) /* BK_EBUSY: 503 with Retry-After; BK_ENOMEM: 500 */
+        fail_code(c, rc, rc == BK_EBUSY ? "the server holds too many request bodies; try again"
+                                        : NULL);
     return rc == BK_OK;
 }
 
@@ -393,7 +399,7 @@ static void process(struct conn *c)
             c->body_total = 0;
             c->ext_bytes = c->trailer_bytes = c->ntrailers = 0;
             evtimer_del(c->timer);
-            arm(c, o->header_timeout_ms);
+            arm(c, o->header_timeout_ns);
             break;
         }
         case C_HEAD:
@@ -509,7 +515,7 @@ void bk__conn_finish(struct bk_req *req)
     c->close_after = !req->keep_alive;
     c->state = C_WRITING;
     evtimer_del(c->timer);
-    arm(c, loop->srv->o.write_timeout_ms);
+    arm(c, loop->srv->o.write_timeout_ns);
     bufferevent_enable(c->bev, EV_WRITE);
 }
 
@@ -527,7 +533,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         evbuffer_drain(bufferevent_get_input(c->bev),
                        evbuffer_get_length(bufferevent_get_input(c->bev)));
         bufferevent_enable(c->bev, EV_READ);
-        arm(c, LINGER_MS);
+        arm(c, LINGER_NS);
         return;
     }
     c->state = C_IDLE;
@@ -535,7 +541,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         bk__conn_free(c);
         return;
     }
-    arm(c, c->loop->srv->o.idle_timeout_ms);
+    arm(c, c->loop->srv->o.idle_timeout_ns);
     bufferevent_enable(c->bev, EV_READ);
     process(c); /* a pipelined request may be waiting in the buffer */
 }
@@ -653,7 +659,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
     bufferevent_setcb(c->bev, on_read, on_write, on_event, c);
     bufferevent_enable(c->bev, EV_READ);
     /* A connection that sends nothing is a slow header, not an idle keep-alive. */
-    arm(c, srv->o.header_timeout_ms);
+    arm(c, srv->o.header_timeout_ns);
 }
 
 /* Graceful stop on this loop: idle connections close now, the others close after

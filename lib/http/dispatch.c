@@ -107,9 +107,10 @@ static bool decode_params(struct bk_req *req, const struct match *m)
     }
     int rc = parse_query(req);
     if (rc != BK_OK) {
-        bk_res_problem(req, rc == BK_ENOMEM ? 500 : 400,
-                       rc == BK_ENOMEM ? "out of memory" : "invalid percent-encoding in the query",
-                       NULL);
+        if (rc == BK_ENOMEM)
+            bk_res_error(req, rc, NULL);
+        else
+            bk_res_problem(req, 400, "invalid percent-encoding in the query", NULL);
         return false;
     }
     for (size_t i = 0; i < req->nquery; i++) {
@@ -170,8 +171,8 @@ static void cors_preflight(struct bk_req *req, const struct rnode *node)
         bk_res_problem(req, 403, "method not allowed by the CORS policy", NULL);
         return;
     }
-    char age[24];
-    snprintf(age, sizeof age, "%d", srv->o.cors_max_age);
+    char age[24]; /* the header counts whole seconds */
+    snprintf(age, sizeof age, "%lld", (long long)(srv->o.cors_max_age_ns / BK_NSEC_PER_SEC));
     cors_headers(req, allow);
     bk_res_header(req, "Access-Control-Allow-Methods", node->allow);
     bk_res_header(req, "Access-Control-Allow-Headers", srv->cors_headers);
@@ -260,7 +261,7 @@ static bool request_valid(struct bk_req *req)
     }
     if (rc != BK_OK) {
         json_decref(errors);
-        bk_res_problem(req, 500, "out of memory while validating the request", NULL);
+        bk_res_error(req, rc, "out of memory while validating the request");
         return false;
     }
     if (json_array_size(errors) == 0) {
@@ -303,7 +304,10 @@ static const char **claim_list(struct bk_req *req, const char *name, bool split)
     return list;
 }
 
-/* 401 with the RFC 6750 challenge: no error code when no token came. */
+/* 401 with the RFC 6750 challenge: no error code when no token came (code
+ * BK_ENOTFOUND). A token refused with a 401 code (BK_EJWT_*) is answered by
+ * bk_res_error, so that its "code" names the reason; one refused with another
+ * code (a revocation lookup that failed) is a 401 all the same. */
 static void unauthorized(struct bk_req *req, int code)
 {
     char challenge[160];
@@ -313,7 +317,11 @@ static void unauthorized(struct bk_req *req, int code)
         snprintf(challenge, sizeof challenge, "Bearer error=\"invalid_token\", error_description=\"%s\"",
                  bk_strerror(code));
     bk_res_header(req, "WWW-Authenticate", challenge);
-    bk_res_problem(req, 401, code == BK_ENOTFOUND ? "a bearer token is required" : bk_strerror(code), NULL);
+    if (code != BK_ENOTFOUND && bk_http_status_of(code) == 401)
+        bk_res_error(req, code, NULL);
+    else
+        bk_res_problem(req, 401, code == BK_ENOTFOUND ? "a bearer token is required" : bk_strerror(code),
+                       NULL);
 }
 
 /* The route's authentication and permission: false when answered (401, 403). */
@@ -329,7 +337,7 @@ static bool authorized(struct bk_req *req)
     }
     int rc = bk_jwt_verify(a->keys, a->verify, h + 7, strlen(h + 7), &req->claims);
     if (rc == BK_ENOMEM) {
-        bk_res_problem(req, 500, "out of memory while verifying the token", NULL);
+        bk_res_error(req, rc, "out of memory while verifying the token");
         return false;
     }
     if (rc != BK_OK) {
@@ -342,7 +350,7 @@ static bool authorized(struct bk_req *req)
     const char **scopes = claim_list(req, a->scope_claim ? a->scope_claim : "scope", true);
     static const char *const none[] = {NULL};
     if (!bk_rbac_allows(a->rbac, roles ? roles : none, scopes, r->permission)) {
-        bk_res_problem(req, 403, "the token does not allow this", NULL);
+        bk_res_error(req, BK_EFORBIDDEN, "the token does not allow this");
         return false;
     }
     return true;
@@ -389,7 +397,7 @@ static void blocking_work(void *arg)
     run_chain(arg);
 }
 
-static void blocking_done(void *arg, int status)
+static void blocking_done(int status, void *arg)
 {
     struct bk_req *req = arg;
     struct loop *loop = req->loop;
@@ -399,8 +407,8 @@ static void blocking_done(void *arg, int status)
         bk__loop_maybe_exit(loop);
         return;
     }
-    if (status != BK_OK && req->status == 0)
-        bk_res_problem(req, 503, "the server is shutting down", NULL);
+    if (status != BK_OK && req->status == 0) /* BK_ECANCELED: 503, Retry-After */
+        bk_res_error(req, status, "the server is shutting down");
     bk__req_complete(req);
 }
 
@@ -475,7 +483,7 @@ static void begin(struct bk_req *req)
 {
     bk_http_server_t *srv = req->srv;
     req->start_ns = bk_clock_mono_ns(srv->o.clock);
-    req->deadline_ns = req->start_ns + srv->o.request_timeout_ms * BK_NSEC_PER_MSEC;
+    req->deadline_ns = req->start_ns + srv->o.request_timeout_ns;
     request_id(req);
     bk_gauge_add(srv->in_flight, 1);
 }
@@ -490,6 +498,18 @@ void bk__dispatch_error(struct bk_req *req, int status, const char *detail)
     req->keep_alive = false;
     begin(req);
     bk_res_problem(req, status, detail, NULL);
+    bk__req_complete(req);
+}
+
+void bk__dispatch_error_code(struct bk_req *req, int code, const char *detail)
+{
+    if (req->method == NULL)
+        req->method = "";
+    if (req->path == NULL)
+        req->path = "";
+    req->keep_alive = false;
+    begin(req);
+    bk_res_error(req, code, detail);
     bk__req_complete(req);
 }
 
@@ -545,10 +565,9 @@ void bk__dispatch(struct bk_req *req)
                     req->loop->outstanding++;
                     return; /* blocking_done completes it on this loop */
                 }
-                bk_res_header(req, "Retry-After", "1");
-                bk_res_problem(req, 503,
-                               rc == BK_EBUSY ? "the server is busy" : "the server is shutting down",
-                               NULL);
+                /* BK_EBUSY (queue full) or BK_ECLOSED: 503 with Retry-After. */
+                bk_res_error(req, rc,
+                             rc == BK_EBUSY ? "the server is busy" : "the server is shutting down");
             } else {
                 run_chain(req);
                 if (req->deferred)

@@ -19,8 +19,9 @@ static void metrics_handler(bk_req_t *req, void *ud)
     }
     char *text;
     size_t len;
-    if (bk_metrics_render(srv->metrics, &text, &len) != BK_OK) {
-        bk_res_problem(req, 500, "cannot render the metrics", NULL);
+    int rc = bk_metrics_render(srv->metrics, &text, &len);
+    if (rc != BK_OK) {
+        bk_res_error(req, rc, "cannot render the metrics");
         return;
     }
     bk_res_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
@@ -127,7 +128,7 @@ static void check_work(void *arg)
     c->job_status = chk->fn(chk->ud);
 }
 
-static void check_done(void *arg, int status)
+static void check_done(int status, void *arg)
 {
     struct ready_check *c = arg;
     struct ready_run *run = c->run;
@@ -151,7 +152,7 @@ static void ready_handler(bk_req_t *req, void *ud)
     }
     struct ready_run *run = calloc(1, sizeof *run + srv->nchecks * sizeof run->c[0]);
     if (run == NULL) {
-        bk_res_problem(req, 500, "out of memory", NULL);
+        bk_res_error(req, BK_ENOMEM, NULL);
         return;
     }
     run->srv = srv;
@@ -171,8 +172,7 @@ static void ready_handler(bk_req_t *req, void *ud)
             check_outcome(c, "failed");
             continue;
         }
-        int64_t ms = srv->checks[i].timeout_ms;
-        struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+        struct timeval tv = bk__http_timeval(srv->checks[i].timeout_ns);
         evtimer_add(c->timer, &tv);
         run->refs++;
         req->loop->outstanding++;
@@ -197,9 +197,9 @@ int bk_http_mount_health(bk_http_server_t *srv)
 }
 
 int bk_http_health_check(bk_http_server_t *srv, const char *name, bk_http_check_fn fn,
-                         void *ud, int64_t timeout_ms)
+                         void *ud, int64_t timeout_ns)
 {
-    if (srv == NULL || name == NULL || *name == '\0' || fn == NULL || timeout_ms <= 0)
+    if (srv == NULL || name == NULL || *name == '\0' || fn == NULL || timeout_ns <= 0)
         return BK_EINVAL;
     if (srv->started)
         return BK_EBUSY;
@@ -213,7 +213,7 @@ int bk_http_health_check(bk_http_server_t *srv, const char *name, bk_http_check_
     char *copy = strdup(name);
     if (copy == NULL)
         return BK_ENOMEM;
-    n[srv->nchecks++] = (struct check){copy, fn, ud, timeout_ms};
+    n[srv->nchecks++] = (struct check){copy, fn, ud, timeout_ns};
     return BK_OK;
 }
 

@@ -203,14 +203,14 @@ struct loop {
     struct evconnlistener *listener;
     struct evconnlistener *admin_listener; /* loop 0 only, when configured */
     struct event *stop_ev;     /* activated by bk_http_server_stop from any thread */
-    struct event *delay_ev;    /* end of shutdown_delay_ms: the listener closes */
+    struct event *delay_ev;    /* end of shutdown_delay_ns: the listener closes */
     struct event *deadline_ev; /* the graceful-stop deadline */
     struct event *accept_resume_ev; /* accepting paused after an accept error */
     struct event *signal_ev[2];
     pthread_t thread;
     bool thread_started;
     bool stopping; /* stop began: answers close their connections */
-    bool closed;   /* the listener is closed (after shutdown_delay_ms) */
+    bool closed;   /* the listener is closed (after shutdown_delay_ns) */
     struct conn *conns;
     size_t nconns;
     size_t outstanding; /* requests on the worker pool */
@@ -227,7 +227,7 @@ struct check {
     char *name;
     bk_http_check_fn fn;
     void *ud;
-    int64_t timeout_ms;
+    int64_t timeout_ns;
 };
 
 struct bk_http_server {
@@ -302,6 +302,8 @@ BK__HIDDEN void bk__body_release(struct bk_req *req);
 BK__HIDDEN void bk__dispatch(struct bk_req *req);
 /* Answers a request that failed before routing (framing, limits) and completes it. */
 BK__HIDDEN void bk__dispatch_error(struct bk_req *req, int status, const char *detail);
+/* The same for a library code (bk_res_error: its status, "code", Retry-After). */
+BK__HIDDEN void bk__dispatch_error_code(struct bk_req *req, int code, const char *detail);
 /* Adds the built-in headers, logs, counts and hands the answer to the connection. */
 BK__HIDDEN void bk__req_complete(struct bk_req *req);
 BK__HIDDEN void bk__req_reset(struct bk_req *req);
@@ -309,6 +311,9 @@ BK__HIDDEN void bk__req_reset(struct bk_req *req);
 /* response.c */
 BK__HIDDEN void bk__res_serialize(struct bk_req *req, struct evbuffer *out);
 
+/* server.c: the timeval libevent wants for a duration, rounded up to the
+ * microsecond so that a non-zero duration never becomes 0 (0 for ns <= 0). */
+BK__HIDDEN struct timeval bk__http_timeval(int64_t ns);
 /* server.c: a GET route for the server's own endpoints (no user middleware). */
 BK__HIDDEN int bk__http_route_internal(bk_http_server_t *srv, const char *path,
                                        bk_http_handler_fn fn);

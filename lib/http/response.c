@@ -137,7 +137,9 @@ int bk_res_header(bk_req_t *req, const char *name, const char *value)
     return BK_OK;
 }
 
-int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors)
+/* bk_res_problem, with a "code" member (a BK_E* name) last when code is not NULL. */
+static int res_problem_code(bk_req_t *req, int status, const char *detail, json_t *errors,
+                            const char *code)
 {
     if (req == NULL || status < 400 || status > 599 || (errors != NULL && !json_is_array(errors))) {
         json_decref(errors);
@@ -156,9 +158,34 @@ int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors
     if (doc != NULL && errors != NULL)
         json_object_set(doc, "errors", errors);
     json_decref(errors);
+    if (doc != NULL && code != NULL && json_object_set_new(doc, "code", json_string(code)) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
     if (doc == NULL)
         return BK_ENOMEM;
     return res_json_type(req, status, doc, "application/problem+json");
+}
+
+int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors)
+{
+    return res_problem_code(req, status, detail, errors, NULL);
+}
+
+int bk_res_error(bk_req_t *req, int code, const char *detail)
+{
+    if (req == NULL || code >= 0)
+        return BK_EINVAL; /* BK_OK is not an error to answer */
+    if (req->status != 0)
+        return BK_EBUSY;
+    int status = bk_http_status_of(code);
+    if (status == 503) { /* busy, shut down, unavailable: worth another try soon */
+        int rc = bk_res_header(req, "Retry-After", "1");
+        if (rc != BK_OK)
+            return rc;
+    }
+    return res_problem_code(req, status, detail ? detail : bk_strerror(code), NULL,
+                            bk_err_name(code));
 }
 
 int bk_res_status(const bk_req_t *req)

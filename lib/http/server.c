@@ -18,11 +18,20 @@
 
 #include <event2/thread.h>
 
+#include "core/abi_int.h"
+#include "core/error_int.h"
 #include "http/http_int.h"
+
+BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312);
+BK__ASSERT_ABI_SIZE(bk_http_route_opts_t, 160);
+BK__ASSERT_ABI_SIZE(bk_http_auth_t, 104);
+BK__ASSERT_ABI_SIZE(bk_http_middleware_t, 96);
 
 void bk_http_opts_init(bk_http_opts_t *o)
 {
-    memset(o, 0, sizeof *o);
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o); /* the reserved_ tail too */
     o->host = "127.0.0.1";
     o->port = 8080;
     o->backlog = 1024;
@@ -30,17 +39,34 @@ void bk_http_opts_init(bk_http_opts_t *o)
     o->max_body_bytes = 1024 * 1024;
     o->max_buffered_body_bytes = 64 * 1024 * 1024;
     o->max_connections = 10000;
-    o->header_timeout_ms = 10000;
-    o->body_timeout_ms = 30000;
-    o->idle_timeout_ms = 60000;
-    o->write_timeout_ms = 30000;
-    o->request_timeout_ms = 30000;
-    o->shutdown_timeout_ms = 10000;
+    o->header_timeout_ns = 10 * BK_NSEC_PER_SEC;
+    o->body_timeout_ns = 30 * BK_NSEC_PER_SEC;
+    o->idle_timeout_ns = 60 * BK_NSEC_PER_SEC;
+    o->write_timeout_ns = 30 * BK_NSEC_PER_SEC;
+    o->request_timeout_ns = 30 * BK_NSEC_PER_SEC;
+    o->shutdown_timeout_ns = 10 * BK_NSEC_PER_SEC;
     o->security_headers = true;
     o->cors_headers = "Content-Type, Authorization, X-Request-ID";
-    o->cors_max_age = 600;
+    o->cors_max_age_ns = 600 * BK_NSEC_PER_SEC;
     o->handle_signals = true;
     o->admin_max_connections = 16;
+}
+
+void bk_http_route_opts_init(bk_http_route_opts_t *o)
+{
+    if (o == NULL)
+        return;
+    memset(o, 0, sizeof *o); /* every default is zero: inline, no limit, no auth */
+    o->flags = BK_HTTP_INLINE;
+}
+
+struct timeval bk__http_timeval(int64_t ns)
+{
+    if (ns <= 0)
+        return (struct timeval){0, 0};
+    /* Rounded up to the microsecond: a non-zero duration never becomes 0. */
+    int64_t us = ns / BK_NSEC_PER_USEC + (ns % BK_NSEC_PER_USEC != 0);
+    return (struct timeval){(time_t)(us / 1000000), (suseconds_t)(us % 1000000)};
 }
 
 static char *dup_opt(const char *s, bool *fail)
@@ -53,57 +79,93 @@ static char *dup_opt(const char *s, bool *fail)
     return d;
 }
 
-static int copy_origins(bk_http_server_t *srv, const char *const *origins)
+static int copy_origins(bk_http_server_t *srv, const char *const *origins, bk_error_t *err)
 {
     size_t n = 0;
     while (origins[n] != NULL)
         n++;
     if (n == 0)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "cors_origins is empty");
     if ((srv->cors_origins = calloc(n + 1, sizeof(char *))) == NULL)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     for (size_t i = 0; i < n; i++) {
         if (strcmp(origins[i], "*") == 0)
             srv->cors_any = true;
         for (const char *c = origins[i]; *c; c++)
-            if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == ',')
-                return BK_EINVAL; /* an origin is echoed in a header */
+            if ((unsigned char)*c <= 0x20 || *c == 0x7f || *c == ',') /* echoed in a header */
+                return bk__error(err, BK_EINVAL,
+                                 "cors_origins[%zu] has a space, a control character or a comma", i);
         if ((srv->cors_origins[i] = strdup(origins[i])) == NULL)
-            return BK_ENOMEM;
+            return bk__error(err, BK_ENOMEM, NULL);
     }
     /* "*" with credentials is forbidden by the Fetch standard: browsers ignore it,
      * and echoing any origin with credentials would hand out the user's cookies. */
     if (srv->cors_any && srv->o.cors_credentials)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "cors_origins \"*\" with cors_credentials");
     return BK_OK;
 }
 
-int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
+/* The first option that is out of range, named; NULL when all are fine. */
+static const char *bad_option(const bk_http_opts_t *o)
 {
-    if (opts == NULL || out == NULL)
-        return BK_EINVAL;
+    const size_t sun_max = sizeof(((struct sockaddr_un *)0)->sun_path);
+    if (o->unix_path == NULL && o->host == NULL)
+        return "host and unix_path are both NULL";
+    if (o->max_header_bytes < 256)
+        return "max_header_bytes is under 256";
+    if (o->max_connections == 0)
+        return "max_connections is 0";
+    if (o->header_timeout_ns <= 0)
+        return "header_timeout_ns is not positive";
+    if (o->body_timeout_ns <= 0)
+        return "body_timeout_ns is not positive";
+    if (o->idle_timeout_ns <= 0)
+        return "idle_timeout_ns is not positive";
+    if (o->write_timeout_ns <= 0)
+        return "write_timeout_ns is not positive";
+    if (o->request_timeout_ns <= 0)
+        return "request_timeout_ns is not positive";
+    if (o->shutdown_timeout_ns < 0)
+        return "shutdown_timeout_ns is negative";
+    if (o->shutdown_delay_ns < 0)
+        return "shutdown_delay_ns is negative";
+    if (o->hsts_max_age_ns < 0)
+        return "hsts_max_age_ns is negative";
+    if (o->cors_max_age_ns < 0)
+        return "cors_max_age_ns is negative";
+    if (o->unix_path != NULL && strlen(o->unix_path) >= sun_max)
+        return "unix_path is too long for a unix socket";
+    if (o->admin_unix_path != NULL && strlen(o->admin_unix_path) >= sun_max)
+        return "admin_unix_path is too long for a unix socket";
+    if (o->max_buffered_body_bytes != 0 && o->max_buffered_body_bytes < o->max_body_bytes)
+        return "max_buffered_body_bytes is under max_body_bytes";
+    if (o->cors_headers != NULL && strpbrk(o->cors_headers, "\r\n") != NULL)
+        return "cors_headers has a CR or LF";
+    return NULL;
+}
+
+int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (out == NULL)
+        return bk__error(err, BK_EINVAL, "out is NULL");
     *out = NULL;
+    bk_http_opts_t defaults;
+    if (opts == NULL) {
+        bk_http_opts_init(&defaults);
+        opts = &defaults;
+    }
     const bk_http_opts_t *o = opts;
-    if ((o->unix_path == NULL && o->host == NULL) || o->max_header_bytes < 256 ||
-        o->max_connections == 0 || o->header_timeout_ms <= 0 || o->body_timeout_ms <= 0 ||
-        o->idle_timeout_ms <= 0 || o->write_timeout_ms <= 0 || o->request_timeout_ms <= 0 ||
-        o->shutdown_timeout_ms < 0 || o->shutdown_delay_ms < 0 || o->hsts_max_age < 0 || o->cors_max_age < 0 ||
-        (o->unix_path != NULL && strlen(o->unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) ||
-        (o->admin_unix_path != NULL &&
-         strlen(o->admin_unix_path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) ||
-        (o->max_buffered_body_bytes != 0 && o->max_buffered_body_bytes < o->max_body_bytes))
-        return BK_EINVAL;
-    if (o->cors_headers != NULL)
-        for (const char *c = o->cors_headers; *c; c++)
-            if (*c == '\r' || *c == '\n')
-                return BK_EINVAL;
+    const char *bad = bad_option(o);
+    if (bad != NULL)
+        return bk__error(err, BK_EINVAL, "%s", bad);
     /* Loops are woken from other threads (stop, worker completions). */
     if (evthread_use_pthreads() != 0)
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "evthread_use_pthreads failed");
 
     bk_http_server_t *srv = calloc(1, sizeof *srv);
     if (srv == NULL)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     srv->o = *o;
     srv->unix_fd = -1;
     srv->admin_unix_fd = -1;
@@ -130,9 +192,9 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         srv->o.threads = n > 0 ? (unsigned)n : 1;
     }
-    int rc = fail ? BK_ENOMEM : BK_OK;
+    int rc = fail ? bk__error(err, BK_ENOMEM, NULL) : BK_OK;
     if (rc == BK_OK && o->cors_origins != NULL)
-        rc = copy_origins(srv, o->cors_origins);
+        rc = copy_origins(srv, o->cors_origins, err);
     if (rc == BK_OK && (srv->root = bk__rnode_new()) == NULL)
         rc = BK_ENOMEM;
     if (rc == BK_OK) {
@@ -171,6 +233,8 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out)
         rc = bk_metric_gauge(fam, NULL, &srv->body_gauge);
     if (rc != BK_OK) {
         bk_http_server_free(srv);
+        if (err != NULL && err->code == BK_OK)
+            bk__error(err, rc, NULL);
         return rc;
     }
     srv->workers = o->workers;
@@ -319,6 +383,12 @@ static void on_accept_resume(evutil_socket_t fd, short what, void *arg)
         evconnlistener_enable(loop->admin_listener);
 }
 
+static void arm_ns(struct event *ev, int64_t ns)
+{
+    struct timeval tv = bk__http_timeval(ns);
+    evtimer_add(ev, &tv);
+}
+
 static void on_accept_error(struct evconnlistener *l, void *arg)
 {
     struct loop *loop = arg;
@@ -328,8 +398,7 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     /* Out of descriptors (EMFILE) leaves the socket readable: pause accepting for
      * a moment instead of spinning on it. */
     evconnlistener_disable(l);
-    struct timeval tv = {0, 100000};
-    evtimer_add(loop->accept_resume_ev, &tv);
+    arm_ns(loop->accept_resume_ev, 100 * BK_NSEC_PER_MSEC);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -341,11 +410,6 @@ static void on_deadline(evutil_socket_t fd, short what, void *arg)
     bk__loop_maybe_exit(loop);
 }
 
-static void arm_ms(struct event *ev, int64_t ms)
-{
-    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
-    evtimer_add(ev, &tv);
-}
 
 /* The second step of a stop: no more connections; idle ones close now, busy ones
  * after their answer or at the deadline. */
@@ -363,13 +427,13 @@ static void on_close_listener(evutil_socket_t fd, short what, void *arg)
         evconnlistener_free(loop->admin_listener);
         loop->admin_listener = NULL;
     }
-    arm_ms(loop->deadline_ev, loop->srv->o.shutdown_timeout_ms);
+    arm_ns(loop->deadline_ev, loop->srv->o.shutdown_timeout_ns);
     bk__loop_stop_conns(loop, false);
     bk__loop_maybe_exit(loop);
 }
 
 /* Runs on the loop's thread once bk_http_server_stop() has been called. Readiness
- * already answers 503; for shutdown_delay_ms the loop goes on accepting (a load
+ * already answers 503; for shutdown_delay_ns the loop goes on accepting (a load
  * balancer may still send) and every answer closes its connection. */
 static void on_stop(evutil_socket_t fd, short what, void *arg)
 {
@@ -379,8 +443,8 @@ static void on_stop(evutil_socket_t fd, short what, void *arg)
     if (loop->stopping)
         return;
     loop->stopping = true;
-    if (loop->srv->o.shutdown_delay_ms > 0) {
-        arm_ms(loop->delay_ev, loop->srv->o.shutdown_delay_ms);
+    if (loop->srv->o.shutdown_delay_ns > 0) {
+        arm_ns(loop->delay_ev, loop->srv->o.shutdown_delay_ns);
         bk__loop_stop_conns(loop, false); /* idle keep-alive connections */
     } else {
         on_close_listener(-1, 0, loop);
@@ -427,56 +491,59 @@ static int make_loop(bk_http_server_t *srv, struct loop *loop, unsigned index)
 /* A listening unix socket at path in *fd. A stale socket left by a crash is
  * replaced; never any other kind of file, and never a socket some process still
  * answers on. */
-static int listen_unix(const char *path, int backlog, int *fd_out)
+static int listen_unix(const char *path, int backlog, int *fd_out, bk_error_t *err)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     strcpy(sa.sun_path, path);
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            return BK_EEXIST;
+            return bk__error(err, BK_EEXIST, "%s: exists and is not a socket", path);
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         bool live = probe >= 0 && connect(probe, (struct sockaddr *)&sa, sizeof sa) == 0;
         if (probe >= 0)
             close(probe);
         if (live)
-            return BK_EEXIST;
+            return bk__error(err, BK_EEXIST, "%s: another server answers on it", path);
         unlink(path);
     }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (fd < 0)
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "%s: %s", path, strerror(errno));
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(fd, backlog) != 0) {
+        int e = errno;
         close(fd);
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "%s: %s", path, strerror(e));
     }
     *fd_out = fd;
     return BK_OK;
 }
 
-/* A listener on loop for an already listening socket (a duplicate of fd). */
-static int listener_on_fd(struct loop *loop, evconnlistener_cb cb, int fd,
-                          struct evconnlistener **out)
+/* A listener on loop for an already listening socket (a duplicate of fd); what
+ * names the socket in err. */
+static int listener_on_fd(struct loop *loop, evconnlistener_cb cb, int fd, const char *what,
+                          struct evconnlistener **out, bk_error_t *err)
 {
     int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     if (dfd < 0)
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "%s: %s", what, strerror(errno));
     /* backlog 0: the socket already listens. */
     *out = evconnlistener_new(loop->base, cb, loop, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
                               0, dfd);
     if (*out == NULL) {
         close(dfd);
-        return BK_ESYS;
+        return bk__error(err, BK_ESYS, "%s: cannot make a listener", what);
     }
     evconnlistener_set_error_cb(*out, on_accept_error);
     return BK_OK;
 }
 
-static int bind_unix(bk_http_server_t *srv)
+static int bind_unix(bk_http_server_t *srv, bk_error_t *err)
 {
-    int rc = listen_unix(srv->unix_path, srv->o.backlog, &srv->unix_fd);
+    int rc = listen_unix(srv->unix_path, srv->o.backlog, &srv->unix_fd, err);
     for (unsigned i = 0; rc == BK_OK && i < srv->nloops; i++)
-        rc = listener_on_fd(&srv->loops[i], on_accept, srv->unix_fd, &srv->loops[i].listener);
+        rc = listener_on_fd(&srv->loops[i], on_accept, srv->unix_fd, srv->unix_path,
+                            &srv->loops[i].listener, err);
     return rc;
 }
 
@@ -489,36 +556,44 @@ static uint16_t bound_port(struct evconnlistener *l)
                                          : ((struct sockaddr_in *)&b)->sin_port);
 }
 
-/* A TCP listener on loop for host:port (flags: LEV_OPT_REUSEABLE_PORT or 0). */
+/* A TCP listener on loop for host:port (flags: LEV_OPT_REUSEABLE_PORT or 0). A
+ * failure names the address: "127.0.0.1:8080: address in use". */
 static int listen_tcp(struct loop *loop, evconnlistener_cb cb, const char *host, uint16_t port,
-                      unsigned flags, struct evconnlistener **out)
+                      unsigned flags, struct evconnlistener **out, bk_error_t *err)
 {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *ai;
     char service[8];
     snprintf(service, sizeof service, "%u", (unsigned)port);
-    if (getaddrinfo(host, service, &hints, &ai) != 0)
-        return BK_EINVAL;
+    /* An IPv6 literal is bracketed, so that the port stands apart. */
+    const char *lb = strchr(host, ':') ? "[" : "", *rb = *lb ? "]" : "";
+    int gai = getaddrinfo(host, service, &hints, &ai);
+    if (gai != 0)
+        return bk__error(err, BK_EINVAL, "%s%s%s:%u: %s", lb, host, rb, (unsigned)port,
+                         gai == EAI_SYSTEM ? strerror(errno) : gai_strerror(gai));
     *out = evconnlistener_new_bind(loop->base, cb, loop,
                                    LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC |
                                        LEV_OPT_REUSEABLE | flags,
                                    loop->srv->o.backlog, ai->ai_addr, (int)ai->ai_addrlen);
+    int e = errno;
     freeaddrinfo(ai);
     if (*out == NULL)
-        return errno == EADDRINUSE ? BK_EEXIST : BK_ESYS;
+        return e == EADDRINUSE
+                   ? bk__error(err, BK_EEXIST, "%s%s%s:%u: address in use", lb, host, rb, (unsigned)port)
+                   : bk__error(err, BK_ESYS, "%s%s%s:%u: %s", lb, host, rb, (unsigned)port, strerror(e));
     evconnlistener_set_error_cb(*out, on_accept_error);
     return BK_OK;
 }
 
-static int bind_tcp(bk_http_server_t *srv)
+static int bind_tcp(bk_http_server_t *srv, bk_error_t *err)
 {
     /* Port 0: the kernel chooses one for loop 0; the other loops bind that same port. */
     uint16_t port = srv->o.port;
     for (unsigned i = 0; i < srv->nloops; i++) {
         struct loop *loop = &srv->loops[i];
         int rc = listen_tcp(loop, on_accept, srv->host, port, LEV_OPT_REUSEABLE_PORT,
-                            &loop->listener);
+                            &loop->listener, err);
         if (rc != BK_OK)
             return rc;
         if (i == 0)
@@ -528,19 +603,19 @@ static int bind_tcp(bk_http_server_t *srv)
 }
 
 /* The admin listener, on loop 0 (it answers only cheap internal routes). */
-static int bind_admin(bk_http_server_t *srv)
+static int bind_admin(bk_http_server_t *srv, bk_error_t *err)
 {
     struct loop *l0 = &srv->loops[0];
     if (srv->admin_unix_path != NULL) {
-        int rc = listen_unix(srv->admin_unix_path, srv->o.backlog, &srv->admin_unix_fd);
+        int rc = listen_unix(srv->admin_unix_path, srv->o.backlog, &srv->admin_unix_fd, err);
         return rc == BK_OK ? listener_on_fd(l0, on_admin_accept, srv->admin_unix_fd,
-                                            &l0->admin_listener)
+                                            srv->admin_unix_path, &l0->admin_listener, err)
                            : rc;
     }
     if (srv->admin_host == NULL)
         return BK_OK;
     int rc = listen_tcp(l0, on_admin_accept, srv->admin_host, srv->o.admin_port, 0,
-                        &l0->admin_listener);
+                        &l0->admin_listener, err);
     if (rc == BK_OK)
         srv->admin_port = bound_port(l0->admin_listener);
     return rc;
@@ -555,21 +630,22 @@ static int static_headers(bk_http_server_t *srv)
     int n = snprintf(buf, sizeof buf,
                      "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
                      "Referrer-Policy: no-referrer\r\n");
-    if (srv->o.hsts_max_age > 0)
+    if (srv->o.hsts_max_age_ns > 0) /* the header counts whole seconds */
         snprintf(buf + n, sizeof buf - (size_t)n,
                  "Strict-Transport-Security: max-age=%lld; includeSubDomains\r\n",
-                 (long long)srv->o.hsts_max_age);
+                 (long long)(srv->o.hsts_max_age_ns / BK_NSEC_PER_SEC));
     return (srv->static_headers = strdup(buf)) == NULL ? BK_ENOMEM : BK_OK;
 }
 
-int bk_http_server_start(bk_http_server_t *srv)
+int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (srv == NULL)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "srv is NULL");
     if (srv->started)
-        return BK_EBUSY;
-    if (atomic_load(&srv->stopping))
-        return BK_ECLOSED; /* stopped before it started: nothing would stop it again */
+        return bk__error(err, BK_EBUSY, "the server has started already");
+    if (atomic_load(&srv->stopping)) /* stopped before it started: nothing would stop it again */
+        return bk__error(err, BK_ECLOSED, "the server was stopped before it started");
     int rc = bk__router_finish(srv->root);
     if (rc == BK_OK)
         rc = static_headers(srv);
@@ -585,9 +661,9 @@ int bk_http_server_start(bk_http_server_t *srv)
     for (unsigned i = 0; rc == BK_OK && i < srv->o.threads; i++, srv->nloops++)
         rc = make_loop(srv, &srv->loops[i], i);
     if (rc == BK_OK)
-        rc = srv->unix_path ? bind_unix(srv) : bind_tcp(srv);
+        rc = srv->unix_path ? bind_unix(srv, err) : bind_tcp(srv, err);
     if (rc == BK_OK)
-        rc = bind_admin(srv);
+        rc = bind_admin(srv, err);
     if (rc == BK_OK && srv->o.handle_signals) {
         struct loop *l0 = &srv->loops[0];
         int sigs[2] = {SIGINT, SIGTERM};
@@ -612,6 +688,8 @@ int bk_http_server_start(bk_http_server_t *srv)
     if (rc != BK_OK) {
         bk_http_server_stop(srv);
         bk_http_server_wait(srv);
+        if (err != NULL && err->code == BK_OK) /* the steps that say no more than their code */
+            bk__error(err, rc, NULL);
         return rc;
     }
     if (srv->unix_path)

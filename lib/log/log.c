@@ -13,6 +13,8 @@
 
 #include <backend/log.h>
 
+#include "core/abi_int.h"
+#include "core/error_int.h"
 #include "core/utf8_int.h"
 
 struct bk_log {
@@ -71,11 +73,13 @@ int bk_log_level_parse(const char *name, bk_log_level_t *out)
     return BK_EINVAL;
 }
 
+BK__ASSERT_ABI_SIZE(bk_log_opts_t, 112);
+
 void bk_log_opts_init(bk_log_opts_t *opts)
 {
     if (opts == NULL)
         return;
-    memset(opts, 0, sizeof *opts); /* no clock, sink or path */
+    memset(opts, 0, sizeof *opts); /* no clock, sink or path; the reserved_ tail */
     opts->level = BK_LOG_INFO;
     opts->fd = STDERR_FILENO;
 }
@@ -85,21 +89,34 @@ static int open_path(const char *path)
     return open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
 }
 
-int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
+/* The detail of a file sink that cannot be opened: which file and why. */
+static int open_failed(bk_error_t *err, const char *path, int saved_errno)
 {
+    bk__error(err, BK_ESYS, "cannot open the log file: %s", strerror(saved_errno));
+    if (err != NULL)
+        bk__error_field(err->file, sizeof err->file, path);
+    errno = saved_errno;
+    return BK_ESYS;
+}
+
+int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
     if (out == NULL)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "out is NULL");
     *out = NULL;
     bk_log_opts_t o;
     bk_log_opts_init(&o);
     if (opts != NULL)
         o = *opts;
-    if (!valid_level(o.level) || (o.sink == NULL && o.path == NULL && o.fd < 0))
-        return BK_EINVAL;
+    if (!valid_level(o.level))
+        return bk__error(err, BK_EINVAL, "level %d is not a log level", (int)o.level);
+    if (o.sink == NULL && o.path == NULL && o.fd < 0)
+        return bk__error(err, BK_EINVAL, "no sink: sink, path and fd are all unset");
 
     bk_log_t *log = calloc(1, sizeof *log);
     if (log == NULL)
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     atomic_init(&log->level, (int)o.level);
     log->clock = o.clock;
     log->sink = o.sink;
@@ -109,15 +126,14 @@ int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
         log->path = strdup(o.path);
         if (log->path == NULL) {
             free(log);
-            return BK_ENOMEM;
+            return bk__error(err, BK_ENOMEM, NULL);
         }
         log->fd = open_path(log->path);
         if (log->fd < 0) {
             int saved = errno;
             free(log->path);
             free(log);
-            errno = saved;
-            return BK_ESYS;
+            return open_failed(err, o.path, saved);
         }
     }
     if (pthread_mutex_init(&log->mu, NULL) != 0) {
@@ -126,7 +142,7 @@ int bk_log_new(const bk_log_opts_t *opts, bk_log_t **out)
             free(log->path);
         }
         free(log);
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     }
     *out = log;
     return BK_OK;
@@ -161,16 +177,17 @@ bool bk_log_enabled(const bk_log_t *log, bk_log_level_t level)
     return (int)level >= atomic_load_explicit(&l->level, memory_order_relaxed);
 }
 
-int bk_log_reopen(bk_log_t *log)
+int bk_log_reopen(bk_log_t *log, bk_error_t *err)
 {
+    bk__error_clear(err);
     if (log == NULL)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "log is NULL");
     if (log->path == NULL)
         return BK_OK;
     /* Open the new file first: if that fails, keep writing to the old one. */
     int fd = open_path(log->path);
     if (fd < 0)
-        return BK_ESYS; /* errno from open(2) */
+        return open_failed(err, log->path, errno); /* errno from open(2) kept */
     pthread_mutex_lock(&log->mu);
     int old = log->fd;
     log->fd = fd;
@@ -445,7 +462,7 @@ void bk_logv(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fm
         text[len] = '\n';          /* overwrite the NUL: the line is written by length */
         pthread_mutex_lock(&log->mu);
         if (log->sink != NULL)
-            log->sink(log->sink_ud, level, text, len + 1);
+            log->sink(level, text, len + 1, log->sink_ud);
         else
             write_all(log->fd, text, len + 1);
         pthread_mutex_unlock(&log->mu);

@@ -20,6 +20,8 @@
 
 #include <backend/workers.h>
 
+#include "core/abi_int.h"
+
 #define DEFAULT_NAME "bk-work"
 #define DEFAULT_QUEUE_MAX 1024
 #define NAME_PREFIX_MAX 10 /* "prefix-N" must fit the kernel's 15 bytes */
@@ -70,10 +72,10 @@ static void run_completion(evutil_socket_t fd, short events, void *ctx)
     (void)events;
     struct completion c = *(struct completion *)ctx;
     free(ctx);
-    c.done(c.arg, c.status);
+    c.done(c.status, c.arg);
 }
 
-/* Delivers done(arg, status) on the job's loop, or on this thread when it has none.
+/* Delivers done(status, arg) on the job's loop, or on this thread when it has none.
  * A completion that cannot be posted (no memory for it or inside libevent) runs
  * here rather than being lost. Called without the pool's lock. */
 static void finish(const struct job *job, int status)
@@ -91,7 +93,7 @@ static void finish(const struct job *job, int status)
             free(c);
         }
     }
-    job->done(job->arg, status);
+    job->done(status, job->arg);
 }
 
 static void *worker_main(void *ctx)
@@ -131,10 +133,13 @@ static void *worker_main(void *ctx)
     return NULL;
 }
 
+BK__ASSERT_ABI_SIZE(bk_workers_opts_t, 88);
+
 void bk_workers_opts_init(bk_workers_opts_t *opts)
 {
     if (opts == NULL)
         return;
+    memset(opts, 0, sizeof *opts); /* the reserved_ tail too */
     long cpus = sysconf(_SC_NPROCESSORS_ONLN);
     opts->threads = cpus > 0 && (unsigned long)cpus <= UINT_MAX ? (unsigned)cpus : 1;
     opts->queue_max = DEFAULT_QUEUE_MAX;

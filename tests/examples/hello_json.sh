@@ -47,4 +47,8 @@ n=$(grep -c '^{"ts":"[0-9-]*T[0-9:]*\.[0-9]\{3\}Z","level":"info","msg":"' "$wor
 [ "$n" = "$(wc -l <"$work/log")" ] || fail "a log line is not structured"
 grep -q '"msg":"request","method":"GET","path":"/nope","route":null,"status":404' "$work/log" || fail "no access log line"
 grep -q '"msg":"stopped"' "$work/log" || fail "no clean stop"
-echo "PASS: hello_json answered /json, /hello/{name}, health, /metrics and 404, and stopped on SIGTERM"
+# A listener that cannot be made: the error line says which address and why.
+if "$bin" --host 999.1.1.1 --port 8080 2>"$work/fail.log"; then fail "started on 999.1.1.1"; fi
+grep -q '"msg":"cannot start","error":"999.1.1.1:8080: ' "$work/fail.log" ||
+    fail "no address in the start failure: $(cat "$work/fail.log")"
+echo "PASS: hello_json answered /json, /hello/{name}, health, /metrics and 404, stopped on SIGTERM, and named the address it could not bind"

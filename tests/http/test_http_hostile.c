@@ -118,18 +118,18 @@ static void srv_setup(void)
     o.handle_signals = false;
     o.max_header_bytes = 4096;
     o.max_body_bytes = 1024;
-    o.header_timeout_ms = 300;
-    o.body_timeout_ms = 300;
-    o.idle_timeout_ms = 2000;
+    o.header_timeout_ns = 300 * BK_NSEC_PER_MSEC;
+    o.body_timeout_ns = 300 * BK_NSEC_PER_MSEC;
+    o.idle_timeout_ns = 2 * BK_NSEC_PER_SEC;
     srv = NULL;
-    ck_assert_int_eq(bk_http_server_new(&o, &srv), BK_OK);
+    ck_assert_int_eq(bk_http_server_new(&o, &srv, NULL), BK_OK);
     ck_assert_ptr_nonnull(srv);
     bk_http_route_opts_t json_route = {.flags = BK_HTTP_JSON};
     ck_assert_int_eq(bk_http_route(srv, "GET", "/ping", h_ping, NULL, NULL), BK_OK);
     ck_assert_int_eq(bk_http_route(srv, "GET", "/users/{id}", h_user, NULL, NULL), BK_OK);
     ck_assert_int_eq(bk_http_route(srv, "POST", "/echo", h_echo, NULL, &json_route), BK_OK);
     ck_assert_int_eq(bk_http_route(srv, "GET", "/files/{path...}", h_files, NULL, NULL), BK_OK);
-    ck_assert_int_eq(bk_http_server_start(srv), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(srv, NULL), BK_OK);
     port = bk_http_server_port(srv);
     ck_assert_uint_ne(port, 0);
 }
@@ -945,7 +945,7 @@ static void assert_closed_soon(const char *what, const char *raw)
                   (long long)ms);
 }
 
-/* Slowloris: half a head, then silence; header_timeout_ms is 300. */
+/* Slowloris: half a head, then silence; header_timeout_ns is 300 ms. */
 START_TEST(slowloris_header_timeout)
 {
     assert_closed_soon("slowloris (headers never end)", "GET /ping HTTP/1.1\r\nHost: x\r\n");
@@ -953,7 +953,7 @@ START_TEST(slowloris_header_timeout)
 }
 END_TEST
 
-/* A body that stalls: 3 of 10 bytes, then silence; body_timeout_ms is 300. */
+/* A body that stalls: 3 of 10 bytes, then silence; body_timeout_ns is 300 ms. */
 START_TEST(body_stall_timeout)
 {
     assert_closed_soon("stalled body (3 of 10 bytes)",

@@ -31,7 +31,7 @@ struct capture {
     bk_log_level_t last_level;
 };
 
-static void capture_sink(void *ud, bk_log_level_t level, const char *line, size_t len)
+static void capture_sink(bk_log_level_t level, const char *line, size_t len, void *ud)
 {
     struct capture *c = ud;
     if (c->cap < c->len + len + 1) {
@@ -60,7 +60,7 @@ static bk_log_t *capture_log(struct capture *c, bk_clock_t **clock, bk_log_level
     o.sink = capture_sink;
     o.sink_ud = c;
     bk_log_t *log = NULL;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     return log;
 }
 
@@ -502,7 +502,7 @@ START_TEST(api_edges)
     /* NULL handles are no-ops or BK_EINVAL, never crashes. */
     bk_log_free(NULL);
     bk_log_set_level(NULL, BK_LOG_DEBUG);
-    ck_assert_int_eq(bk_log_reopen(NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_log_reopen(NULL, NULL), BK_EINVAL);
     bk_log_opts_init(NULL);
     bk_log(NULL, BK_LOG_ERROR, NULL, "nothing");
     ck_assert_str_eq(bk_log_level_name((bk_log_level_t)99), "unknown");
@@ -521,7 +521,7 @@ START_TEST(api_edges)
 
     /* NULL opts: the defaults (INFO, stderr). Nothing is written here. */
     bk_log_t *log = NULL;
-    ck_assert_int_eq(bk_log_new(NULL, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(NULL, &log, NULL), BK_OK);
     ck_assert(bk_log_enabled(log, BK_LOG_INFO));
     ck_assert(!bk_log_enabled(log, BK_LOG_DEBUG));
     ck_assert(!bk_log_enabled(log, BK_LOG_OFF));
@@ -529,7 +529,7 @@ START_TEST(api_edges)
     /* An invalid threshold is ignored. */
     bk_log_set_level(log, (bk_log_level_t)7);
     ck_assert(bk_log_enabled(log, BK_LOG_INFO));
-    ck_assert_int_eq(bk_log_reopen(log), BK_OK); /* no file: a no-op */
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_OK); /* no file: a no-op */
     bk_log_free(log);
 
     /* No sink at all. */
@@ -537,11 +537,11 @@ START_TEST(api_edges)
     bk_log_opts_init(&o);
     o.fd = -1;
     log = (bk_log_t *)&o;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_EINVAL);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_EINVAL);
     ck_assert_ptr_null(log);
     o.level = (bk_log_level_t)-1;
     o.fd = 2;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_EINVAL);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_EINVAL);
 
     /* The callback sink wins over path: the path is never opened. */
     struct capture c;
@@ -550,12 +550,12 @@ START_TEST(api_edges)
     o.sink = capture_sink;
     o.sink_ud = &c;
     o.path = "/nonexistent-dir/never.log";
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     bk_log(log, BK_LOG_WARN, NULL, "to the callback");
     ck_assert_int_eq(c.calls, 1);
     ck_assert_int_eq(c.last_level, BK_LOG_WARN);
     ck_assert(strstr(c.text, "\"level\":\"warn\",\"msg\":\"to the callback\"}\n") != NULL);
-    ck_assert_int_eq(bk_log_reopen(log), BK_OK);
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_OK);
     bk_log_free(log);
     free(c.text);
 
@@ -567,12 +567,12 @@ START_TEST(api_edges)
     char *heap_path = strdup(path);
     bk_log_opts_init(&o);
     o.path = heap_path;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     memset(heap_path, 'x', strlen(heap_path));
     free(heap_path);
     o.level = BK_LOG_DEBUG;
     ck_assert(!bk_log_enabled(log, BK_LOG_DEBUG));
-    ck_assert_int_eq(bk_log_reopen(log), BK_OK); /* uses the copied path */
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_OK); /* uses the copied path */
     bk_log(log, BK_LOG_INFO, NULL, "copied");
     bk_log_free(log);
     char *text = read_file(path);
@@ -598,13 +598,20 @@ START_TEST(reopen_failure_keeps_old_file)
     o.clock = clock;
     o.path = path;
     bk_log_t *log;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     bk_log(log, BK_LOG_INFO, NULL, "one");
     /* The directory goes away: the path cannot be opened again. */
     ck_assert_int_eq(rename(dir, moved_dir), 0);
     errno = 0;
-    ck_assert_int_eq(bk_log_reopen(log), BK_ESYS);
+    bk_error_t err;
+    memset(&err, 0x5a, sizeof err);
+    ck_assert_int_eq(bk_log_reopen(log, &err), BK_ESYS);
     ck_assert_int_eq(errno, ENOENT);
+    /* The detail: the code, which file and why. */
+    ck_assert_int_eq(err.code, BK_ESYS);
+    ck_assert_str_eq(err.file, path);
+    ck_assert_msg(strstr(err.message, strerror(ENOENT)) != NULL, "%s", err.message);
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_ESYS); /* err may be NULL */
     bk_log(log, BK_LOG_INFO, NULL, "two"); /* still written, to the old file */
     bk_log_free(log);
     char *text = read_file(moved);
@@ -640,12 +647,12 @@ START_TEST(file_sink_append_and_reopen)
     o.clock = clock;
     o.path = path;
     bk_log_t *log;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     bk_log(log, BK_LOG_INFO, NULL, "one");
     bk_log(log, BK_LOG_DEBUG, NULL, "below the default level");
     ck_assert_int_eq(rename(path, rotated), 0); /* logrotate moves the file */
     bk_log(log, BK_LOG_INFO, NULL, "two");         /* still goes to the moved file */
-    ck_assert_int_eq(bk_log_reopen(log), BK_OK);
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_OK);
     bk_log(log, BK_LOG_INFO, NULL, "three");
     bk_log_free(log);
 
@@ -668,9 +675,23 @@ START_TEST(file_sink_append_and_reopen)
     o.path = "/nonexistent-dir/x.log";
     log = (bk_log_t *)&o;
     errno = 0;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_ESYS);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_ESYS);
     ck_assert_int_eq(errno, ENOENT); /* errno says why */
     ck_assert_ptr_null(log);
+    /* And so does the error detail: the file and the reason. */
+    bk_error_t err;
+    memset(&err, 0x5a, sizeof err);
+    ck_assert_int_eq(bk_log_new(&o, &log, &err), BK_ESYS);
+    ck_assert_int_eq(err.code, BK_ESYS);
+    ck_assert_str_eq(err.file, "/nonexistent-dir/x.log");
+    ck_assert_msg(strstr(err.message, strerror(ENOENT)) != NULL, "%s", err.message);
+    ck_assert_str_eq(err.sqlstate, ""); /* cleared on entry: no garbage left */
+    /* A success clears it. */
+    o.path = NULL;
+    ck_assert_int_eq(bk_log_new(&o, &log, &err), BK_OK);
+    ck_assert_int_eq(err.code, BK_OK);
+    ck_assert_str_eq(err.message, "");
+    bk_log_free(log);
     bk_clock_free(clock);
 }
 END_TEST
@@ -685,9 +706,9 @@ START_TEST(fd_sink_borrowed)
     ck_assert_int_eq(o.level, BK_LOG_INFO);
     o.fd = p[1];
     bk_log_t *log;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
     bk_log(log, BK_LOG_INFO, NULL, "to the pipe");
-    ck_assert_int_eq(bk_log_reopen(log), BK_OK); /* a no-op for an fd sink */
+    ck_assert_int_eq(bk_log_reopen(log, NULL), BK_OK); /* a no-op for an fd sink */
     bk_log_free(log);
     /* The logger did not close the borrowed fd. */
     ck_assert_int_eq(write(p[1], "x", 1), 1);
@@ -720,8 +741,8 @@ START_TEST(level_names)
     bk_log_opts_init(&o);
     o.level = (bk_log_level_t)42;
     bk_log_t *log;
-    ck_assert_int_eq(bk_log_new(&o, &log), BK_EINVAL);
-    ck_assert_int_eq(bk_log_new(NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_log_new(NULL, NULL, NULL), BK_EINVAL);
 }
 END_TEST
 
@@ -792,7 +813,7 @@ START_TEST(no_interleaving_across_threads)
     bk_log_opts_t o;
     bk_log_opts_init(&o);
     o.path = path;
-    ck_assert_int_eq(bk_log_new(&o, &shared_log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &shared_log, NULL), BK_OK);
     run_threads(LINES);
     bk_log_free(shared_log);
 
@@ -840,7 +861,7 @@ START_TEST(no_interleaving_on_a_pipe)
     bk_log_opts_t o;
     bk_log_opts_init(&o);
     o.fd = p[1];
-    ck_assert_int_eq(bk_log_new(&o, &shared_log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &shared_log, NULL), BK_OK);
     run_threads(LINES / 4);
     bk_log_free(shared_log);
     close(p[1]); /* the reader sees EOF */
@@ -855,15 +876,60 @@ END_TEST
 static atomic_int sink_inside, sink_overlaps;
 static struct capture shared_capture;
 
-static void exclusive_sink(void *ud, bk_log_level_t level, const char *line, size_t len)
+static void exclusive_sink(bk_log_level_t level, const char *line, size_t len, void *ud)
 {
     if (atomic_fetch_add(&sink_inside, 1) != 0)
         atomic_fetch_add(&sink_overlaps, 1);
     /* Unsynchronised work on shared state: a race shows up as lost or torn lines
      * (and under a thread sanitiser as a data race). */
-    capture_sink(ud, level, line, len);
+    capture_sink(level, line, len, ud);
     atomic_fetch_sub(&sink_inside, 1);
 }
+
+/* bk_log_opts_init clears what was there, reserved_ tail included, then sets the
+ * defaults; the sink gets its user data last, after the line. */
+static void ud_last_sink(bk_log_level_t level, const char *line, size_t len, void *ud)
+{
+    struct capture *c = ud;
+    ck_assert_int_eq(level, BK_LOG_ERROR);
+    ck_assert_uint_gt(len, 0);
+    ck_assert_int_eq(line[len - 1], '\n');
+    c->calls++;
+}
+
+START_TEST(opts_init_clears)
+{
+    bk_log_opts_t o;
+    memset(&o, 0x5a, sizeof o);
+    bk_log_opts_init(&o);
+    ck_assert_int_eq(o.level, BK_LOG_INFO);
+    ck_assert_int_eq(o.fd, 2);
+    ck_assert_ptr_null(o.clock);
+    ck_assert_ptr_null(o.sink);
+    ck_assert_ptr_null(o.sink_ud);
+    ck_assert_ptr_null(o.path);
+    for (size_t i = 0; i < sizeof o.reserved_ / sizeof o.reserved_[0]; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
+
+    struct capture c;
+    memset(&c, 0, sizeof c);
+    o.sink = ud_last_sink;
+    o.sink_ud = &c;
+    bk_log_t *log;
+    ck_assert_int_eq(bk_log_new(&o, &log, NULL), BK_OK);
+    bk_log(log, BK_LOG_ERROR, NULL, "x");
+    bk_log_free(log);
+    ck_assert_int_eq(c.calls, 1);
+
+    /* The refusals say which option. */
+    bk_error_t err;
+    o.sink = NULL;
+    o.fd = -1;
+    ck_assert_int_eq(bk_log_new(&o, &log, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "sink") != NULL, "%s", err.message);
+}
+END_TEST
 
 START_TEST(callback_sink_serialised)
 {
@@ -874,7 +940,7 @@ START_TEST(callback_sink_serialised)
     bk_log_opts_init(&o);
     o.sink = exclusive_sink;
     o.sink_ud = &shared_capture;
-    ck_assert_int_eq(bk_log_new(&o, &shared_log), BK_OK);
+    ck_assert_int_eq(bk_log_new(&o, &shared_log, NULL), BK_OK);
     run_threads(LINES / 4);
     bk_log_free(shared_log);
     ck_assert_int_eq(atomic_load(&sink_overlaps), 0);
@@ -901,6 +967,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, utf8_helper_cases);
     tcase_add_test(tc, utf8_helper_agrees_with_jansson);
     tcase_add_test(tc, api_edges);
+    tcase_add_test(tc, opts_init_clears);
     tcase_add_test(tc, long_message_intact);
     tcase_add_test(tc, level_names);
     suite_add_tcase(s, tc);

@@ -69,14 +69,14 @@ static void setup(void)
     o.port = 0;
     o.threads = 1;
     o.handle_signals = false;
-    o.shutdown_timeout_ms = 100;
-    ck_assert_int_eq(bk_http_server_new(&o, &srv), BK_OK);
+    o.shutdown_timeout_ns = 100 * BK_NSEC_PER_MSEC;
+    ck_assert_int_eq(bk_http_server_new(&o, &srv, NULL), BK_OK);
     bk_http_route_opts_t ro = {.flags = BK_HTTP_BLOCKING}; /* HANG must not block the loop */
     static const char *const methods[] = {"GET", "POST", "PUT"};
     for (size_t i = 0; i < 3; i++)
         ck_assert_int_eq(bk_http_route(srv, methods[i], "/api/{what}", on_any, NULL, &ro), BK_OK);
     ck_assert_int_eq(bk_http_route(srv, "GET", "/big", big, NULL, NULL), BK_OK);
-    ck_assert_int_eq(bk_http_server_start(srv), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(srv, NULL), BK_OK);
     snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", bk_http_server_port(srv));
 }
 

@@ -41,7 +41,7 @@ static void work(void *arg)
 
 static atomic_int total_done;
 
-static void done(void *arg, int status)
+static void done(int status, void *arg)
 {
     struct rec *r = arg;
     r->status = status;
@@ -129,6 +129,9 @@ START_TEST(opts_defaults)
     ck_assert_uint_ge(o.threads, 1);
     ck_assert_uint_eq(o.queue_max, 1024);
     ck_assert_str_eq(o.name, "bk-work");
+    /* It clears the struct first: the reserved_ tail is zero. */
+    for (size_t i = 0; i < sizeof o.reserved_ / sizeof o.reserved_[0]; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
 
     bk_workers_t *w = NULL;
     ck_assert_int_eq(bk_workers_new(NULL, &w), BK_OK);
@@ -417,7 +420,7 @@ static void chain_work(void *arg)
     (void)arg;
 }
 
-static void chain_done(void *arg, int status)
+static void chain_done(int status, void *arg)
 {
     struct chain *c = arg;
     c->steps++;
