@@ -798,7 +798,7 @@ static bk_schema_t *schema_of(const char *text)
 {
     json_t *doc = json_loads(text, 0, NULL);
     bk_schema_t *s = NULL;
-    ck_assert_int_eq(bk_schema_compile(doc, NULL, &s, NULL, 0), BK_OK);
+    ck_assert_int_eq(bk_schema_compile(doc, NULL, &s, NULL), BK_OK);
     json_decref(doc);
     return s;
 }
