@@ -102,7 +102,7 @@ static const char PASSWORD[] = "correct horse battery staple";
 static void ours_hash(void)
 {
     char out[BK_PASSWORD_HASH_MAX];
-    if (bk_password_hash(NULL, PASSWORD, sizeof PASSWORD - 1, out, sizeof out) != BK_OK)
+    if (bk_password_hash(NULL, PASSWORD, sizeof PASSWORD - 1, out, sizeof out, NULL) != BK_OK)
         failures++;
 }
 
@@ -128,16 +128,16 @@ static double hash_rate(void (*op)(void))
 static int setup(void)
 {
     if (bk_random_bytes(key, sizeof key) != BK_OK || bk_jwt_keys_new(&keys) != BK_OK ||
-        bk_jwt_keys_add(keys, "bench-1", "HS256", key, sizeof key, true) != BK_OK)
+        bk_jwt_keys_add(keys, "bench-1", "HS256", key, sizeof key, true, NULL) != BK_OK)
         return -1;
     bk_jwt_issue_opts_t io;
     bk_jwt_issue_opts_init(&io);
     io.iss = "https://auth.example.com";
     io.aud = "orders-api";
     io.sub = "user-1234";
-    io.ttl_s = 3600;
+    io.ttl_ns = 3600 * BK_NSEC_PER_SEC;
     json_t *claims = json_pack("{s:[s,s]}", "roles", "admin", "viewer");
-    int rc = claims ? bk_jwt_issue(keys, &io, claims, &token) : BK_ENOMEM;
+    int rc = claims ? bk_jwt_issue(keys, &io, claims, &token, NULL) : BK_ENOMEM;
     json_decref(claims);
     if (rc != BK_OK)
         return -1;
@@ -146,7 +146,7 @@ static int setup(void)
     bk_jwt_verify_opts_init(&vopts);
     vopts.iss = io.iss;
     vopts.aud = io.aud;
-    vopts.leeway_s = 30;
+    vopts.leeway_ns = 30 * BK_NSEC_PER_SEC;
     return 0;
 }
 

@@ -152,9 +152,9 @@ int main(int argc, char **argv)
     opts.draft = BK_SCHEMA_DRAFT_2020_12;
     opts.format_assert = true;
     bk_schema_t *s;
-    char err[256];
-    if (bk_schema_compile(schema, &opts, &s, err, sizeof err) != BK_OK) {
-        fprintf(stderr, "bench_schema: order.schema.json: %s\n", err);
+    bk_error_t err;
+    if (bk_schema_compile(schema, &opts, &s, &err) != BK_OK) {
+        fprintf(stderr, "bench_schema: order.schema.json: %s\n", err.message);
         return EXIT_FAILURE;
     }
 

@@ -133,7 +133,8 @@ static bool seconds(const char *s, int64_t min, int64_t *out)
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (*s < '0' || *s > '9' || errno || *end || v < min || v > INT64_MAX / 2)
+    /* At most what fits in nanoseconds: the library takes durations as *_ns. */
+    if (*s < '0' || *s > '9' || errno || *end || v < min || v > INT64_MAX / BK_NSEC_PER_SEC)
         return false;
     *out = (int64_t)v;
     return true;
@@ -235,21 +236,14 @@ static int load_keys(const args_t *a, bk_jwt_keys_t **out)
         return trouble("%s", bk_strerror(rc));
     for (size_t i = 0; i < a->nkeys; i++) {
         const key_arg_t *k = &a->keys[i];
-        rc = bk_jwt_keys_add_file(keys, k->kid, k->alg, k->file, a->issue && i == 0);
+        bk_error_t err;
+        rc = bk_jwt_keys_add_file(keys, k->kid, k->alg, k->file, a->issue && i == 0, &err);
         if (rc == BK_OK)
             continue;
-        if (rc == BK_ENOTFOUND)
-            trouble("%s: cannot open", k->file);
-        else if (rc == BK_EEXIST)
-            trouble("%s: the kid \"%s\" is given twice", k->file, k->kid);
-        else if (rc == BK_EINVAL && a->nkeys > 1 && !k->kid)
+        if (rc == BK_EINVAL && a->nkeys > 1 && !k->kid)
             trouble("%s: every key of a set of more than one needs a --kid", k->file);
-        else if (rc == BK_EINVAL)
-            trouble("%s: not a key for %s (HS*: at least as many bytes as the hash; RS*: PEM RSA of 2048 "
-                    "bits or more; ES*: PEM on its curve; a public key cannot sign)",
-                    k->file, k->alg);
-        else
-            trouble("%s: %s", k->file, bk_strerror(rc));
+        else /* the library says why: bad PEM, too short a secret, the wrong curve... */
+            trouble("%s: %s", k->file, err.message);
         bk_jwt_keys_free(keys);
         return EXIT_TROUBLE;
     }
@@ -302,14 +296,16 @@ static int issue(const args_t *a, const bk_jwt_keys_t *keys)
     o.aud = a->aud;
     o.sub = a->sub;
     if (a->has_ttl)
-        o.ttl_s = a->ttl_s;
+        o.ttl_ns = a->ttl_s * BK_NSEC_PER_SEC;
     char *token = NULL;
-    int rc = bk_jwt_issue(keys, &o, claims, &token);
+    bk_error_t err;
+    int rc = bk_jwt_issue(keys, &o, claims, &token, &err);
     json_decref(claims);
     if (rc != BK_OK) {
-        /* BK_EINVAL: a --claim names a registered claim, or a string is not UTF-8. */
+        /* BK_EINVAL: a --claim names a registered claim (err.pointer says which), or
+         * a string is not UTF-8. */
         printf("%s\n", bk_err_name(rc));
-        fprintf(stderr, "jwt: cannot issue: %s\n", bk_strerror(rc));
+        fprintf(stderr, "jwt: cannot issue: %s\n", err.message);
         return EXIT_REFUSED;
     }
     printf("%s\n", token);
@@ -323,7 +319,7 @@ static int verify(const args_t *a, const bk_jwt_keys_t *keys)
     bk_jwt_verify_opts_init(&o);
     o.iss = a->iss;
     o.aud = a->aud;
-    o.leeway_s = a->leeway_s;
+    o.leeway_ns = a->leeway_s * BK_NSEC_PER_SEC;
     o.required = a->nrequired ? a->required : NULL;
     json_t *claims = NULL;
     int rc = bk_jwt_verify(keys, &o, a->token, strlen(a->token), &claims);

@@ -72,25 +72,25 @@ int main(int argc, char **argv)
     char buf[1024 + 2];
     size_t len;
     int status = EXIT_TROUBLE, rc;
+    bk_error_t err;
     if (!read_password(buf, sizeof buf, policy.max_password_len, &len)) {
         rc = BK_OK;
     } else if (hash) {
         char out[BK_PASSWORD_HASH_MAX];
-        rc = bk_password_hash(&policy, buf, len, out, sizeof out);
+        rc = bk_password_hash(&policy, buf, len, out, sizeof out, &err);
         if (rc == BK_OK) {
             puts(out);
             status = EXIT_YES;
         }
     } else {
-        rc = bk_password_verify(&policy, buf, len, argv[2]);
+        rc = bk_password_verify(&policy, buf, len, argv[2], &err);
         if (rc == BK_OK || rc == BK_EMISMATCH)
             status = rc == BK_OK ? EXIT_YES : EXIT_NO;
     }
     explicit_bzero(buf, sizeof buf); /* the password, from this copy at least */
-    if (rc == BK_EINVAL && !hash)
-        fprintf(stderr, "passwd: malformed hash (not an Argon2 PHC string within the cost limits)\n");
-    else if (rc != BK_OK && rc != BK_EMISMATCH)
-        fprintf(stderr, "passwd: %s\n", bk_strerror(rc));
+    /* err says why: a malformed hash, or one whose cost is beyond the caps. */
+    if (rc != BK_OK && rc != BK_EMISMATCH)
+        fprintf(stderr, "passwd: %s\n", err.message);
     if (fflush(stdout) != 0) {
         fprintf(stderr, "passwd: cannot write the hash\n");
         return EXIT_TROUBLE;

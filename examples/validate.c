@@ -257,14 +257,15 @@ static int compile(const char *path, const remote_t *remotes, size_t nremotes, b
     if (real && !base) {
         oom();
     } else if (doc) {
-        char err[512];
+        bk_error_t err;
         o->base_uri = base;
         o->registry = reg;
-        rc = bk_schema_compile(doc, o, out, err, sizeof err);
+        rc = bk_schema_compile(doc, o, out, &err);
         o->base_uri = NULL;
         o->registry = NULL;
+        /* err.file names a --remote document when the fault is in one. */
         if (rc != BK_OK)
-            fprintf(stderr, "validate: %s: invalid schema: %s\n", path, err[0] ? err : bk_strerror(rc));
+            fprintf(stderr, "validate: %s: invalid schema: %s\n", err.file[0] ? err.file : path, err.message);
     }
     free(real);
     free(base);

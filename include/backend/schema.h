@@ -6,8 +6,8 @@
  * of threads at once:
  *
  *   bk_schema_t *s;
- *   char err[256];
- *   if (bk_schema_compile(doc, NULL, &s, err, sizeof err) != BK_OK) ... err says why
+ *   bk_error_t err;
+ *   if (bk_schema_compile(doc, NULL, &s, &err) != BK_OK) ... err.message, err.pointer
  *   bk_schema_errors_t *errs = NULL;
  *   if (bk_schema_validate(s, body, BK_SCHEMA_ALL_ERRORS, &errs) == BK_EINVAL)
  *       ... bk_schema_errors_count(errs), bk_schema_errors_get(errs, i)
@@ -53,34 +53,44 @@ enum {
  */
 BK_EXPORT int bk_schema_registry_new(bk_schema_registry_t **out);
 BK_EXPORT void bk_schema_registry_free(bk_schema_registry_t *reg);
-/* Registers doc under uri (absolute, without a fragment); takes a new reference
- * to doc. BK_EEXIST when uri is taken, BK_EINVAL when it is not absolute. */
-BK_EXPORT int bk_schema_registry_add(bk_schema_registry_t *reg, const char *uri, json_t *doc);
+/* Registers doc under uri (absolute, without a fragment; copied). doc is
+ * borrowed: the registry takes a reference of its own, and doc must not be
+ * modified while the registry or a schema compiled from it lives. BK_EEXIST when
+ * uri is taken, BK_EINVAL when it is not absolute, BK_ENOMEM. No bk_error_t: the
+ * code says which. */
+BK_EXPORT int bk_schema_registry_add(bk_schema_registry_t *reg, const char *uri, const json_t *doc);
 
 /* ------------------------------------------------------------------ compile */
+/* A field left 0 means its default, so a struct cleared by other means works too. */
 typedef struct bk_schema_opts {
     int draft;                 /* when the schema has no $schema; default BK_SCHEMA_DRAFT_2020_12 */
     bool format_assert;        /* "format" asserts instead of annotating; default false */
-    const char *base_uri;      /* the schema's retrieval URI; default none */
-    const bk_schema_registry_t *registry; /* documents $ref may reach; NULL for none */
+    const char *base_uri;      /* the schema's retrieval URI; default none; copied */
+    const bk_schema_registry_t *registry; /* documents $ref may reach; NULL for none; borrowed for the call */
     unsigned max_errors;       /* errors collected per validation at most; default 100 */
     unsigned max_depth;        /* instance nesting validated at most; default 128 */
     unsigned max_recursion;    /* nested schema evaluations at most; default 1000 */
     uint32_t regex_match_limit; /* work bound of one pattern match; default 1000000 */
+    uint64_t reserved_[8];     /* room to grow (HACKING.md); zeroed by bk_schema_opts_init */
 } bk_schema_opts_t;
 
+/* Clears *opts and sets the defaults. */
 BK_EXPORT void bk_schema_opts_init(bk_schema_opts_t *opts);
 
 /*
  * Compiles schema (an object or a boolean) into *out: resolves every $ref,
  * compiles every pattern, and refuses $ref loops that would never consume the
- * instance. opts may be NULL for the defaults. schema and the registry documents
- * it uses gain a reference each and must not be modified while *out lives.
- * BK_EINVAL for an invalid schema, with a message in err (err may be NULL; at most
- * errsz bytes, NUL-terminated); BK_ENOMEM.
+ * instance. opts may be NULL for the defaults. schema is borrowed: *out takes a
+ * reference of its own to it and to each registry document it uses, which must
+ * not be modified while *out lives (compiling never modifies them).
+ * BK_EINVAL for an invalid schema, BK_ENOMEM. err (NULL allowed) gets the
+ * message and, in err->pointer, the JSON pointer of the place that is wrong
+ * ("/properties/a/minimum"); when that place is in a registered document or a
+ * meta-schema rather than in schema, err->file holds that document's URI
+ * ("" for schema itself).
  */
-BK_EXPORT int bk_schema_compile(json_t *schema, const bk_schema_opts_t *opts, bk_schema_t **out,
-                                char *err, size_t errsz);
+BK_EXPORT int bk_schema_compile(const json_t *schema, const bk_schema_opts_t *opts, bk_schema_t **out,
+                                bk_error_t *err);
 BK_EXPORT void bk_schema_free(bk_schema_t *s);
 
 /*
@@ -104,7 +114,7 @@ typedef struct bk_schema_error {
 } bk_schema_error_t;
 
 /*
- * Validates instance. BK_OK when valid; BK_EINVAL when not, and *errors (when
+ * Validates instance (borrowed for the call, never modified). BK_OK when valid; BK_EINVAL when not, and *errors (when
  * errors is not NULL) receives the errors, which the caller frees; BK_ENOMEM.
  * A missing required property is reported at the property's own location
  * ("/address/zip"), as a client fixing the document looks for it.
@@ -120,7 +130,8 @@ enum {
 };
 
 /*
- * Prepares instance for validation the way FastAPI and Pydantic do, in place:
+ * Prepares instance for validation the way FastAPI and Pydantic do, into *out, a
+ * new document (the caller decrefs it); instance is borrowed and left untouched:
  *  - BK_SCHEMA_COERCE_STRINGS: for an object instance (query parameters, path
  *    parameters), each member that is a string while its property's schema
  *    declares no "string" type becomes an integer, number, boolean or null when
@@ -131,10 +142,11 @@ enum {
  *  - BK_SCHEMA_FILL_DEFAULTS: each property the schema declares with a "default"
  *    and the instance lacks gets a copy of it, in nested objects too.
  * Properties are those of the root schema and of the schemas it applies in place
- * through $ref and allOf. BK_OK, BK_EINVAL, BK_ENOMEM (instance may then be
- * partly converted). Thread-safe for a shared schema; instance is the caller's.
+ * through $ref and allOf. An instance that is not an object comes back as a copy.
+ * BK_OK, BK_EINVAL, BK_ENOMEM (*out is then NULL). Thread-safe for a shared
+ * schema.
  */
-BK_EXPORT int bk_schema_coerce(const bk_schema_t *s, json_t *instance, unsigned flags);
+BK_EXPORT int bk_schema_coerce(const bk_schema_t *s, const json_t *instance, unsigned flags, json_t **out);
 
 BK_EXPORT size_t bk_schema_errors_count(const bk_schema_errors_t *errs);
 /* The i-th error (0-based), NULL when i is out of range. */

@@ -6,6 +6,8 @@
  *   ("none" never matches a key), the signature, then payload JSON and claims.
  * Keys never come from the token (jku, x5u, jwk headers are ignored).
  * SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,7 +21,10 @@
 #include <openssl/pem.h>
 
 #include "backend/auth.h"
+#include "core/abi_int.h"
 #include "core/base64_int.h"
+#include "core/error_int.h"
+#include "core/jsonptr_int.h"
 #include "core/utf8_int.h"
 
 #define KID_MAX 256
@@ -27,6 +32,10 @@
 /* jansson's parser takes 2048 levels of nesting: deeper claims would make a token
  * bk_jwt_verify refuses as malformed. */
 #define CLAIMS_DEPTH_MAX 2048
+#define DEFAULT_TTL_S 900
+#define TTL_MAX_S (10 * 366 * 86400) /* a lifetime over ten years is a mistake, and would overflow exp */
+#define LEEWAY_MAX_S 86400           /* over a day hides a broken clock */
+#define DEFAULT_MAX_LEN 8192
 
 typedef enum kind { KIND_HMAC, KIND_RSA, KIND_EC } kind_t;
 
@@ -117,11 +126,14 @@ static int no_passphrase(char *buf, int size, int rwflag, void *u)
     return -1;
 }
 
-/* A PEM private key (can sign) or public key (verifies only) of alg's kind. */
-static EVP_PKEY *pem_key(const struct alg *alg, const void *pem, size_t len, bool *is_private)
+/* A PEM private key (can sign) or public key (verifies only) of alg's kind; NULL
+ * with err filled when it is not one. */
+static EVP_PKEY *pem_key(const struct alg *alg, const void *pem, size_t len, bool *is_private, bk_error_t *err)
 {
-    if (len > INT32_MAX)
+    if (len > INT32_MAX) {
+        bk__error(err, BK_EINVAL, "the %s key is larger than 2 GiB", alg->name);
         return NULL;
+    }
     BIO *bio = BIO_new_mem_buf(pem, (int)len);
     EVP_PKEY *pkey = bio ? PEM_read_bio_PrivateKey(bio, NULL, no_passphrase, NULL) : NULL;
     *is_private = pkey != NULL;
@@ -129,23 +141,35 @@ static EVP_PKEY *pem_key(const struct alg *alg, const void *pem, size_t len, boo
         pkey = PEM_read_bio_PUBKEY(bio, NULL, no_passphrase, NULL); /* it decrypts private keys too */
     BIO_free(bio);
     ERR_clear_error(); /* the failed private-key attempt queued errors */
-    if (!pkey)
+    if (!pkey) {
+        bk__error(err, BK_EINVAL,
+                  "the %s key is not a PEM private or public key (or is encrypted: no passphrase is asked)",
+                  alg->name);
         return NULL;
-    bool ok;
+    }
     if (alg->kind == KIND_RSA) {
         /* RFC 7518 section 3.3: 2048 bits or more. */
-        ok = EVP_PKEY_is_a(pkey, "RSA") && EVP_PKEY_get_bits(pkey) >= 2048;
+        if (!EVP_PKEY_is_a(pkey, "RSA"))
+            bk__error(err, BK_EINVAL, "%s needs an RSA key", alg->name);
+        else if (EVP_PKEY_get_bits(pkey) < 2048)
+            bk__error(err, BK_EINVAL, "%s needs an RSA key of 2048 bits or more, not %d", alg->name,
+                      EVP_PKEY_get_bits(pkey));
+        else
+            return pkey;
     } else {
         char group[64] = "";
-        ok = EVP_PKEY_is_a(pkey, "EC") &&
-             EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) == 1 &&
-             strcmp(group, alg->curve) == 0;
+        if (!EVP_PKEY_is_a(pkey, "EC"))
+            bk__error(err, BK_EINVAL, "%s needs an EC key", alg->name);
+        else if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof group, NULL) != 1 ||
+                 strcmp(group, alg->curve) != 0)
+            bk__error(err, BK_EINVAL, "%s needs a key on %s, not on %s", alg->name, alg->curve,
+                      group[0] ? group : "an unnamed curve");
+        else
+            return pkey;
     }
-    if (!ok) {
-        EVP_PKEY_free(pkey);
-        return NULL;
-    }
-    return pkey;
+    ERR_clear_error();
+    EVP_PKEY_free(pkey);
+    return NULL;
 }
 
 /* The kid goes into every token's header as a JSON string, which must be UTF-8
@@ -163,51 +187,60 @@ static bool kid_ok(const char *kid)
 }
 
 int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg_name, const void *key, size_t len,
-                    bool current)
+                    bool current, bk_error_t *err)
 {
-    if (!keys || !alg_name || !key || (kid && !kid_ok(kid)))
-        return BK_EINVAL;
+    bk__error_clear(err);
+    if (!keys || !alg_name || !key)
+        return bk__error(err, BK_EINVAL, "keys, alg and key are required");
+    if (kid && !kid_ok(kid))
+        return bk__error(err, BK_EINVAL,
+                         "the kid must be 1 to %d bytes of UTF-8 without control characters", KID_MAX);
     const struct alg *alg = alg_named(alg_name, strlen(alg_name));
     if (!alg)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "unknown alg \"%s\" (HS256, HS384, HS512, RS256, RS384, RS512, ES256, "
+                                         "ES384)", alg_name);
     /* Without kids a token could not say which key it means: only a set of one
      * may leave kid out. */
     if (keys->n > 0 && (!kid || !keys->v[0].kid))
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "only a set of one key may have a key without kid");
     for (size_t i = 0; i < keys->n; i++)
         if (kid && strcmp(keys->v[i].kid, kid) == 0)
-            return BK_EEXIST;
+            return bk__error(err, BK_EEXIST, "the set already has a key \"%s\"", kid);
     struct key k = {.alg = alg};
     if (alg->kind == KIND_HMAC) {
         /* RFC 7518 section 3.2: a key at least as long as the hash output. */
         if (len < alg->size)
-            return BK_EINVAL;
+            return bk__error(err, BK_EINVAL, "an %s secret needs %zu bytes or more, not %zu", alg->name, alg->size,
+                             len);
         k.mac = hmac_ctx(alg, key, len);
         k.can_sign = k.mac != NULL;
-        if (!k.mac)
-            return BK_EIO;
-    } else if (!(k.pkey = pem_key(alg, key, len, &k.can_sign))) {
+        if (!k.mac) {
+            ERR_clear_error();
+            return bk__error(err, BK_EIO, "OpenSSL could not key HMAC-%s", alg->digest);
+        }
+    } else if (!(k.pkey = pem_key(alg, key, len, &k.can_sign, err))) {
         return BK_EINVAL;
     } else if (alg->kind == KIND_EC && k.can_sign &&
                EVP_PKEY_get_bn_param(k.pkey, OSSL_PKEY_PARAM_EC_ORDER, &k.order) != 1) {
         key_clear(&k);
         ERR_clear_error();
-        return BK_EIO; /* read once here, so that signing cannot fail on it later */
+        /* read once here, so that signing cannot fail on it later */
+        return bk__error(err, BK_EIO, "OpenSSL could not read the curve order of the %s key", alg->name);
     }
     if (current && !k.can_sign) {
         key_clear(&k);
-        return BK_EINVAL; /* a public key cannot sign */
+        return bk__error(err, BK_EINVAL, "a public key cannot sign: it cannot be current");
     }
     if (kid && !(k.kid = strdup(kid))) {
         key_clear(&k);
-        return BK_ENOMEM;
+        return bk__error(err, BK_ENOMEM, NULL);
     }
     if (keys->n == keys->cap) {
         size_t cap = keys->cap ? keys->cap * 2 : 4;
         struct key *v = realloc(keys->v, cap * sizeof *v);
         if (!v) {
             key_clear(&k);
-            return BK_ENOMEM;
+            return bk__error(err, BK_ENOMEM, NULL);
         }
         /* current points into v: keep it pointing at the same entry. */
         if (keys->current)
@@ -222,21 +255,35 @@ int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg_name, 
     return BK_OK;
 }
 
-int bk_jwt_keys_add_file(bk_jwt_keys_t *keys, const char *kid, const char *alg, const char *path, bool current)
+int bk_jwt_keys_add_file(bk_jwt_keys_t *keys, const char *kid, const char *alg, const char *path, bool current,
+                         bk_error_t *err)
 {
+    bk__error_clear(err);
     if (!path)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "path is required");
+    int rc;
     FILE *f = fopen(path, "rb");
-    if (!f)
-        return BK_ENOTFOUND;
-    unsigned char *buf = malloc(KEY_FILE_MAX);
-    size_t n = buf ? fread(buf, 1, KEY_FILE_MAX, f) : 0;
-    bool whole = buf && !ferror(f) && feof(f);
-    fclose(f);
-    int rc = !buf ? BK_ENOMEM : !whole ? BK_EINVAL : bk_jwt_keys_add(keys, kid, alg, buf, n, current);
-    if (buf)
-        OPENSSL_cleanse(buf, KEY_FILE_MAX);
+    unsigned char *buf = f ? malloc(KEY_FILE_MAX + 1) : NULL;
+    if (!f) {
+        rc = bk__error(err, BK_ENOTFOUND, "cannot open the key file: %s", strerror(errno));
+    } else if (!buf) {
+        rc = bk__error(err, BK_ENOMEM, NULL);
+    } else {
+        /* One byte more than the maximum tells a file at the limit from a longer one. */
+        size_t n = fread(buf, 1, KEY_FILE_MAX + 1, f);
+        if (ferror(f))
+            rc = bk__error(err, BK_EINVAL, "cannot read the key file: %s", strerror(errno));
+        else if (n > KEY_FILE_MAX)
+            rc = bk__error(err, BK_EINVAL, "the key file is larger than %d KiB", KEY_FILE_MAX / 1024);
+        else
+            rc = bk_jwt_keys_add(keys, kid, alg, buf, n, current, err);
+        OPENSSL_cleanse(buf, KEY_FILE_MAX + 1);
+    }
+    if (f)
+        fclose(f);
     free(buf);
+    if (rc != BK_OK && err)
+        bk__error_field(err->file, sizeof err->file, path);
     return rc;
 }
 
@@ -347,22 +394,49 @@ static bool sign(const struct key *k, const char *data, size_t n, unsigned char 
 
 /* ------------------------------------------------------------------ issue */
 
+BK__ASSERT_ABI_SIZE(bk_jwt_issue_opts_t, 112);
+
 void bk_jwt_issue_opts_init(bk_jwt_issue_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
-    opts->ttl_s = 900;
+    opts->ttl_ns = DEFAULT_TTL_S * BK_NSEC_PER_SEC;
 }
 
 static const char *const REGISTERED[] = {"iat", "exp", "nbf", "iss", "aud", "sub", "jti", NULL};
 
-/* The containers from the claims object down to the one being walked. */
+/* The path from the claims object down to the value being walked: each frame is
+ * a value and how its container reaches it (a member name, or an index). */
 struct ancestor {
     const json_t *v;
-    const struct ancestor *up;
+    const struct ancestor *up; /* NULL: the claims object */
+    const char *key;           /* NULL: an array item */
+    size_t klen, idx;
 };
 
-/* Whether v, depth levels down (the claims object is 1), can go into a token as
- * it is: every member name and string UTF-8 (RFC 8259 section 8.1), no deeper
+/* Writes at's JSON pointer into buf; false when it does not fit (buf then holds
+ * an ancestor's). */
+static bool path_write(char *buf, size_t size, const struct ancestor *at)
+{
+    if (!at->up)
+        return true;
+    return path_write(buf, size, at->up) && (at->key ? bk__jsonptr_append(buf, size, at->key, at->klen)
+                                                      : bk__jsonptr_append_index(buf, size, at->idx));
+}
+
+/* BK_EINVAL, with err saying what is wrong with the claim at at. */
+static int claim_fail(bk_error_t *err, const struct ancestor *at, const char *what)
+{
+    if (!err)
+        return BK_EINVAL;
+    char ptr[sizeof err->pointer] = "";
+    path_write(ptr, sizeof ptr, at);
+    bk__error(err, BK_EINVAL, "claims: %s at \"%s\"", what, ptr);
+    bk__error_field(err->pointer, sizeof err->pointer, ptr);
+    return BK_EINVAL;
+}
+
+/* Whether at->v, depth levels down (the claims object is 1), can go into a token
+ * as it is: every member name and string UTF-8 (RFC 8259 section 8.1), no deeper
  * than CLAIMS_DEPTH_MAX, and no cycle (which would also make this walk endless).
  * jansson's *_nocheck setters take any bytes, and then json_dumps fails on such a
  * string, which looked like BK_ENOMEM, or writes such a name as it is, into a
@@ -370,42 +444,53 @@ struct ancestor {
  * strlen: jansson's strings and names may hold NUL bytes. Neither may here: the
  * parser refuses one, and json_object_update cuts it at the NUL, so "exp\0"
  * would slip past the REGISTERED check and then replace exp. */
-static bool claims_text_ok(const json_t *v, const struct ancestor *up, size_t depth)
+static int claims_text_ok(const struct ancestor *at, size_t depth, bk_error_t *err)
 {
-    if (json_is_string(v)) /* a NUL inside: a token verify refuses (and strcmp misreads) */
-        return bk__utf8_valid(json_string_value(v), json_string_length(v)) &&
-               memchr(json_string_value(v), '\0', json_string_length(v)) == NULL;
+    const json_t *v = at->v;
+    if (json_is_string(v)) { /* a NUL inside: a token verify refuses (and strcmp misreads) */
+        if (!bk__utf8_valid(json_string_value(v), json_string_length(v)))
+            return claim_fail(err, at, "a string that is not UTF-8");
+        if (memchr(json_string_value(v), '\0', json_string_length(v)))
+            return claim_fail(err, at, "a string that holds a NUL byte");
+        return BK_OK;
+    }
     if (!json_is_object(v) && !json_is_array(v))
-        return true;
+        return BK_OK;
     if (depth > CLAIMS_DEPTH_MAX)
-        return false;
-    for (const struct ancestor *a = up; a; a = a->up)
+        return claim_fail(err, at, "nesting deeper than 2048 levels");
+    for (const struct ancestor *a = at->up; a; a = a->up)
         if (a->v == v)
-            return false;
-    const struct ancestor here = {v, up};
+            return claim_fail(err, at, "a cycle (a container inside itself)");
     const char *name;
     size_t i, len;
     json_t *m;
+    int rc = BK_OK;
     if (json_is_object(v)) {
-        json_object_keylen_foreach((json_t *)v, name, len, m)
-            if (!bk__utf8_valid(name, len) || memchr(name, '\0', len) || !claims_text_ok(m, &here, depth + 1))
-                return false;
+        json_object_keylen_foreach((json_t *)v, name, len, m) {
+            const struct ancestor child = {m, at, name, len, 0};
+            if (!bk__utf8_valid(name, len))
+                rc = claim_fail(err, &child, "a member name that is not UTF-8");
+            else if (memchr(name, '\0', len))
+                rc = claim_fail(err, &child, "a member name that holds a NUL byte");
+            else
+                rc = claims_text_ok(&child, depth + 1, err);
+            if (rc)
+                return rc;
+        }
     } else {
-        json_array_foreach(v, i, m)
-            if (!claims_text_ok(m, &here, depth + 1))
-                return false;
+        json_array_foreach(v, i, m) {
+            const struct ancestor child = {m, at, NULL, 0, i};
+            if ((rc = claims_text_ok(&child, depth + 1, err)))
+                return rc;
+        }
     }
-    return true;
+    return BK_OK;
 }
 
-/* iss, aud and sub become JSON strings, which must be UTF-8. */
-static bool option_text_ok(const char *s)
+int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token,
+                 bk_error_t *err)
 {
-    return !s || bk__utf8_valid(s, strlen(s));
-}
-
-int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token)
-{
+    bk__error_clear(err);
     bk_jwt_issue_opts_t defaults;
     if (!opts) {
         bk_jwt_issue_opts_init(&defaults);
@@ -413,28 +498,48 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     }
     if (token)
         *token = NULL;
-    /* A lifetime over ten years is a mistake, and would overflow exp. */
-    if (!keys || !token || (claims && !json_is_object(claims)) || opts->ttl_s <= 0 ||
-        opts->ttl_s > 10 * 366 * 86400)
-        return BK_EINVAL;
+    if (!keys || !token)
+        return bk__error(err, BK_EINVAL, "keys and token are required");
+    if (claims && !json_is_object(claims))
+        return bk__error(err, BK_EINVAL, "claims must be an object (or NULL)");
+    /* Tokens carry whole seconds: a ttl_ns between seconds is rounded down. */
+    int64_t ttl_s = opts->ttl_ns == 0 ? DEFAULT_TTL_S : opts->ttl_ns / BK_NSEC_PER_SEC;
+    if (ttl_s < 1 || ttl_s > TTL_MAX_S)
+        return bk__error(err, BK_EINVAL, "ttl_ns must be 1 s to ten years, not %" PRId64 " ns", opts->ttl_ns);
     const struct key *k = keys->current;
     if (!k)
-        return BK_ENOTFOUND;
-    for (size_t i = 0; claims && REGISTERED[i]; i++)
-        if (json_object_get(claims, REGISTERED[i]))
+        return bk__error(err, BK_ENOTFOUND, "the key set has no current key to sign with");
+    for (size_t i = 0; claims && REGISTERED[i]; i++) {
+        if (json_object_get(claims, REGISTERED[i])) {
+            bk__error(err, BK_EINVAL, "claims may not set the registered claim \"%s\": it comes from the options",
+                      REGISTERED[i]);
+            if (err)
+                bk__jsonptr_append(err->pointer, sizeof err->pointer, REGISTERED[i], strlen(REGISTERED[i]));
             return BK_EINVAL;
-    if (!option_text_ok(opts->iss) || !option_text_ok(opts->aud) || !option_text_ok(opts->sub) ||
-        (claims && !claims_text_ok(claims, NULL, 1)))
-        return BK_EINVAL;
+        }
+    }
+    /* iss, aud and sub become JSON strings, which must be UTF-8. */
+    const char *texts[][2] = {{"iss", opts->iss}, {"aud", opts->aud}, {"sub", opts->sub}};
+    for (size_t i = 0; i < 3; i++) {
+        if (texts[i][1] && !bk__utf8_valid(texts[i][1], strlen(texts[i][1]))) {
+            bk__error(err, BK_EINVAL, "the %s option is not UTF-8", texts[i][0]);
+            if (err)
+                bk__jsonptr_append(err->pointer, sizeof err->pointer, texts[i][0], 3);
+            return BK_EINVAL;
+        }
+    }
+    const struct ancestor root = {claims, NULL, NULL, 0, 0};
+    int rc;
+    if (claims && (rc = claims_text_ok(&root, 1, err)))
+        return rc;
     unsigned char rnd[16];
     char jti[32];
-    int rc = bk_random_bytes(rnd, sizeof rnd);
-    if (rc)
-        return rc;
+    if ((rc = bk_random_bytes(rnd, sizeof rnd)))
+        return bk__error(err, rc, "no random bytes for the jti");
     jti[bk__b64_encode(rnd, sizeof rnd, jti, true)] = '\0';
     json_int_t now = (json_int_t)(bk_clock_wall_ns(opts->clock) / BK_NSEC_PER_SEC);
     json_t *header = json_pack("{s:s, s:s}", "alg", k->alg->name, "typ", "JWT");
-    json_t *body = json_pack("{s:I, s:I}", "iat", now, "exp", now + (json_int_t)opts->ttl_s);
+    json_t *body = json_pack("{s:I, s:I}", "iat", now, "exp", now + (json_int_t)ttl_s);
     rc = header && body ? BK_OK : BK_ENOMEM;
     if (rc == BK_OK && k->kid && json_object_set_new(header, "kid", json_string(k->kid)))
         rc = BK_ENOMEM;
@@ -446,6 +551,8 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
         if (strs[i][1] && (!s || json_object_set_new(body, strs[i][0], s)))
             rc = BK_ENOMEM; /* the text was checked above: only memory is left to fail */
     }
+    /* json_object_update only increfs the caller's values into body: claims is
+     * read, never changed. */
     if (rc == BK_OK && claims && json_object_update(body, (json_t *)claims))
         rc = BK_ENOMEM;
     char *h = rc == BK_OK ? json_dumps(header, JSON_COMPACT) : NULL;
@@ -466,7 +573,8 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
             unsigned char sig[1024];
             size_t siglen = 0;
             if (!sign(k, out, (size_t)(o - out), sig, &siglen)) {
-                rc = BK_EIO;
+                ERR_clear_error();
+                rc = bk__error(err, BK_EIO, "OpenSSL could not sign with the %s key", k->alg->name);
             } else {
                 *o++ = '.';
                 o += bk__b64_encode(sig, siglen, o, true);
@@ -478,7 +586,7 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
     free(b);
     if (rc) {
         free(out);
-        return rc;
+        return rc == BK_ENOMEM ? bk__error(err, rc, NULL) : rc;
     }
     *token = out;
     return BK_OK;
@@ -486,10 +594,12 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
 
 /* ------------------------------------------------------------------ verify */
 
+BK__ASSERT_ABI_SIZE(bk_jwt_verify_opts_t, 144);
+
 void bk_jwt_verify_opts_init(bk_jwt_verify_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
-    opts->max_len = 8192;
+    opts->max_len = DEFAULT_MAX_LEN;
 }
 
 /* Decodes a base64url segment into a JSON object; NULL when it is not one.
@@ -558,9 +668,10 @@ static bool audience_has(const json_t *aud, const char *want)
     return false;
 }
 
-static int check_claims(const bk_jwt_verify_opts_t *o, const json_t *header, const json_t *claims)
+/* leeway is in whole seconds, as the claims are. */
+static int check_claims(const bk_jwt_verify_opts_t *o, const json_t *header, const json_t *claims, double leeway)
 {
-    double now = (double)(bk_clock_wall_ns(o->clock) / BK_NSEC_PER_SEC), leeway = (double)o->leeway_s;
+    double now = (double)(bk_clock_wall_ns(o->clock) / BK_NSEC_PER_SEC);
     bool has_exp, has_nbf, has_iat;
     double exp = 0, nbf = 0, iat = 0;
     int rc;
@@ -607,10 +718,12 @@ int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, c
     }
     if (claims)
         *claims = NULL;
-    /* A negative leeway would shorten tokens; over a day hides a broken clock. */
-    if (!keys || !token || opts->leeway_s < 0 || opts->leeway_s > 86400)
+    /* A negative leeway would shorten tokens; over a day hides a broken clock.
+     * Claims are whole seconds: a leeway between seconds is rounded down. */
+    if (!keys || !token || opts->leeway_ns < 0 || opts->leeway_ns / BK_NSEC_PER_SEC > LEEWAY_MAX_S)
         return BK_EINVAL;
-    if (len == 0 || len > opts->max_len)
+    size_t max_len = opts->max_len ? opts->max_len : DEFAULT_MAX_LEN;
+    if (len == 0 || len > max_len)
         return BK_EJWT_MALFORMED;
     const char *dot1 = memchr(token, '.', len);
     const char *dot2 = dot1 ? memchr(dot1 + 1, '.', len - (size_t)(dot1 + 1 - token)) : NULL;
@@ -635,7 +748,7 @@ int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, c
     if (rc == BK_OK && !(body = segment_json(dot1 + 1, plen, buf)))
         rc = BK_EJWT_MALFORMED;
     if (rc == BK_OK)
-        rc = check_claims(opts, header, body);
+        rc = check_claims(opts, header, body, (double)(opts->leeway_ns / BK_NSEC_PER_SEC));
     free(buf);
     json_decref(header);
     if (rc == BK_OK && claims)

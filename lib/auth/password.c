@@ -9,6 +9,7 @@
  * tags in constant time (argon2_verify).
  * No globals: every call works on its stack and libargon2's per-call allocations.
  * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
 #include <limits.h>
 #include <stdint.h>
 #include <string.h>
@@ -19,7 +20,9 @@
 #include <openssl/hmac.h>
 
 #include "backend/auth.h"
+#include "core/abi_int.h"
 #include "core/base64_int.h"
+#include "core/error_int.h"
 
 #define DEFAULT_MEMORY_KIB 19456 /* 19 MiB, t=2, p=1: OWASP's first Argon2id choice */
 #define DEFAULT_ITERATIONS 2
@@ -47,6 +50,8 @@
 #define PHC_MAX_LANES 64
 #define PHC_MAX_LEN 512
 
+BK__ASSERT_ABI_SIZE(bk_password_policy_t, 104);
+
 void bk_password_policy_init(bk_password_policy_t *policy)
 {
     if (policy == NULL)
@@ -58,12 +63,23 @@ void bk_password_policy_init(bk_password_policy_t *policy)
     policy->max_password_len = DEFAULT_MAX_PASSWORD_LEN;
 }
 
-static const bk_password_policy_t *effective(const bk_password_policy_t *policy, bk_password_policy_t *defaults)
+/* policy with every zero field at its default (NULL: all defaults), in *out. */
+static const bk_password_policy_t *effective(const bk_password_policy_t *policy, bk_password_policy_t *out)
 {
-    if (policy != NULL)
-        return policy;
-    bk_password_policy_init(defaults);
-    return defaults;
+    bk_password_policy_init(out);
+    if (policy == NULL)
+        return out;
+    out->pepper = policy->pepper;
+    out->pepper_len = policy->pepper_len;
+    if (policy->memory_kib)
+        out->memory_kib = policy->memory_kib;
+    if (policy->iterations)
+        out->iterations = policy->iterations;
+    if (policy->parallelism)
+        out->parallelism = policy->parallelism;
+    if (policy->max_password_len)
+        out->max_password_len = policy->max_password_len;
+    return out;
 }
 
 /* Argon2's own limits (t >= 1, 1 <= p, m >= 8 KiB per lane) and ours above. */
@@ -130,7 +146,8 @@ static bool skip(const char **s, const char *lit)
 /*
  * $argon2{id,i,d}[$v=16|19]$m=M,t=T,p=P$SALT$TAG, within the caps. Stricter than
  * libargon2's parser (which runs after it), never looser: BK_EINVAL for anything
- * else, including the ",data=" and "keyid=" fields libargon2 no longer reads.
+ * else, including the ",data=" and "keyid=" fields libargon2 no longer reads;
+ * BK_ERANGE for a well-formed string whose cost is beyond the caps.
  */
 static int parse_phc(const char *s, phc_t *h)
 {
@@ -156,9 +173,23 @@ static int parse_phc(const char *s, phc_t *h)
         !skip(&s, ",p=") || !parse_u32(&s, &h->p) || !skip(&s, "$") || !parse_b64(&s, &h->saltlen) ||
         !skip(&s, "$") || !parse_b64(&s, &h->taglen) || *s != '\0')
         return BK_EINVAL;
-    if (!cost_ok(h->m, h->t, h->p) || h->saltlen < ARGON2_MIN_SALT_LENGTH || h->taglen < ARGON2_MIN_OUTLEN)
+    if (h->saltlen < ARGON2_MIN_SALT_LENGTH || h->taglen < ARGON2_MIN_OUTLEN)
         return BK_EINVAL;
+    if (!cost_ok(h->m, h->t, h->p))
+        return BK_ERANGE; /* well-formed but beyond the caps: the callers tell it apart, then say BK_EINVAL */
     return BK_OK;
+}
+
+/* BK_EINVAL for a stored hash parse_phc refused, err saying whether it is
+ * malformed or over the caps (never quoting it: it is a secret's hash). */
+static int phc_error(int rc, const phc_t *h, bk_error_t *err)
+{
+    if (rc == BK_ERANGE)
+        return bk__error(err, BK_EINVAL,
+                         "the stored hash's cost (m=%" PRIu32 " KiB, t=%" PRIu32 ", p=%" PRIu32
+                         ") is beyond the caps (m at most 1 GiB, m*t at most 4 GiB, p at most 64)",
+                         h->m, h->t, h->p);
+    return bk__error(err, BK_EINVAL, "the stored hash is malformed: not an Argon2 PHC string");
 }
 
 /* ------------------------------------------------------------------ pepper */
@@ -173,7 +204,7 @@ static int parse_phc(const char *s, phc_t *h)
  * Without a pepper the password is used as it is. mac is wiped by the caller.
  */
 static int prepare(const bk_password_policy_t *policy, const char *password, size_t len,
-                   unsigned char mac[PEPPERED_LEN], const void **pw, size_t *pwlen)
+                   unsigned char mac[PEPPERED_LEN], const void **pw, size_t *pwlen, bk_error_t *err)
 {
     if (policy->pepper == NULL) {
         *pw = password;
@@ -182,12 +213,12 @@ static int prepare(const bk_password_policy_t *policy, const char *password, siz
     }
     /* A pepper of no bytes is a configuration mistake, not "no pepper". */
     if (policy->pepper_len == 0 || policy->pepper_len > INT_MAX)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "the policy's pepper_len must be 1 to INT_MAX bytes");
     unsigned maclen = 0;
     if (HMAC(EVP_sha256(), policy->pepper, (int)policy->pepper_len,
              (const unsigned char *)(len > 0 ? password : ""), len, mac, &maclen) == NULL ||
         maclen != PEPPERED_LEN)
-        return BK_ENOMEM; /* OpenSSL fails here only when it cannot allocate */
+        return bk__error(err, BK_ENOMEM, NULL); /* OpenSSL fails here only when it cannot allocate */
     *pw = mac;
     *pwlen = PEPPERED_LEN;
     return BK_OK;
@@ -211,78 +242,97 @@ static int from_argon2(int rc)
 
 /* Checks common to hash and verify, in the order the API promises: arguments,
  * then the length (BK_ERANGE before any work). */
-static int check_password(const bk_password_policy_t *policy, const char *password, size_t len)
+static int check_password(const bk_password_policy_t *policy, const char *password, size_t len, bk_error_t *err)
 {
     if (password == NULL && len > 0)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "password is NULL with a length");
     if (len > policy->max_password_len || (uint64_t)len > ARGON2_MAX_PWD_LENGTH)
-        return BK_ERANGE;
+        return bk__error(err, BK_ERANGE, "the password is longer than the policy's maximum of %zu bytes",
+                         policy->max_password_len);
     return BK_OK;
 }
 
 /* ------------------------------------------------------------------ API */
 int bk_password_hash(const bk_password_policy_t *policy, const char *password, size_t len, char *out,
-                     size_t outsz)
+                     size_t outsz, bk_error_t *err)
 {
-    bk_password_policy_t defaults;
-    policy = effective(policy, &defaults);
+    bk__error_clear(err);
+    bk_password_policy_t eff;
+    policy = effective(policy, &eff);
     if (out == NULL || outsz == 0)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "out is required");
     out[0] = '\0';
-    int rc = check_password(policy, password, len);
+    int rc = check_password(policy, password, len, err);
     if (rc != BK_OK)
         return rc;
     uint32_t m = policy->memory_kib, t = policy->iterations, p = policy->parallelism;
-    if (!cost_ok(m, t, p) || outsz < argon2_encodedlen(t, m, p, SALT_LEN, TAG_LEN, Argon2_id))
-        return BK_EINVAL;
+    if (!cost_ok(m, t, p))
+        return bk__error(err, BK_EINVAL,
+                         "the policy's cost (memory_kib=%" PRIu32 ", iterations=%" PRIu32 ", parallelism=%" PRIu32
+                         ") is outside the limits (p 1 to 64, m 8*p KiB to 1 GiB, m*t at most 4 GiB)",
+                         m, t, p);
+    size_t need = argon2_encodedlen(t, m, p, SALT_LEN, TAG_LEN, Argon2_id);
+    if (outsz < need)
+        return bk__error(err, BK_EINVAL, "out has %zu bytes; the hash needs %zu", outsz, need);
 
     unsigned char salt[SALT_LEN], mac[PEPPERED_LEN];
     rc = bk_random_bytes(salt, sizeof salt);
     if (rc != BK_OK)
-        return rc;
+        return bk__error(err, rc, "no random bytes for the salt");
     const void *pw;
     size_t pwlen;
-    rc = prepare(policy, password, len, mac, &pw, &pwlen);
+    rc = prepare(policy, password, len, mac, &pw, &pwlen, err);
     if (rc == BK_OK) {
         /* hash NULL: only the encoded string is wanted; libargon2 wipes its copy. */
-        rc = from_argon2(argon2_hash(t, m, p, pw, pwlen, salt, sizeof salt, NULL, TAG_LEN, out, outsz,
-                                     Argon2_id, ARGON2_VERSION_13));
-        if (rc != BK_OK)
+        int arc = argon2_hash(t, m, p, pw, pwlen, salt, sizeof salt, NULL, TAG_LEN, out, outsz, Argon2_id,
+                              ARGON2_VERSION_13);
+        rc = from_argon2(arc);
+        if (rc != BK_OK) {
             out[0] = '\0';
+            bk__error(err, rc, "Argon2: %s", argon2_error_message(arc));
+        }
     }
     OPENSSL_cleanse(mac, sizeof mac);
     return rc;
 }
 
-int bk_password_verify(const bk_password_policy_t *policy, const char *password, size_t len, const char *phc)
+int bk_password_verify(const bk_password_policy_t *policy, const char *password, size_t len, const char *phc,
+                       bk_error_t *err)
 {
-    bk_password_policy_t defaults;
-    policy = effective(policy, &defaults);
+    bk__error_clear(err);
+    bk_password_policy_t eff;
+    policy = effective(policy, &eff);
     if (phc == NULL)
-        return BK_EINVAL;
-    int rc = check_password(policy, password, len);
+        return bk__error(err, BK_EINVAL, "phc is required");
+    int rc = check_password(policy, password, len, err);
     if (rc != BK_OK)
         return rc;
     phc_t h;
     rc = parse_phc(phc, &h);
     if (rc != BK_OK)
-        return rc;
+        return phc_error(rc, &h, err);
     unsigned char mac[PEPPERED_LEN];
     const void *pw;
     size_t pwlen;
-    rc = prepare(policy, password, len, mac, &pw, &pwlen);
-    if (rc == BK_OK)
+    rc = prepare(policy, password, len, mac, &pw, &pwlen, err);
+    if (rc == BK_OK) {
         /* Recomputes the tag with the string's own type, version and parameters and
          * compares it in constant time (argon2_compare). */
-        rc = from_argon2(argon2_verify(phc, pw, pwlen, h.type));
+        int arc = argon2_verify(phc, pw, pwlen, h.type);
+        rc = from_argon2(arc);
+        if (rc == BK_EMISMATCH)
+            bk__error(err, rc, NULL);
+        else if (rc != BK_OK)
+            bk__error(err, rc, "Argon2: %s", argon2_error_message(arc));
+    }
     OPENSSL_cleanse(mac, sizeof mac);
     return rc;
 }
 
 bool bk_password_needs_rehash(const bk_password_policy_t *policy, const char *phc)
 {
-    bk_password_policy_t defaults;
-    policy = effective(policy, &defaults);
+    bk_password_policy_t eff;
+    policy = effective(policy, &eff);
     phc_t h;
     if (phc == NULL || parse_phc(phc, &h) != BK_OK)
         return true;

@@ -17,6 +17,8 @@
 #include <backend/auth.h>
 
 #include "core/arena_int.h"
+#include "core/error_int.h"
+#include "core/jsonptr_int.h"
 #include "core/map_int.h"
 
 /* A permission of a set, kept while loading for the roles that inherit it. */
@@ -61,23 +63,41 @@ struct bk_rbac {
 
 typedef struct loader {
     bk_rbac_t *r;
-    char *err;
-    size_t errsz;
+    bk_error_t *err;
+    char ptr[sizeof ((bk_error_t *)0)->pointer]; /* where the next failure is: at() sets it */
     int rc;
 } loader_t;
 
 /* ------------------------------------------------------------------ errors */
+
+/* Points the next failure at /roles/<role>/<member>/<idx> (each part when given:
+ * role NULL for the policy's own members, idx < 0 for none). Returns l. */
+static loader_t *at(loader_t *l, const char *role, const char *member, long idx)
+{
+    if (l->rc != BK_OK)
+        return l; /* the first failure is the one reported */
+    l->ptr[0] = '\0';
+    bool ok = !role || (bk__jsonptr_append(l->ptr, sizeof l->ptr, "roles", 5) &&
+                        bk__jsonptr_append(l->ptr, sizeof l->ptr, role, strlen(role)));
+    ok = ok && (!member || bk__jsonptr_append(l->ptr, sizeof l->ptr, member, strlen(member)));
+    if (ok && idx >= 0)
+        bk__jsonptr_append_index(l->ptr, sizeof l->ptr, (size_t)idx);
+    return l;
+}
 
 static int fail(loader_t *l, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static int fail(loader_t *l, const char *fmt, ...)
 {
     if (l->rc == BK_OK) {
         l->rc = BK_EINVAL;
-        if (l->err && l->errsz) {
+        if (l->err) {
+            char msg[sizeof l->err->message];
             va_list ap;
             va_start(ap, fmt);
-            vsnprintf(l->err, l->errsz, fmt, ap);
+            vsnprintf(msg, sizeof msg, fmt, ap);
             va_end(ap);
+            bk__error(l->err, BK_EINVAL, "%s", msg);
+            bk__error_field(l->err->pointer, sizeof l->err->pointer, l->ptr);
         }
     }
     return l->rc;
@@ -85,11 +105,8 @@ static int fail(loader_t *l, const char *fmt, ...)
 
 static int oom(loader_t *l)
 {
-    if (l->rc == BK_OK) {
-        l->rc = BK_ENOMEM;
-        if (l->err && l->errsz)
-            snprintf(l->err, l->errsz, "out of memory");
-    }
+    if (l->rc == BK_OK)
+        l->rc = bk__error(l->err, BK_ENOMEM, NULL);
     return l->rc;
 }
 
@@ -184,13 +201,16 @@ static int parse_permission(loader_t *l, struct role *role, size_t index, const 
 {
     *all = false;
     if (!json_is_string(v))
-        return fail(l, "role \"%s\": permission %zu is not a string", role->name, index);
+        return fail(at(l, role->name, "permissions", (long)index), "role \"%s\": permission %zu is not a string",
+                    role->name, index);
     const char *s = json_string_value(v);
     size_t len = json_string_length(v);
     if (len == 0)
-        return fail(l, "role \"%s\": permission %zu is empty", role->name, index);
+        return fail(at(l, role->name, "permissions", (long)index), "role \"%s\": permission %zu is empty",
+                    role->name, index);
     if (strlen(s) != len)
-        return fail(l, "role \"%s\": permission %zu contains a NUL character", role->name, index);
+        return fail(at(l, role->name, "permissions", (long)index),
+                    "role \"%s\": permission %zu contains a NUL character", role->name, index);
     if (len == 1 && s[0] == '*') {
         *all = true;
         return BK_OK;
@@ -200,18 +220,22 @@ static int parse_permission(loader_t *l, struct role *role, size_t index, const 
     size_t seg = 0;                       /* length of the current segment */
     for (size_t i = 0; i < body; i++) {
         if (s[i] == '*')
-            return fail(l, "role \"%s\": permission \"%s\": '*' may only be the whole permission or its "
-                           "whole last segment", role->name, s);
+            return fail(at(l, role->name, "permissions", (long)index),
+                        "role \"%s\": permission \"%s\": '*' may only be the whole permission or its "
+                        "whole last segment",
+                        role->name, s);
         if (s[i] == ':') {
             if (seg == 0)
-                return fail(l, "role \"%s\": permission \"%s\" has an empty segment", role->name, s);
+                return fail(at(l, role->name, "permissions", (long)index),
+                            "role \"%s\": permission \"%s\" has an empty segment", role->name, s);
             seg = 0;
         } else {
             seg++;
         }
     }
     if (!prefix && seg == 0)
-        return fail(l, "role \"%s\": permission \"%s\" has an empty segment", role->name, s);
+        return fail(at(l, role->name, "permissions", (long)index),
+                    "role \"%s\": permission \"%s\" has an empty segment", role->name, s);
     char *copy = bk__arena_strndup(&l->r->arena, s, len);
     if (!copy)
         return oom(l);
@@ -222,7 +246,7 @@ static int parse_permission(loader_t *l, struct role *role, size_t index, const 
 static int parse_role(loader_t *l, struct role *role, const json_t *def)
 {
     if (!json_is_object(def))
-        return fail(l, "role \"%s\": not an object", role->name);
+        return fail(at(l, role->name, NULL, -1), "role \"%s\": not an object", role->name);
     const json_t *perms = NULL;
     const char *key;
     json_t *v;
@@ -232,20 +256,23 @@ static int parse_role(loader_t *l, struct role *role, const json_t *def)
         else if (strcmp(key, "permissions") == 0)
             perms = v;
         else
-            return fail(l, "role \"%s\": unknown member \"%s\" (\"inherits\" and \"permissions\" are known)",
+            return fail(at(l, role->name, key, -1),
+                        "role \"%s\": unknown member \"%s\" (\"inherits\" and \"permissions\" are known)",
                         role->name, key);
     }
     if (role->inherits) {
         if (!json_is_array(role->inherits))
-            return fail(l, "role \"%s\": \"inherits\" is not an array", role->name);
+            return fail(at(l, role->name, "inherits", -1), "role \"%s\": \"inherits\" is not an array", role->name);
         for (size_t i = 0; i < json_array_size(role->inherits); i++)
             if (!json_is_string(json_array_get(role->inherits, i)))
-                return fail(l, "role \"%s\": inherited role %zu is not a string", role->name, i);
+                return fail(at(l, role->name, "inherits", (long)i), "role \"%s\": inherited role %zu is not a string",
+                            role->name, i);
     }
     if (!perms)
         return BK_OK;
     if (!json_is_array(perms))
-        return fail(l, "role \"%s\": \"permissions\" is not an array", role->name);
+        return fail(at(l, role->name, "permissions", -1), "role \"%s\": \"permissions\" is not an array",
+                    role->name);
     size_t n = json_array_size(perms);
     if (n && !(role->own = bk__arena_alloc(&l->r->arena, n * sizeof *role->own)))
         return oom(l);
@@ -274,7 +301,8 @@ static int link_parents(loader_t *l, struct role *role)
         const char *name = json_string_value(v);
         struct role *parent = bk__map_get(&l->r->roles, name, json_string_length(v));
         if (!parent)
-            return fail(l, "role \"%s\" inherits unknown role \"%s\"", role->name, name);
+            return fail(at(l, role->name, "inherits", (long)i), "role \"%s\" inherits unknown role \"%s\"",
+                        role->name, name);
         role->parents[role->nparents++] = parent;
     }
     return BK_OK;
@@ -378,24 +406,24 @@ struct frame {
     size_t next; /* the next parent to visit */
 };
 
-/* Reports the cycle that closes at role: the path from its place on the stack. */
+/* Reports the cycle that closes at role: the path from its place on the stack,
+ * pointing at the inherits entry of the top frame that names role. */
 static int cycle(loader_t *l, const struct frame *stack, size_t depth, const struct role *role)
 {
     size_t from = 0;
     while (stack[from].role != role)
         from++;
-    fail(l, "role inheritance cycle: ");
-    if (l->err && l->errsz) {
-        size_t used = strlen(l->err);
-        for (size_t i = from; i <= depth && used + 1 < l->errsz; i++) {
-            const char *name = i < depth ? stack[i].role->name : role->name;
-            int n = snprintf(l->err + used, l->errsz - used, "%s%s", i > from ? " -> " : "", name);
-            if (n < 0)
-                break;
-            used += (size_t)n;
-        }
+    char path[sizeof ((bk_error_t *)0)->message] = "";
+    size_t used = 0;
+    for (size_t i = from; i <= depth && used + 1 < sizeof path; i++) {
+        const char *name = i < depth ? stack[i].role->name : role->name;
+        int n = snprintf(path + used, sizeof path - used, "%s%s", i > from ? " -> " : "", name);
+        if (n < 0)
+            break;
+        used += (size_t)n;
     }
-    return l->rc;
+    const struct frame *top = &stack[depth - 1];
+    return fail(at(l, top->role->name, "inherits", (long)top->next - 1), "role inheritance cycle: %s", path);
 }
 
 /* Resolves every role after its parents, depth first with an explicit stack (a
@@ -456,28 +484,28 @@ static int load(loader_t *l, const json_t *policy)
 {
     bk_rbac_t *r = l->r;
     if (!json_is_object(policy))
-        return fail(l, "policy: not an object");
+        return fail(at(l, NULL, NULL, -1), "policy: not an object");
     const json_t *roles = NULL;
     const char *key;
     json_t *v;
     json_object_foreach ((json_t *)policy, key, v) {
         if (strcmp(key, "roles") != 0)
-            return fail(l, "policy: unknown member \"%s\" (\"roles\" is known)", key);
+            return fail(at(l, NULL, key, -1), "policy: unknown member \"%s\" (\"roles\" is known)", key);
         roles = v;
     }
     if (!roles)
-        return fail(l, "policy: no \"roles\"");
+        return fail(at(l, NULL, NULL, -1), "policy: no \"roles\"");
     if (!json_is_object(roles))
-        return fail(l, "policy: \"roles\" is not an object");
+        return fail(at(l, NULL, "roles", -1), "policy: \"roles\" is not an object");
     size_t n = json_object_size(roles);
     if (n && !(r->role = bk__arena_zalloc(&r->arena, n * sizeof *r->role)))
         return oom(l);
     json_object_foreach ((json_t *)roles, key, v) {
         size_t len = strlen(key);
         if (len == 0)
-            return fail(l, "policy: a role has an empty name");
+            return fail(at(l, "", NULL, -1), "policy: a role has an empty name");
         if (bk__map_get(&r->roles, key, len))
-            return fail(l, "policy: role \"%s\" is defined twice", key);
+            return fail(at(l, key, NULL, -1), "policy: role \"%s\" is defined twice", key);
         struct role *role = &r->role[r->nroles];
         if (!(role->name = bk__arena_strndup(&r->arena, key, len)))
             return oom(l);
@@ -493,11 +521,10 @@ static int load(loader_t *l, const json_t *policy)
     return resolve_all(l);
 }
 
-int bk_rbac_load(const json_t *policy, bk_rbac_t **out, char *err, size_t errsz)
+int bk_rbac_load(const json_t *policy, bk_rbac_t **out, bk_error_t *err)
 {
-    if (err && errsz)
-        err[0] = '\0';
-    loader_t l = {.err = err, .errsz = errsz};
+    bk__error_clear(err);
+    loader_t l = {.err = err};
     if (!out)
         return fail(&l, "invalid arguments: out is NULL");
     *out = NULL;

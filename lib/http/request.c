@@ -129,10 +129,11 @@ json_t *bk_req_query_json(bk_req_t *req)
             q = NULL;
         }
     }
-    if (q != NULL && req->route != NULL && req->route->query_schema != NULL &&
-        bk_schema_coerce(req->route->query_schema, q, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS) != BK_OK) {
+    if (q != NULL && req->route != NULL && req->route->query_schema != NULL) {
+        json_t *coerced = NULL; /* a new document, NULL on failure */
+        bk_schema_coerce(req->route->query_schema, q, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS, &coerced);
         json_decref(q);
-        q = NULL;
+        q = coerced;
     }
     req->query_json = q;
     return q;

@@ -157,13 +157,24 @@ static void apply(walk_t *w, const bk__node_t *n, json_t *obj, int hops)
     }
 }
 
-int bk_schema_coerce(const bk_schema_t *s, json_t *instance, unsigned flags)
+int bk_schema_coerce(const bk_schema_t *s, const json_t *instance, unsigned flags, json_t **out)
 {
-    if (!s || !instance)
+    if (out)
+        *out = NULL;
+    if (!s || !instance || !out)
         return BK_EINVAL;
-    if (!json_is_object(instance))
-        return BK_OK;
-    walk_t w = {flags, 0, s->max_depth, false};
-    apply(&w, s->root, instance, 0);
-    return w.oom ? BK_ENOMEM : BK_OK;
+    /* The caller's document is borrowed: the conversions go into a copy. */
+    json_t *copy = json_deep_copy(instance);
+    if (!copy)
+        return BK_ENOMEM;
+    if (json_is_object(copy)) {
+        walk_t w = {flags, 0, s->max_depth, false};
+        apply(&w, s->root, copy, 0);
+        if (w.oom) {
+            json_decref(copy);
+            return BK_ENOMEM;
+        }
+    }
+    *out = copy;
+    return BK_OK;
 }

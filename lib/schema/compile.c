@@ -13,6 +13,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/abi_int.h"
+#include "core/error_int.h"
+#include "core/jsonptr_int.h"
 #include "schema/schema_int.h"
 
 #define MAX_NEST 512 /* schema nesting the compiler walks (recursion bound) */
@@ -51,34 +54,56 @@ typedef struct compiler {
     size_t nnodes, capnodes;
     unsigned depth;
     int rc;
-    char *err;
-    size_t errsz;
+    bk_error_t *err;
 } compiler_t;
 
 /* ------------------------------------------------------------------ errors and memory */
 
-static int fail(compiler_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int fail(compiler_t *c, const char *fmt, ...)
+/*
+ * BK_EINVAL, with err saying what and where: loc (a schema position, NULL for
+ * none) and kw, the keyword at fault in it (NULL for the schema itself), give
+ * err->pointer. Positions in a document other than the one being compiled read
+ * "URI#pointer" (see load): their URI goes to err->file.
+ */
+static int fail(compiler_t *c, const char *loc, const char *kw, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int fail(compiler_t *c, const char *loc, const char *kw, const char *fmt, ...)
 {
-    if (c->rc == BK_OK) {
-        c->rc = BK_EINVAL;
-        if (c->err && c->errsz) {
-            va_list ap;
-            va_start(ap, fmt);
-            vsnprintf(c->err, c->errsz, fmt, ap);
-            va_end(ap);
-        }
+    if (c->rc != BK_OK)
+        return c->rc;
+    c->rc = BK_EINVAL;
+    bk_error_t *err = c->err;
+    if (!err)
+        return c->rc;
+    char msg[sizeof err->message], ptr[sizeof err->pointer] = "";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    bk__error(err, BK_EINVAL, "%s", msg);
+    if (!loc)
+        return c->rc;
+    const char *hash = loc[0] && loc[0] != '/' ? strchr(loc, '#') : NULL;
+    if (hash) {
+        char file[sizeof err->file];
+        snprintf(file, sizeof file, "%.*s", (int)(hash - loc), loc);
+        bk__error_field(err->file, sizeof err->file, file);
+        loc = hash + 1;
     }
+    /* A location too long for the field would be cut inside a token: keep none. */
+    if (strlen(loc) < sizeof ptr) {
+        memcpy(ptr, loc, strlen(loc) + 1);
+        if (kw)
+            bk__jsonptr_append(ptr, sizeof ptr, kw, strlen(kw));
+    }
+    bk__error_field(err->pointer, sizeof err->pointer, ptr);
     return c->rc;
 }
 
 static int oom(compiler_t *c)
 {
-    if (c->rc == BK_OK) {
-        c->rc = BK_ENOMEM;
-        if (c->err && c->errsz)
-            snprintf(c->err, c->errsz, "out of memory");
-    }
+    if (c->rc == BK_OK)
+        c->rc = bk__error(c->err, BK_ENOMEM, NULL);
     return c->rc;
 }
 
@@ -129,22 +154,12 @@ static const char *child_loc(compiler_t *c, const char *loc, const char *kw, con
         key = num, klen = strlen(num);
     }
     size_t n = strlen(loc) + 1 + strlen(kw) + (key ? 1 + 2 * klen : 0);
-    char *p = alloc(c, n + 1), *o = p;
+    char *p = alloc(c, n + 1);
     if (!p)
         return NULL;
-    o += sprintf(o, "%s/%s", loc, kw);
-    if (key) {
-        *o++ = '/';
-        for (size_t i = 0; i < klen; i++) {
-            if (key[i] == '~')
-                *o++ = '~', *o++ = '0';
-            else if (key[i] == '/')
-                *o++ = '~', *o++ = '1';
-            else
-                *o++ = key[i];
-        }
-    }
-    *o = '\0';
+    sprintf(p, "%s/%s", loc, kw);
+    if (key)
+        bk__jsonptr_append(p, n + 1, key, klen); /* fits: n counts every byte of key as escaped */
     return p;
 }
 
@@ -234,10 +249,10 @@ static int dialect_of(compiler_t *c, const char *uri, const char *loc, int *draf
     if (c->rc)
         return c->rc;
     if (!json_is_object(meta) || hops > 8)
-        return fail(c, "unknown \"$schema\" \"%s\" at %s", uri, shown(loc));
+        return fail(c, loc, "$schema", "unknown \"$schema\" \"%s\" at %s", uri, shown(loc));
     const char *up = json_string_value(json_object_get(meta, "$schema"));
     if (!up)
-        return fail(c, "meta-schema \"%s\" has no \"$schema\"", uri);
+        return fail(c, loc, "$schema", "meta-schema \"%s\" has no \"$schema\"", uri);
     int rc = dialect_of(c, up, loc, draft, vocab, hops + 1);
     if (rc)
         return rc;
@@ -254,7 +269,7 @@ static int dialect_of(compiler_t *c, const char *uri, const char *loc, int *draf
         if (i < sizeof VOCABS / sizeof VOCABS[0])
             *vocab |= (unsigned)(uintptr_t)VOCABS[i][1];
         else if (json_is_true(required))
-            return fail(c, "meta-schema \"%s\" requires the unsupported vocabulary \"%s\"", uri, k);
+            return fail(c, loc, "$schema", "meta-schema \"%s\" requires the unsupported vocabulary \"%s\"", uri, k);
     }
     return BK_OK;
 }
@@ -333,7 +348,7 @@ static int scan(compiler_t *c, json_t *s, bk__resource_t *res, int draft, unsign
                 unsigned depth)
 {
     if (depth > MAX_NEST)
-        return fail(c, "the schema nests deeper than %d levels at %s", MAX_NEST, shown(loc));
+        return fail(c, loc, NULL, "the schema nests deeper than %d levels at %s", MAX_NEST, shown(loc));
     if (bk__map_get_ptr(&c->info, s))
         return BK_OK;
     if (json_is_object(s)) {
@@ -360,7 +375,7 @@ static int scan(compiler_t *c, json_t *s, bk__resource_t *res, int draft, unsign
             char *hash = strchr(full, '#');
             if (hash && draft != BK_SCHEMA_DRAFT_7) {
                 free(full);
-                return fail(c, "\"$id\" \"%s\" at %s must not have a fragment", ids, shown(loc));
+                return fail(c, loc, "$id", "\"$id\" \"%s\" at %s must not have a fragment", ids, shown(loc));
             }
             const char *uri = intern(c, full, hash ? (size_t)(hash - full) : strlen(full));
             bk__resource_t *r = uri ? new_resource(c, uri) : NULL;
@@ -391,8 +406,9 @@ static int scan(compiler_t *c, json_t *s, bk__resource_t *res, int draft, unsign
     return json_is_object(s) ? scan_keywords(c, s, res, draft, vocab, loc, depth) : BK_OK;
 }
 
-/* Scans a whole document retrieved from uri. */
-static int scan_document(compiler_t *c, json_t *doc, const char *uri, size_t len, int draft, unsigned vocab)
+/* Scans a whole document retrieved from uri; its positions are loc + pointer. */
+static int scan_document(compiler_t *c, json_t *doc, const char *uri, size_t len, int draft, unsigned vocab,
+                         const char *loc)
 {
     const char *u = intern(c, uri, len);
     bk__resource_t *r = u ? new_resource(c, u) : NULL;
@@ -400,7 +416,7 @@ static int scan_document(compiler_t *c, json_t *doc, const char *uri, size_t len
         return c->rc;
     if (!bk__map_get(&c->resources, u, len) && bk__map_put(&c->resources, u, len, doc))
         return oom(c);
-    return scan(c, doc, r, draft, vocab, "", 0);
+    return scan(c, doc, r, draft, vocab, loc, 0);
 }
 
 /* A document the schema names but does not contain: registered by the host, or a
@@ -420,7 +436,14 @@ static json_t *load(compiler_t *c, const char *uri, size_t len, int draft, unsig
     }
     s->docs = docs;
     s->docs[s->ndocs++] = json_incref(doc);
-    return scan_document(c, doc, uri, len, draft, vocab) ? NULL : doc;
+    /* Positions in this document read "URI#/pointer", so that an error in it says
+     * which document it is in (fail splits them). */
+    char *loc = alloc(c, len + 2);
+    if (!loc)
+        return NULL;
+    memcpy(loc, uri, len);
+    memcpy(loc + len, "#", 2);
+    return scan_document(c, doc, uri, len, draft, vocab, loc) ? NULL : doc;
 }
 
 /* ------------------------------------------------------------------ $ref */
@@ -504,7 +527,8 @@ static json_t *follow_pointer(compiler_t *c, json_t *root, char *ptr, size_t len
  * The schema that ref (a $ref or $dynamicRef value at loc, in a schema whose info
  * is si) names, scanned. *fragment receives the interned fragment ("" for none).
  */
-static json_t *resolve(compiler_t *c, const sinfo_t *si, const char *ref, const char *loc, const char **fragment)
+static json_t *resolve(compiler_t *c, const sinfo_t *si, const char *ref, const char *loc, const char *kw,
+                       const char **fragment)
 {
     char *full = bk__uri_resolve(si->res->uri, ref);
     if (!full) {
@@ -520,17 +544,17 @@ static json_t *resolve(compiler_t *c, const sinfo_t *si, const char *ref, const 
     json_t *target = NULL;
     if (!root) {
         if (c->rc == BK_OK)
-            fail(c, "cannot resolve \"%s\" at %s: no schema is known as \"%.*s\"", ref, shown(loc), (int)ulen,
+            fail(c, loc, kw, "cannot resolve \"%s\" at %s: no schema is known as \"%.*s\"", ref, shown(loc), (int)ulen,
                  full);
     } else if (!percent_decode(frag, &flen)) {
-        fail(c, "bad percent-encoding in \"%s\" at %s", ref, shown(loc));
+        fail(c, loc, kw, "bad percent-encoding in \"%s\" at %s", ref, shown(loc));
     } else if (flen == 0) {
         target = root;
     } else if (frag[0] == '/') {
         sinfo_t *anc;
         target = follow_pointer(c, root, frag, flen, &anc);
         if (!target)
-            fail(c, "cannot resolve \"%s\" at %s: the pointer leads nowhere", ref, shown(loc));
+            fail(c, loc, kw, "cannot resolve \"%s\" at %s: the pointer leads nowhere", ref, shown(loc));
         else if (!bk__map_get_ptr(&c->info, target) && anc)
             /* A schema inside a keyword the scan does not know (refOfUnknownKeyword):
              * it takes its base and dialect from the nearest schema above it. */
@@ -540,7 +564,7 @@ static json_t *resolve(compiler_t *c, const sinfo_t *si, const char *ref, const 
         memmove(full + ulen + 1, frag, flen);
         target = bk__map_get(&c->anchors, full, ulen + 1 + flen);
         if (!target)
-            fail(c, "cannot resolve \"%s\" at %s: no anchor \"%.*s\"", ref, shown(loc), (int)flen, frag);
+            fail(c, loc, kw, "cannot resolve \"%s\" at %s: no anchor \"%.*s\"", ref, shown(loc), (int)flen, frag);
     }
     if (target && fragment)
         *fragment = intern(c, frag, frag[0] == '/' ? 0 : flen);
@@ -556,7 +580,7 @@ static bk__node_t *compile(compiler_t *c, json_t *s);
 static bk__node_t *compile_child(compiler_t *c, json_t *v, const char *loc, const char *kw)
 {
     if (!json_is_object(v) && !json_is_boolean(v)) {
-        fail(c, "\"%s\" at %s must hold a schema (an object or a boolean)", kw, shown(loc));
+        fail(c, loc, kw, "\"%s\" at %s must hold a schema (an object or a boolean)", kw, shown(loc));
         return NULL;
     }
     return compile(c, v);
@@ -624,7 +648,7 @@ static bk__regex_t *regex(compiler_t *c, const char *src, size_t len, const char
     char msg[128];
     bk__regex_t *re = bk__regex_compile(src, len, c->o->regex_match_limit, msg, sizeof msg);
     if (!re) {
-        fail(c, "\"%s\" at %s: invalid regular expression \"%s\": %s", kw, shown(loc), src, msg);
+        fail(c, loc, kw, "\"%s\" at %s: invalid regular expression \"%s\": %s", kw, shown(loc), src, msg);
         return NULL;
     }
     bk_schema_t *s = c->s;
@@ -646,7 +670,8 @@ static int kw_properties(compiler_t *c, json_t *s, bk__node_t *n, const char *lo
     json_t *pats = json_object_get(s, "patternProperties");
     json_t *addl = json_object_get(s, "additionalProperties");
     if ((props && !json_is_object(props)) || (pats && !json_is_object(pats)))
-        return fail(c, "\"properties\" and \"patternProperties\" at %s must be objects", shown(loc));
+        return fail(c, loc, props && !json_is_object(props) ? "properties" : "patternProperties",
+                    "\"properties\" and \"patternProperties\" at %s must be objects", shown(loc));
     bk__kw_t *k = add_kw(n, OP_PROPERTIES, props ? "properties" : pats ? "patternProperties" : "additionalProperties");
     k->u.props.nprops = json_object_size(props);
     k->u.props.npatterns = json_object_size(pats);
@@ -697,7 +722,7 @@ static int kw_items(compiler_t *c, json_t *s, bk__node_t *n, const char *loc, in
         rest = json_object_get(s, "items");
         prefix_kw = "prefixItems", rest_kw = "items";
         if (prefix && !json_is_array(prefix))
-            return fail(c, "\"prefixItems\" at %s must be an array", shown(loc));
+            return fail(c, loc, "prefixItems", "\"prefixItems\" at %s must be an array", shown(loc));
     }
     if (!prefix && !rest)
         return BK_OK;
@@ -716,7 +741,7 @@ static int kw_items(compiler_t *c, json_t *s, bk__node_t *n, const char *loc, in
 static int kw_list(compiler_t *c, json_t *v, bk__node_t *n, bk__op_t op, const char *name, const char *loc)
 {
     if (!json_is_array(v) || json_array_size(v) == 0)
-        return fail(c, "\"%s\" at %s must be a non-empty array of schemas", name, shown(loc));
+        return fail(c, loc, name, "\"%s\" at %s must be a non-empty array of schemas", name, shown(loc));
     bk__kw_t *k = add_kw(n, op, name);
     k->u.list.n = json_array_size(v);
     k->u.list.nodes = alloc(c, k->u.list.n * sizeof(bk__node_t *));
@@ -729,7 +754,7 @@ static int kw_list(compiler_t *c, json_t *v, bk__node_t *n, bk__op_t op, const c
 static int kw_dependencies(compiler_t *c, json_t *v, bk__node_t *n, const char *name, const char *loc)
 {
     if (!json_is_object(v))
-        return fail(c, "\"%s\" at %s must be an object", name, shown(loc));
+        return fail(c, loc, name, "\"%s\" at %s must be an object", name, shown(loc));
     size_t nreq = 0, nsch = 0;
     const char *key;
     json_t *d;
@@ -750,7 +775,7 @@ static int kw_dependencies(compiler_t *c, json_t *v, bk__node_t *n, const char *
         bk__dependency_t *dep = &k->u.deps.deps[k->u.deps.n++];
         dep->name = key;
         if (k == kr && !string_list(c, d, &dep->required, &dep->nrequired))
-            return c->rc ? c->rc : fail(c, "\"%s\" at %s must list property names", name, shown(loc));
+            return c->rc ? c->rc : fail(c, loc, name, "\"%s\" at %s must list property names", name, shown(loc));
         if (k == ks && !(dep->node = compile_child(c, d, loc, name)))
             return c->rc;
     }
@@ -761,9 +786,9 @@ static int kw_ref(compiler_t *c, json_t *v, bk__node_t *n, const sinfo_t *si, co
 {
     const char *name = dynamic ? "$dynamicRef" : "$ref";
     if (!json_is_string(v))
-        return fail(c, "\"%s\" at %s must be a string", name, shown(loc));
+        return fail(c, loc, name, "\"%s\" at %s must be a string", name, shown(loc));
     const char *frag = NULL;
-    json_t *target = resolve(c, si, json_string_value(v), loc, &frag);
+    json_t *target = resolve(c, si, json_string_value(v), loc, name, &frag);
     bk__node_t *t = target ? compile(c, target) : NULL;
     if (!t)
         return c->rc;
@@ -787,7 +812,7 @@ static int kw_ref(compiler_t *c, json_t *v, bk__node_t *n, const sinfo_t *si, co
 static int kw_number(compiler_t *c, json_t *v, bk__node_t *n, bk__op_t op, const char *name, const char *loc)
 {
     if (!json_is_number(v))
-        return fail(c, "\"%s\" at %s must be a number", name, shown(loc));
+        return fail(c, loc, name, "\"%s\" at %s must be a number", name, shown(loc));
     bk__num_of(v, &add_kw(n, op, name)->u.num);
     return BK_OK;
 }
@@ -796,7 +821,7 @@ static int kw_count(compiler_t *c, json_t *v, bk__node_t *n, bk__op_t op, const 
 {
     uint64_t count;
     if (!count_of(v, &count))
-        return fail(c, "\"%s\" at %s must be a non-negative integer", name, shown(loc));
+        return fail(c, loc, name, "\"%s\" at %s must be a non-negative integer", name, shown(loc));
     add_kw(n, op, name)->u.count = count;
     return BK_OK;
 }
@@ -808,8 +833,10 @@ static int kw_contains(compiler_t *c, json_t *s, bk__node_t *n, const sinfo_t *s
     k->u.contains.max = UINT64_MAX;
     if (si->draft != BK_SCHEMA_DRAFT_7 && (si->vocab & V_VALIDATION)) {
         json_t *min = json_object_get(s, "minContains"), *max = json_object_get(s, "maxContains");
-        if ((min && !count_of(min, &k->u.contains.min)) || (max && !count_of(max, &k->u.contains.max)))
-            return fail(c, "\"minContains\" and \"maxContains\" at %s must be non-negative integers", shown(loc));
+        bool min_bad = min && !count_of(min, &k->u.contains.min);
+        if (min_bad || (max && !count_of(max, &k->u.contains.max)))
+            return fail(c, loc, min_bad ? "minContains" : "maxContains",
+                        "\"minContains\" and \"maxContains\" at %s must be non-negative integers", shown(loc));
     }
     k->u.contains.node = compile_child(c, json_object_get(s, "contains"), loc, "contains");
     return c->rc;
@@ -822,7 +849,7 @@ static int kw_type(compiler_t *c, json_t *v, bk__node_t *n, const char *loc)
     for (size_t i = 0; ok && json_is_array(v) && i < json_array_size(v); i++)
         ok = type_bit(json_array_get(v, i), &bits);
     if (!ok)
-        return fail(c, "\"type\" at %s must be a type name or an array of them", shown(loc));
+        return fail(c, loc, "type", "\"type\" at %s must be a type name or an array of them", shown(loc));
     if (bits & BK_T_NUMBER)
         bits |= BK_T_INTEGER; /* every integer is a number */
     add_kw(n, OP_TYPE, "type")->u.types = bits;
@@ -910,7 +937,7 @@ static int compile_keywords(compiler_t *c, json_t *s, bk__node_t *n, const sinfo
             rc = kw_type(c, v, n, loc);
         } else if (strcmp(key, "enum") == 0) {
             if (!json_is_array(v))
-                rc = fail(c, "\"enum\" at %s must be an array", shown(loc));
+                rc = fail(c, loc, "enum", "\"enum\" at %s must be an array", shown(loc));
             else
                 add_kw(n, OP_ENUM, "enum")->u.value = v;
         } else if (strcmp(key, "const") == 0) {
@@ -918,7 +945,7 @@ static int compile_keywords(compiler_t *c, json_t *s, bk__node_t *n, const sinfo
         } else if (strcmp(key, "multipleOf") == 0) {
             bk__step_t step;
             if (!bk__step_of(v, &step))
-                rc = fail(c, "\"multipleOf\" at %s must be a number greater than 0", shown(loc));
+                rc = fail(c, loc, "multipleOf", "\"multipleOf\" at %s must be a number greater than 0", shown(loc));
             else
                 add_kw(n, OP_MULTIPLE_OF, "multipleOf")->u.step = step;
         } else if (strcmp(key, "maximum") == 0) {
@@ -943,7 +970,7 @@ static int compile_keywords(compiler_t *c, json_t *s, bk__node_t *n, const sinfo
             rc = kw_count(c, v, n, OP_MIN_PROPERTIES, "minProperties", loc);
         } else if (strcmp(key, "uniqueItems") == 0) {
             if (!json_is_boolean(v))
-                rc = fail(c, "\"uniqueItems\" at %s must be a boolean", shown(loc));
+                rc = fail(c, loc, "uniqueItems", "\"uniqueItems\" at %s must be a boolean", shown(loc));
             else if (json_is_true(v))
                 add_kw(n, OP_UNIQUE_ITEMS, "uniqueItems");
         } else if (strcmp(key, "pattern") == 0) {
@@ -954,7 +981,7 @@ static int compile_keywords(compiler_t *c, json_t *s, bk__node_t *n, const sinfo
                 k->u.pattern.source = json_string_value(v);
                 k->u.pattern.re = re;
             }
-            rc = re ? BK_OK : c->rc ? c->rc : fail(c, "\"pattern\" at %s must be a string", shown(loc));
+            rc = re ? BK_OK : c->rc ? c->rc : fail(c, loc, "pattern", "\"pattern\" at %s must be a string", shown(loc));
         } else if (strcmp(key, "format") == 0) {
             bk__format_t f = json_is_string(v) ? bk__format_lookup(json_string_value(v)) : BK_FMT_UNKNOWN;
             if (format_assert && f != BK_FMT_UNKNOWN)
@@ -962,7 +989,8 @@ static int compile_keywords(compiler_t *c, json_t *s, bk__node_t *n, const sinfo
         } else if (strcmp(key, "required") == 0) {
             bk__kw_t *k = add_kw(n, OP_REQUIRED, "required");
             if (!string_list(c, v, &k->u.required.names, &k->u.required.n))
-                rc = c->rc ? c->rc : fail(c, "\"required\" at %s must be an array of strings", shown(loc));
+                rc = c->rc ? c->rc
+                           : fail(c, loc, "required", "\"required\" at %s must be an array of strings", shown(loc));
         } else if (!d7 && strcmp(key, "dependentRequired") == 0) {
             rc = kw_dependencies(c, v, n, "dependentRequired", loc);
         }
@@ -994,7 +1022,7 @@ static bk__node_t *compile(compiler_t *c, json_t *s)
 {
     sinfo_t *si = bk__map_get_ptr(&c->info, s);
     if (!si) { /* every schema position was scanned; anything else is not a schema */
-        fail(c, "a schema must be an object or a boolean");
+        fail(c, NULL, NULL, "a schema must be an object or a boolean");
         return NULL;
     }
     if (si->node)
@@ -1010,12 +1038,12 @@ static bk__node_t *compile(compiler_t *c, json_t *s)
     if (n->boolean >= 0)
         return n;
     if (!json_is_object(s)) {
-        fail(c, "the schema at %s must be an object or a boolean", shown(si->loc));
+        fail(c, si->loc, NULL, "the schema at %s must be an object or a boolean", shown(si->loc));
         return NULL;
     }
     n->default_value = json_object_get(s, "default");
     if (++c->depth > MAX_NEST) {
-        fail(c, "$ref chains and nesting pass %d levels at %s", MAX_NEST, shown(si->loc));
+        fail(c, si->loc, NULL, "$ref chains and nesting pass %d levels at %s", MAX_NEST, shown(si->loc));
         return NULL;
     }
     compile_keywords(c, s, n, si);
@@ -1136,8 +1164,9 @@ static int check_loops(compiler_t *c)
             if (f->next < f->n) {
                 bk__node_t *ch = f->children[f->next++];
                 if (ch->visiting) {
-                    fail(c, "the schema at %s refers to itself without descending into the instance "
-                            "(an infinite $ref loop)",
+                    fail(c, ch->location, NULL,
+                         "the schema at %s refers to itself without descending into the instance "
+                         "(an infinite $ref loop)",
                          shown(ch->location));
                     break;
                 }
@@ -1160,6 +1189,8 @@ static int check_loops(compiler_t *c)
 
 /* ------------------------------------------------------------------ public */
 
+BK__ASSERT_ABI_SIZE(bk_schema_opts_t, 104);
+
 void bk_schema_opts_init(bk_schema_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -1168,6 +1199,27 @@ void bk_schema_opts_init(bk_schema_opts_t *opts)
     opts->max_depth = 128;
     opts->max_recursion = 1000;
     opts->regex_match_limit = 1000000;
+}
+
+/* opts (NULL: all defaults) with each zero field at its default, in *out. */
+static void effective_opts(const bk_schema_opts_t *opts, bk_schema_opts_t *out)
+{
+    bk_schema_opts_init(out);
+    if (!opts)
+        return;
+    out->format_assert = opts->format_assert;
+    out->base_uri = opts->base_uri;
+    out->registry = opts->registry;
+    if (opts->draft)
+        out->draft = opts->draft;
+    if (opts->max_errors)
+        out->max_errors = opts->max_errors;
+    if (opts->max_depth)
+        out->max_depth = opts->max_depth;
+    if (opts->max_recursion)
+        out->max_recursion = opts->max_recursion;
+    if (opts->regex_match_limit)
+        out->regex_match_limit = opts->regex_match_limit;
 }
 
 void bk_schema_free(bk_schema_t *s)
@@ -1185,22 +1237,25 @@ void bk_schema_free(bk_schema_t *s)
     free(s);
 }
 
-int bk_schema_compile(json_t *schema, const bk_schema_opts_t *opts, bk_schema_t **out, char *err, size_t errsz)
+int bk_schema_compile(const json_t *schema_in, const bk_schema_opts_t *opts_in, bk_schema_t **out,
+                      bk_error_t *err)
 {
-    bk_schema_opts_t defaults;
-    if (!opts) {
-        bk_schema_opts_init(&defaults);
-        opts = &defaults;
-    }
-    if (err && errsz)
-        err[0] = '\0';
+    bk__error_clear(err);
+    bk_schema_opts_t o;
+    effective_opts(opts_in, &o);
+    const bk_schema_opts_t *opts = &o;
     if (!out)
-        return BK_EINVAL;
+        return bk__error(err, BK_EINVAL, "out is required");
     *out = NULL;
-    compiler_t c = {.o = opts, .err = err, .errsz = errsz};
-    if (!schema || (opts->draft != BK_SCHEMA_DRAFT_2020_12 && opts->draft != BK_SCHEMA_DRAFT_7) ||
-        !opts->max_errors || !opts->max_depth || !opts->max_recursion)
-        return fail(&c, "invalid arguments: a schema, a known draft and non-zero limits are needed");
+    compiler_t c = {.o = opts, .err = err};
+    if (!schema_in)
+        return fail(&c, NULL, NULL, "invalid arguments: a schema is needed");
+    if (opts->draft != BK_SCHEMA_DRAFT_2020_12 && opts->draft != BK_SCHEMA_DRAFT_7)
+        return fail(&c, NULL, NULL, "invalid arguments: unknown draft %d (BK_SCHEMA_DRAFT_2020_12 or "
+                                    "BK_SCHEMA_DRAFT_7)", opts->draft);
+    /* Borrowed: the compiled form keeps a reference (json_incref needs a non-const
+     * pointer) and reads it; nothing here writes to it. */
+    json_t *schema = (json_t *)schema_in;
     if (!(c.s = calloc(1, sizeof *c.s)) || !(c.s->docs = malloc(sizeof *c.s->docs))) {
         free(c.s);
         return oom(&c);
@@ -1211,7 +1266,7 @@ int bk_schema_compile(json_t *schema, const bk_schema_opts_t *opts, bk_schema_t 
     s->max_depth = opts->max_depth;
     s->max_recursion = opts->max_recursion;
     const char *base = opts->base_uri ? opts->base_uri : "";
-    if (!scan_document(&c, schema, base, strcspn(base, "#"), opts->draft, V_ALL) &&
+    if (!scan_document(&c, schema, base, strcspn(base, "#"), opts->draft, V_ALL, "") &&
         (s->root = compile(&c, schema)) && compile_dynamic_anchors(&c) == BK_OK)
         check_loops(&c);
     bk__map_free(&c.info);

@@ -47,7 +47,7 @@ static void compile_metaschemas(void)
         bk_schema_opts_init(&o);
         o.base_uri = uris[i];
         if (doc)
-            bk_schema_compile(doc, &o, &compiled[i], NULL, 0);
+            bk_schema_compile(doc, &o, &compiled[i], NULL);
     }
 }
 

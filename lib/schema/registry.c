@@ -33,7 +33,7 @@ void bk_schema_registry_free(bk_schema_registry_t *reg)
     free(reg);
 }
 
-int bk_schema_registry_add(bk_schema_registry_t *reg, const char *uri, json_t *doc)
+int bk_schema_registry_add(bk_schema_registry_t *reg, const char *uri, const json_t *doc)
 {
     if (!reg || !uri || !doc || !bk__uri_has_scheme(uri) || strchr(uri, '#'))
         return BK_EINVAL;
@@ -45,9 +45,12 @@ int bk_schema_registry_add(bk_schema_registry_t *reg, const char *uri, json_t *d
         return BK_ENOMEM;
     reg->docs = docs;
     char *key = bk__arena_strndup(&reg->uris, uri, len);
-    if (!key || bk__map_put(&reg->map, key, len, doc))
+    /* Borrowed: the registry keeps a reference of its own (json_incref needs a
+     * non-const pointer) and only ever reads the document. */
+    json_t *kept = (json_t *)doc;
+    if (!key || bk__map_put(&reg->map, key, len, kept))
         return BK_ENOMEM;
-    reg->docs[reg->n++] = json_incref(doc);
+    reg->docs[reg->n++] = json_incref(kept);
     return BK_OK;
 }
 

@@ -167,7 +167,7 @@ static void setup(void)
     IO.iss = ISS;
     IO.aud = AUD;
     IO.sub = "alice";
-    IO.ttl_s = 600;
+    IO.ttl_ns = 600 * SEC;
     IO.clock = clk;
 }
 
@@ -379,7 +379,7 @@ static int add(bk_jwt_keys_t *ks, const char *kid, const char *alg, int which, b
     const void *key;
     size_t len;
     material(alg, which, &key, &len);
-    return bk_jwt_keys_add(ks, kid, alg, key, len, current);
+    return bk_jwt_keys_add(ks, kid, alg, key, len, current, NULL);
 }
 
 /* A set of one key; a private one is current. */
@@ -399,7 +399,7 @@ static char *issue(const bk_jwt_keys_t *ks, const char *claims)
         ck_assert_msg(c != NULL, "%s", err.text);
     }
     char *tok = NULL;
-    int rc = bk_jwt_issue(ks, &IO, c, &tok);
+    int rc = bk_jwt_issue(ks, &IO, c, &tok, NULL);
     json_decref(c);
     ck_assert_msg(rc == BK_OK, "bk_jwt_issue: %s", bk_err_name(rc));
     return gc(tok);
@@ -460,7 +460,7 @@ START_TEST(rfc7515_a1_hs256_example)
     unsigned char *key = unb64u(jwk_k, strlen(jwk_k), &klen);
     ck_assert_uint_eq(klen, 64);
     bk_jwt_keys_t *ks = keyset();
-    ck_assert_int_eq(bk_jwt_keys_add(ks, NULL, "HS256", key, klen, false), BK_OK);
+    ck_assert_int_eq(bk_jwt_keys_add(ks, NULL, "HS256", key, klen, false, NULL), BK_OK);
 
     /* The header is signed as sent, CR LF and all: nothing is re-serialised. */
     ck_assert_str_eq((const char *)unb64u(tok, strlen(seg(tok, 0)), NULL), "{\"typ\":\"JWT\",\r\n \"alg\":\"HS256\"}");
@@ -477,13 +477,13 @@ START_TEST(rfc7515_a1_hs256_example)
     /* At exp the token is expired (RFC 7519 4.1.4: valid only before it). */
     ck_assert_int_eq(bk_clock_fake_advance(clk, 1 * SEC), BK_OK);
     VC(ks, tok, BK_EJWT_EXPIRED);
-    VO.leeway_s = 1;
+    VO.leeway_ns = 1 * SEC;
     VC(ks, tok, BK_OK);
 
     /* One bit of the key changed: the same token no longer verifies. */
     key[63] ^= 1;
     bk_jwt_keys_t *other = keyset();
-    ck_assert_int_eq(bk_jwt_keys_add(other, NULL, "HS256", key, klen, false), BK_OK);
+    ck_assert_int_eq(bk_jwt_keys_add(other, NULL, "HS256", key, klen, false, NULL), BK_OK);
     VC(other, tok, BK_EJWT_SIGNATURE);
 }
 END_TEST
@@ -546,32 +546,32 @@ START_TEST(public_key_cannot_be_current_nor_issue)
         ck_assert_code(add(ks, "pub", ALGS[i], PUB, true), BK_EINVAL);
         ck_assert_code(add(ks, "pub", ALGS[i], PUB, false), BK_OK);
         char *tok = (char *)"untouched";
-        ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_ENOTFOUND);
+        ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_ENOTFOUND);
         ck_assert_ptr_null(tok);
     }
     char *tok = NULL;
-    ck_assert_code(bk_jwt_issue(keyset(), &IO, NULL, &tok), BK_ENOTFOUND); /* empty set */
+    ck_assert_code(bk_jwt_issue(keyset(), &IO, NULL, &tok, NULL), BK_ENOTFOUND); /* empty set */
 }
 END_TEST
 
 START_TEST(key_must_fit_its_alg)
 {
     bk_jwt_keys_t *ks = keyset();
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.rsa_pub, strlen(K.rsa_pub), false), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.p384_pub, strlen(K.p384_pub), false), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES384", K.p256_priv, strlen(K.p256_priv), true), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", K.p256_pub, strlen(K.p256_pub), false), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.rsa_pub, strlen(K.rsa_pub), false, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.p384_pub, strlen(K.p384_pub), false, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES384", K.p256_priv, strlen(K.p256_priv), true, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", K.p256_pub, strlen(K.p256_pub), false, NULL), BK_EINVAL);
     static const char junk_pem[] = "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n";
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", junk_pem, strlen(junk_pem), false), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", SECRET, sizeof SECRET, false), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", junk_pem, strlen(junk_pem), false, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", SECRET, sizeof SECRET, false, NULL), BK_EINVAL);
     static const char *const bad_algs[] = {"none", "None", "hs256", "HS1024", "PS256", "ES512", "EdDSA", "", "HS256 "};
     for (size_t i = 0; i < sizeof bad_algs / sizeof bad_algs[0]; i++)
-        ck_assert_code(bk_jwt_keys_add(ks, "a", bad_algs[i], SECRET, sizeof SECRET, true), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", NULL, SECRET, sizeof SECRET, true), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS256", NULL, 32, true), BK_EINVAL);
-    ck_assert_code(bk_jwt_keys_add(NULL, "a", "HS256", SECRET, 32, true), BK_EINVAL);
+        ck_assert_code(bk_jwt_keys_add(ks, "a", bad_algs[i], SECRET, sizeof SECRET, true, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", NULL, SECRET, sizeof SECRET, true, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS256", NULL, 32, true, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_keys_add(NULL, "a", "HS256", SECRET, 32, true, NULL), BK_EINVAL);
     /* Nothing was added by the refusals: the first good key may still be the only kid-less one. */
-    ck_assert_code(bk_jwt_keys_add(ks, NULL, "ES256", K.p256_priv, strlen(K.p256_priv), true), BK_OK);
+    ck_assert_code(bk_jwt_keys_add(ks, NULL, "ES256", K.p256_priv, strlen(K.p256_priv), true, NULL), BK_OK);
     VC(ks, issue(ks, NULL), BK_OK);
 }
 END_TEST
@@ -599,7 +599,7 @@ START_TEST(encrypted_pem_is_refused_without_prompting)
         dup2(in[0], 0), dup2(fd, 1), dup2(fd, 2);
         alarm(20);
         bk_jwt_keys_t *ks = NULL;
-        int rc = bk_jwt_keys_new(&ks) ? -1 : bk_jwt_keys_add(ks, "e", "ES256", data, (size_t)n, true);
+        int rc = bk_jwt_keys_new(&ks) ? -1 : bk_jwt_keys_add(ks, "e", "ES256", data, (size_t)n, true, NULL);
         bk_jwt_keys_free(ks);
         BIO_free(bio); /* the child is checked for leaks too, under valgrind */
         _exit(rc == BK_EINVAL ? 0 : 1);
@@ -651,14 +651,14 @@ START_TEST(key_rotation_and_key_files)
     fputs(K.p256_priv, f);
     fclose(f);
     bk_jwt_keys_t *fk = keyset();
-    int rc1 = bk_jwt_keys_add_file(fk, "2023", "HS256", hs, false);
-    int rc2 = bk_jwt_keys_add_file(fk, "2024", "ES256", pem, true);
+    int rc1 = bk_jwt_keys_add_file(fk, "2023", "HS256", hs, false, NULL);
+    int rc2 = bk_jwt_keys_add_file(fk, "2024", "ES256", pem, true, NULL);
     unlink(hs);
     unlink(pem);
     rmdir(dir);
     ck_assert_code(rc1, BK_OK);
     ck_assert_code(rc2, BK_OK);
-    ck_assert_code(bk_jwt_keys_add_file(fk, "x", "ES256", pem, false), BK_ENOTFOUND); /* gone */
+    ck_assert_code(bk_jwt_keys_add_file(fk, "x", "ES256", pem, false, NULL), BK_ENOTFOUND); /* gone */
     VC(fk, old_tok, BK_OK);
     VC(fk, tok, BK_OK);
     VC(ks, issue(fk, NULL), BK_OK);
@@ -984,7 +984,7 @@ START_TEST(kid_unknown_traversal_and_missing)
 {
     bk_jwt_keys_t *ks = keyset();
     ck_assert_code(add(ks, "hs1", "HS256", PRIV, true), BK_OK);
-    ck_assert_code(bk_jwt_keys_add(ks, "hs2", "HS256", "another secret of 32 bytes or so!", 33, false), BK_OK);
+    ck_assert_code(bk_jwt_keys_add(ks, "hs2", "HS256", "another secret of 32 bytes or so!", 33, false, NULL), BK_OK);
     const char *pl = exp_payload(T0 + 600);
     ck_assert_code(V(ks, forge("HS256", "{\"alg\":\"HS256\",\"kid\":\"hs1\"}", pl)), BK_OK);
     /* Each signed with the right secret: only the kid is wrong. */
@@ -1028,30 +1028,30 @@ END_TEST
 START_TEST(exp_and_leeway)
 {
     bk_jwt_keys_t *ks = set_of(NULL, "HS256", PRIV);
-    IO.ttl_s = 100;
+    IO.ttl_ns = 100 * SEC;
     char *tok = issue(ks, NULL); /* exp = T0 + 100 */
     ck_assert_int_eq(bk_clock_fake_advance(clk, 99 * SEC), BK_OK);
     VC(ks, tok, BK_OK);
     ck_assert_int_eq(bk_clock_fake_advance(clk, 1 * SEC), BK_OK); /* now == exp */
     VC(ks, tok, BK_EJWT_EXPIRED);
-    VO.leeway_s = 30;
+    VO.leeway_ns = 30 * SEC;
     VC(ks, tok, BK_OK);
     ck_assert_int_eq(bk_clock_fake_advance(clk, 29 * SEC), BK_OK); /* exp + 29 */
     VC(ks, tok, BK_OK);
     ck_assert_int_eq(bk_clock_fake_advance(clk, 1 * SEC), BK_OK); /* exp + 30: beyond the leeway */
     VC(ks, tok, BK_EJWT_EXPIRED);
-    VO.leeway_s = 0;
+    VO.leeway_ns = 0;
     ck_assert_int_eq(bk_clock_fake_advance(clk, 86400 * SEC), BK_OK);
     VC(ks, tok, BK_EJWT_EXPIRED);
-    VO.leeway_s = 86400; /* the most allowed: a day */
+    VO.leeway_ns = 86400 * SEC; /* the most allowed: a day */
     VC(ks, tok, BK_EJWT_EXPIRED);
     ck_assert_int_eq(bk_clock_fake_set_wall(clk, (T0 + 100 + 86399) * SEC), BK_OK);
     VC(ks, tok, BK_OK);
-    VO.leeway_s = 86401; /* more would hide a broken clock, less than 0 shorten tokens */
+    VO.leeway_ns = 86401 * SEC; /* more would hide a broken clock, less than 0 shorten tokens */
     ck_assert_code(V(ks, tok), BK_EINVAL);
-    VO.leeway_s = -1;
+    VO.leeway_ns = -1;
     ck_assert_code(V(ks, tok), BK_EINVAL);
-    VO.leeway_s = 0;
+    VO.leeway_ns = 0;
     /* A forged exp one second in the past, one far in the past, and a real number. */
     ck_assert_int_eq(bk_clock_fake_set_wall(clk, T0 * SEC), BK_OK);
     ck_assert_code(V(ks, forge("HS256", "{\"alg\":\"HS256\"}", "{\"exp\":1699999999}")), BK_EJWT_EXPIRED);
@@ -1067,16 +1067,16 @@ START_TEST(nbf_and_iat_in_the_future)
     bk_jwt_keys_t *ks = set_of(NULL, "HS256", PRIV);
     char *nbf = forge("HS256", "{\"alg\":\"HS256\"}", fmt("{\"exp\":%lld,\"nbf\":%lld}", T0 + 1000, T0 + 60));
     ck_assert_code(V(ks, nbf), BK_EJWT_NOT_YET_VALID);
-    VO.leeway_s = 59;
+    VO.leeway_ns = 59 * SEC;
     ck_assert_code(V(ks, nbf), BK_EJWT_NOT_YET_VALID);
-    VO.leeway_s = 60;
+    VO.leeway_ns = 60 * SEC;
     ck_assert_code(V(ks, nbf), BK_OK);
-    VO.leeway_s = 0;
+    VO.leeway_ns = 0;
     char *iat = forge("HS256", "{\"alg\":\"HS256\"}", fmt("{\"exp\":%lld,\"iat\":%lld}", T0 + 1000, T0 + 10));
     ck_assert_code(V(ks, iat), BK_EJWT_NOT_YET_VALID);
-    VO.leeway_s = 10;
+    VO.leeway_ns = 10 * SEC;
     ck_assert_code(V(ks, iat), BK_OK);
-    VO.leeway_s = 0;
+    VO.leeway_ns = 0;
     ck_assert_int_eq(bk_clock_fake_advance(clk, 10 * SEC), BK_OK); /* iat == now: fine */
     ck_assert_code(V(ks, iat), BK_OK);
     ck_assert_code(V(ks, nbf), BK_EJWT_NOT_YET_VALID);
@@ -1087,7 +1087,7 @@ START_TEST(nbf_and_iat_in_the_future)
     char *tok = issue(ks, NULL);
     ck_assert_int_eq(bk_clock_fake_set_wall(clk, (T0 + 60 - 5) * SEC), BK_OK);
     VC(ks, tok, BK_EJWT_NOT_YET_VALID);
-    VO.leeway_s = 5;
+    VO.leeway_ns = 5 * SEC;
     VC(ks, tok, BK_OK);
 }
 END_TEST
@@ -1666,31 +1666,31 @@ START_TEST(issue_refusals)
     for (size_t i = 0; i < sizeof reg / sizeof reg[0]; i++) {
         json_t *c = gcj(json_pack("{s:s, s:i}", "role", "admin", reg[i], 1));
         char *tok = (char *)"untouched";
-        ck_assert_msg(bk_jwt_issue(ks, &IO, c, &tok) == BK_EINVAL, "claim %s overrides", reg[i]);
+        ck_assert_msg(bk_jwt_issue(ks, &IO, c, &tok, NULL) == BK_EINVAL, "claim %s overrides", reg[i]);
         ck_assert_ptr_null(tok);
     }
     char *tok = NULL;
     IO.iss = IO.aud = IO.sub = NULL; /* registered claims the options leave out are still the caller's to refuse */
-    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("{s:s}", "iss", "me")), &tok), BK_EINVAL);
-    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("{s:n}", "aud")), &tok), BK_EINVAL);
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("{s:s}", "iss", "me")), &tok, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("{s:n}", "aud")), &tok, NULL), BK_EINVAL);
     /* Not an object, a bad ttl, a bad option string. */
-    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("[s]", "x")), &tok), BK_EINVAL);
-    IO.ttl_s = 0;
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_EINVAL);
-    IO.ttl_s = -1;
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_EINVAL);
-    IO.ttl_s = INT64_MAX; /* exp would not fit */
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_EINVAL);
-    IO.ttl_s = 10LL * 366 * 86400 + 1; /* over ten years */
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_EINVAL);
-    IO.ttl_s = 10LL * 365 * 86400;
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("[s]", "x")), &tok, NULL), BK_EINVAL);
+    IO.ttl_ns = -1;
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_EINVAL);
+    IO.ttl_ns = SEC - 1; /* rounds down to 0 s: a token born expired */
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_EINVAL);
+    IO.ttl_ns = INT64_MAX; /* exp would not fit */
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_EINVAL);
+    IO.ttl_ns = (10LL * 366 * 86400 + 1) * SEC; /* over ten years */
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_EINVAL);
+    IO.ttl_ns = 10LL * 365 * 86400 * SEC;
     ck_assert_int_eq(json_int(VC(ks, issue(ks, NULL), BK_OK), "exp"), T0 + 10LL * 365 * 86400);
-    IO.ttl_s = 600;
+    IO.ttl_ns = 600 * SEC;
     IO.sub = "\xff\xfe";
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_EINVAL);
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_EINVAL);
     IO.sub = NULL;
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, NULL), BK_EINVAL);
-    ck_assert_code(bk_jwt_issue(NULL, &IO, NULL, &tok), BK_EINVAL);
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, NULL, NULL), BK_EINVAL);
+    ck_assert_code(bk_jwt_issue(NULL, &IO, NULL, &tok, NULL), BK_EINVAL);
     ck_assert_ptr_null(tok);
     /* Other claims pass through, and the registered ones are the issuer's. */
     IO.sub = "alice";
@@ -1706,7 +1706,7 @@ END_TEST
 static int issue_code(const bk_jwt_keys_t *ks, const json_t *claims, char **out)
 {
     char *tok = (char *)"untouched";
-    int rc = bk_jwt_issue(ks, &IO, claims, &tok);
+    int rc = bk_jwt_issue(ks, &IO, claims, &tok, NULL);
     if (rc == BK_OK)
         gc(tok);
     else
@@ -1857,10 +1857,10 @@ START_TEST(key_set_refusals)
     } hs[] = {{"HS256", 32}, {"HS384", 48}, {"HS512", 64}};
     for (size_t i = 0; i < 3; i++) {
         bk_jwt_keys_t *ks = keyset();
-        ck_assert_msg(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, hs[i].min - 1, true) == BK_EINVAL, "%s %zu bytes",
-                      hs[i].alg, hs[i].min - 1);
-        ck_assert_code(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, 0, true), BK_EINVAL);
-        ck_assert_code(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, hs[i].min, true), BK_OK);
+        ck_assert_msg(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, hs[i].min - 1, true, NULL) == BK_EINVAL,
+                      "%s %zu bytes", hs[i].alg, hs[i].min - 1);
+        ck_assert_code(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, 0, true, NULL), BK_EINVAL);
+        ck_assert_code(bk_jwt_keys_add(ks, "k", hs[i].alg, SECRET, hs[i].min, true, NULL), BK_OK);
         VC(ks, issue(ks, NULL), BK_OK);
     }
     bk_jwt_keys_t *ks = keyset();
@@ -1908,14 +1908,14 @@ START_TEST(kid_must_be_utf8)
     ck_assert_ptr_nonnull(f);
     ck_assert_uint_eq(fwrite(SECRET, 1, sizeof SECRET, f), sizeof SECRET);
     fclose(f);
-    int rc_bad = bk_jwt_keys_add_file(ks, "\xff", "HS256", hs, true);
-    int rc_good = bk_jwt_keys_add_file(ks, CAFE, "HS256", hs, false);
+    int rc_bad = bk_jwt_keys_add_file(ks, "\xff", "HS256", hs, true, NULL);
+    int rc_good = bk_jwt_keys_add_file(ks, CAFE, "HS256", hs, false, NULL);
     unlink(hs);
     rmdir(dir);
     ck_assert_code(rc_bad, BK_EINVAL);
     ck_assert_code(rc_good, BK_OK);
     char *tok = (char *)"untouched";
-    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok), BK_ENOTFOUND); /* no refused key became current */
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, NULL), BK_ENOTFOUND); /* no refused key became current */
     /* Non-ASCII UTF-8 kids work: in the header as given, and they select the key. */
     ck_assert_code(add(ks, NIHON, "ES256", PRIV, true), BK_OK);
     tok = issue(ks, NULL);
@@ -1924,6 +1924,224 @@ START_TEST(kid_must_be_utf8)
     tok = issue(set_of(CAFE, "HS256", PRIV), NULL);
     ck_assert_str_eq(json_str(seg_json(tok, 0), "kid"), CAFE);
     VC(ks, tok, BK_OK); /* the key from the file */
+}
+END_TEST
+
+/* ================================================================== API conventions */
+START_TEST(opts_init_clears_garbage)
+{
+    bk_jwt_issue_opts_t io;
+    memset(&io, 0x5a, sizeof io);
+    bk_jwt_issue_opts_init(&io);
+    ck_assert_ptr_null(io.iss);
+    ck_assert_ptr_null(io.aud);
+    ck_assert_ptr_null(io.sub);
+    ck_assert_int_eq(io.ttl_ns, 900 * SEC);
+    ck_assert(!io.nbf);
+    ck_assert_ptr_null(io.clock);
+    for (size_t i = 0; i < sizeof io.reserved_ / sizeof io.reserved_[0]; i++)
+        ck_assert_uint_eq(io.reserved_[i], 0);
+    bk_jwt_verify_opts_t vo;
+    memset(&vo, 0x5a, sizeof vo);
+    bk_jwt_verify_opts_init(&vo);
+    ck_assert_ptr_null(vo.iss);
+    ck_assert_ptr_null(vo.aud);
+    ck_assert_int_eq(vo.leeway_ns, 0);
+    ck_assert_ptr_null(vo.required);
+    ck_assert(!vo.allow_no_exp);
+    ck_assert_ptr_null(vo.typ);
+    ck_assert_uint_eq(vo.max_len, 8192);
+    ck_assert_ptr_null(vo.revoked);
+    ck_assert_ptr_null(vo.revoked_ud);
+    ck_assert_ptr_null(vo.clock);
+    for (size_t i = 0; i < sizeof vo.reserved_ / sizeof vo.reserved_[0]; i++)
+        ck_assert_uint_eq(vo.reserved_[i], 0);
+}
+END_TEST
+
+/* NULL options are the defaults, and so are zero fields of a struct cleared by
+ * other means. */
+START_TEST(null_and_zeroed_opts_are_the_defaults)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    char *tok = NULL;
+    ck_assert_code(bk_jwt_issue(ks, NULL, NULL, &tok, NULL), BK_OK); /* system clock */
+    gc(tok);
+    json_t *c = NULL;
+    ck_assert_code(bk_jwt_verify(ks, NULL, tok, strlen(tok), &c), BK_OK);
+    gcj(c);
+    ck_assert_int_eq(json_int(c, "exp") - json_int(c, "iat"), 900);
+    bk_jwt_issue_opts_t io;
+    memset(&io, 0, sizeof io);
+    io.clock = clk;
+    ck_assert_code(bk_jwt_issue(ks, &io, NULL, &tok, NULL), BK_OK);
+    gc(tok);
+    ck_assert_int_eq(json_int(VC(ks, tok, BK_OK), "exp"), T0 + 900);
+    /* max_len 0 is the default 8192, not "no token at all". */
+    bk_jwt_verify_opts_t vo;
+    memset(&vo, 0, sizeof vo);
+    vo.clock = clk;
+    ck_assert_code(bk_jwt_verify(ks, &vo, tok, strlen(tok), NULL), BK_OK);
+    char big[8200];
+    memset(big, 'a', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    ck_assert_code(bk_jwt_verify(ks, &vo, big, strlen(big), NULL), BK_EJWT_MALFORMED);
+}
+END_TEST
+
+/* Tokens carry whole seconds: ttl_ns and leeway_ns are rounded down. */
+START_TEST(durations_round_down_to_whole_seconds)
+{
+    bk_jwt_keys_t *ks = set_of(NULL, "HS256", PRIV);
+    IO.ttl_ns = 1500 * BK_NSEC_PER_MSEC;
+    char *tok = issue(ks, NULL);
+    ck_assert_int_eq(json_int(VC(ks, tok, BK_OK), "exp"), T0 + 1);
+    IO.ttl_ns = 100 * SEC + SEC - 1;
+    tok = issue(ks, NULL); /* exp = T0 + 100 */
+    ck_assert_int_eq(bk_clock_fake_advance(clk, 129 * SEC), BK_OK); /* exp + 29 */
+    VO.leeway_ns = 29 * SEC + SEC - 1; /* 29 s */
+    VC(ks, tok, BK_EJWT_EXPIRED);
+    VO.leeway_ns = 30 * SEC - 1; /* still 29 s */
+    VC(ks, tok, BK_EJWT_EXPIRED);
+    VO.leeway_ns = 30 * SEC;
+    VC(ks, tok, BK_OK);
+    VO.leeway_ns = 86400 * SEC + SEC - 1; /* 86400 s: still in range */
+    VC(ks, tok, BK_OK);
+    VO.leeway_ns = 86401 * SEC;
+    ck_assert_code(V(ks, tok), BK_EINVAL);
+}
+END_TEST
+
+static void expect_err(const bk_error_t *e, int code, const char *in_message, const char *pointer)
+{
+    ck_assert_msg(e->code == code, "code %s, want %s (%s)", bk_err_name(e->code), bk_err_name(code), e->message);
+    ck_assert_msg(strstr(e->message, in_message) != NULL, "message \"%s\", want \"%s\"", e->message, in_message);
+    ck_assert_msg(strcmp(e->pointer, pointer) == 0, "pointer \"%s\", want \"%s\"", e->pointer, pointer);
+}
+
+START_TEST(keys_add_says_why_a_key_is_refused)
+{
+    bk_jwt_keys_t *ks = keyset();
+    bk_error_t e;
+    memset(&e, 0x5a, sizeof e);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS256", SECRET, 31, true, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "HS256 secret needs 32 bytes or more, not 31", "");
+    ck_assert_str_eq(e.file, "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.p384_pub, strlen(K.p384_pub), false, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "ES256 needs a key on prime256v1, not on secp384r1", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", K.p256_pub, strlen(K.p256_pub), false, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "RS256 needs an RSA key", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.rsa_pub, strlen(K.rsa_pub), false, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "ES256 needs an EC key", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "RS256", SECRET, sizeof SECRET, false, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "not a PEM private or public key", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "\xff", "HS256", SECRET, 32, true, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "kid must be 1 to 256 bytes of UTF-8", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "none", SECRET, 32, true, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "unknown alg \"none\"", "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "ES256", K.p256_pub, strlen(K.p256_pub), true, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "a public key cannot sign", "");
+    /* RSA under 2048 bits. */
+    EVP_PKEY *small = EVP_RSA_gen(1024);
+    ck_assert_ptr_nonnull(small);
+    BIO *bio = BIO_new(BIO_s_mem());
+    ck_assert_int_eq(PEM_write_bio_PUBKEY(bio, small), 1);
+    char *pem = NULL;
+    long n = BIO_get_mem_data(bio, &pem);
+    int rc = bk_jwt_keys_add(ks, "a", "RS256", pem, (size_t)n, false, &e);
+    BIO_free(bio);
+    EVP_PKEY_free(small);
+    ck_assert_code(rc, BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "RS256 needs an RSA key of 2048 bits or more, not 1024", "");
+    /* The key's bytes never appear in the message. */
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS512", SECRET, 40, true, &e), BK_EINVAL);
+    ck_assert_ptr_null(strstr(e.message, fmt("%.8s", (const char *)SECRET)));
+    /* Success clears it; then a duplicate kid. */
+    memset(&e, 0x5a, sizeof e);
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS256", SECRET, 32, true, &e), BK_OK);
+    ck_assert_int_eq(e.code, BK_OK);
+    ck_assert_str_eq(e.message, "");
+    ck_assert_code(bk_jwt_keys_add(ks, "a", "HS256", SECRET, 32, true, &e), BK_EEXIST);
+    expect_err(&e, BK_EEXIST, "already has a key \"a\"", "");
+
+    /* Files: err->file names the one refused. */
+    char dir[] = "/tmp/bk-jwt-err-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    char *hs = fmt("%s/short.key", dir), *missing = fmt("%s/missing.pem", dir);
+    FILE *f = fopen(hs, "wb");
+    ck_assert_ptr_nonnull(f);
+    ck_assert_uint_eq(fwrite(SECRET, 1, 20, f), 20);
+    fclose(f);
+    bk_error_t e1, e2, e3;
+    int rc1 = bk_jwt_keys_add_file(ks, "b", "HS256", hs, false, &e1);
+    int rc2 = bk_jwt_keys_add_file(ks, "c", "ES256", missing, false, &e2);
+    int rc3 = bk_jwt_keys_add_file(ks, "d", "ES256", dir, false, &e3); /* a directory */
+    unlink(hs);
+    rmdir(dir);
+    ck_assert_code(rc1, BK_EINVAL);
+    expect_err(&e1, BK_EINVAL, "HS256 secret needs 32 bytes or more, not 20", "");
+    ck_assert_str_eq(e1.file, hs);
+    ck_assert_code(rc2, BK_ENOTFOUND);
+    expect_err(&e2, BK_ENOTFOUND, "cannot open the key file", "");
+    ck_assert_str_eq(e2.file, missing);
+    ck_assert_code(rc3, BK_EINVAL);
+    expect_err(&e3, BK_EINVAL, "cannot read the key file", "");
+    ck_assert_str_eq(e3.file, dir);
+}
+END_TEST
+
+START_TEST(issue_error_points_at_the_claim)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    bk_error_t e;
+    char *tok = (char *)"untouched";
+    memset(&e, 0x5a, sizeof e);
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(json_pack("{s:i}", "exp", 1)), &tok, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "registered claim \"exp\"", "/exp");
+    ck_assert_ptr_null(tok);
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(obj1(KEY("a"), arr2(json_string_nocheck("\xff"), json_true()))),
+                                &tok, &e),
+                   BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "not UTF-8", "/a/0");
+    json_t *nul = gcj(obj1(KEY("a/b"), arr2(json_true(), obj1(KEY("k~"), json_stringn("x\0", 2)))));
+    ck_assert_code(bk_jwt_issue(ks, &IO, nul, &tok, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "NUL", "/a~1b/1/k~0");
+    /* A bad member name is pointed at, made valid UTF-8 in the field. */
+    ck_assert_code(bk_jwt_issue(ks, &IO, gcj(obj1(KEY("o"), obj1(KEY("\xff"), json_true()))), &tok, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "member name that is not UTF-8", "/o/\xef\xbf\xbd");
+    ck_assert_code(bk_jwt_issue(ks, &IO, deep(2048), &tok, &e), BK_EINVAL);
+    ck_assert_msg(strstr(e.message, "deeper than 2048") != NULL, "%s", e.message);
+    ck_assert_uint_gt(strlen(e.pointer), 0); /* the long path, cut at an ancestor */
+    ck_assert_int_eq(strncmp(e.pointer, "/d/0/0/", 7), 0);
+    IO.sub = "\xfe";
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "the sub option is not UTF-8", "/sub");
+    IO.sub = "alice";
+    IO.ttl_ns = SEC / 2;
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, &e), BK_EINVAL);
+    expect_err(&e, BK_EINVAL, "ttl_ns must be 1 s to ten years", "");
+    IO.ttl_ns = 0;
+    ck_assert_code(bk_jwt_issue(keyset(), &IO, NULL, &tok, &e), BK_ENOTFOUND);
+    expect_err(&e, BK_ENOTFOUND, "no current key", "");
+    memset(&e, 0x5a, sizeof e);
+    ck_assert_code(bk_jwt_issue(ks, &IO, NULL, &tok, &e), BK_OK);
+    gc(tok);
+    ck_assert_int_eq(e.code, BK_OK);
+    ck_assert_str_eq(e.pointer, "");
+}
+END_TEST
+
+/* bk_jwt_issue reads the caller's claims and never changes them. */
+START_TEST(issue_leaves_the_claims_alone)
+{
+    bk_jwt_keys_t *ks = set_of("k", "HS256", PRIV);
+    json_t *claims = gcj(json_pack("{s:s, s:{s:[i]}}", "role", "admin", "n", "l", 1));
+    json_t *before = gcj(json_deep_copy(claims));
+    char *tok = NULL;
+    ck_assert_code(issue_code(ks, claims, &tok), BK_OK);
+    ck_assert(json_equal(claims, before));
+    ck_assert_uint_eq(json_object_size(claims), 2);
+    ck_assert_int_eq(claims->refcount, 1);
 }
 END_TEST
 
@@ -1979,6 +2197,12 @@ static Suite *jwt_suite(void)
     tcase_add_test(at, claims_nesting_limit_and_cycles);
     tcase_add_test(at, key_set_refusals);
     tcase_add_test(at, kid_must_be_utf8);
+    tcase_add_test(at, opts_init_clears_garbage);
+    tcase_add_test(at, null_and_zeroed_opts_are_the_defaults);
+    tcase_add_test(at, durations_round_down_to_whole_seconds);
+    tcase_add_test(at, keys_add_says_why_a_key_is_refused);
+    tcase_add_test(at, issue_error_points_at_the_claim);
+    tcase_add_test(at, issue_leaves_the_claims_alone);
     suite_add_tcase(s, at);
     return s;
 }

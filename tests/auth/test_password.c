@@ -38,12 +38,12 @@ static void hash_cheap(const char *pw, char out[BK_PASSWORD_HASH_MAX])
 {
     bk_password_policy_t p;
     cheap(&p);
-    ck_assert_int_eq(bk_password_hash(&p, pw, strlen(pw), out, BK_PASSWORD_HASH_MAX), BK_OK);
+    ck_assert_int_eq(bk_password_hash(&p, pw, strlen(pw), out, BK_PASSWORD_HASH_MAX, NULL), BK_OK);
 }
 
 static int verify(const bk_password_policy_t *p, const char *pw, const char *phc)
 {
-    return bk_password_verify(p, pw, strlen(pw), phc);
+    return bk_password_verify(p, pw, strlen(pw), phc, NULL);
 }
 
 /*
@@ -150,7 +150,77 @@ START_TEST(policy_defaults)
     ck_assert_ptr_null(p.pepper);
     ck_assert_uint_eq(p.pepper_len, 0);
     ck_assert_uint_eq(p.max_password_len, 1024);
+    for (size_t i = 0; i < sizeof p.reserved_ / sizeof p.reserved_[0]; i++)
+        ck_assert_uint_eq(p.reserved_[i], 0);
     bk_password_policy_init(NULL); /* harmless */
+}
+END_TEST
+
+/* A policy cleared by other means (memset, = {0}) is the default policy: each
+ * zero field means its default. One default-cost hash. */
+START_TEST(zero_fields_mean_the_defaults)
+{
+    bk_password_policy_t zero;
+    memset(&zero, 0, sizeof zero);
+    char h[BK_PASSWORD_HASH_MAX];
+    ck_assert_int_eq(bk_password_hash(&zero, PW, strlen(PW), h, sizeof h, NULL), BK_OK);
+    ck_assert_msg(strncmp(h, "$argon2id$v=19$m=19456,t=2,p=1$", 31) == 0, "%s", h);
+    ck_assert(!bk_password_needs_rehash(&zero, h));
+    ck_assert(!bk_password_needs_rehash(NULL, h));
+    /* max_password_len 0 is the default 1024, not "nothing". */
+    char big[1025];
+    memset(big, 'x', sizeof big);
+    ck_assert_int_eq(bk_password_verify(&zero, big, 1025, h, NULL), BK_ERANGE);
+    /* One field set, the others still default. */
+    zero.iterations = 3;
+    ck_assert(bk_password_needs_rehash(&zero, h));
+}
+END_TEST
+
+START_TEST(error_detail_says_why)
+{
+    bk_password_policy_t p;
+    bk_error_t err;
+    char h[BK_PASSWORD_HASH_MAX], ok[BK_PASSWORD_HASH_MAX];
+    hash_cheap(PW, ok);
+
+    /* Success clears it. */
+    cheap(&p);
+    memset(&err, 0x5a, sizeof err);
+    ck_assert_int_eq(bk_password_verify(&p, PW, strlen(PW), ok, &err), BK_OK);
+    ck_assert_int_eq(err.code, BK_OK);
+    ck_assert_str_eq(err.message, "");
+    /* A mismatch is the answer: its code, its own words. */
+    ck_assert_int_eq(bk_password_verify(&p, "wrong", 5, ok, &err), BK_EMISMATCH);
+    ck_assert_int_eq(err.code, BK_EMISMATCH);
+    ck_assert_str_eq(err.message, bk_strerror(BK_EMISMATCH));
+    /* The policy's cost, named. */
+    p.memory_kib = 7;
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "memory_kib=7") != NULL, "%s", err.message);
+    cheap(&p);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, 60, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "out has 60 bytes") != NULL, "%s", err.message);
+    p.max_password_len = 4;
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, &err), BK_ERANGE);
+    ck_assert_int_eq(err.code, BK_ERANGE);
+    ck_assert_msg(strstr(err.message, "maximum of 4 bytes") != NULL, "%s", err.message);
+    /* A stored hash: malformed, or well-formed but over the caps; never quoted. */
+    const char *hostile = "$argon2id$v=19$m=4194304,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
+                          "c2FsdHNhbHRzYWx0c2FsdHNhbHRzYWx0c2FsdHNhbHQ";
+    ck_assert_int_eq(bk_password_verify(NULL, PW, strlen(PW), hostile, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "m=4194304 KiB") && strstr(err.message, "beyond the caps"), "%s",
+                  err.message);
+    ck_assert_ptr_null(strstr(err.message, "c2FsdHNhbHRz"));
+    ck_assert_int_eq(bk_password_verify(NULL, PW, strlen(PW), "$argon2id$v=19$garbage", &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "the stored hash is malformed: not an Argon2 PHC string");
+    /* An empty pepper, named. */
+    cheap(&p);
+    p.pepper = "";
+    ck_assert_int_eq(bk_password_verify(&p, PW, strlen(PW), ok, &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "pepper_len") != NULL, "%s", err.message);
+    ck_assert_str_eq(err.pointer, "");
 }
 END_TEST
 
@@ -158,8 +228,8 @@ END_TEST
 START_TEST(default_round_trip_format_and_random_salt)
 {
     char h1[BK_PASSWORD_HASH_MAX], h2[BK_PASSWORD_HASH_MAX];
-    ck_assert_int_eq(bk_password_hash(NULL, PW, strlen(PW), h1, sizeof h1), BK_OK);
-    ck_assert_int_eq(bk_password_hash(NULL, PW, strlen(PW), h2, sizeof h2), BK_OK);
+    ck_assert_int_eq(bk_password_hash(NULL, PW, strlen(PW), h1, sizeof h1, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_hash(NULL, PW, strlen(PW), h2, sizeof h2, NULL), BK_OK);
     /* PHC: 16-byte salt in 22 base64 characters, 32-byte tag in 43, no padding. */
     const char *re = "^\\$argon2id\\$v=19\\$m=19456,t=2,p=1\\$[A-Za-z0-9+/]{22}\\$[A-Za-z0-9+/]{43}$";
     ck_assert_msg(matches(re, h1), "not a default PHC string: %s", h1);
@@ -182,7 +252,7 @@ START_TEST(cheap_round_trips_empty_binary_and_long_passwords)
     bk_password_policy_t p;
     cheap(&p);
     char h[BK_PASSWORD_HASH_MAX];
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h), BK_OK);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, NULL), BK_OK);
     ck_assert(matches("^\\$argon2id\\$v=19\\$m=64,t=1,p=1\\$[A-Za-z0-9+/]{22}\\$[A-Za-z0-9+/]{43}$", h));
     ck_assert_int_eq(verify(&p, PW, h), BK_OK);
     ck_assert_int_eq(verify(NULL, PW, h), BK_OK); /* the parameters come from the hash */
@@ -190,29 +260,29 @@ START_TEST(cheap_round_trips_empty_binary_and_long_passwords)
     ck_assert_int_eq(verify(&p, PW "x", h), BK_EMISMATCH);
 
     /* The empty password, also as NULL with length 0. */
-    ck_assert_int_eq(bk_password_hash(&p, NULL, 0, h, sizeof h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, "", 0, h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, NULL, 0, h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, " ", 1, h), BK_EMISMATCH);
+    ck_assert_int_eq(bk_password_hash(&p, NULL, 0, h, sizeof h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, "", 0, h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, NULL, 0, h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, " ", 1, h, NULL), BK_EMISMATCH);
 
     /* Bytes, not C strings: a NUL inside counts, and so does what follows it. */
-    ck_assert_int_eq(bk_password_hash(&p, "a\0b", 3, h, sizeof h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, "a\0b", 3, h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, "a\0c", 3, h), BK_EMISMATCH);
-    ck_assert_int_eq(bk_password_verify(&p, "a", 1, h), BK_EMISMATCH);
+    ck_assert_int_eq(bk_password_hash(&p, "a\0b", 3, h, sizeof h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, "a\0b", 3, h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, "a\0c", 3, h, NULL), BK_EMISMATCH);
+    ck_assert_int_eq(bk_password_verify(&p, "a", 1, h, NULL), BK_EMISMATCH);
 
     /* Exactly max_password_len is allowed. */
     char *big = malloc(1025);
     ck_assert_ptr_nonnull(big);
     memset(big, 'x', 1025);
-    ck_assert_int_eq(bk_password_hash(&p, big, 1024, h, sizeof h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, big, 1024, h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, big, 1023, h), BK_EMISMATCH);
+    ck_assert_int_eq(bk_password_hash(&p, big, 1024, h, sizeof h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, big, 1024, h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, big, 1023, h, NULL), BK_EMISMATCH);
     free(big);
 
     /* More lanes: p=2 (m must be at least 8 KiB per lane). */
     p.parallelism = 2;
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h), BK_OK);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, NULL), BK_OK);
     ck_assert_ptr_nonnull(strstr(h, "$m=64,t=1,p=2$"));
     ck_assert_int_eq(verify(NULL, PW, h), BK_OK);
 }
@@ -225,26 +295,26 @@ START_TEST(too_long_password_is_erange_before_any_work)
     memset(big, 'x', 1025);
     char h[BK_PASSWORD_HASH_MAX];
     strcpy(h, "untouched");
-    ck_assert_int_eq(bk_password_hash(NULL, big, 1025, h, sizeof h), BK_ERANGE);
+    ck_assert_int_eq(bk_password_hash(NULL, big, 1025, h, sizeof h, NULL), BK_ERANGE);
     ck_assert_str_eq(h, "");
     /* Refused before the hash is even parsed: the valid-looking one is not run. */
     ck_assert_int_eq(bk_password_verify(NULL, big, 1025, "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$"
-                                                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"),
+                                                         "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL),
                      BK_ERANGE);
-    ck_assert_int_eq(bk_password_verify(NULL, big, 1025, "garbage"), BK_ERANGE);
+    ck_assert_int_eq(bk_password_verify(NULL, big, 1025, "garbage", NULL), BK_ERANGE);
     free(big);
 
     bk_password_policy_t p;
     cheap(&p);
     p.max_password_len = 8;
-    ck_assert_int_eq(bk_password_hash(&p, "123456789", 9, h, sizeof h), BK_ERANGE);
-    ck_assert_int_eq(bk_password_hash(&p, "12345678", 8, h, sizeof h), BK_OK);
-    ck_assert_int_eq(bk_password_verify(&p, "123456789", 9, h), BK_ERANGE);
-    ck_assert_int_eq(bk_password_verify(&p, "12345678", 8, h), BK_OK);
+    ck_assert_int_eq(bk_password_hash(&p, "123456789", 9, h, sizeof h, NULL), BK_ERANGE);
+    ck_assert_int_eq(bk_password_hash(&p, "12345678", 8, h, sizeof h, NULL), BK_OK);
+    ck_assert_int_eq(bk_password_verify(&p, "123456789", 9, h, NULL), BK_ERANGE);
+    ck_assert_int_eq(bk_password_verify(&p, "12345678", 8, h, NULL), BK_OK);
     /* A pepper does not lift the limit, though Argon2 then sees 32 bytes. */
     p.pepper = "pepper";
     p.pepper_len = 6;
-    ck_assert_int_eq(bk_password_hash(&p, "123456789", 9, h, sizeof h), BK_ERANGE);
+    ck_assert_int_eq(bk_password_hash(&p, "123456789", 9, h, sizeof h, NULL), BK_ERANGE);
 }
 END_TEST
 
@@ -255,24 +325,22 @@ START_TEST(bad_arguments_and_policies_are_einval)
     hash_cheap(PW, ok);
 
     cheap(&p);
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), NULL, sizeof h), BK_EINVAL);
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, 0), BK_EINVAL);
-    ck_assert_int_eq(bk_password_hash(&p, NULL, 3, h, sizeof h), BK_EINVAL);
-    ck_assert_int_eq(bk_password_verify(&p, NULL, 3, ok), BK_EINVAL);
-    ck_assert_int_eq(bk_password_verify(&p, PW, strlen(PW), NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), NULL, sizeof h, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, 0, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_password_hash(&p, NULL, 3, h, sizeof h, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_password_verify(&p, NULL, 3, ok, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_password_verify(&p, PW, strlen(PW), NULL, NULL), BK_EINVAL);
     /* Too small for the string: refused, out left empty, never truncated. */
     strcpy(h, "untouched");
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, 60), BK_EINVAL);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, 60, NULL), BK_EINVAL);
     ck_assert_str_eq(h, "");
 
     struct {
         uint32_t m, t, p;
     } bad[] = {
-        {0, 1, 1},          /* no memory */
         {7, 1, 1},          /* under 8 KiB per lane */
         {64, 1, 9},         /* 64 KiB for 9 lanes */
-        {64, 0, 1},         /* no pass */
-        {64, 1, 0},         /* no lane */
+        {15, 1, 2},         /* 15 KiB for 2 lanes (0 in a field is its default: see above) */
         {1048577, 1, 1},    /* over the 1 GiB cap */
         {1024, 1, 65},      /* over the 64-lane cap */
         {1048576, 5, 1},    /* over the 4 GiB-pass work cap */
@@ -283,7 +351,7 @@ START_TEST(bad_arguments_and_policies_are_einval)
         p.memory_kib = bad[i].m;
         p.iterations = bad[i].t;
         p.parallelism = bad[i].p;
-        ck_assert_msg(bk_password_hash(&p, PW, strlen(PW), h, sizeof h) == BK_EINVAL, "m=%u,t=%u,p=%u accepted",
+        ck_assert_msg(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, NULL) == BK_EINVAL, "m=%u,t=%u,p=%u accepted",
                       bad[i].m, bad[i].t, bad[i].p);
     }
 
@@ -291,7 +359,7 @@ START_TEST(bad_arguments_and_policies_are_einval)
     cheap(&p);
     p.pepper = "";
     p.pepper_len = 0;
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h), BK_EINVAL);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, NULL), BK_EINVAL);
     ck_assert_int_eq(verify(&p, PW, ok), BK_EINVAL);
 }
 END_TEST
@@ -452,7 +520,7 @@ START_TEST(pepper_verifies_only_with_the_same_pepper)
     other.pepper = "server-secret-0123456789abcdeF";
 
     char h[BK_PASSWORD_HASH_MAX], plain[BK_PASSWORD_HASH_MAX];
-    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h), BK_OK);
+    ck_assert_int_eq(bk_password_hash(&p, PW, strlen(PW), h, sizeof h, NULL), BK_OK);
     ck_assert_int_eq(verify(&p, PW, h), BK_OK);
     ck_assert_int_eq(verify(&p, "wrong", h), BK_EMISMATCH);
     ck_assert_int_eq(verify(&none, PW, h), BK_EMISMATCH);
@@ -548,7 +616,7 @@ END_TEST
 START_TEST(our_hash_verifies_in_python)
 {
     char h[BK_PASSWORD_HASH_MAX], out[64];
-    ck_assert_int_eq(bk_password_hash(NULL, PW_UTF8, strlen(PW_UTF8), h, sizeof h), BK_OK);
+    ck_assert_int_eq(bk_password_hash(NULL, PW_UTF8, strlen(PW_UTF8), h, sizeof h, NULL), BK_OK);
     python_ok(PY_VERIFY, (const char *[]){h, PW_UTF8, NULL}, out, sizeof out);
     ck_assert_str_eq(out, "ok");
     python_ok(PY_VERIFY, (const char *[]){h, "p\xc3\xa4sswort", NULL}, out, sizeof out);
@@ -567,7 +635,7 @@ static void *hash_and_verify(void *arg)
     cheap(&p);
     char h[BK_PASSWORD_HASH_MAX];
     for (int r = 0; r < ROUNDS; r++) {
-        if (bk_password_hash(&p, pw, strlen(pw), h, sizeof h) != BK_OK || verify(&p, pw, h) != BK_OK ||
+        if (bk_password_hash(&p, pw, strlen(pw), h, sizeof h, NULL) != BK_OK || verify(&p, pw, h) != BK_OK ||
             verify(&p, "", h) != BK_EMISMATCH)
             return (void *)1;
     }
@@ -594,6 +662,8 @@ static Suite *password_suite(void)
     TCase *tc = tcase_create("local");
     tcase_set_timeout(tc, 120);
     tcase_add_test(tc, policy_defaults);
+    tcase_add_test(tc, zero_fields_mean_the_defaults);
+    tcase_add_test(tc, error_detail_says_why);
     tcase_add_test(tc, default_round_trip_format_and_random_salt);
     tcase_add_test(tc, cheap_round_trips_empty_binary_and_long_passwords);
     tcase_add_test(tc, too_long_password_is_erange_before_any_work);

@@ -18,7 +18,7 @@
 #define R(...) ((const char *const[]){__VA_ARGS__, NULL})
 #define NONE ((const char *const[]){NULL})
 
-static char err[256];
+static bk_error_t err;
 
 /* Loads a policy written as JSON text; fails the test when it is refused. */
 static bk_rbac_t *load(const char *text)
@@ -27,29 +27,38 @@ static bk_rbac_t *load(const char *text)
     json_t *policy = json_loads(text, 0, &jerr);
     ck_assert_msg(policy != NULL, "bad JSON in test: %s", jerr.text);
     bk_rbac_t *rbac = NULL;
-    int rc = bk_rbac_load(policy, &rbac, err, sizeof err);
+    memset(&err, 0x5a, sizeof err); /* cleared on entry */
+    int rc = bk_rbac_load(policy, &rbac, &err);
     json_decref(policy); /* the policy is not borrowed beyond the load */
-    ck_assert_msg(rc == BK_OK, "refused (%d): %s", rc, err);
+    ck_assert_msg(rc == BK_OK, "refused (%d): %s", rc, err.message);
     ck_assert_ptr_nonnull(rbac);
-    ck_assert_str_eq(err, "");
+    ck_assert_int_eq(err.code, BK_OK);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_str_eq(err.pointer, "");
     return rbac;
 }
 
-/* Loads a policy that must be refused with BK_EINVAL and a message containing want. */
-static void refused(const char *text, const char *want)
+/* Loads a policy that must be refused with BK_EINVAL, a message containing want
+ * and err.pointer equal to pointer. */
+static void refused(const char *text, const char *want, const char *pointer)
 {
     json_error_t jerr;
     json_t *policy = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
     ck_assert_msg(policy != NULL, "bad JSON in test: %s", jerr.text);
     static char sentinel;
     bk_rbac_t *rbac = (bk_rbac_t *)&sentinel; /* must be reset to NULL */
-    strcpy(err, "stale");
-    int rc = bk_rbac_load(policy, &rbac, err, sizeof err);
+    memset(&err, 0x5a, sizeof err);
+    int rc = bk_rbac_load(policy, &rbac, &err);
     json_decref(policy);
     ck_assert_msg(rc == BK_EINVAL, "%s: rc %d, want BK_EINVAL", text, rc);
     ck_assert_ptr_null(rbac);
-    ck_assert_msg(strstr(err, want) != NULL, "%s: message \"%s\", want \"%s\"", text, err, want);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_msg(strstr(err.message, want) != NULL, "%s: message \"%s\", want \"%s\"", text, err.message, want);
+    ck_assert_msg(strcmp(err.pointer, pointer) == 0, "%s: pointer \"%s\", want \"%s\"", text, err.pointer,
+                  pointer);
+    ck_assert_str_eq(err.file, "");
 }
+
 
 static bool can(const bk_rbac_t *rbac, const char *role, const char *perm)
 {
@@ -195,10 +204,10 @@ START_TEST(unknown_role_and_null_arguments)
     bk_rbac_free(NULL);
 
     json_t *policy = json_loads("{\"roles\": {}}", 0, NULL);
-    ck_assert_int_eq(bk_rbac_load(policy, NULL, err, sizeof err), BK_EINVAL);
-    ck_assert_int_eq(bk_rbac_load(NULL, &r, err, sizeof err), BK_EINVAL);
+    ck_assert_int_eq(bk_rbac_load(policy, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_rbac_load(NULL, &r, &err), BK_EINVAL);
     ck_assert_ptr_null(r);
-    ck_assert_int_eq(bk_rbac_load(policy, &r, NULL, 0), BK_OK); /* err may be NULL */
+    ck_assert_int_eq(bk_rbac_load(policy, &r, NULL), BK_OK); /* err may be NULL */
     bk_rbac_free(r);
     json_decref(policy);
 }
@@ -242,87 +251,116 @@ END_TEST
 
 START_TEST(cycles_refused_with_the_path)
 {
-    refused("{\"roles\": {\"a\": {\"inherits\": [\"a\"]}}}", "role inheritance cycle: a -> a");
-    ck_assert_str_eq(err, "role inheritance cycle: a -> a");
+    /* The pointer names the inherits entry that closes the cycle. */
+    refused("{\"roles\": {\"a\": {\"inherits\": [\"a\"]}}}", "role inheritance cycle: a -> a",
+            "/roles/a/inherits/0");
+    ck_assert_str_eq(err.message, "role inheritance cycle: a -> a");
     refused("{\"roles\": {"
             " \"a\": {\"inherits\": [\"b\"]},"
             " \"b\": {\"inherits\": [\"c\"], \"permissions\": [\"x:y\"]},"
             " \"c\": {\"inherits\": [\"a\"]}}}",
-            "");
-    ck_assert_str_eq(err, "role inheritance cycle: a -> b -> c -> a");
+            "", "/roles/c/inherits/0");
+    ck_assert_str_eq(err.message, "role inheritance cycle: a -> b -> c -> a");
     /* The path starts where the cycle closes, not at the role the walk began at. */
     refused("{\"roles\": {"
             " \"top\": {\"inherits\": [\"ok\", \"x\"]},"
             " \"ok\":  {\"permissions\": [\"a:b\"]},"
             " \"x\":   {\"inherits\": [\"ok\", \"y\"]},"
             " \"y\":   {\"inherits\": [\"x\"]}}}",
-            "");
-    ck_assert_str_eq(err, "role inheritance cycle: x -> y -> x");
+            "", "/roles/y/inherits/0");
+    ck_assert_str_eq(err.message, "role inheritance cycle: x -> y -> x");
 }
 END_TEST
 
 START_TEST(unknown_inherited_role_refused)
 {
     refused("{\"roles\": {\"editor\": {\"inherits\": [\"viewr\"]}, \"viewer\": {}}}",
-            "role \"editor\" inherits unknown role \"viewr\"");
+            "role \"editor\" inherits unknown role \"viewr\"", "/roles/editor/inherits/0");
+    /* Role names are escaped in the pointer as RFC 6901 says (~ as ~0, / as ~1). */
+    refused("{\"roles\": {\"ops/admin~2\": {\"inherits\": [\"ok\", \"nope\"]}, \"ok\": {}}}",
+            "inherits unknown role \"nope\"", "/roles/ops~1admin~02/inherits/1");
 }
 END_TEST
 
 START_TEST(malformed_policies_refused)
 {
     static const struct {
-        const char *policy, *message;
+        const char *policy, *message, *pointer;
     } cases[] = {
-        {"[]", "policy: not an object"},
-        {"\"roles\"", "policy: not an object"},
-        {"{}", "policy: no \"roles\""},
-        {"{\"roles\": []}", "\"roles\" is not an object"},
-        {"{\"roles\": {}, \"version\": 1}", "policy: unknown member \"version\""},
-        {"{\"roles\": {\"a\": []}}", "role \"a\": not an object"},
-        {"{\"roles\": {\"a\": null}}", "role \"a\": not an object"},
-        {"{\"roles\": {\"\": {}}}", "empty name"},
-        {"{\"roles\": {\"a\": {\"permission\": [\"x:y\"]}}}", "role \"a\": unknown member \"permission\""},
-        {"{\"roles\": {\"a\": {\"inherit\": []}}}", "role \"a\": unknown member \"inherit\""},
-        {"{\"roles\": {\"a\": {\"inherits\": \"b\"}, \"b\": {}}}", "role \"a\": \"inherits\" is not an array"},
-        {"{\"roles\": {\"a\": {\"inherits\": [1]}}}", "role \"a\": inherited role 0 is not a string"},
-        {"{\"roles\": {\"a\": {\"permissions\": \"x:y\"}}}", "role \"a\": \"permissions\" is not an array"},
-        {"{\"roles\": {\"a\": {\"permissions\": {}}}}", "\"permissions\" is not an array"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"x\", 2]}}}", "role \"a\": permission 1 is not a string"},
-        {"{\"roles\": {\"a\": {\"permissions\": [null]}}}", "permission 0 is not a string"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"\"]}}}", "role \"a\": permission 0 is empty"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"x\\u0000y\"]}}}", "NUL"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"orders*\"]}}}", "\"orders*\": '*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"*:read\"]}}}", "\"*:read\": '*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:*:read\"]}}}", "'*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:cre*\"]}}}", "'*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"**\"]}}}", "'*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:**\"]}}}", "'*' may only be"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:\"]}}}", "\"orders:\" has an empty segment"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\":read\"]}}}", "has an empty segment"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"a::b\"]}}}", "has an empty segment"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\":*\"]}}}", "has an empty segment"},
-        {"{\"roles\": {\"a\": {\"permissions\": [\"x::*\"]}}}", "has an empty segment"},
+        {"[]", "policy: not an object", ""},
+        {"\"roles\"", "policy: not an object", ""},
+        {"{}", "policy: no \"roles\"", ""},
+        {"{\"roles\": []}", "\"roles\" is not an object", "/roles"},
+        {"{\"roles\": {}, \"version\": 1}", "policy: unknown member \"version\"", "/version"},
+        {"{\"roles\": {\"a\": []}}", "role \"a\": not an object", "/roles/a"},
+        {"{\"roles\": {\"a\": null}}", "role \"a\": not an object", "/roles/a"},
+        {"{\"roles\": {\"\": {}}}", "empty name", "/roles/"},
+        {"{\"roles\": {\"a\": {\"permission\": [\"x:y\"]}}}", "role \"a\": unknown member \"permission\"",
+         "/roles/a/permission"},
+        {"{\"roles\": {\"a\": {\"inherit\": []}}}", "role \"a\": unknown member \"inherit\"", "/roles/a/inherit"},
+        {"{\"roles\": {\"a\": {\"inherits\": \"b\"}, \"b\": {}}}", "role \"a\": \"inherits\" is not an array",
+         "/roles/a/inherits"},
+        {"{\"roles\": {\"a\": {\"inherits\": [1]}}}", "role \"a\": inherited role 0 is not a string",
+         "/roles/a/inherits/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": \"x:y\"}}}", "role \"a\": \"permissions\" is not an array",
+         "/roles/a/permissions"},
+        {"{\"roles\": {\"a\": {\"permissions\": {}}}}", "\"permissions\" is not an array", "/roles/a/permissions"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"x\", 2]}}}", "role \"a\": permission 1 is not a string",
+         "/roles/a/permissions/1"},
+        {"{\"roles\": {\"a\": {\"permissions\": [null]}}}", "permission 0 is not a string", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"\"]}}}", "role \"a\": permission 0 is empty",
+         "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"x\\u0000y\"]}}}", "NUL", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"orders*\"]}}}", "\"orders*\": '*' may only be",
+         "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"*:read\"]}}}", "\"*:read\": '*' may only be",
+         "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:*:read\"]}}}", "'*' may only be", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:cre*\"]}}}", "'*' may only be", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"**\"]}}}", "'*' may only be", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:**\"]}}}", "'*' may only be", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"orders:\"]}}}", "\"orders:\" has an empty segment",
+         "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\":read\"]}}}", "has an empty segment", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"a::b\"]}}}", "has an empty segment", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\":*\"]}}}", "has an empty segment", "/roles/a/permissions/0"},
+        {"{\"roles\": {\"a\": {\"permissions\": [\"x::*\"]}}}", "has an empty segment", "/roles/a/permissions/0"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
-        refused(cases[i].policy, cases[i].message);
+        refused(cases[i].policy, cases[i].message, cases[i].pointer);
 }
 END_TEST
 
-START_TEST(messages_fit_the_buffer)
+START_TEST(error_detail_in_the_caller_struct)
 {
     json_t *policy = json_loads("{\"roles\": {\"a-rather-long-role-name\": {\"inherits\": "
                                 "[\"a-rather-long-role-name\"]}}}",
                                 0, NULL);
     bk_rbac_t *r;
-    char small[16];
-    memset(small, 'x', sizeof small);
-    ck_assert_int_eq(bk_rbac_load(policy, &r, small, sizeof small), BK_EINVAL);
-    ck_assert_str_eq(small, "role inheritanc");
-    char one[1] = {'x'};
-    ck_assert_int_eq(bk_rbac_load(policy, &r, one, sizeof one), BK_EINVAL);
-    ck_assert_int_eq(one[0], '\0');
-    ck_assert_int_eq(bk_rbac_load(policy, &r, NULL, 0), BK_EINVAL);
+    memset(&err, 0x5a, sizeof err);
+    ck_assert_int_eq(bk_rbac_load(policy, &r, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_str_eq(err.message, "role inheritance cycle: a-rather-long-role-name -> a-rather-long-role-name");
+    ck_assert_str_eq(err.pointer, "/roles/a-rather-long-role-name/inherits/0");
+    ck_assert_str_eq(err.detail, ""); /* the fields the call does not have are cleared */
+    ck_assert_str_eq(err.file, "");
+    ck_assert_uint_eq(err.line, 0);
+    ck_assert_int_eq(bk_rbac_load(policy, &r, NULL), BK_EINVAL); /* err may be NULL */
     json_decref(policy);
+
+    /* A role name too long for the field: the pointer stops at an ancestor. */
+    char name[400];
+    memset(name, 'n', sizeof name - 1);
+    name[sizeof name - 1] = '\0';
+    policy = json_pack("{s:{s:{s:[s]}}}", "roles", name, "inherits", "missing");
+    ck_assert_int_eq(bk_rbac_load(policy, &r, &err), BK_EINVAL);
+    ck_assert_str_eq(err.pointer, "/roles");
+    json_decref(policy);
+
+    /* Out of arguments, still a message. */
+    ck_assert_int_eq(bk_rbac_load(NULL, &r, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "policy is NULL"));
 }
 END_TEST
 
@@ -367,7 +405,7 @@ START_TEST(large_chain_every_role_its_own_permission)
     json_t *policy = chain(1000, 0, true);
     bk_rbac_t *r;
     double t0 = now_s();
-    ck_assert_int_eq(bk_rbac_load(policy, &r, err, sizeof err), BK_OK);
+    ck_assert_int_eq(bk_rbac_load(policy, &r, &err), BK_OK);
     double took = now_s() - t0;
     json_decref(policy);
     fprintf(stderr, "rbac: 1000-role chain loaded in %.3f s\n", took);
@@ -396,7 +434,7 @@ START_TEST(deep_chain_no_recursion)
     json_t *policy = chain(10000, 1000, true);
     bk_rbac_t *r;
     double t0 = now_s();
-    ck_assert_int_eq(bk_rbac_load(policy, &r, err, sizeof err), BK_OK);
+    ck_assert_int_eq(bk_rbac_load(policy, &r, &err), BK_OK);
     double took = now_s() - t0;
     json_decref(policy);
     fprintf(stderr, "rbac: 10000-role chain loaded in %.3f s\n", took);
@@ -415,11 +453,12 @@ START_TEST(deep_chain_no_recursion)
     policy = chain(10000, 1000, false);
     json_object_set_new(json_object_get(json_object_get(policy, "roles"), "r0"), "inherits",
                         json_pack("[s]", "r9999"));
-    ck_assert_int_eq(bk_rbac_load(policy, &r, err, sizeof err), BK_EINVAL);
+    ck_assert_int_eq(bk_rbac_load(policy, &r, &err), BK_EINVAL);
     ck_assert_ptr_null(r);
     const char *want = "role inheritance cycle: r0 -> r9999 -> r9998 -> r9997 -> ";
-    ck_assert_msg(strncmp(err, want, strlen(want)) == 0, "%s", err);
-    ck_assert_uint_eq(strlen(err), sizeof err - 1);
+    ck_assert_msg(strncmp(err.message, want, strlen(want)) == 0, "%s", err.message);
+    ck_assert_uint_eq(strlen(err.message), sizeof err.message - 1);
+    ck_assert_str_eq(err.pointer, "/roles/r1/inherits/0");
     json_decref(policy);
 }
 END_TEST
@@ -499,7 +538,7 @@ static Suite *rbac_suite(void)
     tcase_add_test(tc, cycles_refused_with_the_path);
     tcase_add_test(tc, unknown_inherited_role_refused);
     tcase_add_test(tc, malformed_policies_refused);
-    tcase_add_test(tc, messages_fit_the_buffer);
+    tcase_add_test(tc, error_detail_in_the_caller_struct);
     suite_add_tcase(s, tc);
     TCase *big = tcase_create("large");
     tcase_set_timeout(big, 300);

@@ -130,8 +130,8 @@ static void run_file(const char *path, const char *shown, int draft, bool format
         o.format_assert = format_assert;
         o.registry = reg;
         bk_schema_t *s = NULL;
-        char err[512];
-        int rc = bk_schema_compile(json_object_get(tc, "schema"), &o, &s, err, sizeof err);
+        bk_error_t err;
+        int rc = bk_schema_compile(json_object_get(tc, "schema"), &o, &s, &err);
         const char *cdesc = json_string_value(json_object_get(tc, "description"));
         size_t j;
         json_t *t;
@@ -141,7 +141,7 @@ static void run_file(const char *path, const char *shown, int draft, bool format
             tests_run++;
             if (rc != BK_OK) {
                 failed++;
-                printf("  FAIL %s | %s | %s: schema not compiled: %s\n", shown, cdesc, tdesc, err);
+                printf("  FAIL %s | %s | %s: schema not compiled: %s\n", shown, cdesc, tdesc, err.message);
                 continue;
             }
             int vr = bk_schema_validate(s, json_object_get(t, "data"), 0, NULL);

@@ -25,9 +25,9 @@ static bk_schema_t *compile_opts(const char *text, const bk_schema_opts_t *o)
 {
     json_t *doc = parse(text);
     bk_schema_t *s = NULL;
-    char err[256];
-    int rc = bk_schema_compile(doc, o, &s, err, sizeof err);
-    ck_assert_msg(rc == BK_OK, "compile failed: %s", err);
+    bk_error_t err;
+    int rc = bk_schema_compile(doc, o, &s, &err);
+    ck_assert_msg(rc == BK_OK, "compile failed: %s", err.message);
     json_decref(doc); /* the schema keeps its own reference */
     return s;
 }
@@ -38,11 +38,11 @@ static bk_schema_t *compile(const char *text)
 }
 
 /* The compile error for text (which must not compile). */
-static int compile_error(const char *text, char *err, size_t errsz)
+static int compile_error(const char *text, bk_error_t *err)
 {
     json_t *doc = parse(text);
     bk_schema_t *s = NULL;
-    int rc = bk_schema_compile(doc, NULL, &s, err, errsz);
+    int rc = bk_schema_compile(doc, NULL, &s, err);
     ck_assert_ptr_null(s);
     json_decref(doc);
     return rc;
@@ -301,10 +301,10 @@ START_TEST(deep_schema_is_refused_at_compile)
     for (int i = 0; i < 10000; i++)
         schema = json_pack("{s:o}", "not", schema);
     bk_schema_t *s = NULL;
-    char err[256];
-    ck_assert_int_eq(bk_schema_compile(schema, NULL, &s, err, sizeof err), BK_EINVAL);
+    bk_error_t err;
+    ck_assert_int_eq(bk_schema_compile(schema, NULL, &s, &err), BK_EINVAL);
     ck_assert_ptr_null(s);
-    ck_assert_msg(strstr(err, "nests deeper than") != NULL, "%s", err);
+    ck_assert_msg(strstr(err.message, "nests deeper than") != NULL, "%s", err.message);
     json_decref(schema);
 }
 END_TEST
@@ -355,25 +355,24 @@ END_TEST
 /* ------------------------------------------------------------------ compile errors */
 START_TEST(ref_loops_and_bad_refs_are_refused)
 {
-    char err[256];
-    ck_assert_int_eq(compile_error("{\"$ref\":\"#\"}", err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "infinite $ref loop"), "%s", err);
+    bk_error_t err;
+    ck_assert_int_eq(compile_error("{\"$ref\":\"#\"}", &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "infinite $ref loop"), "%s", err.message);
     ck_assert_int_eq(compile_error("{\"$defs\":{\"a\":{\"allOf\":[{\"$ref\":\"#/$defs/b\"}]},"
-                                   "\"b\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"}]}},\"$ref\":\"#/$defs/a\"}",
-                                   err, sizeof err),
+                                   "\"b\":{\"anyOf\":[{\"$ref\":\"#/$defs/a\"}]}},\"$ref\":\"#/$defs/a\"}", &err),
                      BK_EINVAL);
-    ck_assert_msg(strstr(err, "infinite $ref loop"), "%s", err);
-    ck_assert_int_eq(compile_error("{\"$ref\":\"#/$defs/missing\"}", err, sizeof err), BK_EINVAL);
-    ck_assert_str_eq(err, "cannot resolve \"#/$defs/missing\" at the root: the pointer leads nowhere");
-    ck_assert_int_eq(compile_error("{\"$ref\":\"https://example.com/x.json\"}", err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "no schema is known as \"https://example.com/x.json\""), "%s", err);
-    ck_assert_int_eq(compile_error("{\"properties\":{\"a\":{\"minLength\":-1}}}", err, sizeof err), BK_EINVAL);
-    ck_assert_str_eq(err, "\"minLength\" at /properties/a must be a non-negative integer");
-    ck_assert_int_eq(compile_error("{\"pattern\":\"(\"}", err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "invalid regular expression"), "%s", err);
-    ck_assert_int_eq(compile_error("{\"$schema\":\"https://example.com/meta\"}", err, sizeof err), BK_EINVAL);
-    ck_assert_msg(strstr(err, "unknown \"$schema\""), "%s", err);
-    ck_assert_int_eq(compile_error("42", err, sizeof err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "infinite $ref loop"), "%s", err.message);
+    ck_assert_int_eq(compile_error("{\"$ref\":\"#/$defs/missing\"}", &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "cannot resolve \"#/$defs/missing\" at the root: the pointer leads nowhere");
+    ck_assert_int_eq(compile_error("{\"$ref\":\"https://example.com/x.json\"}", &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "no schema is known as \"https://example.com/x.json\""), "%s", err.message);
+    ck_assert_int_eq(compile_error("{\"properties\":{\"a\":{\"minLength\":-1}}}", &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "\"minLength\" at /properties/a must be a non-negative integer");
+    ck_assert_int_eq(compile_error("{\"pattern\":\"(\"}", &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "invalid regular expression"), "%s", err.message);
+    ck_assert_int_eq(compile_error("{\"$schema\":\"https://example.com/meta\"}", &err), BK_EINVAL);
+    ck_assert_msg(strstr(err.message, "unknown \"$schema\""), "%s", err.message);
+    ck_assert_int_eq(compile_error("42", &err), BK_EINVAL);
 
     /* Recursion that descends into the instance is fine. */
     bk_schema_t *s = compile("{\"properties\":{\"next\":{\"$ref\":\"#\"}},\"required\":[\"v\"]}");
@@ -451,9 +450,9 @@ START_TEST(bad_arguments)
     bk_schema_opts_init(&o);
     o.draft = 4;
     json_t *doc = json_object();
-    ck_assert_int_eq(bk_schema_compile(doc, &o, &s, NULL, 0), BK_EINVAL);
-    ck_assert_int_eq(bk_schema_compile(NULL, NULL, &s, NULL, 0), BK_EINVAL);
-    ck_assert_int_eq(bk_schema_compile(doc, NULL, NULL, NULL, 0), BK_EINVAL);
+    ck_assert_int_eq(bk_schema_compile(doc, &o, &s, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_schema_compile(NULL, NULL, &s, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_schema_compile(doc, NULL, NULL, NULL), BK_EINVAL);
     ck_assert_int_eq(bk_schema_validate(NULL, doc, 0, NULL), BK_EINVAL);
     ck_assert_uint_eq(bk_schema_errors_count(NULL), 0);
     ck_assert_ptr_null(bk_schema_errors_get(NULL, 0));
@@ -465,6 +464,19 @@ START_TEST(bad_arguments)
 END_TEST
 
 /* ------------------------------------------------------------------ coercion */
+/* bk_schema_coerce into a new document: *out, checked against the caller's,
+ * which must come out of the call as it went in. */
+static json_t *coerced(const bk_schema_t *s, const json_t *in, unsigned flags)
+{
+    json_t *before = json_deep_copy(in), *out = NULL;
+    ck_assert_int_eq(bk_schema_coerce(s, in, flags, &out), BK_OK);
+    ck_assert_ptr_nonnull(out);
+    ck_assert_ptr_ne(out, in);
+    ck_assert_msg(json_equal(in, before), "the caller's instance changed");
+    json_decref(before);
+    return out;
+}
+
 START_TEST(query_strings_coerce_to_declared_types)
 {
     bk_schema_t *s = compile("{\"type\":\"object\",\"allOf\":[{\"$ref\":\"#/$defs/paging\"}],"
@@ -473,19 +485,24 @@ START_TEST(query_strings_coerce_to_declared_types)
                              "\"ids\":{\"type\":\"array\",\"items\":{\"type\":\"integer\"}}},"
                              "\"$defs\":{\"paging\":{\"properties\":{\"limit\":{\"type\":\"integer\",\"maximum\":100,"
                              "\"default\":20},\"offset\":{\"type\":\"integer\",\"default\":0}}}}}");
-    json_t *q = parse("{\"active\":\"true\",\"q\":\"42\",\"price\":\"19.99\",\"ids\":[\"1\",\"2\"],"
-                      "\"limit\":\"50\"}");
-    ck_assert_int_eq(bk_schema_coerce(s, q, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS), BK_OK);
+    json_t *in = parse("{\"active\":\"true\",\"q\":\"42\",\"price\":\"19.99\",\"ids\":[\"1\",\"2\"],"
+                       "\"limit\":\"50\"}");
+    json_t *q = coerced(s, in, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS);
     json_t *want = parse("{\"active\":true,\"q\":\"42\",\"price\":19.99,\"ids\":[1,2],\"limit\":50,"
                          "\"offset\":0}");
     ck_assert_msg(json_equal(q, want), "%s", json_dumps(q, JSON_COMPACT | JSON_SORT_KEYS));
     ck_assert_int_eq(bk_schema_validate(s, q, 0, NULL), BK_OK);
+    /* The caller's strings are still strings (its array too). */
+    ck_assert_str_eq(json_string_value(json_object_get(in, "limit")), "50");
+    ck_assert(json_is_string(json_array_get(json_object_get(in, "ids"), 0)));
+    ck_assert_ptr_null(json_object_get(in, "offset"));
+    json_decref(in);
     json_decref(q);
     json_decref(want);
 
     /* What does not read as the type stays a string, and validation says so. */
-    q = parse("{\"limit\":\" 5\",\"active\":\"yes\",\"price\":\"inf\"}");
-    ck_assert_int_eq(bk_schema_coerce(s, q, BK_SCHEMA_COERCE_STRINGS), BK_OK);
+    in = parse("{\"limit\":\" 5\",\"active\":\"yes\",\"price\":\"inf\"}");
+    q = coerced(s, in, BK_SCHEMA_COERCE_STRINGS);
     ck_assert_str_eq(json_string_value(json_object_get(q, "limit")), " 5");
     ck_assert_str_eq(json_string_value(json_object_get(q, "active")), "yes");
     ck_assert_str_eq(json_string_value(json_object_get(q, "price")), "inf");
@@ -494,15 +511,27 @@ START_TEST(query_strings_coerce_to_declared_types)
     ck_assert_int_eq(bk_schema_validate(s, q, BK_SCHEMA_ALL_ERRORS, &errs), BK_EINVAL);
     ck_assert_uint_eq(bk_schema_errors_count(errs), 3);
     bk_schema_errors_free(errs);
+    json_decref(in);
     json_decref(q);
 
-    q = parse("{\"limit\":\"500\"}");
-    ck_assert_int_eq(bk_schema_coerce(s, q, BK_SCHEMA_COERCE_STRINGS), BK_OK);
+    in = parse("{\"limit\":\"500\"}");
+    q = coerced(s, in, BK_SCHEMA_COERCE_STRINGS);
     ck_assert_int_eq(bk_schema_validate(s, q, 0, &errs), BK_EINVAL);
     expect_error(errs, 0, "/limit", "/allOf/0/$ref/properties/limit/maximum", "maximum", "must be at most 100");
     bk_schema_errors_free(errs);
     json_decref(q);
-    ck_assert_int_eq(bk_schema_coerce(s, NULL, 0), BK_EINVAL);
+    /* Not an object: a copy, as it was. */
+    json_t *arr = parse("[\"1\"]");
+    q = coerced(s, arr, BK_SCHEMA_COERCE_STRINGS | BK_SCHEMA_FILL_DEFAULTS);
+    ck_assert(json_equal(q, arr));
+    json_decref(q);
+    json_decref(arr);
+    q = (json_t *)"untouched";
+    ck_assert_int_eq(bk_schema_coerce(s, NULL, 0, &q), BK_EINVAL);
+    ck_assert_ptr_null(q);
+    ck_assert_int_eq(bk_schema_coerce(s, in, 0, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_schema_coerce(NULL, in, 0, &q), BK_EINVAL);
+    json_decref(in);
     bk_schema_free(s);
 }
 END_TEST
@@ -511,19 +540,141 @@ START_TEST(defaults_fill_nested_objects)
 {
     bk_schema_t *s = compile("{\"properties\":{\"opts\":{\"type\":\"object\",\"default\":{},"
                              "\"properties\":{\"depth\":{\"default\":3},\"tags\":{\"default\":[\"a\"]}}}}}");
-    json_t *v = json_object();
-    ck_assert_int_eq(bk_schema_coerce(s, v, BK_SCHEMA_FILL_DEFAULTS), BK_OK);
+    json_t *in = json_object();
+    json_t *v = coerced(s, in, BK_SCHEMA_FILL_DEFAULTS);
     json_t *want = parse("{\"opts\":{\"depth\":3,\"tags\":[\"a\"]}}");
     ck_assert(json_equal(v, want));
+    ck_assert_uint_eq(json_object_size(in), 0);
     json_decref(want);
     json_decref(v);
-    v = parse("{\"opts\":{\"depth\":7}}");
-    ck_assert_int_eq(bk_schema_coerce(s, v, BK_SCHEMA_FILL_DEFAULTS), BK_OK);
+    json_decref(in);
+    in = parse("{\"opts\":{\"depth\":7}}");
+    v = coerced(s, in, BK_SCHEMA_FILL_DEFAULTS);
     want = parse("{\"opts\":{\"depth\":7,\"tags\":[\"a\"]}}");
     ck_assert(json_equal(v, want));
+    /* The nested object was filled in the copy, not in the caller's. */
+    ck_assert_uint_eq(json_object_size(json_object_get(in, "opts")), 1);
     json_decref(want);
     json_decref(v);
+    json_decref(in);
     bk_schema_free(s);
+}
+END_TEST
+
+/* ------------------------------------------------------------------ API conventions */
+START_TEST(opts_init_clears_garbage_and_zero_is_default)
+{
+    bk_schema_opts_t o;
+    memset(&o, 0x5a, sizeof o);
+    bk_schema_opts_init(&o);
+    ck_assert_int_eq(o.draft, BK_SCHEMA_DRAFT_2020_12);
+    ck_assert(!o.format_assert);
+    ck_assert_ptr_null(o.base_uri);
+    ck_assert_ptr_null(o.registry);
+    ck_assert_uint_eq(o.max_errors, 100);
+    ck_assert_uint_eq(o.max_depth, 128);
+    ck_assert_uint_eq(o.max_recursion, 1000);
+    ck_assert_uint_eq(o.regex_match_limit, 1000000);
+    for (size_t i = 0; i < sizeof o.reserved_ / sizeof o.reserved_[0]; i++)
+        ck_assert_uint_eq(o.reserved_[i], 0);
+    /* A struct cleared by other means: every zero field is its default (it was
+     * BK_EINVAL for draft and the limits). */
+    memset(&o, 0, sizeof o);
+    bk_schema_t *s = compile_opts("{\"items\":{\"type\":\"integer\"}}", &o);
+    bk_schema_errors_t *errs = errors_of(s, "[\"a\",\"b\",\"c\"]", BK_SCHEMA_ALL_ERRORS);
+    ck_assert_uint_eq(bk_schema_errors_count(errs), 3); /* max_errors 100, not 0 */
+    bk_schema_errors_free(errs);
+    bk_schema_free(s);
+    /* draft 0 is 2020-12: prefixItems applies. */
+    s = compile_opts("{\"prefixItems\":[{\"type\":\"integer\"}]}", &o);
+    ck_assert(!valid(s, "[\"a\"]"));
+    bk_schema_free(s);
+}
+END_TEST
+
+/* The compile error says where, as a JSON pointer into the schema. */
+START_TEST(compile_error_points_into_the_schema)
+{
+    static const struct {
+        const char *schema, *pointer, *message;
+    } cases[] = {
+        {"{\"properties\":{\"a\":{\"minLength\":-1}}}", "/properties/a/minLength", "must be a non-negative"},
+        {"{\"properties\":{\"a/b\":{\"items\":{\"type\":\"x\"}}}}", "/properties/a~1b/items/type", "\"type\""},
+        {"{\"$defs\":{\"x\":{\"$ref\":\"#/nowhere\"}},\"$ref\":\"#/$defs/x\"}", "/$defs/x/$ref", "leads nowhere"},
+        {"{\"allOf\":[true,{\"pattern\":\"(\"}]}", "/allOf/1/pattern", "invalid regular expression"},
+        {"{\"anyOf\":[]}", "/anyOf", "non-empty array"},
+        {"{\"properties\":[]}", "/properties", "must be objects"},
+        {"{\"minContains\":1,\"maxContains\":-2,\"contains\":true}", "/maxContains", "non-negative"},
+        {"{\"$schema\":\"https://example.com/meta\"}", "/$schema", "unknown \"$schema\""},
+        {"{\"$ref\":\"#\"}", "", "infinite $ref loop"},
+        {"42", "", "must be an object or a boolean"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        bk_error_t err;
+        memset(&err, 0x5a, sizeof err);
+        ck_assert_int_eq(compile_error(cases[i].schema, &err), BK_EINVAL);
+        ck_assert_int_eq(err.code, BK_EINVAL);
+        ck_assert_msg(strcmp(err.pointer, cases[i].pointer) == 0, "%s: pointer \"%s\", want \"%s\"",
+                      cases[i].schema, err.pointer, cases[i].pointer);
+        ck_assert_msg(strstr(err.message, cases[i].message), "%s: message \"%s\"", cases[i].schema, err.message);
+        ck_assert_str_eq(err.file, ""); /* in the schema itself */
+    }
+    /* A fault in a registered document: its URI in err.file, the pointer into it. */
+    bk_schema_registry_t *reg;
+    ck_assert_int_eq(bk_schema_registry_new(&reg), BK_OK);
+    json_t *bad = parse("{\"$defs\":{\"amount\":{\"minimum\":\"zero\"}}}");
+    ck_assert_int_eq(bk_schema_registry_add(reg, "https://schemas.example.com/money.json", bad), BK_OK);
+    json_decref(bad);
+    bk_schema_opts_t o;
+    bk_schema_opts_init(&o);
+    o.registry = reg;
+    json_t *doc = parse("{\"properties\":{\"price\":"
+                        "{\"$ref\":\"https://schemas.example.com/money.json#/$defs/amount\"}}}");
+    bk_schema_t *s = (bk_schema_t *)&o;
+    bk_error_t err;
+    ck_assert_int_eq(bk_schema_compile(doc, &o, &s, &err), BK_EINVAL);
+    ck_assert_ptr_null(s);
+    ck_assert_str_eq(err.file, "https://schemas.example.com/money.json");
+    ck_assert_str_eq(err.pointer, "/$defs/amount/minimum");
+    ck_assert_msg(strstr(err.message, "https://schemas.example.com/money.json#/$defs/amount"), "%s", err.message);
+    /* Success clears it; NULL is fine. */
+    json_decref(doc);
+    doc = parse("{\"type\":\"integer\"}");
+    memset(&err, 0x5a, sizeof err);
+    ck_assert_int_eq(bk_schema_compile(doc, NULL, &s, &err), BK_OK);
+    ck_assert_int_eq(err.code, BK_OK);
+    ck_assert_str_eq(err.message, "");
+    ck_assert_str_eq(err.pointer, "");
+    bk_schema_free(s);
+    ck_assert_int_eq(bk_schema_compile(NULL, NULL, &s, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "a schema is needed"));
+    json_decref(doc);
+    bk_schema_registry_free(reg);
+}
+END_TEST
+
+/* compile and registry_add borrow their documents: a reference of their own,
+ * nothing written. */
+START_TEST(documents_are_borrowed_and_left_alone)
+{
+    const char *text = "{\"properties\":{\"a\":{\"default\":1,\"pattern\":\"^x\"}},\"$defs\":{\"d\":true}}";
+    json_t *doc = parse(text), *before = parse(text);
+    bk_schema_t *s;
+    ck_assert_int_eq(bk_schema_compile(doc, NULL, &s, NULL), BK_OK);
+    ck_assert_int_eq(doc->refcount, 2); /* the schema's own */
+    ck_assert(json_equal(doc, before));
+    bk_schema_free(s);
+    ck_assert_int_eq(doc->refcount, 1);
+    bk_schema_registry_t *reg;
+    ck_assert_int_eq(bk_schema_registry_new(&reg), BK_OK);
+    ck_assert_int_eq(bk_schema_registry_add(reg, "https://example.com/d.json", doc), BK_OK);
+    ck_assert_int_eq(doc->refcount, 2);
+    bk_schema_registry_free(reg);
+    ck_assert_int_eq(doc->refcount, 1);
+    ck_assert(json_equal(doc, before));
+    json_decref(doc);
+    json_decref(before);
 }
 END_TEST
 
@@ -594,6 +745,9 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, formats_assert_only_when_asked);
     tcase_add_test(tc, bad_arguments);
     tcase_add_test(tc, query_strings_coerce_to_declared_types);
+    tcase_add_test(tc, opts_init_clears_garbage_and_zero_is_default);
+    tcase_add_test(tc, compile_error_points_into_the_schema);
+    tcase_add_test(tc, documents_are_borrowed_and_left_alone);
     tcase_add_test(tc, defaults_fill_nested_objects);
     tcase_add_test(tc, one_schema_many_threads);
     suite_add_tcase(s, tc);
