@@ -488,7 +488,8 @@ static void begin(struct bk_req *req)
     bk_gauge_add(srv->in_flight, 1);
 }
 
-void bk__dispatch_error(struct bk_req *req, int status, const char *detail)
+/* A request that failed before routing: it closes its connection. */
+static void begin_failed(struct bk_req *req)
 {
     /* The head may be cut short: give the log and the problem something to name. */
     if (req->method == NULL)
@@ -497,18 +498,18 @@ void bk__dispatch_error(struct bk_req *req, int status, const char *detail)
         req->path = "";
     req->keep_alive = false;
     begin(req);
+}
+
+void bk__dispatch_error(struct bk_req *req, int status, const char *detail)
+{
+    begin_failed(req);
     bk_res_problem(req, status, detail, NULL);
     bk__req_complete(req);
 }
 
 void bk__dispatch_error_code(struct bk_req *req, int code, const char *detail)
 {
-    if (req->method == NULL)
-        req->method = "";
-    if (req->path == NULL)
-        req->path = "";
-    req->keep_alive = false;
-    begin(req);
+    begin_failed(req);
     bk_res_error(req, code, detail);
     bk__req_complete(req);
 }
