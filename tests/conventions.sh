@@ -11,7 +11,7 @@ fail() { echo "FAIL: $*"; status=1; }
 headers=(include/backend/*.h)
 
 # Declarations without comments, one per line (a declaration may span lines).
-decls=$(sed -e 's://.*$::' -e 's:/\*.*\*/::g' "${headers[@]}" | sed -e '/\/\*/,/\*\//d' | tr '\n' ' ' |
+decls=$(cat "${headers[@]}" | perl -0777 -pe 's{/\*.*?\*/}{ }gs; s{//[^\n]*}{}g' | tr '\n' ' ' |
         tr ';' '\n' | tr -s ' ')
 
 # 1. Durations: a name ending in _ms, _us or _s, or a *timeout / *max_age / *ttl
