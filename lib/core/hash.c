@@ -1,7 +1,7 @@
-/* The keyed hash of hash_int.h: SipHash-2-4, written from the paper (section 2:
- * initialisation, compression with c = 2 SipRounds per 8-byte word, the final
- * word carrying the length's low byte, finalisation with d = 4 SipRounds), under
- * a per-process key drawn once.
+/* The keyed hash of hash_int.h: SipHash-c-d, written from the paper (section 2:
+ * initialisation, compression with c SipRounds per 8-byte word, the final word
+ * carrying the length's low byte, finalisation with d SipRounds), as SipHash-2-4
+ * and SipHash-1-3, under a per-process key drawn once.
  * SPDX-License-Identifier: MIT */
 #include <pthread.h>
 #include <stdint.h>
@@ -43,7 +43,8 @@ static inline uint64_t load64(const unsigned char *p)
         v2 = rotl(v2, 32);                                                                                   \
     } while (0)
 
-uint64_t bk__siphash24(const bk__hash_key_t *key, const void *data, size_t len)
+/* c and d are constants at every call, so the loops unroll. */
+static inline uint64_t siphash(const bk__hash_key_t *key, const void *data, size_t len, int c, int d)
 {
     /* The initial state: the key XORed with "somepseudorandomlygeneratedbytes". */
     uint64_t v0 = key->k0 ^ UINT64_C(0x736f6d6570736575);
@@ -56,8 +57,8 @@ uint64_t bk__siphash24(const bk__hash_key_t *key, const void *data, size_t len)
     for (; p != end; p += 8) {
         uint64_t m = load64(p);
         v3 ^= m;
-        SIPROUND();
-        SIPROUND();
+        for (int r = 0; r < c; r++)
+            SIPROUND();
         v0 ^= m;
     }
 
@@ -89,16 +90,24 @@ uint64_t bk__siphash24(const bk__hash_key_t *key, const void *data, size_t len)
         break;
     }
     v3 ^= b;
-    SIPROUND();
-    SIPROUND();
+    for (int r = 0; r < c; r++)
+        SIPROUND();
     v0 ^= b;
 
     v2 ^= 0xff;
-    SIPROUND();
-    SIPROUND();
-    SIPROUND();
-    SIPROUND();
+    for (int r = 0; r < d; r++)
+        SIPROUND();
     return v0 ^ v1 ^ v2 ^ v3;
+}
+
+uint64_t bk__siphash24(const bk__hash_key_t *key, const void *data, size_t len)
+{
+    return siphash(key, data, len, 2, 4);
+}
+
+uint64_t bk__siphash13(const bk__hash_key_t *key, const void *data, size_t len)
+{
+    return siphash(key, data, len, 1, 3);
 }
 
 /* ------------------------------------------------------------------ the process key */
@@ -151,7 +160,7 @@ static inline const bk__hash_key_t *key_of_process(void)
 
 uint64_t bk__hash(const void *data, size_t len)
 {
-    return bk__siphash24(key_of_process(), data, len);
+    return bk__siphash13(key_of_process(), data, len);
 }
 
 uint64_t bk__hash_ptr(const void *p)

@@ -1,5 +1,6 @@
 /* The keyed hash of lib/core/hash.c, linked into this program from its sources
- * (it is hidden in the library): SipHash-2-4's published vectors, the process
+ * (it is hidden in the library): SipHash-2-4's published vectors, SipHash-1-3
+ * checked against CPython, the process
  * key, the pointer hash, and a collision-flood sanity check.
  * SPDX-License-Identifier: MIT */
 #include <stdint.h>
@@ -43,6 +44,18 @@ START_TEST(siphash24_vectors)
 }
 END_TEST
 
+/* SipHash-1-3 under the all-zero key, as CPython 3.11 computes it (hash(b"...")
+ * with PYTHONHASHSEED=0, which zeroes its key; siphash13 in Python/pyhash.c). */
+START_TEST(siphash13_vectors)
+{
+    const bk__hash_key_t zero = {0, 0};
+    ck_assert(bk__siphash13(&zero, "a", 1) == UINT64_C(0x407448d2b89b1813));
+    ck_assert(bk__siphash13(&zero, "abc", 3) == UINT64_C(0xc03bc3a0042630f2));
+    ck_assert(bk__siphash13(&zero, "client-0001", 11) == UINT64_C(0xe15deba6e87160fa));
+    ck_assert(bk__siphash13(&zero, "0123456789abcdefXYZ", 19) == UINT64_C(0x283e7687cd67183b));
+}
+END_TEST
+
 /* Unaligned input hashes as aligned input does. */
 START_TEST(siphash24_unaligned)
 {
@@ -79,8 +92,8 @@ START_TEST(process_key_is_not_a_constant)
     for (int i = 0; i < 8; i++) {
         char k[16];
         int n = snprintf(k, sizeof k, "key%d", i);
-        same_zero += bk__hash(k, (size_t)n) == bk__siphash24(&zero, k, (size_t)n);
-        same_test += bk__hash(k, (size_t)n) == bk__siphash24(&test, k, (size_t)n);
+        same_zero += bk__hash(k, (size_t)n) == bk__siphash13(&zero, k, (size_t)n);
+        same_test += bk__hash(k, (size_t)n) == bk__siphash13(&test, k, (size_t)n);
     }
     ck_assert_int_eq(same_zero, 0);
     ck_assert_int_eq(same_test, 0);
@@ -94,9 +107,10 @@ START_TEST(different_keys_give_different_hashes)
     for (int i = 0; i < 1000; i++) {
         char k[16];
         int n = snprintf(k, sizeof k, "k%d", i);
-        uint64_t h1 = bk__siphash24(&k1, k, (size_t)n);
-        equal += h1 == bk__siphash24(&k2, k, (size_t)n);
-        equal += h1 == bk__siphash24(&k3, k, (size_t)n);
+        uint64_t h1 = bk__siphash13(&k1, k, (size_t)n);
+        equal += h1 == bk__siphash13(&k2, k, (size_t)n);
+        equal += h1 == bk__siphash13(&k3, k, (size_t)n);
+        equal += bk__siphash24(&k1, k, (size_t)n) == bk__siphash24(&k2, k, (size_t)n);
     }
     ck_assert_int_eq(equal, 0);
 }
@@ -169,6 +183,7 @@ static Suite *suite(void)
     Suite *s = suite_create("hash");
     TCase *tc = tcase_create("hash");
     tcase_add_test(tc, siphash24_vectors);
+    tcase_add_test(tc, siphash13_vectors);
     tcase_add_test(tc, siphash24_unaligned);
     tcase_add_test(tc, process_hash_is_stable_within_a_process);
     tcase_add_test(tc, process_key_is_not_a_constant);
