@@ -13,6 +13,7 @@
 #include <math.h>
 
 #include "cache_int.h"
+#include "core/hash_int.h"
 
 #define SHARDS 16
 #define SHARD_BITS 4 /* the hash's low bits pick the shard, the bits above them the bucket */
@@ -60,17 +61,13 @@ struct bk__local {
     struct shard shards[SHARDS];
 };
 
+/* The seeded hash (core/hash_int.h): keys come from clients, so an unkeyed hash
+ * would let one send keys that all land in one bucket. Its 64 bits are uniformly
+ * mixed (no finaliser needed, as FNV-1a needed one); the low SHARD_BITS pick the
+ * shard and the bits above them the bucket, so the two never share bits. */
 static uint64_t hash_key(const char *k, size_t n)
 {
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)k[i]) * 1099511628211u;
-    /* FNV's low bits depend only on the low bits of each byte (keys that differ
-     * in digits share them): mix before the low bits pick shard and bucket. */
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdu;
-    h ^= h >> 33;
-    return h;
+    return bk__hash(k, n);
 }
 
 static size_t entry_size(const struct entry *e)

@@ -1,5 +1,5 @@
-/* The hash map of map_int.h: open addressing, linear probing, FNV-1a over byte
- * keys, a splitmix64 finaliser over pointer keys.
+/* The hash map of map_int.h: open addressing, linear probing, the seeded hash of
+ * hash_int.h over byte keys and over pointer keys.
  * SPDX-License-Identifier: MIT */
 #include <stdbool.h>
 #include <stdint.h>
@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "backend/core.h"
+#include "core/hash_int.h"
 #include "core/map_int.h"
 
 struct bk__map_slot {
@@ -17,22 +18,6 @@ struct bk__map_slot {
 };
 
 #define PTR_KEY SIZE_MAX
-
-static uint64_t hash_bytes(const char *s, size_t len)
-{
-    uint64_t h = 1469598103934665603u; /* FNV-1a */
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-    return h;
-}
-
-static uint64_t hash_ptr(const void *p)
-{
-    uint64_t x = (uint64_t)(uintptr_t)p; /* splitmix64 finaliser */
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9u;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebu;
-    return x ^ (x >> 31);
-}
 
 static bool same(const struct bk__map_slot *s, const char *key, size_t klen, uint64_t h)
 {
@@ -94,22 +79,22 @@ static int put(bk__map_t *m, const char *key, size_t klen, uint64_t h, void *val
 
 void *bk__map_get(const bk__map_t *m, const char *key, size_t klen)
 {
-    return get(m, key, klen, hash_bytes(key, klen));
+    return get(m, key, klen, bk__hash(key, klen));
 }
 
 int bk__map_put(bk__map_t *m, const char *key, size_t klen, void *value)
 {
-    return put(m, key, klen, hash_bytes(key, klen), value);
+    return put(m, key, klen, bk__hash(key, klen), value);
 }
 
 void *bk__map_get_ptr(const bk__map_t *m, const void *key)
 {
-    return get(m, key, PTR_KEY, hash_ptr(key));
+    return get(m, key, PTR_KEY, bk__hash_ptr(key));
 }
 
 int bk__map_put_ptr(bk__map_t *m, const void *key, void *value)
 {
-    return put(m, key, PTR_KEY, hash_ptr(key), value);
+    return put(m, key, PTR_KEY, bk__hash_ptr(key), value);
 }
 
 void bk__map_free(bk__map_t *m)

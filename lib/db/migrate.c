@@ -88,16 +88,15 @@ static int fail_server(run_t *r, int rc, const bk_db_conn_t *c, const char *file
     return rc;
 }
 
-/* The advisory lock key of every migrator: FNV-1a (64 bits) of "bk_schema_migrations",
- * 0xdd2b19ec7b7381b0 (as pg_locks shows it: classid 3710589420, objid 2071167408). */
+/* The advisory lock key of every migrator, in every process and every release:
+ * a fixed constant, never the seeded hash of core/hash_int.h (that one changes
+ * with each process, and two migrators must take the same lock). The value is
+ * FNV-1a (64 bits) of "bk_schema_migrations", as earlier releases computed it,
+ * so that old and new migrators still exclude each other: 0xdd2b19ec7b7381b0
+ * (as pg_locks shows it: classid 3710589420, objid 2071167408). */
 static int64_t lock_key(void)
 {
-    uint64_t h = 0xcbf29ce484222325u;
-    for (const char *p = TABLE; *p; p++) {
-        h ^= (unsigned char)*p;
-        h *= 0x100000001b3u;
-    }
-    return (int64_t)h;
+    return (int64_t)UINT64_C(0xdd2b19ec7b7381b0);
 }
 
 /* ------------------------------------------------------------------ the directory */

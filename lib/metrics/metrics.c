@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash_int.h"
 #include "core/utf8_int.h"
 #include "metrics_int.h"
 
@@ -139,14 +140,14 @@ static int rwlock_init(pthread_rwlock_t *lock)
 
 /* ------------------------------------------------------------------ series */
 
+/* The seeded hash (core/hash_int.h) of each label value (values may come from
+ * requests), combined in order: each value is hashed on its own, so ("ab", "c")
+ * and ("a", "bc") differ, and the multiply-add keeps (a, b) apart from (b, a). */
 static uint64_t hash_values(const char *const *values, size_t n)
 {
-    uint64_t h = UINT64_C(1469598103934665603); /* FNV-1a, a separator after each value */
-    for (size_t i = 0; i < n; i++) {
-        for (const unsigned char *p = (const unsigned char *)values[i]; *p; p++)
-            h = (h ^ *p) * UINT64_C(1099511628211);
-        h = (h ^ 0xFF) * UINT64_C(1099511628211); /* 0xFF never occurs in UTF-8 */
-    }
+    uint64_t h = 0;
+    for (size_t i = 0; i < n; i++)
+        h = h * UINT64_C(0x9e3779b97f4a7c15) + bk__hash(values[i], strlen(values[i]));
     return h ^ (h >> 32);
 }
 

@@ -9,6 +9,8 @@
 
 #include <backend/resilience.h>
 
+#include "core/hash_int.h"
+
 #define MAX_SHARDS 64
 #define MIN_PER_SHARD 64
 
@@ -34,14 +36,12 @@ struct memstore {
     size_t nshards;
 };
 
-static uint64_t fnv1a(const char *s)
+/* The seeded hash (core/hash_int.h): rate-limit keys come from clients. The
+ * shard is the hash modulo the shard count, the bucket the bits from 8 up, so
+ * that shard and bucket do not depend on the same bits. */
+static uint64_t key_hash(const char *s)
 {
-    uint64_t h = UINT64_C(14695981039346656037);
-    for (; *s; s++) {
-        h ^= (unsigned char)*s;
-        h *= UINT64_C(1099511628211);
-    }
-    return h;
+    return bk__hash(s, strlen(s));
 }
 
 static struct entry **slot_of(struct shard *sh, const char *key, uint64_t hash)
@@ -82,7 +82,7 @@ static struct shard *shard_of(struct memstore *m, uint64_t hash)
 
 static int ms_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
 {
-    uint64_t h = fnv1a(key);
+    uint64_t h = key_hash(key);
     struct shard *sh = shard_of(ud, h);
     pthread_mutex_lock(&sh->mu);
     struct entry *e = *slot_of(sh, key, h);
@@ -109,7 +109,7 @@ static void evict_lru(struct shard *sh)
 static int ms_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud)
 {
     (void)ttl_ns; /* idle keys leave by LRU order; the ttl is for shared stores */
-    uint64_t h = fnv1a(key);
+    uint64_t h = key_hash(key);
     struct shard *sh = shard_of(ud, h);
     int rc = BK_OK;
     pthread_mutex_lock(&sh->mu);

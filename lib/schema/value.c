@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash_int.h"
 #include "schema/schema_int.h"
 
 bool bk__json_is_integral(const json_t *v)
@@ -104,13 +105,6 @@ static uint64_t mix(uint64_t x)
     return x ^ (x >> 31);
 }
 
-static uint64_t hash_bytes(const char *s, size_t len, uint64_t h)
-{
-    for (size_t i = 0; i < len; i++)
-        h = (h ^ (unsigned char)s[i]) * 1099511628211u;
-    return h;
-}
-
 uint64_t bk__json_hash(const json_t *v)
 {
     switch (json_typeof(v)) {
@@ -123,10 +117,10 @@ uint64_t bk__json_hash(const json_t *v)
             d = 0;
         uint64_t bits;
         memcpy(&bits, &d, sizeof bits);
-        return mix(bits ^ 0x6e756d);
+        return bk__hash(&bits, sizeof bits) ^ 0x6e756d; /* seeded: numbers come from documents too */
     }
     case JSON_STRING:
-        return mix(hash_bytes(json_string_value(v), json_string_length(v), 1469598103934665603u));
+        return bk__hash(json_string_value(v), json_string_length(v));
     case JSON_ARRAY: {
         uint64_t h = 0x617272;
         for (size_t i = 0; i < json_array_size(v); i++)
@@ -139,7 +133,7 @@ uint64_t bk__json_hash(const json_t *v)
         size_t klen;
         json_t *m;
         json_object_keylen_foreach((json_t *)v, k, klen, m)
-            h += mix(hash_bytes(k, klen, 1469598103934665603u) ^ bk__json_hash(m));
+            h += mix(bk__hash(k, klen) ^ bk__json_hash(m));
         return mix(h);
     }
     default:
