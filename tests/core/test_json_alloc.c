@@ -17,6 +17,7 @@
 #include <backend/backend.h>
 
 #include "check_main.h"
+#include "http/client.h"
 
 #define MAGIC 0x6a736f6e616c6c63ULL /* "jsonallc" */
 
@@ -190,6 +191,56 @@ static void exercise_rbac(void)
     json_decref(policy);
 }
 
+static void hello(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200, json_pack("{s:s, s:[i]}", "hello", "world", "n", 1));
+}
+
+/* The HTTP module's JSON answers, on the loopback interface: a handler's JSON, a
+ * 422 with the schema's errors (query and body), a 404 problem. */
+static void exercise_http(void)
+{
+    json_t *sj = json_loads("{\"type\":\"object\",\"properties\":{\"a~b\":{\"type\":\"integer\"}},"
+                            "\"required\":[\"id\"]}",
+                            0, NULL);
+    bk_schema_t *schema = NULL;
+    ck_assert_int_eq(bk_schema_compile(sj, NULL, &schema, NULL), BK_OK);
+    bk_http_opts_t o;
+    bk_http_opts_init(&o);
+    o.host = "127.0.0.1";
+    o.port = 0;
+    o.threads = 1;
+    o.handle_signals = false;
+    bk_http_server_t *srv = NULL;
+    ck_assert_int_eq(bk_http_server_new(&o, &srv, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(srv, "GET", "/hello", hello, NULL, NULL), BK_OK);
+    bk_http_route_opts_t ro;
+    bk_http_route_opts_init(&ro);
+    ro.body_schema = schema;
+    ck_assert_int_eq(bk_http_route(srv, "POST", "/hello", hello, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_server_start(srv, NULL), BK_OK);
+    uint16_t port = bk_http_server_port(srv);
+    const char *reqs[][2] = {
+        {"GET /hello HTTP/1.1\r\nHost: t\r\n\r\n", "\"hello\":\"world\""},
+        {"POST /hello HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\nContent-Length: 9\r\n\r\n"
+         "{\"a~b\":1}",
+         "\"loc\""},
+        {"GET /nowhere HTTP/1.1\r\nHost: t\r\n\r\n", "\"status\":404"},
+    };
+    const int want[] = {200, 422, 404};
+    for (size_t i = 0; i < 3; i++) {
+        struct bkt_response r;
+        ck_assert_int_eq(bkt_request(port, reqs[i][0], strlen(reqs[i][0]), &r), 0);
+        ck_assert_int_eq(r.status, want[i]);
+        ck_assert_msg(strstr(r.body, reqs[i][1]) != NULL, "%s", r.body);
+        bkt_response_free(&r);
+    }
+    bk_http_server_free(srv);
+    bk_schema_free(schema);
+    json_decref(sj);
+}
+
 START_TEST(every_module_frees_through_janssons_allocator)
 {
     exercise_log();
@@ -197,6 +248,7 @@ START_TEST(every_module_frees_through_janssons_allocator)
     exercise_schema();
     exercise_cache();
     exercise_rbac();
+    exercise_http();
     size_t a = atomic_load(&allocs), f = atomic_load(&frees);
     ck_assert_msg(a > 0, "the counting allocator was never used");
     ck_assert_uint_eq(atomic_load(&bad_frees), 0);
