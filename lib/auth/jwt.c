@@ -24,6 +24,7 @@
 #include "core/abi_int.h"
 #include "core/base64_int.h"
 #include "core/error_int.h"
+#include "core/json_int.h"
 #include "core/jsonptr_int.h"
 #include "core/utf8_int.h"
 
@@ -555,8 +556,8 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
      * read, never changed. */
     if (rc == BK_OK && claims && json_object_update(body, (json_t *)claims))
         rc = BK_ENOMEM;
-    char *h = rc == BK_OK ? json_dumps(header, JSON_COMPACT) : NULL;
-    char *b = rc == BK_OK ? json_dumps(body, JSON_COMPACT) : NULL;
+    char *h = rc == BK_OK ? bk__json_dump(header, JSON_COMPACT) : NULL;
+    char *b = rc == BK_OK ? bk__json_dump(body, JSON_COMPACT) : NULL;
     json_decref(header);
     json_decref(body);
     if (rc == BK_OK && (!h || !b))
@@ -582,8 +583,8 @@ int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, con
             }
         }
     }
-    free(h);
-    free(b);
+    bk__json_free(h);
+    bk__json_free(b);
     if (rc) {
         free(out);
         return rc == BK_ENOMEM ? bk__error(err, rc, NULL) : rc;

@@ -5,16 +5,9 @@
 #include <string.h>
 
 #include "cache_int.h"
+#include "core/json_int.h"
 
 #define DUMP_FLAGS (JSON_COMPACT | JSON_ENCODE_ANY)
-
-static void json_free(void *p)
-{
-    json_malloc_t m;
-    json_free_t f;
-    json_get_alloc_funcs(&m, &f);
-    f(p);
-}
 
 struct json_call {
     bk_cache_json_loader_fn loader;
@@ -32,14 +25,14 @@ static int load_as_text(const char *key, void **value, size_t *len, void *arg)
     }
     if (!j)
         return BK_EINVAL; /* a loader bug: success without a value */
-    char *text = json_dumps(j, DUMP_FLAGS);
+    char *text = bk__json_dump(j, DUMP_FLAGS);
     json_decref(j);
     if (!text)
         return BK_ENOMEM;
     /* The cache frees with free(3); jansson's text is freed with jansson's own
      * free, which a host may have replaced (json_set_alloc_funcs). */
     rc = bk__cache_copy(text, strlen(text), value, len);
-    json_free(text);
+    bk__json_free(text);
     return rc;
 }
 
@@ -66,10 +59,10 @@ int bk_cache_set_json(bk_cache_t *c, const char *key, const json_t *value, const
 {
     if (!value)
         return BK_EINVAL;
-    char *text = json_dumps(value, DUMP_FLAGS);
+    char *text = bk__json_dump(value, DUMP_FLAGS);
     if (!text)
         return BK_ENOMEM;
     int rc = bk_cache_set(c, key, text, strlen(text), ttl);
-    json_free(text);
+    bk__json_free(text);
     return rc;
 }

@@ -1,4 +1,4 @@
-/* Building RFC 6901 JSON pointers, for the err->pointer of a bk_error_t (where in
+/* Building and reading RFC 6901 JSON pointers, for the err->pointer of a bk_error_t (where in
  * a policy, a schema or a token's claims a call found the fault). Internal:
  * hidden, never part of the public API.
  * SPDX-License-Identifier: MIT */
@@ -26,5 +26,20 @@ BK__JSONPTR_HIDDEN bool bk__jsonptr_append(char *buf, size_t size, const char *t
 
 /* The same with an array index ("/0"). */
 BK__JSONPTR_HIDDEN bool bk__jsonptr_append_index(char *buf, size_t size, size_t idx);
+
+/*
+ * Writes the reference token tok[0..len) escaped ("~" as "~0", "/" as "~1"), without
+ * a leading "/" and without a NUL, to out, and returns its length. With out NULL,
+ * only returns the length (between len and 2 * len): size the buffer with it.
+ */
+BK__JSONPTR_HIDDEN size_t bk__jsonptr_escape(char *out, const char *tok, size_t len);
+
+/*
+ * Unescapes one reference token tok[0..len) (no "/" in it): "~0" becomes "~", "~1"
+ * becomes "/". Writes at most len bytes to out (out may be tok itself), no NUL;
+ * *out_len receives the length. False when a "~" is not followed by "0" or "1"
+ * (RFC 6901 allows no other), out's content then unspecified.
+ */
+BK__JSONPTR_HIDDEN bool bk__jsonptr_unescape(char *out, const char *tok, size_t len, size_t *out_len);
 
 #endif

@@ -106,3 +106,11 @@ char *bk__utf8_repair(const char *s, size_t len, size_t *out_len)
         *out_len = o;
     return out;
 }
+
+size_t bk__utf8_count(const char *s, size_t len)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < len; i++)
+        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but continuations */
+    return n;
+}

@@ -38,4 +38,11 @@ BK__UTF8_HIDDEN size_t bk__utf8_repaired_len(const char *s, size_t len);
  */
 BK__UTF8_HIDDEN char *bk__utf8_repair(const char *s, size_t len, size_t *out_len);
 
+/*
+ * The number of code points in s[0..len), well-formed UTF-8: every byte that is
+ * not a continuation byte (10xxxxxx) starts one. On ill-formed input this counts
+ * lead and stray bytes; validate first where that matters.
+ */
+BK__UTF8_HIDDEN size_t bk__utf8_count(const char *s, size_t len);
+
 #endif

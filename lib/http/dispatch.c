@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/jsonptr_int.h"
 #include "core/utf8_int.h"
 #include "http/http_int.h"
 
@@ -220,14 +221,16 @@ static int schema_errors(const bk_schema_t *s, const json_t *v, bool query, json
         const bk_schema_error_t *e = bk_schema_errors_get(errs, i);
         char loc[512];
         if (query) { /* "/ids/1" -> "query.ids.1", with ~1 and ~0 unescaped */
-            size_t o = snprintf(loc, sizeof loc, "query");
-            for (const char *p = e->instance_location; *p && o + 2 < sizeof loc; p++) {
-                if (*p == '/')
-                    loc[o++] = '.';
-                else if (*p == '~' && (p[1] == '0' || p[1] == '1'))
-                    loc[o++] = *++p == '0' ? '~' : '/';
-                else
-                    loc[o++] = *p;
+            size_t o = (size_t)snprintf(loc, sizeof loc, "query");
+            for (const char *p = e->instance_location; *p == '/';) {
+                size_t tlen = strcspn(p + 1, "/"), n;
+                if (o + 1 + tlen >= sizeof loc)
+                    break; /* cut short at a token: still names an ancestor */
+                loc[o++] = '.';
+                if (!bk__jsonptr_unescape(loc + o, p + 1, tlen, &n))
+                    memcpy(loc + o, p + 1, n = tlen); /* never from the validator: kept as is */
+                o += n;
+                p += 1 + tlen;
             }
             loc[o] = '\0';
         }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/pct_int.h"
 #include "http/http_int.h"
 
 bool bk__is_tchar(unsigned char c)
@@ -226,23 +227,9 @@ int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space, c
     if (d == NULL)
         return BK_ENOMEM;
     size_t n = 0;
-    for (size_t i = 0; i < len; i++) {
-        char c = s[i];
-        if (c == '%') {
-            if (len - i < 3) /* fewer than two hex digits follow */
-                return BK_EINVAL;
-            int h = hexval(s[i + 1]), l = hexval(s[i + 2]);
-            if (h < 0 || l < 0)
-                return BK_EINVAL;
-            c = (char)(h * 16 + l);
-            if (c == '\0')
-                return BK_EINVAL; /* would cut the C string */
-            i += 2;
-        } else if (c == '+' && plus_space) {
-            c = ' ';
-        }
-        d[n++] = c;
-    }
+    /* "%00" refused: it would cut the C string */
+    if (!bk__pct_decode_into(s, len, BK__PCT_NO_NUL | (plus_space ? BK__PCT_PLUS_SPACE : 0), d, &n))
+        return BK_EINVAL;
     d[n] = '\0';
     *out = d;
     return BK_OK;

@@ -15,6 +15,7 @@
 
 #include "core/abi_int.h"
 #include "core/error_int.h"
+#include "core/json_int.h"
 #include "core/utf8_int.h"
 
 struct bk_log {
@@ -361,7 +362,7 @@ static json_t *repaired_copy(json_t *v, json_t **ancestors, size_t depth)
 static char *encode_line(json_t *line)
 {
     const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-    char *text = json_dumps(line, flags);
+    char *text = bk__json_dump(line, flags);
     if (text != NULL)
         return text;
     json_t **ancestors = malloc(MAX_DEPTH * sizeof *ancestors);
@@ -371,7 +372,7 @@ static char *encode_line(json_t *line)
     free(ancestors);
     if (fixed == NULL)
         return NULL;
-    text = json_dumps(fixed, flags);
+    text = bk__json_dump(fixed, flags);
     json_decref(fixed);
     return text;
 }
@@ -466,7 +467,7 @@ void bk_logv(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fm
         else
             write_all(log->fd, text, len + 1);
         pthread_mutex_unlock(&log->mu);
-        free(text);
+        bk__json_free(text);
     }
     errno = saved_errno;
 }

@@ -16,6 +16,7 @@
 #include "core/abi_int.h"
 #include "core/error_int.h"
 #include "core/jsonptr_int.h"
+#include "core/pct_int.h"
 #include "schema/schema_int.h"
 
 #define MAX_NEST 512 /* schema nesting the compiler walks (recursion bound) */
@@ -448,37 +449,11 @@ static json_t *load(compiler_t *c, const char *uri, size_t len, int draft, unsig
 
 /* ------------------------------------------------------------------ $ref */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9')
-        return ch - '0';
-    if (ch >= 'a' && ch <= 'f')
-        return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F')
-        return ch - 'A' + 10;
-    return -1;
-}
-
-/* Percent-decodes s in place (a fragment is URI-encoded); false on a bad escape. */
+/* Percent-decodes s in place (a fragment is URI-encoded; "%00" is a NUL in a
+ * member name); false on a bad escape. */
 static bool percent_decode(char *s, size_t *len)
 {
-    size_t o = 0;
-    for (size_t i = 0; i < *len; i++) {
-        if (s[i] == '%') {
-            if (i + 2 >= *len)
-                return false;
-            int a = hexval((unsigned char)s[i + 1]), b = hexval((unsigned char)s[i + 2]);
-            if (a < 0 || b < 0)
-                return false;
-            int h = a * 16 + b;
-            s[o++] = (char)h;
-            i += 2;
-        } else {
-            s[o++] = s[i];
-        }
-    }
-    *len = o;
-    return true;
+    return bk__pct_decode_into(s, *len, 0, s, len);
 }
 
 /* Follows the JSON pointer ptr[0..len) from root; NULL when it leads nowhere.
@@ -491,16 +466,11 @@ static json_t *follow_pointer(compiler_t *c, json_t *root, char *ptr, size_t len
     while (i < len && cur) {
         if (ptr[i] != '/')
             return NULL;
-        size_t start = ++i, o = start;
-        for (; i < len && ptr[i] != '/'; i++) {
-            if (ptr[i] == '~' && i + 1 < len && (ptr[i + 1] == '0' || ptr[i + 1] == '1'))
-                ptr[o++] = ptr[++i] == '0' ? '~' : '/';
-            else if (ptr[i] == '~')
-                return NULL;
-            else
-                ptr[o++] = ptr[i];
-        }
-        size_t tlen = o - start;
+        size_t start = ++i, tlen;
+        while (i < len && ptr[i] != '/')
+            i++;
+        if (!bk__jsonptr_unescape(ptr + start, ptr + start, i - start, &tlen))
+            return NULL;
         if (json_is_object(cur)) {
             cur = json_object_getn(cur, ptr + start, tlen);
         } else if (json_is_array(cur)) {

@@ -103,8 +103,6 @@ BK__SCHEMA_HIDDEN bool bk__json_equal(const json_t *a, const json_t *b);
 BK__SCHEMA_HIDDEN uint64_t bk__json_hash(const json_t *v);
 /* True for integers and for reals with no fraction (1.0). */
 BK__SCHEMA_HIDDEN bool bk__json_is_integral(const json_t *v);
-/* Code points in the UTF-8 string s[0..len). */
-BK__SCHEMA_HIDDEN size_t bk__utf8_count(const char *s, size_t len);
 
 /* A number as a schema keyword holds it: exact when it is an integer. */
 typedef struct bk__num {

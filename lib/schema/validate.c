@@ -16,6 +16,9 @@
 #include <string.h>
 
 #include "schema/schema_int.h"
+#include "core/json_int.h"
+#include "core/jsonptr_int.h"
+#include "core/utf8_int.h"
 
 struct bk_schema_errors {
     bk_schema_error_t *v; /* each entry's strings are one malloc'ed block, at .instance_location */
@@ -62,33 +65,11 @@ static bool eval(vctx_t *c, const bk__node_t *n, const json_t *v, const ipath_t 
 
 /* ------------------------------------------------------------------ errors */
 
-static void put_token(char **o, const char *s, size_t len)
-{
-    *(*o)++ = '/';
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '~')
-            *(*o)++ = '~', *(*o)++ = '0';
-        else if (s[i] == '/')
-            *(*o)++ = '~', *(*o)++ = '1';
-        else
-            *(*o)++ = s[i];
-    }
-}
-
 static size_t ipath_len(const ipath_t *ip)
 {
     size_t n = 0;
     for (; ip && ip->up; ip = ip->up)
         n += 1 + (ip->key ? 2 * ip->klen : 20);
-    return n;
-}
-
-/* The length of token s[0..len) escaped (~ and / take two bytes). */
-static size_t token_len(const char *s, size_t len)
-{
-    size_t n = len;
-    for (size_t i = 0; i < len; i++)
-        n += s[i] == '~' || s[i] == '/';
     return n;
 }
 
@@ -102,9 +83,9 @@ static char *write_back(char *end, const char *key, size_t klen, size_t idx)
         memcpy(end, num, (size_t)n);
         return end;
     }
-    end -= 1 + token_len(key, klen);
-    char *o = end;
-    put_token(&o, key, klen);
+    end -= 1 + bk__jsonptr_escape(NULL, key, klen);
+    *end = '/';
+    bk__jsonptr_escape(end + 1, key, klen);
     return end;
 }
 
@@ -211,7 +192,7 @@ static size_t mark(const vctx_t *c)
 /* A JSON value for a message, shortened past 100 characters. */
 static const char *show(const json_t *v, char *buf, size_t size)
 {
-    char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+    char *s = bk__json_dump(v, JSON_COMPACT | JSON_ENCODE_ANY);
     if (!s)
         return "(value)";
     size_t n = strlen(s);
@@ -219,7 +200,7 @@ static const char *show(const json_t *v, char *buf, size_t size)
         snprintf(buf, size, "%.96s...", s);
     else
         snprintf(buf, size, "%s", s);
-    free(s);
+    bk__json_free(s);
     return buf;
 }
 

@@ -21,14 +21,6 @@ bool bk__json_is_integral(const json_t *v)
     return isfinite(d) && floor(d) == d;
 }
 
-size_t bk__utf8_count(const char *s, size_t len)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < len; i++)
-        n += ((unsigned char)s[i] & 0xC0) != 0x80; /* every byte but continuations */
-    return n;
-}
-
 void bk__num_of(const json_t *v, bk__num_t *out)
 {
     out->is_int = json_is_integer(v);

@@ -825,7 +825,8 @@ START_TEST(route_schemas_answer_422)
         "{\"type\":\"object\",\"required\":[\"items\"],\"properties\":{\"items\":{\"type\":\"array\","
         "\"minItems\":1,\"items\":{\"properties\":{\"qty\":{\"type\":\"integer\",\"minimum\":1}}}}}}");
     bk_schema_t *query = schema_of("{\"properties\":{\"limit\":{\"type\":\"integer\",\"maximum\":100,"
-                                   "\"default\":20},\"dry\":{\"type\":\"boolean\"}}}");
+                                   "\"default\":20},\"dry\":{\"type\":\"boolean\"},"
+                                   "\"a/b~c\":{\"type\":\"integer\"}}}");
     bk_http_opts_t o;
     test_opts(&o);
     bk_http_server_t *s;
@@ -868,6 +869,12 @@ START_TEST(route_schemas_answer_422)
     r = request("GET", "/orders?limit=abc", NULL, NULL);
     assert_problem(&r, 422);
     ck_assert_ptr_nonnull(strstr(r.body, "\"loc\":\"query.limit\",\"msg\":\"must be an integer\""));
+    bkt_response_free(&r);
+
+    /* A parameter name with "/" and "~": the pointer's escapes are undone in loc. */
+    r = request("GET", "/orders?a%2Fb~c=x", NULL, NULL);
+    assert_problem(&r, 422);
+    ck_assert_msg(strstr(r.body, "\"loc\":\"query.a/b~c\",\"msg\":\"must be an integer\"") != NULL, "%s", r.body);
     bkt_response_free(&r);
 
     /* Not JSON: 415 and 400 as bk_req_json answers them. */
