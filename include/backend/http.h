@@ -120,7 +120,8 @@ typedef struct bk_http_route_opts {
     /* A rate limit checked before the route's middleware, on the handler's thread
      * (a store that does I/O wants BK_HTTP_BLOCKING). Over the limit: 429 with
      * Retry-After; every answer carries RateLimit-Policy and RateLimit. If the
-     * store fails the request goes through. Borrowed; NULL = no limit. */
+     * store fails the request goes through. Inline: one store round
+     * (BK_RATELIMIT_NO_WAIT), a conflict is a 429. Borrowed; NULL = no limit. */
     bk_ratelimit_t *ratelimit;
     bk_http_key_fn ratelimit_key; /* NULL = the client address */
     void *ratelimit_ud;

@@ -533,7 +533,7 @@ START_TEST(rate_limit_shared_by_two_processes)
             start_together(s, 2);
             for (int n = 0; n < 50; n++) {
                 bk_ratelimit_result_t res;
-                int rc = bk_ratelimit_check(rl, "client-1", &res);
+                int rc = bk_ratelimit_check(rl, "client-1", 0, &res);
                 if (rc != BK_OK) {
                     fprintf(stderr, "ratelimit check: %s\n", bk_err_name(rc));
                     atomic_fetch_add(&s->errors, 1);
@@ -573,9 +573,9 @@ START_TEST(rate_limit_store_takes_over_foreign_data)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(1, &store, &ro, &rl), BK_OK);
     bk_ratelimit_result_t res;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", 0, &res), BK_OK);
     ck_assert(res.allowed);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", 0, &res), BK_OK);
     ck_assert(!res.allowed);
     bk_ratelimit_free(rl);
     memcached_free(m);
