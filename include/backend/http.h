@@ -212,7 +212,7 @@ typedef struct bk_http_opts {
 
     bk_workers_t *workers;      /* for blocking routes; borrowed. NULL = the server makes
                                    a pool (default options) when a blocking route exists */
-    bk_clock_t *clock;          /* durations and deadlines; NULL = system clock */
+    bk_clock_t *clock;          /* durations, deadlines, the Date header; NULL = system clock */
     bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
     uint64_t reserved_[8];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
 } bk_http_opts_t;

@@ -796,6 +796,37 @@ START_TEST(route_rate_limit_answers_429)
 }
 END_TEST
 
+START_TEST(date_header_reads_the_server_clock)
+{
+    bk_clock_t *fake;
+    ck_assert_int_eq(bk_clock_fake_new(1700000000 * BK_NSEC_PER_SEC + BK_NSEC_PER_SEC / 2, &fake),
+                     BK_OK);
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.clock = fake;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/t", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Date"), "Tue, 14 Nov 2023 22:13:20 GMT");
+    bkt_response_free(&r);
+    /* The once-per-second cache follows the clock, a step of the wall time too. */
+    bk_clock_fake_advance(fake, BK_NSEC_PER_SEC);
+    r = request("GET", "/t", NULL, NULL);
+    ck_assert_str_eq(header(&r, "Date"), "Tue, 14 Nov 2023 22:13:21 GMT");
+    bkt_response_free(&r);
+    bk_clock_fake_set_wall(fake, 0);
+    r = request("GET", "/t", NULL, NULL);
+    ck_assert_str_eq(header(&r, "Date"), "Thu, 01 Jan 1970 00:00:00 GMT");
+    bkt_response_free(&r);
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_clock_free(fake);
+}
+END_TEST
+
 /* A shared store always contended: load works, every store conflicts. */
 static atomic_int contended_loads, contended_stores;
 
@@ -1925,6 +1956,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, route_rate_limit_answers_429);
     tcase_add_test(tc, inline_rate_limit_conflict_never_waits_on_the_loop);
+    tcase_add_test(tc, date_header_reads_the_server_clock);
     tcase_add_test(tc, route_schemas_answer_422);
     tcase_add_test(tc, auth_guards_answer_401_403_404);
     tcase_add_test(tc, health_endpoints_flip);
