@@ -518,7 +518,9 @@ static int fetching_process_shared(void *arg)
     /* The waiters wait for another process's real 100 ms load, so this child runs
      * on the system clock: on the fake one, each lease-wait nap advances the clock
      * (bk_clock_sleep_ns), and 31 waiters would use up lease_wait_ns of fake time
-     * long before the load is done. The parent keeps and frees the fake clock. */
+     * long before the load is done. The child frees its copy of the fake clock
+     * (the parent's own is freed by teardown). */
+    bk_clock_free(clk);
     clk = NULL;
     bk_cache_t *c = open_cache(p->binary);
     start_together(p->s, 2);
