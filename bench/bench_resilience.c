@@ -103,7 +103,7 @@ static void ours_ratelimit(struct slot *s, long i)
 {
     bk_ratelimit_result_t res;
     const char *key = keys[(s->key_offset + i) & (NKEYS - 1)];
-    if (bk_ratelimit_check(our_limiter, key, &res) != BK_OK)
+    if (bk_ratelimit_check(our_limiter, key, 0, &res) != BK_OK)
         s->ours_failed++;
     else if (res.allowed)
         s->ours_ok++;

@@ -121,6 +121,12 @@ typedef struct bk_clock bk_clock_t;
 
 BK_EXPORT int64_t bk_clock_mono_ns(const bk_clock_t *clock);
 BK_EXPORT int64_t bk_clock_wall_ns(const bk_clock_t *clock);
+/* Sleeps ns nanoseconds (ns >= 0). On the system clock: to an absolute
+ * CLOCK_MONOTONIC deadline, resumed after a signal, so it never returns early;
+ * BK_ESYS if the sleep fails otherwise. On a fake clock it never blocks: it
+ * advances the fake clock by ns and returns at once (several sleeping threads each
+ * advance the one fake time). BK_EINVAL for ns < 0. Any thread, never an event loop. */
+BK_EXPORT int bk_clock_sleep_ns(const bk_clock_t *clock, int64_t ns);
 
 /* A fake clock whose monotonic time starts at 0 and wall time at wall_ns. */
 BK_EXPORT int bk_clock_fake_new(int64_t wall_ns, bk_clock_t **out);

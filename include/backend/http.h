@@ -120,7 +120,8 @@ typedef struct bk_http_route_opts {
     /* A rate limit checked before the route's middleware, on the handler's thread
      * (a store that does I/O wants BK_HTTP_BLOCKING). Over the limit: 429 with
      * Retry-After; every answer carries RateLimit-Policy and RateLimit. If the
-     * store fails the request goes through. Borrowed; NULL = no limit. */
+     * store fails the request goes through. Inline: one store round
+     * (BK_RATELIMIT_NO_WAIT), a conflict is a 429. Borrowed; NULL = no limit. */
     bk_ratelimit_t *ratelimit;
     bk_http_key_fn ratelimit_key; /* NULL = the client address */
     void *ratelimit_ud;
@@ -211,7 +212,7 @@ typedef struct bk_http_opts {
 
     bk_workers_t *workers;      /* for blocking routes; borrowed. NULL = the server makes
                                    a pool (default options) when a blocking route exists */
-    bk_clock_t *clock;          /* durations and deadlines; NULL = system clock */
+    bk_clock_t *clock;          /* durations, deadlines, the Date header; NULL = system clock */
     bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
     uint64_t reserved_[8];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
 } bk_http_opts_t;

@@ -254,9 +254,16 @@ BK_EXPORT void bk_ratelimit_opts_init(bk_ratelimit_opts_t *opts);
 BK_EXPORT int bk_ratelimit_new(double rate, const bk_ratelimit_store_t *store,
                                const bk_ratelimit_opts_t *opts, bk_ratelimit_t **out);
 BK_EXPORT void bk_ratelimit_free(bk_ratelimit_t *rl);
-/* Takes one request for key (any string: user, IP, API key, route). BK_OK with
- * *res filled (allowed or not); BK_EBUSY when the store kept conflicting. */
-BK_EXPORT int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_t *res);
+/* A flag of bk_ratelimit_check: one load/store round and no pause, for a thread
+ * that must not sleep (an event loop); a conflict is BK_EBUSY at once. */
+#define BK_RATELIMIT_NO_WAIT 0x1u
+/* Takes one request for key (any string: user, IP, API key, route). flags: 0 or
+ * BK_RATELIMIT_NO_WAIT. BK_OK with *res filled (allowed or not); BK_EBUSY when
+ * the store kept conflicting (up to 16 rounds, with short pauses on the limiter's
+ * clock, after the second: never on an event loop), or conflicted once under
+ * BK_RATELIMIT_NO_WAIT; BK_EINVAL for an unknown flag. */
+BK_EXPORT int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags,
+                                 bk_ratelimit_result_t *res);
 /*
  * Formats the IETF RateLimit headers for res: policy gets the RateLimit-Policy
  * value ("default";q=100;w=60), limit the RateLimit value ("default";r=57;t=3),

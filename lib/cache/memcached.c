@@ -679,13 +679,6 @@ static int load_and_fill(struct bk__remote *r, struct bk__remote_call *call, con
     return rc;
 }
 
-static void backoff(int64_t ns)
-{
-    struct timespec ts = {.tv_sec = ns / BK_NSEC_PER_SEC, .tv_nsec = ns % BK_NSEC_PER_SEC};
-    while (nanosleep(&ts, &ts) != 0)
-        ;
-}
-
 /* Hands out the value of an entry read by mc_gets (header, value, NUL) in place. */
 static void *take_value(char *buf, size_t blen, size_t *len)
 {
@@ -759,9 +752,13 @@ int bk__remote_fill(const char *key, void **value, size_t *len, void *arg)
     struct bk__remote *r = call->remote;
     char k[MAX_KEY + 1], lk[MAX_KEY + 1], token[33];
     size_t klen = make_key(r, 'v', key, k), lklen = make_key(r, 'l', key, lk);
-    int64_t waited = 0, pause = 2 * BK_NSEC_PER_MSEC;
+    /* The wait for another holder's value is bounded by lease_wait_ns of the
+     * cache's clock (its monotonic time), read, not summed from the naps. */
+    int64_t start = bk_clock_mono_ns(r->clock), pause = 2 * BK_NSEC_PER_MSEC;
     bool counted = false; /* as a miss */
+    bool waiting = false; /* counted as a lease wait */
     for (;;) {
+        int64_t waited = bk_clock_mono_ns(r->clock) - start;
         enum lease l = waited >= r->lease_wait_ns ? LEASE_FAILED : lease_take(r, lk, lklen, token);
         struct reading e;
         enum state st = read_entry(r, k, klen, &e);
@@ -793,11 +790,12 @@ int bk__remote_fill(const char *key, void **value, size_t *len, void *arg)
             counted = true;
         }
         if (l == LEASE_TAKEN) { /* wait for the holder's value */
-            if (waited == 0)
+            if (!waiting)
                 atomic_fetch_add(&r->lease_waits, 1);
-            int64_t nap = pause < r->lease_wait_ns - waited ? pause : r->lease_wait_ns - waited;
-            backoff(nap);
-            waited += nap;
+            waiting = true;
+            int64_t left = r->lease_wait_ns - (bk_clock_mono_ns(r->clock) - start);
+            if (left > 0) /* else the next round gives up the wait and loads */
+                bk_clock_sleep_ns(r->clock, pause < left ? pause : left);
             pause = pause * 2 < 50 * BK_NSEC_PER_MSEC ? pause * 2 : 50 * BK_NSEC_PER_MSEC;
             continue;
         }

@@ -196,7 +196,16 @@ static bool within_limit(struct bk_req *req)
     if (key == NULL || *key == '\0')
         key = req->conn->client;
     bk_ratelimit_result_t res;
-    if (bk_ratelimit_check(r->ratelimit, key, &res) != BK_OK)
+    /* Nothing sleeps on the loop: an inline route gets one store round, and a
+     * conflict on a shared store costs one refusal; a blocking route (on a worker)
+     * retries with pauses. */
+    bool inline_route = !(r->flags & BK_HTTP_BLOCKING);
+    int rc = bk_ratelimit_check(r->ratelimit, key, inline_route ? BK_RATELIMIT_NO_WAIT : 0, &res);
+    if (rc == BK_EBUSY && inline_route) {
+        bk_res_problem(req, 429, "rate limit contended", NULL);
+        return false;
+    }
+    if (rc != BK_OK)
         return true; /* a broken store must not take the service down with it */
     char policy[128], limit[128], retry[32];
     if (bk_ratelimit_headers(r->ratelimit, &res, policy, limit, NULL, sizeof policy) == BK_OK) {

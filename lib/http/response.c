@@ -193,16 +193,18 @@ int bk_res_status(const bk_req_t *req)
     return req ? req->status : 0;
 }
 
-/* The Date header value, formatted once per second per loop. */
-static const char *date_now(struct loop *loop)
+/* The Date header value, on the server's clock's wall time (a fake clock in
+ * tests), formatted once per second per loop. */
+static const char *date_now(const bk_http_server_t *srv, struct loop *loop)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME_COARSE, &ts);
-    if (ts.tv_sec != loop->date_sec) {
+    int64_t ns = bk_clock_wall_ns(srv->o.clock);
+    int64_t sec = ns / BK_NSEC_PER_SEC - (ns % BK_NSEC_PER_SEC < 0); /* floor */
+    if (sec != loop->date_sec || loop->date[0] == '\0') {
+        time_t t = (time_t)sec;
         struct tm tm;
-        gmtime_r(&ts.tv_sec, &tm);
+        gmtime_r(&t, &tm);
         strftime(loop->date, sizeof loop->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-        loop->date_sec = ts.tv_sec;
+        loop->date_sec = sec;
     }
     return loop->date;
 }
@@ -262,7 +264,7 @@ void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
     PUT_LIT(&h, " ");
     puts_(&h, bk_http_reason(req->status));
     PUT_LIT(&h, "\r\nDate: ");
-    puts_(&h, date_now(req->loop));
+    puts_(&h, date_now(srv, req->loop));
     if (!no_body) {
         if (req->ctype != NULL) {
             PUT_LIT(&h, "\r\nContent-Type: ");

@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <backend/resilience.h>
 
@@ -99,23 +98,25 @@ void bk_ratelimit_free(bk_ratelimit_t *rl)
 /* After a few conflicts in a row, a short random pause: two clients of a shared
  * store whose load-compute-store rounds take equally long can otherwise meet in
  * lockstep, the same one losing every round. */
-static void conflict_pause(int tries)
+static void conflict_pause(const bk_ratelimit_t *rl, int tries)
 {
     uint16_t r = 0;
     if (tries < 2 || bk_random_bytes(&r, sizeof r) != BK_OK)
         return;
-    struct timespec ts = {0, (long)(r % 50000) * tries}; /* up to 50 us per try */
-    nanosleep(&ts, NULL);
+    /* up to 50 us per try, on the limiter's clock (a fake one is advanced) */
+    bk_clock_sleep_ns(rl->o.clock, (int64_t)(r % 50000) * tries);
 }
 
-int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_t *res)
+int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res)
 {
     if (res != NULL)
         memset(res, 0, sizeof *res); /* not allowed, whatever happens below */
-    if (rl == NULL || key == NULL || res == NULL)
+    if (rl == NULL || key == NULL || res == NULL || (flags & ~(unsigned)BK_RATELIMIT_NO_WAIT) != 0)
         return BK_EINVAL;
     res->limit = rl->o.burst;
-    for (int i = 0; i < STORE_TRIES; i++) {
+    /* NO_WAIT (an event-loop thread): one round, and a conflict is a refusal. */
+    int tries = (flags & BK_RATELIMIT_NO_WAIT) ? 1 : STORE_TRIES;
+    for (int i = 0; i < tries; i++) {
         int64_t tat;
         uint64_t version;
         int rc = rl->store.load(key, &tat, &version, rl->store.ud);
@@ -141,7 +142,8 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, bk_ratelimit_result_
         }
         rc = rl->store.store(key, new_tat, version, new_tat - now, rl->store.ud);
         if (rc == BK_ECONFLICT) { /* another request for this key got there first */
-            conflict_pause(i);
+            if (!(flags & BK_RATELIMIT_NO_WAIT))
+                conflict_pause(rl, i);
             continue;
         }
         if (rc != BK_OK)

@@ -2,7 +2,6 @@
  * connections alive between calls), each attempt under the breaker, the call
  * under the bulkhead, attempts repeated on the retry schedule within the deadline.
  * SPDX-License-Identifier: MIT */
-#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -386,13 +385,6 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     return BK_OK;
 }
 
-static void sleep_ns(int64_t ns)
-{
-    struct timespec ts = {(time_t)(ns / BK_NSEC_PER_SEC), (long)(ns % BK_NSEC_PER_SEC)};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
-        ;
-}
-
 static void count(bk_upstream_t *u, int which)
 {
     if (u->calls[which] != NULL)
@@ -564,7 +556,7 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
                     sink.errbuf[0] = '\0'; /* the deadline, not an attempt, ended it */
                 break;
             }
-            sleep_ns(delay);
+            bk_clock_sleep_ns(u->o.clock, delay);
             /* Each attempt asks the breaker again: one that opened meanwhile ends it. */
             if (bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
                 rc = BK_EUNAVAIL;

@@ -368,8 +368,13 @@ static void *fetch_thread(void *arg)
 START_TEST(single_flight_64_threads_two_instances)
 {
     /* Two cache instances in one process share nothing but memcached: within an
-     * instance the threads single-flight, across them the lease decides. */
+     * instance the threads single-flight, across them the lease decides. The
+     * waiters wait real time for the gated load: on the system clock (on the fake
+     * one, each lease-wait nap would advance it, bk_clock(3)). */
+    bk_clock_t *fake = clk;
+    clk = NULL;
     bk_cache_t *a = open_cache(false), *b = open_cache(false);
+    clk = fake;
     struct origin o = {.value = "loaded once", .wait = true};
     enum { N = 64 };
     pthread_t t[N];
@@ -393,6 +398,37 @@ START_TEST(single_flight_64_threads_two_instances)
     bk_cache_stats(a, &sa);
     bk_cache_stats(b, &sb);
     ck_assert_uint_eq(sa.loads + sb.loads, 1);
+    bk_cache_free(a);
+    bk_cache_free(b);
+}
+END_TEST
+
+START_TEST(lease_wait_bounded_by_the_fake_clock)
+{
+    /* A holds the lease, its load stopped at the gate; B waits lease_wait_ns
+     * (20 s) of the fake clock, which its naps advance, then loads itself: in no
+     * real time, and the clock moved by the whole wait. */
+    bk_cache_t *a = open_cache(false), *b = open_cache(false);
+    struct origin held = {.value = "from a", .wait = true};
+    struct fetcher fa = {.cache = a, .o = &held};
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, fetch_thread, &fa), 0);
+    gate_wait_for(1); /* a's load is in flight, the lease is a's */
+    int64_t t0 = bk_clock_mono_ns(clk), w0 = bk_clock_wall_ns(clk);
+    struct origin own = {.value = "from b"};
+    void *v = NULL;
+    ck_assert_int_eq(bk_cache_fetch(b, "cold", &TTL, load, &own, &v, NULL), BK_OK);
+    ck_assert_str_eq(v, "from b");
+    free(v);
+    ck_assert_int_eq(atomic_load(&own.calls), 1);
+    ck_assert_int_ge(bk_clock_mono_ns(clk) - t0, 20 * SEC);
+    ck_assert_int_eq(bk_clock_wall_ns(clk) - w0, bk_clock_mono_ns(clk) - t0);
+    bk_cache_stats_t sb;
+    bk_cache_stats(b, &sb);
+    ck_assert_uint_eq(sb.lease_waits, 1);
+    gate_release();
+    pthread_join(t, NULL);
+    ck_assert_int_eq(fa.rc, BK_OK);
     bk_cache_free(a);
     bk_cache_free(b);
 }
@@ -479,6 +515,13 @@ static void *process_fetch_thread_shared(void *arg)
 static int fetching_process_shared(void *arg)
 {
     struct proc_arg *p = arg;
+    /* The waiters wait for another process's real 100 ms load, so this child runs
+     * on the system clock: on the fake one, each lease-wait nap advances the clock
+     * (bk_clock_sleep_ns), and 31 waiters would use up lease_wait_ns of fake time
+     * long before the load is done. The child frees its copy of the fake clock
+     * (the parent's own is freed by teardown). */
+    bk_clock_free(clk);
+    clk = NULL;
     bk_cache_t *c = open_cache(p->binary);
     start_together(p->s, 2);
     enum { N = 16 };
@@ -528,7 +571,7 @@ START_TEST(rate_limit_shared_by_two_processes)
             start_together(s, 2);
             for (int n = 0; n < 50; n++) {
                 bk_ratelimit_result_t res;
-                int rc = bk_ratelimit_check(rl, "client-1", &res);
+                int rc = bk_ratelimit_check(rl, "client-1", 0, &res);
                 if (rc != BK_OK) {
                     fprintf(stderr, "ratelimit check: %s\n", bk_err_name(rc));
                     atomic_fetch_add(&s->errors, 1);
@@ -568,9 +611,9 @@ START_TEST(rate_limit_store_takes_over_foreign_data)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(1, &store, &ro, &rl), BK_OK);
     bk_ratelimit_result_t res;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", 0, &res), BK_OK);
     ck_assert(res.allowed);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "client-2", 0, &res), BK_OK);
     ck_assert(!res.allowed);
     bk_ratelimit_free(rl);
     memcached_free(m);
@@ -883,6 +926,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, set_delete_and_odd_keys, 0, 2);
     tcase_add_loop_test(tc, delete_during_load_is_not_undone, 0, 2);
     tcase_add_test(tc, single_flight_64_threads_two_instances);
+    tcase_add_test(tc, lease_wait_bounded_by_the_fake_clock);
     tcase_add_loop_test(tc, single_flight_across_processes, 0, 2);
     tcase_add_test(tc, rate_limit_shared_by_two_processes);
     tcase_add_loop_test(tc, rate_limit_store_takes_over_foreign_data, 0, 2);

@@ -1,8 +1,10 @@
 /* Unit tests of the core layer: status codes, version, clock, random bytes.
  * SPDX-License-Identifier: MIT */
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/time.h>
 #include <time.h>
 
 #include <check.h>
@@ -123,6 +125,90 @@ START_TEST(fake_clock_invalid_arguments)
 }
 END_TEST
 
+static int64_t os_mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * BK_NSEC_PER_SEC + ts.tv_nsec;
+}
+
+START_TEST(system_sleep_lasts_at_least_ns)
+{
+    int64_t t0 = os_mono_ns();
+    ck_assert_int_eq(bk_clock_sleep_ns(NULL, 2 * BK_NSEC_PER_MSEC), BK_OK);
+    ck_assert_int_ge(os_mono_ns() - t0, 2 * BK_NSEC_PER_MSEC);
+}
+END_TEST
+
+START_TEST(sleep_zero_and_negative)
+{
+    int64_t t0 = os_mono_ns();
+    ck_assert_int_eq(bk_clock_sleep_ns(NULL, 0), BK_OK);
+    ck_assert_int_lt(os_mono_ns() - t0, BK_NSEC_PER_SEC); /* no sleep: far below 1 s */
+    ck_assert_int_eq(bk_clock_sleep_ns(NULL, -1), BK_EINVAL);
+
+    bk_clock_t *c;
+    ck_assert_int_eq(bk_clock_fake_new(1000, &c), BK_OK);
+    ck_assert_int_eq(bk_clock_sleep_ns(c, 0), BK_OK);
+    ck_assert_int_eq(bk_clock_mono_ns(c), 0);
+    ck_assert_int_eq(bk_clock_wall_ns(c), 1000);
+    ck_assert_int_eq(bk_clock_sleep_ns(c, -1), BK_EINVAL);
+    ck_assert_int_eq(bk_clock_mono_ns(c), 0);
+    ck_assert_int_eq(bk_clock_wall_ns(c), 1000);
+    bk_clock_free(c);
+}
+END_TEST
+
+START_TEST(fake_sleep_advances_and_returns_at_once)
+{
+    bk_clock_t *c;
+    ck_assert_int_eq(bk_clock_fake_new(1795383995 * BK_NSEC_PER_SEC, &c), BK_OK);
+    ck_assert_int_eq(bk_clock_fake_advance(c, 7), BK_OK);
+    int64_t t0 = os_mono_ns();
+    /* An hour of fake sleep: were it real, the test would time out. */
+    ck_assert_int_eq(bk_clock_sleep_ns(c, 3600 * BK_NSEC_PER_SEC), BK_OK);
+    ck_assert_int_lt(os_mono_ns() - t0, BK_NSEC_PER_SEC);
+    ck_assert_int_eq(bk_clock_mono_ns(c), 7 + 3600 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(bk_clock_wall_ns(c), (1795383995 + 3600) * BK_NSEC_PER_SEC + 7);
+    ck_assert_int_eq(bk_clock_sleep_ns(c, 5), BK_OK);
+    ck_assert_int_eq(bk_clock_mono_ns(c), 12 + 3600 * BK_NSEC_PER_SEC);
+    ck_assert_int_eq(bk_clock_wall_ns(c), (1795383995 + 3600) * BK_NSEC_PER_SEC + 12);
+    bk_clock_free(c);
+}
+END_TEST
+
+static volatile sig_atomic_t alarms;
+
+static void on_alarm(int sig)
+{
+    (void)sig;
+    alarms++;
+}
+
+START_TEST(system_sleep_survives_signal)
+{
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = 0; /* no SA_RESTART: the signal interrupts the sleep with EINTR */
+    ck_assert_int_eq(sigaction(SIGALRM, &sa, &old), 0);
+    /* A signal every 5 ms during a 60 ms sleep. */
+    struct itimerval it = {.it_interval = {0, 5000}, .it_value = {0, 5000}};
+    ck_assert_int_eq(setitimer(ITIMER_REAL, &it, NULL), 0);
+    alarms = 0;
+    int64_t t0 = os_mono_ns();
+    int rc = bk_clock_sleep_ns(NULL, 60 * BK_NSEC_PER_MSEC);
+    int64_t elapsed = os_mono_ns() - t0;
+    struct itimerval off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &off, NULL);
+    sigaction(SIGALRM, &old, NULL);
+    ck_assert_int_eq(rc, BK_OK);
+    ck_assert_int_gt(alarms, 0); /* the sleep really was interrupted */
+    ck_assert_int_ge(elapsed, 60 * BK_NSEC_PER_MSEC);
+}
+END_TEST
+
 START_TEST(random_bytes_fill_and_differ)
 {
     unsigned char a[64], b[64];
@@ -168,6 +254,10 @@ static Suite *core_suite(void)
     tcase_add_test(tc, system_clock_tracks_os);
     tcase_add_test(tc, fake_clock_advances_only_by_hand);
     tcase_add_test(tc, fake_clock_invalid_arguments);
+    tcase_add_test(tc, system_sleep_lasts_at_least_ns);
+    tcase_add_test(tc, sleep_zero_and_negative);
+    tcase_add_test(tc, fake_sleep_advances_and_returns_at_once);
+    tcase_add_test(tc, system_sleep_survives_signal);
     suite_add_tcase(s, tc);
 
     tc = tcase_create("random");

@@ -310,6 +310,38 @@ static int fails_invalid(bk_db_conn_t *c, void *ud)
     return BK_EINVAL;
 }
 
+static int lose_three_races(bk_db_conn_t *c, void *ud)
+{
+    (void)c;
+    int *attempts = ud;
+    return ++*attempts <= 3 ? BK_ERETRY : BK_OK;
+}
+
+START_TEST(tx_backoff_sleeps_on_the_retry_clock)
+{
+    /* The backoff between attempts is a bk_clock_sleep_ns on the retry's clock:
+     * on a fake one it advances the clock by the delays (100 + 200 + 400 s, no
+     * jitter) instead of sleeping, which would time the test out. */
+    bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
+    bk_clock_t *fake;
+    ck_assert_int_eq(bk_clock_fake_new(0, &fake), BK_OK);
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.max_attempts = 5;
+    ro.base_ns = 100 * BK_NSEC_PER_SEC;
+    ro.cap_ns = 1000 * BK_NSEC_PER_SEC;
+    ro.jitter = BK_JITTER_NONE;
+    ro.clock = fake;
+    int attempts = 0;
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, &ro, lose_three_races, &attempts, &err), BK_OK);
+    ck_assert_int_eq(attempts, 4);
+    ck_assert_int_eq(bk_clock_mono_ns(fake), 700 * BK_NSEC_PER_SEC);
+    bk_db_free(db);
+    bk_clock_free(fake);
+}
+END_TEST
+
 START_TEST(failed_body_rolls_back_without_retry)
 {
     bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
@@ -838,6 +870,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, release_rolls_back_an_open_transaction);
     tcase_add_test(tc, serialization_failures_are_retried);
     tcase_add_test(tc, failed_body_rolls_back_without_retry);
+    tcase_add_test(tc, tx_backoff_sleeps_on_the_retry_clock);
     tcase_add_test(tc, idle_timeout_lifetime_and_metrics);
     tcase_add_test(tc, pool_recovers_after_server_restart);
     tcase_add_test(tc, reads_go_to_replicas_or_fall_back);

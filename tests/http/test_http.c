@@ -796,6 +796,125 @@ START_TEST(route_rate_limit_answers_429)
 }
 END_TEST
 
+START_TEST(date_header_reads_the_server_clock)
+{
+    bk_clock_t *fake;
+    ck_assert_int_eq(bk_clock_fake_new(1700000000 * BK_NSEC_PER_SEC + BK_NSEC_PER_SEC / 2, &fake),
+                     BK_OK);
+    bk_http_opts_t o;
+    test_opts(&o);
+    o.clock = fake;
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/t", h_thread, NULL, NULL), BK_OK);
+    start(s);
+    struct bkt_response r = request("GET", "/t", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(header(&r, "Date"), "Tue, 14 Nov 2023 22:13:20 GMT");
+    bkt_response_free(&r);
+    /* The once-per-second cache follows the clock, a step of the wall time too. */
+    bk_clock_fake_advance(fake, BK_NSEC_PER_SEC);
+    r = request("GET", "/t", NULL, NULL);
+    ck_assert_str_eq(header(&r, "Date"), "Tue, 14 Nov 2023 22:13:21 GMT");
+    bkt_response_free(&r);
+    bk_clock_fake_set_wall(fake, 0);
+    r = request("GET", "/t", NULL, NULL);
+    ck_assert_str_eq(header(&r, "Date"), "Thu, 01 Jan 1970 00:00:00 GMT");
+    bkt_response_free(&r);
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_clock_free(fake);
+}
+END_TEST
+
+/* A shared store always contended: load works, every store conflicts. */
+static atomic_int contended_loads, contended_stores;
+
+static int contended_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
+{
+    (void)key, (void)ud;
+    atomic_fetch_add(&contended_loads, 1);
+    *tat = 0;
+    *version = 1;
+    return BK_OK;
+}
+
+static int contended_store(const char *key, int64_t tat, uint64_t version, int64_t ttl, void *ud)
+{
+    (void)key, (void)tat, (void)version, (void)ttl, (void)ud;
+    atomic_fetch_add(&contended_stores, 1);
+    return BK_ECONFLICT;
+}
+
+enum { CONTENDED_N = 20 };
+
+static void *limited_requests(void *arg)
+{
+    atomic_int *refused = arg;
+    for (int i = 0; i < CONTENDED_N; i++) {
+        struct bkt_response r = request("GET", "/limited", NULL, NULL);
+        if (r.status == 429)
+            atomic_fetch_add(refused, 1);
+        bkt_response_free(&r);
+    }
+    return NULL;
+}
+
+START_TEST(inline_rate_limit_conflict_never_waits_on_the_loop)
+{
+    bk_ratelimit_store_t st = {.load = contended_load, .store = contended_store};
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, NULL, &rl), BK_OK);
+    atomic_store(&contended_loads, 0);
+    atomic_store(&contended_stores, 0);
+
+    bk_http_opts_t o;
+    test_opts(&o); /* threads = 1: every connection on one loop */
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
+    bk_http_route_opts_t ro = {.ratelimit = rl};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/limited", h_thread, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/other", h_thread, NULL, NULL), BK_OK);
+    bk_http_route_opts_t bo = {.flags = BK_HTTP_BLOCKING, .ratelimit = rl};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/limited-blocking", h_thread, NULL, &bo), BK_OK);
+    start(s);
+
+    /* One conflict, one refusal: one load/store round, 429, no pause on the loop. */
+    struct bkt_response r = request("GET", "/limited", NULL, NULL);
+    assert_problem(&r, 429);
+    ck_assert_ptr_null(header(&r, "Retry-After"));
+    bkt_response_free(&r);
+    ck_assert_int_eq(atomic_load(&contended_loads), 1);
+    ck_assert_int_eq(atomic_load(&contended_stores), 1);
+
+    /* Contended requests on one connection while another connection is answered
+     * on the same loop meanwhile. */
+    atomic_int refused = 0;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, limited_requests, &refused), 0);
+    for (int i = 0; i < CONTENDED_N; i++) {
+        r = request("GET", "/other", NULL, NULL);
+        ck_assert_int_eq(r.status, 200);
+        bkt_response_free(&r);
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(atomic_load(&refused), CONTENDED_N);
+    ck_assert_int_eq(atomic_load(&contended_stores), 1 + CONTENDED_N); /* one round each */
+    ck_assert_int_eq(atomic_load(&contended_loads), 1 + CONTENDED_N);
+
+    /* A blocking route retries on its worker, 16 rounds; a store that keeps
+     * failing lets the request through, as before. */
+    r = request("GET", "/limited-blocking", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    ck_assert_int_eq(atomic_load(&contended_stores), 1 + CONTENDED_N + 16);
+
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_ratelimit_free(rl);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ schemas */
 static atomic_int orders_handled;
 
@@ -1843,6 +1962,8 @@ static Suite *http_suite(void)
     tcase_add_test(tc, stop_deadline_closes_stragglers);
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, route_rate_limit_answers_429);
+    tcase_add_test(tc, inline_rate_limit_conflict_never_waits_on_the_loop);
+    tcase_add_test(tc, date_header_reads_the_server_clock);
     tcase_add_test(tc, route_schemas_answer_422);
     tcase_add_test(tc, auth_guards_answer_401_403_404);
     tcase_add_test(tc, health_endpoints_flip);

@@ -604,7 +604,7 @@ static int allowed_over_a_minute(bk_ratelimit_t *rl, int64_t step)
     int allowed = 0;
     for (int64_t t = 0; t < 60 * SEC; t += step) {
         bk_ratelimit_result_t res;
-        ck_assert_int_eq(bk_ratelimit_check(rl, "k", &res), BK_OK);
+        ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &res), BK_OK);
         allowed += res.allowed;
         bk_clock_fake_advance(clk, step);
     }
@@ -638,13 +638,13 @@ START_TEST(gcra_result_fields_and_headers)
     bk_ratelimit_t *rl = limiter(10, SEC, 3, 100);
     bk_ratelimit_result_t r;
     for (unsigned i = 0; i < 3; i++) {
-        ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", &r), BK_OK);
+        ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", 0, &r), BK_OK);
         ck_assert(r.allowed);
         ck_assert_uint_eq(r.limit, 3);
         ck_assert_uint_eq(r.remaining, 2 - i);
         ck_assert_int_eq(r.reset_ns, (int64_t)(i + 1) * 100 * MS);
     }
-    ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", 0, &r), BK_OK);
     ck_assert(!r.allowed);
     ck_assert_int_eq(r.retry_after_ns, 100 * MS);
     char pol[64], lim[64], ra[64];
@@ -654,13 +654,13 @@ START_TEST(gcra_result_fields_and_headers)
     ck_assert_str_eq(ra, "1");
     ck_assert_int_eq(bk_ratelimit_headers(rl, &r, pol, NULL, NULL, 4), BK_ERANGE);
     /* Another key has its own budget. */
-    ck_assert_int_eq(bk_ratelimit_check(rl, "user:2", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "user:2", 0, &r), BK_OK);
     ck_assert(r.allowed);
     ck_assert_int_eq(bk_ratelimit_headers(rl, &r, NULL, NULL, ra, sizeof ra), BK_OK);
     ck_assert_str_eq(ra, "");
     /* 100 ms later user:1 has one again. */
     bk_clock_fake_advance(clk, 100 * MS);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "user:1", 0, &r), BK_OK);
     ck_assert(r.allowed);
     ck_assert_uint_eq(r.remaining, 0);
     bk_ratelimit_free(rl);
@@ -671,13 +671,13 @@ START_TEST(gcra_store_evicts_least_recently_used)
 {
     bk_ratelimit_t *rl = limiter(1, 60 * SEC, 1, 1); /* one key kept */
     bk_ratelimit_result_t r;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "a", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "a", 0, &r), BK_OK);
     ck_assert(r.allowed);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "a", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "a", 0, &r), BK_OK);
     ck_assert(!r.allowed);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "b", &r), BK_OK); /* evicts a */
+    ck_assert_int_eq(bk_ratelimit_check(rl, "b", 0, &r), BK_OK); /* evicts a */
     ck_assert(r.allowed);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "a", &r), BK_OK); /* forgotten: fresh */
+    ck_assert_int_eq(bk_ratelimit_check(rl, "a", 0, &r), BK_OK); /* forgotten: fresh */
     ck_assert(r.allowed);
     bk_ratelimit_free(rl);
 }
@@ -692,7 +692,7 @@ START_TEST(gcra_small_store_keeps_its_keys)
     for (int round = 0; round < 2; round++)
         for (int i = 0; i < 64; i++) {
             snprintf(key, sizeof key, "k%d", i);
-            ck_assert_int_eq(bk_ratelimit_check(rl, key, &r), BK_OK);
+            ck_assert_int_eq(bk_ratelimit_check(rl, key, 0, &r), BK_OK);
             ck_assert_int_eq(r.allowed, round == 0);
         }
     bk_ratelimit_free(rl);
@@ -769,8 +769,70 @@ START_TEST(gcra_reads_the_clock_after_the_state)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
     bk_ratelimit_result_t r;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &r), BK_OK);
     ck_assert(r.allowed); /* with a time read before the load it would be refused */
+    bk_ratelimit_free(rl);
+}
+END_TEST
+
+/* A store whose every store conflicts, counting its rounds. */
+struct contended {
+    int loads, stores;
+};
+
+static int contended_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
+{
+    (void)key;
+    struct contended *c = ud;
+    c->loads++;
+    *tat = 0;
+    *version = 1;
+    return BK_OK;
+}
+
+static int contended_store(const char *key, int64_t tat, uint64_t version, int64_t ttl, void *ud)
+{
+    (void)key, (void)tat, (void)version, (void)ttl;
+    struct contended *c = ud;
+    c->stores++;
+    return BK_ECONFLICT;
+}
+
+START_TEST(gcra_no_wait_makes_one_round)
+{
+    struct contended c = {0};
+    bk_ratelimit_store_t st = {.load = contended_load, .store = contended_store, .ud = &c};
+    bk_ratelimit_opts_t o;
+    bk_ratelimit_opts_init(&o);
+    o.burst = 2;
+    o.clock = clk;
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
+    bk_ratelimit_result_t r;
+    int64_t mono0 = bk_clock_mono_ns(clk), wall0 = bk_clock_wall_ns(clk);
+
+    /* No wait: one load/store round, no pause, a conflict is BK_EBUSY at once. */
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", BK_RATELIMIT_NO_WAIT, &r), BK_EBUSY);
+    ck_assert(!r.allowed);
+    ck_assert_int_eq(c.loads, 1);
+    ck_assert_int_eq(c.stores, 1);
+    ck_assert_int_eq(bk_clock_mono_ns(clk), mono0); /* no pause */
+
+    /* Flags 0: 16 rounds, pausing after the second onwards on the fake clock,
+     * which the pauses advance instead of sleeping. */
+    c = (struct contended){0};
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &r), BK_EBUSY);
+    ck_assert_int_eq(c.loads, 16);
+    ck_assert_int_eq(c.stores, 16);
+    int64_t moved = bk_clock_mono_ns(clk) - mono0;
+    ck_assert_int_gt(moved, 0);
+    ck_assert_int_le(moved, 50000 * (2 + 15) * 14 / 2); /* up to 50 us per try, tries 2..15 */
+    ck_assert_int_eq(bk_clock_wall_ns(clk) - wall0, moved);
+
+    /* An unknown flag. */
+    c = (struct contended){0};
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0x2u, &r), BK_EINVAL);
+    ck_assert_int_eq(c.loads, 0);
     bk_ratelimit_free(rl);
 }
 END_TEST
@@ -786,10 +848,10 @@ START_TEST(gcra_retries_store_conflicts)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
     bk_ratelimit_result_t r;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &r), BK_OK);
     ck_assert(r.allowed);
     f.conflicts = 1000;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &r), BK_EBUSY);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &r), BK_EBUSY);
     bk_ratelimit_free(rl);
 
     /* A limiter that cannot be made still disposes of its store. */
@@ -895,7 +957,7 @@ static void *limiter_worker(void *arg)
         snprintf(key, sizeof key, "key-%ld", i % 100);
         bk_ratelimit_result_t r;
         int rc;
-        while ((rc = bk_ratelimit_check(s->rl, key, &r)) == BK_EBUSY)
+        while ((rc = bk_ratelimit_check(s->rl, key, 0, &r)) == BK_EBUSY)
             ; /* only under extreme contention; try again */
         ck_assert_int_eq(rc, BK_OK);
         if (r.allowed)
@@ -1037,10 +1099,10 @@ START_TEST(null_options_are_the_defaults)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(0.001, &ms, NULL, &rl), BK_OK);
     bk_ratelimit_result_t res;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &res), BK_OK);
     ck_assert(res.allowed);
     ck_assert_uint_eq(res.limit, 1);
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &res), BK_OK);
     ck_assert(!res.allowed);
     char policy[64];
     ck_assert_int_eq(bk_ratelimit_headers(rl, &res, policy, NULL, NULL, sizeof policy), BK_OK);
@@ -1102,7 +1164,7 @@ START_TEST(callbacks_take_user_data_last)
     bk_ratelimit_t *rl;
     ck_assert_int_eq(bk_ratelimit_new(2, &store, &lo, &rl), BK_OK);
     bk_ratelimit_result_t res;
-    ck_assert_int_eq(bk_ratelimit_check(rl, "the-key", &res), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "the-key", 0, &res), BK_OK);
     ck_assert(res.allowed);
     ck_assert_str_eq(s.key, "the-key");
     ck_assert_int_eq(s.ttl_ns, SEC / 2); /* one emission interval at 2 per second */
@@ -1135,6 +1197,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, gcra_store_evicts_least_recently_used);
     tcase_add_test(tc, gcra_small_store_keeps_its_keys);
     tcase_add_test(tc, gcra_retries_store_conflicts);
+    tcase_add_test(tc, gcra_no_wait_makes_one_round);
     tcase_add_test(tc, gcra_reads_the_clock_after_the_state);
     tcase_add_test(tc, opts_init_clears_garbage_and_sets_defaults);
     tcase_add_test(tc, null_options_are_the_defaults);

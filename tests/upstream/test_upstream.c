@@ -480,6 +480,34 @@ START_TEST(a_passed_deadline_times_out)
 }
 END_TEST
 
+START_TEST(retry_waits_advance_the_fake_clock)
+{
+    /* The wait between attempts is a bk_clock_sleep_ns on the upstream's clock: on
+     * a fake one, two waits of 10 s advance it by 20 s instead of sleeping. */
+    bk_retry_opts_t ro;
+    bk_retry_opts_init(&ro);
+    ro.max_attempts = 3;
+    ro.base_ns = 10 * SEC;
+    ro.cap_ns = 10 * SEC;
+    ro.jitter = BK_JITTER_NONE;
+    bk_upstream_opts_t o;
+    bk_upstream_opts_init(&o);
+    o.deadline_ns = 60 * SEC;
+    o.retry = &ro;
+    o.clock = clk;
+    bk_upstream_t *u;
+    ck_assert_int_eq(bk_upstream_new("patient", base_url, &o, &u, NULL), BK_OK);
+    atomic_store(&mode, FAIL);
+    int64_t t0 = bk_clock_mono_ns(clk);
+    bk_upstream_response_t res;
+    ck_assert_int_eq(call(u, NULL, "/api/x", NULL, &res), BK_EUPSTREAM);
+    ck_assert_uint_eq(res.attempts, 3);
+    ck_assert_int_eq(bk_clock_mono_ns(clk) - t0, 20 * SEC);
+    bk_upstream_response_free(&res);
+    bk_upstream_free(u);
+}
+END_TEST
+
 START_TEST(a_spent_retry_budget_is_busy)
 {
     /* Two tokens: the first failure leaves one, not more than half: no retry. */
@@ -527,6 +555,7 @@ static Suite *upstream_suite(void)
     tcase_add_test(tc, an_unreachable_upstream_is_unavailable);
     tcase_add_test(tc, defaults_and_opts_init);
     tcase_add_test(tc, a_passed_deadline_times_out);
+    tcase_add_test(tc, retry_waits_advance_the_fake_clock);
     tcase_add_test(tc, a_spent_retry_budget_is_busy);
     suite_add_tcase(s, tc);
     return s;
