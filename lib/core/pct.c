@@ -2,7 +2,7 @@
  * SPDX-License-Identifier: MIT */
 #include "core/pct_int.h"
 
-static int hexval(unsigned char ch)
+int bk__hexval(unsigned char ch)
 {
     if (ch >= '0' && ch <= '9')
         return ch - '0';
@@ -21,7 +21,7 @@ bool bk__pct_decode_into(const char *s, size_t len, unsigned flags, char *out, s
         if (c == '%') {
             if (len - i < 3) /* fewer than two hex digits follow */
                 return false;
-            int h = hexval((unsigned char)s[i + 1]), l = hexval((unsigned char)s[i + 2]);
+            int h = bk__hexval((unsigned char)s[i + 1]), l = bk__hexval((unsigned char)s[i + 2]);
             if (h < 0 || l < 0)
                 return false;
             c = (char)(h * 16 + l);

@@ -25,6 +25,9 @@ enum {
  * by two hex digits, or (BK__PCT_NO_NUL) decodes to NUL; out's content is then
  * unspecified.
  */
+/* The value of a hex digit (0-9, a-f, A-F), or -1. */
+BK__PCT_HIDDEN int bk__hexval(unsigned char ch);
+
 BK__PCT_HIDDEN bool bk__pct_decode_into(const char *s, size_t len, unsigned flags, char *out, size_t *out_len);
 
 #endif

@@ -98,20 +98,24 @@ static void conn_close(struct conn *c)
     bk__conn_free(c);
 }
 
-static void fail(struct conn *c, int status, const char *detail)
+/* The request is read (or cannot be): no more input until it is answered. */
+static void stop_reading(struct conn *c)
 {
     bufferevent_disable(c->bev, EV_READ);
     evtimer_del(c->timer);
     c->state = C_DISPATCHED;
+}
+
+static void fail(struct conn *c, int status, const char *detail)
+{
+    stop_reading(c);
     bk__dispatch_error(&c->req, status, detail);
 }
 
 /* As fail, for a library code: the answer is bk_res_error's. */
 static void fail_code(struct conn *c, int code, const char *detail)
 {
-    bufferevent_disable(c->bev, EV_READ);
-    evtimer_del(c->timer);
-    c->state = C_DISPATCHED;
+    stop_reading(c);
     bk__dispatch_error_code(&c->req, code, detail);
 }
 
@@ -232,11 +236,8 @@ static int framing(struct conn *c, const char **detail)
 /* ------------------------------------------------------------------ reading */
 static void start_request(struct conn *c)
 {
-    struct bk_req *req = &c->req;
-    bufferevent_disable(c->bev, EV_READ); /* pipelined requests wait in the buffer */
-    evtimer_del(c->timer);
-    c->state = C_DISPATCHED;
-    bk__dispatch(req);
+    stop_reading(c); /* pipelined requests wait in the buffer */
+    bk__dispatch(&c->req);
 }
 
 static char byte_at(struct evbuffer *in, size_t pos)

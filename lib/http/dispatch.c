@@ -599,8 +599,7 @@ void bk__req_reset(struct bk_req *req)
     json_decref(req->claims);
     req->body_json = req->query_json = req->claims = NULL;
     req->method = req->path = req->query = NULL;
-    req->nhdrs = 0;
-    bk__body_release(req);
+    req->nhdrs = 0; /* the body went with the last answer (bk__conn_finish) */
     req->head_method = false;
     req->route = NULL;
     req->label = NULL;

@@ -137,16 +137,6 @@ int bk__http_parse_field(char *p, char *eol, struct hdr *out)
     return 0;
 }
 
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* BWS = *( SP / HTAB ) */
 static size_t skip_bws(const char *s, size_t len, size_t i)
@@ -190,10 +180,10 @@ int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_t *ext_len)
 {
     int64_t n = 0;
     size_t i = 0;
-    for (; i < len && hexval(line[i]) >= 0; i++) {
+    for (; i < len && bk__hexval((unsigned char)line[i]) >= 0; i++) {
         if (i >= 15)
             return -1; /* too large for the body limit in any case */
-        n = n * 16 + hexval(line[i]);
+        n = n * 16 + bk__hexval((unsigned char)line[i]);
     }
     if (i == 0)
         return -1;
