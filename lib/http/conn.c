@@ -49,12 +49,6 @@ static void req_release(struct bk_req *req)
         evbuffer_free(req->res_headers);
 }
 
-void bk__loop_maybe_exit(struct loop *loop)
-{
-    if (loop->closed && loop->nconns == 0 && loop->outstanding == 0)
-        event_base_loopbreak(loop->base);
-}
-
 /* Closes the socket now. A connection whose request is on the worker pool stays
  * allocated (dead) until the pool hands the request back. */
 static void drop_socket(struct conn *c)
@@ -504,7 +498,7 @@ static void process(struct conn *c)
 }
 
 /* ------------------------------------------------------------------ writing */
-void bk__conn_finish(struct bk_req *req)
+static void conn_finish(struct bk_req *req)
 {
     struct conn *c = req->conn;
     struct loop *loop = c->loop;
@@ -519,6 +513,18 @@ void bk__conn_finish(struct bk_req *req)
     arm(c, loop->srv->o.write_timeout_ns);
     bufferevent_enable(c->bev, EV_WRITE);
 }
+
+static bool conn_gone(struct bk_req *req)
+{
+    struct conn *c = req->conn;
+    if (!c->dead)
+        return false;
+    bk__conn_free(c);
+    return true;
+}
+
+/* How dispatch reaches this connection (http_int.h, struct bk__conn_ops). */
+static const struct bk__conn_ops conn_ops = {.finish = conn_finish, .gone = conn_gone};
 
 static void on_write(struct bufferevent *bev, void *arg)
 {
@@ -621,6 +627,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
     if (c != NULL) {
         c->loop = loop;
         c->req.conn = c;
+        c->req.ops = &conn_ops;
         c->req.srv = srv;
         c->req.loop = loop;
         c->req.res_body = evbuffer_new();
@@ -664,7 +671,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
 }
 
 /* Graceful stop on this loop: idle connections close now, the others close after
- * their answer (keep_alive is cleared in bk__conn_finish). */
+ * their answer (keep_alive is cleared in conn_finish). */
 void bk__loop_stop_conns(struct loop *loop, bool force)
 {
     for (struct conn *c = loop->conns, *next; c != NULL; c = next) {

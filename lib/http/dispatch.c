@@ -1,14 +1,14 @@
 /* From a parsed request to its answer: request id, routing (404, 405, OPTIONS,
  * CORS preflight), parameter and query decoding, the middleware chain and handler
- * inline or on the worker pool, then the built-in response headers, the access
- * log and the metrics.
+ * (chain.c) inline or on the worker pool, then the built-in response headers,
+ * the access log and the metrics. The connection is reached through req->ops
+ * only: conn.c calls into dispatch, never the reverse.
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "core/jsonptr_int.h"
 #include "core/utf8_int.h"
 #include "http/http_int.h"
 
@@ -181,244 +181,18 @@ static void cors_preflight(struct bk_req *req, const struct rnode *node)
     bk_res_bytes(req, 204, NULL, NULL, 0);
 }
 
-/* ------------------------------------------------------------------ the chain */
-static const bk_http_middleware_t *mw_at(const struct bk_req *req, size_t i)
-{
-    const bk_http_server_t *srv = req->srv;
-    return i < srv->nmw ? &srv->mw[i] : &req->route->mw[i - srv->nmw];
-}
-
-/* The route's rate limit: false when the request was answered with 429. */
-static bool within_limit(struct bk_req *req)
-{
-    struct route *r = req->route;
-    const char *key = r->ratelimit_key ? r->ratelimit_key(req, r->ratelimit_ud) : NULL;
-    if (key == NULL || *key == '\0')
-        key = req->conn->client;
-    bk_ratelimit_result_t res;
-    /* Nothing sleeps on the loop: an inline route gets one store round, and a
-     * conflict on a shared store costs one refusal; a blocking route (on a worker)
-     * retries with pauses. */
-    bool inline_route = !(r->flags & BK_HTTP_BLOCKING);
-    int rc = bk_ratelimit_check(r->ratelimit, key, inline_route ? BK_RATELIMIT_NO_WAIT : 0, &res);
-    if (rc == BK_EBUSY && inline_route) {
-        bk_res_problem(req, 429, "rate limit contended", NULL);
-        return false;
-    }
-    if (rc != BK_OK)
-        return true; /* a broken store must not take the service down with it */
-    char policy[128], limit[128], retry[32];
-    if (bk_ratelimit_headers(r->ratelimit, &res, policy, limit, NULL, sizeof policy) == BK_OK) {
-        bk_res_header(req, "RateLimit-Policy", policy);
-        bk_res_header(req, "RateLimit", limit);
-    }
-    if (res.allowed)
-        return true;
-    if (bk_ratelimit_headers(r->ratelimit, &res, NULL, NULL, retry, sizeof retry) == BK_OK)
-        bk_res_header(req, "Retry-After", retry);
-    bk_res_problem(req, 429, "rate limit exceeded", NULL);
-    return false;
-}
-
-/* Appends the errors of validating v against s to out as {loc, msg, type}; loc
- * is the JSON pointer into the body, or "query.<name>" for query parameters. */
-static int schema_errors(const bk_schema_t *s, const json_t *v, bool query, json_t *out)
-{
-    bk_schema_errors_t *errs = NULL;
-    int rc = bk_schema_validate(s, v, BK_SCHEMA_ALL_ERRORS, &errs);
-    for (size_t i = 0; rc == BK_EINVAL && i < bk_schema_errors_count(errs); i++) {
-        const bk_schema_error_t *e = bk_schema_errors_get(errs, i);
-        char loc[512];
-        if (query) { /* "/ids/1" -> "query.ids.1", with ~1 and ~0 unescaped */
-            size_t o = (size_t)snprintf(loc, sizeof loc, "query");
-            for (const char *p = e->instance_location; *p == '/';) {
-                size_t tlen = strcspn(p + 1, "/"), n;
-                if (o + 1 + tlen >= sizeof loc)
-                    break; /* cut short at a token: still names an ancestor */
-                loc[o++] = '.';
-                if (!bk__jsonptr_unescape(loc + o, p + 1, tlen, &n))
-                    memcpy(loc + o, p + 1, n = tlen); /* never from the validator: kept as is */
-                o += n;
-                p += 1 + tlen;
-            }
-            loc[o] = '\0';
-        }
-        json_t *item = json_pack("{s:s, s:s, s:s}", "loc", query ? loc : e->instance_location, "msg",
-                                 e->message, "type", e->keyword);
-        if (item == NULL || json_array_append_new(out, item) != 0)
-            rc = BK_ENOMEM;
-    }
-    bk_schema_errors_free(errs);
-    return rc == BK_EINVAL ? BK_OK : rc;
-}
-
-/* The route's schemas: false when the request was answered (422, or 415/400 for
- * a body that is not JSON). */
-static bool request_valid(struct bk_req *req)
-{
-    struct route *r = req->route;
-    json_t *errors = json_array(), *query = NULL, *body = NULL;
-    int rc = errors ? BK_OK : BK_ENOMEM;
-    if (rc == BK_OK && r->query_schema != NULL) {
-        query = bk_req_query_json(req);
-        rc = query ? schema_errors(r->query_schema, query, true, errors) : BK_ENOMEM;
-    }
-    if (rc == BK_OK && r->body_schema != NULL) {
-        if (bk_req_json(req, &body) != BK_OK) {
-            json_decref(errors);
-            return false; /* answered */
-        }
-        rc = schema_errors(r->body_schema, body, false, errors);
-        json_decref(body);
-    }
-    if (rc != BK_OK) {
-        json_decref(errors);
-        bk_res_error(req, rc, "out of memory while validating the request");
-        return false;
-    }
-    if (json_array_size(errors) == 0) {
-        json_decref(errors);
-        return true;
-    }
-    bk_res_problem(req, 422, "the request does not match its schema", errors);
-    return false;
-}
-
-/* ------------------------------------------------------------------ auth */
-
-/* The strings of a claim that is a string (split at spaces when split) or an
- * array of strings, NULL-terminated in the request's arena; NULL when absent. */
-static const char **claim_list(struct bk_req *req, const char *name, bool split)
-{
-    const json_t *v = json_object_get(req->claims, name);
-    size_t n = 0, cap = json_is_array(v) ? json_array_size(v) : 0;
-    if (json_is_string(v))
-        cap = split ? json_string_length(v) / 2 + 1 : 1;
-    else if (!json_is_array(v))
-        return NULL;
-    const char **list = bk__arena_alloc(&req->arena, (cap + 1) * sizeof *list);
-    if (list == NULL)
-        return NULL;
-    if (json_is_string(v) && split) {
-        char *s = bk__arena_strndup(&req->arena, json_string_value(v), json_string_length(v));
-        for (char *save = NULL, *tok = s ? strtok_r(s, " ", &save) : NULL; tok; tok = strtok_r(NULL, " ", &save))
-            list[n++] = tok;
-    } else if (json_is_string(v)) {
-        list[n++] = json_string_value(v);
-    } else {
-        size_t i;
-        const json_t *e;
-        json_array_foreach(v, i, e)
-            if (json_is_string(e))
-                list[n++] = json_string_value(e);
-    }
-    list[n] = NULL;
-    return list;
-}
-
-/* 401 with the RFC 6750 challenge: no error code when no token came (code
- * BK_ENOTFOUND). A token refused with a 401 code (BK_EJWT_*) is answered by
- * bk_res_error, so that its "code" names the reason; one refused with another
- * code (a revocation lookup that failed) is a 401 all the same. */
-static void unauthorized(struct bk_req *req, int code)
-{
-    char challenge[160];
-    if (code == BK_ENOTFOUND)
-        snprintf(challenge, sizeof challenge, "Bearer");
-    else
-        snprintf(challenge, sizeof challenge, "Bearer error=\"invalid_token\", error_description=\"%s\"",
-                 bk_strerror(code));
-    bk_res_header(req, "WWW-Authenticate", challenge);
-    if (code != BK_ENOTFOUND && bk_http_status_of(code) == 401)
-        bk_res_error(req, code, NULL);
-    else
-        bk_res_problem(req, 401, code == BK_ENOTFOUND ? "a bearer token is required" : bk_strerror(code),
-                       NULL);
-}
-
-/* The route's authentication and permission: false when answered (401, 403). */
-static bool authorized(struct bk_req *req)
-{
-    const struct route *r = req->route;
-    const bk_http_auth_t *a = r->auth;
-    const char *h = bk_req_header(req, "Authorization");
-    /* RFC 6750 section 2.1: "Bearer" (any case), one space, the token. */
-    if (h == NULL || strncasecmp(h, "Bearer ", 7) != 0 || h[7] == '\0') {
-        unauthorized(req, h == NULL ? BK_ENOTFOUND : BK_EJWT_MALFORMED);
-        return false;
-    }
-    int rc = bk_jwt_verify(a->keys, a->verify, h + 7, strlen(h + 7), &req->claims);
-    if (rc == BK_ENOMEM) {
-        bk_res_error(req, rc, "out of memory while verifying the token");
-        return false;
-    }
-    if (rc != BK_OK) {
-        unauthorized(req, rc);
-        return false;
-    }
-    if (r->permission == NULL)
-        return true;
-    const char **roles = claim_list(req, a->roles_claim ? a->roles_claim : "roles", false);
-    const char **scopes = claim_list(req, a->scope_claim ? a->scope_claim : "scope", true);
-    static const char *const none[] = {NULL};
-    if (!bk_rbac_allows(a->rbac, roles ? roles : none, scopes, r->permission)) {
-        bk_res_error(req, BK_EFORBIDDEN, "the token does not allow this");
-        return false;
-    }
-    return true;
-}
-
-/* Rate limit, authentication, middleware before hooks, validation, ownership,
- * the handler, after hooks: all on the handler's thread. */
-static void run_chain(struct bk_req *req)
-{
-    struct route *r = req->route;
-    if (r->ratelimit != NULL && !within_limit(req))
-        return;
-    if (r->auth != NULL && !authorized(req))
-        return;
-    size_t n = r->internal ? 0 : req->srv->nmw + r->nmw;
-    bool answered = false;
-    for (size_t i = 0; i < n && !answered; i++) {
-        const bk_http_middleware_t *mw = mw_at(req, i);
-        req->mw_ran = i + 1;
-        if (mw->before != NULL && mw->before(req, mw->ud) != BK_HTTP_NEXT)
-            answered = true;
-    }
-    if (!answered && (r->body_schema != NULL || r->query_schema != NULL))
-        answered = !request_valid(req);
-    if (!answered && r->owner != NULL && r->owner(req, req->claims, r->owner_ud) != BK_OK) {
-        bk_res_problem(req, 404, "no such resource", NULL);
-        answered = true;
-    }
-    if (!answered)
-        r->fn(req, r->ud);
-    if (req->status == 0 && !req->deferred)
-        bk_res_problem(req, 500, answered ? "a middleware stopped the request without an answer"
-                                          : "the handler did not answer",
-                       NULL);
-    for (size_t i = req->mw_ran; i-- > 0;) {
-        const bk_http_middleware_t *mw = mw_at(req, i);
-        if (mw->after != NULL)
-            mw->after(req, mw->ud);
-    }
-}
-
+/* ------------------------------------------------------------------ blocking */
+/* The chain (chain.c) runs on a worker; the answer completes on the loop. */
 static void blocking_work(void *arg)
 {
-    run_chain(arg);
+    bk__chain_run(arg);
 }
 
 static void blocking_done(int status, void *arg)
 {
     struct bk_req *req = arg;
-    struct loop *loop = req->loop;
-    loop->outstanding--;
-    if (req->conn->dead) {
-        bk__conn_free(req->conn);
-        bk__loop_maybe_exit(loop);
-        return;
-    }
+    if (!bk__req_resume(req))
+        return; /* the client went away: the request is freed */
     if (status != BK_OK && req->status == 0) /* BK_ECANCELED: 503, Retry-After */
         bk_res_error(req, status, "the server is shutting down");
     bk__req_complete(req);
@@ -487,7 +261,7 @@ void bk__req_complete(struct bk_req *req)
                          (json_int_t)bytes, "duration_us", (json_int_t)(dur_ns / 1000), "request_id",
                          req->id, "client", req->conn->client),
                "request");
-    bk__conn_finish(req);
+    req->ops->finish(req);
 }
 
 /* ------------------------------------------------------------------ dispatch */
@@ -572,18 +346,18 @@ void bk__dispatch(struct bk_req *req)
             bk_res_problem(req, 415, "the body must be application/json", NULL);
         if (req->status == 0) {
             if (r->flags & BK_HTTP_BLOCKING) {
+                bk__req_defer(req); /* before the worker can look */
                 int rc = bk_workers_submit(srv->workers, blocking_work, blocking_done, req,
                                            req->loop->base);
-                if (rc == BK_OK) {
-                    req->loop->outstanding++;
+                if (rc == BK_OK)
                     return; /* blocking_done completes it on this loop */
-                }
+                bk__req_resume(req); /* never gone: the loop has not run since */
                 /* BK_EBUSY (queue full) or BK_ECLOSED: 503 with Retry-After. */
                 bk_res_error(req, rc,
                              rc == BK_EBUSY ? "the server is busy" : "the server is shutting down");
             } else {
-                run_chain(req);
-                if (req->deferred)
+                bk__chain_run(req);
+                if (bk__req_is_deferred(req))
                     return; /* internal code completes it later on this loop */
             }
         }
@@ -599,7 +373,7 @@ void bk__req_reset(struct bk_req *req)
     json_decref(req->claims);
     req->body_json = req->query_json = req->claims = NULL;
     req->method = req->path = req->query = NULL;
-    req->nhdrs = 0; /* the body went with the last answer (bk__conn_finish) */
+    req->nhdrs = 0; /* the body went with the last answer (req->ops->finish) */
     req->head_method = false;
     req->route = NULL;
     req->label = NULL;
@@ -613,7 +387,7 @@ void bk__req_reset(struct bk_req *req)
     evbuffer_drain(req->res_headers, evbuffer_get_length(req->res_headers));
     req->has_cache_control = false;
     req->cors_done = false;
-    req->deferred = false;
+    bk__req_defer_reset(req);
     req->expect_continue = false;
     req->chunked = false;
     req->keep_alive = false;

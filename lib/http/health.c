@@ -83,12 +83,8 @@ static void ready_answer(struct ready_run *run)
 {
     bk_req_t *req = run->req;
     bk_http_server_t *srv = req->srv;
-    struct loop *loop = run->loop;
-    loop->outstanding--;
-    if (req->conn->dead) {
-        bk__conn_free(req->conn);
+    if (!bk__req_resume(req)) { /* the client went away: the request is freed */
         run_unref(run);
-        bk__loop_maybe_exit(loop);
         return;
     }
     json_t *checks = json_object();
@@ -133,10 +129,9 @@ static void check_done(int status, void *arg)
     struct ready_check *c = arg;
     struct ready_run *run = c->run;
     struct loop *loop = run->loop;
-    loop->outstanding--;
     check_outcome(c, status != BK_OK ? "canceled" : c->job_status == BK_OK ? "ok" : "failed");
     run_unref(run);
-    bk__loop_maybe_exit(loop);
+    bk__loop_release(loop);
 }
 
 static void ready_handler(bk_req_t *req, void *ud)
@@ -164,8 +159,7 @@ static void ready_handler(bk_req_t *req, void *ud)
         run->c[i] = (struct ready_check){.run = run, .index = i};
         run->c[i].timer = evtimer_new(req->loop->base, check_timeout, &run->c[i]);
     }
-    req->deferred = true;
-    req->loop->outstanding++; /* the answer */
+    bk__req_defer(req); /* the answer comes when the checks are in */
     for (size_t i = 0; i < srv->nchecks; i++) {
         struct ready_check *c = &run->c[i];
         if (c->timer == NULL) {
@@ -175,10 +169,10 @@ static void ready_handler(bk_req_t *req, void *ud)
         struct timeval tv = bk__http_timeval(srv->checks[i].timeout_ns);
         evtimer_add(c->timer, &tv);
         run->refs++;
-        req->loop->outstanding++;
-        if (bk_workers_submit(srv->workers, check_work, check_done, c, req->loop->base) != BK_OK) {
+        bk__loop_hold(run->loop);
+        if (bk_workers_submit(srv->workers, check_work, check_done, c, run->loop->base) != BK_OK) {
             run->refs--;
-            req->loop->outstanding--;
+            bk__loop_release(run->loop);
             check_outcome(c, "busy");
         }
     }

@@ -33,6 +33,7 @@
 #define BK_HTTP_MAX_PARAMS 16    /* path parameters per template */
 #define BK_HTTP_MAX_SEGMENTS 256 /* deeper paths do not match any route (404) */
 #define BK_HTTP_REQUEST_ID_MAX 128
+#define BK_HTTP_MAX_GUARDS 8      /* built-in guards of one route */
 
 
 /* ------------------------------------------------------------------ routes */
@@ -56,6 +57,15 @@ struct route {
     bk_http_owner_fn owner;
     void *owner_ud;
     bool internal;            /* health, metrics: no user middleware */
+    /* The route's built-in guards (mw_*.c), installed by registration from its
+     * options: guard[0..nguard_pre) run ahead of the user middleware, the rest
+     * after it (chain.c says the order and why). */
+    bk_http_middleware_t guard[BK_HTTP_MAX_GUARDS];
+    size_t nguard, nguard_pre;
+    /* The whole chain, flattened at start (guards, the server's middleware, the
+     * route's): one array walked by one loop, nothing allocated per request. */
+    bk_http_middleware_t *chain;
+    size_t nchain;
     struct route *next;       /* next route on the same node */
 };
 
@@ -85,7 +95,8 @@ BK__HIDDEN struct rnode *bk__rnode_new(void);
 BK__HIDDEN void bk__rnode_free(struct rnode *n);
 BK__HIDDEN void bk__route_free(struct route *r);
 BK__HIDDEN int bk__router_add(struct rnode *root, struct route *r);
-BK__HIDDEN int bk__router_finish(struct rnode *root); /* computes Allow values */
+/* Computes Allow values and builds every route's chain (bk__chain_build). */
+BK__HIDDEN int bk__router_finish(struct rnode *root, bk_http_server_t *srv);
 /* Matches path (NUL-terminated, starts with '/') for method. */
 BK__HIDDEN void bk__router_match(struct rnode *root, const char *path, const char *method,
                                  struct match *m);
@@ -112,8 +123,20 @@ struct body {
     bool mapped;    /* an anonymous mapping of its own, else malloc'ed */
 };
 
+/* The connection layer's side of a request, set by conn.c on every request it
+ * makes: dispatch and the deferred answers reach the connection through it, so
+ * that the dependency goes one way (conn.c calls dispatch, never the reverse). */
+struct bk__conn_ops {
+    /* The answer is final: serialise and write it. */
+    void (*finish)(struct bk_req *req);
+    /* A request coming back from away (bk__req_resume): when its socket closed
+     * meanwhile, frees the connection (request included) and returns true. */
+    bool (*gone)(struct bk_req *req);
+};
+
 struct bk_req {
     struct conn *conn;
+    const struct bk__conn_ops *ops;
     bk_http_server_t *srv;
     struct loop *loop;
 
@@ -148,7 +171,7 @@ struct bk_req {
     struct evbuffer *res_headers; /* "Name: value\r\n" lines */
     bool has_cache_control;
     bool keep_alive;
-    bool deferred; /* answered later, on the loop, by internal code (readiness) */
+    bool deferred; /* away: answered later on the loop (defer.c owns it) */
     bool cors_done; /* a preflight answer carries its own CORS headers */
     bool expect_continue; /* the client waits for 100 Continue before the body */
     bool chunked;
@@ -213,7 +236,7 @@ struct loop {
     bool closed;   /* the listener is closed (after shutdown_delay_ns) */
     struct conn *conns;
     size_t nconns;
-    size_t outstanding; /* requests on the worker pool */
+    size_t outstanding; /* requests and jobs away from the loop (defer.c owns it) */
     /* Request ids: a random per-loop prefix and a counter. */
     char id_prefix[17];
     uint64_t id_seq;
@@ -273,9 +296,6 @@ struct bk_http_server {
 BK__HIDDEN void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
                                 int salen, bool admin);
 BK__HIDDEN void bk__conn_free(struct conn *c);
-/* Called on the loop once the request's answer (or failure) is final. */
-BK__HIDDEN void bk__conn_finish(struct bk_req *req);
-BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
 /* Graceful stop: closes idle connections (all of them when force). */
 BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
 
@@ -297,6 +317,39 @@ BK__HIDDEN bool bk__host_ok(const char *value);
  * when the budget is spent, BK_ENOMEM. Release gives the memory and the charge back. */
 BK__HIDDEN int bk__body_take(struct bk_req *req, struct evbuffer *in, size_t n, size_t hint);
 BK__HIDDEN void bk__body_release(struct bk_req *req);
+
+/* server.c: ends a closed loop once nothing is left on it. */
+BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
+
+/* defer.c: the one way a request leaves its loop and comes back. bk__req_defer
+ * (on the loop) says the answer comes later: the loop stays up for it.
+ * bk__req_resume (on the loop, when the answer can be made) undoes it and checks
+ * the connection: false when the client went away meanwhile, the request is
+ * then freed and must not be touched. bk__loop_hold/release count a job of the
+ * loop's that carries no request (a readiness check), for the same reason. */
+BK__HIDDEN void bk__req_defer(struct bk_req *req);
+BK__HIDDEN bool bk__req_resume(struct bk_req *req);
+/* Whether the request was deferred (it stays so until bk__req_defer_reset, when
+ * the connection resets the request for the next one). */
+static inline bool bk__req_is_deferred(const struct bk_req *req)
+{
+    return req->deferred;
+}
+BK__HIDDEN void bk__req_defer_reset(struct bk_req *req);
+BK__HIDDEN void bk__loop_hold(struct loop *loop);
+BK__HIDDEN void bk__loop_release(struct loop *loop);
+
+/* chain.c: the middleware chain. bk__chain_build flattens a route's chain at
+ * start; bk__chain_run runs it and the handler, on the handler's thread. */
+BK__HIDDEN int bk__chain_build(bk_http_server_t *srv, struct route *r);
+BK__HIDDEN void bk__chain_run(struct bk_req *req);
+
+/* mw_*.c: the route built-ins, each a middleware table whose ud is the route. */
+BK__HIDDEN bk_http_middleware_t bk__mw_ratelimit(struct route *r);
+BK__HIDDEN bk_http_middleware_t bk__mw_auth(struct route *r);
+BK__HIDDEN bk_http_middleware_t bk__mw_permission(struct route *r);
+BK__HIDDEN bk_http_middleware_t bk__mw_validate(struct route *r);
+BK__HIDDEN bk_http_middleware_t bk__mw_owner(struct route *r);
 
 /* dispatch.c */
 BK__HIDDEN void bk__dispatch(struct bk_req *req);

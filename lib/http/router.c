@@ -20,6 +20,7 @@ void bk__route_free(struct route *r)
     free(r->method);
     free(r->template);
     free(r->permission);
+    free(r->chain);
     for (size_t i = 0; i < r->nmw; i++)
         free((char *)r->mw[i].name);
     free(r->mw);
@@ -200,17 +201,20 @@ static bool has_method(const struct rnode *n, const char *m)
     return false;
 }
 
-int bk__router_finish(struct rnode *n)
+int bk__router_finish(struct rnode *n, bk_http_server_t *srv)
 {
     for (size_t i = 0; i < n->nkids; i++)
-        if (bk__router_finish(n->kids[i]) != BK_OK)
+        if (bk__router_finish(n->kids[i], srv) != BK_OK)
             return BK_ENOMEM;
-    if (n->param != NULL && bk__router_finish(n->param) != BK_OK)
+    if (n->param != NULL && bk__router_finish(n->param, srv) != BK_OK)
         return BK_ENOMEM;
-    if (n->tail != NULL && bk__router_finish(n->tail) != BK_OK)
+    if (n->tail != NULL && bk__router_finish(n->tail, srv) != BK_OK)
         return BK_ENOMEM;
     if (n->routes == NULL)
         return BK_OK;
+    for (struct route *r = n->routes; r != NULL; r = r->next)
+        if (bk__chain_build(srv, r) != BK_OK)
+            return BK_ENOMEM;
     size_t len = 0;
     for (const struct route *r = n->routes; r != NULL; r = r->next)
         len += strlen(r->method) + 2;

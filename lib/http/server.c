@@ -282,6 +282,18 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
     r->internal = internal;
     r->flags = opts ? opts->flags : 0;
     if (opts != NULL) {
+        /* The built-in guards, in the chain's order (chain.c). */
+        if (opts->ratelimit != NULL)
+            r->guard[r->nguard++] = bk__mw_ratelimit(r);
+        if (opts->auth != NULL)
+            r->guard[r->nguard++] = bk__mw_auth(r);
+        if (opts->permission != NULL)
+            r->guard[r->nguard++] = bk__mw_permission(r);
+        r->nguard_pre = r->nguard; /* the user's middleware goes here */
+        if (opts->body_schema != NULL || opts->query_schema != NULL)
+            r->guard[r->nguard++] = bk__mw_validate(r);
+        if (opts->owner != NULL)
+            r->guard[r->nguard++] = bk__mw_owner(r);
         r->ratelimit = opts->ratelimit;
         r->ratelimit_key = opts->ratelimit_key;
         r->ratelimit_ud = opts->ratelimit_ud;
@@ -399,6 +411,12 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
      * a moment instead of spinning on it. */
     evconnlistener_disable(l);
     arm_ns(loop->accept_resume_ev, 100 * BK_NSEC_PER_MSEC);
+}
+
+void bk__loop_maybe_exit(struct loop *loop)
+{
+    if (loop->closed && loop->nconns == 0 && loop->outstanding == 0)
+        event_base_loopbreak(loop->base);
 }
 
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
@@ -646,7 +664,7 @@ int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
         return bk__error(err, BK_EBUSY, "the server has started already");
     if (atomic_load(&srv->stopping)) /* stopped before it started: nothing would stop it again */
         return bk__error(err, BK_ECLOSED, "the server was stopped before it started");
-    int rc = bk__router_finish(srv->root);
+    int rc = bk__router_finish(srv->root, srv);
     if (rc == BK_OK)
         rc = static_headers(srv);
     if (rc == BK_OK && srv->workers == NULL && (srv->has_blocking || srv->nchecks > 0)) {

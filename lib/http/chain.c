@@ -1,0 +1,79 @@
+/* The middleware chain of a routed request: one array per route, built at start,
+ * walked by one loop on the handler's thread (the loop for an inline route, a
+ * worker for a blocking one).
+ *
+ * The order (DESIGN.md, "The request path"; bk_http_middleware(3)):
+ *   server stage, for every request, routed or not (dispatch.c): request id,
+ *     then around everything the access log and metrics, security headers and
+ *     CORS (answer headers added at completion);
+ *   route chain, built here:
+ *     1. rate limit   (mw_ratelimit.c)  429
+ *     2. auth         (mw_auth.c)       401
+ *     3. permission   (mw_permission.c) 403
+ *     4. the server's middleware (bk_http_use), then the route's own
+ *     5. validation   (mw_validate.c)   422, 415, 400
+ *     6. owner        (mw_owner.c)      404
+ *     then the handler.
+ * The design lists the caller's middleware after the owner check; it stays
+ * between permission and validation, where it has always run, because a host's
+ * middleware may answer (or log) a request that would fail validation, and
+ * moving it would change what such a host sees. A route without built-ins runs
+ * only its user middleware: the chain holds nothing else.
+ * SPDX-License-Identifier: MIT */
+#include <stdlib.h>
+#include <string.h>
+
+#include "http/http_int.h"
+
+int bk__chain_build(bk_http_server_t *srv, struct route *r)
+{
+    size_t nuser = r->internal ? 0 : srv->nmw + r->nmw;
+    size_t n = r->nguard + nuser;
+    free(r->chain);
+    r->chain = NULL;
+    r->nchain = 0;
+    if (n == 0)
+        return BK_OK;
+    if ((r->chain = calloc(n, sizeof *r->chain)) == NULL)
+        return BK_ENOMEM;
+    bk_http_middleware_t *w = r->chain;
+    memcpy(w, r->guard, r->nguard_pre * sizeof *w);
+    w += r->nguard_pre;
+    if (nuser > 0) {
+        memcpy(w, srv->mw, srv->nmw * sizeof *w);
+        w += srv->nmw;
+        memcpy(w, r->mw, r->nmw * sizeof *w);
+        w += r->nmw;
+    }
+    memcpy(w, r->guard + r->nguard_pre, (r->nguard - r->nguard_pre) * sizeof *w);
+    r->nchain = n;
+    return BK_OK;
+}
+
+/* Before hooks in order until one answers, the handler when none did, then the
+ * after hooks of those whose before ran, in reverse order. */
+void bk__chain_run(struct bk_req *req)
+{
+    const struct route *r = req->route;
+    /* A blocking request is away already; only a deferral made here (a handler
+     * whose answer comes later) excuses the missing answer below. */
+    bool away = bk__req_is_deferred(req);
+    bool answered = false;
+    for (size_t i = 0; i < r->nchain && !answered; i++) {
+        const bk_http_middleware_t *mw = &r->chain[i];
+        req->mw_ran = i + 1;
+        if (mw->before != NULL && mw->before(req, mw->ud) != BK_HTTP_NEXT)
+            answered = true;
+    }
+    if (!answered)
+        r->fn(req, r->ud);
+    if (req->status == 0 && bk__req_is_deferred(req) == away)
+        bk_res_problem(req, 500, answered ? "a middleware stopped the request without an answer"
+                                          : "the handler did not answer",
+                       NULL);
+    for (size_t i = req->mw_ran; i-- > 0;) {
+        const bk_http_middleware_t *mw = &r->chain[i];
+        if (mw->after != NULL)
+            mw->after(req, mw->ud);
+    }
+}
