@@ -5,6 +5,12 @@
  * SPDX-License-Identifier: MIT */
 #include "http/http_int.h"
 
+void bk__loop_maybe_exit(struct loop *loop)
+{
+    if (loop->closed && loop->nconns == 0 && loop->outstanding == 0)
+        event_base_loopbreak(loop->base);
+}
+
 void bk__loop_hold(struct loop *loop)
 {
     loop->outstanding++; /* a stopping loop waits for it (bk__loop_maybe_exit) */

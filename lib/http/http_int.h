@@ -318,9 +318,6 @@ BK__HIDDEN bool bk__host_ok(const char *value);
 BK__HIDDEN int bk__body_take(struct bk_req *req, struct evbuffer *in, size_t n, size_t hint);
 BK__HIDDEN void bk__body_release(struct bk_req *req);
 
-/* server.c: ends a closed loop once nothing is left on it. */
-BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
-
 /* defer.c: the one way a request leaves its loop and comes back. bk__req_defer
  * (on the loop) says the answer comes later: the loop stays up for it.
  * bk__req_resume (on the loop, when the answer can be made) undoes it and checks
@@ -338,6 +335,8 @@ static inline bool bk__req_is_deferred(const struct bk_req *req)
 BK__HIDDEN void bk__req_defer_reset(struct bk_req *req);
 BK__HIDDEN void bk__loop_hold(struct loop *loop);
 BK__HIDDEN void bk__loop_release(struct loop *loop);
+/* Ends a closed loop once no connection and nothing away is left on it. */
+BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
 
 /* chain.c: the middleware chain. bk__chain_build flattens a route's chain at
  * start; bk__chain_run runs it and the handler, on the handler's thread. */

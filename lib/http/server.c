@@ -413,12 +413,6 @@ static void on_accept_error(struct evconnlistener *l, void *arg)
     arm_ns(loop->accept_resume_ev, 100 * BK_NSEC_PER_MSEC);
 }
 
-void bk__loop_maybe_exit(struct loop *loop)
-{
-    if (loop->closed && loop->nconns == 0 && loop->outstanding == 0)
-        event_base_loopbreak(loop->base);
-}
-
 static void on_deadline(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;

@@ -915,6 +915,64 @@ START_TEST(inline_rate_limit_conflict_never_waits_on_the_loop)
 }
 END_TEST
 
+/* The limiter's pauses go through bk_clock_sleep_ns on its clock: on a fake
+ * clock a pause advances it. An inline route hammered with conflicts on a
+ * shared store, on a one-loop server, while other requests on that loop are
+ * answered meanwhile, never pauses (the clock stands still); the same store on
+ * a blocking route pauses on its worker (the clock moves), which shows the
+ * check can fail. */
+START_TEST(inline_rate_limit_contended_store_never_sleeps_on_the_loop)
+{
+    bk_clock_t *fake;
+    ck_assert_int_eq(bk_clock_fake_new(0, &fake), BK_OK);
+    bk_ratelimit_opts_t lo;
+    bk_ratelimit_opts_init(&lo);
+    lo.clock = fake;
+    bk_ratelimit_store_t st = {.load = contended_load, .store = contended_store};
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &lo, &rl), BK_OK);
+    atomic_store(&contended_loads, 0);
+    atomic_store(&contended_stores, 0);
+
+    bk_http_opts_t o;
+    test_opts(&o); /* threads = 1: every connection on one loop */
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
+    bk_http_route_opts_t ro = {.ratelimit = rl};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/limited", h_thread, NULL, &ro), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/other", h_thread, NULL, NULL), BK_OK);
+    bk_http_route_opts_t bo = {.flags = BK_HTTP_BLOCKING, .ratelimit = rl};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/limited-blocking", h_thread, NULL, &bo), BK_OK);
+    start(s);
+
+    atomic_int refused = 0;
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, limited_requests, &refused), 0);
+    for (int i = 0; i < CONTENDED_N; i++) {
+        struct bkt_response r = request("GET", "/other", NULL, NULL);
+        ck_assert_int_eq(r.status, 200);
+        bkt_response_free(&r);
+    }
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(atomic_load(&refused), 2 * CONTENDED_N); /* each a 429 */
+    ck_assert_int_eq(atomic_load(&contended_stores), 2 * CONTENDED_N); /* one round each */
+    ck_assert_int_eq(bk_clock_mono_ns(fake), 0); /* no pause */
+    ck_assert_int_eq(bk_clock_wall_ns(fake), 0);
+
+    struct bkt_response r = request("GET", "/limited-blocking", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    ck_assert_int_gt(bk_clock_mono_ns(fake), 0); /* it paused, on the worker */
+
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_ratelimit_free(rl);
+    bk_clock_free(fake);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ schemas */
 static atomic_int orders_handled;
 
@@ -1963,6 +2021,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, stop_delay_reports_not_ready_before_closing);
     tcase_add_test(tc, route_rate_limit_answers_429);
     tcase_add_test(tc, inline_rate_limit_conflict_never_waits_on_the_loop);
+    tcase_add_test(tc, inline_rate_limit_contended_store_never_sleeps_on_the_loop);
     tcase_add_test(tc, date_header_reads_the_server_clock);
     tcase_add_test(tc, route_schemas_answer_422);
     tcase_add_test(tc, auth_guards_answer_401_403_404);
