@@ -50,30 +50,56 @@ int bk__chain_build(bk_http_server_t *srv, struct route *r)
     return BK_OK;
 }
 
-/* Before hooks in order until one answers, the handler when none did, then the
- * after hooks of those whose before ran, in reverse order. */
+bool bk__chain_before(struct bk_req *req, const bk_http_middleware_t *mw, size_t n, size_t *ran)
+{
+    for (size_t i = 0; i < n; i++) {
+        *ran = i + 1;
+        if (mw[i].before != NULL && mw[i].before(req, mw[i].ud) != BK_HTTP_NEXT)
+            return true;
+    }
+    return false;
+}
+
+void bk__chain_after(struct bk_req *req, const bk_http_middleware_t *mw, size_t ran)
+{
+    for (size_t i = ran; i-- > 0;)
+        if (mw[i].after != NULL)
+            mw[i].after(req, mw[i].ud);
+}
+
+/* The route chain, then the handler when no hook answered, then the after hooks
+ * of those whose before ran (even when a later one answered). */
 void bk__chain_run(struct bk_req *req)
 {
     const struct route *r = req->route;
     /* A blocking request is away already; only a deferral made here (a handler
      * whose answer comes later) excuses the missing answer below. */
     bool away = bk__req_is_deferred(req);
-    bool answered = false;
-    for (size_t i = 0; i < r->nchain && !answered; i++) {
-        const bk_http_middleware_t *mw = &r->chain[i];
-        req->mw_ran = i + 1;
-        if (mw->before != NULL && mw->before(req, mw->ud) != BK_HTTP_NEXT)
-            answered = true;
-    }
+    bool answered = bk__chain_before(req, r->chain, r->nchain, &req->mw_ran);
     if (!answered)
         r->fn(req, r->ud);
     if (req->status == 0 && bk__req_is_deferred(req) == away)
         bk_res_problem(req, 500, answered ? "a middleware stopped the request without an answer"
                                           : "the handler did not answer",
                        NULL);
-    for (size_t i = req->mw_ran; i-- > 0;) {
-        const bk_http_middleware_t *mw = &r->chain[i];
-        if (mw->after != NULL)
-            mw->after(req, mw->ud);
+    bk__chain_after(req, r->chain, req->mw_ran);
+}
+
+/* The server stage, in the design's order: request id (before anything), then
+ * security headers and CORS, whose after hooks add the answer's headers at
+ * completion (reverse order: CORS, then security). The access log and the
+ * metrics stay around everything, in the completion itself (dispatch.c). */
+int bk__chain_build_server(bk_http_server_t *srv)
+{
+    srv->nstage = 0;
+    srv->stage[srv->nstage++] = bk__mw_request_id(srv);
+    if (srv->o.security_headers) {
+        int rc = bk__mw_security(srv, &srv->stage[srv->nstage]);
+        if (rc != BK_OK)
+            return rc;
+        srv->nstage++;
     }
+    if (srv->cors_origins != NULL)
+        srv->stage[srv->nstage++] = bk__mw_cors(srv);
+    return BK_OK;
 }

@@ -1,7 +1,7 @@
-/* From a parsed request to its answer: request id, routing (404, 405, OPTIONS,
+/* From a parsed request to its answer: the server stage (request id), routing (404, 405, OPTIONS,
  * CORS preflight), parameter and query decoding, the middleware chain and handler
- * (chain.c) inline or on the worker pool, then the built-in response headers,
- * the access log and the metrics. The connection is reached through req->ops
+ * (chain.c) inline or on the worker pool, then the server stage's answer
+ * headers (CORS, security headers), the access log and the metrics. The connection is reached through req->ops
  * only: conn.c calls into dispatch, never the reverse.
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
@@ -11,32 +11,6 @@
 
 #include "core/utf8_int.h"
 #include "http/http_int.h"
-
-/* ------------------------------------------------------------------ request id */
-static bool id_char(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '-' || c == '_' || c == '.' || c == ':';
-}
-
-/* The client's X-Request-ID when it is 1..128 safe characters (it is echoed and
- * logged), otherwise the loop's random prefix and a counter. */
-static void request_id(struct bk_req *req)
-{
-    const char *in = bk_req_header(req, "X-Request-ID");
-    if (in != NULL) {
-        size_t n = 0;
-        while (n <= BK_HTTP_REQUEST_ID_MAX && in[n] != '\0' && id_char(in[n]))
-            n++;
-        if (n > 0 && n <= BK_HTTP_REQUEST_ID_MAX && in[n] == '\0') {
-            memcpy(req->id, in, n + 1);
-            return;
-        }
-    }
-    struct loop *l = req->loop;
-    snprintf(req->id, sizeof req->id, "%s-%08llx", l->id_prefix,
-             (unsigned long long)++l->id_seq);
-}
 
 /* ------------------------------------------------------------------ query */
 static int parse_query(struct bk_req *req)
@@ -123,64 +97,6 @@ static bool decode_params(struct bk_req *req, const struct match *m)
     return true;
 }
 
-/* ------------------------------------------------------------------ CORS */
-static const char *allowed_origin(const bk_http_server_t *srv, const char *origin)
-{
-    if (origin == NULL || srv->cors_origins == NULL)
-        return NULL;
-    if (srv->cors_any)
-        return srv->o.cors_credentials ? origin : "*";
-    for (char **o = srv->cors_origins; *o != NULL; o++)
-        if (strcmp(*o, origin) == 0)
-            return origin;
-    return NULL;
-}
-
-static void cors_headers(struct bk_req *req, const char *allow)
-{
-    bk_res_header(req, "Access-Control-Allow-Origin", allow);
-    if (strcmp(allow, "*") != 0)
-        bk_res_header(req, "Vary", "Origin");
-    if (req->srv->o.cors_credentials)
-        bk_res_header(req, "Access-Control-Allow-Credentials", "true");
-}
-
-static bool method_listed(const char *allow, const char *method)
-{
-    size_t mlen = strlen(method);
-    for (const char *p = allow; *p != '\0';) {
-        size_t len = strcspn(p, ",");
-        if (len == mlen && strncmp(p, method, mlen) == 0)
-            return true;
-        p += len;
-        while (*p == ',' || *p == ' ')
-            p++;
-    }
-    return false;
-}
-
-static void cors_preflight(struct bk_req *req, const struct rnode *node)
-{
-    bk_http_server_t *srv = req->srv;
-    const char *allow = allowed_origin(srv, bk_req_header(req, "Origin"));
-    const char *want = bk_req_header(req, "Access-Control-Request-Method");
-    if (allow == NULL) {
-        bk_res_problem(req, 403, "origin not allowed by the CORS policy", NULL);
-        return;
-    }
-    if (!method_listed(node->allow, want)) {
-        bk_res_problem(req, 403, "method not allowed by the CORS policy", NULL);
-        return;
-    }
-    char age[24]; /* the header counts whole seconds */
-    snprintf(age, sizeof age, "%lld", (long long)(srv->o.cors_max_age_ns / BK_NSEC_PER_SEC));
-    cors_headers(req, allow);
-    bk_res_header(req, "Access-Control-Allow-Methods", node->allow);
-    bk_res_header(req, "Access-Control-Allow-Headers", srv->cors_headers);
-    bk_res_header(req, "Access-Control-Max-Age", age);
-    bk_res_bytes(req, 204, NULL, NULL, 0);
-}
-
 /* ------------------------------------------------------------------ blocking */
 /* The chain (chain.c) runs on a worker; the answer completes on the loop. */
 static void blocking_work(void *arg)
@@ -235,13 +151,7 @@ static bk_counter_t *requests_counter(struct bk_req *req, const char *method)
 void bk__req_complete(struct bk_req *req)
 {
     bk_http_server_t *srv = req->srv;
-    if (srv->cors_origins != NULL && !req->cors_done) {
-        const char *allow = allowed_origin(srv, bk_req_header(req, "Origin"));
-        if (allow != NULL) {
-            cors_headers(req, allow);
-            bk_res_header(req, "Access-Control-Expose-Headers", "X-Request-ID");
-        }
-    }
+    bk__chain_after(req, srv->stage, srv->nstage); /* CORS, security headers */
 
     int64_t dur_ns = bk_clock_mono_ns(srv->o.clock) - req->start_ns;
     double secs = (double)dur_ns / 1e9;
@@ -270,7 +180,8 @@ static void begin(struct bk_req *req)
     bk_http_server_t *srv = req->srv;
     req->start_ns = bk_clock_mono_ns(srv->o.clock);
     req->deadline_ns = req->start_ns + srv->o.request_timeout_ns;
-    request_id(req);
+    size_t ran; /* the stage's hooks never answer: every after hook is owed */
+    bk__chain_before(req, srv->stage, srv->nstage, &ran); /* request id */
     bk_gauge_add(srv->in_flight, 1);
 }
 
@@ -327,9 +238,8 @@ void bk__dispatch(struct bk_req *req)
     if (node == NULL) {
         bk_res_problem(req, 404, "no route for this path", NULL);
     } else if (preflight) {
-        req->cors_done = true;
         req->label = node->routes;
-        cors_preflight(req, node);
+        bk__cors_preflight(req, node);
     } else if (m.route == NULL) {
         req->label = node->routes;
         bk_res_header(req, "Allow", node->allow);

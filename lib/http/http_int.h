@@ -281,7 +281,11 @@ struct bk_http_server {
     bk_metric_t *requests_total;
     bk_metric_t *duration;
     bk_histogram_t *unmatched_duration;
-    char *static_headers; /* security headers, computed at start */
+    char *static_headers; /* security headers, formatted at start (mw_security.c) */
+    size_t static_headers_len;
+    /* The server stage: built-ins run for every request, routed or not (chain.c). */
+    bk_http_middleware_t stage[4];
+    size_t nstage;
     bk_gauge_t *in_flight;
     bk_gauge_t *queue_depth;
     struct loop *loops;
@@ -342,6 +346,15 @@ BK__HIDDEN void bk__loop_maybe_exit(struct loop *loop);
  * start; bk__chain_run runs it and the handler, on the handler's thread. */
 BK__HIDDEN int bk__chain_build(bk_http_server_t *srv, struct route *r);
 BK__HIDDEN void bk__chain_run(struct bk_req *req);
+/* The server stage (srv->stage), built at start. */
+BK__HIDDEN int bk__chain_build_server(bk_http_server_t *srv);
+/* The one chain loop, for both: the before hooks of mw[0..n) in order until one
+ * answers (true then); *ran gets how many ran (the one that answered counts),
+ * whose after hooks are owed. bk__chain_after runs the after hooks of
+ * mw[0..ran) in reverse order. */
+BK__HIDDEN bool bk__chain_before(struct bk_req *req, const bk_http_middleware_t *mw, size_t n,
+                                 size_t *ran);
+BK__HIDDEN void bk__chain_after(struct bk_req *req, const bk_http_middleware_t *mw, size_t ran);
 
 /* mw_*.c: the route built-ins, each a middleware table whose ud is the route. */
 BK__HIDDEN bk_http_middleware_t bk__mw_ratelimit(struct route *r);
@@ -349,6 +362,12 @@ BK__HIDDEN bk_http_middleware_t bk__mw_auth(struct route *r);
 BK__HIDDEN bk_http_middleware_t bk__mw_permission(struct route *r);
 BK__HIDDEN bk_http_middleware_t bk__mw_validate(struct route *r);
 BK__HIDDEN bk_http_middleware_t bk__mw_owner(struct route *r);
+/* mw_*.c: the server stage's built-ins, whose ud is the server. */
+BK__HIDDEN bk_http_middleware_t bk__mw_request_id(bk_http_server_t *srv);
+BK__HIDDEN int bk__mw_security(bk_http_server_t *srv, bk_http_middleware_t *out);
+BK__HIDDEN bk_http_middleware_t bk__mw_cors(bk_http_server_t *srv);
+/* The CORS preflight answer for an OPTIONS to node (mw_cors.c). */
+BK__HIDDEN void bk__cors_preflight(struct bk_req *req, const struct rnode *node);
 
 /* dispatch.c */
 BK__HIDDEN void bk__dispatch(struct bk_req *req);

@@ -280,10 +280,6 @@ void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
     PUT_LIT(&h, "\r\nX-Request-ID: ");
     puts_(&h, req->id);
     PUT_LIT(&h, "\r\n");
-    if (srv->static_headers != NULL)
-        puts_(&h, srv->static_headers);
-    if (srv->o.security_headers && !req->has_cache_control)
-        PUT_LIT(&h, "Cache-Control: no-store\r\n");
     evbuffer_add(out, h.buf, h.n);
     evbuffer_add_buffer(out, req->res_headers);
     evbuffer_add(out, "\r\n", 2);

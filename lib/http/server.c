@@ -633,21 +633,6 @@ static int bind_admin(bk_http_server_t *srv, bk_error_t *err)
     return rc;
 }
 
-/* Security headers sent with every answer, formatted once. */
-static int static_headers(bk_http_server_t *srv)
-{
-    if (!srv->o.security_headers)
-        return BK_OK;
-    char buf[512];
-    int n = snprintf(buf, sizeof buf,
-                     "X-Content-Type-Options: nosniff\r\nX-Frame-Options: DENY\r\n"
-                     "Referrer-Policy: no-referrer\r\n");
-    if (srv->o.hsts_max_age_ns > 0) /* the header counts whole seconds */
-        snprintf(buf + n, sizeof buf - (size_t)n,
-                 "Strict-Transport-Security: max-age=%lld; includeSubDomains\r\n",
-                 (long long)(srv->o.hsts_max_age_ns / BK_NSEC_PER_SEC));
-    return (srv->static_headers = strdup(buf)) == NULL ? BK_ENOMEM : BK_OK;
-}
 
 int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
 {
@@ -660,7 +645,7 @@ int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
         return bk__error(err, BK_ECLOSED, "the server was stopped before it started");
     int rc = bk__router_finish(srv->root, srv);
     if (rc == BK_OK)
-        rc = static_headers(srv);
+        rc = bk__chain_build_server(srv);
     if (rc == BK_OK && srv->workers == NULL && (srv->has_blocking || srv->nchecks > 0)) {
         bk_workers_opts_t wo;
         bk_workers_opts_init(&wo);
