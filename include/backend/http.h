@@ -63,6 +63,13 @@ typedef void (*bk_http_handler_fn)(bk_req_t *req, void *ud);
  * middleware first, then the route's); after runs once the response is complete,
  * in reverse order, for every middleware whose before ran (even when a later one
  * short-circuited). Either may be NULL. The struct is copied; ud is borrowed.
+ * Both run on the handler's thread: the loop for an inline route, a worker for a
+ * blocking one. Nothing may block a loop, so a guard that does I/O (a memcached
+ * limiter store, a revocation lookup) belongs on BK_HTTP_BLOCKING routes. The
+ * built-ins are middleware of this kind, in this order: request id, access log
+ * and metrics, security headers, CORS (every request, on the loop); then the
+ * route's rate limit, auth, permission; the server's middleware, the route's;
+ * the route's validation, owner check; the handler (bk_http_route(3)).
  * Fill it with a designated initializer, (bk_http_middleware_t){.name = "auth",
  * .before = f, .ud = app}: the fields not named, the reserved_ tail among them,
  * are zero then.

@@ -1,8 +1,9 @@
-/* From a parsed request to its answer: the server stage (request id), routing (404, 405, OPTIONS,
- * CORS preflight), parameter and query decoding, the middleware chain and handler
- * (chain.c) inline or on the worker pool, then the server stage's answer
- * headers (CORS, security headers), the access log and the metrics. The connection is reached through req->ops
- * only: conn.c calls into dispatch, never the reverse.
+/* From a parsed request to its answer: the server stage (request id), routing
+ * (404, 405, OPTIONS, CORS preflight), parameter and query decoding, the route
+ * chain and handler (chain.c) inline or on the worker pool, then the server
+ * stage's answer headers (CORS, security headers), the access log and the
+ * metrics. The connection is reached through req->ops only: conn.c calls into
+ * dispatch, never the reverse.
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <stdlib.h>
