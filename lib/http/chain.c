@@ -36,16 +36,22 @@ int bk__chain_build(bk_http_server_t *srv, struct route *r)
         return BK_OK;
     if ((r->chain = calloc(n, sizeof *r->chain)) == NULL)
         return BK_ENOMEM;
+    /* Copied part by part; an empty part may have no array at all. */
+    const struct {
+        const bk_http_middleware_t *mw;
+        size_t n;
+    } part[] = {
+        {r->guard, r->nguard_pre},
+        {srv->mw, nuser ? srv->nmw : 0},
+        {r->mw, nuser ? r->nmw : 0},
+        {r->guard + r->nguard_pre, r->nguard - r->nguard_pre},
+    };
     bk_http_middleware_t *w = r->chain;
-    memcpy(w, r->guard, r->nguard_pre * sizeof *w);
-    w += r->nguard_pre;
-    if (nuser > 0) {
-        memcpy(w, srv->mw, srv->nmw * sizeof *w);
-        w += srv->nmw;
-        memcpy(w, r->mw, r->nmw * sizeof *w);
-        w += r->nmw;
-    }
-    memcpy(w, r->guard + r->nguard_pre, (r->nguard - r->nguard_pre) * sizeof *w);
+    for (size_t i = 0; i < sizeof part / sizeof part[0]; i++)
+        if (part[i].n > 0) {
+            memcpy(w, part[i].mw, part[i].n * sizeof *w);
+            w += part[i].n;
+        }
     r->nchain = n;
     return BK_OK;
 }
