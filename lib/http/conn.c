@@ -652,7 +652,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
         atomic_fetch_sub(nconns, 1);
         return;
     }
-    c->admin = admin;
+    c->admin = c->req.admin = admin;
     if (sa->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

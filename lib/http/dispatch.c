@@ -170,7 +170,7 @@ void bk__req_complete(struct bk_req *req)
                json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:s, s:s}", "method", req->method,
                          "path", req->path, "route", route, "status", req->status, "bytes",
                          (json_int_t)bytes, "duration_us", (json_int_t)(dur_ns / 1000), "request_id",
-                         req->id, "client", req->conn->client),
+                         req->id, "client", bk_req_client(req)),
                "request");
     req->ops->finish(req);
 }
@@ -226,7 +226,7 @@ void bk__dispatch(struct bk_req *req)
 
     struct match m;
     bk__router_match(srv->root, req->path, req->method, &m);
-    if (req->conn->admin && (m.route == NULL || !m.route->internal)) {
+    if (req->admin && (m.route == NULL || !m.route->internal)) {
         /* The admin listener serves the health probes and metrics, nothing else. */
         bk_res_problem(req, 404, "the admin listener serves only health and metrics", NULL);
         bk__req_complete(req);

@@ -135,8 +135,9 @@ struct bk__conn_ops {
 };
 
 struct bk_req {
-    struct conn *conn;
+    struct conn *conn; /* dispatch never looks inside: it has ops */
     const struct bk__conn_ops *ops;
+    bool admin; /* came on the admin listener (set by conn.c) */
     bk_http_server_t *srv;
     struct loop *loop;
 
