@@ -5,7 +5,8 @@
  * The files, each using only those listed before it (no file calls one listed
  * after it, so there is no cycle; lib/core and libmemcached are below all):
  *
- *   memory.c           the local store, jitter, XFetch, copy (cache_int.h)
+ *   memory.c           the local store; with the helpers of cache_int.h (jitter,
+ *                      XFetch, copy), wherever they live
  *   entry.c            the entry codec: header encode/decode; pure bytes
  *   remote_key.c       memcached keys of our keys (prefix, kind, SHA-256)
  *   remote_pool.c      the connection pool: claim (with its wait), release
@@ -16,7 +17,8 @@
  *   generation.c       namespace generations, in-process and in memcached
  *   remote_ratelimit.c the rate-limit store over the same connections
  *   remote.c           setup (server list, options, breakers, metrics), stats
- *   cache.c, json.c    the public API
+ *   cache.c            the public API
+ *   json.c             JSON values over it
  *
  * The pool is ours, not libmemcachedutil's: a thread gets back the connection it
  * used last when it is idle. With memcached_pool() two threads kept trading

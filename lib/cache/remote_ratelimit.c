@@ -32,7 +32,8 @@ static int rl_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_
     char k[MAX_KEY + 1], text[24];
     size_t klen = bk__remote_key(r, 'r', key, k);
     int n = snprintf(text, sizeof text, "%lld", (long long)tat);
-    int rc = bk__remote_store(r, version ? BK__OP_CAS : BK__OP_ADD, k, klen, text, (size_t)n, bk__remote_expiry(ttl_ns), 0, version);
+    int rc = bk__remote_store(r, version ? BK__OP_CAS : BK__OP_ADD, k, klen, text, (size_t)n,
+                              bk__remote_expiry(ttl_ns), 0, version);
     return rc == BK_EEXIST ? BK_ECONFLICT : rc;
 }
 
