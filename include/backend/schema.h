@@ -47,6 +47,10 @@ enum {
 /* ------------------------------------------------------------------ registry */
 /*
  * Documents that $ref may name, by absolute URI ("https://example.com/a.json").
+ * A URI the schema does not contain is searched for in the caller's registry
+ * first, then among the built-in meta-schemas: a document registered under a
+ * built-in meta-schema's URI takes its place for $ref (a $schema naming draft
+ * 2020-12 or draft-07 always means the built-in dialect).
  * Not thread-safe while being filled; read-only (and shareable) once compiling
  * starts. A compiled schema keeps what it uses, so the registry may be freed after
  * bk_schema_compile().

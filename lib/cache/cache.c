@@ -2,7 +2,6 @@
  * in-process cache) or the local store's single-flight in front of memcached.
  * Namespaces live here too: their generations are cache entries like any other.
  * SPDX-License-Identifier: MIT */
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,15 +194,6 @@ void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
 /* Generations are entries under a key no caller's key can equal (a NUL cannot be
  * in a C string, so a control character marks them). */
 #define GEN_MARK "\x01gen:"
-
-int bk__cache_new_generation(char text[GEN_LEN + 1])
-{
-    uint64_t gen;
-    int rc = bk_random_bytes(&gen, sizeof gen);
-    if (rc == BK_OK)
-        snprintf(text, GEN_LEN + 1, "%016" PRIx64, gen);
-    return rc;
-}
 
 struct gen_call {
     bk_cache_t *cache;

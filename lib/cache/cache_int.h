@@ -5,7 +5,7 @@
  * in-process cache, the near cache for a memcached one. Its single-flight is what
  * makes one thread per process load a key; for a memcached cache a fetch first
  * reads memcached directly (a fresh hit ends there), and only otherwise enters
- * the single-flight, whose "load" is remote_fill (memcached.c): it reads again
+ * the single-flight, whose "load" is bk__remote_fill (fetch.c): it reads again
  * and, on a miss, takes the cross-process lease and calls the caller's loader. A memcached cache with no
  * near cache has a local store with no room (every put is refused), which keeps
  * only the single-flight.
@@ -56,7 +56,7 @@ BK__CACHE_HIDDEN int bk__cache_new_generation(char text[GEN_LEN + 1]);
 /* A malloc'ed NUL-terminated copy of value[0..len). */
 BK__CACHE_HIDDEN int bk__cache_copy(const void *value, size_t len, void **out, size_t *outlen);
 
-/* memcached.c */
+/* The memcached store (remote_int.h lists its files, in their order). */
 BK__CACHE_HIDDEN int bk__remote_new(const char *servers, const bk_cache_opts_t *opts,
                                     const bk_cache_memcached_opts_t *mopts, struct bk__remote **out,
                                     bk_error_t *err);
@@ -80,7 +80,7 @@ BK__CACHE_HIDDEN int bk__remote_delete(struct bk__remote *r, const char *key);
 BK__CACHE_HIDDEN int bk__remote_generation(struct bk__remote *r, const char *ns, char text[GEN_LEN + 1]);
 BK__CACHE_HIDDEN int bk__remote_set_generation(struct bk__remote *r, const char *ns, const char text[GEN_LEN + 1]);
 BK__CACHE_HIDDEN void bk__remote_stats(struct bk__remote *r, bk_cache_stats_t *out);
-/* The rate-limit store over the same connections (memcached.c). */
+/* The rate-limit store over the same connections. */
 BK__CACHE_HIDDEN int bk__remote_ratelimit_store(struct bk__remote *r, bk_ratelimit_store_t *out);
 
 #endif

@@ -420,13 +420,16 @@ static int scan_document(compiler_t *c, json_t *doc, const char *uri, size_t len
     return scan(c, doc, r, draft, vocab, loc, 0);
 }
 
-/* A document the schema names but does not contain: registered by the host, or a
- * built-in meta-schema. NULL (and no error) when there is none. */
+/* A document the schema names but does not contain, from the first registry that
+ * has it: the caller's, then the built-in one (so a caller's document under a
+ * built-in meta-schema's URI takes its place). NULL (and no error) when none has. */
 static json_t *load(compiler_t *c, const char *uri, size_t len, int draft, unsigned vocab)
 {
-    json_t *doc = c->o->registry ? bk__registry_get(c->o->registry, uri, len) : NULL;
-    if (!doc)
-        doc = bk__metaschema_doc(uri, len);
+    const bk_schema_registry_t *const registries[] = {c->o->registry, bk__registry_builtin()};
+    json_t *doc = NULL;
+    for (size_t i = 0; !doc && i < sizeof registries / sizeof *registries; i++)
+        if (registries[i])
+            doc = bk__registry_get(registries[i], uri, len);
     if (!doc)
         return NULL;
     bk_schema_t *s = c->s;

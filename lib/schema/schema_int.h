@@ -286,10 +286,13 @@ struct bk_schema {
     unsigned max_errors, max_depth, max_recursion;
 };
 
-/* The built-in meta-schema document with this URI (borrowed, lives as long as the
- * process), NULL when there is none. */
-BK__SCHEMA_HIDDEN json_t *bk__metaschema_doc(const char *uri, size_t len);
-/* A registry's document, NULL when it has none under uri. */
+/* A registry's document, NULL when it has none under uri (registry.c). */
 BK__SCHEMA_HIDDEN json_t *bk__registry_get(const bk_schema_registry_t *reg, const char *uri, size_t len);
+/* The built-in registry (builtin.c): the meta-schema documents under their $id
+ * (draft-07's without its empty fragment), filled on the first call, read-only,
+ * living as long as the process. NULL when memory ran out at the first call.
+ * compile.c searches it after the caller's registry, so a caller's document under
+ * the same URI wins; meta.c compiles from it. */
+BK__SCHEMA_HIDDEN const bk_schema_registry_t *bk__registry_builtin(void);
 
 #endif

@@ -408,6 +408,59 @@ START_TEST(registry_documents_are_reachable)
 }
 END_TEST
 
+/* The compiler searches the caller's registry first, then the built-in one: a
+ * $ref reaches the built-in meta-schemas without a registry, and a caller's
+ * document under a built-in URI takes its place for $ref (a $schema naming draft
+ * 2020-12 or draft-07 still means the built-in dialect). */
+START_TEST(registry_order_caller_then_builtin)
+{
+    static const char *const ref2020 = "{\"$ref\":\"https://json-schema.org/draft/2020-12/schema\"}";
+    bk_schema_t *s = compile(ref2020); /* the built-in one */
+    ck_assert(valid(s, "{\"type\":\"string\"}"));
+    ck_assert(valid(s, "{}"));
+    ck_assert(!valid(s, "{\"type\":\"strin\"}"));
+    ck_assert(!valid(s, "5"));
+    bk_schema_free(s);
+    s = compile("{\"$ref\":\"https://json-schema.org/draft/2020-12/meta/validation\"}");
+    ck_assert(!valid(s, "{\"minLength\":-1}"));
+    ck_assert(valid(s, "{\"minLength\":1}"));
+    bk_schema_free(s);
+    s = compile("{\"$ref\":\"http://json-schema.org/draft-07/schema#\"}"); /* its $id's empty fragment */
+    ck_assert(!valid(s, "{\"type\":\"strin\"}"));
+    ck_assert(valid(s, "{\"items\":[{\"type\":\"string\"}]}"));
+    bk_schema_free(s);
+
+    bk_schema_registry_t *reg;
+    ck_assert_int_eq(bk_schema_registry_new(&reg), BK_OK);
+    json_t *mine = parse("{\"type\":\"integer\"}");
+    ck_assert_int_eq(bk_schema_registry_add(reg, "https://json-schema.org/draft/2020-12/schema", mine), BK_OK);
+    ck_assert_int_eq(bk_schema_registry_add(reg, "http://json-schema.org/draft-07/schema", mine), BK_OK);
+    json_decref(mine);
+    bk_schema_opts_t o;
+    bk_schema_opts_init(&o);
+    o.registry = reg;
+    s = compile_opts(ref2020, &o); /* the caller's wins */
+    ck_assert(valid(s, "5"));
+    ck_assert(!valid(s, "{}"));
+    bk_schema_free(s);
+    s = compile_opts("{\"$ref\":\"http://json-schema.org/draft-07/schema#\"}", &o);
+    ck_assert(valid(s, "5"));
+    ck_assert(!valid(s, "{}"));
+    bk_schema_free(s);
+    /* Not the caller's {"type":"integer"} (it has no $schema, so as a custom
+     * meta-schema it would be refused): the built-in dialect. */
+    s = compile_opts("{\"$schema\":\"https://json-schema.org/draft/2020-12/schema\",\"type\":\"string\"}", &o);
+    ck_assert(valid(s, "\"x\""));
+    ck_assert(!valid(s, "5"));
+    bk_schema_free(s);
+    /* Other URIs still reach the built-in documents through the caller's registry. */
+    s = compile_opts("{\"$ref\":\"https://json-schema.org/draft/2020-12/meta/validation\"}", &o);
+    ck_assert(!valid(s, "{\"minLength\":-1}"));
+    bk_schema_free(s);
+    bk_schema_registry_free(reg);
+}
+END_TEST
+
 START_TEST(metaschemas_check_schemas)
 {
     const bk_schema_t *m = bk_schema_metaschema(BK_SCHEMA_DRAFT_2020_12);
@@ -741,6 +794,7 @@ static Suite *schema_suite(void)
     tcase_add_test(tc, catastrophic_pattern_is_bounded);
     tcase_add_test(tc, ref_loops_and_bad_refs_are_refused);
     tcase_add_test(tc, registry_documents_are_reachable);
+    tcase_add_test(tc, registry_order_caller_then_builtin);
     tcase_add_test(tc, metaschemas_check_schemas);
     tcase_add_test(tc, formats_assert_only_when_asked);
     tcase_add_test(tc, bad_arguments);
