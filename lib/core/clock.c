@@ -131,10 +131,7 @@ int bk_clock_sleep_ns(const bk_clock_t *clock, int64_t ns)
     }
     if (ns == 0)
         return BK_OK;
-    struct timespec now;
-    if (clock_gettime(CLOCK_MONOTONIC, &now) != 0)
-        return BK_ESYS;
-    int64_t now_ns = (int64_t)now.tv_sec * BK_NSEC_PER_SEC + now.tv_nsec;
+    int64_t now_ns = timespec_ns(CLOCK_MONOTONIC);
     struct timespec deadline = bk__clock_timespec(ns > INT64_MAX - now_ns ? INT64_MAX : now_ns + ns);
     /* To an absolute deadline, so a signal that interrupts the sleep costs nothing:
      * the loop resumes toward the same instant. clock_nanosleep returns the error
