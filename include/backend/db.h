@@ -65,7 +65,7 @@ typedef struct bk_db_opts {
     const char *name;             /* the pool's "pool" label; default (and NULL) "default"; copied */
     bk_clock_t *clock;            /* acquire_timeout_ns, idle and lifetime limits: on a fake
                                      clock the acquire wait ends when the clock is advanced
-                                     past it (bk_clock(3)); NULL = system; borrowed */
+                                     past it (man bk_clock); NULL = system; borrowed */
     uint64_t reserved_[8];        /* zeroed by bk_db_opts_init; room to grow (HACKING.md) */
 } bk_db_opts_t;
 
