@@ -5,7 +5,10 @@
  *              breaker (no metrics), 1 thread, then 2 threads on the same breaker;
  *   ratelimit: bk_ratelimit_check on the in-process store, a rate so high that every
  *              check is allowed, keys cycling over 1024 strings, 1 thread, then 2
- *              threads on the same limiter.
+ *              threads on the same limiter;
+ *   bulkhead:  bk_bulkhead_enter + bk_bulkhead_leave on a bulkhead of 64 slots
+ *              (never full: the cost of the bound itself), 1 thread, then 2
+ *              threads on the same bulkhead beside one shared mutex.
  *
  * The baseline is one lock+unlock pair (around a counter increment) on a mutex
  * private to each thread, run with the same number of threads, so it stays
@@ -27,6 +30,8 @@
  *   BENCH breaker_2t_shared ...   (baseline: one mutex shared by the 2 threads)
  *   BENCH ratelimit_1t ...
  *   BENCH ratelimit_2t ...
+ *   BENCH bulkhead_1t ...
+ *   BENCH bulkhead_2t_shared ...  (baseline: one mutex shared by the 2 threads)
  *
  * SPDX-License-Identifier: MIT */
 #include <pthread.h>
@@ -42,11 +47,13 @@ enum {
     RUNS = 5,
     BREAKER_OPS = 2000000,   /* per thread and run */
     RATELIMIT_OPS = 1000000, /* per thread and run */
+    BULKHEAD_OPS = 2000000,  /* per thread and run */
     NKEYS = 1024             /* a power of two: keys are picked with & (NKEYS - 1) */
 };
 
 static bk_breaker_t *our_breaker;
 static bk_ratelimit_t *our_limiter;
+static bk_bulkhead_t *our_bulkhead;
 static char keys[NKEYS][24];
 
 /* One per thread, on its own cache lines, so the threads share nothing but the
@@ -58,6 +65,7 @@ struct slot {
     uint64_t ours_denied;              /* rate limit said no (see main) */
     uint64_t ours_failed;              /* breaker refused or check failed: must stay 0 */
     long key_offset;                   /* where this thread starts in keys[] */
+    uint64_t bulk_ok, bulk_failed;     /* bulkhead entered; refused (must stay 0) */
 };
 
 static struct slot slots[MAX_THREADS];
@@ -109,6 +117,17 @@ static void ours_ratelimit(struct slot *s, long i)
         s->ours_ok++;
     else
         s->ours_denied++;
+}
+
+static void ours_bulkhead(struct slot *s, long i)
+{
+    (void)i;
+    if (bk_bulkhead_enter(our_bulkhead) == BK_OK) {
+        bk_bulkhead_leave(our_bulkhead);
+        s->bulk_ok++;
+    } else {
+        s->bulk_failed++;
+    }
 }
 
 struct run {
@@ -212,6 +231,9 @@ static int setup(void)
     if (bk_ratelimit_new(1e9, &st, &ro, &our_limiter) != BK_OK)
         return -1;
 
+    if (bk_bulkhead_new(64, NULL, &our_bulkhead) != BK_OK)
+        return -1;
+
     for (int k = 0; k < NKEYS; k++)
         snprintf(keys[k], sizeof keys[k], "client-%04d", k);
 
@@ -250,6 +272,9 @@ int main(void)
     compare_with(base_shared_pair, ours_breaker, MAX_THREADS, BREAKER_OPS, &ours_b2s, &base_b2s);
     compare(ours_ratelimit, 1, RATELIMIT_OPS, &ours_r1, &base_r1);
     compare(ours_ratelimit, MAX_THREADS, RATELIMIT_OPS, &ours_r2, &base_r2);
+    double ours_h1 = 0, base_h1 = 0, ours_h2s = 0, base_h2s = 0;
+    compare(ours_bulkhead, 1, BULKHEAD_OPS, &ours_h1, &base_h1);
+    compare_with(base_shared_pair, ours_bulkhead, MAX_THREADS, BULKHEAD_OPS, &ours_h2s, &base_h2s);
 
     /* The work really happened (and was not optimized away), and went the way the
      * figures assume: every acquire permitted, every check answered. With this rate
@@ -257,9 +282,12 @@ int main(void)
      * it is reported here but fails the bench only when there are enough of them
      * (over 0.1%) to change which path the figures measure (a denial skips the
      * store). Correctness belongs in tests/. */
-    uint64_t want_base = (uint64_t)RUNS * (1 + MAX_THREADS) * (BREAKER_OPS + RATELIMIT_OPS);
+    uint64_t want_base = (uint64_t)RUNS * (1 + MAX_THREADS) * (BREAKER_OPS + RATELIMIT_OPS) +
+                         (uint64_t)RUNS * BULKHEAD_OPS; /* the private-mutex run beside bulkhead_1t */
+    uint64_t want_bulk = (uint64_t)RUNS * (1 + MAX_THREADS) * BULKHEAD_OPS, got_bulk = 0, bulk_failed = 0;
     /* plus the breaker's runs beside the shared mutex, and the warm-up */
-    uint64_t want_ours = want_base + (uint64_t)RUNS * MAX_THREADS * BREAKER_OPS + 2 * NKEYS;
+    uint64_t want_ours = (uint64_t)RUNS * (1 + MAX_THREADS) * (BREAKER_OPS + RATELIMIT_OPS) +
+                         (uint64_t)RUNS * MAX_THREADS * BREAKER_OPS + 2 * NKEYS;
     uint64_t checks = (uint64_t)RUNS * (1 + MAX_THREADS) * RATELIMIT_OPS + NKEYS;
     uint64_t got_base = 0, got_ok = 0, got_denied = 0, got_failed = 0;
     for (int t = 0; t < MAX_THREADS; t++) {
@@ -267,6 +295,13 @@ int main(void)
         got_ok += slots[t].ours_ok;
         got_denied += slots[t].ours_denied;
         got_failed += slots[t].ours_failed;
+        got_bulk += slots[t].bulk_ok;
+        bulk_failed += slots[t].bulk_failed;
+    }
+    if (got_bulk != want_bulk || bulk_failed != 0) {
+        fprintf(stderr, "bench_resilience: bulkhead entered %llu of %llu, refused %llu\n",
+                (unsigned long long)got_bulk, (unsigned long long)want_bulk, (unsigned long long)bulk_failed);
+        return EXIT_FAILURE;
     }
     if (got_denied > 0)
         fprintf(stderr, "bench_resilience: %llu of %llu rate-limit checks denied (expected none)\n",
@@ -284,6 +319,7 @@ int main(void)
     }
     bk_ratelimit_free(our_limiter);
     bk_breaker_free(our_breaker);
+    bk_bulkhead_free(our_bulkhead);
     for (int t = 0; t < MAX_THREADS; t++)
         pthread_mutex_destroy(&slots[t].lock);
 
@@ -292,5 +328,7 @@ int main(void)
     report("breaker_2t_shared", ours_b2s, base_b2s);
     report("ratelimit_1t", ours_r1, base_r1);
     report("ratelimit_2t", ours_r2, base_r2);
+    report("bulkhead_1t", ours_h1, base_h1);
+    report("bulkhead_2t_shared", ours_h2s, base_h2s);
     return EXIT_SUCCESS;
 }

@@ -130,7 +130,10 @@ BK_EXPORT int bk_clock_sleep_ns(const bk_clock_t *clock, int64_t ns);
 
 /* A fake clock whose monotonic time starts at 0 and wall time at wall_ns. */
 BK_EXPORT int bk_clock_fake_new(int64_t wall_ns, bk_clock_t **out);
-/* Moves both monotonic and wall time forward by ns (ns >= 0). */
+/* Moves both monotonic and wall time forward by ns (ns >= 0), and wakes every
+ * thread waiting with a deadline on this clock (a full db pool's acquire, ...):
+ * those whose deadline has come return BK_ETIMEDOUT, the others wait on; real
+ * time passing never ends such a wait. A fake clock outlives what waits on it. */
 BK_EXPORT int bk_clock_fake_advance(bk_clock_t *clock, int64_t ns);
 /* Sets wall time only, as an NTP step would; monotonic time is unchanged. */
 BK_EXPORT int bk_clock_fake_set_wall(bk_clock_t *clock, int64_t wall_ns);

@@ -63,7 +63,9 @@ typedef struct bk_db_opts {
     bk_metrics_t *metrics;        /* db_pool_connections, db_pool_wait_seconds,
                                      db_queries_total; borrowed; NULL = none */
     const char *name;             /* the pool's "pool" label; default (and NULL) "default"; copied */
-    bk_clock_t *clock;            /* NULL = system; borrowed */
+    bk_clock_t *clock;            /* acquire_timeout_ns, idle and lifetime limits: on a fake
+                                     clock the acquire wait ends when the clock is advanced
+                                     past it (man bk_clock); NULL = system; borrowed */
     uint64_t reserved_[8];        /* zeroed by bk_db_opts_init; room to grow (HACKING.md) */
 } bk_db_opts_t;
 

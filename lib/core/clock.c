@@ -1,6 +1,7 @@
 /* The injectable clock: the system clock, or a fake one that tests advance by hand.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -8,12 +9,94 @@
 
 #include <backend/core.h>
 
+#include "core/clock_int.h"
+
 /* A fake clock; the system clock is the NULL pointer, so it needs no object. The
  * fields are atomic so a test thread may advance time while others read it. */
 struct bk_clock {
     _Atomic int64_t mono_ns;
     _Atomic int64_t wall_ns;
+    pthread_mutex_t watch_mu; /* guards watches; taken before any watcher's mutex */
+    bk__clock_watch_t *watches; /* waiters to wake when time moves (clock_int.h) */
 };
+
+struct timespec bk__clock_timespec(int64_t mono_ns)
+{
+    if (mono_ns < 0)
+        mono_ns = 0;
+    return (struct timespec){.tv_sec = (time_t)(mono_ns / BK_NSEC_PER_SEC), .tv_nsec = (long)(mono_ns % BK_NSEC_PER_SEC)};
+}
+
+int bk__clock_cond_init(pthread_cond_t *cv)
+{
+    pthread_condattr_t ca;
+    int rc = pthread_condattr_init(&ca);
+    if (rc != 0)
+        return rc;
+    rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    if (rc == 0)
+        rc = pthread_cond_init(cv, &ca);
+    pthread_condattr_destroy(&ca);
+    return rc;
+}
+
+/* The fake clock is allocated non-const by bk_clock_fake_new; watching it
+ * changes only its list, under its own lock. */
+void bk__clock_watch(const bk_clock_t *clock, bk__clock_watch_t *w)
+{
+    if (clock == NULL)
+        return;
+    bk_clock_t *c = (bk_clock_t *)clock;
+    pthread_mutex_lock(&c->watch_mu);
+    w->prev = NULL;
+    w->next = c->watches;
+    if (c->watches != NULL)
+        c->watches->prev = w;
+    c->watches = w;
+    pthread_mutex_unlock(&c->watch_mu);
+}
+
+void bk__clock_unwatch(const bk_clock_t *clock, bk__clock_watch_t *w)
+{
+    if (clock == NULL)
+        return;
+    bk_clock_t *c = (bk_clock_t *)clock;
+    pthread_mutex_lock(&c->watch_mu);
+    if (w->prev != NULL)
+        w->prev->next = w->next;
+    else
+        c->watches = w->next;
+    if (w->next != NULL)
+        w->next->prev = w->prev;
+    pthread_mutex_unlock(&c->watch_mu);
+}
+
+/* After time moved: each watcher's mutex is taken before its broadcast, so a
+ * waiter that read the old time is already inside pthread_cond_wait and wakes. */
+static void wake_watchers(bk_clock_t *c)
+{
+    pthread_mutex_lock(&c->watch_mu);
+    for (bk__clock_watch_t *w = c->watches; w != NULL; w = w->next) {
+        pthread_mutex_lock(w->mu);
+        pthread_cond_broadcast(w->cv);
+        pthread_mutex_unlock(w->mu);
+    }
+    pthread_mutex_unlock(&c->watch_mu);
+}
+
+int bk__clock_wait(const bk_clock_t *clock, pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ns)
+{
+    if (bk_clock_mono_ns(clock) >= deadline_ns)
+        return BK_ETIMEDOUT;
+    if (clock != NULL || deadline_ns == BK__CLOCK_NEVER) {
+        pthread_cond_wait(cv, mu); /* a fake clock's advance broadcasts cv */
+        return 0;
+    }
+    struct timespec until = bk__clock_timespec(deadline_ns);
+    if (pthread_cond_timedwait(cv, mu, &until) == ETIMEDOUT)
+        return BK_ETIMEDOUT;
+    return 0;
+}
 
 static int64_t timespec_ns(clockid_t id)
 {
@@ -44,24 +127,12 @@ int bk_clock_sleep_ns(const bk_clock_t *clock, int64_t ns)
         /* A fake clock never blocks: the sleeper moves time itself. The object is
          * always allocated non-const by bk_clock_fake_new, so dropping const here
          * is well defined; the fields are atomic, so concurrent sleepers add up. */
-        bk_clock_t *c = (bk_clock_t *)clock;
-        atomic_fetch_add(&c->mono_ns, ns);
-        atomic_fetch_add(&c->wall_ns, ns);
-        return BK_OK;
+        return bk_clock_fake_advance((bk_clock_t *)clock, ns);
     }
     if (ns == 0)
         return BK_OK;
-    struct timespec deadline;
-    if (clock_gettime(CLOCK_MONOTONIC, &deadline) != 0)
-        return BK_ESYS;
-    int64_t sec = ns / BK_NSEC_PER_SEC;
-    int64_t nsec = deadline.tv_nsec + ns % BK_NSEC_PER_SEC;
-    if (nsec >= BK_NSEC_PER_SEC) {
-        nsec -= BK_NSEC_PER_SEC;
-        sec++;
-    }
-    deadline.tv_sec += (time_t)sec;
-    deadline.tv_nsec = (long)nsec;
+    int64_t now_ns = timespec_ns(CLOCK_MONOTONIC);
+    struct timespec deadline = bk__clock_timespec(ns > INT64_MAX - now_ns ? INT64_MAX : now_ns + ns);
     /* To an absolute deadline, so a signal that interrupts the sleep costs nothing:
      * the loop resumes toward the same instant. clock_nanosleep returns the error
      * number rather than setting errno; any error but EINTR ends the sleep. */
@@ -81,6 +152,8 @@ int bk_clock_fake_new(int64_t wall_ns, bk_clock_t **out)
         return BK_ENOMEM;
     atomic_init(&c->mono_ns, 0);
     atomic_init(&c->wall_ns, wall_ns);
+    pthread_mutex_init(&c->watch_mu, NULL);
+    c->watches = NULL;
     *out = c;
     return BK_OK;
 }
@@ -91,6 +164,7 @@ int bk_clock_fake_advance(bk_clock_t *clock, int64_t ns)
         return BK_EINVAL;
     atomic_fetch_add(&clock->mono_ns, ns);
     atomic_fetch_add(&clock->wall_ns, ns);
+    wake_watchers(clock); /* a waiter whose deadline has come sees it now */
     return BK_OK;
 }
 
@@ -104,5 +178,8 @@ int bk_clock_fake_set_wall(bk_clock_t *clock, int64_t wall_ns)
 
 void bk_clock_free(bk_clock_t *clock)
 {
+    if (clock == NULL)
+        return;
+    pthread_mutex_destroy(&clock->watch_mu);
     free(clock);
 }

@@ -15,6 +15,7 @@
 
 #include "core/error_int.h"
 #include "core/map_int.h"
+#include "core/slotpool_int.h"
 
 #if defined(__GNUC__)
 #define BK__DB_HIDDEN __attribute__((visibility("hidden")))
@@ -25,9 +26,8 @@
 struct bk_db_conn {
     bk_db_t *db;
     PGconn *pg;
-    struct bk_db_conn *next;  /* the pool's idle list */
-    pthread_t last_user;      /* the thread that released it last */
-    int64_t created_ns, idle_since_ns; /* monotonic */
+    unsigned slot;            /* its slot in db->pool while acquired */
+    int64_t created_ns;       /* monotonic, on the pool's clock */
     bool broken;              /* lost, or in a state we cannot vouch for: close on release */
     bool session_locks;       /* took a session advisory lock: all are released on release */
     bk__map_t statements;     /* SQL text -> struct bk__stmt */
@@ -51,10 +51,7 @@ struct bk_db {
     char *conninfo;
     bk_db_opts_t o;           /* the options, defaults filled in */
     char *app_name, *name;
-    pthread_mutex_t lock;
-    pthread_cond_t freed;     /* a connection came back or a slot opened */
-    bk_db_conn_t *idle;       /* most recently released first */
-    unsigned open, busy;      /* connections open; of them acquired */
+    bk__slotpool_t *pool;     /* max_conns slots, each a bk_db_conn_t, with affinity */
     bk_gauge_t *idle_gauge, *busy_gauge;
     bk_histogram_t *wait_hist;
     bk_counter_t *queries[BK__DB_OUTCOMES];

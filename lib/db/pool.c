@@ -4,13 +4,11 @@
  * has its FATAL message and EOF waiting on the socket: a zero-timeout poll before
  * handing it out finds that, and the connection is replaced instead.
  * SPDX-License-Identifier: MIT */
-#include <errno.h>
 #include <stdatomic.h>
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "core/abi_int.h"
 #include "db/db_int.h"
@@ -120,10 +118,14 @@ static bool conn_healthy(bk_db_conn_t *c)
 
 static void update_gauges(bk_db_t *db)
 {
+    if (!db->idle_gauge && !db->busy_gauge)
+        return;
+    bk__slotpool_stats_t st;
+    bk__slotpool_stats(db->pool, &st);
     if (db->idle_gauge)
-        bk_gauge_set(db->idle_gauge, db->open - db->busy);
+        bk_gauge_set(db->idle_gauge, st.open - st.in_use);
     if (db->busy_gauge)
-        bk_gauge_set(db->busy_gauge, db->busy);
+        bk_gauge_set(db->busy_gauge, st.in_use);
 }
 
 static int register_metrics(bk_db_t *db)
@@ -153,6 +155,28 @@ static int register_metrics(bk_db_t *db)
 }
 
 static int pool_new(const char *conninfo, const bk_db_opts_t *o, bool read_only, bk_db_t **out, bk_error_t *err);
+static bool too_old(const bk_db_conn_t *c);
+
+/* The slot pool's callbacks: a slot's resource is a connection. */
+static int conn_create(void **res, void *ud, bk_error_t *err)
+{
+    bk_db_conn_t *c;
+    int rc = conn_open(ud, &c, err);
+    *res = rc == BK_OK ? c : NULL;
+    return rc;
+}
+
+static bool conn_usable(void *res, void *ud)
+{
+    (void)ud;
+    return !too_old(res) && conn_healthy(res);
+}
+
+static void conn_destroy(void *res, void *ud)
+{
+    (void)ud;
+    conn_close(res);
+}
 
 int bk_db_new(const char *conninfo, const bk_db_opts_t *opts, bk_db_t **out, bk_error_t *err)
 {
@@ -226,25 +250,17 @@ static int pool_new(const char *conninfo, const bk_db_opts_t *o, bool read_only,
     db->conninfo = strdup(conninfo);
     db->app_name = strdup(o->application_name ? o->application_name : "libbackend");
     db->name = strdup(o->name ? o->name : "default");
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     int rc = db->conninfo && db->app_name && db->name ? BK_OK : bk__error(err, BK_ENOMEM, NULL);
-    pthread_mutex_init(&db->lock, NULL);
-    pthread_cond_init(&db->freed, &ca);
-    pthread_condattr_destroy(&ca);
     if (!rc && (rc = register_metrics(db)) != BK_OK)
         bk__error(err, rc, "bk_db_new: cannot register the pool's metrics");
-    for (unsigned i = 0; !rc && i < o->min_conns; i++) {
-        bk_db_conn_t *c;
-        rc = conn_open(db, &c, err);
-        if (!rc) {
-            c->idle_since_ns = c->created_ns;
-            c->next = db->idle;
-            db->idle = c;
-            db->open++;
-        }
-    }
+    /* A thread gets back the connection it used last, if idle: a thread that
+     * keeps its connection keeps its server process on the same CPU as itself,
+     * where trading connections between threads costs cross-CPU wakeups. */
+    bk__slotpool_opts_t po = {.size = o->max_conns, .min_open = o->min_conns, .affinity = true,
+                              .idle_timeout_ns = o->idle_timeout_ns, .clock = o->clock};
+    bk__slotpool_ops_t ops = {conn_create, conn_usable, conn_destroy, db};
+    if (!rc)
+        rc = bk__slotpool_new(&po, &ops, &db->pool, err);
     if (rc) {
         bk_db_free(db);
         return rc;
@@ -259,43 +275,11 @@ void bk_db_free(bk_db_t *db)
     if (!db)
         return;
     bk_db_free(db->replicas);
-    for (bk_db_conn_t *c = db->idle, *next; c; c = next) {
-        next = c->next;
-        conn_close(c);
-    }
-    pthread_mutex_destroy(&db->lock);
-    pthread_cond_destroy(&db->freed);
+    bk__slotpool_free(db->pool);
     free(db->conninfo);
     free(db->app_name);
     free(db->name);
     free(db);
-}
-
-/* Closes idle connections above min_conns idle longer than idle_timeout_ns; with
- * the lock held. Returns them in a list to close outside the lock. */
-static bk_db_conn_t *take_stale(bk_db_t *db, int64_t now)
-{
-    bk_db_conn_t *stale = NULL, **p = &db->idle;
-    while (*p && db->o.idle_timeout_ns > 0) {
-        bk_db_conn_t *c = *p;
-        if (db->open > db->o.min_conns && now - c->idle_since_ns >= db->o.idle_timeout_ns) {
-            *p = c->next;
-            c->next = stale;
-            stale = c;
-            db->open--;
-        } else {
-            p = &c->next;
-        }
-    }
-    return stale;
-}
-
-static void close_list(bk_db_conn_t *c)
-{
-    for (bk_db_conn_t *next; c; c = next) {
-        next = c->next;
-        conn_close(c);
-    }
 }
 
 /* Whether c has outlived max_lifetime_ns. */
@@ -312,77 +296,20 @@ int bk_db_acquire(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
         *out = NULL;
     if (!db || !out)
         return bk__error(err, BK_EINVAL, "bk_db_acquire: no pool or no out pointer");
-    struct timespec start, deadline;
-    clock_gettime(CLOCK_MONOTONIC, &start);
-    deadline = start;
-    deadline.tv_sec += (time_t)(db->o.acquire_timeout_ns / BK_NSEC_PER_SEC);
-    deadline.tv_nsec += (long)(db->o.acquire_timeout_ns % BK_NSEC_PER_SEC);
-    if (deadline.tv_nsec >= 1000000000L)
-        deadline.tv_sec++, deadline.tv_nsec -= 1000000000L;
-    pthread_mutex_lock(&db->lock);
-    bk_db_conn_t *stale = take_stale(db, now_ns(db));
-    int rc = BK_OK;
-    bk_db_conn_t *c = NULL;
-    for (;;) {
-        if (db->idle) {
-            /* The connection this thread used last, if idle: a thread that keeps
-             * its connection keeps its server process on the same CPU as itself,
-             * where trading connections between threads costs cross-CPU wakeups. */
-            bk_db_conn_t **p = &db->idle;
-            pthread_t self = pthread_self();
-            while (*p && !pthread_equal((*p)->last_user, self))
-                p = &(*p)->next;
-            if (!*p)
-                p = &db->idle;
-            c = *p;
-            *p = c->next;
-            db->busy++;
-            pthread_mutex_unlock(&db->lock);
-            if (!too_old(c) && conn_healthy(c))
-                break;
-            conn_close(c); /* broken or too old: replace it */
-            c = NULL;
-            pthread_mutex_lock(&db->lock);
-            db->busy--;
-            db->open--;
-            continue;
-        }
-        if (db->open < db->o.max_conns) {
-            db->open++;
-            db->busy++;
-            pthread_mutex_unlock(&db->lock);
-            rc = conn_open(db, &c, err);
-            if (rc == BK_OK)
-                break;
-            pthread_mutex_lock(&db->lock);
-            db->open--;
-            db->busy--;
-            pthread_cond_signal(&db->freed);
-            pthread_mutex_unlock(&db->lock);
-            break;
-        }
-        int w = pthread_cond_timedwait(&db->freed, &db->lock, &deadline);
-        if (w == ETIMEDOUT && !db->idle && db->open >= db->o.max_conns) {
-            pthread_mutex_unlock(&db->lock);
-            rc = bk__error(err, BK_ETIMEDOUT, "pool \"%s\": all %u connections stayed busy for the acquire timeout",
-                           db->name, db->o.max_conns);
-            break;
-        }
-    }
-    close_list(stale);
-    if (db->idle_gauge) {
-        pthread_mutex_lock(&db->lock);
-        update_gauges(db);
-        pthread_mutex_unlock(&db->lock);
-    }
-    if (db->wait_hist) {
-        struct timespec end;
-        clock_gettime(CLOCK_MONOTONIC, &end);
-        bk_histogram_observe(db->wait_hist, (double)(end.tv_sec - start.tv_sec) +
-                                                (double)(end.tv_nsec - start.tv_nsec) / 1e9);
-    }
+    int64_t start = db->wait_hist ? bk_clock_mono_ns(NULL) : 0;
+    unsigned slot;
+    void *res = NULL;
+    int rc = bk__slotpool_acquire(db->pool, db->o.acquire_timeout_ns, &slot, &res, err);
+    if (rc == BK_ETIMEDOUT)
+        rc = bk__error(err, BK_ETIMEDOUT, "pool \"%s\": all %u connections stayed busy for the acquire timeout",
+                       db->name, db->o.max_conns);
+    update_gauges(db);
+    if (db->wait_hist)
+        bk_histogram_observe(db->wait_hist, (double)(bk_clock_mono_ns(NULL) - start) / 1e9);
+    bk_db_conn_t *c = res;
     if (rc)
         return rc;
+    c->slot = slot;
     if (c->last.code)
         bk__error_clear(&c->last); /* nothing of the previous holder's */
     *out = c;
@@ -404,19 +331,6 @@ void bk_db_release(bk_db_conn_t *c)
     c->session_locks = false;
     bool keep = !c->broken && PQstatus(c->pg) == CONNECTION_OK && PQtransactionStatus(c->pg) == PQTRANS_IDLE &&
                 !too_old(c);
-    pthread_mutex_lock(&db->lock);
-    db->busy--;
-    if (keep) {
-        c->last_user = pthread_self();
-        c->idle_since_ns = now_ns(db);
-        c->next = db->idle;
-        db->idle = c;
-    } else {
-        db->open--;
-    }
+    bk__slotpool_release(db->pool, c->slot, !keep); /* not kept: closed */
     update_gauges(db);
-    pthread_cond_signal(&db->freed);
-    pthread_mutex_unlock(&db->lock);
-    if (!keep)
-        conn_close(c);
 }

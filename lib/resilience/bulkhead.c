@@ -1,20 +1,16 @@
-/* The bulkhead: a counting semaphore with a bounded wait, so one slow dependency
- * cannot take every thread of the process.
+/* The bulkhead: the counting core of core/slotpool with a bounded wait, so one
+ * slow dependency cannot take every thread of the process.
  * SPDX-License-Identifier: MIT */
-#include <errno.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <backend/resilience.h>
 
 #include "core/abi_int.h"
+#include "core/slotpool_int.h"
 
 struct bk_bulkhead {
-    pthread_mutex_t mu;
-    pthread_cond_t freed;
-    unsigned max, in_use;
+    bk__slotcount_t count; /* on the system monotonic clock: the options have no clock */
     int64_t max_wait_ns;
 };
 
@@ -35,13 +31,11 @@ int bk_bulkhead_new(unsigned max_concurrent, const bk_bulkhead_opts_t *opts, bk_
     bk_bulkhead_t *b = calloc(1, sizeof *b);
     if (b == NULL)
         return BK_ENOMEM;
-    pthread_condattr_t ca;
-    pthread_condattr_init(&ca);
-    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC); /* waits immune to wall-clock steps */
-    pthread_cond_init(&b->freed, &ca);
-    pthread_condattr_destroy(&ca);
-    pthread_mutex_init(&b->mu, NULL);
-    b->max = max_concurrent;
+    int rc = bk__slotcount_init(&b->count, max_concurrent, NULL);
+    if (rc != BK_OK) {
+        free(b);
+        return rc;
+    }
     b->max_wait_ns = max_wait_ns;
     *out = b;
     return BK_OK;
@@ -51,8 +45,7 @@ void bk_bulkhead_free(bk_bulkhead_t *b)
 {
     if (b == NULL)
         return;
-    pthread_cond_destroy(&b->freed);
-    pthread_mutex_destroy(&b->mu);
+    bk__slotcount_destroy(&b->count);
     free(b);
 }
 
@@ -60,43 +53,17 @@ int bk_bulkhead_enter(bk_bulkhead_t *b)
 {
     if (b == NULL)
         return BK_EINVAL;
-    pthread_mutex_lock(&b->mu);
-    if (b->in_use == b->max && b->max_wait_ns > 0) {
-        struct timespec until;
-        clock_gettime(CLOCK_MONOTONIC, &until);
-        int64_t ns = until.tv_nsec + b->max_wait_ns % BK_NSEC_PER_SEC;
-        until.tv_sec += (time_t)(b->max_wait_ns / BK_NSEC_PER_SEC + ns / BK_NSEC_PER_SEC);
-        until.tv_nsec = (long)(ns % BK_NSEC_PER_SEC);
-        while (b->in_use == b->max)
-            if (pthread_cond_timedwait(&b->freed, &b->mu, &until) == ETIMEDOUT)
-                break;
-    }
-    int rc = BK_EBUSY;
-    if (b->in_use < b->max) {
-        b->in_use++;
-        rc = BK_OK;
-    }
-    pthread_mutex_unlock(&b->mu);
-    return rc;
+    /* Full until the deadline: the bulkhead's word for it is "busy". */
+    return bk__slotcount_enter(&b->count, b->max_wait_ns) == BK_OK ? BK_OK : BK_EBUSY;
 }
 
 void bk_bulkhead_leave(bk_bulkhead_t *b)
 {
-    if (b == NULL)
-        return;
-    pthread_mutex_lock(&b->mu);
-    if (b->in_use > 0)
-        b->in_use--;
-    pthread_cond_signal(&b->freed);
-    pthread_mutex_unlock(&b->mu);
+    if (b != NULL)
+        bk__slotcount_leave(&b->count);
 }
 
 unsigned bk_bulkhead_in_use(bk_bulkhead_t *b)
 {
-    if (b == NULL)
-        return 0;
-    pthread_mutex_lock(&b->mu);
-    unsigned n = b->in_use;
-    pthread_mutex_unlock(&b->mu);
-    return n;
+    return b != NULL ? bk__slotcount_in_use(&b->count) : 0;
 }

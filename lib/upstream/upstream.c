@@ -15,6 +15,7 @@
 
 #include "core/abi_int.h"
 #include "core/error_int.h"
+#include "core/slotpool_int.h"
 
 enum { O_SUCCESS, O_FAILURE, O_TIMEOUT, O_REJECTED, O_BUSY, O_COUNT };
 static const char *const outcome_names[O_COUNT] = {"success", "failure", "timeout", "rejected",
@@ -24,14 +25,29 @@ struct bk_upstream {
     bk_upstream_opts_t o;
     char *name, *base_url;
     bk_breaker_t *breaker;
-    bk_bulkhead_t *bulkhead;
+    /* The bulkhead and the handle pool in one: max_concurrent slots, each a curl
+     * handle (created on first use, kept with its connections), waited for up to
+     * max_wait_ns of real time as the bulkhead did. */
+    bk__slotpool_t *handles;
     bk_retry_opts_t retry;
-    pthread_mutex_t mu; /* the handle pool */
-    CURL **idle;
-    size_t nidle;
     bk_counter_t *calls[O_COUNT];
     bk_histogram_t *duration;
 };
+
+/* The handle pool's callbacks: a slot's resource is a curl easy handle. */
+static int handle_create(void **res, void *ud, bk_error_t *err)
+{
+    (void)ud;
+    (void)err;
+    *res = curl_easy_init();
+    return *res != NULL ? BK_OK : BK_ENOMEM;
+}
+
+static void handle_close(void *res, void *ud)
+{
+    (void)ud;
+    curl_easy_cleanup(res);
+}
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
@@ -149,11 +165,9 @@ int bk_upstream_new(const char *name, const char *base_url, const bk_upstream_op
     if (u == NULL)
         return bk__error(err, BK_ENOMEM, NULL);
     u->o = *o;
-    pthread_mutex_init(&u->mu, NULL);
     u->name = strdup(name);
     u->base_url = strdup(base_url);
-    u->idle = calloc(o->max_concurrent, sizeof *u->idle);
-    rc = u->name && u->base_url && u->idle ? BK_OK : BK_ENOMEM;
+    rc = u->name && u->base_url ? BK_OK : BK_ENOMEM;
 
     bk_breaker_opts_t bo;
     if (o->breaker != NULL)
@@ -165,11 +179,10 @@ int bk_upstream_new(const char *name, const char *base_url, const bk_upstream_op
     bo.metrics = o->metrics;
     if (rc == BK_OK)
         rc = bk_breaker_new(&bo, &u->breaker);
-    bk_bulkhead_opts_t bho;
-    bk_bulkhead_opts_init(&bho);
-    bho.max_wait_ns = o->max_wait_ns;
+    bk__slotpool_opts_t po = {.size = o->max_concurrent};
+    bk__slotpool_ops_t ops = {.create = handle_create, .close = handle_close};
     if (rc == BK_OK)
-        rc = bk_bulkhead_new(o->max_concurrent, &bho, &u->bulkhead);
+        rc = bk__slotpool_new(&po, &ops, &u->handles, NULL);
     if (o->retry != NULL)
         u->retry = *o->retry;
     else
@@ -196,12 +209,8 @@ void bk_upstream_free(bk_upstream_t *u)
 {
     if (u == NULL)
         return;
-    for (size_t i = 0; i < u->nidle; i++)
-        curl_easy_cleanup(u->idle[i]);
-    free(u->idle);
+    bk__slotpool_free(u->handles);
     bk_breaker_free(u->breaker);
-    bk_bulkhead_free(u->bulkhead);
-    pthread_mutex_destroy(&u->mu);
     free(u->name);
     free(u->base_url);
     free(u);
@@ -219,29 +228,6 @@ void bk_upstream_response_free(bk_upstream_response_t *res)
     free(res->body);
     res->body = NULL;
     res->body_len = 0;
-}
-
-/* ------------------------------------------------------------------ handles */
-/* A handle from the pool (its connections still open), or a new one. The pool
- * never holds more than max_concurrent: the bulkhead bounds the handles in use. */
-static CURL *handle_get(bk_upstream_t *u)
-{
-    pthread_mutex_lock(&u->mu);
-    CURL *h = u->nidle > 0 ? u->idle[--u->nidle] : NULL;
-    pthread_mutex_unlock(&u->mu);
-    return h ? h : curl_easy_init();
-}
-
-static void handle_put(bk_upstream_t *u, CURL *h)
-{
-    pthread_mutex_lock(&u->mu);
-    if (u->nidle < u->o.max_concurrent) {
-        u->idle[u->nidle++] = h;
-        h = NULL;
-    }
-    pthread_mutex_unlock(&u->mu);
-    if (h != NULL)
-        curl_easy_cleanup(h);
 }
 
 /* ------------------------------------------------------------------ one attempt */
@@ -522,18 +508,24 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
     rc = bk_retry_begin(&retry, &u->retry, method_idempotent(method) || key != NULL, 0);
     /* The breaker first: while it is open a call costs no request and no slot. */
     bk_breaker_permit_t permit;
+    unsigned slot;
+    void *handle = NULL;
+    int pooled = BK_OK;
     bool refused = false; /* by the breaker */
     if (rc == BK_OK && bk_breaker_acquire(u->breaker, &permit) != BK_OK) {
         count(u, O_REJECTED);
         rc = BK_EUNAVAIL;
         refused = true;
-    } else if (rc == BK_OK && bk_bulkhead_enter(u->bulkhead) != BK_OK) {
+    } else if (rc == BK_OK &&
+               (pooled = bk__slotpool_acquire(u->handles, u->o.max_wait_ns, &slot, &handle, NULL)) != BK_OK &&
+               pooled != BK_ENOMEM) {
         bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
         count(u, O_BUSY);
-        rc = BK_EBUSY;
+        rc = BK_EBUSY; /* full for max_wait_ns: as the bulkhead said */
     } else if (rc == BK_OK) {
-        CURL *h = handle_get(u);
-        rc = h ? BK_OK : BK_ENOMEM;
+        /* BK_ENOMEM: a slot, but no memory for its new handle (the slot went back). */
+        rc = pooled;
+        CURL *h = handle;
         if (h == NULL)
             bk_breaker_record(u->breaker, &permit, BK_OUTCOME_IGNORED, 0);
         while (h != NULL) {
@@ -567,8 +559,7 @@ int bk_upstream_call(bk_upstream_t *u, const bk_upstream_request_t *rq, bk_upstr
         if (rc == BK_ERANGE && sink.too_big)
             rc = BK_EUPSTREAM; /* an answer over max_response_bytes: a bad answer */
         if (h != NULL)
-            handle_put(u, h);
-        bk_bulkhead_leave(u->bulkhead);
+            bk__slotpool_release(u->handles, slot, false);
         if (rc == BK_ETIMEDOUT)
             count(u, O_TIMEOUT);
         else

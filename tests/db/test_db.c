@@ -4,6 +4,7 @@
  * SQL, and SERIALIZABLE transactions that really are retried.
  * SPDX-License-Identifier: MIT */
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +79,66 @@ START_TEST(exhaustion_times_out_and_release_frees)
     bk_db_release(b);
     bk_db_release(c);
     bk_db_free(db);
+}
+END_TEST
+
+/* A waiter on a full pool whose clock is fake: its acquire_timeout_ns runs on
+ * that clock, so only the test's advances end it. */
+struct fake_waiter {
+    bk_db_t *db;
+    bk_clock_t *clock;
+    int64_t started_at, returned_at;
+    atomic_bool done;
+    int rc;
+};
+
+static void *fake_waiter_thread(void *arg)
+{
+    struct fake_waiter *w = arg;
+    bk_db_conn_t *c;
+    w->started_at = bk_clock_mono_ns(w->clock);
+    w->rc = bk_db_acquire(w->db, &c, NULL);
+    w->returned_at = bk_clock_mono_ns(w->clock);
+    if (w->rc == BK_OK)
+        bk_db_release(c);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+START_TEST(acquire_deadline_runs_on_the_fake_clock)
+{
+    bk_clock_t *clock;
+    ck_assert_int_eq(bk_clock_fake_new(0, &clock), BK_OK);
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 1;
+    o.acquire_timeout_ns = 30 * BK_NSEC_PER_SEC;
+    o.clock = clock;
+    bk_db_t *db;
+    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
+    bk_db_conn_t *a;
+    ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
+    struct fake_waiter w = {.db = db, .clock = clock};
+    pthread_t t;
+    pthread_create(&t, NULL, fake_waiter_thread, &w);
+    /* Real time alone never ends the wait, however long (30 s of fake time would
+     * be 30 s of real time on the system clock). */
+    int64_t advanced = 0;
+    while (!atomic_load(&w.done)) {
+        ck_assert_int_lt(advanced, 60 * BK_NSEC_PER_SEC);
+        bk_clock_fake_advance(clock, BK_NSEC_PER_SEC);
+        advanced += BK_NSEC_PER_SEC;
+        for (int i = 0; i < 200 && !atomic_load(&w.done); i++)
+            sched_yield();
+    }
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w.rc, BK_ETIMEDOUT);
+    /* Not before the deadline: 30 s of the fake clock after the call began. */
+    ck_assert_int_ge(w.returned_at - w.started_at, 30 * BK_NSEC_PER_SEC);
+    ck_assert_int_ge(advanced, 30 * BK_NSEC_PER_SEC);
+    bk_db_release(a);
+    bk_db_free(db);
+    bk_clock_free(clock);
 }
 END_TEST
 
@@ -869,6 +930,7 @@ static Suite *db_suite(void)
     TCase *tc = tcase_create("db");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, exhaustion_times_out_and_release_frees);
+    tcase_add_test(tc, acquire_deadline_runs_on_the_fake_clock);
     tcase_add_test(tc, killed_backend_is_replaced_on_acquire);
     tcase_add_test(tc, errors_map_to_codes);
     tcase_add_test(tc, parameters_are_never_sql);
