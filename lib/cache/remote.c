@@ -171,7 +171,7 @@ int bk__remote_new(const char *servers, const bk_cache_opts_t *opts, const bk_ca
     memcached_behavior_set(m, MEMCACHED_BEHAVIOR_POLL_TIMEOUT,
                            (uint64_t)((mo->io_timeout_ns + BK_NSEC_PER_MSEC - 1) / BK_NSEC_PER_MSEC));
     memcached_behavior_set(m, MEMCACHED_BEHAVIOR_RETRY_TIMEOUT, (uint64_t)(mo->retry_timeout_ns / BK_NSEC_PER_SEC));
-    if ((rc = bk__remote_pool_init(&r->pool, m, mo->pool_size, mo->pool_wait_ns)) != BK_OK)
+    if ((rc = bk__remote_pool_init(&r->pool, m, mo->pool_size, mo->pool_wait_ns, r->clock)) != BK_OK)
         goto fail;
     rc = BK_ENOMEM;
     /* A breaker per server: one dead server of several must not take the healthy

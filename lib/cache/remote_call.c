@@ -7,7 +7,7 @@
 #include "remote_int.h"
 
 struct call {
-    struct bk__conn *conn;
+    struct bk__conn conn;
     memcached_st *mc;
     bk_breaker_t *breaker; /* that of the key's server */
     bk_breaker_permit_t permit;
@@ -27,15 +27,14 @@ static int call_begin(struct bk__remote *r, struct call *c, const char *k, size_
             bk_counter_inc(r->m_refused);
         return BK_EUNAVAIL;
     }
-    c->conn = bk__remote_pool_claim(&r->pool);
-    if (!c->conn) {
+    if (bk__remote_pool_claim(&r->pool, &c->conn) != BK_OK) {
         bk_breaker_record(c->breaker, &c->permit, BK_OUTCOME_IGNORED, 0); /* our congestion, not memcached's */
         atomic_fetch_add(&r->errors, 1);
         if (r->m_busy)
             bk_counter_inc(r->m_busy);
         return BK_EUNAVAIL;
     }
-    c->mc = c->conn->mc;
+    c->mc = c->conn.mc;
     c->start = bk_clock_mono_ns(NULL);
     return BK_OK;
 }
@@ -61,7 +60,7 @@ static bool answered(memcached_return_t mrc)
 static void call_end(struct bk__remote *r, struct call *c, memcached_return_t mrc)
 {
     int64_t took = bk_clock_mono_ns(NULL) - c->start;
-    bk__remote_pool_release(&r->pool, c->conn);
+    bk__remote_pool_release(&r->pool, &c->conn);
     bool ok = answered(mrc);
     bk_breaker_record(c->breaker, &c->permit, ok ? BK_OUTCOME_SUCCESS : BK_OUTCOME_FAILURE, took);
     if (!ok)

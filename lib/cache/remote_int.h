@@ -24,8 +24,9 @@
  * used last when it is idle. With memcached_pool() two threads kept trading
  * connections, each read's socket woke on another CPU than the last, and hits
  * ran at 0.55-0.85 of a thread with its own connection; with the affinity, at
- * 0.9-1.0 (measured, bench/bench_cache.c). Its wait is a semaphore, with a real
- * deadline (libmemcached's rounds it to whole seconds).
+ * 0.9-1.0 (measured, bench/bench_cache.c). It is the core slot pool, whose
+ * wait has a real deadline on the monotonic clock (libmemcached's rounds it to
+ * whole seconds).
  *
  * The race a cache-aside must close: process A misses and reads the database;
  * B writes the database and deletes the key; A stores what it read, now stale
@@ -39,13 +40,13 @@
 #ifndef BK_CACHE_REMOTE_INT_H
 #define BK_CACHE_REMOTE_INT_H
 
-#include <semaphore.h>
 #include <stdatomic.h>
 #include <time.h>
 
 #include <libmemcached/memcached.h>
 
 #include "cache_int.h"
+#include "core/slotpool_int.h"
 
 #define MAX_KEY 250                /* memcached's limit */
 #define MAX_DELTA (30 * 86400)     /* memcached reads larger expiries as unix times */
@@ -76,28 +77,28 @@ BK__CACHE_HIDDEN bool bk__entry_decode(const char *buf, size_t len, uint32_t mcf
 
 /* ------------------------------------------------------------------ remote_pool.c */
 
+/* A claimed connection: the clone and the pool slot it came from. */
 struct bk__conn {
     memcached_st *mc;
-    _Atomic int busy;
-} __attribute__((aligned(64))); /* a line each: threads claim them at once */
+    unsigned slot;
+};
 
 /* size clones of a master, each used by one thread at a time. */
 struct bk__remote_pool {
-    struct bk__conn *conns;
-    unsigned size;
-    sem_t free_conns; /* counts the idle ones */
-    bool sem_ready;
+    bk__slotpool_t *slots;
     int64_t wait_ns; /* how long a claim waits for an idle one */
 };
 
-/* Each clone connects at its first call. BK_OK or BK_ENOMEM (p is then still
- * freed by bk__remote_pool_free). */
+/* Every clone is made here and connects at its first call; the wait for an idle
+ * one runs on clock (NULL: the system's monotonic clock; a fake clock's advance
+ * ends it). BK_OK or BK_ENOMEM (p is then still freed by bk__remote_pool_free). */
 BK__CACHE_HIDDEN int bk__remote_pool_init(struct bk__remote_pool *p, memcached_st *master, unsigned size,
-                                          int64_t wait_ns);
+                                          int64_t wait_ns, const bk_clock_t *clock);
 BK__CACHE_HIDDEN void bk__remote_pool_free(struct bk__remote_pool *p);
-/* An idle connection, after a wait of up to wait_ns; NULL when none came free. */
-BK__CACHE_HIDDEN struct bk__conn *bk__remote_pool_claim(struct bk__remote_pool *p);
-BK__CACHE_HIDDEN void bk__remote_pool_release(struct bk__remote_pool *p, struct bk__conn *c);
+/* An idle connection into *out, after a wait of up to wait_ns: BK_OK, or
+ * BK_ETIMEDOUT when none came free. */
+BK__CACHE_HIDDEN int bk__remote_pool_claim(struct bk__remote_pool *p, struct bk__conn *out);
+BK__CACHE_HIDDEN void bk__remote_pool_release(struct bk__remote_pool *p, const struct bk__conn *c);
 
 /* ------------------------------------------------------------------ the store */
 
