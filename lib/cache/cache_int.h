@@ -24,6 +24,10 @@
 struct bk__local;
 struct bk__remote;
 
+/* The local store's shards (memory.c), each with max_bytes / BK__CACHE_SHARDS of
+ * room: bk_cache_new refuses a max_bytes that leaves a shard under 1 KiB. */
+#define BK__CACHE_SHARDS 16
+
 struct bk_cache {
     bk_cache_opts_t o;
     struct bk__local *local;
@@ -45,7 +49,7 @@ BK__CACHE_HIDDEN int bk__local_set(struct bk__local *l, const char *key, const v
                                    const bk_cache_ttl_t *ttl);
 BK__CACHE_HIDDEN void bk__local_delete(struct bk__local *l, const char *key);
 BK__CACHE_HIDDEN void bk__local_stats(struct bk__local *l, bk_cache_stats_t *out);
-/* A random factor in [1 - pct/100, 1 + pct/100]. */
+/* policy.c. A random factor in [1 - pct/100, 1 + pct/100]. */
 BK__CACHE_HIDDEN double bk__cache_jitter(unsigned pct);
 /* XFetch: whether a fresh entry that took load_ns to load, fresh until
  * fresh_until, should be refreshed now. */
