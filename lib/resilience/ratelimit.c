@@ -13,6 +13,7 @@
 #include <backend/resilience.h>
 
 #include "core/abi_int.h"
+#include "resilience_int.h"
 
 #define STORE_TRIES 16 /* load/compute/store rounds before giving up on a hot key */
 
@@ -22,6 +23,7 @@ struct bk_ratelimit {
     bk_ratelimit_store_t store;
     int64_t interval; /* T, ns */
     int64_t tolerance; /* T * B, ns */
+    bool fast;         /* the in-process store: bk__memstore_update */
 };
 
 void bk_ratelimit_opts_init(bk_ratelimit_opts_t *o)
@@ -66,6 +68,7 @@ static int create(double rate, const bk_ratelimit_store_t *store, const bk_ratel
     rl->o = *opts;
     rl->o.name = rl->name;
     rl->store = *store;
+    rl->fast = bk__memstore_is(store);
     rl->interval = (int64_t)t;
     rl->tolerance = rl->interval * (int64_t)opts->burst;
     *out = rl;
@@ -107,13 +110,60 @@ static void conflict_pause(const bk_ratelimit_t *rl, int tries)
     bk_clock_sleep_ns(rl->o.clock, (int64_t)(r % 50000) * tries);
 }
 
+/* One GCRA decision at now for a key whose state is tat (now when absent): the
+ * result, and the new state when allowed. */
+static int64_t decide(const bk_ratelimit_t *rl, int64_t tat, int64_t now, bk_ratelimit_result_t *res)
+{
+    if (tat < now)
+        tat = now;
+    int64_t new_tat = tat + rl->interval;
+    int64_t allow_at = new_tat - rl->tolerance;
+    /* One assignment of the whole result: it zeroes the reserved tail too. */
+    if (now < allow_at)
+        *res = (bk_ratelimit_result_t){.limit = rl->o.burst, .retry_after_ns = allow_at - now, .reset_ns = tat - now};
+    else
+        *res = (bk_ratelimit_result_t){.allowed = true,
+                                       .limit = rl->o.burst,
+                                       .remaining = (unsigned)((rl->tolerance - (new_tat - now)) / rl->interval),
+                                       .reset_ns = new_tat - now};
+    return new_tat;
+}
+
+struct step {
+    const bk_ratelimit_t *rl;
+    bk_ratelimit_result_t *res;
+};
+
+/* The in-process store's round, under its shard lock (resilience_int.h). */
+static bool step(bool found, int64_t *tat, void *arg)
+{
+    const struct step *st = arg;
+    /* The clock under the lock: a time read before it could be older than the
+     * state another thread stored, and refuse a request wrongly. */
+    int64_t now = bk_clock_wall_ns(st->rl->o.clock);
+    int64_t new_tat = decide(st->rl, found ? *tat : now, now, st->res);
+    if (!st->res->allowed)
+        return false;
+    *tat = new_tat;
+    return true;
+}
+
 int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res)
 {
-    if (res != NULL)
-        memset(res, 0, sizeof *res); /* not allowed, whatever happens below */
-    if (rl == NULL || key == NULL || res == NULL || (flags & ~(unsigned)BK_RATELIMIT_NO_WAIT) != 0)
+    if (rl == NULL || key == NULL || res == NULL || (flags & ~(unsigned)BK_RATELIMIT_NO_WAIT) != 0) {
+        if (res != NULL)
+            memset(res, 0, sizeof *res); /* not allowed */
         return BK_EINVAL;
-    res->limit = rl->o.burst;
+    }
+    /* The in-process store: one round under its lock, which nothing can conflict
+     * with (so NO_WAIT changes nothing). */
+    if (rl->fast) {
+        int rc = bk__memstore_update(rl->store.ud, key, step, &(struct step){rl, res});
+        if (rc != BK_OK)
+            *res = (bk_ratelimit_result_t){.limit = rl->o.burst};
+        return rc;
+    }
+    *res = (bk_ratelimit_result_t){.limit = rl->o.burst}; /* not allowed, whatever happens below */
     /* NO_WAIT (an event-loop thread): one round, and a conflict is a refusal. */
     int tries = (flags & BK_RATELIMIT_NO_WAIT) ? 1 : STORE_TRIES;
     for (int i = 0; i < tries; i++) {
@@ -129,15 +179,10 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_r
         } else if (rc != BK_OK) {
             return rc;
         }
-        if (tat < now)
-            tat = now;
-        int64_t new_tat = tat + rl->interval;
-        int64_t allow_at = new_tat - rl->tolerance;
-        if (now < allow_at) {
-            res->allowed = false;
-            res->remaining = 0;
-            res->retry_after_ns = allow_at - now;
-            res->reset_ns = tat - now;
+        bk_ratelimit_result_t r;
+        int64_t new_tat = decide(rl, tat, now, &r);
+        if (!r.allowed) {
+            *res = r;
             return BK_OK;
         }
         rc = rl->store.store(key, new_tat, version, new_tat - now, rl->store.ud);
@@ -148,9 +193,7 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_r
         }
         if (rc != BK_OK)
             return rc;
-        res->allowed = true;
-        res->remaining = (unsigned)((rl->tolerance - (new_tat - now)) / rl->interval);
-        res->reset_ns = new_tat - now;
+        *res = r;
         return BK_OK;
     }
     return BK_EBUSY;

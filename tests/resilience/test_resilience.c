@@ -699,6 +699,81 @@ START_TEST(gcra_small_store_keeps_its_keys)
 }
 END_TEST
 
+START_TEST(memory_store_load_store_is_compare_and_set)
+{
+    bk_ratelimit_store_t st;
+    ck_assert_int_eq(bk_ratelimit_memory_store(100, &st), BK_OK);
+    int64_t tat;
+    uint64_t v;
+    ck_assert_int_eq(st.load("k", &tat, &v, st.ud), BK_ENOTFOUND);
+    ck_assert_int_eq(st.store("k", 5, 1, SEC, st.ud), BK_ECONFLICT); /* absent: only version 0 */
+    ck_assert_int_eq(st.store("k", 5, 0, SEC, st.ud), BK_OK);
+    ck_assert_int_eq(st.store("k", 6, 0, SEC, st.ud), BK_ECONFLICT); /* no longer absent */
+    ck_assert_int_eq(st.load("k", &tat, &v, st.ud), BK_OK);
+    ck_assert_int_eq(tat, 5);
+    ck_assert_int_eq(st.store("k", 7, v, SEC, st.ud), BK_OK);
+    ck_assert_int_eq(st.store("k", 8, v, SEC, st.ud), BK_ECONFLICT); /* v is stale now */
+    ck_assert_int_eq(st.load("k", &tat, &v, st.ud), BK_OK);
+    ck_assert_int_eq(tat, 7);
+    st.destroy(st.ud);
+}
+END_TEST
+
+/* The memory store's load and store, behind other function pointers: the
+ * limiter cannot tell it is the in-process store and takes the load/store path. */
+static int fwd_load(const char *key, int64_t *tat, uint64_t *version, void *ud)
+{
+    const bk_ratelimit_store_t *in = ud;
+    return in->load(key, tat, version, in->ud);
+}
+
+static int fwd_store(const char *key, int64_t tat, uint64_t version, int64_t ttl_ns, void *ud)
+{
+    const bk_ratelimit_store_t *in = ud;
+    return in->store(key, tat, version, ttl_ns, in->ud);
+}
+
+START_TEST(memory_store_one_round_matches_load_store)
+{
+    /* The limiter's one-lock round on its own store (direct) and the load/store
+     * rounds (wrapped) decide alike, field for field, NO_WAIT or not. */
+    bk_ratelimit_opts_t o;
+    bk_ratelimit_opts_init(&o);
+    o.burst = 3;
+    o.clock = clk;
+    bk_ratelimit_store_t direct, inner;
+    ck_assert_int_eq(bk_ratelimit_memory_store(100, &direct), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_memory_store(100, &inner), BK_OK);
+    bk_ratelimit_store_t wrapped = {.load = fwd_load, .store = fwd_store, .ud = &inner};
+    bk_ratelimit_t *a, *b;
+    ck_assert_int_eq(bk_ratelimit_new(10, &direct, &o, &a), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(10, &wrapped, &o, &b), BK_OK);
+    int allowed = 0;
+    for (int i = 0; i < 400; i++) {
+        char key[8];
+        snprintf(key, sizeof key, "k%d", i % 3);
+        unsigned flags = i % 2 ? BK_RATELIMIT_NO_WAIT : 0;
+        bk_ratelimit_result_t ra, rb;
+        memset(&ra, 0xff, sizeof ra); /* the whole result is written, the tail zeroed */
+        ck_assert_int_eq(bk_ratelimit_check(a, key, flags, &ra), BK_OK);
+        ck_assert_int_eq(bk_ratelimit_check(b, key, flags, &rb), BK_OK);
+        ck_assert(memcmp(&ra, &rb, sizeof ra) == 0);
+        allowed += ra.allowed;
+        bk_clock_fake_advance(clk, 7 * MS);
+    }
+    /* 3 keys, each 3 at once and then one per 100 ms over 2.8 s. */
+    ck_assert_int_eq(allowed, 3 * (3 + 27));
+    /* The round stored the state where load finds it. */
+    int64_t tat;
+    uint64_t v;
+    ck_assert_int_eq(direct.load("k0", &tat, &v, direct.ud), BK_OK);
+    ck_assert_int_gt(tat, bk_clock_wall_ns(clk));
+    bk_ratelimit_free(a);
+    bk_ratelimit_free(b);
+    inner.destroy(inner.ud);
+}
+END_TEST
+
 static int destroyed;
 
 static void count_destroy(void *ud)
@@ -1196,6 +1271,8 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, gcra_result_fields_and_headers);
     tcase_add_test(tc, gcra_store_evicts_least_recently_used);
     tcase_add_test(tc, gcra_small_store_keeps_its_keys);
+    tcase_add_test(tc, memory_store_load_store_is_compare_and_set);
+    tcase_add_test(tc, memory_store_one_round_matches_load_store);
     tcase_add_test(tc, gcra_retries_store_conflicts);
     tcase_add_test(tc, gcra_no_wait_makes_one_round);
     tcase_add_test(tc, gcra_reads_the_clock_after_the_state);
