@@ -225,8 +225,10 @@ typedef struct bk_ratelimit_store {
                                   function): room to grow (HACKING.md) */
 } bk_ratelimit_store_t;
 
-/* The in-process store: sharded, thread-safe, at most max_keys keys (least
- * recently used evicted first; expired keys count as absent). */
+/* The in-process store: sharded, thread-safe, at most max_keys keys (evicted
+ * in CLOCK order, an approximation of least recently used; expired keys count
+ * as absent). A limiter given it checks a key in one step under the key's shard
+ * lock (one hash; never a conflict), not through load and store. */
 BK_EXPORT int bk_ratelimit_memory_store(size_t max_keys, bk_ratelimit_store_t *out);
 
 typedef struct bk_ratelimit_opts {

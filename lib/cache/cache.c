@@ -24,11 +24,11 @@ BK__ASSERT_ABI_SIZE(bk_cache_stats_t, 136);
 /* The option out of its range, or NULL. */
 static const char *opts_problem(const bk_cache_opts_t *o)
 {
-    return o->max_bytes < BK__CACHE_SHARDS * 1024                   ? "max_bytes"
-           : o->ttl_jitter_pct > 50                            ? "ttl_jitter_pct"
-           : o->negative_ttl_ns < 0                            ? "negative_ttl_ns"
+    return o->max_bytes < BK__CACHE_SHARDS * 1024                ? "max_bytes"
+           : o->ttl_jitter_pct > 50                              ? "ttl_jitter_pct"
+           : o->negative_ttl_ns < 0                              ? "negative_ttl_ns"
            : !(o->early_refresh >= 0 && o->early_refresh <= 100) ? "early_refresh"
-                                                               : NULL;
+                                                                 : NULL;
 }
 
 /* A cache with opts (NULL: the defaults) checked and copied, no store yet. */
