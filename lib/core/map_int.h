@@ -1,7 +1,8 @@
 /* An open-addressing hash map (linear probing) from byte strings or pointers to
  * pointers: the schema compiler's tables, the RBAC policy's roles and permission
- * sets. Internal: hidden, never part of the public API. Not thread-safe to
- * modify; once filled, any number of threads may read it at once.
+ * sets, a metric family's series. Internal: hidden, never part of the public
+ * API. Not thread-safe to modify; once filled, any number of threads may read it
+ * at once (or between modifications, under a read-write lock, as metrics do).
  * SPDX-License-Identifier: MIT */
 #ifndef BK_MAP_INT_H
 #define BK_MAP_INT_H

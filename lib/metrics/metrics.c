@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/hash_int.h"
+#include "core/map_int.h"
 #include "core/utf8_int.h"
 #include "metrics_int.h"
 
@@ -140,60 +140,49 @@ static int rwlock_init(pthread_rwlock_t *lock)
 
 /* ------------------------------------------------------------------ series */
 
-/* The seeded hash (core/hash_int.h) of each label value (values may come from
- * requests), combined in order: each value is hashed on its own, so ("ab", "c")
- * and ("a", "bc") differ, and the multiply-add keeps (a, b) apart from (b, a). */
-static uint64_t hash_values(const char *const *values, size_t n)
+/* The series key: the label values joined by NULs, which no value holds, so
+ * ("ab", "c") and ("a", "bc") differ. It goes in buf when it fits, else in a
+ * malloc'ed block (NULL when out of memory); *len is its length. */
+static char *join(const char *const *values, size_t n, char *buf, size_t size, size_t *len)
 {
-    uint64_t h = 0;
+    size_t total = 0;
     for (size_t i = 0; i < n; i++)
-        h = h * UINT64_C(0x9e3779b97f4a7c15) + bk__hash(values[i], strlen(values[i]));
-    return h ^ (h >> 32);
+        total += strlen(values[i]) + 1;
+    *len = total ? total - 1 : 0;
+    char *k = total <= size ? buf : malloc(total);
+    if (k == NULL)
+        return NULL;
+    char *p = k;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(values[i]);
+        memcpy(p, values[i], l);
+        p += l;
+        *p++ = '\0';
+    }
+    return k;
 }
 
 /* Caller holds f->lock (read or write). */
-static struct bk__series *find(const bk_metric_t *f, const char *const *values, uint64_t h)
+static struct bk__series *find(const bk_metric_t *f, const char *key, size_t klen)
 {
-    if (f->table == NULL)
-        return NULL;
-    for (struct bk__series *s = f->table[h & (f->table_size - 1)]; s; s = s->next_hash) {
-        if (s->hash != h)
-            continue;
-        size_t i = 0;
-        while (i < f->nlabels && strcmp(s->values[i], values[i]) == 0)
-            i++;
-        if (i == f->nlabels)
-            return s;
-    }
-    return NULL;
+    return bk__map_get(&f->series, key, klen);
 }
 
 static void free_series(const bk_metric_t *f, struct bk__series *s)
 {
     free_strings(s->values, f->nlabels);
+    free(s->key);
     free(s->cells);
     free(s);
 }
 
-/* Adds s to the hash table (doubling it when the load would pass 1) and to the end
- * of the creation order. Caller holds the write lock. On failure nothing changed. */
+/* Adds s to the map and to the end of the creation order. Caller holds the
+ * write lock. On failure nothing changed. */
 static int insert(bk_metric_t *f, struct bk__series *s)
 {
-    if (f->nseries + 1 > f->table_size) {
-        size_t size = f->table_size ? f->table_size * 2 : 8;
-        struct bk__series **t = calloc(size, sizeof *t);
-        if (t == NULL)
-            return BK_ENOMEM;
-        for (struct bk__series *o = f->first; o; o = o->next_order) {
-            o->next_hash = t[o->hash & (size - 1)];
-            t[o->hash & (size - 1)] = o;
-        }
-        free(f->table);
-        f->table = t;
-        f->table_size = size;
-    }
-    s->next_hash = f->table[s->hash & (f->table_size - 1)];
-    f->table[s->hash & (f->table_size - 1)] = s;
+    int rc = bk__map_put(&f->series, s->key, s->klen, s);
+    if (rc != BK_OK)
+        return rc;
     if (f->last)
         f->last->next_order = s;
     else
@@ -203,15 +192,21 @@ static int insert(bk_metric_t *f, struct bk__series *s)
     return BK_OK;
 }
 
-static struct bk__series *new_series(const bk_metric_t *f, const char *const *values, uint64_t h)
+static struct bk__series *new_series(const bk_metric_t *f, const char *const *values, const char *key,
+                                     size_t klen)
 {
     struct bk__series *s = calloc(1, sizeof *s);
     if (s == NULL)
         return NULL;
-    s->hash = h;
     s->family = f;
     s->values = copy_strings(values, f->nlabels);
-    if (s->values == NULL) {
+    s->key = malloc(klen + 1);
+    if (s->key != NULL) {
+        memcpy(s->key, key, klen);
+        s->key[klen] = '\0';
+        s->klen = klen;
+    }
+    if (s->values == NULL || s->key == NULL) {
         free_series(f, s);
         return NULL;
     }
@@ -246,27 +241,37 @@ static int get_series(bk_metric_t *f, bk__metric_kind kind, const char *const *v
         *out = f->first;
         return BK_OK;
     }
-    uint64_t h = hash_values(values, f->nlabels);
+    char buf[256];
+    size_t klen;
+    char *key = join(values, f->nlabels, buf, sizeof buf, &klen);
+    if (key == NULL)
+        return BK_ENOMEM;
 
     /* Fast path: the series exists (the common case once warmed up). */
     pthread_rwlock_rdlock(&f->lock);
-    struct bk__series *s = find(f, values, h);
+    struct bk__series *s = find(f, key, klen);
     pthread_rwlock_unlock(&f->lock);
     if (s != NULL) {
+        if (key != buf)
+            free(key);
         *out = s;
         return BK_OK;
     }
 
     /* Validate only what is about to be stored (lookups of existing series stay cheap). */
-    for (size_t i = 0; i < f->nlabels; i++)
-        if (!valid_utf8(values[i]))
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (!valid_utf8(values[i])) {
+            if (key != buf)
+                free(key);
             return BK_EINVAL;
+        }
+    }
 
     int rc = BK_OK;
     pthread_rwlock_wrlock(&f->lock);
-    s = find(f, values, h); /* another thread may have made it meanwhile */
+    s = find(f, key, klen); /* another thread may have made it meanwhile */
     if (s == NULL) {
-        s = new_series(f, values, h);
+        s = new_series(f, values, key, klen);
         if (s == NULL || insert(f, s) != BK_OK) {
             if (s != NULL)
                 free_series(f, s);
@@ -275,6 +280,8 @@ static int get_series(bk_metric_t *f, bk__metric_kind kind, const char *const *v
         }
     }
     pthread_rwlock_unlock(&f->lock);
+    if (key != buf)
+        free(key);
     *out = s;
     return rc;
 }
@@ -414,7 +421,7 @@ static void free_family(bk_metric_t *f, bool lock_initialized)
     }
     if (lock_initialized)
         pthread_rwlock_destroy(&f->lock);
-    free(f->table);
+    bk__map_free(&f->series);
     free(f->name);
     free(f->help);
     free_strings(f->labels, f->nlabels);
@@ -500,7 +507,7 @@ static bk_metric_t *new_family(bk__metric_kind kind, const char *name, const cha
     /* A family without labels has exactly one series: make it now, so it renders 0. */
     if (nlabels == 0) {
         static const char *const none[] = {NULL};
-        struct bk__series *s = new_series(f, none, hash_values(none, 0));
+        struct bk__series *s = new_series(f, none, "", 0);
         if (s == NULL)
             goto fail;
         if (insert(f, s) != BK_OK) {

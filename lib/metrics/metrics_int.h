@@ -11,6 +11,8 @@
 
 #include <backend/metrics.h>
 
+#include "core/map_int.h"
+
 typedef enum { BK__METRIC_COUNTER, BK__METRIC_GAUGE, BK__METRIC_HISTOGRAM } bk__metric_kind;
 
 /*
@@ -29,9 +31,9 @@ typedef enum { BK__METRIC_COUNTER, BK__METRIC_GAUGE, BK__METRIC_HISTOGRAM } bk__
 #define BK__METRIC_STRIPES 8
 
 struct bk__series {
-    struct bk__series *next_hash;  /* family hash chain */
     struct bk__series *next_order; /* creation order */
-    uint64_t hash;
+    char *key;                     /* the label values joined by NULs: its key in the family's map */
+    size_t klen;
     const struct bk_metric *family;
     char **values;           /* label values, family->nlabels of them */
     _Atomic uint64_t value;  /* double bits (gauges) */
@@ -49,9 +51,9 @@ struct bk_metric {
     size_t nlabels;
     double *bounds; /* strictly increasing, finite; +Inf implicit */
     size_t nbounds;
-    pthread_rwlock_t lock; /* guards the series set (table, order list), not values */
-    struct bk__series **table; /* table_size (a power of two) chains */
-    size_t table_size, nseries;
+    pthread_rwlock_t lock; /* guards the series set (map, order list), not values */
+    bk__map_t series;      /* key → series (core/map_int.h); readers under the read lock */
+    size_t nseries;
     struct bk__series *first, *last;
 };
 

@@ -514,6 +514,18 @@ START_TEST(series_handles_are_stable)
     ck_assert_int_eq(bk_metric_gauge(f, L("ab", "c"), &x), BK_OK);
     ck_assert_int_eq(bk_metric_gauge(f, L("a", "bc"), &y), BK_OK);
     ck_assert_ptr_ne(x, y);
+    /* Long values (a key past any small buffer) are found again as well. */
+    char longa[400], longb[400];
+    memset(longa, 'x', sizeof longa - 1);
+    longa[sizeof longa - 1] = '\0';
+    memcpy(longb, longa, sizeof longb);
+    longb[0] = 'y';
+    bk_gauge_t *la, *la2, *lb;
+    ck_assert_int_eq(bk_metric_gauge(f, L(longa, "1"), &la), BK_OK);
+    ck_assert_int_eq(bk_metric_gauge(f, L(longb, "1"), &lb), BK_OK);
+    ck_assert_int_eq(bk_metric_gauge(f, L(longa, "1"), &la2), BK_OK);
+    ck_assert_ptr_eq(la, la2);
+    ck_assert_ptr_ne(la, lb);
     /* Creation order is render order. */
     char *text = render(reg);
     char *first = strstr(text, "g{a=\"a0\",b=\"0\"} 0\n");
