@@ -34,7 +34,7 @@ BK__HASH_HIDDEN uint64_t bk__siphash13(const bk__hash_key_t *key, const void *da
 
 /*
  * SipHash-1-3 of data[0..len) under the process key: 1-3 rather than 2-4 because
- * a table lookup hashes on every request (a rate-limit check hashes twice), and
+ * a table lookup hashes on every request (a rate-limit check, a cache hit), and
  * 1-3 costs about 40% less on short keys while still keeping collisions out for
  * whoever cannot see the key; it is a flooding defence, not a MAC. The first call draws the
  * key (pthread_once): 16 bytes of bk_random_bytes, or, if that fails, the
