@@ -5,8 +5,8 @@
  * The files, each using only those listed before it (no file calls one listed
  * after it, so there is no cycle; lib/core and libmemcached are below all):
  *
- *   memory.c           the local store; with the helpers of cache_int.h (jitter,
- *                      XFetch, copy), wherever they live
+ *   policy.c           jitter, XFetch, copy (cache_int.h); pure computation
+ *   memory.c           the local store, on core/table
  *   entry.c            the entry codec: header encode/decode; pure bytes
  *   remote_key.c       memcached keys of our keys (prefix, kind, SHA-256)
  *   remote_pool.c      the connection pool: claim (with its wait), release
