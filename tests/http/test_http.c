@@ -860,24 +860,36 @@ static void *limited_requests(void *arg)
     return NULL;
 }
 
-START_TEST(inline_rate_limit_conflict_never_waits_on_the_loop)
+/* A one-loop server (every connection on one loop) with /limited (inline) and
+ * /limited-blocking behind one limiter on the always-conflicting store, on
+ * clock (NULL: the system's), and an unlimited /other; the counters zeroed. */
+static bk_http_server_t *contended_server(bk_clock_t *clock, bk_ratelimit_t **rl)
 {
+    bk_ratelimit_opts_t lo;
+    bk_ratelimit_opts_init(&lo);
+    lo.clock = clock;
     bk_ratelimit_store_t st = {.load = contended_load, .store = contended_store};
-    bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(1, &st, NULL, &rl), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &lo, rl), BK_OK);
     atomic_store(&contended_loads, 0);
     atomic_store(&contended_stores, 0);
 
     bk_http_opts_t o;
-    test_opts(&o); /* threads = 1: every connection on one loop */
+    test_opts(&o); /* threads = 1 */
     bk_http_server_t *s;
     ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
-    bk_http_route_opts_t ro = {.ratelimit = rl};
+    bk_http_route_opts_t ro = {.ratelimit = *rl};
     ck_assert_int_eq(bk_http_route(s, "GET", "/limited", h_thread, NULL, &ro), BK_OK);
     ck_assert_int_eq(bk_http_route(s, "GET", "/other", h_thread, NULL, NULL), BK_OK);
-    bk_http_route_opts_t bo = {.flags = BK_HTTP_BLOCKING, .ratelimit = rl};
+    bk_http_route_opts_t bo = {.flags = BK_HTTP_BLOCKING, .ratelimit = *rl};
     ck_assert_int_eq(bk_http_route(s, "GET", "/limited-blocking", h_thread, NULL, &bo), BK_OK);
     start(s);
+    return s;
+}
+
+START_TEST(inline_rate_limit_conflict_never_waits_on_the_loop)
+{
+    bk_ratelimit_t *rl;
+    bk_http_server_t *s = contended_server(NULL, &rl);
 
     /* One conflict, one refusal: one load/store round, 429, no pause on the loop. */
     struct bkt_response r = request("GET", "/limited", NULL, NULL);
@@ -925,25 +937,8 @@ START_TEST(inline_rate_limit_contended_store_never_sleeps_on_the_loop)
 {
     bk_clock_t *fake;
     ck_assert_int_eq(bk_clock_fake_new(0, &fake), BK_OK);
-    bk_ratelimit_opts_t lo;
-    bk_ratelimit_opts_init(&lo);
-    lo.clock = fake;
-    bk_ratelimit_store_t st = {.load = contended_load, .store = contended_store};
     bk_ratelimit_t *rl;
-    ck_assert_int_eq(bk_ratelimit_new(1, &st, &lo, &rl), BK_OK);
-    atomic_store(&contended_loads, 0);
-    atomic_store(&contended_stores, 0);
-
-    bk_http_opts_t o;
-    test_opts(&o); /* threads = 1: every connection on one loop */
-    bk_http_server_t *s;
-    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
-    bk_http_route_opts_t ro = {.ratelimit = rl};
-    ck_assert_int_eq(bk_http_route(s, "GET", "/limited", h_thread, NULL, &ro), BK_OK);
-    ck_assert_int_eq(bk_http_route(s, "GET", "/other", h_thread, NULL, NULL), BK_OK);
-    bk_http_route_opts_t bo = {.flags = BK_HTTP_BLOCKING, .ratelimit = rl};
-    ck_assert_int_eq(bk_http_route(s, "GET", "/limited-blocking", h_thread, NULL, &bo), BK_OK);
-    start(s);
+    bk_http_server_t *s = contended_server(fake, &rl);
 
     atomic_int refused = 0;
     pthread_t t[2];
