@@ -3,7 +3,8 @@
  *
  * Accepted forms (blanks are spaces and tabs; leading and trailing blanks allowed):
  *   - five cron fields "minute hour day-of-month month day-of-week", each a list
- *     of items "*", "N", "A-B", "* / S" and "A-B/S" (without the spaces); months
+ *     of items "N", "A-B" and "*", the last two optionally followed by a step
+ *     "/S" (so "A/S" is refused: a step needs a range); months
  *     jan..dec and weekdays sun..sat by name too (case-insensitive); 0 and 7 are
  *     Sunday. As in Vixie cron, when both day fields are restricted (neither
  *     starts with '*'), a day matching EITHER fires; otherwise it must match both.
