@@ -186,6 +186,75 @@ BK_EXPORT int bk_db_tx(bk_db_t *db, bk_db_isolation_t isolation, const bk_retry_
 BK_EXPORT int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact, bk_error_t *err);
 BK_EXPORT int bk_db_advisory_unlock(bk_db_conn_t *c, int64_t key, bk_error_t *err);
 
+/* ------------------------------------------------------------------ notifications */
+/*
+ * A listener: a connection of its own (outside the pool's max_conns, opened
+ * from db's conninfo with the pool's settings) that LISTENs on some channels
+ * and waits for their NOTIFYs. One thread uses a listener at a time
+ * (bk_db_listener_wait, bk_db_listener_backend_pid, bk_db_listener_free);
+ * bk_db_listener_wake may be called from any thread while it exists.
+ *
+ * PostgreSQL delivers a NOTIFY when its transaction commits (never one that
+ * rolls back), and the same channel and payload sent twice in one transaction
+ * once. LISTEN needs a session of its own: it does not work through PgBouncer's
+ * transaction pooling (poll the table instead, with no listener). man
+ * bk_db_listener_new.
+ */
+typedef struct bk_db_listener bk_db_listener_t;
+
+typedef struct bk_db_listener_opts {
+    /* The backoff between attempts to reconnect after the connection was lost;
+     * copied by bk_db_listener_new; NULL = 5 attempts, 100 ms to 5 s, full
+     * jitter. Its retryable is not used (a refused connection is retried, nothing
+     * else); its clock NULL = db's: the backoff sleeps on it (bk_clock_sleep_ns). */
+    const bk_retry_opts_t *reconnect;
+    uint64_t reserved_[8]; /* zeroed by bk_db_listener_opts_init; room to grow (HACKING.md) */
+} bk_db_listener_opts_t;
+
+/* One event of bk_db_listener_wait: allocated by the library (it may grow at its
+ * end: never allocate or copy one), freed with bk_db_notification_free. */
+typedef struct bk_db_notification {
+    const char *channel; /* the channel it came on, as LISTENed; "" for a reset */
+    const char *payload; /* the NOTIFY's payload; "" when it had none, and for a reset */
+    int32_t sender_pid;  /* the server process of the session that sent it; 0 for a reset */
+    bool reset;          /* not a NOTIFY: the connection was lost and is back, LISTENing on
+                            every channel again; what was sent meanwhile is lost: catch up */
+} bk_db_notification_t;
+
+/* Clears *opts (reserved_ included) and sets the defaults. */
+BK_EXPORT void bk_db_listener_opts_init(bk_db_listener_opts_t *opts);
+/*
+ * Opens the listener's connection and LISTENs on the nchannels (at least 1)
+ * channels, names taken exactly as given (quoted: "Jobs" is not jobs; 1 to 63
+ * bytes; copied). db is borrowed and must outlive the listener. BK_EINVAL (err:
+ * which argument); BK_EUNAVAIL (err: libpq's message) when the connection
+ * cannot be opened (no retry here); BK_EIO (err: the server's) when LISTEN fails.
+ */
+BK_EXPORT int bk_db_listener_new(bk_db_t *db, const char *const *channels, size_t nchannels,
+                                 const bk_db_listener_opts_t *opts, bk_db_listener_t **out, bk_error_t *err);
+/*
+ * Waits up to timeout_ns (>= 0; 0: only what has come already), measured on the
+ * system's monotonic clock, for one event, which *out receives (caller-owned,
+ * freed with bk_db_notification_free). BK_OK with a notification, or with a reset
+ * (out->reset) after the connection was lost and reopened; BK_ETIMEDOUT, BK_ECANCELED
+ * (bk_db_listener_wake) and errors with *out NULL. BK_EUNAVAIL (err: libpq's message)
+ * when the lost connection could not be reopened within the reconnect backoff:
+ * the next call tries again (and reports a reset when it succeeds); BK_ENOMEM
+ * (the event is kept for the next call).
+ */
+BK_EXPORT int bk_db_listener_wait(bk_db_listener_t *l, int64_t timeout_ns, bk_db_notification_t **out,
+                                  bk_error_t *err);
+/* Ends the wait in progress, or the next one, with BK_ECANCELED; wakes before a
+ * wait count as one. Any thread; async-signal-safe. */
+BK_EXPORT void bk_db_listener_wake(bk_db_listener_t *l);
+/* The server process id of the listener's connection (pg_stat_activity.pid); 0
+ * while it has none (lost, not reopened yet). */
+BK_EXPORT int32_t bk_db_listener_backend_pid(const bk_db_listener_t *l);
+/* Closes the connection; NULL allowed. No wait may be in progress. */
+BK_EXPORT void bk_db_listener_free(bk_db_listener_t *l);
+/* NULL allowed. */
+BK_EXPORT void bk_db_notification_free(bk_db_notification_t *n);
+
 /* ------------------------------------------------------------------ migrations */
 /*
  * Applies the migrations in dir: files named <version>_<name>.sql (0001_users.sql)

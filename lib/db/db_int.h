@@ -60,6 +60,14 @@ struct bk_db {
     _Atomic int64_t replicas_down_until; /* monotonic ns: skip replicas until then */
 };
 
+/* Opens one connection of db's, outside its pool's count: db's conninfo, then the
+ * pool's settings (application_name, connect timeout, UTC, statement_timeout,
+ * read-only on a replica pool), its notice receiver marking it broken on a FATAL
+ * notice. The pool's slots and the listener (listen.c) open theirs here, so that
+ * both talk to the server alike. BK_EUNAVAIL (err: libpq's message), BK_ENOMEM. */
+BK__DB_HIDDEN int bk__db_conn_open(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err);
+/* Closes a connection of bk__db_conn_open's and frees it. */
+BK__DB_HIDDEN void bk__db_conn_close(bk_db_conn_t *c);
 /* Records r's error (or the connection's) in c->last and returns the code for it;
  * r may be NULL (a failure before the server answered). */
 BK__DB_HIDDEN int bk__db_fail(bk_db_conn_t *c, const PGresult *r);

@@ -45,7 +45,7 @@ static int64_t now_ns(const bk_db_t *db)
     return bk_clock_mono_ns(db->o.clock);
 }
 
-static void conn_close(bk_db_conn_t *c)
+void bk__db_conn_close(bk_db_conn_t *c)
 {
     bk__db_statements_free(c);
     PQfinish(c->pg);
@@ -64,7 +64,7 @@ static void on_notice(void *arg, const PGresult *r)
 }
 
 /* Opens a connection: the caller's conninfo first, then our settings, which win. */
-static int conn_open(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
+int bk__db_conn_open(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
 {
     char timeout[24], options[160];
     int64_t secs = ceil_units(db->o.connect_timeout_ns, BK_NSEC_PER_SEC);
@@ -161,7 +161,7 @@ static bool too_old(const bk_db_conn_t *c);
 static int conn_create(void **res, void *ud, bk_error_t *err)
 {
     bk_db_conn_t *c;
-    int rc = conn_open(ud, &c, err);
+    int rc = bk__db_conn_open(ud, &c, err);
     *res = rc == BK_OK ? c : NULL;
     return rc;
 }
@@ -175,7 +175,7 @@ static bool conn_usable(void *res, void *ud)
 static void conn_destroy(void *res, void *ud)
 {
     (void)ud;
-    conn_close(res);
+    bk__db_conn_close(res);
 }
 
 int bk_db_new(const char *conninfo, const bk_db_opts_t *opts, bk_db_t **out, bk_error_t *err)
