@@ -2,7 +2,7 @@
  * libbackend db: PostgreSQL through libpq. A thread-safe connection pool,
  * parameterised queries only (there is no call that puts values into SQL text),
  * results as rows or as JSON, transactions retried on serialization failures,
- * advisory locks and versioned migrations.
+ * advisory locks, versioned migrations, and a LISTEN/NOTIFY listener.
  *
  * Layer 2 (services): does blocking I/O. Call it from worker threads (a
  * BK_HTTP_BLOCKING route, the worker pool), never from an event loop.
