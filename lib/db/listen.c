@@ -306,7 +306,12 @@ int bk_db_listener_wait(bk_db_listener_t *l, int64_t timeout_ns, bk_db_notificat
                 return rc;
             continue; /* the reset */
         }
-        struct pollfd p[2] = {{l->wakefd, POLLIN, 0}, {PQsocket(l->c->pg), POLLIN, 0}};
+        int sock = PQsocket(l->c->pg);
+        if (sock < 0) { /* libpq closed it: poll(2) would ignore it and never see the loss */
+            l->lost = true;
+            continue;
+        }
+        struct pollfd p[2] = {{l->wakefd, POLLIN, 0}, {sock, POLLIN, 0}};
         int n = poll(p, 2, poll_ms(deadline - bk_clock_mono_ns(NULL)));
         if (n < 0 && errno != EINTR)
             return bk__error(err, BK_ESYS, "listener: poll: %s", strerror(errno));
