@@ -90,11 +90,12 @@ int bk_jobs_enqueue(bk_jobs_t *jobs, bk_db_conn_t *conn, const char *kind, const
             break;
         v = bk_db_value(res, 0, 0);
         if (v) {
+            int64_t existing = strtoll(v, NULL, 10);
             if (id)
-                *id = strtoll(v, NULL, 10);
+                *id = existing;
             bk_db_result_free(res);
-            rc = BK_EEXIST;
-            bk__error(err, rc, "enqueue: job %s with unique key \"%s\" is pending", v, opts->unique_key);
+            rc = bk__error(err, BK_EEXIST, "enqueue: job %" PRId64 " with unique key \"%s\" is pending", existing,
+                           opts->unique_key);
             break;
         }
         bk_db_result_free(res);
