@@ -152,7 +152,8 @@ BK_EXPORT int bk_jobs_get(bk_jobs_t *jobs, int64_t id, json_t **out, bk_error_t 
  * Claims up to max jobs of queue (NULL = "default") whose kind is one of kinds
  * (n_kinds; 0 = any kind), in one statement: the ready ones (available or
  * retryable, run_at come) by priority, run_at, id, and those whose lease
- * expired (rescued: their attempt counts again, so the old holder is fenced).
+ * expired (rescued: their attempt counts again, so the old holder is fenced;
+ * one whose lease expired on its last attempt is discarded instead).
  * Each becomes running with attempt + 1 and a lease of lease_ns. out[0..*n):
  * the claimed jobs, to finish with bk_job_finish and free with bk_job_free.
  * The worker does this for its threads; a program with its own loop (or a

@@ -35,13 +35,20 @@ static const char *const templates[SQL_COUNT_] = {
         "ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING RETURNING id) "
         "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id ORDER BY src.i",
     /* Ready jobs, and running ones whose lease expired (rescued: attempt + 1 fences
-     * the old holder). */
-    [SQL_CLAIM] = "UPDATE {S}.jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = " TS(1) ", "
+     * the old holder). One whose lease expired on its last attempt is discarded
+     * instead, so that a job that kills its worker every time ends. */
+    [SQL_CLAIM] = "WITH dead AS (UPDATE {S}.jobs SET state = 'discarded', finished_at = " TS(1) ", "
+                  "lease_until = NULL, errors = errors || jsonb_build_array(jsonb_build_object('attempt', "
+                  "attempt, 'at', " TS(1) ", 'error', 'the lease expired on the last attempt')) "
+                  "WHERE id IN (SELECT id FROM {S}.jobs WHERE queue = $3 AND state = 'running' "
+                  "AND lease_until < " TS(1) " AND attempt >= max_attempts "
+                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id) "
+                  "UPDATE {S}.jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = " TS(1) ", "
                   "lease_until = " TS(1) " + ($2::bigint / 1000) * interval '1 microsecond' "
                   "WHERE j.id IN (SELECT id FROM {S}.jobs WHERE queue = $3 "
                   "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
                   "AND ((state IN ('available', 'retryable') AND run_at <= " TS(1) ") "
-                  "OR (state = 'running' AND lease_until < " TS(1) ")) "
+                  "OR (state = 'running' AND lease_until < " TS(1) " AND attempt < max_attempts)) "
                   "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) "
                   "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
                   "j.cancel_requested, j.priority, j.run_at",

@@ -558,6 +558,24 @@ START_TEST(expired_lease_is_rescued_and_the_old_attempt_fenced)
 }
 END_TEST
 
+START_TEST(lease_expired_on_the_last_attempt_discards)
+{
+    bk_jobs_enqueue_opts_t o;
+    bk_jobs_enqueue_opts_init(&o);
+    o.max_attempts = 1;
+    int64_t id = enqueue("crashy", &o);
+    bk_job_t *a = claim1();
+    ck_assert_ptr_nonnull(a);
+    bk_clock_fake_advance(clk, 31 * SEC);
+    ck_assert_ptr_null(claim1()); /* not rescued for an attempt it does not have */
+    ck_state(id, "discarded");
+    ck_sql_eq("the lease expired on the last attempt", "SELECT errors->-1->>'error' FROM backend_jobs.jobs "
+              "WHERE id = %lld", (long long)id);
+    finish(a, BK_OK, BK_ECONFLICT); /* and its holder is fenced */
+    bk_job_free(a);
+}
+END_TEST
+
 START_TEST(get_tells_the_jobs_story)
 {
     json_t *args = json_pack("{s:s}", "to", "a@example.org");
@@ -744,6 +762,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tc, transactional_enqueue_exists_only_when_committed);
     tcase_add_test(tc, complete_in_the_handlers_transaction);
     tcase_add_test(tc, expired_lease_is_rescued_and_the_old_attempt_fenced);
+    tcase_add_test(tc, lease_expired_on_the_last_attempt_discards);
     tcase_add_test(tc, get_tells_the_jobs_story);
     suite_add_tcase(s, tc);
     TCase *tw = tcase_create("worker");
