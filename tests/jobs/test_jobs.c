@@ -708,6 +708,63 @@ START_TEST(heartbeat_renews_the_lease_and_carries_a_cancel)
 }
 END_TEST
 
+START_TEST(timeout_raises_the_flag_at_a_heartbeat)
+{
+    bk_jobs_enqueue_opts_t o;
+    bk_jobs_enqueue_opts_init(&o);
+    o.timeout_ns = 5 * SEC;
+    int64_t id = enqueue("block", &o);
+    bk_jobs_worker_t *w;
+    ck_assert_int_eq(bk_jobs_worker_new(jobs, NULL, &w, NULL), BK_OK);
+    struct run_ctx r = {0};
+    ck_assert_int_eq(bk_jobs_handle(w, "block", blocking_handler, &r), BK_OK);
+    ck_assert_int_eq(bk_jobs_worker_start(w, NULL), BK_OK);
+    WAIT_FOR(atomic_load(&r.started) == 1);
+    bk_clock_fake_advance(clk, 11 * SEC); /* the heartbeat at 10 s sees 11 s > 5 s */
+    WAIT_FOR(count_state("retryable") == 1); /* the handler gave up: a failed attempt */
+    ck_sql_eq("BK_ECANCELED: operation canceled", "SELECT errors->-1->>'error' FROM backend_jobs.jobs "
+              "WHERE id = %lld", (long long)id);
+    ck_assert_int_eq(bk_jobs_worker_stop(w, bk_clock_mono_ns(clk) + SEC), BK_OK);
+    bk_jobs_worker_free(w);
+}
+END_TEST
+
+struct advancer {
+    pthread_t t;
+    atomic_bool done;
+};
+
+/* Moves the fake clock on while the test thread waits in bk_jobs_worker_stop. */
+static void *advance_main(void *arg)
+{
+    struct advancer *a = arg;
+    for (int i = 0; i < 20000 && !atomic_load(&a->done); i++) {
+        bk_clock_fake_advance(clk, SEC);
+        usleep(1000);
+    }
+    return NULL;
+}
+
+START_TEST(stop_past_its_deadline_flags_the_running_handlers)
+{
+    int64_t id = enqueue("block", NULL);
+    bk_jobs_worker_t *w;
+    ck_assert_int_eq(bk_jobs_worker_new(jobs, NULL, &w, NULL), BK_OK);
+    struct run_ctx r = {0};
+    ck_assert_int_eq(bk_jobs_handle(w, "block", blocking_handler, &r), BK_OK);
+    ck_assert_int_eq(bk_jobs_worker_start(w, NULL), BK_OK);
+    WAIT_FOR(atomic_load(&r.started) == 1);
+    struct advancer a = {0};
+    ck_assert_int_eq(pthread_create(&a.t, NULL, advance_main, &a), 0);
+    int rc = bk_jobs_worker_stop(w, bk_clock_mono_ns(clk) + 5 * SEC);
+    atomic_store(&a.done, true);
+    pthread_join(a.t, NULL);
+    ck_assert_int_eq(rc, BK_ETIMEDOUT);
+    bk_jobs_worker_free(w); /* waits for the handler, which saw the flag */
+    ck_state(id, "retryable");
+}
+END_TEST
+
 static int complete_in_handler(bk_job_t *job, void *ud)
 {
     (void)ud;
@@ -771,6 +828,8 @@ static Suite *jobs_suite(void)
     tcase_add_test(tw, worker_runs_handlers_on_its_threads);
     tcase_add_test(tw, heartbeat_renews_the_lease_and_carries_a_cancel);
     tcase_add_test(tw, worker_handler_completes_in_its_transaction_and_stop_waits);
+    tcase_add_test(tw, timeout_raises_the_flag_at_a_heartbeat);
+    tcase_add_test(tw, stop_past_its_deadline_flags_the_running_handlers);
     suite_add_tcase(s, tw);
     return s;
 }
