@@ -15,6 +15,7 @@
 #include <backend/db.h>
 #include <backend/cache.h>
 #include <backend/upstream.h>
+#include <backend/jobs.h>
 #include <backend/http.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -270,6 +270,34 @@ BK_EXPORT void bk_db_notification_free(bk_db_notification_t *n);
  */
 BK_EXPORT int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *err);
 
+/*
+ * A migration embedded in a program or library: a value type (no reserved_ tail,
+ * like bk_db_param_t), usually a static array.
+ */
+typedef struct bk_db_migration {
+    int64_t version;  /* > 0; the list is in increasing version order */
+    const char *name; /* "create jobs": recorded, informative */
+    const char *sql;  /* one or more statements, trusted like the program's own code */
+} bk_db_migration_t;
+
+/*
+ * Applies the migrations list[0..n) that schema's history does not record yet,
+ * each in its own transaction together with its row in
+ * "schema".bk_schema_migrations (version, name, SHA-256 of sql, applied_at); the
+ * schema and the table are created when missing. schema ([a-z_][a-z0-9_]{0,62})
+ * names the component (a library's own schema), so that its versions never mix
+ * with another component's. Each transaction takes a transaction advisory lock
+ * (the key of bk_db_migrate's), so migrators starting together run each
+ * migration once, and no session state is left behind (it works through a pooler
+ * in transaction mode). A recorded version whose checksum differs is refused
+ * (BK_ECONFLICT) and nothing after it runs; so is a list not in increasing
+ * version order (BK_EINVAL). *applied (may be NULL): how many this call applied.
+ * err: message names the migration, sqlstate, constraint, detail and line as
+ * bk_db_migrate's.
+ */
+BK_EXPORT int bk_db_migrate_list(bk_db_t *db, const char *schema, const bk_db_migration_t *list, size_t n,
+                                 unsigned *applied, bk_error_t *err);
+
 #ifdef __cplusplus
 }
 #endif

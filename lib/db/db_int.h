@@ -21,6 +21,11 @@
 #define BK__DB_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define BK__DB_HIDDEN
+/* The advisory lock key of every migrator (bk_db_migrate's session lock,
+ * bk_db_migrate_list's transaction locks), in every process and release: see
+ * migrate.c's lock_key. */
+#define BK__DB_MIGRATE_LOCK_KEY ((int64_t)UINT64_C(0xdd2b19ec7b7381b0))
+
 #endif
 
 struct bk_db_conn {
@@ -81,5 +86,10 @@ BK__DB_HIDDEN void bk__db_statements_free(bk_db_conn_t *c);
 /* Runs a statement with no parameters and no rows (BEGIN, COMMIT, SET ...); a
  * failure is in c->last. */
 BK__DB_HIDDEN int bk__db_exec(bk_db_conn_t *c, const char *sql);
+
+/* The advisory lock key of every migrator (bk_db_migrate's session lock,
+ * bk_db_migrate_list's transaction locks), in every process and release: see
+ * migrate.c's lock_key. */
+#define BK__DB_MIGRATE_LOCK_KEY ((int64_t)UINT64_C(0xdd2b19ec7b7381b0))
 
 #endif

@@ -96,7 +96,7 @@ static int fail_server(run_t *r, int rc, const bk_db_conn_t *c, const char *file
  * (as pg_locks shows it: classid 3710589420, objid 2071167408). */
 static int64_t lock_key(void)
 {
-    return (int64_t)UINT64_C(0xdd2b19ec7b7381b0);
+    return BK__DB_MIGRATE_LOCK_KEY;
 }
 
 /* ------------------------------------------------------------------ the directory */

@@ -484,6 +484,104 @@ START_TEST(concurrent_migrators_apply_each_file_once)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ embedded lists */
+
+static const bk_db_migration_t list3[] = {
+    {1, "counter", "CREATE TABLE lib_x.counter (ran int NOT NULL); SELECT pg_sleep(0.2);"},
+    {2, "two", "INSERT INTO lib_x.counter VALUES (2)"},
+    {5, "five", "INSERT INTO lib_x.counter VALUES (5); SELECT pg_sleep(0.05);"},
+};
+
+START_TEST(list_applies_into_its_schema_once)
+{
+    unsigned applied = 99;
+    bk_error_t err;
+    int rc = bk_db_migrate_list(db, "lib_x", list3, 2, &applied, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s", bk_err_name(rc), err.message);
+    ck_assert_uint_eq(applied, 2);
+    ck_scalar_eq("SELECT string_agg(version || ':' || name, ',' ORDER BY version) FROM lib_x.bk_schema_migrations",
+                 "1:counter,2:two");
+    /* Its history is its schema's own: the directory migrator's table is not touched. */
+    ck_scalar_eq("SELECT to_regclass('public.bk_schema_migrations') IS NULL", "t");
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_x", list3, 3, &applied, &err), BK_OK);
+    ck_assert_uint_eq(applied, 1);
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_x", list3, 3, &applied, &err), BK_OK);
+    ck_assert_uint_eq(applied, 0);
+    ck_scalar_eq("SELECT string_agg(ran::text, ',' ORDER BY ran) FROM lib_x.counter", "2,5");
+    /* No lock outlives the calls. */
+    ck_scalar_eq("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'", "0");
+}
+END_TEST
+
+START_TEST(list_changed_or_bad_is_refused)
+{
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_x", list3, 2, NULL, &err), BK_OK);
+    bk_db_migration_t changed[] = {list3[0], {2, "two", "INSERT INTO lib_x.counter VALUES (22)"}, list3[2]};
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_x", changed, 3, NULL, &err), BK_ECONFLICT);
+    ck_assert_ptr_nonnull(strstr(err.message, "changed"));
+    ck_scalar_eq("SELECT count(*) FROM lib_x.counter", "1"); /* 5 did not run after it */
+    bk_db_migration_t order[] = {list3[2], list3[1]};
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_x", order, 2, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate_list(db, "Lib-X", list3, 1, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate_list(db, "x\"; DROP", list3, 1, NULL, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_db_migrate_list(db, NULL, list3, 1, NULL, &err), BK_EINVAL);
+    /* A failing one is rolled back whole, and not recorded. */
+    bk_db_migration_t bad[] = {{1, "bad", "CREATE TABLE lib_y.t (a int); SELECT no_such_column FROM lib_y.t"}};
+    ck_assert_int_eq(bk_db_migrate_list(db, "lib_y", bad, 1, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "42703");
+    ck_scalar_eq("SELECT to_regclass('lib_y.t') IS NULL", "t");
+}
+END_TEST
+
+static void list_migrator(int start)
+{
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 2;
+    bk_db_t *mine = NULL;
+    int rc = bk_db_new(conninfo, &o, &mine, NULL);
+    char b;
+    while (read(start, &b, 1) < 0 && errno == EINTR)
+        ;
+    unsigned applied = 0;
+    if (rc == BK_OK)
+        rc = bk_db_migrate_list(mine, "lib_x", list3, 3, &applied, NULL);
+    bk_db_free(mine);
+    close(start);
+    _exit(rc == BK_OK ? (int)applied : 100 - rc);
+}
+
+START_TEST(concurrent_list_migrators_apply_each_once)
+{
+    int p[2];
+    ck_assert_int_eq(pipe(p), 0);
+    pid_t pids[MIGRATORS];
+    for (int i = 0; i < MIGRATORS; i++) {
+        pids[i] = fork();
+        ck_assert_int_ge(pids[i], 0);
+        if (pids[i] == 0) {
+            close(p[1]);
+            list_migrator(p[0]);
+        }
+    }
+    close(p[0]);
+    usleep(100 * 1000); /* let every child open its pool */
+    close(p[1]);        /* go */
+    int total = 0;
+    for (int i = 0; i < MIGRATORS; i++) {
+        int status;
+        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
+        ck_assert_msg(WIFEXITED(status), "migrator %d did not exit", i);
+        int code = WEXITSTATUS(status);
+        ck_assert_msg(code <= 3, "migrator %d: %s (exit %d)", i, code >= 100 ? bk_err_name(100 - code) : "?", code);
+        total += code;
+    }
+    ck_assert_int_eq(total, 3);
+    ck_scalar_eq("SELECT string_agg(ran::text, ',' ORDER BY ran) FROM lib_x.counter", "2,5");
+}
+END_TEST
+
 /* ------------------------------------------------------------------ results */
 
 static json_t *query_json(bk_db_conn_t *c, const char *sql, unsigned flags)
@@ -640,6 +738,9 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, empty_directory_creates_the_table_only);
     tcase_add_test(tc, session_changes_of_a_file_do_not_misplace_the_records);
     tcase_add_test(tc, concurrent_migrators_apply_each_file_once);
+    tcase_add_test(tc, list_applies_into_its_schema_once);
+    tcase_add_test(tc, list_changed_or_bad_is_refused);
+    tcase_add_test(tc, concurrent_list_migrators_apply_each_once);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("results");
     tcase_add_checked_fixture(tr, setup, teardown);

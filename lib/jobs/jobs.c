@@ -1,0 +1,292 @@
+/* The queue: its options, its statements (the schema spliced in once, quoted),
+ * its embedded migrations, and the retry schedule.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/abi_int.h"
+#include "jobs/jobs_int.h"
+
+BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
+
+#define TS BK__JOBS_TS
+/* Finished states leave the unique index: a key is taken while its job may still run. */
+#define PENDING_KEY "unique_key IS NOT NULL AND state NOT IN ('completed', 'discarded', 'cancelled')"
+#define FENCE " WHERE id = $1 AND attempt = $2 AND state = 'running'"
+
+/* {S} stands for the quoted schema. */
+static const char *const templates[SQL_COUNT_] = {
+    [SQL_ENQUEUE] = "INSERT INTO {S}.jobs (queue, kind, args, priority, max_attempts, run_at, timeout_ns, "
+                    "unique_key, created_at) VALUES ($1, $2, $3::jsonb, $4::smallint, $5::int, " TS(6) ", "
+                    "$7::bigint, $8, " TS(9) ") ON CONFLICT (unique_key) WHERE " PENDING_KEY
+                    " DO NOTHING RETURNING id",
+    [SQL_UNIQUE_ID] = "SELECT id FROM {S}.jobs WHERE unique_key = $1 AND state NOT IN ('completed', "
+                      "'discarded', 'cancelled')",
+    [SQL_BATCH] =
+        "WITH src AS MATERIALIZED (SELECT t.i, t.e, nextval(pg_get_serial_sequence('{S}.jobs', 'id')) AS id "
+        "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, i)), "
+        "ins AS (INSERT INTO {S}.jobs (id, queue, kind, args, priority, max_attempts, run_at, timeout_ns, "
+        "unique_key, created_at) OVERRIDING SYSTEM VALUE SELECT id, e->>'queue', e->>'kind', e->'args', "
+        "(e->>'priority')::smallint, (e->>'max_attempts')::int, "
+        "'epoch'::timestamptz + ((e->>'run_at')::bigint / 1000) * interval '1 microsecond', "
+        "(e->>'timeout_ns')::bigint, e->>'unique_key', " TS(2) " FROM src ORDER BY i "
+        "ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING RETURNING id) "
+        "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id ORDER BY src.i",
+    /* Ready jobs, and running ones whose lease expired (rescued: attempt + 1 fences
+     * the old holder). One whose lease expired on its last attempt is discarded
+     * instead, so that a job that kills its worker every time ends. */
+    [SQL_CLAIM] = "WITH dead AS (UPDATE {S}.jobs SET state = 'discarded', finished_at = " TS(1) ", "
+                  "lease_until = NULL, errors = errors || jsonb_build_array(jsonb_build_object('attempt', "
+                  "attempt, 'at', " TS(1) ", 'error', 'the lease expired on the last attempt')) "
+                  "WHERE id IN (SELECT id FROM {S}.jobs WHERE queue = $3 AND state = 'running' "
+                  "AND lease_until < " TS(1) " AND attempt >= max_attempts "
+                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id) "
+                  "UPDATE {S}.jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = " TS(1) ", "
+                  "lease_until = " TS(1) " + ($2::bigint / 1000) * interval '1 microsecond' "
+                  "WHERE j.id IN (SELECT id FROM {S}.jobs WHERE queue = $3 "
+                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
+                  "AND ((state IN ('available', 'retryable') AND run_at <= " TS(1) ") "
+                  "OR (state = 'running' AND lease_until < " TS(1) " AND attempt < max_attempts)) "
+                  "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) "
+                  "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
+                  "j.cancel_requested, j.priority, j.run_at",
+    [SQL_COMPLETE] = "UPDATE {S}.jobs SET state = 'completed', finished_at = " TS(3) ", lease_until = NULL" FENCE,
+    [SQL_FAIL] = "UPDATE {S}.jobs SET "
+                 "state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempt >= max_attempts "
+                 "THEN 'discarded' ELSE 'retryable' END, "
+                 "run_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN run_at ELSE " TS(4) " END, "
+                 "finished_at = CASE WHEN cancel_requested OR attempt >= max_attempts THEN " TS(3) " END, "
+                 "lease_until = NULL, errors = errors || jsonb_build_array(jsonb_build_object('attempt', attempt, "
+                 "'at', " TS(3) ", 'error', $5::text))" FENCE " RETURNING state",
+    [SQL_SNOOZE] = "UPDATE {S}.jobs SET state = CASE WHEN attempt > 1 THEN 'retryable' ELSE 'available' END, "
+                   "attempt = attempt - 1, run_at = " TS(3) ", lease_until = NULL" FENCE,
+    [SQL_HEARTBEAT] = "UPDATE {S}.jobs j SET lease_until = " TS(1) " + ($2::bigint / 1000) * interval "
+                      "'1 microsecond' FROM unnest($3::bigint[], $4::int[]) AS h(id, attempt) "
+                      "WHERE j.id = h.id AND j.attempt = h.attempt AND j.state = 'running' "
+                      "RETURNING j.id, j.cancel_requested",
+    [SQL_CANCEL] = "UPDATE {S}.jobs SET cancel_requested = true, "
+                   "state = CASE WHEN state = 'running' THEN state ELSE 'cancelled' END, "
+                   "finished_at = CASE WHEN state = 'running' THEN finished_at ELSE " TS(2) " END "
+                   "WHERE id = $1 AND state IN ('available', 'retryable', 'running') RETURNING state",
+    [SQL_EXISTS] = "SELECT state FROM {S}.jobs WHERE id = $1",
+    [SQL_RETRY] = "UPDATE {S}.jobs SET state = 'available', run_at = " TS(2) ", finished_at = NULL, "
+                  "cancel_requested = false, max_attempts = GREATEST(max_attempts, attempt + 1) "
+                  "WHERE id = $1 AND state IN ('discarded', 'cancelled') RETURNING id",
+    [SQL_GET] = "SELECT id, queue, kind, args, state, priority, attempt, max_attempts, run_at, lease_until, "
+                "created_at, attempted_at, finished_at, timeout_ns, unique_key, cancel_requested, errors "
+                "FROM {S}.jobs WHERE id = $1",
+};
+
+/* The library's migrations: additive within a major version, so that two
+ * adjacent releases can share one database during a rolling deploy. */
+static const char *const migration_1 =
+    "CREATE TABLE {S}.jobs ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " queue text NOT NULL,"
+    " kind text NOT NULL,"
+    " args jsonb NOT NULL DEFAULT '{}',"
+    " state text NOT NULL DEFAULT 'available' CHECK (state IN ('available', 'running', 'completed', "
+    "'retryable', 'discarded', 'cancelled')),"
+    " priority smallint NOT NULL DEFAULT 0,"
+    " attempt int NOT NULL DEFAULT 0,"
+    " max_attempts int NOT NULL CHECK (max_attempts > 0),"
+    " run_at timestamptz NOT NULL,"
+    " lease_until timestamptz,"
+    " timeout_ns bigint NOT NULL DEFAULT 0,"
+    " unique_key text,"
+    " cancel_requested boolean NOT NULL DEFAULT false,"
+    " created_at timestamptz NOT NULL,"
+    " attempted_at timestamptz,"
+    " finished_at timestamptz,"
+    " errors jsonb NOT NULL DEFAULT '[]');\n"
+    "CREATE UNIQUE INDEX jobs_unique_key ON {S}.jobs (unique_key) WHERE " PENDING_KEY ";\n"
+    "CREATE INDEX jobs_claim ON {S}.jobs (queue, priority, run_at, id) "
+    "WHERE state IN ('available', 'retryable');\n"
+    "CREATE INDEX jobs_lease ON {S}.jobs (queue, lease_until) WHERE state = 'running';\n";
+
+/* tmpl with every {S} replaced by "schema"; malloc'd. */
+static char *splice(const char *tmpl, const char *schema)
+{
+    size_t n = 0, sl = strlen(schema) + 2;
+    for (const char *p = tmpl; (p = strstr(p, "{S}")) != NULL; p += 3)
+        n++;
+    char *out = malloc(strlen(tmpl) + n * sl + 1), *o = out;
+    if (!out)
+        return NULL;
+    for (const char *p = tmpl; *p;) {
+        if (strncmp(p, "{S}", 3) == 0) {
+            o += sprintf(o, "\"%s\"", schema);
+            p += 3;
+        } else {
+            *o++ = *p++;
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+static bool plain_ident(const char *s)
+{
+    if (!s || !((*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_");
+    return n == strlen(s) && n <= 63;
+}
+
+void bk_jobs_opts_init(bk_jobs_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->schema = "backend_jobs";
+    opts->lease_ns = 30 * BK_NSEC_PER_SEC;
+    opts->max_attempts = 25;
+    opts->migrate = true;
+}
+
+int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    bk_jobs_opts_t d;
+    if (!opts) {
+        bk_jobs_opts_init(&d);
+        opts = &d;
+    }
+    if (!out)
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: no out");
+    *out = NULL;
+    const char *schema = opts->schema ? opts->schema : "backend_jobs";
+    if (!db)
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: no pool");
+    if (!plain_ident(schema))
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: schema \"%s\" is not a plain identifier "
+                         "([a-z_][a-z0-9_]{0,62})", schema);
+    if (opts->lease_ns < 3 * BK_NSEC_PER_MSEC)
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: lease_ns must be at least 3 ms");
+    if (opts->max_attempts == 0 || opts->max_attempts > INT32_MAX)
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: max_attempts must be in 1..INT32_MAX");
+    bk_retry_opts_t retry;
+    bk_retry_opts_init(&retry);
+    retry.base_ns = BK_NSEC_PER_SEC;
+    retry.cap_ns = 3600 * BK_NSEC_PER_SEC;
+    if (opts->retry) {
+        retry.base_ns = opts->retry->base_ns;
+        retry.cap_ns = opts->retry->cap_ns;
+        retry.jitter = opts->retry->jitter;
+    }
+    bk_retry_t probe;
+    if (bk_retry_begin(&probe, &retry, true, 1) != BK_OK)
+        return bk__error(err, BK_EINVAL, "bk_jobs_new: retry: base_ns > 0, cap_ns >= base_ns and a known jitter");
+    bk_jobs_t *j = calloc(1, sizeof *j);
+    if (!j)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    j->db = db;
+    snprintf(j->schema, sizeof j->schema, "%s", schema);
+    j->clock = opts->clock;
+    j->lease_ns = opts->lease_ns;
+    j->retry = retry;
+    j->retry.clock = opts->clock;
+    j->max_attempts = opts->max_attempts;
+    j->log = opts->log;
+    for (int i = 0; i < SQL_COUNT_; i++) {
+        if (!(j->sql[i] = splice(templates[i], j->schema))) {
+            bk_jobs_free(j);
+            return bk__error(err, BK_ENOMEM, "out of memory");
+        }
+    }
+    if (opts->migrate) {
+        int rc = bk_jobs_migrate(j, err);
+        if (rc) {
+            bk_jobs_free(j);
+            return rc;
+        }
+    }
+    *out = j;
+    return BK_OK;
+}
+
+void bk_jobs_free(bk_jobs_t *jobs)
+{
+    if (!jobs)
+        return;
+    for (int i = 0; i < SQL_COUNT_; i++)
+        free(jobs->sql[i]);
+    free(jobs);
+}
+
+int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!jobs)
+        return bk__error(err, BK_EINVAL, "bk_jobs_migrate: no queue");
+    char *m1 = splice(migration_1, jobs->schema);
+    if (!m1)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    const bk_db_migration_t list[] = {{1, "jobs table", m1}};
+    int rc = bk_db_migrate_list(jobs->db, jobs->schema, list, sizeof list / sizeof *list, NULL, err);
+    free(m1);
+    return rc;
+}
+
+int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt)
+{
+    /* bk_retry's own schedule, stepped to this attempt: the same delays (and
+     * jitter) as any other retry in the library. */
+    bk_retry_opts_t o = jobs->retry;
+    int steps = attempt < 1 ? 1 : attempt > 64 ? 64 : attempt; /* past 64 doublings every cap is reached */
+    o.max_attempts = (unsigned)steps + 1;
+    o.deadline_ns = 0;
+    o.budget = NULL;
+    o.retryable = NULL;
+    bk_retry_t r;
+    if (bk_retry_begin(&r, &o, true, 0) != BK_OK)
+        return o.base_ns;
+    int64_t d = o.base_ns;
+    for (int i = 0; i < steps; i++) {
+        int st = BK_EIO;
+        if (!bk_retry_next(&r, &st, 0, &d))
+            break;
+    }
+    return d;
+}
+
+int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which, const bk_db_param_t *p,
+                   size_t n, bk_db_result_t **res, bk_error_t *err)
+{
+    if (res)
+        *res = NULL;
+    if (conn)
+        return bk_db_query(conn, jobs->sql[which], p, n, res, err);
+    bk_db_conn_t *c;
+    int rc = bk_db_acquire(jobs->db, &c, err);
+    if (rc)
+        return rc;
+    rc = bk_db_query(c, jobs->sql[which], p, n, res, err);
+    bk_db_release(c);
+    return rc;
+}
+
+char *bk__jobs_text_array(const char *const *s, size_t n)
+{
+    size_t len = 3;
+    for (size_t i = 0; i < n; i++)
+        len += 2 * strlen(s[i]) + 3;
+    char *out = malloc(len), *o = out;
+    if (!out)
+        return NULL;
+    *o++ = '{';
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *o++ = ',';
+        *o++ = '"';
+        for (const char *c = s[i]; *c; c++) {
+            if (*c == '"' || *c == '\\')
+                *o++ = '\\';
+            *o++ = *c;
+        }
+        *o++ = '"';
+    }
+    *o++ = '}';
+    *o = '\0';
+    return out;
+}

@@ -1,0 +1,78 @@
+/* The jobs module's internals, shared by the files of lib/jobs/. Hidden.
+ * SPDX-License-Identifier: MIT */
+#ifndef BK_JOBS_INT_H
+#define BK_JOBS_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <backend/jobs.h>
+
+#include "core/error_int.h"
+
+#if defined(__GNUC__)
+#define BK__JOBS_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define BK__JOBS_HIDDEN
+#endif
+
+/* A wall instant sent as $n (ns since the epoch, a bigint), as a timestamptz:
+ * exact to the microsecond, which is what PostgreSQL keeps. */
+#define BK__JOBS_TS(n) "('epoch'::timestamptz + ($" #n "::bigint / 1000) * interval '1 microsecond')"
+
+/* The statements, with the schema spliced in once by bk_jobs_new. */
+enum bk__jobs_sql {
+    SQL_ENQUEUE,
+    SQL_UNIQUE_ID,
+    SQL_BATCH,
+    SQL_CLAIM,
+    SQL_COMPLETE,
+    SQL_FAIL,
+    SQL_SNOOZE,
+    SQL_HEARTBEAT,
+    SQL_CANCEL,
+    SQL_EXISTS,
+    SQL_RETRY,
+    SQL_GET,
+    SQL_COUNT_
+};
+
+struct bk_jobs {
+    bk_db_t *db;
+    char schema[64];
+    bk_clock_t *clock;
+    int64_t lease_ns;
+    bk_retry_opts_t retry;
+    unsigned max_attempts;
+    bk_log_t *log;
+    char *sql[SQL_COUNT_];
+};
+
+struct bk_job {
+    bk_jobs_t *jobs;
+    int64_t id;
+    int attempt, max_attempts;
+    char *kind;
+    json_t *args;
+    int64_t timeout_ns;
+    int64_t started_ns;      /* monotonic, when its handler began; 0 before */
+    atomic_bool cancelled;
+    char *error;
+    bool snoozed;
+    int64_t snooze_ns;
+    bool completed_in;       /* bk_job_complete_in succeeded */
+    struct bk_job *next;     /* a worker's list of claimed jobs not started */
+};
+
+/* The delay after attempt (1-based) failed, on the queue's retry schedule. */
+BK__JOBS_HIDDEN int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt);
+/* Runs sql on conn, or on a pooled connection of its own when conn is NULL. */
+BK__JOBS_HIDDEN int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which,
+                                   const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);
+/* Gives a claimed job back, not started: ready again, its attempt not counted. */
+BK__JOBS_HIDDEN int bk__job_give_back(bk_job_t *job, bk_error_t *err);
+/* A text[] literal of strings ({"a","b"}), malloc'd; NULL on ENOMEM. */
+BK__JOBS_HIDDEN char *bk__jobs_text_array(const char *const *s, size_t n);
+
+#endif

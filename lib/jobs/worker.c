@@ -1,0 +1,424 @@
+/* A worker: one claiming thread that takes as many jobs as there are idle
+ * handler threads (one statement), the handler threads, and a heartbeat thread
+ * that renews the leases of every job the worker holds (one statement, every
+ * lease / 3) and raises the cancelled flag of jobs cancelled, timed out, or
+ * whose lease was lost. Waits are on the queue's clock.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/abi_int.h"
+#include "core/clock_int.h"
+#include "jobs/jobs_int.h"
+
+BK__ASSERT_ABI_SIZE(bk_jobs_worker_opts_t, 88);
+
+struct handler {
+    char *kind;
+    bk_jobs_handler_fn fn;
+    void *ud;
+};
+
+struct bk_jobs_worker {
+    bk_jobs_t *jobs;
+    char *queue;
+    unsigned threads;
+    int64_t poll_ns;
+    struct handler *h;
+    size_t nh;
+    const char **kinds;
+
+    pthread_mutex_t mu;
+    pthread_cond_t cv; /* every change: a job claimed, a handler done, stop */
+    bk__clock_watch_t watch;
+    bk_job_t *ready, *ready_tail; /* claimed, not started */
+    size_t nready;
+    bk_job_t **running; /* [threads]: the job of each handler thread, or NULL */
+    size_t nrunning;
+    bool started, stopping, joined;
+    pthread_t claimer, heartbeat, *th;
+    size_t nth;
+};
+
+void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->queue = "default";
+    opts->threads = 1;
+    opts->poll_interval_ns = BK_NSEC_PER_SEC;
+}
+
+int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jobs_worker_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    bk_jobs_worker_opts_t d;
+    if (!opts) {
+        bk_jobs_worker_opts_init(&d);
+        opts = &d;
+    }
+    if (!jobs || !out)
+        return bk__error(err, BK_EINVAL, "worker: no queue or no out");
+    *out = NULL;
+    if (opts->poll_interval_ns <= 0)
+        return bk__error(err, BK_EINVAL, "worker: poll_interval_ns must be positive");
+    bk_jobs_worker_t *w = calloc(1, sizeof *w);
+    if (!w)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    w->jobs = jobs;
+    w->threads = opts->threads ? opts->threads : 1;
+    w->poll_ns = opts->poll_interval_ns;
+    w->queue = strdup(opts->queue ? opts->queue : "default");
+    w->running = calloc(w->threads, sizeof *w->running);
+    w->th = calloc(w->threads, sizeof *w->th);
+    if (!w->queue || !w->running || !w->th || pthread_mutex_init(&w->mu, NULL) != 0) {
+        free(w->queue);
+        free(w->running);
+        free(w->th);
+        free(w);
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    }
+    if (bk__clock_cond_init(&w->cv) != 0) {
+        pthread_mutex_destroy(&w->mu);
+        free(w->queue);
+        free(w->running);
+        free(w->th);
+        free(w);
+        return bk__error(err, BK_ESYS, "worker: cannot create a condition variable");
+    }
+    w->watch.mu = &w->mu;
+    w->watch.cv = &w->cv;
+    bk__clock_watch(jobs->clock, &w->watch);
+    *out = w;
+    return BK_OK;
+}
+
+int bk_jobs_handle(bk_jobs_worker_t *w, const char *kind, bk_jobs_handler_fn fn, void *ud)
+{
+    if (!w || !kind || !*kind || !fn)
+        return BK_EINVAL;
+    if (w->started)
+        return BK_EBUSY;
+    for (size_t i = 0; i < w->nh; i++)
+        if (strcmp(w->h[i].kind, kind) == 0)
+            return BK_EEXIST;
+    struct handler *h = realloc(w->h, (w->nh + 1) * sizeof *h);
+    if (!h)
+        return BK_ENOMEM;
+    w->h = h;
+    const char **k = realloc(w->kinds, (w->nh + 1) * sizeof *k);
+    if (k)
+        w->kinds = k;
+    char *copy = strdup(kind);
+    if (!k || !copy) {
+        free(copy);
+        return BK_ENOMEM;
+    }
+    h[w->nh] = (struct handler){copy, fn, ud};
+    w->kinds[w->nh] = copy;
+    w->nh++;
+    return BK_OK;
+}
+
+static const struct handler *handler_of(const bk_jobs_worker_t *w, const char *kind)
+{
+    for (size_t i = 0; i < w->nh; i++)
+        if (strcmp(w->h[i].kind, kind) == 0)
+            return &w->h[i];
+    return NULL;
+}
+
+static void give_back(bk_jobs_worker_t *w, bk_job_t *list)
+{
+    while (list) {
+        bk_job_t *next = list->next;
+        bk_error_t err;
+        if (bk__job_give_back(list, &err) != BK_OK && err.code != BK_ECONFLICT)
+            bk_log(w->jobs->log, BK_LOG_WARN, NULL, "job %" PRId64 ": cannot give it back: %s", list->id,
+                   err.message); /* its lease expires and another claim takes it */
+        bk_job_free(list);
+        list = next;
+    }
+}
+
+static void *claimer_main(void *arg)
+{
+    bk_jobs_worker_t *w = arg;
+    bk_clock_t *clock = w->jobs->clock;
+    bk_job_t **got = calloc(w->threads, sizeof *got);
+    pthread_mutex_lock(&w->mu);
+    while (!w->stopping && got) {
+        size_t free_slots = w->threads - w->nrunning - w->nready;
+        size_t n = 0;
+        if (free_slots > 0) {
+            pthread_mutex_unlock(&w->mu);
+            bk_error_t err;
+            int rc = bk_jobs_claim(w->jobs, w->queue, w->kinds, w->nh, free_slots, got, &n, &err);
+            if (rc != BK_OK)
+                bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: claim failed: %s", err.message);
+            pthread_mutex_lock(&w->mu);
+            for (size_t i = 0; i < n; i++) {
+                got[i]->next = NULL;
+                if (w->ready_tail)
+                    w->ready_tail->next = got[i];
+                else
+                    w->ready = got[i];
+                w->ready_tail = got[i];
+                w->nready++;
+            }
+            if (n)
+                pthread_cond_broadcast(&w->cv);
+            if (n == free_slots)
+                continue; /* perhaps more are ready */
+        }
+        /* Found fewer than we could run: poll again after the interval, or
+         * sooner when every thread was busy and one becomes free. */
+        int64_t deadline = free_slots > 0 ? bk_clock_mono_ns(clock) + w->poll_ns : BK__CLOCK_NEVER;
+        while (!w->stopping && (free_slots == 0 ? w->nrunning + w->nready >= w->threads : true))
+            if (bk__clock_wait(clock, &w->cv, &w->mu, deadline) == BK_ETIMEDOUT)
+                break;
+    }
+    pthread_mutex_unlock(&w->mu);
+    free(got);
+    return NULL;
+}
+
+static void *handler_main(void *arg)
+{
+    bk_jobs_worker_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    size_t slot = w->nth++;
+    for (;;) {
+        while (!w->stopping && !w->ready)
+            pthread_cond_wait(&w->cv, &w->mu);
+        if (w->stopping)
+            break; /* what is still ready is given back by bk_jobs_worker_stop */
+        bk_job_t *job = w->ready;
+        w->ready = job->next;
+        if (!w->ready)
+            w->ready_tail = NULL;
+        w->nready--;
+        w->running[slot] = job;
+        w->nrunning++;
+        job->started_ns = bk_clock_mono_ns(w->jobs->clock);
+        pthread_mutex_unlock(&w->mu);
+
+        const struct handler *h = handler_of(w, job->kind);
+        int rc = h ? h->fn(job, h->ud) : BK_EINVAL;
+        bk_error_t err;
+        int out = bk_job_finish(job, rc, &err);
+        if (out != BK_OK && out != BK_ECONFLICT) /* a fenced outcome was logged by bk_job_finish */
+            bk_log(w->jobs->log, BK_LOG_ERROR, NULL, "job %" PRId64 ": cannot record its outcome: %s", job->id,
+                   err.message);
+
+        pthread_mutex_lock(&w->mu);
+        w->running[slot] = NULL;
+        w->nrunning--;
+        bk_job_free(job);
+        pthread_cond_broadcast(&w->cv);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+/* Renews every lease the worker holds; raises the flag of the jobs that were
+ * cancelled, ran past their timeout, or lost their lease. Called with mu held;
+ * returns with it held. */
+static void beat(bk_jobs_worker_t *w)
+{
+    size_t cap = w->threads + w->nready, n = 0;
+    bk_job_t **held = calloc(cap ? cap : 1, sizeof *held);
+    char *ids = malloc(cap * 24 + 3), *att = malloc(cap * 16 + 3);
+    if (!held || !ids || !att)
+        goto out;
+    size_t il = 0, al = 0;
+    ids[il++] = '{';
+    att[al++] = '{';
+    int64_t mono = bk_clock_mono_ns(w->jobs->clock);
+    for (size_t i = 0; i < w->threads; i++) {
+        bk_job_t *r = w->running[i];
+        if (!r)
+            continue;
+        if (r->timeout_ns > 0 && mono - r->started_ns >= r->timeout_ns)
+            atomic_store(&r->cancelled, true);
+        held[n++] = r;
+    }
+    for (bk_job_t *r = w->ready; r && n < cap; r = r->next)
+        held[n++] = r;
+    for (size_t i = 0; i < n; i++) {
+        il += (size_t)sprintf(ids + il, "%s%" PRId64, i ? "," : "", held[i]->id);
+        al += (size_t)sprintf(att + al, "%s%d", i ? "," : "", held[i]->attempt);
+    }
+    ids[il++] = '}';
+    ids[il] = '\0';
+    att[al++] = '}';
+    att[al] = '\0';
+    if (n == 0)
+        goto out;
+    /* held[] may be freed while we are unlocked (a handler finishes): copy what
+     * the statement and the lookup afterwards need. */
+    int64_t *ids_v = calloc(n, sizeof *ids_v);
+    int *att_v = calloc(n, sizeof *att_v);
+    if (!ids_v || !att_v) {
+        free(ids_v);
+        free(att_v);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
+        ids_v[i] = held[i]->id;
+        att_v[i] = held[i]->attempt;
+    }
+    pthread_mutex_unlock(&w->mu);
+    char now[24], lease[24];
+    snprintf(now, sizeof now, "%" PRId64, bk_clock_wall_ns(w->jobs->clock));
+    snprintf(lease, sizeof lease, "%" PRId64, w->jobs->lease_ns);
+    bk_db_param_t p[] = {BK_DB_TEXT(now), BK_DB_TEXT(lease), BK_DB_TEXT(ids), BK_DB_TEXT(att)};
+    bk_db_result_t *res;
+    bk_error_t err;
+    int rc = bk__jobs_query(w->jobs, NULL, SQL_HEARTBEAT, p, 4, &res, &err);
+    pthread_mutex_lock(&w->mu);
+    if (rc != BK_OK) {
+        bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: heartbeat failed: %s", err.message);
+    } else {
+        /* Look the jobs up again: some may have finished while we were unlocked. */
+        for (size_t i = 0; i < n; i++) {
+            bool renewed = false, cancel = false;
+            for (size_t r = 0; r < bk_db_rows(res); r++) {
+                if (strtoll(bk_db_value(res, r, 0), NULL, 10) == ids_v[i]) {
+                    renewed = true;
+                    cancel = strcmp(bk_db_value(res, r, 1), "t") == 0;
+                }
+            }
+            if (renewed && !cancel)
+                continue;
+            for (size_t t = 0; t < w->threads; t++)
+                if (w->running[t] && w->running[t]->id == ids_v[i] && w->running[t]->attempt == att_v[i])
+                    atomic_store(&w->running[t]->cancelled, true);
+            for (bk_job_t *r = w->ready; r; r = r->next)
+                if (r->id == ids_v[i] && r->attempt == att_v[i])
+                    atomic_store(&r->cancelled, true);
+        }
+        bk_db_result_free(res);
+    }
+    free(ids_v);
+    free(att_v);
+out:
+    free(held);
+    free(ids);
+    free(att);
+}
+
+static void *heartbeat_main(void *arg)
+{
+    bk_jobs_worker_t *w = arg;
+    bk_clock_t *clock = w->jobs->clock;
+    pthread_mutex_lock(&w->mu);
+    /* Beats while anything is held: after a stop, until the last handler returns. */
+    while (!w->stopping || w->nrunning > 0) {
+        int64_t deadline = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
+        while ((!w->stopping || w->nrunning > 0) && bk__clock_wait(clock, &w->cv, &w->mu, deadline) != BK_ETIMEDOUT)
+            ;
+        if (w->stopping && w->nrunning == 0)
+            break;
+        beat(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!w)
+        return bk__error(err, BK_EINVAL, "worker: none");
+    if (w->nh == 0)
+        return bk__error(err, BK_EINVAL, "worker: no handler");
+    if (w->started)
+        return bk__error(err, BK_EBUSY, "worker: started already");
+    w->started = true;
+    unsigned made = 0;
+    for (; made < w->threads; made++)
+        if (pthread_create(&w->th[made], NULL, handler_main, w) != 0)
+            break;
+    bool ok = made == w->threads && pthread_create(&w->heartbeat, NULL, heartbeat_main, w) == 0;
+    if (ok && pthread_create(&w->claimer, NULL, claimer_main, w) != 0) {
+        pthread_mutex_lock(&w->mu);
+        w->stopping = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->heartbeat, NULL);
+        ok = false;
+    }
+    if (!ok) {
+        pthread_mutex_lock(&w->mu);
+        w->stopping = true;
+        pthread_cond_broadcast(&w->cv);
+        pthread_mutex_unlock(&w->mu);
+        for (unsigned i = 0; i < made; i++)
+            pthread_join(w->th[i], NULL);
+        w->joined = true;
+        return bk__error(err, BK_ESYS, "worker: cannot start its threads");
+    }
+    return BK_OK;
+}
+
+int bk_jobs_worker_stop(bk_jobs_worker_t *w, int64_t deadline_ns)
+{
+    if (!w)
+        return BK_EINVAL;
+    if (!w->started || w->joined)
+        return BK_OK;
+    bk_clock_t *clock = w->jobs->clock;
+    pthread_mutex_lock(&w->mu);
+    bool first = !w->stopping;
+    w->stopping = true;
+    pthread_cond_broadcast(&w->cv);
+    pthread_mutex_unlock(&w->mu);
+    if (first)
+        pthread_join(w->claimer, NULL); /* it gives back what it was claiming */
+    pthread_mutex_lock(&w->mu);
+    bk_job_t *list = w->ready;
+    w->ready = w->ready_tail = NULL;
+    w->nready = 0;
+    pthread_mutex_unlock(&w->mu);
+    give_back(w, list);
+    pthread_mutex_lock(&w->mu);
+    int rc = BK_OK;
+    while (w->nrunning > 0)
+        if (bk__clock_wait(clock, &w->cv, &w->mu, deadline_ns) == BK_ETIMEDOUT && w->nrunning > 0) {
+            for (size_t t = 0; t < w->threads; t++)
+                if (w->running[t])
+                    atomic_store(&w->running[t]->cancelled, true);
+            rc = BK_ETIMEDOUT;
+            break;
+        }
+    pthread_mutex_unlock(&w->mu);
+    if (rc == BK_OK) {
+        for (unsigned i = 0; i < w->threads; i++)
+            pthread_join(w->th[i], NULL);
+        pthread_join(w->heartbeat, NULL);
+        w->joined = true;
+    }
+    return rc;
+}
+
+void bk_jobs_worker_free(bk_jobs_worker_t *w)
+{
+    if (!w)
+        return;
+    if (w->started && !w->joined)
+        bk_jobs_worker_stop(w, BK__CLOCK_NEVER);
+    bk__clock_unwatch(w->jobs->clock, &w->watch);
+    pthread_cond_destroy(&w->cv);
+    pthread_mutex_destroy(&w->mu);
+    for (size_t i = 0; i < w->nh; i++)
+        free(w->h[i].kind);
+    free(w->h);
+    free(w->kinds);
+    free(w->queue);
+    free(w->running);
+    free(w->th);
+    free(w);
+}
