@@ -14,6 +14,7 @@ fail() { echo "FAIL: $*"; status=1; }
 exempt=(
     tests/check_main.h        # included by every Check suite: how a suite runs (bk_test_run)
     tests/gate.h              # included by suites that order threads by events
+    tests/pg_test.h           # included by the suites on the harness's PostgreSQL: its DSN, a database of their own
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
     tests/harness/summary.sh  # prints what make check ran
 )

@@ -16,12 +16,11 @@
 #include <backend/metrics.h>
 
 #include "check_main.h"
+#include "pg_test.h"
 
 static const char *dsn(void)
 {
-    const char *d = getenv("BK_TEST_PG_DSN");
-    ck_assert_msg(d != NULL && *d, "BK_TEST_PG_DSN is not set: run under tests/harness/services.sh");
-    return d;
+    return bkt_pg_server_dsn();
 }
 
 static bk_db_t *pool(unsigned max, int64_t acquire_timeout_ns)

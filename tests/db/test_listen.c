@@ -14,14 +14,13 @@
 #include <backend/db.h>
 
 #include "check_main.h"
+#include "pg_test.h"
 
 #define LONG_NS (10 * BK_NSEC_PER_SEC) /* far longer than anything should take */
 
 static const char *dsn(void)
 {
-    const char *d = getenv("BK_TEST_PG_DSN");
-    ck_assert_msg(d != NULL && *d, "BK_TEST_PG_DSN is not set: run under tests/harness/services.sh");
-    return d;
+    return bkt_pg_server_dsn();
 }
 
 static bk_db_t *pool_on(const char *conninfo, bk_clock_t *clock)

@@ -23,6 +23,7 @@
 #include <backend/db.h>
 
 #include "check_main.h"
+#include "pg_test.h"
 
 static char conninfo[2048]; /* the harness's server, our database */
 static char dbname[40];
@@ -30,48 +31,6 @@ static char dir[64];
 static bk_db_t *db;
 
 /* ------------------------------------------------------------------ fixtures */
-
-static const char *server_dsn(void)
-{
-    const char *d = getenv("BK_TEST_PG_DSN");
-    if (d == NULL || *d == '\0')
-        ck_abort_msg("BK_TEST_PG_DSN is not set: run `make check` from the top of the tree, which starts "
-                     "PostgreSQL (tests/harness/services.sh)");
-    return d;
-}
-
-static void admin(const char *sql)
-{
-    PGconn *pg = PQconnectdb(server_dsn());
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(pg));
-    PQclear(r);
-    PQfinish(pg);
-}
-
-/* The harness's conninfo (keywords or URI) with dbname replaced by ours. */
-static void build_conninfo(void)
-{
-    char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(server_dsn(), &msg);
-    ck_assert_msg(opts != NULL, "BK_TEST_PG_DSN: %s", msg ? msg : "out of memory");
-    size_t n = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "%s='", o->keyword);
-        for (const char *v = o->val; *v && n + 4 < sizeof conninfo; v++) {
-            if (*v == '\'' || *v == '\\')
-                conninfo[n++] = '\\';
-            conninfo[n++] = *v;
-        }
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "' ");
-        ck_assert_uint_lt(n, sizeof conninfo - 64);
-    }
-    snprintf(conninfo + n, sizeof conninfo - n, "dbname=%s", dbname);
-    PQconninfoFree(opts);
-}
 
 static bk_db_t *new_pool(void)
 {
@@ -86,15 +45,7 @@ static bk_db_t *new_pool(void)
 
 static void setup(void)
 {
-    unsigned char raw[8];
-    ck_assert_int_eq(bk_random_bytes(raw, sizeof raw), BK_OK);
-    int n = snprintf(dbname, sizeof dbname, "bk_migrate_");
-    for (size_t i = 0; i < sizeof raw; i++)
-        n += snprintf(dbname + n, sizeof dbname - (size_t)n, "%02x", raw[i]);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    admin(sql);
-    build_conninfo();
+    bkt_pg_database_new("bk_migrate_", dbname, conninfo);
     snprintf(dir, sizeof dir, "/tmp/bk-migrate.XXXXXX");
     ck_assert_msg(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
     db = new_pool();
@@ -126,9 +77,7 @@ static void teardown(void)
     bk_db_free(db);
     db = NULL;
     remove_tree(dir);
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    admin(sql);
+    bkt_pg_database_drop(dbname);
 }
 
 /* ------------------------------------------------------------------ helpers */

@@ -22,6 +22,7 @@
 #include <backend/jobs.h>
 
 #include "check_main.h"
+#include "pg_test.h"
 
 #define T0 INT64_C(1800000000000000000) /* the fake clock's wall start: a whole microsecond */
 #define SEC BK_NSEC_PER_SEC
@@ -33,47 +34,6 @@ static bk_clock_t *clk;
 static bk_jobs_t *jobs;
 
 /* ------------------------------------------------------------------ fixtures */
-
-static const char *server_dsn(void)
-{
-    const char *d = getenv("BK_TEST_PG_DSN");
-    if (d == NULL || *d == '\0')
-        ck_abort_msg("BK_TEST_PG_DSN is not set: run `make check` from the top of the tree, which starts "
-                     "PostgreSQL (tests/harness/services.sh)");
-    return d;
-}
-
-static void admin(const char *sql)
-{
-    PGconn *pg = PQconnectdb(server_dsn());
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(pg));
-    PQclear(r);
-    PQfinish(pg);
-}
-
-static void build_conninfo(void)
-{
-    char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(server_dsn(), &msg);
-    ck_assert_msg(opts != NULL, "BK_TEST_PG_DSN: %s", msg ? msg : "out of memory");
-    size_t n = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "%s='", o->keyword);
-        for (const char *v = o->val; *v && n + 4 < sizeof conninfo; v++) {
-            if (*v == '\'' || *v == '\\')
-                conninfo[n++] = '\\';
-            conninfo[n++] = *v;
-        }
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "' ");
-        ck_assert_uint_lt(n, sizeof conninfo - 64);
-    }
-    snprintf(conninfo + n, sizeof conninfo - n, "dbname=%s", dbname);
-    PQconninfoFree(opts);
-}
 
 static bk_retry_opts_t retry; /* 1 s, 2 s, 4 s ... up to 60 s, no jitter: run_at is exact */
 
@@ -97,15 +57,7 @@ static bk_jobs_t *new_jobs(bk_clock_t *clock, const char *schema)
 
 static void setup(void)
 {
-    unsigned char raw[8];
-    ck_assert_int_eq(bk_random_bytes(raw, sizeof raw), BK_OK);
-    int n = snprintf(dbname, sizeof dbname, "bk_jobs_");
-    for (size_t i = 0; i < sizeof raw; i++)
-        n += snprintf(dbname + n, sizeof dbname - (size_t)n, "%02x", raw[i]);
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    admin(sql);
-    build_conninfo();
+    bkt_pg_database_new("bk_jobs_", dbname, conninfo);
     bk_db_opts_t o;
     bk_db_opts_init(&o);
     o.max_conns = 8;
@@ -123,9 +75,7 @@ static void teardown(void)
     db = NULL;
     bk_clock_free(clk);
     clk = NULL;
-    char sql[128];
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    admin(sql);
+    bkt_pg_database_drop(dbname);
 }
 
 /* ------------------------------------------------------------------ helpers */

@@ -1,0 +1,79 @@
+/* Fixtures of the tests that use the harness's PostgreSQL (BK_TEST_PG_DSN, set by
+ * tests/harness/services.sh): the server's DSN, a statement run as the admin, and
+ * a database of a test's own, created with a random name and dropped after.
+ * SPDX-License-Identifier: MIT */
+#ifndef BK_TESTS_PG_TEST_H
+#define BK_TESTS_PG_TEST_H
+
+#include <check.h>
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <backend/core.h>
+
+static inline const char *bkt_pg_server_dsn(void)
+{
+    const char *d = getenv("BK_TEST_PG_DSN");
+    if (d == NULL || *d == '\0')
+        ck_abort_msg("BK_TEST_PG_DSN is not set: run `make check` from the top of the tree, which starts "
+                     "PostgreSQL (tests/harness/services.sh)");
+    return d;
+}
+
+/* Runs sql (a command, no rows) on the server's own database. */
+static inline void bkt_pg_admin(const char *sql)
+{
+    PGconn *pg = PQconnectdb(bkt_pg_server_dsn());
+    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PGresult *r = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql, PQerrorMessage(pg));
+    PQclear(r);
+    PQfinish(pg);
+}
+
+/* A new database named prefix + 16 random hex digits into dbname[40], and the
+ * server's conninfo (keywords or URI) with dbname replaced by it into
+ * conninfo[2048]. */
+static inline void bkt_pg_database_new(const char *prefix, char dbname[40], char conninfo[2048])
+{
+    unsigned char raw[8];
+    ck_assert_int_eq(bk_random_bytes(raw, sizeof raw), BK_OK);
+    int len = snprintf(dbname, 40, "%s", prefix);
+    ck_assert_int_lt(len, 40 - 16);
+    for (size_t i = 0; i < sizeof raw; i++)
+        len += snprintf(dbname + len, 40 - (size_t)len, "%02x", raw[i]);
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
+    bkt_pg_admin(sql);
+
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(bkt_pg_server_dsn(), &msg);
+    ck_assert_msg(opts != NULL, "BK_TEST_PG_DSN: %s", msg ? msg : "out of memory");
+    size_t n = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        n += (size_t)snprintf(conninfo + n, 2048 - n, "%s='", o->keyword);
+        for (const char *v = o->val; *v && n + 4 < 2048; v++) {
+            if (*v == '\'' || *v == '\\')
+                conninfo[n++] = '\\';
+            conninfo[n++] = *v;
+        }
+        n += (size_t)snprintf(conninfo + n, 2048 - n, "' ");
+        ck_assert_uint_lt(n, 2048 - 64);
+    }
+    snprintf(conninfo + n, 2048 - n, "dbname=%s", dbname);
+    PQconninfoFree(opts);
+}
+
+/* Drops the database of bkt_pg_database_new, whoever is still connected. */
+static inline void bkt_pg_database_drop(const char *dbname)
+{
+    char sql[128];
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    bkt_pg_admin(sql);
+}
+
+#endif
