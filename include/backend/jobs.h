@@ -101,6 +101,8 @@ BK_EXPORT void bk_jobs_enqueue_opts_init(bk_jobs_enqueue_opts_t *opts);
  * Enqueues a job of kind with args (borrowed; NULL = {}). conn NULL: on a pooled
  * connection of its own, committed when it returns. conn inside the caller's
  * open transaction: the job exists exactly when that transaction commits.
+ * Either way a NOTIFY on "<schema>_jobs" (the schema cut to 58 bytes), payload
+ * the queue, wakes the workers at commit (a hint: none on rollback).
  * *id (may be NULL): the job's id. BK_OK: enqueued. BK_EEXIST: opts.unique_key
  * names a job not finished yet, whose id is in *id; nothing was enqueued.
  * BK_EINVAL (err: which argument); the codes of bk_db_query.
@@ -204,12 +206,19 @@ typedef int (*bk_jobs_handler_fn)(bk_job_t *job, void *ud);
 typedef struct bk_jobs_worker_opts {
     const char *queue;         /* default (and NULL) "default"; copied */
     unsigned threads;          /* handlers running at once; default (and 0) 1 */
-    int64_t poll_interval_ns;  /* between claims that found nothing; default 1 s */
+    bool poll_only;            /* no LISTEN: claim every poll_interval_ns only (PgBouncer
+                                  transaction pooling); default false. Implied by an
+                                  injected clock (bk_jobs_opts.clock) */
+    int64_t poll_interval_ns;  /* between claims that found nothing (the floor when a
+                                  NOTIFY of an enqueue wakes the worker sooner); default 1 s */
     uint64_t reserved_[8];     /* zeroed by bk_jobs_worker_opts_init; room to grow (HACKING.md) */
 } bk_jobs_worker_opts_t;
 
 BK_EXPORT void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts);
-/* A worker on jobs (borrowed: it must outlive the worker), not started. */
+/* A worker on jobs (borrowed: it must outlive the worker), not started. Unless
+ * poll_only (or an injected clock), bk_jobs_worker_start opens a listener
+ * (bk_db_listener_new(3)) on the channel "<schema>_jobs" that enqueues NOTIFY,
+ * and the worker claims as soon as a job of its queue is enqueued. */
 BK_EXPORT int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jobs_worker_t **out,
                                  bk_error_t *err);
 /* Runs fn(job, ud) for the jobs of kind (copied); before bk_jobs_worker_start
@@ -217,7 +226,8 @@ BK_EXPORT int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *o
  * started. */
 BK_EXPORT int bk_jobs_handle(bk_jobs_worker_t *w, const char *kind, bk_jobs_handler_fn fn, void *ud);
 /* Starts the claiming, heartbeat and handler threads. BK_EINVAL without a
- * handler; BK_EBUSY when started already; BK_ESYS. */
+ * handler; BK_EBUSY when started already; BK_ESYS; the codes of
+ * bk_db_listener_new (unless poll_only). */
 BK_EXPORT int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err);
 /*
  * Graceful stop: claims no more, gives back the leases of jobs claimed but not

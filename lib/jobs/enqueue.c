@@ -69,6 +69,7 @@ int bk_jobs_enqueue(bk_jobs_t *jobs, bk_db_conn_t *conn, const char *kind, const
         BK_DB_TEXT(timeout),
         opts->unique_key ? BK_DB_TEXT(opts->unique_key) : BK_DB_NULL,
         BK_DB_TEXT(created),
+        BK_DB_TEXT(jobs->channel),
     };
     /* A conflict that finished between the INSERT and the SELECT frees the key:
      * try again, a few times. */
@@ -152,9 +153,9 @@ int bk_jobs_enqueue_batch(bk_jobs_t *jobs, bk_db_conn_t *conn, const bk_jobs_bat
         return bk__error(err, BK_ENOMEM, "out of memory");
     char created[24];
     snprintf(created, sizeof created, "%" PRId64, now);
-    bk_db_param_t p[] = {BK_DB_TEXT(text), BK_DB_TEXT(created)};
+    bk_db_param_t p[] = {BK_DB_TEXT(text), BK_DB_TEXT(created), BK_DB_TEXT(jobs->channel)};
     bk_db_result_t *res;
-    rc = bk__jobs_query(jobs, conn, SQL_BATCH, p, 2, &res, err);
+    rc = bk__jobs_query(jobs, conn, SQL_BATCH, p, 3, &res, err);
     bk__json_free(text);
     if (rc)
         return rc;

@@ -18,10 +18,12 @@ BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
 
 /* {S} stands for the quoted schema. */
 static const char *const templates[SQL_COUNT_] = {
-    [SQL_ENQUEUE] = "INSERT INTO {S}.jobs (queue, kind, args, priority, max_attempts, run_at, timeout_ns, "
-                    "unique_key, created_at) VALUES ($1, $2, $3::jsonb, $4::smallint, $5::int, " TS(6) ", "
-                    "$7::bigint, $8, " TS(9) ") ON CONFLICT (unique_key) WHERE " PENDING_KEY
-                    " DO NOTHING RETURNING id",
+    /* The NOTIFY (on channel $10, payload the queue) is a wake-up hint for the
+     * workers: sent at commit, only when a job was inserted. */
+    [SQL_ENQUEUE] = "WITH ins AS (INSERT INTO {S}.jobs (queue, kind, args, priority, max_attempts, run_at, "
+                    "timeout_ns, unique_key, created_at) VALUES ($1, $2, $3::jsonb, $4::smallint, $5::int, " TS(6)
+                    ", $7::bigint, $8, " TS(9) ") ON CONFLICT (unique_key) WHERE " PENDING_KEY
+                    " DO NOTHING RETURNING id, queue) SELECT id, pg_notify($10, queue) FROM ins",
     [SQL_UNIQUE_ID] = "SELECT id FROM {S}.jobs WHERE unique_key = $1 AND state NOT IN ('completed', "
                       "'discarded', 'cancelled')",
     [SQL_BATCH] =
@@ -32,8 +34,11 @@ static const char *const templates[SQL_COUNT_] = {
         "(e->>'priority')::smallint, (e->>'max_attempts')::int, "
         "'epoch'::timestamptz + ((e->>'run_at')::bigint / 1000) * interval '1 microsecond', "
         "(e->>'timeout_ns')::bigint, e->>'unique_key', " TS(2) " FROM src ORDER BY i "
-        "ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING RETURNING id) "
-        "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id ORDER BY src.i",
+        "ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING RETURNING id, queue) "
+        "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id "
+        /* one wake-up hint (channel $3) per queue that got a job */
+        "CROSS JOIN (SELECT count(*) FROM (SELECT pg_notify($3, q) FROM (SELECT DISTINCT queue AS q FROM ins) d) "
+        "x) n ORDER BY src.i",
     /* Ready jobs, and running ones whose lease expired (rescued: attempt + 1 fences
      * the old holder). One whose lease expired on its last attempt is discarded
      * instead, so that a job that kills its worker every time ends. */
@@ -182,6 +187,8 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
         return bk__error(err, BK_ENOMEM, "out of memory");
     j->db = db;
     snprintf(j->schema, sizeof j->schema, "%s", schema);
+    /* 63 bytes at most (NAMEDATALEN): a long schema is cut to fit. */
+    snprintf(j->channel, sizeof j->channel, "%.58s_jobs", schema);
     j->clock = opts->clock;
     j->lease_ns = opts->lease_ns;
     j->retry = retry;

@@ -41,6 +41,7 @@ enum bk__jobs_sql {
 struct bk_jobs {
     bk_db_t *db;
     char schema[64];
+    char channel[64]; /* the NOTIFY channel of wake-up hints: "<schema>_jobs" */
     bk_clock_t *clock;
     int64_t lease_ns;
     bk_retry_opts_t retry;

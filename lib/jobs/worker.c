@@ -2,7 +2,12 @@
  * handler threads (one statement), the handler threads, and a heartbeat thread
  * that renews the leases of every job the worker holds (one statement, every
  * lease / 3) and raises the cancelled flag of jobs cancelled, timed out, or
- * whose lease was lost. Waits are on the queue's clock.
+ * whose lease was lost. Waits are on the queue's clock. On the system clock
+ * and unless poll_only, the claimer waits between polls on a listener of the
+ * queue's NOTIFY channel instead, so that an enqueue wakes it at once (a reset
+ * of the listener, when notifications may have been lost, claims at once too).
+ * A fake clock keeps the poll only: the listener waits in real time, which a
+ * test driving the fake clock cannot advance.
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <pthread.h>
@@ -27,6 +32,8 @@ struct bk_jobs_worker {
     char *queue;
     unsigned threads;
     int64_t poll_ns;
+    bool poll_only;
+    bk_db_listener_t *listener; /* NULL when polling only */
     struct handler *h;
     size_t nh;
     const char **kinds;
@@ -70,6 +77,7 @@ int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jo
     w->jobs = jobs;
     w->threads = opts->threads ? opts->threads : 1;
     w->poll_ns = opts->poll_interval_ns;
+    w->poll_only = opts->poll_only || jobs->clock != NULL;
     w->queue = strdup(opts->queue ? opts->queue : "default");
     w->running = calloc(w->threads, sizeof *w->running);
     w->th = calloc(w->threads, sizeof *w->th);
@@ -143,6 +151,41 @@ static void give_back(bk_jobs_worker_t *w, bk_job_t *list)
     }
 }
 
+/* Waits (unlocked) up to the poll interval for a hint about our queue, a reset
+ * of the listener (catch up: claim now), stop (bk_db_listener_wake), or an
+ * error (then the rest of the interval on the clock). Called and returns with
+ * w->mu held. */
+static void listen_wait(bk_jobs_worker_t *w)
+{
+    int64_t deadline = bk_clock_mono_ns(NULL) + w->poll_ns;
+    pthread_mutex_unlock(&w->mu);
+    for (;;) {
+        int64_t left = deadline - bk_clock_mono_ns(NULL);
+        if (left <= 0)
+            break;
+        bk_db_notification_t *n = NULL;
+        bk_error_t err;
+        int rc = bk_db_listener_wait(w->listener, left, &n, &err);
+        if (rc == BK_OK) {
+            bool ours = n->reset || strcmp(n->payload, w->queue) == 0;
+            bk_db_notification_free(n);
+            if (ours)
+                break;
+            continue;
+        }
+        if (rc == BK_ETIMEDOUT || rc == BK_ECANCELED)
+            break;
+        if (rc == BK_ENOMEM)
+            continue;
+        bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: listener: %s", err.message);
+        pthread_mutex_lock(&w->mu);
+        while (!w->stopping && bk__clock_wait(NULL, &w->cv, &w->mu, deadline) != BK_ETIMEDOUT)
+            ;
+        return;
+    }
+    pthread_mutex_lock(&w->mu);
+}
+
 static void *claimer_main(void *arg)
 {
     bk_jobs_worker_t *w = arg;
@@ -175,6 +218,10 @@ static void *claimer_main(void *arg)
         }
         /* Found fewer than we could run: poll again after the interval, or
          * sooner when every thread was busy and one becomes free. */
+        if (free_slots > 0 && w->listener) {
+            listen_wait(w);
+            continue;
+        }
         int64_t deadline = free_slots > 0 ? bk_clock_mono_ns(clock) + w->poll_ns : BK__CLOCK_NEVER;
         while (!w->stopping && (free_slots == 0 ? w->nrunning + w->nready >= w->threads : true))
             if (bk__clock_wait(clock, &w->cv, &w->mu, deadline) == BK_ETIMEDOUT)
@@ -337,6 +384,12 @@ int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
         return bk__error(err, BK_EINVAL, "worker: no handler");
     if (w->started)
         return bk__error(err, BK_EBUSY, "worker: started already");
+    if (!w->poll_only) {
+        const char *ch = w->jobs->channel;
+        int rc = bk_db_listener_new(w->jobs->db, &ch, 1, NULL, &w->listener, err);
+        if (rc != BK_OK)
+            return rc;
+    }
     w->started = true;
     unsigned made = 0;
     for (; made < w->threads; made++)
@@ -359,6 +412,8 @@ int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
         for (unsigned i = 0; i < made; i++)
             pthread_join(w->th[i], NULL);
         w->joined = true;
+        bk_db_listener_free(w->listener);
+        w->listener = NULL;
         return bk__error(err, BK_ESYS, "worker: cannot start its threads");
     }
     return BK_OK;
@@ -376,8 +431,13 @@ int bk_jobs_worker_stop(bk_jobs_worker_t *w, int64_t deadline_ns)
     w->stopping = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    if (first)
-        pthread_join(w->claimer, NULL); /* it gives back what it was claiming */
+    if (first) {
+        if (w->listener)
+            bk_db_listener_wake(w->listener); /* the claimer may be waiting on it */
+        pthread_join(w->claimer, NULL);       /* it gives back what it was claiming */
+        bk_db_listener_free(w->listener);
+        w->listener = NULL;
+    }
     pthread_mutex_lock(&w->mu);
     bk_job_t *list = w->ready;
     w->ready = w->ready_tail = NULL;

@@ -753,6 +753,129 @@ START_TEST(worker_handler_completes_in_its_transaction_and_stop_waits)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ wake-up */
+
+/* A worker of "count" on q (system clock or not) polling every poll_ns. */
+static bk_jobs_worker_t *count_worker(bk_jobs_t *q, int64_t poll_ns, bool poll_only, struct run_ctx *r)
+{
+    bk_jobs_worker_opts_t o;
+    bk_jobs_worker_opts_init(&o);
+    o.poll_interval_ns = poll_ns;
+    o.poll_only = poll_only;
+    bk_jobs_worker_t *w;
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_worker_new(q, &o, &w, &err), BK_OK);
+    ck_assert_int_eq(bk_jobs_handle(w, "count", count_handler, r), BK_OK);
+    int rc = bk_jobs_worker_start(w, &err);
+    ck_assert_msg(rc == BK_OK, "start: %s: %s", bk_err_name(rc), err.message);
+    return w;
+}
+
+/* Lets the claimer finish its first (empty) poll and settle into its wait, so
+ * that what happens next cannot be that poll. */
+static void settle(void)
+{
+    usleep(300 * 1000);
+}
+
+START_TEST(notify_wakes_the_worker_long_before_its_poll)
+{
+    bk_jobs_t *sys = new_jobs(NULL, NULL); /* the listener runs on the system clock */
+    struct run_ctx r = {0};
+    bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
+    settle();
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_enqueue(sys, NULL, "count", NULL, NULL, NULL, &err), BK_OK);
+    WAIT_FOR(atomic_load(&r.ran) == 1); /* within 20 s, the next poll being an hour away */
+    settle();
+    bk_jobs_batch_item_t items[] = {{"count", NULL, NULL}, {"count", NULL, NULL}};
+    ck_assert_int_eq(bk_jobs_enqueue_batch(sys, NULL, items, 2, NULL, NULL, &err), BK_OK);
+    WAIT_FOR(atomic_load(&r.ran) == 3);
+    int64_t t0 = bk_clock_mono_ns(NULL);
+    ck_assert_int_eq(bk_jobs_worker_stop(w, t0 + 10 * SEC), BK_OK);
+    ck_assert_int_lt(bk_clock_mono_ns(NULL) - t0, 5 * SEC); /* the listener's wait was woken */
+    bk_jobs_worker_free(w);
+    bk_jobs_free(sys);
+}
+END_TEST
+
+static int enqueue_then_fail(bk_db_conn_t *c, void *ud)
+{
+    bk_jobs_t *q = ud;
+    int rc = bk_jobs_enqueue(q, c, "count", NULL, NULL, NULL, NULL);
+    return rc ? rc : BK_EIO;
+}
+
+START_TEST(rolled_back_enqueue_wakes_nobody)
+{
+    bk_jobs_t *sys = new_jobs(NULL, NULL);
+    struct run_ctx r = {0};
+    bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
+    settle();
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, enqueue_then_fail, sys, NULL), BK_EIO);
+    /* A job inserted behind the library's back (no NOTIFY) would be found by a
+     * wake-up: none comes, so it waits for the poll an hour away. */
+    ck_sql_eq("1", "WITH i AS (INSERT INTO backend_jobs.jobs (queue, kind, max_attempts, run_at, created_at) "
+                   "VALUES ('default', 'count', 1, now(), now()) RETURNING id) SELECT count(*) FROM i");
+    usleep(700 * 1000);
+    ck_assert_int_eq(atomic_load(&r.ran), 0);
+    ck_assert_int_eq(count_state("available"), 1);
+    bk_jobs_worker_free(w);
+    bk_jobs_free(sys);
+}
+END_TEST
+
+START_TEST(a_lost_listener_catches_up_after_reconnecting)
+{
+    bk_jobs_t *sys = new_jobs(NULL, NULL);
+    struct run_ctx r = {0};
+    bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
+    settle();
+    /* A job whose NOTIFY the worker never sees (inserted without one), then the
+     * listener's session killed: only the catch-up claim after it LISTENs again
+     * can find the job, the poll being an hour away. */
+    ck_sql_eq("1", "WITH i AS (INSERT INTO backend_jobs.jobs (queue, kind, max_attempts, run_at, created_at) "
+                   "VALUES ('default', 'count', 1, now(), now()) RETURNING id) SELECT count(*) FROM i");
+    ck_sql_eq("1", "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = "
+                   "current_database() AND query LIKE 'LISTEN%%'");
+    WAIT_FOR(atomic_load(&r.ran) == 1);
+    bk_jobs_worker_free(w);
+    bk_jobs_free(sys);
+}
+END_TEST
+
+START_TEST(poll_only_claims_at_the_interval_only)
+{
+    /* On the system clock: no LISTEN, so an enqueue an hour before the poll waits. */
+    bk_jobs_t *sys = new_jobs(NULL, NULL);
+    struct run_ctx r = {0};
+    bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, true, &r);
+    settle();
+    ck_sql_eq("0", "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                   "query LIKE 'LISTEN%%'");
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_enqueue(sys, NULL, "count", NULL, NULL, NULL, &err), BK_OK);
+    usleep(700 * 1000);
+    ck_assert_int_eq(atomic_load(&r.ran), 0);
+    bk_jobs_worker_free(w);
+    bk_jobs_free(sys);
+    /* On the fake clock: the job runs once the clock passes the interval. */
+    struct run_ctx f = {0};
+    w = count_worker(jobs, 10 * SEC, true, &f);
+    WAIT_FOR(atomic_load(&f.ran) == 1); /* the job left over, at the first poll */
+    settle();
+    enqueue("count", NULL);
+    usleep(500 * 1000);
+    ck_assert_int_eq(atomic_load(&f.ran), 1);
+    bk_clock_fake_advance(clk, 9 * SEC);
+    usleep(300 * 1000);
+    ck_assert_int_eq(atomic_load(&f.ran), 1);
+    bk_clock_fake_advance(clk, SEC);
+    WAIT_FOR(atomic_load(&f.ran) == 2);
+    bk_jobs_worker_free(w);
+}
+END_TEST
+
 static Suite *jobs_suite(void)
 {
     Suite *s = suite_create("jobs");
@@ -781,6 +904,14 @@ static Suite *jobs_suite(void)
     tcase_add_test(tw, timeout_raises_the_flag_at_a_heartbeat);
     tcase_add_test(tw, stop_past_its_deadline_flags_the_running_handlers);
     suite_add_tcase(s, tw);
+    TCase *tk = tcase_create("wake");
+    tcase_add_checked_fixture(tk, setup, teardown);
+    tcase_set_timeout(tk, 90);
+    tcase_add_test(tk, notify_wakes_the_worker_long_before_its_poll);
+    tcase_add_test(tk, rolled_back_enqueue_wakes_nobody);
+    tcase_add_test(tk, a_lost_listener_catches_up_after_reconnecting);
+    tcase_add_test(tk, poll_only_claims_at_the_interval_only);
+    suite_add_tcase(s, tk);
     return s;
 }
 
