@@ -84,6 +84,18 @@ static void wait_sql(const char *sql, long long want)
     }
 }
 
+#define COMPLETED "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'"
+
+/* Polls sql every 2 ms until it yields more than was, for LIMIT_S at most. */
+static void wait_progress(const char *sql, long long was)
+{
+    double end = now_s() + LIMIT_S;
+    while (sql_ll(sql) <= was) {
+        ck_assert_msg(now_s() < end, "timed out after %d s: %s stays at %lld", LIMIT_S, sql, was);
+        usleep(2000);
+    }
+}
+
 static int wait_child(pid_t pid)
 {
     int st;
@@ -316,12 +328,13 @@ START_TEST(killed_workers_lose_no_job)
     int kills = crash_kills();
     int done = 0, killed_midway = 0;
     for (; done < kills; done++) {
+        long long completed = sql_ll(COMPLETED);
         int stop_w;
         pid_t w = spawn_worker(&stop_w, LEASE_MS * MS, 4, -1);
-        /* A random moment of its life: 100 ms to 400 ms, so that it has
-         * connected and claimed (the lease is 300 ms: a kill finds claims of
-         * its own and rescues of its predecessor's) */
-        usleep(100000 + (useconds_t)(random() % 300000));
+        /* A random moment of its working life: once it has completed a job
+         * (however slowly it starts, under valgrind too), 0 to 150 ms more. */
+        wait_progress(COMPLETED, completed);
+        usleep((useconds_t)(random() % 150000));
         ck_assert_int_eq(kill(w, SIGKILL), 0);
         int st = wait_child(w);
         close(stop_w);
@@ -330,10 +343,10 @@ START_TEST(killed_workers_lose_no_job)
         if (sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'") > 0)
             killed_midway++;
     }
-    long long before_last = sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'");
+    long long before_last = sql_ll(COMPLETED);
     int stop_w;
     pid_t w = spawn_worker(&stop_w, LEASE_MS * MS, 4, -1);
-    wait_sql("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'", N_JOBS);
+    wait_sql(COMPLETED, N_JOBS);
     close(stop_w);
     ck_exited_ok(w, "the last worker");
 
@@ -356,6 +369,7 @@ START_TEST(killed_workers_lose_no_job)
            "attempts beyond the first %lld; %.1f s\n",
            seed, done, killed_midway, before_last, jobs_n, lost, rows, tx_dup, plain_dup, extra, now_s() - t0);
     ck_assert_int_eq(done, kills);
+    ck_assert_msg(killed_midway == kills, "only %d kills found jobs left: the test proved less", killed_midway);
     ck_assert_int_eq(jobs_n, N_JOBS);
     ck_assert_int_eq(lost, 0);
     ck_assert_int_eq(tx_not_one, 0);
