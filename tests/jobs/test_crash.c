@@ -13,6 +13,7 @@
  * bounded polls of the database that fail loudly.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -118,6 +119,7 @@ static void ck_exited_ok(pid_t pid, const char *who)
 /* What a child's handlers read: set before its worker starts. */
 static bk_db_t *cdb;
 static int release_fd = -1;         /* fencing: the handler waits for a byte here first */
+static int started_fd = -1;         /* fencing: after writing one here */
 static atomic_int fence_rc = -1;    /* fencing: what bk_job_complete_in returned */
 
 static int child_open(int64_t lease_ns, bk_jobs_t **jobs)
@@ -209,7 +211,9 @@ static int fence_handler(bk_job_t *job, void *ud)
 {
     (void)ud;
     if (release_fd >= 0) {
-        char b;
+        char b = 's';
+        if (write(started_fd, &b, 1) != 1)
+            return BK_EIO;
         while (read(release_fd, &b, 1) < 0 && errno == EINTR)
             ;
     }
@@ -385,9 +389,10 @@ END_TEST
 /* The fenced worker: its handler waits for release_fd, then completes in its
  * transaction; exits 0 when that completion was refused (BK_ECONFLICT), 2 when
  * it was accepted, 3 for another code, 4 when the handler never got that far. */
-static int child_fenced(int stop_fd, int rel_fd)
+static int child_fenced(int stop_fd, int rel_fd, int start_fd)
 {
     release_fd = rel_fd;
+    started_fd = start_fd;
     int st = child_worker(stop_fd, LEASE_MS * MS, 1);
     if (st != 0)
         return st;
@@ -413,8 +418,9 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
     }
     ck_exited_ok(e, "enqueue");
 
-    int rel[2], stop_a[2];
+    int rel[2], stop_a[2], started[2];
     ck_assert_int_eq(pipe(rel), 0);
+    ck_assert_int_eq(pipe(started), 0);
     ck_assert_int_eq(pipe(stop_a), 0);
     fflush(NULL);
     pid_t a = fork();
@@ -422,12 +428,20 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
     if (a == 0) {
         close(rel[1]);
         close(stop_a[1]);
-        _exit(child_fenced(stop_a[0], rel[0]));
+        close(started[0]);
+        _exit(child_fenced(stop_a[0], rel[0], started[1]));
     }
     close(rel[0]);
     close(stop_a[0]);
-    /* A holds the job (attempt 1) and its handler waits for rel. */
-    wait_sql("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'running' AND attempt = 1", 1);
+    close(started[1]);
+    /* A holds the job (attempt 1) and its handler runs: it waits for rel.
+     * (Claimed but not started, the job would be given back at A's stop.) */
+    struct pollfd pf = {.fd = started[0], .events = POLLIN};
+    ck_assert_msg(poll(&pf, 1, LIMIT_S * 1000) == 1, "A's handler did not start in %d s", LIMIT_S);
+    char b;
+    ck_assert_int_eq(read(started[0], &b, 1), 1);
+    close(started[0]);
+    ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'running' AND attempt = 1"), 1);
     ck_assert_int_eq(kill(a, SIGSTOP), 0);
     /* B's lease is long: only A's may expire here, however slow B runs. */
     int stop_b;
