@@ -438,8 +438,8 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
      * (Claimed but not started, the job would be given back at A's stop.) */
     struct pollfd pf = {.fd = started[0], .events = POLLIN};
     ck_assert_msg(poll(&pf, 1, LIMIT_S * 1000) == 1, "A's handler did not start in %d s", LIMIT_S);
-    char b;
-    ck_assert_int_eq(read(started[0], &b, 1), 1);
+    char sb;
+    ck_assert_int_eq(read(started[0], &sb, 1), 1);
     close(started[0]);
     ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'running' AND attempt = 1"), 1);
     ck_assert_int_eq(kill(a, SIGSTOP), 0);
