@@ -38,6 +38,9 @@
 
 static char conninfo[2048];
 static char dbname[40];
+/* The worker processes alive: killed at teardown, so that a failed assertion
+ * leaves no stopped process behind (the others end at their pipe's EOF). */
+static pid_t children[4];
 
 static void setup(void)
 {
@@ -46,7 +49,22 @@ static void setup(void)
 
 static void teardown(void)
 {
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
+        if (children[i] > 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+            children[i] = 0;
+        }
     bkt_pg_database_drop(dbname);
+}
+
+static void track(pid_t pid, bool alive)
+{
+    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
+        if (alive ? children[i] == 0 : children[i] == pid) {
+            children[i] = alive ? pid : 0;
+            return;
+        }
 }
 
 /* ------------------------------------------------------------------ the test's side (libpq) */
@@ -104,6 +122,7 @@ static int wait_child(pid_t pid)
     while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
         ;
     ck_assert_int_eq(r, pid);
+    track(pid, false);
     return st;
 }
 
@@ -272,6 +291,7 @@ static pid_t spawn_worker(int *stop_w, int64_t lease_ns, unsigned threads, int r
     }
     close(p[0]);
     *stop_w = p[1];
+    track(pid, true);
     return pid;
 }
 
@@ -318,6 +338,7 @@ static int crash_kills(void)
 START_TEST(killed_workers_lose_no_job)
 {
     double t0 = now_s();
+    /* No unique key on job: only the queue may keep the rows to one a job. */
     exec_admin("CREATE TABLE effects (job bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)");
     fflush(NULL);
     pid_t e = fork();
@@ -403,6 +424,7 @@ static int child_fenced(int stop_fd, int rel_fd, int start_fd)
 START_TEST(stopped_worker_past_its_lease_is_fenced)
 {
     double t0 = now_s();
+    /* No unique key on job: A's insert succeeds, only the fencing refuses it. */
     exec_admin("CREATE TABLE effects (job bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)");
     /* The tables (and the job) come from a process of their own. */
     fflush(NULL);
@@ -431,6 +453,7 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
         close(started[0]);
         _exit(child_fenced(stop_a[0], rel[0], started[1]));
     }
+    track(a, true);
     close(rel[0]);
     close(stop_a[0]);
     close(started[1]);
