@@ -52,7 +52,8 @@
 #include <backend/jobs.h>
 
 enum {
-    N_JOBS = 2000,   /* per round of jobs_run_* */
+    N_JOBS = 1000,   /* per round of jobs_run_* */
+    N_WARMUP = 200,  /* per untimed warm-up round */
     ROUNDS = 3,
     MAX_THREADS = 2,
     BATCH = 100,     /* jobs per bk_jobs_enqueue_batch call */
@@ -213,25 +214,25 @@ static int all_completed(size_t n)
 /* ------------------------------------------------------------------ jobs_run: ours */
 static pthread_mutex_t run_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t run_cv = PTHREAD_COND_INITIALIZER;
-static size_t run_count;
+static size_t run_count, run_target;
 
 static int empty_handler(bk_job_t *job, void *ud)
 {
     (void)job;
     (void)ud;
     pthread_mutex_lock(&run_mu);
-    if (++run_count == N_JOBS)
+    if (++run_count == run_target)
         pthread_cond_signal(&run_cv);
     pthread_mutex_unlock(&run_mu);
     return BK_OK;
 }
 
-/* jobs/s of a worker of threads threads over N_JOBS jobs enqueued beforehand;
+/* jobs/s of a worker of threads threads over n jobs enqueued beforehand;
  * < 0 on a failure. The clock stops when bk_jobs_worker_stop returns: every
  * handler's completion recorded. */
-static double ours_run(unsigned threads)
+static double ours_run(unsigned threads, size_t n)
 {
-    if (!truncate_jobs() || enqueue_n(N_JOBS) != 0)
+    if (!truncate_jobs() || enqueue_n(n) != 0)
         return -1;
     bk_jobs_worker_opts_t o;
     bk_jobs_worker_opts_init(&o);
@@ -244,6 +245,7 @@ static double ours_run(unsigned threads)
         return -1;
     }
     run_count = 0;
+    run_target = n;
     double t0 = mono_s();
     if (bk_jobs_worker_start(w, &err) != BK_OK) {
         fprintf(stderr, "bench_jobs: worker start: %s\n", err.message);
@@ -251,15 +253,15 @@ static double ours_run(unsigned threads)
         return -1;
     }
     pthread_mutex_lock(&run_mu);
-    while (run_count < N_JOBS)
+    while (run_count < n)
         pthread_cond_wait(&run_cv, &run_mu);
     pthread_mutex_unlock(&run_mu);
     int rc = bk_jobs_worker_stop(w, bk_clock_mono_ns(NULL) + 10 * BK_NSEC_PER_SEC);
     double t1 = mono_s();
     bk_jobs_worker_free(w);
-    if (rc != BK_OK || !all_completed(N_JOBS))
+    if (rc != BK_OK || !all_completed(n))
         return -1;
-    return N_JOBS / (t1 - t0);
+    return (double)n / (t1 - t0);
 }
 
 /* ------------------------------------------------------------------ jobs_run: the floor */
@@ -308,9 +310,9 @@ static void *floor_main(void *arg)
 
 static struct floor_thread floor_th[MAX_THREADS];
 
-static double floor_run(unsigned threads)
+static double floor_run(unsigned threads, size_t n)
 {
-    if (!truncate_jobs() || enqueue_n(N_JOBS) != 0)
+    if (!truncate_jobs() || enqueue_n(n) != 0)
         return -1;
     pthread_barrier_t start;
     pthread_barrier_init(&start, NULL, threads);
@@ -335,11 +337,11 @@ static double floor_run(unsigned threads)
             t1 = floor_th[t].t1;
     }
     pthread_barrier_destroy(&start);
-    if (failures || done != N_JOBS || !all_completed(N_JOBS)) {
+    if (failures || done != n || !all_completed(n)) {
         fprintf(stderr, "bench_jobs: the floor failed %lu statements, completed %lu\n", failures, done);
         return -1;
     }
-    return N_JOBS / (t1 - t0);
+    return (double)n / (t1 - t0);
 }
 
 /* ------------------------------------------------------------------ jobs_enqueue_batch */
@@ -474,7 +476,7 @@ static int run_benches(void)
     /* Warm-up, untimed: every pooled connection and floor connection has its
      * statements prepared, the table and its indexes are in the server's cache. */
     for (int i = 0; i < 2; i++)
-        if (ours_run(THREADS[i]) < 0 || floor_run(THREADS[i]) < 0)
+        if (ours_run(THREADS[i], N_WARMUP) < 0 || floor_run(THREADS[i], N_WARMUP) < 0)
             return -1;
 
     printf("bench_jobs: %d jobs per round, empty handler; worker (1 claiming thread, poll %d ms) vs the same "
@@ -485,11 +487,11 @@ static int run_benches(void)
         for (int i = 0; i < 2; i++) {
             double o, b;
             if (r % 2 == 0) {
-                b = floor_run(THREADS[i]);
-                o = ours_run(THREADS[i]);
+                b = floor_run(THREADS[i], N_JOBS);
+                o = ours_run(THREADS[i], N_JOBS);
             } else {
-                o = ours_run(THREADS[i]);
-                b = floor_run(THREADS[i]);
+                o = ours_run(THREADS[i], N_JOBS);
+                b = floor_run(THREADS[i], N_JOBS);
             }
             if (o < 0 || b < 0)
                 return -1;
