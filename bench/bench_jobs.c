@@ -173,7 +173,8 @@ static int conninfo_for(const char *server, const char *dbname)
 /* Empties the queue between rounds, so that every round starts alike. */
 static int truncate_jobs(void)
 {
-    return exec_ok(bench_admin, "TRUNCATE backend_jobs.jobs") && exec_ok(bench_admin, "VACUUM ANALYZE backend_jobs.jobs");
+    return exec_ok(bench_admin, "TRUNCATE backend_jobs.jobs") &&
+           exec_ok(bench_admin, "VACUUM ANALYZE backend_jobs.jobs");
 }
 
 /* n jobs of KIND, args {}, in batches (untimed). */
@@ -581,7 +582,8 @@ int main(void)
         fprintf(stderr, "bench_jobs: bk_db_new: %s: %s\n", bk_strerror(rc), err.message);
     else if ((rc = bk_jobs_new(db, NULL, &jobs, &err)) != BK_OK)
         fprintf(stderr, "bench_jobs: bk_jobs_new: %s: %s\n", bk_strerror(rc), err.message);
-    else if ((bench_admin = connect_raw(conninfo)) != NULL && exec_ok(bench_admin, "SET client_min_messages = warning")) {
+    else if ((bench_admin = connect_raw(conninfo)) != NULL &&
+             exec_ok(bench_admin, "SET client_min_messages = warning")) {
         int ok = 1;
         for (int t = 0; t < MAX_THREADS && ok; t++)
             ok = (floor_th[t].pg = connect_raw(conninfo)) != NULL && prepare_floor(floor_th[t].pg) == 0;
