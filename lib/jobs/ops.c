@@ -20,40 +20,33 @@ static int not_in_state(bk_jobs_t *jobs, const bk_db_param_t *id, const char *wh
     return rc;
 }
 
-int bk_jobs_cancel(bk_jobs_t *jobs, int64_t id, bk_error_t *err)
+/* Moves job id by sql (parameters: id, now); when no row moved, says why. */
+static int transition(bk_jobs_t *jobs, int64_t id, enum bk__jobs_sql sql, const char *what, bk_error_t *err)
 {
     bk__error_clear(err);
     if (!jobs)
-        return bk__error(err, BK_EINVAL, "cancel: no queue");
+        return bk__error(err, BK_EINVAL, "%s: no queue", what);
     char ids[24], now[24];
     snprintf(ids, sizeof ids, "%" PRId64, id);
     snprintf(now, sizeof now, "%" PRId64, bk_clock_wall_ns(jobs->clock));
     bk_db_param_t p[] = {BK_DB_TEXT(ids), BK_DB_TEXT(now)};
     bk_db_result_t *res;
-    int rc = bk__jobs_query(jobs, NULL, SQL_CANCEL, p, 2, &res, err);
+    int rc = bk__jobs_query(jobs, NULL, sql, p, 2, &res, err);
     if (rc)
-        return rc;
+        return rc; /* retry: BK_ECONFLICT when another job holds its unique key */
     bool done = bk_db_rows(res) > 0;
     bk_db_result_free(res);
-    return done ? BK_OK : not_in_state(jobs, p, "cancel", err);
+    return done ? BK_OK : not_in_state(jobs, p, what, err);
+}
+
+int bk_jobs_cancel(bk_jobs_t *jobs, int64_t id, bk_error_t *err)
+{
+    return transition(jobs, id, SQL_CANCEL, "cancel", err);
 }
 
 int bk_jobs_retry(bk_jobs_t *jobs, int64_t id, bk_error_t *err)
 {
-    bk__error_clear(err);
-    if (!jobs)
-        return bk__error(err, BK_EINVAL, "retry: no queue");
-    char ids[24], now[24];
-    snprintf(ids, sizeof ids, "%" PRId64, id);
-    snprintf(now, sizeof now, "%" PRId64, bk_clock_wall_ns(jobs->clock));
-    bk_db_param_t p[] = {BK_DB_TEXT(ids), BK_DB_TEXT(now)};
-    bk_db_result_t *res;
-    int rc = bk__jobs_query(jobs, NULL, SQL_RETRY, p, 2, &res, err);
-    if (rc)
-        return rc; /* BK_ECONFLICT: another job holds its unique key */
-    bool done = bk_db_rows(res) > 0;
-    bk_db_result_free(res);
-    return done ? BK_OK : not_in_state(jobs, p, "retry", err);
+    return transition(jobs, id, SQL_RETRY, "retry", err);
 }
 
 int bk_jobs_get(bk_jobs_t *jobs, int64_t id, json_t **out, bk_error_t *err)

@@ -393,12 +393,11 @@ static void migrator(int start)
 
 #define MIGRATORS 4
 
-START_TEST(concurrent_migrators_apply_each_file_once)
+/* Forks MIGRATORS children running child(start), releases them together once
+ * each has opened its pool, and answers the sum of their exit codes (how many
+ * migrations each applied; a failure, 100 - code, fails the test). */
+static int run_migrators(void (*child)(int start))
 {
-    put("1_counter.sql", "CREATE TABLE counter (ran int NOT NULL);\n"
-                         "SELECT pg_sleep(0.2);\n"); /* hold the lock while the others arrive */
-    put("2_count.sql", "INSERT INTO counter VALUES (2);");
-    put("3_count.sql", "INSERT INTO counter VALUES (3);\nSELECT pg_sleep(0.05);");
     int p[2];
     ck_assert_int_eq(pipe(p), 0);
     pid_t pids[MIGRATORS];
@@ -407,7 +406,7 @@ START_TEST(concurrent_migrators_apply_each_file_once)
         ck_assert_int_ge(pids[i], 0);
         if (pids[i] == 0) {
             close(p[1]);
-            migrator(p[0]);
+            child(p[0]);
         }
     }
     close(p[0]);
@@ -419,10 +418,19 @@ START_TEST(concurrent_migrators_apply_each_file_once)
         ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
         ck_assert_msg(WIFEXITED(status), "migrator %d did not exit", i);
         int code = WEXITSTATUS(status);
-        ck_assert_msg(code <= 3, "migrator %d: %s (exit %d)", i, code >= 100 ? bk_err_name(100 - code) : "?",
-                      code);
+        ck_assert_msg(code <= 3, "migrator %d: %s (exit %d)", i, code >= 100 ? bk_err_name(100 - code) : "?", code);
         total += code;
     }
+    return total;
+}
+
+START_TEST(concurrent_migrators_apply_each_file_once)
+{
+    put("1_counter.sql", "CREATE TABLE counter (ran int NOT NULL);\n"
+                         "SELECT pg_sleep(0.2);\n"); /* hold the lock while the others arrive */
+    put("2_count.sql", "INSERT INTO counter VALUES (2);");
+    put("3_count.sql", "INSERT INTO counter VALUES (3);\nSELECT pg_sleep(0.05);");
+    int total = run_migrators(migrator);
     ck_assert_int_eq(total, 3); /* between them, each file once */
     ck_recorded("1:1_counter.sql,2:2_count.sql,3:3_count.sql");
     ck_scalar_eq("SELECT string_agg(ran::text, ',' ORDER BY ran) FROM counter", "2,3");
@@ -506,29 +514,7 @@ static void list_migrator(int start)
 
 START_TEST(concurrent_list_migrators_apply_each_once)
 {
-    int p[2];
-    ck_assert_int_eq(pipe(p), 0);
-    pid_t pids[MIGRATORS];
-    for (int i = 0; i < MIGRATORS; i++) {
-        pids[i] = fork();
-        ck_assert_int_ge(pids[i], 0);
-        if (pids[i] == 0) {
-            close(p[1]);
-            list_migrator(p[0]);
-        }
-    }
-    close(p[0]);
-    usleep(100 * 1000); /* let every child open its pool */
-    close(p[1]);        /* go */
-    int total = 0;
-    for (int i = 0; i < MIGRATORS; i++) {
-        int status;
-        ck_assert_int_eq(waitpid(pids[i], &status, 0), pids[i]);
-        ck_assert_msg(WIFEXITED(status), "migrator %d did not exit", i);
-        int code = WEXITSTATUS(status);
-        ck_assert_msg(code <= 3, "migrator %d: %s (exit %d)", i, code >= 100 ? bk_err_name(100 - code) : "?", code);
-        total += code;
-    }
+    int total = run_migrators(list_migrator);
     ck_assert_int_eq(total, 3);
     ck_scalar_eq("SELECT string_agg(ran::text, ',' ORDER BY ran) FROM lib_x.counter", "2,5");
 }
