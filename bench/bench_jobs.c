@@ -14,13 +14,13 @@
  *   jobs_enqueue_batch: jobs/s of bk_jobs_enqueue_batch, BATCH jobs per call (each
  *     call its own transaction), against base = bk_jobs_enqueue of one job per
  *     call. The goal of issue 18 is >= 5x.
- *   jobs_latency_poll_p50, jobs_latency_poll_p99: pickup latency in ms, from the
- *     return of bk_jobs_enqueue (its commit) to the start of the handler, of a
- *     worker polling every POLL_MS; base = POLL_MS (the expected p50 is about
- *     half of it, p99 about all of it). The enqueues are spaced by a random
- *     pause so that they do not keep one phase of the poll.
- *     jobs_latency_notify_p50/_p99 (LISTEN/NOTIFY wake-up) are to be added here
- *     once the worker wakes on NOTIFY (issue 18, another part): poll-only now.
+ *   jobs_latency_notify_p50/_p99, jobs_latency_poll_p50/_p99: pickup latency in
+ *     ms, from the return of bk_jobs_enqueue (its commit) to the start of the
+ *     handler, of a worker woken by the enqueue's NOTIFY, then of one in
+ *     poll_only mode polling every POLL_MS; base = POLL_MS (a poll's expected
+ *     p50 is about half of it, p99 about all of it; NOTIFY should be far below).
+ *     The enqueues are spaced by a random pause so that they do not keep one
+ *     phase of the poll.
  *
  * Rounds of base and ours alternate (their order flips every round), ROUNDS times
  * per figure; the best round of each counts (as in bench_db.c). Every round is
@@ -33,8 +33,8 @@
  *   BENCH jobs_run_1t ours=<jobs/s> base=<jobs/s> unit=jobs/s ratio=<ours/base>
  *   BENCH jobs_run_2t ...
  *   BENCH jobs_enqueue_batch ours=<jobs/s> base=<jobs/s> unit=jobs/s ratio=<ours/base>
- *   BENCH jobs_latency_poll_p50 ours=<ms> base=<ms> unit=ms ratio=<ours/base>
- *   BENCH jobs_latency_poll_p99 ...
+ *   BENCH jobs_latency_notify_p50 ours=<ms> base=<ms> unit=ms ratio=<ours/base>
+ *   BENCH jobs_latency_notify_p99, jobs_latency_poll_p50, jobs_latency_poll_p99 ...
  *
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
@@ -56,7 +56,7 @@ enum {
     N_WARMUP = 200,  /* per untimed warm-up round */
     ROUNDS = 3,
     MAX_THREADS = 2,
-    BATCH = 100,     /* jobs per bk_jobs_enqueue_batch call */
+    BATCH = 1000,    /* jobs per bk_jobs_enqueue_batch call */
     POLL_MS = 50,
     LAT_SAMPLES = 200,
 };
@@ -76,14 +76,18 @@ static const char CLAIM_SQL[] =
     "attempt, 'at', " TS(1) ", 'error', 'the lease expired on the last attempt')) "
     "WHERE id IN (SELECT id FROM " S ".jobs WHERE queue = $3 AND state = 'running' "
     "AND lease_until < " TS(1) " AND attempt >= max_attempts "
-    "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id) "
+    "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id), "
+    "rescued AS (SELECT id FROM " S ".jobs WHERE queue = $3 AND state = 'running' "
+    "AND lease_until < " TS(1) " AND attempt < max_attempts "
+    "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
+    "ORDER BY lease_until LIMIT $5 FOR UPDATE SKIP LOCKED), "
+    "ready AS (SELECT id FROM " S ".jobs WHERE queue = $3 AND state IN ('available', 'retryable') "
+    "AND run_at <= " TS(1) " AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
+    "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), "
+    "pick AS (SELECT id FROM rescued UNION ALL SELECT id FROM ready LIMIT $5) "
     "UPDATE " S ".jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = " TS(1) ", "
     "lease_until = " TS(1) " + ($2::bigint / 1000) * interval '1 microsecond' "
-    "WHERE j.id IN (SELECT id FROM " S ".jobs WHERE queue = $3 "
-    "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
-    "AND ((state IN ('available', 'retryable') AND run_at <= " TS(1) ") "
-    "OR (state = 'running' AND lease_until < " TS(1) " AND attempt < max_attempts)) "
-    "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) "
+    "WHERE j.id IN (SELECT id FROM pick) "
     "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
     "j.cancel_requested, j.priority, j.run_at";
 static const char COMPLETE_SQL[] = "UPDATE " S ".jobs SET state = 'completed', finished_at = " TS(3)
@@ -399,14 +403,16 @@ static int cmp_double(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-/* p50 and p99 in ms of LAT_SAMPLES pickups by a polling worker of 1 thread. */
-static int latency_poll(double *p50, double *p99)
+/* p50 and p99 in ms of LAT_SAMPLES pickups by a worker of 1 thread polling
+ * every POLL_MS, woken by NOTIFY too unless poll_only. */
+static int latency(bool poll_only, double *p50, double *p99)
 {
     if (!truncate_jobs())
         return -1;
     bk_jobs_worker_opts_t o;
     bk_jobs_worker_opts_init(&o);
     o.poll_interval_ns = POLL_MS * BK_NSEC_PER_MSEC;
+    o.poll_only = poll_only;
     bk_jobs_worker_t *w;
     bk_error_t err;
     if (bk_jobs_worker_new(jobs, &o, &w, &err) != BK_OK || bk_jobs_handle(w, KIND, latency_handler, NULL) != BK_OK ||
@@ -526,21 +532,26 @@ static int run_benches(void)
         eb = max2(eb, b);
     }
 
-    double p50, p99;
-    printf("bench_jobs: pickup latency, poll-only (every %d ms), %d jobs enqueued one at a time at random "
-           "moments\n",
+    double p50[2], p99[2]; /* [0] NOTIFY, [1] poll-only */
+    printf("bench_jobs: pickup latency, woken by NOTIFY, then poll-only (every %d ms), %d jobs enqueued one at a "
+           "time at random moments\n",
            POLL_MS, LAT_SAMPLES);
     fflush(stdout);
-    if (latency_poll(&p50, &p99) != 0)
-        return -1;
+    for (int i = 0; i < 2; i++)
+        if (latency(i == 1, &p50[i], &p99[i]) != 0)
+            return -1;
 
     for (int i = 0; i < 2; i++)
         printf("BENCH jobs_run_%ut ours=%.0f base=%.0f unit=jobs/s ratio=%.3f\n", THREADS[i], ours[i], base[i],
                ours[i] / base[i]);
     printf("BENCH jobs_enqueue_batch ours=%.0f base=%.0f unit=jobs/s ratio=%.3f\n", eo, eb, eo / eb);
-    /* jobs_latency_notify_p50/_p99 go here once the worker wakes on NOTIFY. */
-    printf("BENCH jobs_latency_poll_p50 ours=%.1f base=%d unit=ms ratio=%.3f\n", p50, POLL_MS, p50 / POLL_MS);
-    printf("BENCH jobs_latency_poll_p99 ours=%.1f base=%d unit=ms ratio=%.3f\n", p99, POLL_MS, p99 / POLL_MS);
+    static const char *const WAKE[2] = {"notify", "poll"};
+    for (int i = 0; i < 2; i++) {
+        printf("BENCH jobs_latency_%s_p50 ours=%.1f base=%d unit=ms ratio=%.3f\n", WAKE[i], p50[i], POLL_MS,
+               p50[i] / POLL_MS);
+        printf("BENCH jobs_latency_%s_p99 ours=%.1f base=%d unit=ms ratio=%.3f\n", WAKE[i], p99[i], POLL_MS,
+               p99[i] / POLL_MS);
+    }
     return 0;
 }
 

@@ -117,9 +117,10 @@ int bk_jobs_enqueue_batch(bk_jobs_t *jobs, bk_db_conn_t *conn, const bk_jobs_bat
     if (n == 0)
         return BK_OK;
     int64_t now = bk_clock_wall_ns(jobs->clock);
-    json_t *arr = json_array();
-    if (!arr)
-        return bk__error(err, BK_ENOMEM, "out of memory");
+    /* The columns, one array each: $1..$8 of SQL_BATCH. */
+    enum { QUEUE, KIND, ARGS, PRIO, MAX, RUN_AT, TIMEOUT, KEY, NCOL };
+    bk__jobs_arr_t col[NCOL] = {{0}};
+    bool any_key = false;
     int rc = BK_OK;
     for (size_t i = 0; i < n && rc == BK_OK; i++) {
         bk_jobs_enqueue_opts_t d;
@@ -135,28 +136,40 @@ int bk_jobs_enqueue_batch(bk_jobs_t *jobs, bk_db_conn_t *conn, const bk_jobs_bat
             rc = bk__error(err, BK_EINVAL, "enqueue_batch: item %zu: args must be a JSON object or array", i);
             break;
         }
-        json_t *e = json_pack("{s:s, s:s, s:O?, s:i, s:I, s:I, s:I, s:s?}", "queue", o->queue ? o->queue : "default",
-                              "kind", items[i].kind, "args", a, "priority", o->priority, "max_attempts",
-                              (json_int_t)(o->max_attempts ? o->max_attempts : jobs->max_attempts), "run_at",
-                              (json_int_t)(o->run_at_ns ? o->run_at_ns : now), "timeout_ns",
-                              (json_int_t)o->timeout_ns, "unique_key", o->unique_key);
-        if (!e || json_array_append_new(arr, e) != 0)
+        char *text = a ? bk__json_dump(a, JSON_COMPACT) : NULL;
+        if (a && !text) {
             rc = bk__error(err, BK_ENOMEM, "out of memory");
-        else if (!a)
-            json_object_set_new(e, "args", json_object());
+            break;
+        }
+        bk__jobs_arr_str(&col[QUEUE], o->queue ? o->queue : "default");
+        bk__jobs_arr_str(&col[KIND], items[i].kind);
+        bk__jobs_arr_str(&col[ARGS], text ? text : "{}");
+        bk__json_free(text);
+        bk__jobs_arr_int(&col[PRIO], o->priority);
+        bk__jobs_arr_int(&col[MAX], o->max_attempts ? o->max_attempts : jobs->max_attempts);
+        bk__jobs_arr_int(&col[RUN_AT], o->run_at_ns ? o->run_at_ns : now);
+        bk__jobs_arr_int(&col[TIMEOUT], o->timeout_ns);
+        bk__jobs_arr_str(&col[KEY], o->unique_key);
+        any_key |= o->unique_key != NULL;
     }
-    char *text = rc == BK_OK ? bk__json_dump(arr, JSON_COMPACT) : NULL;
-    json_decref(arr);
-    if (rc)
-        return rc;
-    if (!text)
-        return bk__error(err, BK_ENOMEM, "out of memory");
+    char *lit[NCOL];
+    bool oom = false;
+    for (int c = 0; c < NCOL; c++)
+        oom |= !(lit[c] = bk__jobs_arr_end(&col[c]));
+    if (rc == BK_OK && oom)
+        rc = bk__error(err, BK_ENOMEM, "out of memory");
     char created[24];
     snprintf(created, sizeof created, "%" PRId64, now);
-    bk_db_param_t p[] = {BK_DB_TEXT(text), BK_DB_TEXT(created), BK_DB_TEXT(jobs->channel)};
-    bk_db_result_t *res;
-    rc = bk__jobs_query(jobs, conn, SQL_BATCH, p, 3, &res, err);
-    bk__json_free(text);
+    bk_db_param_t p[NCOL + 2];
+    for (int c = 0; c < NCOL; c++)
+        p[c] = BK_DB_TEXT(lit[c]);
+    p[NCOL] = BK_DB_TEXT(created);
+    p[NCOL + 1] = BK_DB_TEXT(jobs->channel);
+    bk_db_result_t *res = NULL;
+    if (rc == BK_OK)
+        rc = bk__jobs_query(jobs, conn, any_key ? SQL_BATCH_UNIQUE : SQL_BATCH, p, NCOL + 2, &res, err);
+    for (int c = 0; c < NCOL; c++)
+        free(lit[c]);
     if (rc)
         return rc;
     size_t got = 0;

@@ -16,6 +16,27 @@ BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
 #define PENDING_KEY "unique_key IS NOT NULL AND state NOT IN ('completed', 'discarded', 'cancelled')"
 #define FENCE " WHERE id = $1 AND attempt = $2 AND state = 'running'"
 
+/* A batch as parallel arrays, unnested (cheaper to send and to read than a
+ * jsonb document): $1 queues, $2 kinds, $3 args (jsonb[]), $4 priorities, $5
+ * max_attempts, $6 run_at (ns), $7 timeouts, $8 unique keys, $9 now, $10 the
+ * NOTIFY channel. The ids are drawn first (the sequence looked up once, not
+ * per row), so that each item's row (or none, for a key pending already) is
+ * found by a join. ON CONFLICT only when an item
+ * has a unique key: its speculative insertion costs every row. */
+#define BATCH(on_conflict)                                                                                          \
+    "WITH src AS MATERIALIZED (SELECT s.*, nextval((SELECT pg_get_serial_sequence('{S}.jobs', 'id'))::regclass) " \
+    "AS id "                                                                                                        \
+    "FROM unnest($1::text[], $2::text[], $3::jsonb[], $4::smallint[], $5::int[], $6::bigint[], $7::bigint[], "    \
+    "$8::text[]) WITH ORDINALITY AS s(queue, kind, args, priority, max_attempts, run_at, timeout_ns, unique_key, " \
+    "i)), ins AS (INSERT INTO {S}.jobs (id, queue, kind, args, priority, max_attempts, run_at, timeout_ns, "      \
+    "unique_key, created_at) OVERRIDING SYSTEM VALUE SELECT id, queue, kind, args, priority, max_attempts, "       \
+    "'epoch'::timestamptz + (run_at / 1000) * interval '1 microsecond', timeout_ns, unique_key, " TS(9)          \
+    " FROM src ORDER BY i " on_conflict "RETURNING id, queue) "                                                    \
+    "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id "                                              \
+    /* one wake-up hint per queue that got a job */                                                                 \
+    "CROSS JOIN (SELECT count(*) FROM (SELECT pg_notify($10, q) FROM (SELECT DISTINCT queue AS q FROM ins) d) "   \
+    "x) n ORDER BY src.i"
+
 /* {S} stands for the quoted schema. */
 static const char *const templates[SQL_COUNT_] = {
     /* The NOTIFY (on channel $10, payload the queue) is a wake-up hint for the
@@ -26,35 +47,31 @@ static const char *const templates[SQL_COUNT_] = {
                     " DO NOTHING RETURNING id, queue) SELECT id, pg_notify($10, queue) FROM ins",
     [SQL_UNIQUE_ID] = "SELECT id FROM {S}.jobs WHERE unique_key = $1 AND state NOT IN ('completed', "
                       "'discarded', 'cancelled')",
-    [SQL_BATCH] =
-        "WITH src AS MATERIALIZED (SELECT t.i, t.e, nextval(pg_get_serial_sequence('{S}.jobs', 'id')) AS id "
-        "FROM jsonb_array_elements($1::jsonb) WITH ORDINALITY AS t(e, i)), "
-        "ins AS (INSERT INTO {S}.jobs (id, queue, kind, args, priority, max_attempts, run_at, timeout_ns, "
-        "unique_key, created_at) OVERRIDING SYSTEM VALUE SELECT id, e->>'queue', e->>'kind', e->'args', "
-        "(e->>'priority')::smallint, (e->>'max_attempts')::int, "
-        "'epoch'::timestamptz + ((e->>'run_at')::bigint / 1000) * interval '1 microsecond', "
-        "(e->>'timeout_ns')::bigint, e->>'unique_key', " TS(2) " FROM src ORDER BY i "
-        "ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING RETURNING id, queue) "
-        "SELECT src.i, ins.id FROM src LEFT JOIN ins ON ins.id = src.id "
-        /* one wake-up hint (channel $3) per queue that got a job */
-        "CROSS JOIN (SELECT count(*) FROM (SELECT pg_notify($3, q) FROM (SELECT DISTINCT queue AS q FROM ins) d) "
-        "x) n ORDER BY src.i",
-    /* Ready jobs, and running ones whose lease expired (rescued: attempt + 1 fences
-     * the old holder). One whose lease expired on its last attempt is discarded
-     * instead, so that a job that kills its worker every time ends. */
+    [SQL_BATCH] = BATCH(""),
+    [SQL_BATCH_UNIQUE] = BATCH("ON CONFLICT (unique_key) WHERE " PENDING_KEY " DO NOTHING "),
+    /* Running jobs whose lease expired (rescued: attempt + 1 fences the old
+     * holder) first, then ready ones by priority, run_at, id: two branches, so
+     * that each walks its own partial index (an OR of the two sorted the whole
+     * queue at every claim). One whose lease expired on its last attempt is
+     * discarded instead, so that a job that kills its worker every time ends. */
     [SQL_CLAIM] = "WITH dead AS (UPDATE {S}.jobs SET state = 'discarded', finished_at = " TS(1) ", "
                   "lease_until = NULL, errors = errors || jsonb_build_array(jsonb_build_object('attempt', "
                   "attempt, 'at', " TS(1) ", 'error', 'the lease expired on the last attempt')) "
                   "WHERE id IN (SELECT id FROM {S}.jobs WHERE queue = $3 AND state = 'running' "
                   "AND lease_until < " TS(1) " AND attempt >= max_attempts "
-                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id) "
+                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) FOR UPDATE SKIP LOCKED) RETURNING id), "
+                  "rescued AS (SELECT id FROM {S}.jobs WHERE queue = $3 AND state = 'running' "
+                  "AND lease_until < " TS(1) " AND attempt < max_attempts "
+                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
+                  "ORDER BY lease_until LIMIT $5 FOR UPDATE SKIP LOCKED), "
+                  "ready AS (SELECT id FROM {S}.jobs WHERE queue = $3 AND state IN ('available', 'retryable') "
+                  "AND run_at <= " TS(1) " AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
+                  "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED), "
+                  /* ready is read only when rescued leaves room */
+                  "pick AS (SELECT id FROM rescued UNION ALL SELECT id FROM ready LIMIT $5) "
                   "UPDATE {S}.jobs j SET state = 'running', attempt = j.attempt + 1, attempted_at = " TS(1) ", "
                   "lease_until = " TS(1) " + ($2::bigint / 1000) * interval '1 microsecond' "
-                  "WHERE j.id IN (SELECT id FROM {S}.jobs WHERE queue = $3 "
-                  "AND ($4::text[] IS NULL OR kind = ANY($4::text[])) "
-                  "AND ((state IN ('available', 'retryable') AND run_at <= " TS(1) ") "
-                  "OR (state = 'running' AND lease_until < " TS(1) " AND attempt < max_attempts)) "
-                  "ORDER BY priority, run_at, id LIMIT $5 FOR UPDATE SKIP LOCKED) "
+                  "WHERE j.id IN (SELECT id FROM pick) "
                   "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
                   "j.cancel_requested, j.priority, j.run_at",
     [SQL_COMPLETE] = "UPDATE {S}.jobs SET state = 'completed', finished_at = " TS(3) ", lease_until = NULL" FENCE,
@@ -273,27 +290,80 @@ int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which,
     return rc;
 }
 
+/* Room for extra more bytes and the closing "}\0"; false on ENOMEM. */
+static bool arr_room(bk__jobs_arr_t *a, size_t extra)
+{
+    if (a->oom)
+        return false;
+    if (a->len + extra + 3 <= a->cap)
+        return true;
+    size_t cap = a->cap ? a->cap : 64;
+    while (cap < a->len + extra + 3)
+        cap *= 2;
+    char *s = realloc(a->s, cap);
+    if (!s) {
+        a->oom = true;
+        return false;
+    }
+    a->s = s;
+    a->cap = cap;
+    if (a->len == 0)
+        a->s[a->len++] = '{';
+    return true;
+}
+
+static void arr_sep(bk__jobs_arr_t *a)
+{
+    if (a->len > 1)
+        a->s[a->len++] = ',';
+}
+
+void bk__jobs_arr_str(bk__jobs_arr_t *a, const char *v)
+{
+    size_t n = v ? strlen(v) : 0;
+    if (!arr_room(a, v ? 2 * n + 3 : 5))
+        return;
+    arr_sep(a);
+    if (!v) {
+        memcpy(a->s + a->len, "NULL", 4);
+        a->len += 4;
+        return;
+    }
+    a->s[a->len++] = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (v[i] == '"' || v[i] == '\\')
+            a->s[a->len++] = '\\';
+        a->s[a->len++] = v[i];
+    }
+    a->s[a->len++] = '"';
+}
+
+void bk__jobs_arr_int(bk__jobs_arr_t *a, int64_t v)
+{
+    if (arr_room(a, 22)) {
+        arr_sep(a);
+        a->len += (size_t)sprintf(a->s + a->len, "%" PRId64, v);
+    }
+}
+
+char *bk__jobs_arr_end(bk__jobs_arr_t *a)
+{
+    if (!arr_room(a, 0)) {
+        free(a->s);
+        *a = (bk__jobs_arr_t){0};
+        return NULL;
+    }
+    a->s[a->len++] = '}';
+    a->s[a->len] = '\0';
+    char *out = a->s;
+    *a = (bk__jobs_arr_t){0};
+    return out;
+}
+
 char *bk__jobs_text_array(const char *const *s, size_t n)
 {
-    size_t len = 3;
+    bk__jobs_arr_t a = {0};
     for (size_t i = 0; i < n; i++)
-        len += 2 * strlen(s[i]) + 3;
-    char *out = malloc(len), *o = out;
-    if (!out)
-        return NULL;
-    *o++ = '{';
-    for (size_t i = 0; i < n; i++) {
-        if (i)
-            *o++ = ',';
-        *o++ = '"';
-        for (const char *c = s[i]; *c; c++) {
-            if (*c == '"' || *c == '\\')
-                *o++ = '\\';
-            *o++ = *c;
-        }
-        *o++ = '"';
-    }
-    *o++ = '}';
-    *o = '\0';
-    return out;
+        bk__jobs_arr_str(&a, s[i]);
+    return bk__jobs_arr_end(&a);
 }

@@ -277,12 +277,12 @@ static void beat(bk_jobs_worker_t *w)
 {
     size_t cap = w->threads + w->nready, n = 0;
     bk_job_t **held = calloc(cap ? cap : 1, sizeof *held);
-    char *ids = malloc(cap * 24 + 3), *att = malloc(cap * 16 + 3);
-    if (!held || !ids || !att)
+    bk__jobs_arr_t ida = {0}, atta = {0};
+    char *ids = NULL, *att = NULL;
+    int64_t *ids_v = NULL;
+    int *att_v = NULL;
+    if (!held)
         goto out;
-    size_t il = 0, al = 0;
-    ids[il++] = '{';
-    att[al++] = '{';
     int64_t mono = bk_clock_mono_ns(w->jobs->clock);
     for (size_t i = 0; i < w->threads; i++) {
         bk_job_t *r = w->running[i];
@@ -294,25 +294,20 @@ static void beat(bk_jobs_worker_t *w)
     }
     for (bk_job_t *r = w->ready; r && n < cap; r = r->next)
         held[n++] = r;
-    for (size_t i = 0; i < n; i++) {
-        il += (size_t)sprintf(ids + il, "%s%" PRId64, i ? "," : "", held[i]->id);
-        al += (size_t)sprintf(att + al, "%s%d", i ? "," : "", held[i]->attempt);
-    }
-    ids[il++] = '}';
-    ids[il] = '\0';
-    att[al++] = '}';
-    att[al] = '\0';
     if (n == 0)
         goto out;
     /* held[] may be freed while we are unlocked (a handler finishes): copy what
      * the statement and the lookup afterwards need. */
-    int64_t *ids_v = calloc(n, sizeof *ids_v);
-    int *att_v = calloc(n, sizeof *att_v);
-    if (!ids_v || !att_v) {
-        free(ids_v);
-        free(att_v);
-        goto out;
+    ids_v = calloc(n, sizeof *ids_v);
+    att_v = calloc(n, sizeof *att_v);
+    for (size_t i = 0; i < n; i++) {
+        bk__jobs_arr_int(&ida, held[i]->id);
+        bk__jobs_arr_int(&atta, held[i]->attempt);
     }
+    ids = bk__jobs_arr_end(&ida);
+    att = bk__jobs_arr_end(&atta);
+    if (!ids_v || !att_v || !ids || !att)
+        goto out;
     for (size_t i = 0; i < n; i++) {
         ids_v[i] = held[i]->id;
         att_v[i] = held[i]->attempt;
@@ -349,9 +344,9 @@ static void beat(bk_jobs_worker_t *w)
         }
         bk_db_result_free(res);
     }
+out:
     free(ids_v);
     free(att_v);
-out:
     free(held);
     free(ids);
     free(att);
