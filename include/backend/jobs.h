@@ -241,6 +241,24 @@ BK_EXPORT int bk_jobs_worker_stop(bk_jobs_worker_t *w, int64_t deadline_ns);
 /* Stops (waiting for every handler) and frees. NULL is a no-op. */
 BK_EXPORT void bk_jobs_worker_free(bk_jobs_worker_t *w);
 
+/* What a worker has done since it was created: a value type, filled by
+ * bk_jobs_worker_stats (its reserved_ tail zeroed). */
+typedef struct bk_jobs_worker_stats {
+    uint64_t claims;        /* claim statements issued */
+    uint64_t claimed;       /* jobs they claimed */
+    uint64_t finished;      /* outcomes recorded (completed, retried, discarded, snoozed, cancelled) */
+    uint64_t fenced;        /* outcomes refused: the attempt no longer held the job */
+    uint64_t wakeups;       /* waits for a wake-up that ended (NOTIFY, reset, poll interval, stop) */
+    uint64_t notifications; /* NOTIFYs received on the queue's channel, for any queue */
+    unsigned running;       /* handlers running now */
+    unsigned ready;         /* jobs claimed and waiting for a thread now */
+    bool idle;              /* a thread is waiting for a wake-up now: the queue was found drained */
+    uint64_t reserved_[8];  /* zeroed by bk_jobs_worker_stats (the caller allocates it) */
+} bk_jobs_worker_stats_t;
+
+/* A snapshot of w's counters into *out (any thread, while w exists). */
+BK_EXPORT void bk_jobs_worker_stats(bk_jobs_worker_t *w, bk_jobs_worker_stats_t *out);
+
 #ifdef __cplusplus
 }
 #endif

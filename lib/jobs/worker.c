@@ -1,13 +1,18 @@
-/* A worker: one claiming thread that takes as many jobs as there are idle
- * handler threads (one statement), the handler threads, and a heartbeat thread
- * that renews the leases of every job the worker holds (one statement, every
- * lease / 3) and raises the cancelled flag of jobs cancelled, timed out, or
- * whose lease was lost. Waits are on the queue's clock. On the system clock
- * and unless poll_only, the claimer waits between polls on a listener of the
- * queue's NOTIFY channel instead, so that an enqueue wakes it at once (a reset
- * of the listener, when notifications may have been lost, claims at once too).
- * A fake clock keeps the poll only: the listener waits in real time, which a
- * test driving the fake clock cannot advance.
+/* A worker: handler threads that claim for themselves, and a heartbeat
+ * thread. A thread with nothing to run claims as many jobs as the worker has
+ * idle threads (one statement; the extra ones wait in the ready list for the
+ * others) and claims again as soon as its job is done, so that a busy queue
+ * costs one claim and one outcome per job and no hand-over between threads.
+ * When a claim finds fewer jobs than it asked for the queue is drained: one
+ * idle thread, the scout, waits for a wake-up (the poll interval on the
+ * queue's clock; on the system clock and unless poll_only, a NOTIFY of an
+ * enqueue on the queue's channel, or a reset of the listener, when
+ * notifications may have been lost), then claims; the other idle threads wait
+ * for what it finds. A fake clock keeps the poll only: the listener waits in
+ * real time, which a test driving the fake clock cannot advance.
+ * The heartbeat thread renews the leases of every job the worker holds (one
+ * statement, every lease / 3) and raises the cancelled flag of jobs cancelled,
+ * timed out, or whose lease was lost.
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <pthread.h>
@@ -20,6 +25,7 @@
 #include "jobs/jobs_int.h"
 
 BK__ASSERT_ABI_SIZE(bk_jobs_worker_opts_t, 88);
+BK__ASSERT_ABI_SIZE(bk_jobs_worker_stats_t, 128);
 
 struct handler {
     char *kind;
@@ -39,15 +45,19 @@ struct bk_jobs_worker {
     const char **kinds;
 
     pthread_mutex_t mu;
-    pthread_cond_t cv; /* every change: a job claimed, a handler done, stop */
+    pthread_cond_t cv; /* every change: a job claimed, a handler done, a wake-up, stop */
     bk__clock_watch_t watch;
     bk_job_t *ready, *ready_tail; /* claimed, not started */
     size_t nready;
     bk_job_t **running; /* [threads]: the job of each handler thread, or NULL */
     size_t nrunning;
+    size_t inflight;    /* jobs asked for by the claims in progress */
+    bool drained;       /* the last claim found fewer than it asked: wait for a wake-up */
+    bool scouting;      /* a thread waits for that wake-up */
     bool started, stopping, joined;
-    pthread_t claimer, heartbeat, *th;
+    pthread_t heartbeat, *th;
     size_t nth;
+    bk_jobs_worker_stats_t stats; /* counters under mu */
 };
 
 void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts)
@@ -151,10 +161,10 @@ static void give_back(bk_jobs_worker_t *w, bk_job_t *list)
     }
 }
 
-/* Waits (unlocked) up to the poll interval for a hint about our queue, a reset
- * of the listener (catch up: claim now), stop (bk_db_listener_wake), or an
- * error (then the rest of the interval on the clock). Called and returns with
- * w->mu held. */
+/* The scout's wait for a wake-up, on the listener: up to the poll interval
+ * for a hint about our queue, a reset of the listener (catch up: claim now),
+ * stop (bk_db_listener_wake), or an error (then the rest of the interval on
+ * the clock). Called and returns with w->mu held. */
 static void listen_wait(bk_jobs_worker_t *w)
 {
     int64_t deadline = bk_clock_mono_ns(NULL) + w->poll_ns;
@@ -169,6 +179,9 @@ static void listen_wait(bk_jobs_worker_t *w)
         if (rc == BK_OK) {
             bool ours = n->reset || strcmp(n->payload, w->queue) == 0;
             bk_db_notification_free(n);
+            pthread_mutex_lock(&w->mu);
+            w->stats.notifications++;
+            pthread_mutex_unlock(&w->mu);
             if (ours)
                 break;
             continue;
@@ -186,87 +199,107 @@ static void listen_wait(bk_jobs_worker_t *w)
     pthread_mutex_lock(&w->mu);
 }
 
-static void *claimer_main(void *arg)
+/* The scout's wait: until the poll interval has passed on the queue's clock
+ * (or the listener woke it), or stop. Called and returns with w->mu held. */
+static void scout(bk_jobs_worker_t *w)
 {
-    bk_jobs_worker_t *w = arg;
-    bk_clock_t *clock = w->jobs->clock;
-    bk_job_t **got = calloc(w->threads, sizeof *got);
-    pthread_mutex_lock(&w->mu);
-    while (!w->stopping && got) {
-        size_t free_slots = w->threads - w->nrunning - w->nready;
-        size_t n = 0;
-        if (free_slots > 0) {
-            pthread_mutex_unlock(&w->mu);
-            bk_error_t err;
-            int rc = bk_jobs_claim(w->jobs, w->queue, w->kinds, w->nh, free_slots, got, &n, &err);
-            if (rc != BK_OK)
-                bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: claim failed: %s", err.message);
-            pthread_mutex_lock(&w->mu);
-            for (size_t i = 0; i < n; i++) {
-                got[i]->next = NULL;
-                if (w->ready_tail)
-                    w->ready_tail->next = got[i];
-                else
-                    w->ready = got[i];
-                w->ready_tail = got[i];
-                w->nready++;
-            }
-            if (n)
-                pthread_cond_broadcast(&w->cv);
-            if (n == free_slots)
-                continue; /* perhaps more are ready */
-        }
-        /* Found fewer than we could run: poll again after the interval, or
-         * sooner when every thread was busy and one becomes free. */
-        if (free_slots > 0 && w->listener) {
-            listen_wait(w);
-            continue;
-        }
-        int64_t deadline = free_slots > 0 ? bk_clock_mono_ns(clock) + w->poll_ns : BK__CLOCK_NEVER;
-        while (!w->stopping && (free_slots == 0 ? w->nrunning + w->nready >= w->threads : true))
-            if (bk__clock_wait(clock, &w->cv, &w->mu, deadline) == BK_ETIMEDOUT)
-                break;
+    w->scouting = true;
+    w->stats.idle = true;
+    if (w->listener) {
+        listen_wait(w);
+    } else {
+        int64_t deadline = bk_clock_mono_ns(w->jobs->clock) + w->poll_ns;
+        while (!w->stopping && bk__clock_wait(w->jobs->clock, &w->cv, &w->mu, deadline) != BK_ETIMEDOUT)
+            ;
     }
+    w->stats.idle = false;
+    w->stats.wakeups++;
+    w->scouting = false;
+    w->drained = false;
+    pthread_cond_broadcast(&w->cv); /* the scout's place is free, and stop may wait for it */
+}
+
+/* Claims up to want jobs into the ready list. Called and returns with w->mu held. */
+static void claim(bk_jobs_worker_t *w, size_t want, bk_job_t **got)
+{
+    w->inflight += want;
     pthread_mutex_unlock(&w->mu);
-    free(got);
-    return NULL;
+    size_t n = 0;
+    bk_error_t err;
+    int rc = bk_jobs_claim(w->jobs, w->queue, w->kinds, w->nh, want, got, &n, &err);
+    if (rc != BK_OK)
+        bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: claim failed: %s", err.message);
+    pthread_mutex_lock(&w->mu);
+    w->inflight -= want;
+    w->stats.claims++;
+    w->stats.claimed += n;
+    for (size_t i = 0; i < n; i++) {
+        got[i]->next = NULL;
+        if (w->ready_tail)
+            w->ready_tail->next = got[i];
+        else
+            w->ready = got[i];
+        w->ready_tail = got[i];
+        w->nready++;
+    }
+    /* A failed claim counts as drained too: wait for the poll before the next. */
+    if (n < want)
+        w->drained = true;
+    pthread_cond_broadcast(&w->cv);
+}
+
+/* Runs job (taken from the ready list) on this thread's slot. Called and
+ * returns with w->mu held. */
+static void run(bk_jobs_worker_t *w, size_t slot, bk_job_t *job)
+{
+    w->running[slot] = job;
+    w->nrunning++;
+    job->started_ns = bk_clock_mono_ns(w->jobs->clock);
+    pthread_mutex_unlock(&w->mu);
+
+    const struct handler *h = handler_of(w, job->kind);
+    int rc = h ? h->fn(job, h->ud) : BK_EINVAL;
+    bk_error_t err;
+    int out = bk_job_finish(job, rc, &err);
+    if (out != BK_OK && out != BK_ECONFLICT) /* a fenced outcome was logged by bk_job_finish */
+        bk_log(w->jobs->log, BK_LOG_ERROR, NULL, "job %" PRId64 ": cannot record its outcome: %s", job->id,
+               err.message);
+
+    pthread_mutex_lock(&w->mu);
+    w->stats.finished += out == BK_OK;
+    w->stats.fenced += out == BK_ECONFLICT;
+    w->running[slot] = NULL;
+    w->nrunning--;
+    bk_job_free(job);
+    pthread_cond_broadcast(&w->cv);
 }
 
 static void *handler_main(void *arg)
 {
     bk_jobs_worker_t *w = arg;
+    bk_job_t **got = calloc(w->threads, sizeof *got);
     pthread_mutex_lock(&w->mu);
     size_t slot = w->nth++;
-    for (;;) {
-        while (!w->stopping && !w->ready)
+    while (!w->stopping) { /* what is still ready at stop is given back by bk_jobs_worker_stop */
+        if (w->ready) {
+            bk_job_t *job = w->ready;
+            w->ready = job->next;
+            if (!w->ready)
+                w->ready_tail = NULL;
+            w->nready--;
+            run(w, slot, job);
+            continue;
+        }
+        size_t idle = w->threads - w->nrunning - w->nready - w->inflight;
+        if (idle > 0 && !w->drained && got)
+            claim(w, idle, got);
+        else if (w->drained && !w->scouting)
+            scout(w);
+        else /* another thread claims or scouts, or every slot is taken */
             pthread_cond_wait(&w->cv, &w->mu);
-        if (w->stopping)
-            break; /* what is still ready is given back by bk_jobs_worker_stop */
-        bk_job_t *job = w->ready;
-        w->ready = job->next;
-        if (!w->ready)
-            w->ready_tail = NULL;
-        w->nready--;
-        w->running[slot] = job;
-        w->nrunning++;
-        job->started_ns = bk_clock_mono_ns(w->jobs->clock);
-        pthread_mutex_unlock(&w->mu);
-
-        const struct handler *h = handler_of(w, job->kind);
-        int rc = h ? h->fn(job, h->ud) : BK_EINVAL;
-        bk_error_t err;
-        int out = bk_job_finish(job, rc, &err);
-        if (out != BK_OK && out != BK_ECONFLICT) /* a fenced outcome was logged by bk_job_finish */
-            bk_log(w->jobs->log, BK_LOG_ERROR, NULL, "job %" PRId64 ": cannot record its outcome: %s", job->id,
-                   err.message);
-
-        pthread_mutex_lock(&w->mu);
-        w->running[slot] = NULL;
-        w->nrunning--;
-        bk_job_free(job);
-        pthread_cond_broadcast(&w->cv);
     }
     pthread_mutex_unlock(&w->mu);
+    free(got);
     return NULL;
 }
 
@@ -391,14 +424,6 @@ int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
         if (pthread_create(&w->th[made], NULL, handler_main, w) != 0)
             break;
     bool ok = made == w->threads && pthread_create(&w->heartbeat, NULL, heartbeat_main, w) == 0;
-    if (ok && pthread_create(&w->claimer, NULL, claimer_main, w) != 0) {
-        pthread_mutex_lock(&w->mu);
-        w->stopping = true;
-        pthread_cond_broadcast(&w->cv);
-        pthread_mutex_unlock(&w->mu);
-        pthread_join(w->heartbeat, NULL);
-        ok = false;
-    }
     if (!ok) {
         pthread_mutex_lock(&w->mu);
         w->stopping = true;
@@ -426,18 +451,20 @@ int bk_jobs_worker_stop(bk_jobs_worker_t *w, int64_t deadline_ns)
     w->stopping = true;
     pthread_cond_broadcast(&w->cv);
     pthread_mutex_unlock(&w->mu);
-    if (first) {
-        if (w->listener)
-            bk_db_listener_wake(w->listener); /* the claimer may be waiting on it */
-        pthread_join(w->claimer, NULL);       /* it gives back what it was claiming */
-        bk_db_listener_free(w->listener);
-        w->listener = NULL;
-    }
+    if (first && w->listener)
+        bk_db_listener_wake(w->listener); /* the scout may be waiting on it */
     pthread_mutex_lock(&w->mu);
+    /* The claims in progress end and the scout wakes: then nothing is added to
+     * the ready list, and nothing uses the listener any more. */
+    while (w->inflight > 0 || w->scouting)
+        pthread_cond_wait(&w->cv, &w->mu);
+    bk_db_listener_t *listener = w->listener;
+    w->listener = NULL;
     bk_job_t *list = w->ready;
     w->ready = w->ready_tail = NULL;
     w->nready = 0;
     pthread_mutex_unlock(&w->mu);
+    bk_db_listener_free(listener);
     give_back(w, list);
     pthread_mutex_lock(&w->mu);
     int rc = BK_OK;
@@ -457,6 +484,17 @@ int bk_jobs_worker_stop(bk_jobs_worker_t *w, int64_t deadline_ns)
         w->joined = true;
     }
     return rc;
+}
+
+void bk_jobs_worker_stats(bk_jobs_worker_t *w, bk_jobs_worker_stats_t *out)
+{
+    if (!w || !out)
+        return;
+    pthread_mutex_lock(&w->mu);
+    *out = w->stats;
+    out->running = (unsigned)w->nrunning;
+    out->ready = (unsigned)w->nready;
+    pthread_mutex_unlock(&w->mu);
 }
 
 void bk_jobs_worker_free(bk_jobs_worker_t *w)
