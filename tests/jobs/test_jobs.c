@@ -771,11 +771,19 @@ static bk_jobs_worker_t *count_worker(bk_jobs_t *q, int64_t poll_ns, bool poll_o
     return w;
 }
 
-/* Lets the claimer finish its first (empty) poll and settle into its wait, so
- * that what happens next cannot be that poll. */
-static void settle(void)
+static bk_jobs_worker_stats_t stats_of(bk_jobs_worker_t *w)
 {
-    usleep(300 * 1000);
+    bk_jobs_worker_stats_t st;
+    memset(&st, 0xa5, sizeof st);
+    bk_jobs_worker_stats(w, &st);
+    return st;
+}
+
+/* Waits until the worker has found its queue drained and a thread waits for
+ * a wake-up: what happens next cannot be a claim already under way. */
+static void settle(bk_jobs_worker_t *w)
+{
+    WAIT_FOR(stats_of(w).idle);
 }
 
 START_TEST(notify_wakes_the_worker_long_before_its_poll)
@@ -783,14 +791,20 @@ START_TEST(notify_wakes_the_worker_long_before_its_poll)
     bk_jobs_t *sys = new_jobs(NULL, NULL); /* the listener runs on the system clock */
     struct run_ctx r = {0};
     bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
-    settle();
+    settle(w);
     bk_error_t err;
     ck_assert_int_eq(bk_jobs_enqueue(sys, NULL, "count", NULL, NULL, NULL, &err), BK_OK);
     WAIT_FOR(atomic_load(&r.ran) == 1); /* within 20 s, the next poll being an hour away */
-    settle();
+    settle(w);
     bk_jobs_batch_item_t items[] = {{"count", NULL, NULL}, {"count", NULL, NULL}};
     ck_assert_int_eq(bk_jobs_enqueue_batch(sys, NULL, items, 2, NULL, NULL, &err), BK_OK);
     WAIT_FOR(atomic_load(&r.ran) == 3);
+    bk_jobs_worker_stats_t st = stats_of(w);
+    ck_assert_uint_eq(st.claimed, 3);
+    ck_assert_uint_eq(st.finished, 3);
+    ck_assert_uint_eq(st.fenced, 0);
+    ck_assert_uint_ge(st.notifications, 2); /* one per enqueue statement */
+    ck_assert_uint_eq(st.reserved_[0], 0);
     int64_t t0 = bk_clock_mono_ns(NULL);
     ck_assert_int_eq(bk_jobs_worker_stop(w, t0 + 10 * SEC), BK_OK);
     ck_assert_int_lt(bk_clock_mono_ns(NULL) - t0, 5 * SEC); /* the listener's wait was woken */
@@ -811,13 +825,21 @@ START_TEST(rolled_back_enqueue_wakes_nobody)
     bk_jobs_t *sys = new_jobs(NULL, NULL);
     struct run_ctx r = {0};
     bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
-    settle();
+    settle(w);
+    bk_jobs_worker_stats_t before = stats_of(w);
     ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, enqueue_then_fail, sys, NULL), BK_EIO);
     /* A job inserted behind the library's back (no NOTIFY) would be found by a
-     * wake-up: none comes, so it waits for the poll an hour away. */
+     * wake-up. Then a committed NOTIFY for another queue: notifications arrive
+     * in commit order, so once the worker has it, one from the rolled-back
+     * enqueue would have come first. */
     ck_sql_eq("1", "WITH i AS (INSERT INTO backend_jobs.jobs (queue, kind, max_attempts, run_at, created_at) "
                    "VALUES ('default', 'count', 1, now(), now()) RETURNING id) SELECT count(*) FROM i");
-    usleep(700 * 1000);
+    ck_sql_eq("1", "SELECT count(pg_notify('backend_jobs_jobs', 'elsewhere'))");
+    WAIT_FOR(stats_of(w).notifications == before.notifications + 1);
+    bk_jobs_worker_stats_t after = stats_of(w);
+    ck_assert_uint_eq(after.wakeups, before.wakeups);
+    ck_assert_uint_eq(after.claims, before.claims);
+    ck_assert(after.idle);
     ck_assert_int_eq(atomic_load(&r.ran), 0);
     ck_assert_int_eq(count_state("available"), 1);
     bk_jobs_worker_free(w);
@@ -830,7 +852,7 @@ START_TEST(a_lost_listener_catches_up_after_reconnecting)
     bk_jobs_t *sys = new_jobs(NULL, NULL);
     struct run_ctx r = {0};
     bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, false, &r);
-    settle();
+    settle(w);
     /* A job whose NOTIFY the worker never sees (inserted without one), then the
      * listener's session killed: only the catch-up claim after it LISTENs again
      * can find the job, the poll being an hour away. */
@@ -846,32 +868,33 @@ END_TEST
 
 START_TEST(poll_only_claims_at_the_interval_only)
 {
-    /* On the system clock: no LISTEN, so an enqueue an hour before the poll waits. */
+    /* On the system clock: no LISTEN session, so nothing but the poll an hour
+     * away can wake it. */
     bk_jobs_t *sys = new_jobs(NULL, NULL);
     struct run_ctx r = {0};
     bk_jobs_worker_t *w = count_worker(sys, 3600 * SEC, true, &r);
-    settle();
+    settle(w);
     ck_sql_eq("0", "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
                    "query LIKE 'LISTEN%%'");
-    bk_error_t err;
-    ck_assert_int_eq(bk_jobs_enqueue(sys, NULL, "count", NULL, NULL, NULL, &err), BK_OK);
-    usleep(700 * 1000);
-    ck_assert_int_eq(atomic_load(&r.ran), 0);
     bk_jobs_worker_free(w);
     bk_jobs_free(sys);
-    /* On the fake clock: the job runs once the clock passes the interval. */
+    /* On the fake clock: an enqueue waits for the clock to pass the interval. */
     struct run_ctx f = {0};
     w = count_worker(jobs, 10 * SEC, true, &f);
-    WAIT_FOR(atomic_load(&f.ran) == 1); /* the job left over, at the first poll */
-    settle();
+    settle(w);
+    bk_jobs_worker_stats_t before = stats_of(w);
     enqueue("count", NULL);
-    usleep(500 * 1000);
-    ck_assert_int_eq(atomic_load(&f.ran), 1);
-    bk_clock_fake_advance(clk, 9 * SEC);
-    usleep(300 * 1000);
-    ck_assert_int_eq(atomic_load(&f.ran), 1);
+    bk_clock_fake_advance(clk, 9 * SEC); /* wakes the wait, which goes on: 1 s left */
     bk_clock_fake_advance(clk, SEC);
-    WAIT_FOR(atomic_load(&f.ran) == 2);
+    WAIT_FOR(atomic_load(&f.ran) == 1);
+    settle(w);
+    /* One wake-up, at 10 s, and its claims only: the one that found the job
+     * and the one that found the queue drained again. Had the 9 s advance
+     * ended the wait, there would be two wake-ups. */
+    bk_jobs_worker_stats_t after = stats_of(w);
+    ck_assert_uint_eq(after.wakeups - before.wakeups, 1);
+    ck_assert_uint_eq(after.claims - before.claims, 2);
+    ck_assert_uint_eq(after.notifications, 0);
     bk_jobs_worker_free(w);
 }
 END_TEST
