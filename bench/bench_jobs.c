@@ -5,8 +5,8 @@
  *   jobs_run_1t, jobs_run_2t: jobs/s through claim -> run (an empty handler) ->
  *     complete of N jobs enqueued beforehand (one batch statement, untimed),
  *     timed from the worker's start until all N are completed;
- *     ours: a bk_jobs worker of 1 and 2 handler threads (its claiming thread
- *           takes as many jobs as it has free threads: 1 at a time once busy);
+ *     ours: a bk_jobs worker of 1 and 2 handler threads (each claims for
+ *           the idle threads, 1 job at a time once busy, as the floor does);
  *     base: the floor: the worker's own claim and complete statements (copied
  *           from lib/jobs/jobs.c below: keep them in step), prepared once and
  *           issued by hand with libpq, one connection per thread, claiming 1
@@ -486,7 +486,7 @@ static int run_benches(void)
         if (ours_run(THREADS[i], N_WARMUP) < 0 || floor_run(THREADS[i], N_WARMUP) < 0)
             return -1;
 
-    printf("bench_jobs: %d jobs per round, empty handler; worker (1 claiming thread, poll %d ms) vs the same "
+    printf("bench_jobs: %d jobs per round, empty handler; worker (its threads claim, poll %d ms) vs the same "
            "claim/complete statements by hand, one libpq connection per thread, 1 job per claim; best of %d "
            "interleaved rounds\n",
            N_JOBS, POLL_MS, ROUNDS);
@@ -584,7 +584,7 @@ int main(void)
     int status = EXIT_FAILURE;
     bk_db_opts_t o;
     bk_db_opts_init(&o);
-    /* claimer + handlers + heartbeat at most at once: all opened before timing */
+    /* handlers + heartbeat + a spare at most at once: all opened before timing */
     o.min_conns = MAX_THREADS + 2;
     o.max_conns = MAX_THREADS + 2;
     bk_error_t err;

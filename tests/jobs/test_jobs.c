@@ -799,6 +799,7 @@ START_TEST(notify_wakes_the_worker_long_before_its_poll)
     bk_jobs_batch_item_t items[] = {{"count", NULL, NULL}, {"count", NULL, NULL}};
     ck_assert_int_eq(bk_jobs_enqueue_batch(sys, NULL, items, 2, NULL, NULL, &err), BK_OK);
     WAIT_FOR(atomic_load(&r.ran) == 3);
+    WAIT_FOR(stats_of(w).finished == 3); /* recorded after the handler returned */
     bk_jobs_worker_stats_t st = stats_of(w);
     ck_assert_uint_eq(st.claimed, 3);
     ck_assert_uint_eq(st.finished, 3);
@@ -887,7 +888,7 @@ START_TEST(poll_only_claims_at_the_interval_only)
     bk_clock_fake_advance(clk, 9 * SEC); /* wakes the wait, which goes on: 1 s left */
     bk_clock_fake_advance(clk, SEC);
     WAIT_FOR(atomic_load(&f.ran) == 1);
-    settle(w);
+    settle(w); /* the job's outcome recorded, and the queue found drained again */
     /* One wake-up, at 10 s, and its claims only: the one that found the job
      * and the one that found the queue drained again. Had the 9 s advance
      * ended the wait, there would be two wake-ups. */
