@@ -16,6 +16,7 @@
 #include <backend/cache.h>
 #include <backend/upstream.h>
 #include <backend/jobs.h>
+#include <backend/saga.h>
 #include <backend/http.h>
 
 #endif /* BACKEND_BACKEND_H */

@@ -82,6 +82,10 @@ BK_EXPORT void bk_jobs_free(bk_jobs_t *jobs);
  * together). The codes of bk_db_migrate_list.
  */
 BK_EXPORT int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err);
+/* The pool and the clock the queue was made with (for a module built on the
+ * queue, such as backend/saga.h): borrowed. */
+BK_EXPORT bk_db_t *bk_jobs_db(const bk_jobs_t *jobs);
+BK_EXPORT bk_clock_t *bk_jobs_clock(const bk_jobs_t *jobs);
 
 /* ------------------------------------------------------------------ enqueue */
 typedef struct bk_jobs_enqueue_opts {
@@ -185,6 +189,13 @@ BK_EXPORT void bk_job_snooze(bk_job_t *job, int64_t delay_ns);
  * no longer holds the job (fenced; roll back); the codes of bk_db_query.
  */
 BK_EXPORT int bk_job_complete_in(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err);
+/*
+ * Checks on conn, inside the handler's open transaction, that this attempt
+ * still holds the job, and locks the job until that transaction ends, so that
+ * no rescue takes it meanwhile: what the transaction writes is written by the
+ * holder. BK_ECONFLICT: fenced (roll back); the codes of bk_db_query.
+ */
+BK_EXPORT int bk_job_hold(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err);
 /*
  * Records the outcome of the attempt, as the worker does when a handler returns
  * rc: a snooze asked for: available again at now + delay, the attempt not

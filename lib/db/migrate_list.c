@@ -12,15 +12,7 @@
 #include <openssl/evp.h>
 
 #include "db/db_int.h"
-
-/* A plain identifier, spliced (quoted) into SQL: [a-z_][a-z0-9_]{0,62}. */
-static bool plain_ident(const char *s)
-{
-    if (!s || !((*s >= 'a' && *s <= 'z') || *s == '_'))
-        return false;
-    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_");
-    return n == strlen(s) && n <= 63;
-}
+#include "db/sql_int.h"
 
 static bool sha256_hex(const char *s, char hex[65])
 {
@@ -138,7 +130,7 @@ int bk_db_migrate_list(bk_db_t *db, const char *schema, const bk_db_migration_t 
         *applied = 0;
     if (!db || (n && !list))
         return bk__error(err, BK_EINVAL, "migrations: no pool or no list");
-    if (!plain_ident(schema))
+    if (!bk__sql_plain_ident(schema))
         return bk__error(err, BK_EINVAL, "migrations: schema \"%s\" is not a plain identifier ([a-z_][a-z0-9_]{0,62})",
                          schema ? schema : "(null)");
     for (size_t i = 0; i < n; i++) {

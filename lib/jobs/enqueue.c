@@ -119,7 +119,7 @@ int bk_jobs_enqueue_batch(bk_jobs_t *jobs, bk_db_conn_t *conn, const bk_jobs_bat
     int64_t now = bk_clock_wall_ns(jobs->clock);
     /* The columns, one array each: $1..$8 of SQL_BATCH. */
     enum { QUEUE, KIND, ARGS, PRIO, MAX, RUN_AT, TIMEOUT, KEY, NCOL };
-    bk__jobs_arr_t col[NCOL] = {{0}};
+    bk__sql_arr_t col[NCOL] = {{0}};
     bool any_key = false;
     int rc = BK_OK;
     for (size_t i = 0; i < n && rc == BK_OK; i++) {
@@ -141,21 +141,21 @@ int bk_jobs_enqueue_batch(bk_jobs_t *jobs, bk_db_conn_t *conn, const bk_jobs_bat
             rc = bk__error(err, BK_ENOMEM, "out of memory");
             break;
         }
-        bk__jobs_arr_str(&col[QUEUE], o->queue ? o->queue : "default");
-        bk__jobs_arr_str(&col[KIND], items[i].kind);
-        bk__jobs_arr_str(&col[ARGS], text ? text : "{}");
+        bk__sql_arr_str(&col[QUEUE], o->queue ? o->queue : "default");
+        bk__sql_arr_str(&col[KIND], items[i].kind);
+        bk__sql_arr_str(&col[ARGS], text ? text : "{}");
         bk__json_free(text);
-        bk__jobs_arr_int(&col[PRIO], o->priority);
-        bk__jobs_arr_int(&col[MAX], o->max_attempts ? o->max_attempts : jobs->max_attempts);
-        bk__jobs_arr_int(&col[RUN_AT], o->run_at_ns ? o->run_at_ns : now);
-        bk__jobs_arr_int(&col[TIMEOUT], o->timeout_ns);
-        bk__jobs_arr_str(&col[KEY], o->unique_key);
+        bk__sql_arr_int(&col[PRIO], o->priority);
+        bk__sql_arr_int(&col[MAX], o->max_attempts ? o->max_attempts : jobs->max_attempts);
+        bk__sql_arr_int(&col[RUN_AT], o->run_at_ns ? o->run_at_ns : now);
+        bk__sql_arr_int(&col[TIMEOUT], o->timeout_ns);
+        bk__sql_arr_str(&col[KEY], o->unique_key);
         any_key |= o->unique_key != NULL;
     }
     char *lit[NCOL];
     bool oom = false;
     for (int c = 0; c < NCOL; c++)
-        oom |= !(lit[c] = bk__jobs_arr_end(&col[c]));
+        oom |= !(lit[c] = bk__sql_arr_end(&col[c]));
     if (rc == BK_OK && oom)
         rc = bk__error(err, BK_ENOMEM, "out of memory");
     char created[24];

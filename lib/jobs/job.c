@@ -101,7 +101,7 @@ static int fenced(bk_job_t *job, bk_db_conn_t *conn, enum bk__jobs_sql which, in
     int rc = bk__jobs_query(jobs, conn, which, p, np, &res, err);
     if (rc)
         return rc;
-    int64_t n = bk_db_affected(res);
+    int64_t n = which == SQL_HOLD ? (int64_t)bk_db_rows(res) : bk_db_affected(res);
     bk_db_result_free(res);
     if (n == 0) {
         bk_log(jobs->log, BK_LOG_WARN, json_pack("{s:I, s:i, s:s}", "job", (json_int_t)job->id, "attempt",
@@ -123,6 +123,14 @@ int bk_job_complete_in(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err)
     if (rc == BK_OK)
         job->completed_in = true;
     return rc;
+}
+
+int bk_job_hold(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!job || !conn)
+        return bk__error(err, BK_EINVAL, "hold: no job or no connection");
+    return fenced(job, conn, SQL_HOLD, bk_clock_wall_ns(job->jobs->clock), NULL, NULL, "hold", err);
 }
 
 int bk_job_finish(bk_job_t *job, int rc, bk_error_t *err)

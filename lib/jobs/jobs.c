@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "core/abi_int.h"
+#include "db/sql_int.h"
+#include "resilience/resilience_int.h"
 #include "jobs/jobs_int.h"
 
 BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
@@ -74,6 +76,9 @@ static const char *const templates[SQL_COUNT_] = {
                   "WHERE j.id IN (SELECT id FROM pick) "
                   "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
                   "j.cancel_requested, j.priority, j.run_at",
+    /* $3 is unused: the signature of every fenced statement */
+    [SQL_HOLD] = "SELECT id FROM {S}.jobs WHERE id = $1 AND attempt = $2 AND state = 'running' "
+                 "AND $3::bigint IS NOT NULL FOR UPDATE",
     [SQL_COMPLETE] = "UPDATE {S}.jobs SET state = 'completed', finished_at = " TS(3) ", lease_until = NULL" FENCE,
     [SQL_FAIL] = "UPDATE {S}.jobs SET "
                  "state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempt >= max_attempts "
@@ -128,35 +133,6 @@ static const char *const migration_1 =
     "WHERE state IN ('available', 'retryable');\n"
     "CREATE INDEX jobs_lease ON {S}.jobs (queue, lease_until) WHERE state = 'running';\n";
 
-/* tmpl with every {S} replaced by "schema"; malloc'd. */
-static char *splice(const char *tmpl, const char *schema)
-{
-    size_t n = 0, sl = strlen(schema) + 2;
-    for (const char *p = tmpl; (p = strstr(p, "{S}")) != NULL; p += 3)
-        n++;
-    char *out = malloc(strlen(tmpl) + n * sl + 1), *o = out;
-    if (!out)
-        return NULL;
-    for (const char *p = tmpl; *p;) {
-        if (strncmp(p, "{S}", 3) == 0) {
-            o += sprintf(o, "\"%s\"", schema);
-            p += 3;
-        } else {
-            *o++ = *p++;
-        }
-    }
-    *o = '\0';
-    return out;
-}
-
-static bool plain_ident(const char *s)
-{
-    if (!s || !((*s >= 'a' && *s <= 'z') || *s == '_'))
-        return false;
-    size_t n = strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_");
-    return n == strlen(s) && n <= 63;
-}
-
 void bk_jobs_opts_init(bk_jobs_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -180,7 +156,7 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
     const char *schema = opts->schema ? opts->schema : "backend_jobs";
     if (!db)
         return bk__error(err, BK_EINVAL, "bk_jobs_new: no pool");
-    if (!plain_ident(schema))
+    if (!bk__sql_plain_ident(schema))
         return bk__error(err, BK_EINVAL, "bk_jobs_new: schema \"%s\" is not a plain identifier "
                          "([a-z_][a-z0-9_]{0,62})", schema);
     if (opts->lease_ns < 3 * BK_NSEC_PER_MSEC)
@@ -213,7 +189,7 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
     j->max_attempts = opts->max_attempts;
     j->log = opts->log;
     for (int i = 0; i < SQL_COUNT_; i++) {
-        if (!(j->sql[i] = splice(templates[i], j->schema))) {
+        if (!(j->sql[i] = bk__sql_splice(templates[i], j->schema))) {
             bk_jobs_free(j);
             return bk__error(err, BK_ENOMEM, "out of memory");
         }
@@ -243,7 +219,7 @@ int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err)
     bk__error_clear(err);
     if (!jobs)
         return bk__error(err, BK_EINVAL, "bk_jobs_migrate: no queue");
-    char *m1 = splice(migration_1, jobs->schema);
+    char *m1 = bk__sql_splice(migration_1, jobs->schema);
     if (!m1)
         return bk__error(err, BK_ENOMEM, "out of memory");
     const bk_db_migration_t list[] = {{1, "jobs table", m1}};
@@ -252,26 +228,12 @@ int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err)
     return rc;
 }
 
+bk_db_t *bk_jobs_db(const bk_jobs_t *jobs) { return jobs ? jobs->db : NULL; }
+bk_clock_t *bk_jobs_clock(const bk_jobs_t *jobs) { return jobs ? jobs->clock : NULL; }
+
 int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt)
 {
-    /* bk_retry's own schedule, stepped to this attempt: the same delays (and
-     * jitter) as any other retry in the library. */
-    bk_retry_opts_t o = jobs->retry;
-    int steps = attempt < 1 ? 1 : attempt > 64 ? 64 : attempt; /* past 64 doublings every cap is reached */
-    o.max_attempts = (unsigned)steps + 1;
-    o.deadline_ns = 0;
-    o.budget = NULL;
-    o.retryable = NULL;
-    bk_retry_t r;
-    if (bk_retry_begin(&r, &o, true, 0) != BK_OK)
-        return o.base_ns;
-    int64_t d = o.base_ns;
-    for (int i = 0; i < steps; i++) {
-        int st = BK_EIO;
-        if (!bk_retry_next(&r, &st, 0, &d))
-            break;
-    }
-    return d;
+    return bk__retry_delay(&jobs->retry, attempt);
 }
 
 int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which, const bk_db_param_t *p,
@@ -290,80 +252,10 @@ int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which,
     return rc;
 }
 
-/* Room for extra more bytes and the closing "}\0"; false on ENOMEM. */
-static bool arr_room(bk__jobs_arr_t *a, size_t extra)
-{
-    if (a->oom)
-        return false;
-    if (a->len + extra + 3 <= a->cap)
-        return true;
-    size_t cap = a->cap ? a->cap : 64;
-    while (cap < a->len + extra + 3)
-        cap *= 2;
-    char *s = realloc(a->s, cap);
-    if (!s) {
-        a->oom = true;
-        return false;
-    }
-    a->s = s;
-    a->cap = cap;
-    if (a->len == 0)
-        a->s[a->len++] = '{';
-    return true;
-}
-
-static void arr_sep(bk__jobs_arr_t *a)
-{
-    if (a->len > 1)
-        a->s[a->len++] = ',';
-}
-
-void bk__jobs_arr_str(bk__jobs_arr_t *a, const char *v)
-{
-    size_t n = v ? strlen(v) : 0;
-    if (!arr_room(a, v ? 2 * n + 3 : 5))
-        return;
-    arr_sep(a);
-    if (!v) {
-        memcpy(a->s + a->len, "NULL", 4);
-        a->len += 4;
-        return;
-    }
-    a->s[a->len++] = '"';
-    for (size_t i = 0; i < n; i++) {
-        if (v[i] == '"' || v[i] == '\\')
-            a->s[a->len++] = '\\';
-        a->s[a->len++] = v[i];
-    }
-    a->s[a->len++] = '"';
-}
-
-void bk__jobs_arr_int(bk__jobs_arr_t *a, int64_t v)
-{
-    if (arr_room(a, 22)) {
-        arr_sep(a);
-        a->len += (size_t)sprintf(a->s + a->len, "%" PRId64, v);
-    }
-}
-
-char *bk__jobs_arr_end(bk__jobs_arr_t *a)
-{
-    if (!arr_room(a, 0)) {
-        free(a->s);
-        *a = (bk__jobs_arr_t){0};
-        return NULL;
-    }
-    a->s[a->len++] = '}';
-    a->s[a->len] = '\0';
-    char *out = a->s;
-    *a = (bk__jobs_arr_t){0};
-    return out;
-}
-
 char *bk__jobs_text_array(const char *const *s, size_t n)
 {
-    bk__jobs_arr_t a = {0};
+    bk__sql_arr_t a = {0};
     for (size_t i = 0; i < n; i++)
-        bk__jobs_arr_str(&a, s[i]);
-    return bk__jobs_arr_end(&a);
+        bk__sql_arr_str(&a, s[i]);
+    return bk__sql_arr_end(&a);
 }

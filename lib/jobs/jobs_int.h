@@ -10,6 +10,7 @@
 #include <backend/jobs.h>
 
 #include "core/error_int.h"
+#include "db/sql_int.h"
 
 #if defined(__GNUC__)
 #define BK__JOBS_HIDDEN __attribute__((visibility("hidden")))
@@ -29,6 +30,7 @@ enum bk__jobs_sql {
     SQL_BATCH_UNIQUE,
     SQL_CLAIM,
     SQL_COMPLETE,
+    SQL_HOLD,
     SQL_FAIL,
     SQL_SNOOZE,
     SQL_HEARTBEAT,
@@ -74,21 +76,6 @@ BK__JOBS_HIDDEN int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk_
                                    const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);
 /* Gives a claimed job back, not started: ready again, its attempt not counted. */
 BK__JOBS_HIDDEN int bk__job_give_back(bk_job_t *job, bk_error_t *err);
-/* An array literal ({"a",NULL,"b"} or {1,2}) built element by element, sent
- * as one text parameter: how every list reaches a statement (kinds, a batch's
- * columns, the ids of a heartbeat). Zero-initialise; an allocation failure is
- * remembered and reported by bk__jobs_arr_end. */
-typedef struct bk__jobs_arr {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} bk__jobs_arr_t;
-/* Appends a string (quoted, escaped), or NULL for a NULL element. */
-BK__JOBS_HIDDEN void bk__jobs_arr_str(bk__jobs_arr_t *a, const char *v);
-BK__JOBS_HIDDEN void bk__jobs_arr_int(bk__jobs_arr_t *a, int64_t v);
-/* The literal (malloc'd, the caller frees; "{}" when empty), or NULL on ENOMEM
- * (what was built is freed). */
-BK__JOBS_HIDDEN char *bk__jobs_arr_end(bk__jobs_arr_t *a);
 /* A text[] literal of n strings; NULL on ENOMEM. */
 BK__JOBS_HIDDEN char *bk__jobs_text_array(const char *const *s, size_t n);
 

@@ -310,7 +310,7 @@ static void beat(bk_jobs_worker_t *w)
 {
     size_t cap = w->threads + w->nready, n = 0;
     bk_job_t **held = calloc(cap ? cap : 1, sizeof *held);
-    bk__jobs_arr_t ida = {0}, atta = {0};
+    bk__sql_arr_t ida = {0}, atta = {0};
     char *ids = NULL, *att = NULL;
     int64_t *ids_v = NULL;
     int *att_v = NULL;
@@ -334,11 +334,11 @@ static void beat(bk_jobs_worker_t *w)
     ids_v = calloc(n, sizeof *ids_v);
     att_v = calloc(n, sizeof *att_v);
     for (size_t i = 0; i < n; i++) {
-        bk__jobs_arr_int(&ida, held[i]->id);
-        bk__jobs_arr_int(&atta, held[i]->attempt);
+        bk__sql_arr_int(&ida, held[i]->id);
+        bk__sql_arr_int(&atta, held[i]->attempt);
     }
-    ids = bk__jobs_arr_end(&ida);
-    att = bk__jobs_arr_end(&atta);
+    ids = bk__sql_arr_end(&ida);
+    att = bk__sql_arr_end(&atta);
     if (!ids_v || !att_v || !ids || !att)
         goto out;
     for (size_t i = 0; i < n; i++) {

@@ -31,4 +31,11 @@ BK__RESILIENCE_HIDDEN bool bk__memstore_is(const bk_ratelimit_store_t *store);
  * not be stored (step's answer then stands unstored). */
 BK__RESILIENCE_HIDDEN int bk__memstore_update(void *ud, const char *key, bk__ratelimit_step_fn step, void *arg);
 
+/* The delay after attempt (1-based) failed, on o's schedule (base_ns, cap_ns,
+ * jitter and clock are read; max_attempts, deadline, budget are not): the
+ * same delays, jitter included, as bk_retry_next gives at that attempt. For
+ * retries that outlive a process (jobs, saga steps), which count attempts in
+ * a table instead of a bk_retry_t. base_ns when o is invalid. */
+BK__RESILIENCE_HIDDEN int64_t bk__retry_delay(const bk_retry_opts_t *o, int attempt);
+
 #endif

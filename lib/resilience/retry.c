@@ -8,6 +8,7 @@
 #include <backend/resilience.h>
 
 #include "core/abi_int.h"
+#include "resilience/resilience_int.h"
 
 void bk_retry_opts_init(bk_retry_opts_t *o)
 {
@@ -201,4 +202,25 @@ void bk_retry_budget_record(bk_retry_budget_t *b, bool success)
 bool bk_retry_budget_allows(bk_retry_budget_t *b)
 {
     return b == NULL || atomic_load(&b->tokens) * 2 > b->max;
+}
+
+int64_t bk__retry_delay(const bk_retry_opts_t *opts, int attempt)
+{
+    /* bk_retry's own schedule, stepped to this attempt. */
+    bk_retry_opts_t o = *opts;
+    int steps = attempt < 1 ? 1 : attempt > 64 ? 64 : attempt; /* past 64 doublings every cap is reached */
+    o.max_attempts = (unsigned)steps + 1;
+    o.deadline_ns = 0;
+    o.budget = NULL;
+    o.retryable = NULL;
+    bk_retry_t r;
+    if (bk_retry_begin(&r, &o, true, 0) != BK_OK)
+        return o.base_ns;
+    int64_t d = o.base_ns;
+    for (int i = 0; i < steps; i++) {
+        int st = BK_EIO;
+        if (!bk_retry_next(&r, &st, 0, &d))
+            break;
+    }
+    return d;
 }

@@ -1,0 +1,192 @@
+/*
+ * libbackend sagas: an operation of several steps across services, each step
+ * with an action and a compensation, run in order; when a step fails for good,
+ * the compensations of the completed steps run in reverse. Durable on the job
+ * queue (backend/jobs.h): every advance of a saga is a job, so leases,
+ * heartbeats, fencing and rescue are the queue's, and each state change is
+ * written in the transaction that completes the job that caused it: after a
+ * crash at any instant the saga goes on from the last committed change.
+ *
+ * Layer 3 (flow), on jobs and db. Steps run on the engine's worker threads;
+ * the callbacks block as long as they like (a remote call), holding no
+ * connection and no transaction meanwhile.
+ *
+ * An action may run more than once for one step (a retry, or a rescue after a
+ * worker stalled past its lease): it gets the same idempotency key on every
+ * attempt ("<saga id>/<step name>"), to send to the service it calls
+ * (bk_upstream_request_opts.idempotency_key), which then applies it once.
+ *
+ *   bk_saga_def_t *def;
+ *   bk_saga_def_new("order", 1, &def, &err);
+ *   bk_saga_def_step(def, "reserve", reserve, unreserve, NULL, ctx);
+ *   bk_saga_def_step(def, "charge", charge, refund, NULL, ctx);
+ *   bk_saga_engine_t *e;
+ *   bk_saga_engine_new(jobs, NULL, &e, &err);
+ *   bk_saga_register(e, def, &err);
+ *   bk_saga_engine_start(e, &err);
+ *   int64_t id;
+ *   bk_saga_start(e, def, order_key, ctx_json, &id, &err);
+ *   ...
+ *   bk_saga_engine_free(e);
+ *   bk_saga_def_free(def);
+ * SPDX-License-Identifier: MIT
+ */
+#ifndef BACKEND_SAGA_H
+#define BACKEND_SAGA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include <backend/core.h>
+#include <backend/db.h>
+#include <backend/jobs.h>
+#include <backend/log.h>
+#include <backend/resilience.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct bk_saga_def bk_saga_def_t;       /* a definition: name, version, steps */
+typedef struct bk_saga_engine bk_saga_engine_t; /* runs the sagas of its definitions */
+
+/* What a step's callback is given; valid during the call only. */
+typedef struct bk_saga_call {
+    int64_t saga_id;
+    const char *saga;            /* the definition's name */
+    int version;                 /* the definition's version the saga started under */
+    const char *step;            /* the step's name */
+    const char *idempotency_key; /* "<saga id>/<step name>": the same on every attempt */
+    const json_t *context;       /* the saga's context (borrowed): start's, merged with
+                                    what the completed actions returned */
+    int attempt;                 /* 1 on the first attempt of this action or compensation */
+    bk_job_t *job;               /* the job running it: bk_job_cancelled(job) says stop soon */
+} bk_saga_call_t;
+
+/* An action: BK_OK completes the step; *out (may be left NULL; a new reference
+ * to an object, taken) is merged into the context, key by key. Any other code
+ * fails this attempt, err's message (cleared before the call; the code's name
+ * when left empty) kept with it; BK_EUNAVAIL (an open breaker refused the
+ * call) fails the step at once, without its retries, so that the saga
+ * compensates promptly. */
+typedef int (*bk_saga_action_fn)(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud);
+/* A compensation: undoes its step's action; BK_OK, or a failure (retried). */
+typedef int (*bk_saga_compensate_fn)(const bk_saga_call_t *call, bk_error_t *err, void *ud);
+
+typedef struct bk_saga_step_opts {
+    unsigned max_attempts;        /* the action's attempts before the step fails; default 3 */
+    unsigned compensate_attempts; /* the compensation's before the saga parks as stuck;
+                                     default 10 */
+    const bk_retry_opts_t *retry; /* the backoff between attempts (base_ns, cap_ns, jitter
+                                     are read); NULL = 1 s to 1 min, full jitter; copied */
+    int64_t timeout_ns;           /* per attempt: the job's timeout (its cancelled flag);
+                                     0 (default) = none */
+    bool pivot;                   /* once this step has completed, the saga only rolls
+                                     forward: a later step that fails for good parks the
+                                     saga as stuck instead of compensating */
+    uint64_t reserved_[8];        /* zeroed by bk_saga_step_opts_init; room to grow */
+} bk_saga_step_opts_t;
+
+BK_EXPORT void bk_saga_step_opts_init(bk_saga_step_opts_t *opts);
+
+/*
+ * A definition of name ([A-Za-z0-9_.-]{1,64}) and version (>= 1), without
+ * steps. BK_EINVAL; BK_ENOMEM.
+ */
+BK_EXPORT int bk_saga_def_new(const char *name, int version, bk_saga_def_t **out, bk_error_t *err);
+/*
+ * Appends a step: name ([A-Za-z0-9_.-]{1,64}, unique in the definition),
+ * action (required), compensate (NULL: nothing to undo), opts (NULL: the
+ * defaults; copied), ud given to both. Not once the definition is registered.
+ * BK_EINVAL; BK_EEXIST (the name); BK_EBUSY (registered); BK_ENOMEM.
+ */
+BK_EXPORT int bk_saga_def_step(bk_saga_def_t *def, const char *name, bk_saga_action_fn action,
+                               bk_saga_compensate_fn compensate, const bk_saga_step_opts_t *opts, void *ud);
+/* Frees a definition; the engines it is registered with must be freed first. */
+BK_EXPORT void bk_saga_def_free(bk_saga_def_t *def);
+
+typedef struct bk_saga_opts {
+    const char *schema;   /* the tables' schema: [a-z_][a-z0-9_]{0,62}; default (and NULL)
+                             "backend_saga"; copied */
+    const char *queue;    /* the job queue's queue its jobs go to; default (and NULL) "saga" */
+    unsigned threads;     /* steps running at once; default (and 0) 4 */
+    int64_t poll_interval_ns; /* the worker's (bk_jobs_worker_opts_t); 0 = its default */
+    bool poll_only;       /* the worker's */
+    bool migrate;         /* bk_saga_engine_new applies the migrations; default true */
+    bk_log_t *log;        /* NULL = the queue's */
+    uint64_t reserved_[8]; /* zeroed by bk_saga_opts_init; room to grow */
+} bk_saga_opts_t;
+
+BK_EXPORT void bk_saga_opts_init(bk_saga_opts_t *opts);
+/*
+ * An engine on jobs (borrowed: it must outlive the engine; its clock is the
+ * engine's), not started. With opts.migrate creates or upgrades its tables
+ * (additive, safe when several processes start together). BK_EINVAL; the
+ * codes of bk_db_migrate_list(3).
+ */
+BK_EXPORT int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engine_t **out,
+                                 bk_error_t *err);
+/*
+ * Lets the engine run the sagas of def (borrowed: it must outlive the engine;
+ * no steps may be added any more), before bk_saga_engine_start. Several
+ * versions of one name may be registered side by side: each saga runs only
+ * under the version it started with, and the jobs of a version no process has
+ * registered wait for one. BK_EINVAL (no steps); BK_EEXIST (that name and
+ * version); BK_EBUSY (started).
+ */
+BK_EXPORT int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err);
+/* Starts the engine's worker (bk_jobs_worker_start(3)). */
+BK_EXPORT int bk_saga_engine_start(bk_saga_engine_t *e, bk_error_t *err);
+/* Stops the worker gracefully (bk_jobs_worker_stop(3)): a step cut short runs
+ * again after restart (the same idempotency key). */
+BK_EXPORT int bk_saga_engine_stop(bk_saga_engine_t *e, int64_t deadline_ns);
+/* Stops and frees. NULL is a no-op. */
+BK_EXPORT void bk_saga_engine_free(bk_saga_engine_t *e);
+
+/*
+ * Starts a saga of def (registered or not: any process running its version
+ * will run it) with context ctx (an object, borrowed; NULL = {}), in one
+ * transaction with its first job. key (NULL = none) makes the start
+ * idempotent: while a saga of def's name with that key exists, another start
+ * starts nothing and answers BK_EEXIST with its id in *id (its outcome through
+ * bk_saga_get). *id (may be NULL): the saga's id. BK_EINVAL; the codes of
+ * bk_db_tx(3).
+ */
+BK_EXPORT int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key, const json_t *ctx,
+                            int64_t *id, bk_error_t *err);
+/*
+ * The saga as a JSON object (a new reference): id, saga, version, key, status
+ * (running, compensating, completed, compensated, stuck, resolved), context,
+ * step (the current step's index), pivoted, cancel_requested, error (the last,
+ * or null), created_at, updated_at, finished_at, and steps: [{name, status
+ * (pending, running, completed, failed, compensating, compensated), attempts,
+ * compensate_attempts, errors ([{attempt, phase, at, error}]), started_at,
+ * finished_at}], in order. BK_ENOTFOUND.
+ */
+BK_EXPORT int bk_saga_get(bk_saga_engine_t *e, int64_t id, json_t **out, bk_error_t *err);
+/*
+ * Asks a running saga to stop and compensate: at its next step (the step
+ * running now finishes first), unless it has passed its pivot.
+ * BK_ENOTFOUND; BK_ECONFLICT when it is not running, or has passed its pivot.
+ */
+BK_EXPORT int bk_saga_cancel(bk_saga_engine_t *e, int64_t id, bk_error_t *err);
+/*
+ * A stuck saga goes on: the step it is stuck at (a compensation, or a step
+ * after the pivot) is tried again with a fresh count of attempts.
+ * BK_ENOTFOUND; BK_ECONFLICT when it is not stuck.
+ */
+BK_EXPORT int bk_saga_retry(bk_saga_engine_t *e, int64_t id, bk_error_t *err);
+/*
+ * An operator settled a stuck saga by hand: it becomes resolved (finished),
+ * note (may be NULL) kept as its error. BK_ENOTFOUND; BK_ECONFLICT when it is
+ * not stuck.
+ */
+BK_EXPORT int bk_saga_resolve(bk_saga_engine_t *e, int64_t id, const char *note, bk_error_t *err);
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* BACKEND_SAGA_H */

@@ -1,0 +1,303 @@
+/* The engine: its options, its statements (the schema spliced in once), its
+ * embedded migrations, and the worker that runs the sagas' jobs.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/abi_int.h"
+#include "core/json_int.h"
+#include "db/sql_int.h"
+#include "saga/saga_int.h"
+
+BK__ASSERT_ABI_SIZE(bk_saga_opts_t, 112);
+
+#define TS BK__SAGA_TS
+#define FINISHED "('completed', 'compensated', 'resolved')"
+
+/* {S} stands for the quoted schema. */
+static const char *const templates[SAGA_SQL_COUNT_] = {
+    /* The saga and its steps, all pending, in one statement; nothing when a
+     * saga of that name holds the key. */
+    [SAGA_INSERT] = "WITH s AS (INSERT INTO {S}.sagas (name, version, key, context, created_at, updated_at) "
+                    "VALUES ($1, $2::int, $3, $4::jsonb, " TS(5) ", " TS(5) ") "
+                    "ON CONFLICT (name, key) WHERE key IS NOT NULL DO NOTHING RETURNING id), "
+                    "st AS (INSERT INTO {S}.steps (saga_id, idx, name) SELECT s.id, n.i - 1, n.name "
+                    "FROM s, unnest($6::text[]) WITH ORDINALITY AS n(name, i)) SELECT id FROM s",
+    [SAGA_BY_KEY] = "SELECT id FROM {S}.sagas WHERE name = $1 AND key = $2",
+    [SAGA_LOCK] = "SELECT status, phase, step, context::text, pivoted, cancel_requested FROM {S}.sagas "
+                  "WHERE id = $1 FOR UPDATE",
+    /* One more attempt of the phase; returns it counted from the last retry by
+     * an operator (the budget), then in all (the attempt's number). */
+    [SAGA_STEP_BEGIN] = "UPDATE {S}.steps SET status = CASE WHEN $4::text = 'action' THEN 'running' ELSE "
+                        "'compensating' END, attempts = attempts + ($4::text = 'action')::int, "
+                        "compensate_attempts = compensate_attempts + ($4::text = 'compensate')::int, "
+                        "started_at = COALESCE(started_at, " TS(3) ") WHERE saga_id = $1 AND idx = $2::int "
+                        "RETURNING CASE WHEN $4::text = 'action' THEN attempts - attempts_base ELSE "
+                        "compensate_attempts - compensate_base END, CASE WHEN $4::text = 'action' THEN attempts "
+                        "ELSE compensate_attempts END",
+    [SAGA_ATTEMPT] = "INSERT INTO {S}.attempts (saga_id, idx, phase, attempt, job_id, job_attempt, worker, "
+                     "started_at) VALUES ($1, $2::int, $3, $4::int, $5, $6::int, $7, " TS(8) ")",
+    [SAGA_ATTEMPT_END] = "UPDATE {S}.attempts SET outcome = $5, finished_at = " TS(6) " WHERE saga_id = $1 "
+                         "AND idx = $2::int AND phase = $3 AND attempt = $4::int",
+    [SAGA_STEP_ERROR] = "UPDATE {S}.steps SET status = $7, errors = errors || jsonb_build_array("
+                        "jsonb_build_object('attempt', $5::int, 'phase', $4::text, 'at', " TS(3) ", 'error', "
+                        "$6::text)) WHERE saga_id = $1 AND idx = $2::int",
+    [SAGA_STEP_DONE] = "UPDATE {S}.steps SET status = $4, output = COALESCE($5::jsonb, output), finished_at = " TS(3)
+                       " WHERE saga_id = $1 AND idx = $2::int",
+    [SAGA_ADVANCE] = "UPDATE {S}.sagas SET status = $3, phase = $4, step = $5::int, "
+                     "context = context || COALESCE($6::jsonb, '{}'), pivoted = pivoted OR $7::boolean, "
+                     "error = COALESCE($8, error), updated_at = " TS(2) ", "
+                     "finished_at = CASE WHEN $3 IN " FINISHED " THEN " TS(2) " END WHERE id = $1",
+    [SAGA_GET] = "SELECT id, name AS saga, version, key, status, step, pivoted, cancel_requested, error, context, "
+                 "created_at, updated_at, finished_at FROM {S}.sagas WHERE id = $1",
+    [SAGA_GET_STEPS] = "SELECT name, status, attempts, compensate_attempts, output, errors, started_at, "
+                       "finished_at FROM {S}.steps WHERE saga_id = $1 ORDER BY idx",
+    [SAGA_CANCEL] = "UPDATE {S}.sagas SET cancel_requested = true, updated_at = " TS(2)
+                    " WHERE id = $1 AND status = 'running' AND NOT pivoted RETURNING id",
+    [SAGA_STATE] = "SELECT status, pivoted FROM {S}.sagas WHERE id = $1",
+    [SAGA_RESOLVE] = "UPDATE {S}.sagas SET status = 'resolved', error = COALESCE($3, error), finished_at = " TS(2)
+                     ", updated_at = " TS(2) " WHERE id = $1 AND status = 'stuck' RETURNING id",
+    /* The stuck phase goes on, its attempts counted afresh from here. */
+    [SAGA_RETRY] = "WITH s AS (UPDATE {S}.sagas SET status = CASE WHEN phase = 'action' THEN 'running' ELSE "
+                   "'compensating' END, updated_at = " TS(2) " WHERE id = $1 AND status = 'stuck' "
+                   "RETURNING id, name, version, phase, step), "
+                   "st AS (UPDATE {S}.steps t SET attempts_base = CASE WHEN s.phase = 'action' THEN t.attempts "
+                   "ELSE t.attempts_base END, compensate_base = CASE WHEN s.phase = 'compensate' THEN "
+                   "t.compensate_attempts ELSE t.compensate_base END FROM s WHERE t.saga_id = s.id "
+                   "AND t.idx = s.step) SELECT name, version, phase, step FROM s",
+};
+
+/* The library's migrations: additive within a major version. */
+static const char *const migration_1 =
+    "CREATE TABLE {S}.sagas ("
+    " id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,"
+    " name text NOT NULL,"
+    " version int NOT NULL,"
+    " key text,"
+    " status text NOT NULL DEFAULT 'running' CHECK (status IN ('running', 'compensating', 'completed', "
+    "'compensated', 'stuck', 'resolved')),"
+    " phase text NOT NULL DEFAULT 'action' CHECK (phase IN ('action', 'compensate')),"
+    " step int NOT NULL DEFAULT 0,"
+    " context jsonb NOT NULL DEFAULT '{}',"
+    " pivoted boolean NOT NULL DEFAULT false,"
+    " cancel_requested boolean NOT NULL DEFAULT false,"
+    " error text,"
+    " created_at timestamptz NOT NULL,"
+    " updated_at timestamptz NOT NULL,"
+    " finished_at timestamptz);\n"
+    "CREATE UNIQUE INDEX sagas_key ON {S}.sagas (name, key) WHERE key IS NOT NULL;\n"
+    "CREATE INDEX sagas_finished ON {S}.sagas (finished_at) WHERE finished_at IS NOT NULL;\n"
+    "CREATE TABLE {S}.steps ("
+    " saga_id bigint NOT NULL REFERENCES {S}.sagas (id) ON DELETE CASCADE,"
+    " idx int NOT NULL,"
+    " name text NOT NULL,"
+    " status text NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'running', 'completed', 'failed', "
+    "'compensating', 'compensated')),"
+    " attempts int NOT NULL DEFAULT 0,"
+    " attempts_base int NOT NULL DEFAULT 0,"
+    " compensate_attempts int NOT NULL DEFAULT 0,"
+    " compensate_base int NOT NULL DEFAULT 0,"
+    " output jsonb,"
+    " errors jsonb NOT NULL DEFAULT '[]',"
+    " started_at timestamptz,"
+    " finished_at timestamptz,"
+    " PRIMARY KEY (saga_id, idx));\n"
+    /* One row per attempt, keyed by its number: two processes can never both
+     * start attempt n of a step. */
+    "CREATE TABLE {S}.attempts ("
+    " saga_id bigint NOT NULL,"
+    " idx int NOT NULL,"
+    " phase text NOT NULL CHECK (phase IN ('action', 'compensate')),"
+    " attempt int NOT NULL,"
+    " job_id bigint NOT NULL,"
+    " job_attempt int NOT NULL,"
+    " worker text NOT NULL,"
+    " outcome text,"
+    " started_at timestamptz NOT NULL,"
+    " finished_at timestamptz,"
+    " PRIMARY KEY (saga_id, idx, phase, attempt),"
+    " FOREIGN KEY (saga_id, idx) REFERENCES {S}.steps (saga_id, idx) ON DELETE CASCADE);\n";
+
+void bk_saga_opts_init(bk_saga_opts_t *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->schema = "backend_saga";
+    opts->queue = "saga";
+    opts->threads = 4;
+    opts->migrate = true;
+}
+
+static int migrate(bk_saga_engine_t *e, bk_error_t *err)
+{
+    char *m1 = bk__sql_splice(migration_1, e->schema);
+    if (!m1)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    const bk_db_migration_t list[] = {{1, "sagas, steps, attempts", m1}};
+    int rc = bk_db_migrate_list(e->db, e->schema, list, sizeof list / sizeof *list, NULL, err);
+    free(m1);
+    return rc;
+}
+
+int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engine_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    bk_saga_opts_t d;
+    if (!opts) {
+        bk_saga_opts_init(&d);
+        opts = &d;
+    }
+    if (!jobs || !out)
+        return bk__error(err, BK_EINVAL, "saga engine: no queue or no out");
+    *out = NULL;
+    const char *schema = opts->schema ? opts->schema : "backend_saga";
+    if (!bk__sql_plain_ident(schema))
+        return bk__error(err, BK_EINVAL, "saga engine: schema \"%s\" is not a plain identifier "
+                         "([a-z_][a-z0-9_]{0,62})", schema);
+    if (opts->poll_interval_ns < 0)
+        return bk__error(err, BK_EINVAL, "saga engine: negative poll_interval_ns");
+    bk_saga_engine_t *e = calloc(1, sizeof *e);
+    if (!e)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    e->jobs = jobs;
+    e->db = bk_jobs_db(jobs);
+    e->clock = bk_jobs_clock(jobs);
+    e->log = opts->log;
+    snprintf(e->schema, sizeof e->schema, "%s", schema);
+    char host[64] = "?";
+    gethostname(host, sizeof host - 1);
+    host[sizeof host - 1] = '\0';
+    snprintf(e->worker_id, sizeof e->worker_id, "%s:%ld", host, (long)getpid());
+    e->queue = strdup(opts->queue ? opts->queue : "saga");
+    int rc = e->queue ? BK_OK : bk__error(err, BK_ENOMEM, "out of memory");
+    for (int i = 0; rc == BK_OK && i < SAGA_SQL_COUNT_; i++)
+        if (!(e->sql[i] = bk__sql_splice(templates[i], e->schema)))
+            rc = bk__error(err, BK_ENOMEM, "out of memory");
+    bk_jobs_worker_opts_t wo;
+    bk_jobs_worker_opts_init(&wo);
+    wo.queue = e->queue;
+    wo.threads = opts->threads ? opts->threads : 4;
+    wo.poll_only = opts->poll_only;
+    if (opts->poll_interval_ns)
+        wo.poll_interval_ns = opts->poll_interval_ns;
+    if (rc == BK_OK)
+        rc = bk_jobs_worker_new(jobs, &wo, &e->worker, err);
+    if (rc == BK_OK && opts->migrate)
+        rc = migrate(e, err);
+    if (rc) {
+        bk_saga_engine_free(e);
+        return rc;
+    }
+    *out = e;
+    return BK_OK;
+}
+
+const bk_saga_def_t *bk__saga_find(const bk_saga_engine_t *e, const char *name, int version)
+{
+    for (size_t i = 0; i < e->nregs; i++)
+        if (e->regs[i].def->version == version && strcmp(e->regs[i].def->name, name) == 0)
+            return e->regs[i].def;
+    return NULL;
+}
+
+int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!e || !def)
+        return bk__error(err, BK_EINVAL, "saga register: no engine or no definition");
+    if (def->n == 0)
+        return bk__error(err, BK_EINVAL, "saga register: %s has no steps", def->kind);
+    if (e->started)
+        return bk__error(err, BK_EBUSY, "saga register: the engine is started");
+    if (bk__saga_find(e, def->name, def->version))
+        return bk__error(err, BK_EEXIST, "saga register: %s is registered already", def->kind);
+    /* The handlers' ud must not move: a fixed array, grown before any is given out. */
+    struct bk__saga_reg *r = malloc((e->nregs + 1) * sizeof *r);
+    if (!r)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    if (e->nregs)
+        memcpy(r, e->regs, e->nregs * sizeof *r);
+    r[e->nregs] = (struct bk__saga_reg){e, def};
+    free(e->regs);
+    e->regs = r;
+    e->nregs++;
+    atomic_store(&def->registered, true);
+    return BK_OK;
+}
+
+int bk_saga_engine_start(bk_saga_engine_t *e, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!e)
+        return bk__error(err, BK_EINVAL, "saga engine: none");
+    if (e->started)
+        return bk__error(err, BK_EBUSY, "saga engine: started already");
+    if (e->nregs == 0)
+        return bk__error(err, BK_EINVAL, "saga engine: no definition registered");
+    /* The handlers are given their ud now that regs no longer moves. */
+    for (size_t i = 0; i < e->nregs; i++) {
+        int rc = bk_jobs_handle(e->worker, e->regs[i].def->kind, bk__saga_run_job, &e->regs[i]);
+        if (rc != BK_OK)
+            return bk__error(err, rc, "saga engine: cannot handle %s", e->regs[i].def->kind);
+    }
+    int rc = bk_jobs_worker_start(e->worker, err);
+    if (rc == BK_OK)
+        e->started = true;
+    return rc;
+}
+
+int bk_saga_engine_stop(bk_saga_engine_t *e, int64_t deadline_ns)
+{
+    if (!e)
+        return BK_EINVAL;
+    return bk_jobs_worker_stop(e->worker, deadline_ns);
+}
+
+void bk_saga_engine_free(bk_saga_engine_t *e)
+{
+    if (!e)
+        return;
+    bk_jobs_worker_free(e->worker);
+    for (int i = 0; i < SAGA_SQL_COUNT_; i++)
+        free(e->sql[i]);
+    free(e->regs);
+    free(e->queue);
+    free(e);
+}
+
+int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which, const bk_db_param_t *p, size_t n,
+                   bk_db_result_t **res, bk_error_t *err)
+{
+    if (res)
+        *res = NULL;
+    if (conn)
+        return bk_db_query(conn, e->sql[which], p, n, res, err);
+    bk_db_conn_t *c;
+    int rc = bk_db_acquire(e->db, &c, err);
+    if (rc)
+        return rc;
+    rc = bk_db_query(c, e->sql[which], p, n, res, err);
+    bk_db_release(c);
+    return rc;
+}
+
+int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t timeout_ns, int64_t id,
+                     size_t idx, const char *phase, int64_t run_at_ns, bk_error_t *err)
+{
+    json_t *args = json_pack("{s:I, s:I, s:s}", "saga", (json_int_t)id, "step", (json_int_t)idx, "phase", phase);
+    if (!args)
+        return bk__error(err, BK_ENOMEM, "out of memory");
+    bk_jobs_enqueue_opts_t o;
+    bk_jobs_enqueue_opts_init(&o);
+    o.queue = e->queue;
+    o.run_at_ns = run_at_ns;
+    /* The saga counts its steps' attempts itself (in its tables, so that a
+     * crash counts too); the job's attempts only have to outlast rescues. */
+    o.max_attempts = 1000000;
+    o.timeout_ns = timeout_ns;
+    int rc = bk_jobs_enqueue(e->jobs, conn, kind, args, &o, NULL, err);
+    json_decref(args);
+    return rc;
+}

@@ -1,0 +1,94 @@
+/* The saga module's internals, shared by the files of lib/saga/. Hidden.
+ * SPDX-License-Identifier: MIT */
+#ifndef BK_SAGA_INT_H
+#define BK_SAGA_INT_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <backend/saga.h>
+
+#include "core/error_int.h"
+
+#if defined(__GNUC__)
+#define BK__SAGA_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define BK__SAGA_HIDDEN
+#endif
+
+/* A wall instant sent as $n (ns since the epoch), as a timestamptz. */
+#define BK__SAGA_TS(n) "('epoch'::timestamptz + ($" #n "::bigint / 1000) * interval '1 microsecond')"
+
+struct bk__saga_step {
+    char *name;
+    bk_saga_action_fn action;
+    bk_saga_compensate_fn compensate; /* NULL: nothing to undo */
+    bk_saga_step_opts_t opts;
+    bk_retry_opts_t retry;            /* opts.retry's copy, or the default */
+    void *ud;
+};
+
+struct bk_saga_def {
+    char *name;
+    int version;
+    char kind[96]; /* its jobs' kind: "saga:<name>:<version>" */
+    struct bk__saga_step *steps;
+    size_t n;
+    atomic_bool registered;
+};
+
+/* The statements, with the schema spliced in once by bk_saga_engine_new. */
+enum bk__saga_sql {
+    SAGA_INSERT,      /* $1 name, $2 version, $3 key, $4 context, $5 now, $6 step names (text[]) */
+    SAGA_BY_KEY,      /* $1 name, $2 key */
+    SAGA_LOCK,        /* $1 id */
+    SAGA_STEP_BEGIN,  /* $1 id, $2 idx, $3 now, $4 phase */
+    SAGA_ATTEMPT,     /* $1 id, $2 idx, $3 phase, $4 attempt, $5 job, $6 job attempt, $7 worker, $8 now */
+    SAGA_ATTEMPT_END, /* $1 id, $2 idx, $3 phase, $4 attempt, $5 outcome, $6 now */
+    SAGA_STEP_ERROR,  /* $1 id, $2 idx, $3 now, $4 phase, $5 attempt, $6 error, $7 step status */
+    SAGA_STEP_DONE,   /* $1 id, $2 idx, $3 now, $4 status, $5 output (jsonb or NULL) */
+    SAGA_ADVANCE,     /* $1 id, $2 now, $3 status, $4 phase, $5 step, $6 output to merge, $7 pivoted, $8 error */
+    SAGA_GET,         /* $1 id */
+    SAGA_GET_STEPS,   /* $1 id */
+    SAGA_CANCEL,      /* $1 id, $2 now */
+    SAGA_STATE,       /* $1 id */
+    SAGA_RESOLVE,     /* $1 id, $2 now, $3 note */
+    SAGA_RETRY,       /* $1 id, $2 now */
+    SAGA_SQL_COUNT_
+};
+
+struct bk__saga_reg {
+    bk_saga_engine_t *e;
+    bk_saga_def_t *def;
+};
+
+struct bk_saga_engine {
+    bk_jobs_t *jobs;
+    bk_db_t *db;
+    bk_clock_t *clock;
+    bk_log_t *log;
+    char schema[64];
+    char *queue;
+    char worker_id[96]; /* "<host>:<pid>", in every attempt row */
+    bk_jobs_worker_t *worker;
+    struct bk__saga_reg *regs;
+    size_t nregs;
+    bool started;
+    char *sql[SAGA_SQL_COUNT_];
+};
+
+/* The job handler of every saga kind (ud: a struct bk__saga_reg). */
+BK__SAGA_HIDDEN int bk__saga_run_job(bk_job_t *job, void *ud);
+/* Enqueues on conn the job (of kind, the definition's, with timeout_ns) of
+ * phase ("action" or "compensate") of step idx of saga id, at run_at_ns (0 =
+ * now). */
+BK__SAGA_HIDDEN int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t timeout_ns,
+                                     int64_t id, size_t idx, const char *phase, int64_t run_at_ns, bk_error_t *err);
+/* Runs sql on conn (or a pooled connection of its own when NULL). */
+BK__SAGA_HIDDEN int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which,
+                                   const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);
+/* A definition registered with e by name and version; NULL when none. */
+BK__SAGA_HIDDEN const bk_saga_def_t *bk__saga_find(const bk_saga_engine_t *e, const char *name, int version);
+
+#endif

@@ -1,0 +1,283 @@
+/* One advance of a saga: the job of one phase (action or compensation) of
+ * one step. Three parts, so that no transaction is open while the step's
+ * callback runs (it may call a remote service for seconds):
+ *   1. begin, in a transaction: the job still held (bk_job_hold), the saga
+ *      locked and at this step and phase, one more attempt counted and
+ *      recorded (its number is the attempts row's key: two processes never
+ *      both start attempt n), or, when the attempts are spent (a crash during
+ *      the last one) or a cancel came, the saga moved on at once;
+ *   2. the callback, with the context read in 1;
+ *   3. end, in a transaction that completes the job (bk_job_complete_in): the
+ *      outcome, the saga's next state and the next step's job, all or nothing.
+ * A worker that lost its job meanwhile (it stalled past its lease) is fenced
+ * in 3 and changes nothing: the attempt that took the job over runs the step
+ * again, with the same idempotency key.
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/json_int.h"
+#include "resilience/resilience_int.h"
+#include "saga/saga_int.h"
+
+enum phase { ACTION, COMPENSATE };
+static const char *const PHASE[] = {"action", "compensate"};
+
+struct advance {
+    bk_saga_engine_t *e;
+    const bk_saga_def_t *def;
+    bk_job_t *job;
+    int64_t id;
+    size_t idx;
+    enum phase phase;
+    char ids[24], idxs[16], now[24];
+    /* from begin */
+    bool skip;     /* nothing to do: the saga is elsewhere (an old job), or gone */
+    bool done;     /* begin moved the saga on and completed the job */
+    bool pivoted;
+    int attempt;   /* this attempt's number in all */
+    int budget;    /* ... and since the last operator retry */
+    char *context; /* the saga's, as text */
+    /* from the callback */
+    int rc;
+    json_t *out;
+    char msg[256];
+    bk_error_t *err;
+};
+
+static int q(struct advance *a, bk_db_conn_t *c, enum bk__saga_sql which, const bk_db_param_t *p, size_t n,
+             bk_db_result_t **res)
+{
+    return bk__saga_query(a->e, c, which, p, n, res, a->err);
+}
+
+static int advance_to(struct advance *a, bk_db_conn_t *c, const char *status, const char *phase, size_t step,
+                      const char *merge, bool pivot, const char *error)
+{
+    char steps[16];
+    snprintf(steps, sizeof steps, "%zu", step);
+    bk_db_param_t p[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->now), BK_DB_TEXT(status), BK_DB_TEXT(phase),
+                         BK_DB_TEXT(steps), merge ? BK_DB_TEXT(merge) : BK_DB_NULL,
+                         BK_DB_TEXT(pivot ? "true" : "false"), error ? BK_DB_TEXT(error) : BK_DB_NULL};
+    return q(a, c, SAGA_ADVANCE, p, 8, NULL);
+}
+
+static int step_done(struct advance *a, bk_db_conn_t *c, size_t idx, const char *status, const char *output)
+{
+    char idxs[16];
+    snprintf(idxs, sizeof idxs, "%zu", idx);
+    bk_db_param_t p[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(idxs), BK_DB_TEXT(a->now), BK_DB_TEXT(status),
+                         output ? BK_DB_TEXT(output) : BK_DB_NULL};
+    return q(a, c, SAGA_STEP_DONE, p, 5, NULL);
+}
+
+static int enqueue(struct advance *a, bk_db_conn_t *c, size_t idx, enum phase phase, int64_t run_at_ns)
+{
+    return bk__saga_enqueue(a->e, c, a->def->kind, a->def->steps[idx].opts.timeout_ns, a->id, idx, PHASE[phase],
+                            run_at_ns, a->err);
+}
+
+/* Compensates the completed steps from 'from' down (all the steps before the
+ * one that failed, or was cancelled, completed): a step without compensation
+ * is compensated at once; the first with one gets its job; none left: the
+ * saga is compensated. */
+static int compensate_from(struct advance *a, bk_db_conn_t *c, long from, const char *error)
+{
+    for (long k = from; k >= 0; k--) {
+        if (a->def->steps[k].compensate) {
+            int rc = advance_to(a, c, "compensating", "compensate", (size_t)k, NULL, false, error);
+            return rc ? rc : enqueue(a, c, (size_t)k, COMPENSATE, 0);
+        }
+        int rc = step_done(a, c, (size_t)k, "compensated", NULL);
+        if (rc)
+            return rc;
+    }
+    return advance_to(a, c, "compensated", "compensate", 0, NULL, false, error);
+}
+
+/* The step failed for good: compensate what came before, or, past the
+ * pivot, park the saga for an operator. */
+static int fail_step(struct advance *a, bk_db_conn_t *c, const char *error)
+{
+    int rc = step_done(a, c, a->idx, "failed", NULL);
+    if (rc)
+        return rc;
+    if (a->pivoted)
+        return advance_to(a, c, "stuck", "action", a->idx, NULL, false, error);
+    return compensate_from(a, c, (long)a->idx - 1, error);
+}
+
+static int begin_tx(bk_db_conn_t *c, void *ud)
+{
+    struct advance *a = ud;
+    a->skip = a->done = false;
+    free(a->context);
+    a->context = NULL;
+    int rc = bk_job_hold(a->job, c, a->err);
+    if (rc)
+        return rc;
+    bk_db_param_t id[] = {BK_DB_TEXT(a->ids)};
+    bk_db_result_t *res;
+    if ((rc = q(a, c, SAGA_LOCK, id, 1, &res)) != BK_OK)
+        return rc;
+    if (bk_db_rows(res) == 0) { /* deleted (retention, or by hand): nothing left to do */
+        bk_db_result_free(res);
+        a->skip = true;
+        return BK_OK;
+    }
+    const char *status = bk_db_value(res, 0, 0), *phase = bk_db_value(res, 0, 1);
+    bool here = strcmp(phase, PHASE[a->phase]) == 0 &&
+                strcmp(status, a->phase == ACTION ? "running" : "compensating") == 0 &&
+                strtoull(bk_db_value(res, 0, 2), NULL, 10) == a->idx;
+    a->pivoted = strcmp(bk_db_value(res, 0, 4), "t") == 0;
+    bool cancel = strcmp(bk_db_value(res, 0, 5), "t") == 0;
+    a->context = strdup(bk_db_value(res, 0, 3));
+    bk_db_result_free(res);
+    if (!a->context)
+        return bk__error(a->err, BK_ENOMEM, "out of memory");
+    if (!here) { /* an old job: the saga moved on (an operator retry made a new one) */
+        a->skip = true;
+        return BK_OK;
+    }
+    if (a->phase == ACTION && cancel && !a->pivoted) {
+        a->done = true;
+        rc = compensate_from(a, c, (long)a->idx - 1, "cancelled");
+        return rc ? rc : bk_job_complete_in(a->job, c, a->err);
+    }
+    bk_db_param_t b[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs), BK_DB_TEXT(a->now), BK_DB_TEXT(PHASE[a->phase])};
+    if ((rc = q(a, c, SAGA_STEP_BEGIN, b, 4, &res)) != BK_OK)
+        return rc;
+    a->budget = atoi(bk_db_value(res, 0, 0));
+    a->attempt = atoi(bk_db_value(res, 0, 1));
+    bk_db_result_free(res);
+    const struct bk__saga_step *s = &a->def->steps[a->idx];
+    unsigned max = a->phase == ACTION ? s->opts.max_attempts : s->opts.compensate_attempts;
+    if ((unsigned)a->budget > max) { /* the last attempt died with its worker */
+        a->done = true;
+        const char *why = "the last attempt did not finish (its worker died)";
+        rc = a->phase == ACTION ? fail_step(a, c, why)
+                                : advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, why);
+        return rc ? rc : bk_job_complete_in(a->job, c, a->err);
+    }
+    char att[16], job[24], jatt[16];
+    snprintf(att, sizeof att, "%d", a->attempt);
+    snprintf(job, sizeof job, "%" PRId64, bk_job_id(a->job));
+    snprintf(jatt, sizeof jatt, "%d", bk_job_attempt(a->job));
+    bk_db_param_t r[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs), BK_DB_TEXT(PHASE[a->phase]), BK_DB_TEXT(att),
+                         BK_DB_TEXT(job), BK_DB_TEXT(jatt), BK_DB_TEXT(a->e->worker_id), BK_DB_TEXT(a->now)};
+    return q(a, c, SAGA_ATTEMPT, r, 8, NULL);
+}
+
+static int end_tx(bk_db_conn_t *c, void *ud)
+{
+    struct advance *a = ud;
+    int rc = bk_job_complete_in(a->job, c, a->err); /* first: fenced, nothing is written */
+    if (rc)
+        return rc;
+    char att[16];
+    snprintf(att, sizeof att, "%d", a->attempt);
+    bk_db_param_t e[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs), BK_DB_TEXT(PHASE[a->phase]), BK_DB_TEXT(att),
+                         BK_DB_TEXT(a->rc == BK_OK ? "ok" : "failed"), BK_DB_TEXT(a->now)};
+    if ((rc = q(a, c, SAGA_ATTEMPT_END, e, 6, NULL)) != BK_OK)
+        return rc;
+    const struct bk__saga_step *s = &a->def->steps[a->idx];
+    if (a->rc == BK_OK) {
+        if (a->phase == COMPENSATE) {
+            rc = step_done(a, c, a->idx, "compensated", NULL);
+            return rc ? rc : compensate_from(a, c, (long)a->idx - 1, NULL);
+        }
+        char *out = a->out ? bk__json_dump(a->out, JSON_COMPACT) : NULL;
+        if (a->out && !out)
+            return bk__error(a->err, BK_ENOMEM, "out of memory");
+        rc = step_done(a, c, a->idx, "completed", out);
+        if (rc == BK_OK && a->idx + 1 < a->def->n) {
+            rc = advance_to(a, c, "running", "action", a->idx + 1, out, s->opts.pivot, NULL);
+            if (rc == BK_OK)
+                rc = enqueue(a, c, a->idx + 1, ACTION, 0);
+        } else if (rc == BK_OK) {
+            rc = advance_to(a, c, "completed", "action", a->idx, out, s->opts.pivot, NULL);
+        }
+        bk__json_free(out);
+        return rc;
+    }
+    unsigned max = a->phase == ACTION ? s->opts.max_attempts : s->opts.compensate_attempts;
+    /* An open breaker fails the step at once; a compensation is retried
+     * whatever its failure (nothing is ever dropped). */
+    bool again = (unsigned)a->budget < max && (a->phase == COMPENSATE || a->rc != BK_EUNAVAIL);
+    const char *status = again ? (a->phase == ACTION ? "pending" : "compensating")
+                               : (a->phase == ACTION ? "failed" : "compensating");
+    bk_db_param_t f[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs), BK_DB_TEXT(a->now), BK_DB_TEXT(PHASE[a->phase]),
+                         BK_DB_TEXT(att), BK_DB_TEXT(a->msg), BK_DB_TEXT(status)};
+    if ((rc = q(a, c, SAGA_STEP_ERROR, f, 7, NULL)) != BK_OK)
+        return rc;
+    if (again)
+        return enqueue(a, c, a->idx, a->phase, bk_clock_wall_ns(a->e->clock) + bk__retry_delay(&s->retry, a->budget));
+    if (a->phase == ACTION)
+        return fail_step(a, c, a->msg);
+    return advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, a->msg);
+}
+
+int bk__saga_run_job(bk_job_t *job, void *ud)
+{
+    struct bk__saga_reg *reg = ud;
+    const json_t *args = bk_job_args(job);
+    json_t *sid = json_object_get(args, "saga"), *sidx = json_object_get(args, "step");
+    const char *phase = json_string_value(json_object_get(args, "phase"));
+    bk_error_t err;
+    struct advance a = {.e = reg->e, .def = reg->def, .job = job, .err = &err};
+    if (!json_is_integer(sid) || !json_is_integer(sidx) || json_integer_value(sidx) < 0 ||
+        (size_t)json_integer_value(sidx) >= reg->def->n || !phase ||
+        (strcmp(phase, "action") != 0 && strcmp(phase, "compensate") != 0)) {
+        bk_job_error(job, "not a saga job: {saga, step, phase} expected");
+        return BK_EINVAL;
+    }
+    a.id = json_integer_value(sid);
+    a.idx = (size_t)json_integer_value(sidx);
+    a.phase = strcmp(phase, "action") == 0 ? ACTION : COMPENSATE;
+    snprintf(a.ids, sizeof a.ids, "%" PRId64, a.id);
+    snprintf(a.idxs, sizeof a.idxs, "%zu", a.idx);
+    snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
+
+    int rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, begin_tx, &a, &err);
+    if (rc != BK_OK || a.skip || a.done) {
+        if (rc != BK_OK && rc != BK_ECONFLICT)
+            bk_job_error(job, err.message); /* the job is retried: begin runs again */
+        free(a.context);
+        return rc;
+    }
+    json_t *ctx = json_loads(a.context, 0, NULL);
+    free(a.context);
+    if (!ctx) {
+        bk_job_error(job, "the saga's context cannot be read");
+        return BK_ENOMEM;
+    }
+    const struct bk__saga_step *s = &a.def->steps[a.idx];
+    char key[128];
+    snprintf(key, sizeof key, "%" PRId64 "/%s", a.id, s->name);
+    bk_saga_call_t call = {a.id, a.def->name, a.def->version, s->name, key, ctx, a.budget, job};
+    bk_error_t cerr;
+    bk__error_clear(&cerr);
+    if (a.phase == ACTION) {
+        a.rc = s->action(&call, &a.out, &cerr, s->ud);
+        if (a.rc == BK_OK && a.out && !json_is_object(a.out)) {
+            a.rc = BK_EINVAL;
+            snprintf(cerr.message, sizeof cerr.message, "the action's output is not a JSON object");
+        }
+    } else {
+        a.rc = s->compensate(&call, &cerr, s->ud);
+    }
+    json_decref(ctx);
+    snprintf(a.msg, sizeof a.msg, "%s", cerr.message[0] ? cerr.message : bk_err_name(a.rc));
+    snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
+    rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, end_tx, &a, &err);
+    json_decref(a.out);
+    if (rc != BK_OK && rc != BK_ECONFLICT) {
+        /* The outcome is lost with this attempt: the job runs the step again. */
+        bk_log(a.e->log, BK_LOG_WARN, NULL, "saga %" PRId64 " step %s: cannot record the outcome: %s", a.id, s->name,
+               err.message);
+        bk_job_error(job, err.message);
+    }
+    return rc;
+}

@@ -1,0 +1,541 @@
+/* Sagas against the private server the harness starts (BK_TEST_PG_DSN; without
+ * it every case fails, none is skipped). Each case gets a database of its own;
+ * the job queue runs on a fake clock (poll-only), which the test moves on until
+ * the saga it watches reaches the state it expects: the success path, a failure
+ * at each step compensating exactly the completed steps in reverse, a failing
+ * compensation retried and parked as stuck, then retried and resolved by an
+ * operator, idempotent start, a pivot, version gating, cancel, an open breaker,
+ * and one attempts row per attempt.
+ * SPDX-License-Identifier: MIT */
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <check.h>
+
+#include <backend/saga.h>
+
+#include "check_main.h"
+#include "pg_test.h"
+
+#define T0 INT64_C(1800000000000000000)
+#define SEC BK_NSEC_PER_SEC
+#define NSTEPS 4
+
+static char conninfo[2048];
+static char dbname[40];
+static bk_db_t *db;
+static bk_clock_t *clk;
+static bk_jobs_t *jobs;
+
+/* ------------------------------------------------------------------ a scripted saga */
+
+static const char *const NAMES[NSTEPS] = {"reserve", "charge", "order", "ship"};
+
+struct script {
+    int fail_action[NSTEPS];   /* the first n attempts of the action fail */
+    int fail_comp[NSTEPS];     /* the first n attempts of the compensation fail */
+    int unavail[NSTEPS];       /* the action answers BK_EUNAVAIL */
+    bool cancel_in[NSTEPS];    /* the action cancels its own saga */
+    atomic_int action_calls[NSTEPS], comp_calls[NSTEPS];
+    atomic_int order[64];      /* +(i + 1): action of step i; -(i + 1): its compensation */
+    atomic_int norder;
+    char keys[NSTEPS][128];
+    bk_saga_engine_t *engine;  /* for cancel_in */
+};
+
+static struct script sc;
+
+static void record(int v)
+{
+    int n = atomic_fetch_add(&sc.norder, 1);
+    if (n < 64)
+        atomic_store(&sc.order[n], v);
+}
+
+static int index_of(const char *step)
+{
+    for (int i = 0; i < NSTEPS; i++)
+        if (strcmp(NAMES[i], step) == 0)
+            return i;
+    return -1;
+}
+
+static int action(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
+{
+    int *version = ud;
+    int i = index_of(call->step);
+    ck_assert_int_ge(i, 0);
+    ck_assert_int_eq(call->version, *version);
+    int n = atomic_fetch_add(&sc.action_calls[i], 1) + 1;
+    record(i + 1);
+    snprintf(sc.keys[i], sizeof sc.keys[i], "%s", call->idempotency_key);
+    if (sc.cancel_in[i])
+        ck_assert_int_eq(bk_saga_cancel(sc.engine, call->saga_id, NULL), BK_OK);
+    if (sc.unavail[i]) {
+        snprintf(err->message, sizeof err->message, "breaker open");
+        return BK_EUNAVAIL;
+    }
+    if (n <= sc.fail_action[i]) {
+        snprintf(err->message, sizeof err->message, "%s failed (attempt %d)", call->step, call->attempt);
+        return BK_EUPSTREAM;
+    }
+    /* What the earlier steps returned is in the context. */
+    for (int k = 0; k < i; k++)
+        ck_assert_msg(json_object_get(call->context, NAMES[k]) != NULL, "step %s missing in the context", NAMES[k]);
+    *out = json_pack("{s:i}", call->step, call->attempt);
+    return BK_OK;
+}
+
+static int compensate(const bk_saga_call_t *call, bk_error_t *err, void *ud)
+{
+    (void)ud;
+    int i = index_of(call->step);
+    int n = atomic_fetch_add(&sc.comp_calls[i], 1) + 1;
+    record(-(i + 1));
+    if (n <= sc.fail_comp[i]) {
+        snprintf(err->message, sizeof err->message, "undo %s failed", call->step);
+        return BK_EIO;
+    }
+    return BK_OK;
+}
+
+static int version1 = 1, version2 = 2;
+
+/* Four steps: up to 2 action attempts and 3 compensation attempts each, 1 s to
+ * 4 s apart without jitter; pivot_at >= 0 makes that step the pivot. */
+static bk_saga_def_t *new_def(int version, int pivot_at)
+{
+    bk_saga_def_t *d;
+    ck_assert_int_eq(bk_saga_def_new("order", version, &d, NULL), BK_OK);
+    static bk_retry_opts_t r;
+    bk_retry_opts_init(&r);
+    r.base_ns = SEC;
+    r.cap_ns = 4 * SEC;
+    r.jitter = BK_JITTER_NONE;
+    for (int i = 0; i < NSTEPS; i++) {
+        bk_saga_step_opts_t o;
+        bk_saga_step_opts_init(&o);
+        o.max_attempts = 2;
+        o.compensate_attempts = 3;
+        o.retry = &r;
+        o.pivot = i == pivot_at;
+        ck_assert_int_eq(bk_saga_def_step(d, NAMES[i], action, compensate, &o, version == 1 ? &version1 : &version2),
+                         BK_OK);
+    }
+    return d;
+}
+
+static bk_saga_engine_t *new_engine(bk_saga_def_t *const *defs, size_t n)
+{
+    bk_saga_opts_t o;
+    bk_saga_opts_init(&o);
+    o.threads = 2;
+    o.poll_interval_ns = SEC;
+    bk_saga_engine_t *e;
+    bk_error_t err;
+    int rc = bk_saga_engine_new(jobs, &o, &e, &err);
+    ck_assert_msg(rc == BK_OK, "bk_saga_engine_new: %s: %s", bk_err_name(rc), err.message);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_int_eq(bk_saga_register(e, defs[i], NULL), BK_OK);
+    ck_assert_int_eq(bk_saga_engine_start(e, &err), BK_OK);
+    sc.engine = e;
+    return e;
+}
+
+/* ------------------------------------------------------------------ fixtures */
+
+static void setup(void)
+{
+    memset(&sc, 0, sizeof sc);
+    bkt_pg_database_new("bk_saga_", dbname, conninfo);
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 8;
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(conninfo, &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
+    ck_assert_int_eq(bk_clock_fake_new(T0, &clk), BK_OK);
+    bk_jobs_opts_t jo;
+    bk_jobs_opts_init(&jo);
+    jo.clock = clk;
+    ck_assert_int_eq(bk_jobs_new(db, &jo, &jobs, &err), BK_OK);
+}
+
+static void teardown(void)
+{
+    bk_jobs_free(jobs);
+    bk_db_free(db);
+    bk_clock_free(clk);
+    bkt_pg_database_drop(dbname);
+}
+
+/* ------------------------------------------------------------------ helpers */
+
+static char *scalar(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *scalar(const char *fmt, ...)
+{
+    char sql[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    bk_db_result_t *r;
+    bk_error_t err;
+    int rc = bk_db_query(c, sql, NULL, 0, &r, &err);
+    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), err.message);
+    ck_assert_uint_eq(bk_db_rows(r), 1);
+    const char *v = bk_db_value(r, 0, 0);
+    char *out = v ? strdup(v) : NULL;
+    bk_db_result_free(r);
+    bk_db_release(c);
+    return out;
+}
+
+#define ck_sql_eq(want, ...)                                                                                   \
+    do {                                                                                                       \
+        char *got_ = scalar(__VA_ARGS__);                                                                      \
+        ck_assert_msg(got_ != NULL && strcmp(got_, (want)) == 0, "got \"%s\", want \"%s\"",                    \
+                      got_ ? got_ : "(null)", (want));                                                         \
+        free(got_);                                                                                            \
+    } while (0)
+
+static bool has_status(int64_t id, const char *status)
+{
+    char *s = scalar("SELECT status FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    bool ok = s && strcmp(s, status) == 0;
+    free(s);
+    return ok;
+}
+
+/* Moves the fake clock on, a second at a time (the poll interval), until the
+ * saga has status; at most 10 minutes of fake time. */
+static void drive(int64_t id, const char *status)
+{
+    for (int i = 0; i < 600 && !has_status(id, status); i++) {
+        /* let the worker's threads take what is due before time moves again */
+        for (int k = 0; k < 20 && !has_status(id, status); k++)
+            usleep(1000);
+        bk_clock_fake_advance(clk, SEC);
+    }
+    char *s = scalar("SELECT status FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    ck_assert_msg(s && strcmp(s, status) == 0, "saga %lld is %s, want %s", (long long)id, s ? s : "(gone)", status);
+    free(s);
+}
+
+static int64_t start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key)
+{
+    json_t *ctx = json_pack("{s:s}", "customer", "c-1");
+    int64_t id = 0;
+    bk_error_t err;
+    int rc = bk_saga_start(e, def, key, ctx, &id, &err);
+    json_decref(ctx);
+    ck_assert_msg(rc == BK_OK, "bk_saga_start: %s: %s", bk_err_name(rc), err.message);
+    ck_assert_int_gt(id, 0);
+    return id;
+}
+
+static void ck_order(const int *want, int n)
+{
+    int got = atomic_load(&sc.norder);
+    ck_assert_msg(got == n, "%d calls, want %d", got, n);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(atomic_load(&sc.order[i]) == want[i], "call %d was %d, want %d", i, atomic_load(&sc.order[i]),
+                      want[i]);
+}
+
+static const char *step_status(int64_t id, int idx)
+{
+    static char buf[32];
+    char *s = scalar("SELECT status FROM backend_saga.steps WHERE saga_id = %lld AND idx = %d", (long long)id, idx);
+    snprintf(buf, sizeof buf, "%s", s ? s : "(null)");
+    free(s);
+    return buf;
+}
+
+/* ------------------------------------------------------------------ cases */
+
+START_TEST(the_success_path_runs_every_step_once_in_order)
+{
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    drive(id, "completed");
+    static const int want[] = {1, 2, 3, 4};
+    ck_order(want, 4);
+    for (int i = 0; i < NSTEPS; i++) {
+        char key[64];
+        snprintf(key, sizeof key, "%lld/%s", (long long)id, NAMES[i]);
+        ck_assert_str_eq(sc.keys[i], key);
+        ck_assert_str_eq(step_status(id, i), "completed");
+    }
+    json_t *got;
+    ck_assert_int_eq(bk_saga_get(e, id, &got, NULL), BK_OK);
+    ck_assert_str_eq(json_string_value(json_object_get(got, "status")), "completed");
+    ck_assert_str_eq(json_string_value(json_object_get(got, "saga")), "order");
+    ck_assert_int_eq(json_integer_value(json_object_get(got, "version")), 1);
+    json_t *ctx = json_object_get(got, "context");
+    ck_assert_str_eq(json_string_value(json_object_get(ctx, "customer")), "c-1");
+    for (int i = 0; i < NSTEPS; i++)
+        ck_assert_int_eq(json_integer_value(json_object_get(ctx, NAMES[i])), 1);
+    json_t *steps = json_object_get(got, "steps");
+    ck_assert_uint_eq(json_array_size(steps), NSTEPS);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(steps, 2), "name")), "order");
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(steps, 2), "attempts")), 1);
+    ck_assert(json_is_string(json_object_get(got, "finished_at")));
+    json_decref(got);
+    ck_assert_int_eq(bk_saga_get(e, id + 100, &got, NULL), BK_ENOTFOUND);
+    /* One attempts row per action, by this process. */
+    ck_sql_eq("4", "SELECT count(*) FROM backend_saga.attempts WHERE saga_id = %lld AND outcome = 'ok' "
+                   "AND worker LIKE '%%:%d'", (long long)id, (int)getpid());
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+START_TEST(a_failure_at_each_step_compensates_the_completed_steps_in_reverse)
+{
+    for (int k = 0; k < NSTEPS; k++) {
+        memset(&sc, 0, sizeof sc);
+        sc.fail_action[k] = 99;
+        bk_saga_def_t *def = new_def(1, -1);
+        bk_saga_engine_t *e = new_engine(&def, 1);
+        int64_t id = start(e, def, NULL);
+        drive(id, "compensated");
+        /* actions 1..k, step k twice (its two attempts), then the
+         * compensations of k-1..0 */
+        int want[16], n = 0;
+        for (int i = 0; i <= k; i++)
+            want[n++] = i + 1;
+        want[n++] = k + 1;
+        for (int i = k - 1; i >= 0; i--)
+            want[n++] = -(i + 1);
+        ck_order(want, n);
+        for (int i = 0; i < NSTEPS; i++)
+            ck_assert_str_eq(step_status(id, i), i < k ? "compensated" : i == k ? "failed" : "pending");
+        ck_sql_eq("2", "SELECT jsonb_array_length(errors) FROM backend_saga.steps WHERE saga_id = %lld AND idx = %d",
+                  (long long)id, k);
+        char want_err[64];
+        snprintf(want_err, sizeof want_err, "%s failed (attempt 2)", NAMES[k]);
+        ck_sql_eq(want_err, "SELECT error FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+        bk_saga_engine_free(e);
+        bk_saga_def_free(def);
+    }
+}
+END_TEST
+
+START_TEST(a_failing_compensation_parks_the_saga_until_an_operator_acts)
+{
+    sc.fail_action[2] = 99;
+    sc.fail_comp[1] = 4; /* 3 attempts fail: stuck; after the retry, the 4th fails and the 5th works */
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    drive(id, "stuck");
+    ck_assert_int_eq(atomic_load(&sc.comp_calls[1]), 3);
+    ck_assert_int_eq(atomic_load(&sc.comp_calls[0]), 0);
+    ck_sql_eq("undo charge failed", "SELECT error FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    /* Nothing more happens by itself. */
+    for (int i = 0; i < 30; i++)
+        bk_clock_fake_advance(clk, 10 * SEC);
+    ck_assert(has_status(id, "stuck"));
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_resolve(e, id + 100, NULL, &err), BK_ENOTFOUND);
+    ck_assert_int_eq(bk_saga_retry(e, id, &err), BK_OK);
+    drive(id, "compensated");
+    ck_assert_int_eq(atomic_load(&sc.comp_calls[1]), 5);
+    ck_assert_int_eq(atomic_load(&sc.comp_calls[0]), 1);
+    ck_assert_int_eq(bk_saga_retry(e, id, &err), BK_ECONFLICT);
+    ck_assert_int_eq(bk_saga_resolve(e, id, NULL, &err), BK_ECONFLICT);
+    /* A second one, stuck, is resolved by hand. */
+    memset(sc.comp_calls, 0, sizeof sc.comp_calls);
+    sc.fail_comp[1] = 99;
+    int64_t id2 = start(e, def, NULL);
+    drive(id2, "stuck");
+    ck_assert_int_eq(bk_saga_resolve(e, id2, "refunded by hand", &err), BK_OK);
+    ck_assert(has_status(id2, "resolved"));
+    ck_sql_eq("refunded by hand", "SELECT error FROM backend_saga.sagas WHERE id = %lld", (long long)id2);
+    ck_sql_eq("t", "SELECT finished_at IS NOT NULL FROM backend_saga.sagas WHERE id = %lld", (long long)id2);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+START_TEST(a_start_with_a_known_key_returns_the_existing_saga)
+{
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, "order-42");
+    int64_t again = 0;
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_start(e, def, "order-42", NULL, &again, &err), BK_EEXIST);
+    ck_assert_int_eq(again, id);
+    drive(id, "completed");
+    again = 0;
+    ck_assert_int_eq(bk_saga_start(e, def, "order-42", NULL, &again, &err), BK_EEXIST);
+    ck_assert_int_eq(again, id);
+    ck_assert_int_eq(atomic_load(&sc.action_calls[0]), 1); /* ran once */
+    ck_sql_eq("1", "SELECT count(*) FROM backend_saga.sagas");
+    /* Another definition's name has keys of its own. */
+    bk_saga_def_t *other;
+    ck_assert_int_eq(bk_saga_def_new("refund", 1, &other, NULL), BK_OK);
+    ck_assert_int_eq(bk_saga_def_step(other, "only", action, NULL, NULL, &version1), BK_OK);
+    ck_assert_int_eq(bk_saga_start(e, other, "order-42", NULL, &again, &err), BK_OK);
+    ck_assert_int_ne(again, id);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+    bk_saga_def_free(other);
+}
+END_TEST
+
+START_TEST(past_the_pivot_a_failure_rolls_forward_only)
+{
+    sc.fail_action[2] = 3; /* both attempts fail: stuck; after the retry, the 3rd fails, the 4th works */
+    bk_saga_def_t *def = new_def(1, 1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    drive(id, "stuck");
+    for (int i = 0; i < NSTEPS; i++)
+        ck_assert_int_eq(atomic_load(&sc.comp_calls[i]), 0);
+    ck_sql_eq("t", "SELECT pivoted FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_cancel(e, id, &err), BK_ECONFLICT);
+    ck_assert_int_eq(bk_saga_retry(e, id, &err), BK_OK);
+    drive(id, "completed");
+    ck_assert_int_eq(atomic_load(&sc.action_calls[2]), 4);
+    ck_assert_int_eq(atomic_load(&sc.action_calls[3]), 1);
+    for (int i = 0; i < NSTEPS; i++)
+        ck_assert_int_eq(atomic_load(&sc.comp_calls[i]), 0);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+START_TEST(a_saga_runs_only_under_the_version_it_started_with)
+{
+    bk_saga_def_t *v1 = new_def(1, -1), *v2 = new_def(2, -1);
+    bk_saga_engine_t *e = new_engine(&v2, 1); /* a process with version 2 only */
+    int64_t old = start(e, v1, NULL), cur = start(e, v2, NULL);
+    drive(cur, "completed");
+    for (int i = 0; i < 20; i++)
+        bk_clock_fake_advance(clk, SEC);
+    ck_assert(has_status(old, "running"));
+    ck_assert_str_eq(step_status(old, 0), "pending");
+    bk_saga_engine_free(e);
+    /* A process with both drains the old one under version 1's code (action
+     * asserts the version it runs under). */
+    bk_saga_def_t *both[] = {v1, v2};
+    e = new_engine(both, 2);
+    drive(old, "completed");
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_register(e, v1, &err), BK_EBUSY);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(v1);
+    bk_saga_def_free(v2);
+}
+END_TEST
+
+START_TEST(a_cancel_compensates_at_the_next_step)
+{
+    sc.cancel_in[1] = true;
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    drive(id, "compensated");
+    static const int want[] = {1, 2, -2, -1};
+    ck_order(want, 4);
+    ck_assert_str_eq(step_status(id, 2), "pending");
+    ck_sql_eq("cancelled", "SELECT error FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_cancel(e, id, &err), BK_ECONFLICT);
+    ck_assert_int_eq(bk_saga_cancel(e, id + 100, &err), BK_ENOTFOUND);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+START_TEST(an_open_breaker_fails_the_step_without_its_retries)
+{
+    sc.unavail[1] = 1;
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    drive(id, "compensated");
+    ck_assert_int_eq(atomic_load(&sc.action_calls[1]), 1); /* max_attempts is 2 */
+    ck_assert_int_eq(atomic_load(&sc.comp_calls[0]), 1);
+    ck_sql_eq("breaker open", "SELECT error FROM backend_saga.sagas WHERE id = %lld", (long long)id);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+START_TEST(definitions_and_arguments_are_checked)
+{
+    bk_saga_def_t *d;
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_def_new("bad name", 1, &d, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_def_new("ok", 0, &d, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_def_new("ok", 1, &d, &err), BK_OK);
+    ck_assert_int_eq(bk_saga_def_step(d, "a", NULL, NULL, NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_def_step(d, "a/b", action, NULL, NULL, NULL), BK_EINVAL);
+    bk_saga_step_opts_t o;
+    bk_saga_step_opts_init(&o);
+    ck_assert_uint_eq(o.max_attempts, 3);
+    ck_assert_uint_eq(o.compensate_attempts, 10);
+    o.max_attempts = 0;
+    ck_assert_int_eq(bk_saga_def_step(d, "a", action, NULL, &o, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_def_step(d, "a", action, NULL, NULL, &version1), BK_OK);
+    ck_assert_int_eq(bk_saga_def_step(d, "a", action, NULL, NULL, &version1), BK_EEXIST);
+    bk_saga_def_t *empty;
+    ck_assert_int_eq(bk_saga_def_new("empty", 1, &empty, &err), BK_OK);
+    bk_saga_engine_t *e;
+    ck_assert_int_eq(bk_saga_engine_new(jobs, NULL, &e, &err), BK_OK);
+    ck_assert_int_eq(bk_saga_engine_start(e, &err), BK_EINVAL); /* nothing registered */
+    ck_assert_int_eq(bk_saga_register(e, empty, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_register(e, d, &err), BK_OK);
+    ck_assert_int_eq(bk_saga_register(e, d, &err), BK_EEXIST);
+    ck_assert_int_eq(bk_saga_def_step(d, "b", action, NULL, NULL, &version1), BK_EBUSY);
+    json_t *arr = json_array();
+    int64_t id;
+    ck_assert_int_eq(bk_saga_start(e, d, NULL, arr, &id, &err), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_start(e, d, "", NULL, &id, &err), BK_EINVAL);
+    json_decref(arr);
+    bk_saga_opts_t so;
+    bk_saga_opts_init(&so);
+    so.schema = "Bad";
+    bk_saga_engine_t *bad;
+    ck_assert_int_eq(bk_saga_engine_new(jobs, &so, &bad, &err), BK_EINVAL);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(d);
+    bk_saga_def_free(empty);
+    bk_saga_engine_free(NULL);
+    bk_saga_def_free(NULL);
+}
+END_TEST
+
+static Suite *saga_suite(void)
+{
+    Suite *s = suite_create("saga");
+    TCase *t = tcase_create("saga");
+    tcase_add_checked_fixture(t, setup, teardown);
+    tcase_set_timeout(t, 300);
+    tcase_add_test(t, the_success_path_runs_every_step_once_in_order);
+    tcase_add_test(t, a_failure_at_each_step_compensates_the_completed_steps_in_reverse);
+    tcase_add_test(t, a_failing_compensation_parks_the_saga_until_an_operator_acts);
+    tcase_add_test(t, a_start_with_a_known_key_returns_the_existing_saga);
+    tcase_add_test(t, past_the_pivot_a_failure_rolls_forward_only);
+    tcase_add_test(t, a_saga_runs_only_under_the_version_it_started_with);
+    tcase_add_test(t, a_cancel_compensates_at_the_next_step);
+    tcase_add_test(t, an_open_breaker_fails_the_step_without_its_retries);
+    tcase_add_test(t, definitions_and_arguments_are_checked);
+    suite_add_tcase(s, t);
+    return s;
+}
+
+int main(void)
+{
+    return bk_test_run(saga_suite());
+}
