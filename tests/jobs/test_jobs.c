@@ -508,6 +508,47 @@ START_TEST(expired_lease_is_rescued_and_the_old_attempt_fenced)
 }
 END_TEST
 
+struct hold_ctx {
+    bk_job_t *job;
+    int hold_rc;
+    bk_job_t *rival; /* what a claim found while the hold was held */
+};
+
+static int hold_then_claim(bk_db_conn_t *c, void *ud)
+{
+    struct hold_ctx *h = ud;
+    h->hold_rc = bk_job_hold(h->job, c, NULL);
+    /* On another connection, past the lease: the held row is skipped. */
+    h->rival = claim1();
+    return BK_OK;
+}
+
+START_TEST(hold_locks_the_job_for_its_holder_only)
+{
+    ck_assert_ptr_eq(bk_jobs_db(jobs), db);
+    ck_assert_ptr_eq(bk_jobs_clock(jobs), clk);
+    int64_t id = enqueue("slow", NULL);
+    struct hold_ctx h = {.job = claim1()};
+    bk_clock_fake_advance(clk, 31 * SEC); /* its lease expired, not yet rescued */
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, hold_then_claim, &h, NULL), BK_OK);
+    ck_assert_int_eq(h.hold_rc, BK_OK);
+    ck_assert_ptr_null(h.rival);
+    /* Once the hold's transaction ended the rescue takes it, and the old
+     * attempt's hold is refused. */
+    bk_job_t *b = claim1();
+    ck_assert_ptr_nonnull(b);
+    ck_assert_int_eq(bk_job_id(b), id);
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, hold_then_claim, &h, NULL), BK_OK);
+    ck_assert_int_eq(h.hold_rc, BK_ECONFLICT);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    ck_assert_int_eq(bk_job_hold(NULL, c, NULL), BK_EINVAL);
+    bk_db_release(c);
+    bk_job_free(h.job);
+    bk_job_free(b);
+}
+END_TEST
+
 START_TEST(lease_expired_on_the_last_attempt_discards)
 {
     bk_jobs_enqueue_opts_t o;
@@ -916,6 +957,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tc, transactional_enqueue_exists_only_when_committed);
     tcase_add_test(tc, complete_in_the_handlers_transaction);
     tcase_add_test(tc, expired_lease_is_rescued_and_the_old_attempt_fenced);
+    tcase_add_test(tc, hold_locks_the_job_for_its_holder_only);
     tcase_add_test(tc, lease_expired_on_the_last_attempt_discards);
     tcase_add_test(tc, get_tells_the_jobs_story);
     suite_add_tcase(s, tc);
