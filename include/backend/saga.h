@@ -71,7 +71,11 @@ typedef struct bk_saga_call {
  * fails this attempt, err's message (cleared before the call; the code's name
  * when left empty) kept with it; BK_EUNAVAIL (an open breaker refused the
  * call) fails the step at once, without its retries, so that the saga
- * compensates promptly. */
+ * compensates promptly. An action that returns a failure must have taken no
+ * effect (a refused call); when an attempt of a step that fails for good
+ * never returned (its worker died), its effect is unknown and the step's own
+ * compensation runs too: a compensation must undo nothing when nothing was
+ * done. */
 typedef int (*bk_saga_action_fn)(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud);
 /* A compensation: undoes its step's action; BK_OK, or a failure (retried). */
 typedef int (*bk_saga_compensate_fn)(const bk_saga_call_t *call, bk_error_t *err, void *ud);

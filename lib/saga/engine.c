@@ -68,6 +68,9 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                    "ELSE t.attempts_base END, compensate_base = CASE WHEN s.phase = 'compensate' THEN "
                    "t.compensate_attempts ELSE t.compensate_base END FROM s WHERE t.saga_id = s.id "
                    "AND t.idx = s.step) SELECT name, version, phase, step FROM s",
+    /* Whether an attempt of the action never returned (its worker died). */
+    [SAGA_DIED] = "SELECT count(*) FROM {S}.attempts WHERE saga_id = $1 AND idx = $2::int AND phase = 'action' "
+                  "AND outcome IS NULL",
 };
 
 /* The library's migrations: additive within a major version. */

@@ -55,6 +55,7 @@ enum bk__saga_sql {
     SAGA_STATE,       /* $1 id */
     SAGA_RESOLVE,     /* $1 id, $2 now, $3 note */
     SAGA_RETRY,       /* $1 id, $2 now */
+    SAGA_DIED,        /* $1 id, $2 idx */
     SAGA_SQL_COUNT_
 };
 

@@ -98,15 +98,19 @@ static int compensate_from(struct advance *a, bk_db_conn_t *c, long from, const 
 }
 
 /* The step failed for good: compensate what came before, or, past the
- * pivot, park the saga for an operator. */
-static int fail_step(struct advance *a, bk_db_conn_t *c, const char *error)
+ * pivot, park the saga for an operator. An action that returned a failure
+ * took no effect (its contract); but when an attempt of it never returned
+ * (its worker died), that one may have, so the step's own compensation runs
+ * first (compensations undo by the idempotency key, and undo nothing when
+ * nothing was done). */
+static int fail_step(struct advance *a, bk_db_conn_t *c, const char *error, bool maybe_applied)
 {
     int rc = step_done(a, c, a->idx, "failed", NULL);
     if (rc)
         return rc;
     if (a->pivoted)
         return advance_to(a, c, "stuck", "action", a->idx, NULL, false, error);
-    return compensate_from(a, c, (long)a->idx - 1, error);
+    return compensate_from(a, c, (long)a->idx - (maybe_applied ? 0 : 1), error);
 }
 
 static int begin_tx(bk_db_conn_t *c, void *ud)
@@ -157,7 +161,7 @@ static int begin_tx(bk_db_conn_t *c, void *ud)
     if ((unsigned)a->budget > max) { /* the last attempt died with its worker */
         a->done = true;
         const char *why = "the last attempt did not finish (its worker died)";
-        rc = a->phase == ACTION ? fail_step(a, c, why)
+        rc = a->phase == ACTION ? fail_step(a, c, why, true)
                                 : advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, why);
         return rc ? rc : bk_job_complete_in(a->job, c, a->err);
     }
@@ -214,8 +218,15 @@ static int end_tx(bk_db_conn_t *c, void *ud)
         return rc;
     if (again)
         return enqueue(a, c, a->idx, a->phase, bk_clock_wall_ns(a->e->clock) + bk__retry_delay(&s->retry, a->budget));
-    if (a->phase == ACTION)
-        return fail_step(a, c, a->msg);
+    if (a->phase == ACTION) {
+        bk_db_param_t d[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs)};
+        bk_db_result_t *res;
+        if ((rc = q(a, c, SAGA_DIED, d, 2, &res)) != BK_OK)
+            return rc;
+        bool died = strcmp(bk_db_value(res, 0, 0), "0") != 0;
+        bk_db_result_free(res);
+        return fail_step(a, c, a->msg, died);
+    }
     return advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, a->msg);
 }
 
