@@ -1,0 +1,352 @@
+/* Benchmark of the saga module (lib/saga) beside a floor measured in the same
+ * run, on a database of its own (created with a random name, dropped at the
+ * end):
+ *
+ *   saga_4step: sagas/s of four-step sagas whose steps do nothing, N started
+ *     beforehand (untimed), timed from the engine's start until all N are
+ *     completed;
+ *     ours: a bk_saga engine of THREADS threads;
+ *     base: the floor: the same number of state writes by hand with libpq,
+ *           one insert and four updates per saga, each its own transaction,
+ *           prepared once, one connection per thread, THREADS threads.
+ *   Also printed (not a BENCH figure): the transactions per step each side
+ *   committed, from pg_stat_database's xact_commit.
+ *
+ * Rounds of base and ours alternate (their order flips every round), ROUNDS
+ * times; the best round of each counts. Every round is checked: all N sagas
+ * completed (ours) or written (the floor); a failure fails the bench.
+ *
+ * The server: BK_BENCH_PG_DSN, else BK_TEST_PG_DSN (`make bench` runs this
+ * program under tests/harness/services.sh).
+ *
+ *   BENCH saga_4step ours=<sagas/s> base=<sagas/s> unit=sagas/s ratio=<ours/base>
+ *
+ * SPDX-License-Identifier: MIT */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include <backend/saga.h>
+
+enum { N_SAGAS = 300, N_WARMUP = 50, ROUNDS = 3, THREADS = 2, STEPS = 4 };
+
+static char conninfo[2048];
+static PGconn *admin; /* on the bench's database */
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static PGconn *connect_raw(const char *ci)
+{
+    PGconn *pg = PQconnectdb(ci);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fprintf(stderr, "bench_saga: cannot connect: %s", PQerrorMessage(pg));
+        PQfinish(pg);
+        return NULL;
+    }
+    return pg;
+}
+
+static int exec_ok(PGconn *pg, const char *sql)
+{
+    PGresult *r = PQexec(pg, sql);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    if (!ok)
+        fprintf(stderr, "bench_saga: %s: %s", sql, PQerrorMessage(pg));
+    PQclear(r);
+    return ok;
+}
+
+static long long scalar(const char *sql)
+{
+    PGresult *r = PQexec(admin, sql);
+    long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
+    PQclear(r);
+    return v;
+}
+
+/* The server's conninfo with dbname replaced (as tests/pg_test.h does). */
+static int conninfo_for(const char *server, const char *dbname)
+{
+    char *msg = NULL;
+    PQconninfoOption *opts = PQconninfoParse(server, &msg);
+    if (!opts) {
+        fprintf(stderr, "bench_saga: the server's conninfo: %s\n", msg ? msg : "out of memory");
+        PQfreemem(msg);
+        return -1;
+    }
+    size_t n = 0;
+    for (PQconninfoOption *o = opts; o->keyword; o++) {
+        if (!o->val || strcmp(o->keyword, "dbname") == 0)
+            continue;
+        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "%s='", o->keyword);
+        for (const char *v = o->val; *v && n + 4 < sizeof conninfo; v++) {
+            if (*v == '\'' || *v == '\\')
+                conninfo[n++] = '\\';
+            conninfo[n++] = *v;
+        }
+        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "' ");
+        if (n > sizeof conninfo - 64) {
+            PQconninfoFree(opts);
+            return -1;
+        }
+    }
+    snprintf(conninfo + n, sizeof conninfo - n, "dbname=%s", dbname);
+    PQconninfoFree(opts);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ ours */
+static bk_db_t *db;
+static bk_jobs_t *jobs;
+static bk_saga_def_t *def;
+
+static int empty_action(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
+{
+    (void)call, (void)out, (void)err, (void)ud;
+    return BK_OK;
+}
+
+static int empty_undo(const bk_saga_call_t *call, bk_error_t *err, void *ud)
+{
+    (void)call, (void)err, (void)ud;
+    return BK_OK;
+}
+
+static int reset(void)
+{
+    return exec_ok(admin, "TRUNCATE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
+                          "backend_jobs.jobs, floor_sagas") &&
+           exec_ok(admin, "VACUUM ANALYZE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
+                          "backend_jobs.jobs, floor_sagas");
+}
+
+/* sagas/s of an engine over n sagas started beforehand; < 0 on a failure. */
+static double ours_run(size_t n)
+{
+    if (!reset())
+        return -1;
+    bk_saga_opts_t o;
+    bk_saga_opts_init(&o);
+    o.threads = THREADS;
+    o.poll_interval_ns = 50 * BK_NSEC_PER_MSEC;
+    bk_saga_engine_t *e;
+    bk_error_t err;
+    if (bk_saga_engine_new(jobs, &o, &e, &err) != BK_OK || bk_saga_register(e, def, &err) != BK_OK) {
+        fprintf(stderr, "bench_saga: engine: %s\n", err.message);
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++)
+        if (bk_saga_start(e, def, NULL, NULL, NULL, &err) != BK_OK) {
+            fprintf(stderr, "bench_saga: start: %s\n", err.message);
+            bk_saga_engine_free(e);
+            return -1;
+        }
+    double t0 = mono_s();
+    if (bk_saga_engine_start(e, &err) != BK_OK) {
+        fprintf(stderr, "bench_saga: engine start: %s\n", err.message);
+        bk_saga_engine_free(e);
+        return -1;
+    }
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT (count(*) = %zu)::int FROM backend_saga.sagas WHERE status = 'completed'", n);
+    /* Polled every millisecond: at 300 sagas a round lasts a second or more. */
+    while (scalar(sql) != 1) {
+        struct timespec ms = {0, 1000000};
+        nanosleep(&ms, NULL);
+        if (mono_s() - t0 > 20) {
+            fprintf(stderr, "bench_saga: the sagas did not complete within 20 s: %lld completed, %lld jobs "
+                            "left, %lld attempts\n",
+                    scalar("SELECT count(*) FROM backend_saga.sagas WHERE status = 'completed'"),
+                    scalar("SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'"),
+                    scalar("SELECT count(*) FROM backend_saga.attempts"));
+            bk_saga_engine_free(e);
+            return -1;
+        }
+    }
+    double t1 = mono_s();
+    bk_saga_engine_free(e);
+    return (double)n / (t1 - t0);
+}
+
+/* ------------------------------------------------------------------ the floor */
+struct floor_thread {
+    _Alignas(64) PGconn *pg;
+    size_t from, to;
+    unsigned long failures;
+};
+
+static void *floor_main(void *arg)
+{
+    struct floor_thread *f = arg;
+    for (size_t i = f->from; i < f->to; i++) {
+        char id[24];
+        snprintf(id, sizeof id, "%zu", i + 1);
+        const char *p[2] = {id, NULL};
+        PGresult *r = PQexecPrepared(f->pg, "insert", 1, p, NULL, NULL, 0);
+        f->failures += PQresultStatus(r) != PGRES_COMMAND_OK;
+        PQclear(r);
+        for (int s = 1; s <= STEPS; s++) {
+            char step[8];
+            snprintf(step, sizeof step, "%d", s);
+            p[1] = step;
+            r = PQexecPrepared(f->pg, "update", 2, p, NULL, NULL, 0);
+            f->failures += PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdTuples(r), "1") != 0;
+            PQclear(r);
+        }
+    }
+    return NULL;
+}
+
+static struct floor_thread floor_th[THREADS];
+
+static double floor_run(size_t n)
+{
+    if (!reset())
+        return -1;
+    pthread_t th[THREADS];
+    double t0 = mono_s();
+    for (unsigned t = 0; t < THREADS; t++) {
+        floor_th[t].from = n * t / THREADS;
+        floor_th[t].to = n * (t + 1) / THREADS;
+        floor_th[t].failures = 0;
+        if (pthread_create(&th[t], NULL, floor_main, &floor_th[t]) != 0)
+            return -1;
+    }
+    unsigned long failures = 0;
+    for (unsigned t = 0; t < THREADS; t++) {
+        pthread_join(th[t], NULL);
+        failures += floor_th[t].failures;
+    }
+    double t1 = mono_s();
+    char sql[96];
+    snprintf(sql, sizeof sql, "SELECT (count(*) = %zu)::int FROM floor_sagas WHERE step = %d", n, STEPS);
+    if (failures || scalar(sql) != 1) {
+        fprintf(stderr, "bench_saga: the floor failed %lu statements\n", failures);
+        return -1;
+    }
+    return (double)n / (t1 - t0);
+}
+
+static int prepare_floor(PGconn *pg)
+{
+    PGresult *r = PQprepare(pg, "insert", "INSERT INTO floor_sagas (id, status, step, context) "
+                                          "VALUES ($1::bigint, 'running', 0, '{}')", 1, NULL);
+    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (ok) {
+        r = PQprepare(pg, "update", "UPDATE floor_sagas SET step = $2::int, status = CASE WHEN $2::int = 4 "
+                                    "THEN 'completed' ELSE status END, updated_at = now() WHERE id = $1::bigint",
+                      2, NULL);
+        ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+        PQclear(r);
+    }
+    if (!ok)
+        fprintf(stderr, "bench_saga: PQprepare: %s", PQerrorMessage(pg));
+    return ok ? 0 : -1;
+}
+
+static double max2(double a, double b) { return a > b ? a : b; }
+
+static int run_benches(void)
+{
+    if (ours_run(N_WARMUP) < 0 || floor_run(N_WARMUP) < 0)
+        return -1;
+    printf("bench_saga: %d four-step sagas of empty steps per round, %d threads: an engine vs one insert and four "
+           "updates per saga by hand (libpq, one connection per thread); best of %d interleaved rounds\n",
+           N_SAGAS, THREADS, ROUNDS);
+    double ours = 0, base = 0;
+    for (int r = 0; r < ROUNDS; r++) {
+        double o, b;
+        if (r % 2 == 0) {
+            b = floor_run(N_SAGAS);
+            o = ours_run(N_SAGAS);
+        } else {
+            o = ours_run(N_SAGAS);
+            b = floor_run(N_SAGAS);
+        }
+        if (o < 0 || b < 0)
+            return -1;
+        printf("  round %d: engine %.0f sagas/s  floor %.0f sagas/s\n", r + 1, o, b);
+        fflush(stdout);
+        ours = max2(ours, o);
+        base = max2(base, b);
+    }
+    printf("BENCH saga_4step ours=%.0f base=%.0f unit=sagas/s ratio=%.3f\n", ours, base, ours / base);
+    return 0;
+}
+
+int main(void)
+{
+    const char *server = getenv("BK_BENCH_PG_DSN");
+    if (!server || !*server)
+        server = getenv("BK_TEST_PG_DSN");
+    if (!server || !*server) {
+        fprintf(stderr, "bench_saga: no PostgreSQL server: set BK_BENCH_PG_DSN (or BK_TEST_PG_DSN) to a libpq "
+                        "conninfo, or run it under tests/harness/services.sh run -- (as `make bench` does)\n");
+        return EXIT_FAILURE;
+    }
+    unsigned char raw[8];
+    if (bk_random_bytes(raw, sizeof raw) != BK_OK)
+        return EXIT_FAILURE;
+    char dbname[40] = "bench_saga_";
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(dbname + strlen(dbname), sizeof dbname - strlen(dbname), "%02x", raw[i]);
+    PGconn *server_admin = connect_raw(server);
+    if (!server_admin)
+        return EXIT_FAILURE;
+    char sql[128];
+    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
+    if (!exec_ok(server_admin, sql) || conninfo_for(server, dbname) != 0) {
+        PQfinish(server_admin);
+        return EXIT_FAILURE;
+    }
+    int status = EXIT_FAILURE;
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.min_conns = THREADS + 2;
+    o.max_conns = THREADS + 4;
+    bk_error_t err;
+    int ok = bk_db_new(conninfo, &o, &db, &err) == BK_OK && bk_jobs_new(db, NULL, &jobs, &err) == BK_OK &&
+             bk_saga_def_new("bench", 1, &def, &err) == BK_OK;
+    for (int s = 0; ok && s < STEPS; s++) {
+        char name[8];
+        snprintf(name, sizeof name, "s%d", s);
+        ok = bk_saga_def_step(def, name, empty_action, empty_undo, NULL, NULL) == BK_OK;
+    }
+    if (!ok)
+        fprintf(stderr, "bench_saga: setup: %s\n", err.message);
+    /* The engine's tables, made by a first engine. */
+    bk_saga_engine_t *e = NULL;
+    if (ok && (ok = bk_saga_engine_new(jobs, NULL, &e, &err) == BK_OK))
+        bk_saga_engine_free(e);
+    if (ok && (admin = connect_raw(conninfo)) != NULL && exec_ok(admin, "SET client_min_messages = warning") &&
+        exec_ok(admin, "CREATE TABLE floor_sagas (id bigint PRIMARY KEY, status text NOT NULL, step int NOT NULL, "
+                       "context jsonb NOT NULL, updated_at timestamptz)")) {
+        int fine = 1;
+        for (int t = 0; t < THREADS && fine; t++)
+            fine = (floor_th[t].pg = connect_raw(conninfo)) != NULL && prepare_floor(floor_th[t].pg) == 0;
+        if (fine && run_benches() == 0)
+            status = EXIT_SUCCESS;
+    }
+    for (int t = 0; t < THREADS; t++)
+        PQfinish(floor_th[t].pg);
+    PQfinish(admin);
+    bk_saga_def_free(def);
+    bk_jobs_free(jobs);
+    bk_db_free(db);
+    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
+    if (!exec_ok(server_admin, sql))
+        status = EXIT_FAILURE;
+    PQfinish(server_admin);
+    return status;
+}
