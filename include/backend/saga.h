@@ -172,6 +172,16 @@ BK_EXPORT int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const
  */
 BK_EXPORT int bk_saga_get(bk_saga_engine_t *e, int64_t id, json_t **out, bk_error_t *err);
 /*
+ * Waits until saga id has finished (completed, compensated, resolved) or is
+ * stuck, or until deadline_ns (monotonic, on the queue's clock:
+ * bk_clock_mono_ns(clock) + budget), for a request handler that answers when
+ * the saga has. Wakes as soon as this process's engine moves the saga on; one
+ * run by another process is seen within 100 ms (a read by primary key).
+ * *out (may be NULL): the saga as bk_saga_get gives it. BK_OK; BK_ETIMEDOUT;
+ * BK_ENOTFOUND; the codes of bk_db_query. Any thread but the engine's.
+ */
+BK_EXPORT int bk_saga_wait(bk_saga_engine_t *e, int64_t id, int64_t deadline_ns, json_t **out, bk_error_t *err);
+/*
  * Asks a running saga to stop and compensate: at its next step (the step
  * running now finishes first), unless it has passed its pivot.
  * BK_ENOTFOUND; BK_ECONFLICT when it is not running, or has passed its pivot.

@@ -164,9 +164,21 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
     bk_saga_engine_t *e = calloc(1, sizeof *e);
     if (!e)
         return bk__error(err, BK_ENOMEM, "out of memory");
+    if (pthread_mutex_init(&e->mu, NULL) != 0) {
+        free(e);
+        return bk__error(err, BK_ESYS, "saga engine: cannot create a mutex");
+    }
+    if (bk__clock_cond_init(&e->cv) != 0) {
+        pthread_mutex_destroy(&e->mu);
+        free(e);
+        return bk__error(err, BK_ESYS, "saga engine: cannot create a condition variable");
+    }
     e->jobs = jobs;
     e->db = bk_jobs_db(jobs);
     e->clock = bk_jobs_clock(jobs);
+    e->watch.mu = &e->mu;
+    e->watch.cv = &e->cv;
+    bk__clock_watch(e->clock, &e->watch);
     e->log = opts->log;
     snprintf(e->schema, sizeof e->schema, "%s", schema);
     char host[64] = "?";
@@ -263,11 +275,22 @@ void bk_saga_engine_free(bk_saga_engine_t *e)
     if (!e)
         return;
     bk_jobs_worker_free(e->worker);
+    bk__clock_unwatch(e->clock, &e->watch);
+    pthread_cond_destroy(&e->cv);
+    pthread_mutex_destroy(&e->mu);
     for (int i = 0; i < SAGA_SQL_COUNT_; i++)
         free(e->sql[i]);
     free(e->regs);
     free(e->queue);
     free(e);
+}
+
+void bk__saga_moved(bk_saga_engine_t *e)
+{
+    pthread_mutex_lock(&e->mu);
+    e->moves++;
+    pthread_cond_broadcast(&e->cv);
+    pthread_mutex_unlock(&e->mu);
 }
 
 int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which, const bk_db_param_t *p, size_t n,

@@ -175,6 +175,49 @@ int bk_saga_resolve(bk_saga_engine_t *e, int64_t id, const char *note, bk_error_
     return change(e, id, SAGA_RESOLVE, note, "resolve", err);
 }
 
+#define WAIT_POLL_NS (100 * BK_NSEC_PER_MSEC)
+
+int bk_saga_wait(bk_saga_engine_t *e, int64_t id, int64_t deadline_ns, json_t **out, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (out)
+        *out = NULL;
+    if (!e)
+        return bk__error(err, BK_EINVAL, "saga wait: no engine");
+    char ids[24];
+    snprintf(ids, sizeof ids, "%" PRId64, id);
+    bk_db_param_t p[] = {BK_DB_TEXT(ids)};
+    for (;;) {
+        /* The count before the read: a move between the read and the wait
+         * ends the wait at once. */
+        pthread_mutex_lock(&e->mu);
+        uint64_t seen = e->moves;
+        pthread_mutex_unlock(&e->mu);
+        bk_db_result_t *res;
+        int rc = bk__saga_query(e, NULL, SAGA_STATE, p, 1, &res, err);
+        if (rc)
+            return rc;
+        char st[16] = "";
+        const char *v = bk_db_value(res, 0, 0);
+        if (v)
+            snprintf(st, sizeof st, "%s", v);
+        bool gone = !v, over = v && strcmp(st, "running") != 0 && strcmp(st, "compensating") != 0;
+        bk_db_result_free(res);
+        if (gone)
+            return bk__error(err, BK_ENOTFOUND, "saga %" PRId64 ": no such saga", id);
+        if (over)
+            return out ? bk_saga_get(e, id, out, err) : BK_OK;
+        int64_t now = bk_clock_mono_ns(e->clock);
+        if (now >= deadline_ns)
+            return bk__error(err, BK_ETIMEDOUT, "saga %" PRId64 " is still %s", id, st);
+        int64_t until = deadline_ns - now > WAIT_POLL_NS ? now + WAIT_POLL_NS : deadline_ns;
+        pthread_mutex_lock(&e->mu);
+        while (e->moves == seen && bk__clock_wait(e->clock, &e->cv, &e->mu, until) != BK_ETIMEDOUT)
+            ;
+        pthread_mutex_unlock(&e->mu);
+    }
+}
+
 struct retry {
     bk_saga_engine_t *e;
     int64_t id;

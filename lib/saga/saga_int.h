@@ -3,12 +3,14 @@
 #ifndef BK_SAGA_INT_H
 #define BK_SAGA_INT_H
 
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 
 #include <backend/saga.h>
 
+#include "core/clock_int.h"
 #include "core/error_int.h"
 
 #if defined(__GNUC__)
@@ -77,7 +79,15 @@ struct bk_saga_engine {
     size_t nregs;
     bool started;
     char *sql[SAGA_SQL_COUNT_];
+    /* bk_saga_wait: moves counts the changes this engine committed. */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    bk__clock_watch_t watch;
+    uint64_t moves;
 };
+
+/* Tells the waiters (bk_saga_wait) that this engine moved a saga on. */
+BK__SAGA_HIDDEN void bk__saga_moved(bk_saga_engine_t *e);
 
 /* The job handler of every saga kind (ud: a struct bk__saga_reg). */
 BK__SAGA_HIDDEN int bk__saga_run_job(bk_job_t *job, void *ud);

@@ -252,6 +252,8 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
 
     int rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, begin_tx, &a, &err);
+    if (rc == BK_OK && a.done)
+        bk__saga_moved(a.e);
     if (rc != BK_OK || a.skip || a.done) {
         if (rc != BK_OK && rc != BK_ECONFLICT)
             bk_job_error(job, err.message); /* the job is retried: begin runs again */
@@ -283,6 +285,8 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     snprintf(a.msg, sizeof a.msg, "%s", cerr.message[0] ? cerr.message : bk_err_name(a.rc));
     snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
     rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, end_tx, &a, &err);
+    if (rc == BK_OK)
+        bk__saga_moved(a.e);
     json_decref(a.out);
     if (rc != BK_OK && rc != BK_ECONFLICT) {
         /* The outcome is lost with this attempt: the job runs the step again. */

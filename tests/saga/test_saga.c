@@ -7,6 +7,7 @@
  * operator, idempotent start, a pivot, version gating, cancel, an open breaker,
  * and one attempts row per attempt.
  * SPDX-License-Identifier: MIT */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -516,6 +517,58 @@ START_TEST(definitions_and_arguments_are_checked)
 }
 END_TEST
 
+struct waiter {
+    bk_saga_engine_t *e;
+    int64_t id, deadline;
+    int rc;
+    json_t *out;
+    atomic_bool done;
+};
+
+static void *wait_main(void *arg)
+{
+    struct waiter *w = arg;
+    w->rc = bk_saga_wait(w->e, w->id, w->deadline, &w->out, NULL);
+    atomic_store(&w->done, true);
+    return NULL;
+}
+
+START_TEST(wait_returns_when_the_saga_is_over_or_at_its_deadline)
+{
+    bk_saga_def_t *v1 = new_def(1, -1), *v2 = new_def(2, -1);
+    bk_saga_engine_t *e = new_engine(&v2, 1);
+    /* One this engine runs: the wait ends with it. */
+    int64_t id = start(e, v2, NULL);
+    struct waiter w = {.e = e, .id = id, .deadline = bk_clock_mono_ns(clk) + 3600 * SEC};
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, wait_main, &w), 0);
+    drive(id, "completed");
+    for (int i = 0; i < 20000 && !atomic_load(&w.done); i++)
+        usleep(1000);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, BK_OK);
+    ck_assert_str_eq(json_string_value(json_object_get(w.out, "status")), "completed");
+    json_decref(w.out);
+    /* One nobody runs (no engine has version 1): the deadline ends the wait,
+     * on the queue's clock. */
+    int64_t idle = start(e, v1, NULL);
+    struct waiter x = {.e = e, .id = idle, .deadline = bk_clock_mono_ns(clk) + 5 * SEC};
+    ck_assert_int_eq(pthread_create(&th, NULL, wait_main, &x), 0);
+    for (int i = 0; i < 20000 && !atomic_load(&x.done); i++) {
+        usleep(1000);
+        bk_clock_fake_advance(clk, 100 * BK_NSEC_PER_MSEC);
+    }
+    pthread_join(th, NULL);
+    ck_assert_int_eq(x.rc, BK_ETIMEDOUT);
+    ck_assert_ptr_null(x.out);
+    ck_assert(has_status(idle, "running"));
+    ck_assert_int_eq(bk_saga_wait(e, idle + 100, bk_clock_mono_ns(clk), NULL, NULL), BK_ENOTFOUND);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(v1);
+    bk_saga_def_free(v2);
+}
+END_TEST
+
 static Suite *saga_suite(void)
 {
     Suite *s = suite_create("saga");
@@ -531,6 +584,7 @@ static Suite *saga_suite(void)
     tcase_add_test(t, a_cancel_compensates_at_the_next_step);
     tcase_add_test(t, an_open_breaker_fails_the_step_without_its_retries);
     tcase_add_test(t, definitions_and_arguments_are_checked);
+    tcase_add_test(t, wait_returns_when_the_saga_is_over_or_at_its_deadline);
     suite_add_tcase(s, t);
     return s;
 }
