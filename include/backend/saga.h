@@ -44,6 +44,7 @@
 #include <backend/db.h>
 #include <backend/jobs.h>
 #include <backend/log.h>
+#include <backend/metrics.h>
 #include <backend/resilience.h>
 
 #ifdef __cplusplus
@@ -120,8 +121,14 @@ typedef struct bk_saga_opts {
     int64_t poll_interval_ns; /* the worker's (bk_jobs_worker_opts_t); 0 = its default */
     bool poll_only;       /* the worker's */
     bool migrate;         /* bk_saga_engine_new applies the migrations; default true */
-    bk_log_t *log;        /* NULL = the queue's */
-    uint64_t reserved_[8]; /* zeroed by bk_saga_opts_init; room to grow */
+    bk_log_t *log;        /* NULL = none */
+    bk_metrics_t *metrics; /* sagas_total{saga,outcome} (completed, compensated, stuck,
+                              resolved), saga_step_duration_seconds{saga,step} (every attempt
+                              of its action or compensation), sagas{saga,status} (refreshed
+                              by bk_saga_prune); NULL = none; borrowed */
+    int64_t retention_ns; /* bk_saga_prune deletes sagas finished longer ago (their steps
+                             and attempts with them); default 7 days; negative = never */
+    uint64_t reserved_[6]; /* zeroed by bk_saga_opts_init; room to grow */
 } bk_saga_opts_t;
 
 BK_EXPORT void bk_saga_opts_init(bk_saga_opts_t *opts);
@@ -199,6 +206,16 @@ BK_EXPORT int bk_saga_retry(bk_saga_engine_t *e, int64_t id, bk_error_t *err);
  * not stuck.
  */
 BK_EXPORT int bk_saga_resolve(bk_saga_engine_t *e, int64_t id, const char *note, bk_error_t *err);
+
+/*
+ * Deletes the sagas finished (completed, compensated, resolved) more than
+ * retention_ns ago, with their steps and attempts, in statements of 1,000 at
+ * most (each its own transaction), until none is left; stuck ones are kept
+ * until resolved. Then refreshes the sagas{saga,status} gauge. Call it from a
+ * periodic job or a timer; concurrent calls are harmless. *deleted (may be
+ * NULL): how many. The codes of bk_db_query.
+ */
+BK_EXPORT int bk_saga_prune(bk_saga_engine_t *e, size_t *deleted, bk_error_t *err);
 
 #ifdef __cplusplus
 }

@@ -59,7 +59,7 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                     " WHERE id = $1 AND status = 'running' AND NOT pivoted RETURNING id",
     [SAGA_STATE] = "SELECT status, pivoted FROM {S}.sagas WHERE id = $1",
     [SAGA_RESOLVE] = "UPDATE {S}.sagas SET status = 'resolved', error = COALESCE($3, error), finished_at = " TS(2)
-                     ", updated_at = " TS(2) " WHERE id = $1 AND status = 'stuck' RETURNING id",
+                     ", updated_at = " TS(2) " WHERE id = $1 AND status = 'stuck' RETURNING name, version",
     /* The stuck phase goes on, its attempts counted afresh from here. */
     [SAGA_RETRY] = "WITH s AS (UPDATE {S}.sagas SET status = CASE WHEN phase = 'action' THEN 'running' ELSE "
                    "'compensating' END, updated_at = " TS(2) " WHERE id = $1 AND status = 'stuck' "
@@ -68,6 +68,12 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                    "ELSE t.attempts_base END, compensate_base = CASE WHEN s.phase = 'compensate' THEN "
                    "t.compensate_attempts ELSE t.compensate_base END FROM s WHERE t.saga_id = s.id "
                    "AND t.idx = s.step) SELECT name, version, phase, step FROM s",
+    /* At most 1000 finished sagas past their retention ($2 ns); their steps and
+     * attempts go with them (ON DELETE CASCADE). */
+    [SAGA_PRUNE] = "DELETE FROM {S}.sagas WHERE id IN (SELECT id FROM {S}.sagas WHERE status IN " FINISHED
+                   " AND finished_at < " TS(1) " - ($2::bigint / 1000) * interval '1 microsecond' "
+                   "ORDER BY finished_at LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+    [SAGA_COUNT] = "SELECT name, status, count(*) FROM {S}.sagas GROUP BY name, status",
     /* Whether an attempt of the action never returned (its worker died). */
     [SAGA_DIED] = "SELECT count(*) FROM {S}.attempts WHERE saga_id = $1 AND idx = $2::int AND phase = 'action' "
                   "AND outcome IS NULL",
@@ -131,6 +137,7 @@ void bk_saga_opts_init(bk_saga_opts_t *opts)
     opts->queue = "saga";
     opts->threads = 4;
     opts->migrate = true;
+    opts->retention_ns = 7 * 24 * 3600 * BK_NSEC_PER_SEC;
 }
 
 static int migrate(bk_saga_engine_t *e, bk_error_t *err)
@@ -180,6 +187,8 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
     e->watch.cv = &e->cv;
     bk__clock_watch(e->clock, &e->watch);
     e->log = opts->log;
+    e->metrics = opts->metrics;
+    e->retention_ns = opts->retention_ns;
     snprintf(e->schema, sizeof e->schema, "%s", schema);
     char host[64] = "?";
     gethostname(host, sizeof host - 1);
@@ -199,6 +208,15 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
         wo.poll_interval_ns = opts->poll_interval_ns;
     if (rc == BK_OK)
         rc = bk_jobs_worker_new(jobs, &wo, &e->worker, err);
+    if (rc == BK_OK && e->metrics &&
+        (bk_metrics_counter(e->metrics, "sagas_total", "Sagas by the outcome they reached.",
+                            (const char *[]){"saga", "outcome", NULL}, &e->m_total) != BK_OK ||
+         bk_metrics_histogram(e->metrics, "saga_step_duration_seconds", "Attempts of saga steps by how long "
+                              "their callback ran.", (const char *[]){"saga", "step", NULL}, NULL, 0,
+                              &e->m_duration) != BK_OK ||
+         bk_metrics_gauge(e->metrics, "sagas", "Sagas by status, as of the last bk_saga_prune.",
+                          (const char *[]){"saga", "status", NULL}, &e->m_status) != BK_OK))
+        rc = bk__error(err, BK_EEXIST, "saga engine: its metrics clash with families of the registry");
     if (rc == BK_OK && opts->migrate)
         rc = migrate(e, err);
     if (rc) {
@@ -206,6 +224,71 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
         return rc;
     }
     *out = e;
+    return BK_OK;
+}
+
+struct bk__saga_reg *bk__saga_reg_of(bk_saga_engine_t *e, const char *name, int version)
+{
+    for (size_t i = 0; i < e->nregs; i++)
+        if (e->regs[i].def->version == version && strcmp(e->regs[i].def->name, name) == 0)
+            return &e->regs[i];
+    return NULL;
+}
+
+void bk__saga_count(struct bk__saga_reg *reg, const char *status)
+{
+    static const char *const OUTCOMES[OUT_COUNT_] = {"completed", "compensated", "stuck", "resolved"};
+    for (int i = 0; reg && status && i < OUT_COUNT_; i++)
+        if (strcmp(OUTCOMES[i], status) == 0 && reg->outcomes[i])
+            bk_counter_inc(reg->outcomes[i]);
+}
+
+int bk_saga_prune(bk_saga_engine_t *e, size_t *deleted, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (deleted)
+        *deleted = 0;
+    if (!e)
+        return bk__error(err, BK_EINVAL, "saga prune: no engine");
+    int rc = BK_OK;
+    if (e->retention_ns >= 0) {
+        char now[24], keep[24];
+        snprintf(now, sizeof now, "%" PRId64, bk_clock_wall_ns(e->clock));
+        snprintf(keep, sizeof keep, "%" PRId64, e->retention_ns);
+        bk_db_param_t p[] = {BK_DB_TEXT(now), BK_DB_TEXT(keep)};
+        for (;;) {
+            bk_db_result_t *res;
+            if ((rc = bk__saga_query(e, NULL, SAGA_PRUNE, p, 2, &res, err)) != BK_OK)
+                return rc;
+            int64_t n = bk_db_affected(res);
+            bk_db_result_free(res);
+            if (deleted)
+                *deleted += (size_t)n;
+            if (n < 1000)
+                break;
+        }
+    }
+    if (!e->metrics)
+        return BK_OK;
+    bk_db_result_t *res;
+    if ((rc = bk__saga_query(e, NULL, SAGA_COUNT, NULL, 0, &res, err)) != BK_OK)
+        return rc;
+    /* Every status of every registered name, 0 unless counted. */
+    static const char *const STATUSES[] = {"running", "compensating", "completed", "compensated", "stuck",
+                                           "resolved"};
+    for (size_t i = 0; i < e->nregs; i++)
+        for (size_t s = 0; s < sizeof STATUSES / sizeof *STATUSES; s++) {
+            bk_gauge_t *g;
+            if (bk_metric_gauge(e->m_status, (const char *[]){e->regs[i].def->name, STATUSES[s], NULL}, &g) != BK_OK)
+                continue;
+            double v = 0;
+            for (size_t r = 0; r < bk_db_rows(res); r++)
+                if (strcmp(bk_db_value(res, r, 0), e->regs[i].def->name) == 0 &&
+                    strcmp(bk_db_value(res, r, 1), STATUSES[s]) == 0)
+                    v = strtod(bk_db_value(res, r, 2), NULL);
+            bk_gauge_set(g, v);
+        }
+    bk_db_result_free(res);
     return BK_OK;
 }
 
@@ -234,7 +317,24 @@ int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
         return bk__error(err, BK_ENOMEM, "out of memory");
     if (e->nregs)
         memcpy(r, e->regs, e->nregs * sizeof *r);
-    r[e->nregs] = (struct bk__saga_reg){e, def};
+    r[e->nregs] = (struct bk__saga_reg){e, def, {NULL}, NULL};
+    static const char *const OUTCOMES[OUT_COUNT_] = {"completed", "compensated", "stuck", "resolved"};
+    int rc = BK_OK;
+    if (e->metrics) {
+        for (int i = 0; rc == BK_OK && i < OUT_COUNT_; i++)
+            rc = bk_metric_counter(e->m_total, (const char *[]){def->name, OUTCOMES[i], NULL},
+                                   &r[e->nregs].outcomes[i]);
+        if (rc == BK_OK && !(r[e->nregs].durations = calloc(def->n, sizeof *r[e->nregs].durations)))
+            rc = BK_ENOMEM;
+        for (size_t i = 0; rc == BK_OK && i < def->n; i++)
+            rc = bk_metric_histogram(e->m_duration, (const char *[]){def->name, def->steps[i].name, NULL},
+                                     &r[e->nregs].durations[i]);
+    }
+    if (rc != BK_OK) {
+        free(r[e->nregs].durations);
+        free(r);
+        return bk__error(err, rc, "saga register: its metrics");
+    }
     free(e->regs);
     e->regs = r;
     e->nregs++;
@@ -276,6 +376,8 @@ void bk_saga_engine_free(bk_saga_engine_t *e)
         return;
     bk_jobs_worker_free(e->worker);
     bk__clock_unwatch(e->clock, &e->watch);
+    for (size_t i = 0; i < e->nregs; i++)
+        free(e->regs[i].durations);
     pthread_cond_destroy(&e->cv);
     pthread_mutex_destroy(&e->mu);
     for (int i = 0; i < SAGA_SQL_COUNT_; i++)

@@ -161,6 +161,8 @@ static int change(bk_saga_engine_t *e, int64_t id, enum bk__saga_sql which, cons
     if (rc)
         return rc;
     size_t n = bk_db_rows(res);
+    if (n && which == SAGA_RESOLVE)
+        bk__saga_count(bk__saga_reg_of(e, bk_db_value(res, 0, 0), atoi(bk_db_value(res, 0, 1))), "resolved");
     bk_db_result_free(res);
     return n ? BK_OK : not_now(e, id, what, err);
 }

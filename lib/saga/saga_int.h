@@ -58,12 +58,19 @@ enum bk__saga_sql {
     SAGA_RESOLVE,     /* $1 id, $2 now, $3 note */
     SAGA_RETRY,       /* $1 id, $2 now */
     SAGA_DIED,        /* $1 id, $2 idx */
+    SAGA_PRUNE,       /* $1 now, $2 retention */
+    SAGA_COUNT,       /* (none) */
     SAGA_SQL_COUNT_
 };
+
+/* The outcomes counted in sagas_total. */
+enum bk__saga_outcome { OUT_COMPLETED, OUT_COMPENSATED, OUT_STUCK, OUT_RESOLVED, OUT_COUNT_ };
 
 struct bk__saga_reg {
     bk_saga_engine_t *e;
     bk_saga_def_t *def;
+    bk_counter_t *outcomes[OUT_COUNT_]; /* NULL without metrics */
+    bk_histogram_t **durations;         /* [def->n], NULL without metrics */
 };
 
 struct bk_saga_engine {
@@ -71,6 +78,9 @@ struct bk_saga_engine {
     bk_db_t *db;
     bk_clock_t *clock;
     bk_log_t *log;
+    bk_metrics_t *metrics;
+    bk_metric_t *m_total, *m_duration, *m_status;
+    int64_t retention_ns;
     char schema[64];
     char *queue;
     char worker_id[96]; /* "<host>:<pid>", in every attempt row */
@@ -86,6 +96,10 @@ struct bk_saga_engine {
     uint64_t moves;
 };
 
+/* The registration of the definition of name and version; NULL when none. */
+BK__SAGA_HIDDEN struct bk__saga_reg *bk__saga_reg_of(bk_saga_engine_t *e, const char *name, int version);
+/* Counts a saga of reg that reached the outcome of status ("completed", ...). */
+BK__SAGA_HIDDEN void bk__saga_count(struct bk__saga_reg *reg, const char *status);
 /* Tells the waiters (bk_saga_wait) that this engine moved a saga on. */
 BK__SAGA_HIDDEN void bk__saga_moved(bk_saga_engine_t *e);
 

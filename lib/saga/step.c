@@ -27,6 +27,7 @@ static const char *const PHASE[] = {"action", "compensate"};
 
 struct advance {
     bk_saga_engine_t *e;
+    struct bk__saga_reg *reg;
     const bk_saga_def_t *def;
     bk_job_t *job;
     int64_t id;
@@ -44,6 +45,7 @@ struct advance {
     int rc;
     json_t *out;
     char msg[256];
+    const char *final; /* the outcome the saga reached in this transaction, or NULL */
     bk_error_t *err;
 };
 
@@ -61,7 +63,10 @@ static int advance_to(struct advance *a, bk_db_conn_t *c, const char *status, co
     bk_db_param_t p[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->now), BK_DB_TEXT(status), BK_DB_TEXT(phase),
                          BK_DB_TEXT(steps), merge ? BK_DB_TEXT(merge) : BK_DB_NULL,
                          BK_DB_TEXT(pivot ? "true" : "false"), error ? BK_DB_TEXT(error) : BK_DB_NULL};
-    return q(a, c, SAGA_ADVANCE, p, 8, NULL);
+    int rc = q(a, c, SAGA_ADVANCE, p, 8, NULL);
+    if (rc == BK_OK && strcmp(status, "running") != 0 && strcmp(status, "compensating") != 0)
+        a->final = status; /* a string constant */
+    return rc;
 }
 
 static int step_done(struct advance *a, bk_db_conn_t *c, size_t idx, const char *status, const char *output)
@@ -117,6 +122,7 @@ static int begin_tx(bk_db_conn_t *c, void *ud)
 {
     struct advance *a = ud;
     a->skip = a->done = false;
+    a->final = NULL;
     free(a->context);
     a->context = NULL;
     int rc = bk_job_hold(a->job, c, a->err);
@@ -177,6 +183,7 @@ static int begin_tx(bk_db_conn_t *c, void *ud)
 static int end_tx(bk_db_conn_t *c, void *ud)
 {
     struct advance *a = ud;
+    a->final = NULL;
     int rc = bk_job_complete_in(a->job, c, a->err); /* first: fenced, nothing is written */
     if (rc)
         return rc;
@@ -237,7 +244,7 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     json_t *sid = json_object_get(args, "saga"), *sidx = json_object_get(args, "step");
     const char *phase = json_string_value(json_object_get(args, "phase"));
     bk_error_t err;
-    struct advance a = {.e = reg->e, .def = reg->def, .job = job, .err = &err};
+    struct advance a = {.e = reg->e, .reg = reg, .def = reg->def, .job = job, .err = &err};
     if (!json_is_integer(sid) || !json_is_integer(sidx) || json_integer_value(sidx) < 0 ||
         (size_t)json_integer_value(sidx) >= reg->def->n || !phase ||
         (strcmp(phase, "action") != 0 && strcmp(phase, "compensate") != 0)) {
@@ -252,8 +259,10 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
 
     int rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, begin_tx, &a, &err);
-    if (rc == BK_OK && a.done)
+    if (rc == BK_OK && a.done) {
+        bk__saga_count(reg, a.final);
         bk__saga_moved(a.e);
+    }
     if (rc != BK_OK || a.skip || a.done) {
         if (rc != BK_OK && rc != BK_ECONFLICT)
             bk_job_error(job, err.message); /* the job is retried: begin runs again */
@@ -272,6 +281,7 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     bk_saga_call_t call = {a.id, a.def->name, a.def->version, s->name, key, ctx, a.budget, job};
     bk_error_t cerr;
     bk__error_clear(&cerr);
+    int64_t t0 = bk_clock_mono_ns(a.e->clock);
     if (a.phase == ACTION) {
         a.rc = s->action(&call, &a.out, &cerr, s->ud);
         if (a.rc == BK_OK && a.out && !json_is_object(a.out)) {
@@ -281,12 +291,17 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     } else {
         a.rc = s->compensate(&call, &cerr, s->ud);
     }
+    if (reg->durations)
+        bk_histogram_observe(reg->durations[a.idx], (double)(bk_clock_mono_ns(a.e->clock) - t0) / 1e9);
     json_decref(ctx);
     snprintf(a.msg, sizeof a.msg, "%s", cerr.message[0] ? cerr.message : bk_err_name(a.rc));
     snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
+    a.final = NULL; /* a transaction that ran again starts afresh */
     rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, end_tx, &a, &err);
-    if (rc == BK_OK)
+    if (rc == BK_OK) {
+        bk__saga_count(reg, a.final);
         bk__saga_moved(a.e);
+    }
     json_decref(a.out);
     if (rc != BK_OK && rc != BK_ECONFLICT) {
         /* The outcome is lost with this attempt: the job runs the step again. */

@@ -569,6 +569,80 @@ START_TEST(wait_returns_when_the_saga_is_over_or_at_its_deadline)
 }
 END_TEST
 
+static void ck_metric(const char *text, const char *line)
+{
+    if (!strstr(text, line))
+        fprintf(stderr, "%s", text);
+    ck_assert_msg(strstr(text, line) != NULL, "no line \"%s\" (the text is on stderr)", line);
+}
+
+START_TEST(metrics_count_outcomes_and_prune_keeps_what_is_not_finished)
+{
+    bk_metrics_t *m;
+    ck_assert_int_eq(bk_metrics_new(&m), BK_OK);
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_opts_t o;
+    bk_saga_opts_init(&o);
+    ck_assert_int_eq(o.retention_ns, 7 * 24 * 3600 * SEC);
+    o.threads = 2;
+    o.poll_interval_ns = SEC;
+    o.metrics = m;
+    o.retention_ns = 3600 * SEC;
+    bk_saga_engine_t *e;
+    ck_assert_int_eq(bk_saga_engine_new(jobs, &o, &e, NULL), BK_OK);
+    ck_assert_int_eq(bk_saga_register(e, def, NULL), BK_OK);
+    ck_assert_int_eq(bk_saga_engine_start(e, NULL), BK_OK);
+    sc.engine = e;
+    int64_t ok = start(e, def, NULL);
+    drive(ok, "completed");
+    sc.fail_action[1] = 99;
+    int64_t undone = start(e, def, NULL);
+    drive(undone, "compensated");
+    sc.fail_action[1] = 0;
+    sc.fail_action[2] = 99;
+    sc.fail_comp[1] = 99;
+    int64_t stuck = start(e, def, NULL), resolved = start(e, def, NULL);
+    drive(stuck, "stuck");
+    drive(resolved, "stuck");
+    ck_assert_int_eq(bk_saga_resolve(e, resolved, NULL, NULL), BK_OK);
+    char *text;
+    ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
+    ck_metric(text, "sagas_total{saga=\"order\",outcome=\"completed\"} 1\n");
+    ck_metric(text, "sagas_total{saga=\"order\",outcome=\"compensated\"} 1\n");
+    ck_metric(text, "sagas_total{saga=\"order\",outcome=\"stuck\"} 2\n");
+    ck_metric(text, "sagas_total{saga=\"order\",outcome=\"resolved\"} 1\n");
+    /* Every attempt of an action or a compensation: reserve ran in each saga
+     * and was undone in one; charge once, twice (failing), then once and 3
+     * failing undos in each of the last two; order once, then twice (failing)
+     * in each of the last two. */
+    ck_metric(text, "saga_step_duration_seconds_count{saga=\"order\",step=\"reserve\"} 5\n");
+    ck_metric(text, "saga_step_duration_seconds_count{saga=\"order\",step=\"charge\"} 11\n");
+    ck_metric(text, "saga_step_duration_seconds_count{saga=\"order\",step=\"order\"} 5\n");
+    ck_metric(text, "saga_step_duration_seconds_count{saga=\"order\",step=\"ship\"} 1\n");
+    free(text);
+    /* An hour and more later: the finished ones go, the stuck one stays. */
+    bk_clock_fake_advance(clk, 3601 * SEC);
+    size_t deleted = 0;
+    ck_assert_int_eq(bk_saga_prune(e, &deleted, NULL), BK_OK);
+    ck_assert_uint_eq(deleted, 3);
+    ck_sql_eq("1", "SELECT count(*) FROM backend_saga.sagas");
+    ck_assert(has_status(stuck, "stuck"));
+    char want[64];
+    snprintf(want, sizeof want, "%lld", (long long)stuck);
+    ck_sql_eq(want, "SELECT string_agg(DISTINCT saga_id::text, ',') FROM backend_saga.steps");
+    ck_sql_eq(want, "SELECT string_agg(DISTINCT saga_id::text, ',') FROM backend_saga.attempts");
+    ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
+    ck_metric(text, "sagas{saga=\"order\",status=\"stuck\"} 1\n");
+    ck_metric(text, "sagas{saga=\"order\",status=\"completed\"} 0\n");
+    free(text);
+    ck_assert_int_eq(bk_saga_prune(e, &deleted, NULL), BK_OK);
+    ck_assert_uint_eq(deleted, 0);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+    bk_metrics_free(m);
+}
+END_TEST
+
 static Suite *saga_suite(void)
 {
     Suite *s = suite_create("saga");
@@ -585,6 +659,7 @@ static Suite *saga_suite(void)
     tcase_add_test(t, an_open_breaker_fails_the_step_without_its_retries);
     tcase_add_test(t, definitions_and_arguments_are_checked);
     tcase_add_test(t, wait_returns_when_the_saga_is_over_or_at_its_deadline);
+    tcase_add_test(t, metrics_count_outcomes_and_prune_keeps_what_is_not_finished);
     suite_add_tcase(s, t);
     return s;
 }
