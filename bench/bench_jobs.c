@@ -51,6 +51,8 @@
 #include <backend/db.h>
 #include <backend/jobs.h>
 
+#include "bench_pg.h"
+
 enum {
     N_JOBS = 1000,   /* per round of jobs_run_* */
     N_WARMUP = 200,  /* per untimed warm-up round */
@@ -120,65 +122,11 @@ static void sleep_ms(double ms)
     nanosleep(&ts, NULL);
 }
 
-static PGconn *connect_raw(const char *ci)
-{
-    PGconn *pg = PQconnectdb(ci);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        fprintf(stderr, "bench_jobs: cannot connect: %s", PQerrorMessage(pg));
-        PQfinish(pg);
-        return NULL;
-    }
-    return pg;
-}
-
-static int exec_ok(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    ExecStatusType s = PQresultStatus(r);
-    int ok = s == PGRES_COMMAND_OK || s == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "bench_jobs: %s: %s", sql, PQerrorMessage(pg));
-    PQclear(r);
-    return ok;
-}
-
-/* The server's conninfo with dbname replaced (as tests/pg_test.h does). */
-static int conninfo_for(const char *server, const char *dbname)
-{
-    char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(server, &msg);
-    if (!opts) {
-        fprintf(stderr, "bench_jobs: the server's conninfo: %s\n", msg ? msg : "out of memory");
-        PQfreemem(msg);
-        return -1;
-    }
-    size_t n = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "%s='", o->keyword);
-        for (const char *v = o->val; *v && n + 4 < sizeof conninfo; v++) {
-            if (*v == '\'' || *v == '\\')
-                conninfo[n++] = '\\';
-            conninfo[n++] = *v;
-        }
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "' ");
-        if (n > sizeof conninfo - 64) {
-            PQconninfoFree(opts);
-            fprintf(stderr, "bench_jobs: the server's conninfo is too long\n");
-            return -1;
-        }
-    }
-    snprintf(conninfo + n, sizeof conninfo - n, "dbname=%s", dbname);
-    PQconninfoFree(opts);
-    return 0;
-}
-
 /* Empties the queue between rounds, so that every round starts alike. */
 static int truncate_jobs(void)
 {
-    return exec_ok(bench_admin, "TRUNCATE backend_jobs.jobs") &&
-           exec_ok(bench_admin, "VACUUM ANALYZE backend_jobs.jobs");
+    return bench_pg_exec("bench_jobs", bench_admin, "TRUNCATE backend_jobs.jobs") &&
+           bench_pg_exec("bench_jobs", bench_admin, "VACUUM ANALYZE backend_jobs.jobs");
 }
 
 /* n jobs of KIND, args {}, in batches (untimed). */
@@ -557,27 +505,14 @@ static int run_benches(void)
 
 int main(void)
 {
-    const char *server = getenv("BK_BENCH_PG_DSN");
-    if (!server || !*server)
-        server = getenv("BK_TEST_PG_DSN");
-    if (!server || !*server) {
-        fprintf(stderr, "bench_jobs: no PostgreSQL server: set BK_BENCH_PG_DSN (or BK_TEST_PG_DSN) to a libpq "
-                        "conninfo, or run it under tests/harness/services.sh run -- (as `make bench` does)\n");
+    const char *server = bench_pg_server("bench_jobs");
+    if (!server)
         return EXIT_FAILURE;
-    }
-    unsigned char raw[8];
-    if (bk_random_bytes(raw, sizeof raw) != BK_OK)
-        return EXIT_FAILURE;
-    char dbname[40] = "bench_jobs_";
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(dbname + strlen(dbname), sizeof dbname - strlen(dbname), "%02x", raw[i]);
-    PGconn *admin = connect_raw(server);
-    if (!admin)
-        return EXIT_FAILURE;
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    if (!exec_ok(admin, sql) || conninfo_for(server, dbname) != 0) {
-        PQfinish(admin);
+    PGconn *server_admin = bench_pg_connect("bench_jobs", server);
+    char dbname[40];
+    if (!server_admin ||
+        bench_pg_database("bench_jobs", server, server_admin, "bench_jobs_", dbname, conninfo) != 0) {
+        PQfinish(server_admin);
         return EXIT_FAILURE;
     }
 
@@ -593,11 +528,12 @@ int main(void)
         fprintf(stderr, "bench_jobs: bk_db_new: %s: %s\n", bk_strerror(rc), err.message);
     else if ((rc = bk_jobs_new(db, NULL, &jobs, &err)) != BK_OK)
         fprintf(stderr, "bench_jobs: bk_jobs_new: %s: %s\n", bk_strerror(rc), err.message);
-    else if ((bench_admin = connect_raw(conninfo)) != NULL &&
-             exec_ok(bench_admin, "SET client_min_messages = warning")) {
+    else if ((bench_admin = bench_pg_connect("bench_jobs", conninfo)) != NULL &&
+             bench_pg_exec("bench_jobs", bench_admin, "SET client_min_messages = warning")) {
         int ok = 1;
         for (int t = 0; t < MAX_THREADS && ok; t++)
-            ok = (floor_th[t].pg = connect_raw(conninfo)) != NULL && prepare_floor(floor_th[t].pg) == 0;
+            ok = (floor_th[t].pg = bench_pg_connect("bench_jobs", conninfo)) != NULL &&
+                 prepare_floor(floor_th[t].pg) == 0;
         if (ok && run_benches() == 0)
             status = EXIT_SUCCESS;
     }
@@ -606,9 +542,8 @@ int main(void)
     PQfinish(bench_admin);
     bk_jobs_free(jobs);
     bk_db_free(db);
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    if (!exec_ok(admin, sql))
+    if (!bench_pg_drop("bench_jobs", server_admin, dbname))
         status = EXIT_FAILURE;
-    PQfinish(admin);
+    PQfinish(server_admin);
     return status;
 }

@@ -33,6 +33,8 @@
 
 #include <backend/saga.h>
 
+#include "bench_pg.h"
+
 enum { N_SAGAS = 300, N_WARMUP = 50, ROUNDS = 3, THREADS = 2, STEPS = 4 };
 
 static char conninfo[2048];
@@ -45,64 +47,12 @@ static double mono_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static PGconn *connect_raw(const char *ci)
-{
-    PGconn *pg = PQconnectdb(ci);
-    if (PQstatus(pg) != CONNECTION_OK) {
-        fprintf(stderr, "bench_saga: cannot connect: %s", PQerrorMessage(pg));
-        PQfinish(pg);
-        return NULL;
-    }
-    return pg;
-}
-
-static int exec_ok(PGconn *pg, const char *sql)
-{
-    PGresult *r = PQexec(pg, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    if (!ok)
-        fprintf(stderr, "bench_saga: %s: %s", sql, PQerrorMessage(pg));
-    PQclear(r);
-    return ok;
-}
-
 static long long scalar(const char *sql)
 {
     PGresult *r = PQexec(admin, sql);
     long long v = PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : -1;
     PQclear(r);
     return v;
-}
-
-/* The server's conninfo with dbname replaced (as tests/pg_test.h does). */
-static int conninfo_for(const char *server, const char *dbname)
-{
-    char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(server, &msg);
-    if (!opts) {
-        fprintf(stderr, "bench_saga: the server's conninfo: %s\n", msg ? msg : "out of memory");
-        PQfreemem(msg);
-        return -1;
-    }
-    size_t n = 0;
-    for (PQconninfoOption *o = opts; o->keyword; o++) {
-        if (!o->val || strcmp(o->keyword, "dbname") == 0)
-            continue;
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "%s='", o->keyword);
-        for (const char *v = o->val; *v && n + 4 < sizeof conninfo; v++) {
-            if (*v == '\'' || *v == '\\')
-                conninfo[n++] = '\\';
-            conninfo[n++] = *v;
-        }
-        n += (size_t)snprintf(conninfo + n, sizeof conninfo - n, "' ");
-        if (n > sizeof conninfo - 64) {
-            PQconninfoFree(opts);
-            return -1;
-        }
-    }
-    snprintf(conninfo + n, sizeof conninfo - n, "dbname=%s", dbname);
-    PQconninfoFree(opts);
-    return 0;
 }
 
 /* ------------------------------------------------------------------ ours */
@@ -124,9 +74,9 @@ static int empty_undo(const bk_saga_call_t *call, bk_error_t *err, void *ud)
 
 static int reset(void)
 {
-    return exec_ok(admin, "TRUNCATE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
+    return bench_pg_exec("bench_saga", admin, "TRUNCATE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
                           "backend_jobs.jobs, floor_sagas") &&
-           exec_ok(admin, "VACUUM ANALYZE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
+           bench_pg_exec("bench_saga", admin, "VACUUM ANALYZE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
                           "backend_jobs.jobs, floor_sagas");
 }
 
@@ -287,29 +237,17 @@ static int run_benches(void)
 
 int main(void)
 {
-    const char *server = getenv("BK_BENCH_PG_DSN");
-    if (!server || !*server)
-        server = getenv("BK_TEST_PG_DSN");
-    if (!server || !*server) {
-        fprintf(stderr, "bench_saga: no PostgreSQL server: set BK_BENCH_PG_DSN (or BK_TEST_PG_DSN) to a libpq "
-                        "conninfo, or run it under tests/harness/services.sh run -- (as `make bench` does)\n");
+    const char *server = bench_pg_server("bench_saga");
+    if (!server)
         return EXIT_FAILURE;
-    }
-    unsigned char raw[8];
-    if (bk_random_bytes(raw, sizeof raw) != BK_OK)
-        return EXIT_FAILURE;
-    char dbname[40] = "bench_saga_";
-    for (size_t i = 0; i < sizeof raw; i++)
-        snprintf(dbname + strlen(dbname), sizeof dbname - strlen(dbname), "%02x", raw[i]);
-    PGconn *server_admin = connect_raw(server);
-    if (!server_admin)
-        return EXIT_FAILURE;
-    char sql[128];
-    snprintf(sql, sizeof sql, "CREATE DATABASE %s", dbname);
-    if (!exec_ok(server_admin, sql) || conninfo_for(server, dbname) != 0) {
+    PGconn *server_admin = bench_pg_connect("bench_saga", server);
+    char dbname[40];
+    if (!server_admin ||
+        bench_pg_database("bench_saga", server, server_admin, "bench_saga_", dbname, conninfo) != 0) {
         PQfinish(server_admin);
         return EXIT_FAILURE;
     }
+
     int status = EXIT_FAILURE;
     bk_db_opts_t o;
     bk_db_opts_init(&o);
@@ -329,12 +267,12 @@ int main(void)
     bk_saga_engine_t *e = NULL;
     if (ok && (ok = bk_saga_engine_new(jobs, NULL, &e, &err) == BK_OK))
         bk_saga_engine_free(e);
-    if (ok && (admin = connect_raw(conninfo)) != NULL && exec_ok(admin, "SET client_min_messages = warning") &&
-        exec_ok(admin, "CREATE TABLE floor_sagas (id bigint PRIMARY KEY, status text NOT NULL, step int NOT NULL, "
+    if (ok && (admin = bench_pg_connect("bench_saga", conninfo)) != NULL && bench_pg_exec("bench_saga", admin, "SET client_min_messages = warning") &&
+        bench_pg_exec("bench_saga", admin, "CREATE TABLE floor_sagas (id bigint PRIMARY KEY, status text NOT NULL, step int NOT NULL, "
                        "context jsonb NOT NULL, updated_at timestamptz)")) {
         int fine = 1;
         for (int t = 0; t < THREADS && fine; t++)
-            fine = (floor_th[t].pg = connect_raw(conninfo)) != NULL && prepare_floor(floor_th[t].pg) == 0;
+            fine = (floor_th[t].pg = bench_pg_connect("bench_saga", conninfo)) != NULL && prepare_floor(floor_th[t].pg) == 0;
         if (fine && run_benches() == 0)
             status = EXIT_SUCCESS;
     }
@@ -344,8 +282,7 @@ int main(void)
     bk_saga_def_free(def);
     bk_jobs_free(jobs);
     bk_db_free(db);
-    snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
-    if (!exec_ok(server_admin, sql))
+    if (!bench_pg_drop("bench_saga", server_admin, dbname))
         status = EXIT_FAILURE;
     PQfinish(server_admin);
     return status;

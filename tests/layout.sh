@@ -15,6 +15,7 @@ exempt=(
     tests/check_main.h        # included by every Check suite: how a suite runs (bk_test_run)
     tests/gate.h              # included by suites that order threads by events
     tests/pg_test.h           # included by the suites on the harness's PostgreSQL: its DSN, a database of their own
+    tests/proc_test.h         # included by the suites across processes: their children, bounded waits on the database
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
     tests/harness/summary.sh  # prints what make check ran
 )

@@ -7,6 +7,7 @@
 
 #include <check.h>
 #include <libpq-fe.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -75,5 +76,36 @@ static inline void bkt_pg_database_drop(const char *dbname)
     snprintf(sql, sizeof sql, "DROP DATABASE IF EXISTS %s WITH (FORCE)", dbname);
     bkt_pg_admin(sql);
 }
+
+/* The first value of the first row of the statement fmt formats, run on
+ * conninfo, as a new string (the caller frees it; NULL for SQL NULL); the
+ * statement must yield exactly one row. */
+static inline char *bkt_pg_scalar(const char *conninfo, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline char *bkt_pg_scalar(const char *conninfo, const char *fmt, ...)
+{
+    char sql[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(sql, sizeof sql, fmt, ap);
+    va_end(ap);
+    PGconn *pg = PQconnectdb(conninfo);
+    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
+    PGresult *r = PQexec(pg, sql);
+    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1, "%s: %s (%d rows)", sql,
+                  PQerrorMessage(pg), PQntuples(r));
+    char *out = PQgetisnull(r, 0, 0) ? NULL : strdup(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    PQfinish(pg);
+    return out;
+}
+
+/* Asserts that the statement (formatted) yields want, on conninfo. */
+#define BKT_PG_EQ(conninfo, want, ...)                                                                         \
+    do {                                                                                                       \
+        char *got_ = bkt_pg_scalar((conninfo), __VA_ARGS__);                                                   \
+        ck_assert_msg(got_ != NULL && strcmp(got_, (want)) == 0, "got \"%s\", want \"%s\"",                    \
+                      got_ ? got_ : "(null)", (want));                                                         \
+        free(got_);                                                                                            \
+    } while (0)
 
 #endif

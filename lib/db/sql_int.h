@@ -1,6 +1,6 @@
 /* Statements of the library's own modules in a schema of the caller's choice
- * (jobs, sagas, migrations): the one check of the name and the one splice.
- * Hidden; for lib/ only.
+ * (jobs, sagas, migrations): the one check of the name, the one splice, and
+ * the array literals that carry lists to a statement. Hidden; for lib/ only.
  * SPDX-License-Identifier: MIT */
 #ifndef BK_DB_SQL_INT_H
 #define BK_DB_SQL_INT_H
@@ -13,23 +13,6 @@
 #define BK__SQL_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define BK__SQL_HIDDEN
-/* An array literal ({"a",NULL,"b"} or {1,2}) built element by element, sent
- * as one text parameter: how every list reaches a statement (a batch's
- * columns, kinds, the ids of a heartbeat, a saga's step names).
- * Zero-initialise; an allocation failure is remembered and reported by
- * bk__sql_arr_end. */
-typedef struct bk__sql_arr {
-    char *s;
-    size_t len, cap;
-    bool oom;
-} bk__sql_arr_t;
-/* Appends a string (quoted, escaped), or NULL for a NULL element. */
-BK__SQL_HIDDEN void bk__sql_arr_str(bk__sql_arr_t *a, const char *v);
-BK__SQL_HIDDEN void bk__sql_arr_int(bk__sql_arr_t *a, int64_t v);
-/* The literal (malloc'd, the caller frees; "{}" when empty), or NULL on ENOMEM
- * (what was built is freed). */
-BK__SQL_HIDDEN char *bk__sql_arr_end(bk__sql_arr_t *a);
-
 #endif
 
 /* s is a plain identifier: [a-z_][a-z0-9_]{0,62}, safe to quote into SQL

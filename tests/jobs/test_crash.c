@@ -30,17 +30,14 @@
 
 #include "check_main.h"
 #include "pg_test.h"
+#include "proc_test.h"
 
 #define MS INT64_C(1000000)
 #define N_JOBS 2000
 #define LEASE_MS 300
-#define LIMIT_S 240 /* the real-time bound of every wait: generous, for valgrind */
 
 static char conninfo[2048];
 static char dbname[40];
-/* The worker processes alive: killed at teardown, so that a failed assertion
- * leaves no stopped process behind (the others end at their pipe's EOF). */
-static pid_t children[4];
 
 static void setup(void)
 {
@@ -49,89 +46,13 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
-        if (children[i] > 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-            children[i] = 0;
-        }
+    bkt_children_kill();
     bkt_pg_database_drop(dbname);
-}
-
-static void track(pid_t pid, bool alive)
-{
-    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
-        if (alive ? children[i] == 0 : children[i] == pid) {
-            children[i] = alive ? pid : 0;
-            return;
-        }
 }
 
 /* ------------------------------------------------------------------ the test's side (libpq) */
 
-/* The first value of sql's first row as a long long (-1 for no row or NULL). */
-static long long sql_ll(const char *sql)
-{
-    PGconn *pg = PQconnectdb(conninfo);
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql,
-                  PQerrorMessage(pg));
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(pg);
-    return v;
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* Polls sql every 10 ms until it yields want, for LIMIT_S at most. */
-static void wait_sql(const char *sql, long long want)
-{
-    double end = now_s() + LIMIT_S;
-    long long got;
-    while ((got = sql_ll(sql)) != want) {
-        ck_assert_msg(now_s() < end, "timed out after %d s: %s gave %lld, want %lld", LIMIT_S, sql, got, want);
-        usleep(10000);
-    }
-}
-
 #define COMPLETED "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'"
-
-/* Polls sql every 2 ms until it yields more than was, for LIMIT_S at most. */
-static void wait_progress(const char *sql, long long was)
-{
-    double end = now_s() + LIMIT_S;
-    while (sql_ll(sql) <= was) {
-        ck_assert_msg(now_s() < end, "timed out after %d s: %s stays at %lld", LIMIT_S, sql, was);
-        usleep(2000);
-    }
-}
-
-static int wait_child(pid_t pid)
-{
-    int st;
-    pid_t r;
-    while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-        ;
-    ck_assert_int_eq(r, pid);
-    track(pid, false);
-    return st;
-}
-
-static void ck_exited_ok(pid_t pid, const char *who)
-{
-    int st = wait_child(pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d (signal %d)", who,
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
-}
 
 /* ------------------------------------------------------------------ the children's side */
 
@@ -291,7 +212,7 @@ static pid_t spawn_worker(int *stop_w, int64_t lease_ns, unsigned threads, int r
     }
     close(p[0]);
     *stop_w = p[1];
-    track(pid, true);
+    bkt_track(pid, true);
     return pid;
 }
 
@@ -337,7 +258,7 @@ static int crash_kills(void)
 
 START_TEST(killed_workers_lose_no_job)
 {
-    double t0 = now_s();
+    double t0 = bkt_now_s();
     /* No unique key on job: only the queue may keep the rows to one a job. */
     exec_admin("CREATE TABLE effects (job bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)");
     fflush(NULL);
@@ -345,54 +266,54 @@ START_TEST(killed_workers_lose_no_job)
     ck_assert_int_ge(e, 0);
     if (e == 0)
         _exit(child_enqueue());
-    ck_exited_ok(e, "enqueue");
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_jobs.jobs"), N_JOBS);
+    bkt_ck_exited_ok(e, "enqueue");
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs"), N_JOBS);
 
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     srandom(seed);
     int kills = crash_kills();
     int done = 0, killed_midway = 0;
     for (; done < kills; done++) {
-        long long completed = sql_ll(COMPLETED);
+        long long completed = bkt_sql_ll(conninfo, COMPLETED);
         int stop_w;
         pid_t w = spawn_worker(&stop_w, LEASE_MS * MS, 4, -1);
         /* A random moment of its working life: once it has completed a job
          * (however slowly it starts, under valgrind too), 0 to 150 ms more. */
-        wait_progress(COMPLETED, completed);
+        bkt_wait_progress(conninfo, COMPLETED, completed);
         usleep((useconds_t)(random() % 150000));
         ck_assert_int_eq(kill(w, SIGKILL), 0);
-        int st = wait_child(w);
+        int st = bkt_wait_child(w);
         close(stop_w);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "worker %d ended before its kill: status %d",
                       (int)w, st);
-        if (sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'") > 0)
+        if (bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'") > 0)
             killed_midway++;
     }
-    long long before_last = sql_ll(COMPLETED);
+    long long before_last = bkt_sql_ll(conninfo, COMPLETED);
     int stop_w;
     pid_t w = spawn_worker(&stop_w, LEASE_MS * MS, 4, -1);
-    wait_sql(COMPLETED, N_JOBS);
+    bkt_wait_sql(conninfo, COMPLETED, N_JOBS);
     close(stop_w);
-    ck_exited_ok(w, "the last worker");
+    bkt_ck_exited_ok(w, "the last worker");
 
-    long long jobs_n = sql_ll("SELECT count(*) FROM backend_jobs.jobs");
-    long long lost = sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'");
-    long long tx_not_one = sql_ll("SELECT count(*) FROM backend_jobs.jobs j WHERE kind = 'tx' AND "
+    long long jobs_n = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs");
+    long long lost = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs WHERE state <> 'completed'");
+    long long tx_not_one = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs j WHERE kind = 'tx' AND "
                                   "(SELECT count(*) FROM effects e WHERE e.job = j.id) <> 1");
-    long long plain_none = sql_ll("SELECT count(*) FROM backend_jobs.jobs j WHERE kind = 'plain' AND "
+    long long plain_none = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs j WHERE kind = 'plain' AND "
                                   "NOT EXISTS (SELECT 1 FROM effects e WHERE e.job = j.id)");
-    long long tx_dup = sql_ll("SELECT count(*) - count(DISTINCT e.job) FROM effects e JOIN backend_jobs.jobs j "
+    long long tx_dup = bkt_sql_ll(conninfo, "SELECT count(*) - count(DISTINCT e.job) FROM effects e JOIN backend_jobs.jobs j "
                               "ON j.id = e.job WHERE j.kind = 'tx'");
-    long long plain_dup = sql_ll("SELECT count(*) - count(DISTINCT e.job) FROM effects e JOIN backend_jobs.jobs j "
+    long long plain_dup = bkt_sql_ll(conninfo, "SELECT count(*) - count(DISTINCT e.job) FROM effects e JOIN backend_jobs.jobs j "
                                  "ON j.id = e.job WHERE j.kind = 'plain'");
-    long long rows = sql_ll("SELECT count(*) FROM effects");
-    long long strays = sql_ll("SELECT count(*) FROM effects e WHERE NOT EXISTS "
+    long long rows = bkt_sql_ll(conninfo, "SELECT count(*) FROM effects");
+    long long strays = bkt_sql_ll(conninfo, "SELECT count(*) FROM effects e WHERE NOT EXISTS "
                               "(SELECT 1 FROM backend_jobs.jobs j WHERE j.id = e.job)");
-    long long extra = sql_ll("SELECT sum(attempt) - count(*) FROM backend_jobs.jobs");
+    long long extra = bkt_sql_ll(conninfo, "SELECT sum(attempt) - count(*) FROM backend_jobs.jobs");
     printf("crash: seed %u, %d kills (%d with jobs left), %lld jobs completed before the last worker; "
            "%lld jobs, %lld not completed; rows %lld: tx duplicates %lld, plain duplicates %lld; "
            "attempts beyond the first %lld; %.1f s\n",
-           seed, done, killed_midway, before_last, jobs_n, lost, rows, tx_dup, plain_dup, extra, now_s() - t0);
+           seed, done, killed_midway, before_last, jobs_n, lost, rows, tx_dup, plain_dup, extra, bkt_now_s() - t0);
     ck_assert_int_eq(done, kills);
     ck_assert_msg(killed_midway == kills, "only %d kills found jobs left: the test proved less", killed_midway);
     ck_assert_int_eq(jobs_n, N_JOBS);
@@ -423,7 +344,7 @@ static int child_fenced(int stop_fd, int rel_fd, int start_fd)
 
 START_TEST(stopped_worker_past_its_lease_is_fenced)
 {
-    double t0 = now_s();
+    double t0 = bkt_now_s();
     /* No unique key on job: A's insert succeeds, only the fencing refuses it. */
     exec_admin("CREATE TABLE effects (job bigint NOT NULL, attempt int NOT NULL, pid int NOT NULL)");
     /* The tables (and the job) come from a process of their own. */
@@ -438,7 +359,7 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
         child_close(jobs);
         _exit(rc == BK_OK ? 0 : 12);
     }
-    ck_exited_ok(e, "enqueue");
+    bkt_ck_exited_ok(e, "enqueue");
 
     int rel[2], stop_a[2], started[2];
     ck_assert_int_eq(pipe(rel), 0);
@@ -453,43 +374,43 @@ START_TEST(stopped_worker_past_its_lease_is_fenced)
         close(started[0]);
         _exit(child_fenced(stop_a[0], rel[0], started[1]));
     }
-    track(a, true);
+    bkt_track(a, true);
     close(rel[0]);
     close(stop_a[0]);
     close(started[1]);
     /* A holds the job (attempt 1) and its handler runs: it waits for rel.
      * (Claimed but not started, the job would be given back at A's stop.) */
     struct pollfd pf = {.fd = started[0], .events = POLLIN};
-    ck_assert_msg(poll(&pf, 1, LIMIT_S * 1000) == 1, "A's handler did not start in %d s", LIMIT_S);
+    ck_assert_msg(poll(&pf, 1, BKT_LIMIT_S * 1000) == 1, "A's handler did not start in %d s", BKT_LIMIT_S);
     char sb;
     ck_assert_int_eq(read(started[0], &sb, 1), 1);
     close(started[0]);
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'running' AND attempt = 1"), 1);
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'running' AND attempt = 1"), 1);
     ck_assert_int_eq(kill(a, SIGSTOP), 0);
     /* B's lease is long: only A's may expire here, however slow B runs. */
     int stop_b;
     pid_t b = spawn_worker(&stop_b, 600 * BK_NSEC_PER_SEC / 10, 1, -1);
-    wait_sql("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed' AND attempt = 2", 1);
+    bkt_wait_sql(conninfo, "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed' AND attempt = 2", 1);
     close(stop_b);
-    ck_exited_ok(b, "worker B");
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM effects WHERE attempt = 2"), 1);
+    bkt_ck_exited_ok(b, "worker B");
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM effects WHERE attempt = 2"), 1);
 
     /* A resumes and tries to complete its attempt 1. */
     ck_assert_int_eq(write(rel[1], "x", 1), 1);
     ck_assert_int_eq(kill(a, SIGCONT), 0);
     close(stop_a[1]); /* A stops once its handler returned */
-    int st = wait_child(a);
+    int st = bkt_wait_child(a);
     close(rel[1]);
-    long long attempt = sql_ll("SELECT attempt FROM backend_jobs.jobs");
-    long long rows = sql_ll("SELECT count(*) FROM effects");
+    long long attempt = bkt_sql_ll(conninfo, "SELECT attempt FROM backend_jobs.jobs");
+    long long rows = bkt_sql_ll(conninfo, "SELECT count(*) FROM effects");
     printf("fencing: A (pid %d) exit %d (0 = its completion refused), final attempt %lld, rows %lld; %.1f s\n",
-           (int)a, WIFEXITED(st) ? WEXITSTATUS(st) : -1, attempt, rows, now_s() - t0);
+           (int)a, WIFEXITED(st) ? WEXITSTATUS(st) : -1, attempt, rows, bkt_now_s() - t0);
     ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "worker A: status %d (2: its completion was accepted)",
                   WIFEXITED(st) ? WEXITSTATUS(st) : -1);
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'"), 1);
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'"), 1);
     ck_assert_int_eq(attempt, 2);
     ck_assert_int_eq(rows, 1);
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM effects WHERE attempt = 2"), 1);
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM effects WHERE attempt = 2"), 1);
 }
 END_TEST
 
@@ -498,7 +419,7 @@ static Suite *crash_suite(void)
     Suite *s = suite_create("jobs_crash");
     TCase *tc = tcase_create("processes");
     tcase_add_checked_fixture(tc, setup, teardown);
-    tcase_set_timeout(tc, 2 * LIMIT_S + 60);
+    tcase_set_timeout(tc, 2 * BKT_LIMIT_S + 60);
     tcase_add_test(tc, killed_workers_lose_no_job);
     tcase_add_test(tc, stopped_worker_past_its_lease_is_fenced);
     suite_add_tcase(s, tc);

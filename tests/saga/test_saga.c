@@ -174,35 +174,8 @@ static void teardown(void)
 
 /* ------------------------------------------------------------------ helpers */
 
-static char *scalar(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *scalar(const char *fmt, ...)
-{
-    char sql[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(sql, sizeof sql, fmt, ap);
-    va_end(ap);
-    bk_db_conn_t *c;
-    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
-    bk_db_result_t *r;
-    bk_error_t err;
-    int rc = bk_db_query(c, sql, NULL, 0, &r, &err);
-    ck_assert_msg(rc == BK_OK, "%s: %s (%s)", sql, bk_err_name(rc), err.message);
-    ck_assert_uint_eq(bk_db_rows(r), 1);
-    const char *v = bk_db_value(r, 0, 0);
-    char *out = v ? strdup(v) : NULL;
-    bk_db_result_free(r);
-    bk_db_release(c);
-    return out;
-}
-
-#define ck_sql_eq(want, ...)                                                                                   \
-    do {                                                                                                       \
-        char *got_ = scalar(__VA_ARGS__);                                                                      \
-        ck_assert_msg(got_ != NULL && strcmp(got_, (want)) == 0, "got \"%s\", want \"%s\"",                    \
-                      got_ ? got_ : "(null)", (want));                                                         \
-        free(got_);                                                                                            \
-    } while (0)
+#define scalar(...) bkt_pg_scalar(conninfo, __VA_ARGS__)
+#define ck_sql_eq(want, ...) BKT_PG_EQ(conninfo, want, __VA_ARGS__)
 
 static bool has_status(int64_t id, const char *status)
 {

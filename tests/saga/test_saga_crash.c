@@ -35,16 +35,15 @@
 
 #include "check_main.h"
 #include "pg_test.h"
+#include "proc_test.h"
 
 #define MS INT64_C(1000000)
 #define N_SAGAS 200
 #define STOCK 100000
 #define LEASE_MS 300
-#define LIMIT_S 240 /* the real-time bound of every wait: generous, for valgrind */
 
 static char conninfo[2048];
 static char dbname[40];
-static pid_t children[4];
 
 static void setup(void)
 {
@@ -53,88 +52,15 @@ static void setup(void)
 
 static void teardown(void)
 {
-    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
-        if (children[i] > 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-            children[i] = 0;
-        }
+    bkt_children_kill();
     bkt_pg_database_drop(dbname);
-}
-
-static void track(pid_t pid, bool alive)
-{
-    for (size_t i = 0; i < sizeof children / sizeof children[0]; i++)
-        if (alive ? children[i] == 0 : children[i] == pid) {
-            children[i] = alive ? pid : 0;
-            return;
-        }
 }
 
 /* ------------------------------------------------------------------ the test's side (libpq) */
 
-static long long sql_ll(const char *sql)
-{
-    PGconn *pg = PQconnectdb(conninfo);
-    ck_assert_msg(PQstatus(pg) == CONNECTION_OK, "connect: %s", PQerrorMessage(pg));
-    PGresult *r = PQexec(pg, sql);
-    ck_assert_msg(PQresultStatus(r) == PGRES_TUPLES_OK || PQresultStatus(r) == PGRES_COMMAND_OK, "%s: %s", sql,
-                  PQerrorMessage(pg));
-    long long v = -1;
-    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
-        v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    PQfinish(pg);
-    return v;
-}
-
 static void exec_admin(const char *sql)
 {
-    ck_assert_int_ge(sql_ll(sql), -1);
-}
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void wait_sql(const char *sql, long long want)
-{
-    double end = now_s() + LIMIT_S;
-    long long got;
-    while ((got = sql_ll(sql)) != want) {
-        ck_assert_msg(now_s() < end, "timed out after %d s: %s gave %lld, want %lld", LIMIT_S, sql, got, want);
-        usleep(10000);
-    }
-}
-
-static void wait_progress(const char *sql, long long was)
-{
-    double end = now_s() + LIMIT_S;
-    while (sql_ll(sql) <= was) {
-        ck_assert_msg(now_s() < end, "timed out after %d s: %s stays at %lld", LIMIT_S, sql, was);
-        usleep(2000);
-    }
-}
-
-static int wait_child(pid_t pid)
-{
-    int st;
-    pid_t r;
-    while ((r = waitpid(pid, &st, 0)) < 0 && errno == EINTR)
-        ;
-    ck_assert_int_eq(r, pid);
-    track(pid, false);
-    return st;
-}
-
-static void ck_exited_ok(pid_t pid, const char *who)
-{
-    int st = wait_child(pid);
-    ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "%s: status %d (signal %d)", who,
-                  WIFEXITED(st) ? WEXITSTATUS(st) : -1, WIFSIGNALED(st) ? WTERMSIG(st) : 0);
+    ck_assert_int_ge(bkt_sql_ll(conninfo, sql), -1);
 }
 
 /* The services' tables. Each effect is keyed by its idempotency key (a
@@ -355,7 +281,7 @@ static pid_t spawn_worker(int *stop_w)
     }
     close(p[0]);
     *stop_w = p[1];
-    track(pid, true);
+    bkt_track(pid, true);
     return pid;
 }
 
@@ -366,8 +292,8 @@ static void start_sagas(void)
     ck_assert_int_ge(s, 0);
     if (s == 0)
         _exit(child_start_sagas());
-    ck_exited_ok(s, "start");
-    ck_assert_int_eq(sql_ll("SELECT count(*) FROM backend_saga.sagas"), N_SAGAS);
+    bkt_ck_exited_ok(s, "start");
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_saga.sagas"), N_SAGAS);
 }
 
 /* ------------------------------------------------------------------ the invariants */
@@ -422,18 +348,18 @@ static void diagnose(void)
 
 static void ck_invariants(const char *what, double t0)
 {
-    long long compensated = sql_ll("SELECT count(*) FROM backend_saga.sagas WHERE status = 'compensated'");
-    long long attempts = sql_ll("SELECT count(*) FROM backend_saga.attempts");
-    long long died = sql_ll("SELECT count(*) FROM backend_saga.attempts WHERE outcome IS NULL");
-    long long workers = sql_ll("SELECT count(DISTINCT worker) FROM backend_saga.attempts");
+    long long compensated = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_saga.sagas WHERE status = 'compensated'");
+    long long attempts = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_saga.attempts");
+    long long died = bkt_sql_ll(conninfo, "SELECT count(*) FROM backend_saga.attempts WHERE outcome IS NULL");
+    long long workers = bkt_sql_ll(conninfo, "SELECT count(DISTINCT worker) FROM backend_saga.attempts");
     long long total = 0;
     char report[2048];
     size_t n = (size_t)snprintf(report, sizeof report, "%s: %d sagas, %lld compensated; %lld attempts (%lld cut "
                                 "short by a kill) by %lld processes; %.1f s; violations:", what, N_SAGAS,
-                                compensated, attempts, died, workers, now_s() - t0);
+                                compensated, attempts, died, workers, bkt_now_s() - t0);
     long long v[sizeof VIOLATIONS / sizeof VIOLATIONS[0]];
     for (size_t i = 0; i < sizeof VIOLATIONS / sizeof VIOLATIONS[0]; i++) {
-        v[i] = sql_ll(VIOLATIONS[i][1]);
+        v[i] = bkt_sql_ll(conninfo, VIOLATIONS[i][1]);
         total += v[i];
         n += (size_t)snprintf(report + n, sizeof report - n, " %s %lld;", VIOLATIONS[i][0], v[i]);
     }
@@ -456,31 +382,31 @@ static int saga_kills(void)
 
 START_TEST(killed_processes_leave_every_saga_whole)
 {
-    double t0 = now_s();
+    double t0 = bkt_now_s();
     create_services();
     start_sagas();
     unsigned seed = (unsigned)time(NULL) ^ (unsigned)getpid();
     srandom(seed);
     int kills = saga_kills(), done = 0, midway = 0;
     for (; done < kills; done++) {
-        long long progress = sql_ll(PROGRESS);
+        long long progress = bkt_sql_ll(conninfo, PROGRESS);
         int stop_w;
         pid_t w = spawn_worker(&stop_w);
-        wait_progress(PROGRESS, progress);
+        bkt_wait_progress(conninfo, PROGRESS, progress);
         usleep((useconds_t)(random() % 100000));
         ck_assert_int_eq(kill(w, SIGKILL), 0);
-        int st = wait_child(w);
+        int st = bkt_wait_child(w);
         close(stop_w);
         ck_assert_msg(WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "worker %d ended before its kill: status %d",
                       (int)w, st);
-        if (sql_ll(FINISHED) < N_SAGAS)
+        if (bkt_sql_ll(conninfo, FINISHED) < N_SAGAS)
             midway++;
     }
     int stop_w;
     pid_t w = spawn_worker(&stop_w);
-    wait_sql(FINISHED, N_SAGAS);
+    bkt_wait_sql(conninfo, FINISHED, N_SAGAS);
     close(stop_w);
-    ck_exited_ok(w, "the last worker");
+    bkt_ck_exited_ok(w, "the last worker");
     printf("crash: seed %u, %d kills (%d with sagas unfinished)\n", seed, done, midway);
     ck_assert_msg(midway == kills, "only %d kills found sagas unfinished: the test proved less", midway);
     ck_invariants("crash", t0);
@@ -489,28 +415,28 @@ END_TEST
 
 START_TEST(a_survivor_finishes_what_a_killed_peer_left)
 {
-    double t0 = now_s();
+    double t0 = bkt_now_s();
     create_services();
     start_sagas();
     int stop_a, stop_b;
     pid_t a = spawn_worker(&stop_a), b = spawn_worker(&stop_b);
     /* Both at work, then a dies mid-stream. */
-    wait_sql("SELECT least(count(DISTINCT worker), 2) FROM backend_saga.attempts", 2);
-    ck_assert_int_lt(sql_ll(FINISHED), N_SAGAS);
+    bkt_wait_sql(conninfo, "SELECT least(count(DISTINCT worker), 2) FROM backend_saga.attempts", 2);
+    ck_assert_int_lt(bkt_sql_ll(conninfo, FINISHED), N_SAGAS);
     ck_assert_int_eq(kill(a, SIGKILL), 0);
-    int st = wait_child(a);
+    int st = bkt_wait_child(a);
     close(stop_a);
     ck_assert(WIFSIGNALED(st));
-    wait_sql(FINISHED, N_SAGAS);
+    bkt_wait_sql(conninfo, FINISHED, N_SAGAS);
     close(stop_b);
-    ck_exited_ok(b, "the survivor");
+    bkt_ck_exited_ok(b, "the survivor");
     char sql[160];
     snprintf(sql, sizeof sql, "SELECT count(*) FROM backend_saga.attempts WHERE worker LIKE '%%:%d'", (int)b);
-    ck_assert_int_gt(sql_ll(sql), 0);
+    ck_assert_int_gt(bkt_sql_ll(conninfo, sql), 0);
     snprintf(sql, sizeof sql, "SELECT count(*) FROM backend_saga.attempts WHERE worker LIKE '%%:%d'", (int)a);
-    ck_assert_int_gt(sql_ll(sql), 0);
+    ck_assert_int_gt(bkt_sql_ll(conninfo, sql), 0);
     /* The attempts' key is (saga, step, phase, number): a number is started by one process only. */
-    ck_assert_int_eq(sql_ll("SELECT count(*) - count(DISTINCT (saga_id, idx, phase, attempt)) "
+    ck_assert_int_eq(bkt_sql_ll(conninfo, "SELECT count(*) - count(DISTINCT (saga_id, idx, phase, attempt)) "
                             "FROM backend_saga.attempts"), 0);
     ck_invariants("two processes", t0);
 }
