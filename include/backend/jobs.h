@@ -64,7 +64,11 @@ typedef struct bk_jobs_opts {
     bool migrate;                 /* bk_jobs_new applies the library's migrations; default
                                      true (false: call bk_jobs_migrate, e.g. from a deploy step) */
     bk_log_t *log;                /* fenced outcomes and handler failures; NULL = none; borrowed */
-    uint64_t reserved_[8];        /* zeroed by bk_jobs_opts_init; room to grow (HACKING.md) */
+    int64_t retention_ns;         /* bk_jobs_prune deletes completed and cancelled jobs finished
+                                     longer ago; default (and 0) 24 h; negative = never */
+    int64_t discarded_retention_ns; /* ... and discarded ones (the dead letters, kept longer for
+                                       operators); default (and 0) 7 days; negative = never */
+    uint64_t reserved_[6];        /* zeroed by bk_jobs_opts_init; room to grow (HACKING.md) */
 } bk_jobs_opts_t;
 
 BK_EXPORT void bk_jobs_opts_init(bk_jobs_opts_t *opts);
@@ -145,6 +149,38 @@ BK_EXPORT int bk_jobs_cancel(bk_jobs_t *jobs, int64_t id, bk_error_t *err);
  */
 BK_EXPORT int bk_jobs_retry(bk_jobs_t *jobs, int64_t id, bk_error_t *err);
 /*
+ * Deletes a job that is not running (the row and its history). BK_ENOTFOUND;
+ * BK_ECONFLICT when it runs (cancel it first).
+ */
+BK_EXPORT int bk_jobs_delete(bk_jobs_t *jobs, int64_t id, bk_error_t *err);
+/*
+ * Deletes the finished jobs past their retention (retention_ns for completed
+ * and cancelled ones, discarded_retention_ns for discarded ones), oldest
+ * first, in statements of at most 1,000 rows, each its own transaction (no
+ * long transaction holds back vacuum), until none is left. Workers call it
+ * every prune_interval_ns; concurrent calls are harmless (SKIP LOCKED).
+ * *deleted (may be NULL): how many. The codes of bk_db_query.
+ */
+BK_EXPORT int bk_jobs_prune(bk_jobs_t *jobs, size_t *deleted, bk_error_t *err);
+
+typedef struct bk_jobs_list_opts {
+    const char *queue;     /* NULL = any */
+    const char *state;     /* available, running, completed, retryable, discarded, cancelled;
+                              NULL = any */
+    const char *kind;      /* NULL = any */
+    int64_t after_id;      /* only ids above it: the last id of the page before; 0 = from the start */
+    size_t limit;          /* 1..1000; default (and 0) 100 */
+    uint64_t reserved_[8]; /* zeroed by bk_jobs_list_opts_init; room to grow (HACKING.md) */
+} bk_jobs_list_opts_t;
+
+BK_EXPORT void bk_jobs_list_opts_init(bk_jobs_list_opts_t *opts);
+/*
+ * The jobs that match opts (NULL = the defaults), by id ascending, as a JSON
+ * array (a new reference) of objects shaped as bk_jobs_get's. The next page:
+ * after_id = the last id. BK_EINVAL (an unknown state, a limit over 1,000).
+ */
+BK_EXPORT int bk_jobs_list(bk_jobs_t *jobs, const bk_jobs_list_opts_t *opts, json_t **out, bk_error_t *err);
+/*
  * The job as a JSON object (a new reference, the caller decrefs): id, queue,
  * kind, args, state, priority, attempt, max_attempts, run_at, lease_until,
  * created_at, attempted_at, finished_at (RFC 3339 or null), timeout_ns,
@@ -222,7 +258,10 @@ typedef struct bk_jobs_worker_opts {
                                   injected clock (bk_jobs_opts.clock) */
     int64_t poll_interval_ns;  /* between claims that found nothing (the floor when a
                                   NOTIFY of an enqueue wakes the worker sooner); default 1 s */
-    uint64_t reserved_[8];     /* zeroed by bk_jobs_worker_opts_init; room to grow (HACKING.md) */
+    int64_t prune_interval_ns; /* between its calls of bk_jobs_prune (on its heartbeat
+                                  thread, on the queue's clock); default (and 0) 60 s;
+                                  negative = never */
+    uint64_t reserved_[7];     /* zeroed by bk_jobs_worker_opts_init; room to grow (HACKING.md) */
 } bk_jobs_worker_opts_t;
 
 BK_EXPORT void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts);
@@ -236,8 +275,25 @@ BK_EXPORT int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *o
  * only. A worker claims only the kinds it handles. BK_EEXIST; BK_EBUSY when
  * started. */
 BK_EXPORT int bk_jobs_handle(bk_jobs_worker_t *w, const char *kind, bk_jobs_handler_fn fn, void *ud);
-/* Starts the claiming, heartbeat and handler threads. BK_EINVAL without a
- * handler; BK_EBUSY when started already; BK_ESYS; the codes of
+/*
+ * Enqueues a job of kind with args (borrowed, copied; NULL = {}) and opts
+ * (NULL = the defaults; copied; its unique_key must be NULL) once per period
+ * of schedule, however many processes run a worker with the same name
+ * ([A-Za-z0-9_.:-]{1,128}, the schedule's identity across processes and
+ * restarts): a cron line ("*\/5 * * * *", five fields, UTC), a macro (@hourly,
+ * @daily, @weekly, @monthly, @yearly) or "@every 15m" (periods aligned to the
+ * epoch). Before bk_jobs_worker_start only; a worker may have schedules and no
+ * handler. The first time any process sees a name it records the current
+ * period without enqueueing (the first job comes at the next boundary); a
+ * period that passed while no process ran is enqueued once when one starts;
+ * older missed periods are not. BK_EINVAL (err: the schedule's problem);
+ * BK_EEXIST (the name, on this worker); BK_EBUSY (started).
+ */
+BK_EXPORT int bk_jobs_periodic(bk_jobs_worker_t *w, const char *name, const char *schedule, const char *kind,
+                               const json_t *args, const bk_jobs_enqueue_opts_t *opts, bk_error_t *err);
+/* Starts the handler and heartbeat threads (the heartbeat thread also
+ * prunes and enqueues the periodic jobs). BK_EINVAL without a handler or a
+ * periodic schedule; BK_EBUSY when started already; BK_ESYS; the codes of
  * bk_db_listener_new (unless poll_only). */
 BK_EXPORT int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err);
 /*
@@ -261,10 +317,11 @@ typedef struct bk_jobs_worker_stats {
     uint64_t fenced;        /* outcomes refused: the attempt no longer held the job */
     uint64_t wakeups;       /* waits for a wake-up that ended (NOTIFY, reset, poll interval, stop) */
     uint64_t notifications; /* NOTIFYs received on the queue's channel, for any queue */
+    uint64_t pruned;        /* finished jobs its prunes deleted (bk_jobs_prune) */
     unsigned running;       /* handlers running now */
     unsigned ready;         /* jobs claimed and waiting for a thread now */
     bool idle;              /* a thread is waiting for a wake-up now: the queue was found drained */
-    uint64_t reserved_[8];  /* zeroed by bk_jobs_worker_stats (the caller allocates it) */
+    uint64_t reserved_[7];  /* zeroed by bk_jobs_worker_stats (the caller allocates it) */
 } bk_jobs_worker_stats_t;
 
 /* A snapshot of w's counters into *out (any thread, while w exists). */

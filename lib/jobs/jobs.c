@@ -39,6 +39,11 @@ BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
     "CROSS JOIN (SELECT count(*) FROM (SELECT pg_notify($10, q) FROM (SELECT DISTINCT queue AS q FROM ins) d) "   \
     "x) n ORDER BY src.i"
 
+/* A job as bk_jobs_get and bk_jobs_list give it. */
+#define JOB_COLUMNS                                                                                            \
+    "id, queue, kind, args, state, priority, attempt, max_attempts, run_at, lease_until, created_at, "         \
+    "attempted_at, finished_at, timeout_ns, unique_key, cancel_requested, errors"
+
 /* {S} stands for the quoted schema. */
 static const char *const templates[SQL_COUNT_] = {
     /* The NOTIFY (on channel $10, payload the queue) is a wake-up hint for the
@@ -101,9 +106,23 @@ static const char *const templates[SQL_COUNT_] = {
     [SQL_RETRY] = "UPDATE {S}.jobs SET state = 'available', run_at = " TS(2) ", finished_at = NULL, "
                   "cancel_requested = false, max_attempts = GREATEST(max_attempts, attempt + 1) "
                   "WHERE id = $1 AND state IN ('discarded', 'cancelled') RETURNING id",
-    [SQL_GET] = "SELECT id, queue, kind, args, state, priority, attempt, max_attempts, run_at, lease_until, "
-                "created_at, attempted_at, finished_at, timeout_ns, unique_key, cancel_requested, errors "
-                "FROM {S}.jobs WHERE id = $1",
+    [SQL_GET] = "SELECT " JOB_COLUMNS " FROM {S}.jobs WHERE id = $1",
+    [SQL_DELETE] = "DELETE FROM {S}.jobs WHERE id = $1 AND state <> 'running' AND $2::bigint IS NOT NULL "
+                   "RETURNING id",
+    /* At most 1000 of the states $3 finished before now ($1) - $2 ns, oldest
+     * first, on the index of finished jobs. */
+    [SQL_PRUNE] = "DELETE FROM {S}.jobs WHERE id IN (SELECT id FROM {S}.jobs WHERE state = ANY($3::text[]) "
+                  "AND finished_at < " TS(1) " - ($2::bigint / 1000) * interval '1 microsecond' "
+                  "ORDER BY finished_at LIMIT 1000 FOR UPDATE SKIP LOCKED)",
+    /* The period $2 of schedule $1, taken by the first process to get here:
+     * a row when it was taken now, its inserted flag true when the name was
+     * new (recorded, nothing to enqueue). */
+    [SQL_PERIOD] = "INSERT INTO {S}.periodic AS p (name, last_period) VALUES ($1, " TS(2) ") ON CONFLICT (name) "
+                   "DO UPDATE SET last_period = EXCLUDED.last_period WHERE p.last_period < EXCLUDED.last_period "
+                   "RETURNING (xmax = 0) AS inserted",
+    [SQL_LIST] = "SELECT " JOB_COLUMNS " FROM {S}.jobs WHERE ($1::text IS NULL OR queue = $1) "
+                 "AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR kind = $3) AND id > $4::bigint "
+                 "ORDER BY id LIMIT $5::int",
 };
 
 /* The library's migrations: additive within a major version, so that two
@@ -133,6 +152,13 @@ static const char *const migration_1 =
     "WHERE state IN ('available', 'retryable');\n"
     "CREATE INDEX jobs_lease ON {S}.jobs (queue, lease_until) WHERE state = 'running';\n";
 
+/* Retention walks the finished jobs by age; periodic schedules remember the
+ * last period they enqueued. */
+static const char *const migration_2 =
+    "CREATE INDEX jobs_finished ON {S}.jobs (finished_at) WHERE state IN ('completed', 'cancelled', "
+    "'discarded');\n"
+    "CREATE TABLE {S}.periodic (name text PRIMARY KEY, last_period timestamptz NOT NULL);\n";
+
 void bk_jobs_opts_init(bk_jobs_opts_t *opts)
 {
     memset(opts, 0, sizeof *opts);
@@ -140,6 +166,8 @@ void bk_jobs_opts_init(bk_jobs_opts_t *opts)
     opts->lease_ns = 30 * BK_NSEC_PER_SEC;
     opts->max_attempts = 25;
     opts->migrate = true;
+    opts->retention_ns = 24 * 3600 * BK_NSEC_PER_SEC;
+    opts->discarded_retention_ns = 7 * 24 * 3600 * BK_NSEC_PER_SEC;
 }
 
 int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_error_t *err)
@@ -188,6 +216,10 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
     j->retry.clock = opts->clock;
     j->max_attempts = opts->max_attempts;
     j->log = opts->log;
+    /* Zero means the default (HACKING.md): never "delete at once" by omission. */
+    j->retention_ns = opts->retention_ns ? opts->retention_ns : 24 * 3600 * BK_NSEC_PER_SEC;
+    j->discarded_retention_ns =
+        opts->discarded_retention_ns ? opts->discarded_retention_ns : 7 * 24 * 3600 * BK_NSEC_PER_SEC;
     for (int i = 0; i < SQL_COUNT_; i++) {
         if (!(j->sql[i] = bk__sql_splice(templates[i], j->schema))) {
             bk_jobs_free(j);
@@ -219,12 +251,16 @@ int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err)
     bk__error_clear(err);
     if (!jobs)
         return bk__error(err, BK_EINVAL, "bk_jobs_migrate: no queue");
-    char *m1 = bk__sql_splice(migration_1, jobs->schema);
-    if (!m1)
-        return bk__error(err, BK_ENOMEM, "out of memory");
-    const bk_db_migration_t list[] = {{1, "jobs table", m1}};
-    int rc = bk_db_migrate_list(jobs->db, jobs->schema, list, sizeof list / sizeof *list, NULL, err);
+    char *m1 = bk__sql_splice(migration_1, jobs->schema), *m2 = bk__sql_splice(migration_2, jobs->schema);
+    int rc;
+    if (!m1 || !m2) {
+        rc = bk__error(err, BK_ENOMEM, "out of memory");
+    } else {
+        const bk_db_migration_t list[] = {{1, "jobs table", m1}, {2, "retention index, periodic schedules", m2}};
+        rc = bk_db_migrate_list(jobs->db, jobs->schema, list, sizeof list / sizeof *list, NULL, err);
+    }
     free(m1);
+    free(m2);
     return rc;
 }
 

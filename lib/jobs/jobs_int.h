@@ -38,6 +38,10 @@ enum bk__jobs_sql {
     SQL_EXISTS,
     SQL_RETRY,
     SQL_GET,
+    SQL_DELETE,
+    SQL_PRUNE,
+    SQL_LIST,
+    SQL_PERIOD,
     SQL_COUNT_
 };
 
@@ -50,6 +54,7 @@ struct bk_jobs {
     bk_retry_opts_t retry;
     unsigned max_attempts;
     bk_log_t *log;
+    int64_t retention_ns, discarded_retention_ns;
     char *sql[SQL_COUNT_];
 };
 
@@ -68,6 +73,18 @@ struct bk_job {
     bool completed_in;       /* bk_job_complete_in succeeded */
     struct bk_job *next;     /* a worker's list of claimed jobs not started */
 };
+
+/* A worker's periodic schedules (lib/jobs/periodic.c). */
+typedef struct bk__periodic bk__periodic_t;
+/* Adds one to *list (see bk_jobs_periodic). */
+BK__JOBS_HIDDEN int bk__periodic_add(bk__periodic_t **list, const char *name, const char *schedule, const char *kind,
+                                     const json_t *args, const bk_jobs_enqueue_opts_t *opts, bk_error_t *err);
+/* Enqueues what is due in every schedule of list at the queue's wall time,
+ * once per period across processes; returns the monotonic time (on the
+ * queue's clock) of the next firing, BK__CLOCK_NEVER when none. Blocking I/O;
+ * failures are logged and tried again a poll later. */
+BK__JOBS_HIDDEN int64_t bk__periodic_run(bk_jobs_t *jobs, bk__periodic_t *list);
+BK__JOBS_HIDDEN void bk__periodic_free(bk__periodic_t *list);
 
 /* The delay after attempt (1-based) failed, on the queue's retry schedule. */
 BK__JOBS_HIDDEN int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt);

@@ -38,11 +38,13 @@ struct bk_jobs_worker {
     char *queue;
     unsigned threads;
     int64_t poll_ns;
+    int64_t prune_ns; /* < 0: never */
     bool poll_only;
     bk_db_listener_t *listener; /* NULL when polling only */
     struct handler *h;
     size_t nh;
     const char **kinds;
+    bk__periodic_t *periodic; /* its schedules, run by the heartbeat thread */
 
     pthread_mutex_t mu;
     pthread_cond_t cv; /* every change: a job claimed, a handler done, a wake-up, stop */
@@ -66,6 +68,7 @@ void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts)
     opts->queue = "default";
     opts->threads = 1;
     opts->poll_interval_ns = BK_NSEC_PER_SEC;
+    opts->prune_interval_ns = 60 * BK_NSEC_PER_SEC;
 }
 
 int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jobs_worker_t **out, bk_error_t *err)
@@ -87,6 +90,7 @@ int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jo
     w->jobs = jobs;
     w->threads = opts->threads ? opts->threads : 1;
     w->poll_ns = opts->poll_interval_ns;
+    w->prune_ns = opts->prune_interval_ns ? opts->prune_interval_ns : 60 * BK_NSEC_PER_SEC;
     w->poll_only = opts->poll_only || jobs->clock != NULL;
     w->queue = strdup(opts->queue ? opts->queue : "default");
     w->running = calloc(w->threads, sizeof *w->running);
@@ -138,6 +142,17 @@ int bk_jobs_handle(bk_jobs_worker_t *w, const char *kind, bk_jobs_handler_fn fn,
     w->kinds[w->nh] = copy;
     w->nh++;
     return BK_OK;
+}
+
+int bk_jobs_periodic(bk_jobs_worker_t *w, const char *name, const char *schedule, const char *kind,
+                     const json_t *args, const bk_jobs_enqueue_opts_t *opts, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!w)
+        return bk__error(err, BK_EINVAL, "periodic: no worker");
+    if (w->started)
+        return bk__error(err, BK_EBUSY, "periodic: the worker is started");
+    return bk__periodic_add(&w->periodic, name, schedule, kind, args, opts, err);
 }
 
 static const struct handler *handler_of(const bk_jobs_worker_t *w, const char *kind)
@@ -291,7 +306,9 @@ static void *handler_main(void *arg)
             continue;
         }
         size_t idle = w->threads - w->nrunning - w->nready - w->inflight;
-        if (idle > 0 && !w->drained && got)
+        if (w->nh == 0) /* schedules only: no kind to claim (none would mean any) */
+            pthread_cond_wait(&w->cv, &w->mu);
+        else if (idle > 0 && !w->drained && got)
             claim(w, idle, got);
         else if (w->drained && !w->scouting)
             scout(w);
@@ -385,19 +402,56 @@ out:
     free(att);
 }
 
+/* Deletes the finished jobs past their retention (bk_jobs_prune). Called
+ * and returns with mu held. */
+static void prune(bk_jobs_worker_t *w)
+{
+    pthread_mutex_unlock(&w->mu);
+    size_t n = 0;
+    bk_error_t err;
+    if (bk_jobs_prune(w->jobs, &n, &err) != BK_OK)
+        bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: prune failed: %s", err.message);
+    pthread_mutex_lock(&w->mu);
+    w->stats.pruned += n;
+}
+
 static void *heartbeat_main(void *arg)
 {
     bk_jobs_worker_t *w = arg;
     bk_clock_t *clock = w->jobs->clock;
     pthread_mutex_lock(&w->mu);
+    int64_t next_prune = w->prune_ns >= 0 ? bk_clock_mono_ns(clock) + w->prune_ns : BK__CLOCK_NEVER;
+    int64_t beat_at = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
+    int64_t next_fire = BK__CLOCK_NEVER;
+    if (w->periodic) {
+        pthread_mutex_unlock(&w->mu);
+        next_fire = bk__periodic_run(w->jobs, w->periodic);
+        pthread_mutex_lock(&w->mu);
+    }
     /* Beats while anything is held: after a stop, until the last handler returns. */
     while (!w->stopping || w->nrunning > 0) {
-        int64_t deadline = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
+        int64_t deadline = beat_at;
+        if (!w->stopping && next_prune < deadline)
+            deadline = next_prune;
+        if (!w->stopping && next_fire < deadline)
+            deadline = next_fire;
         while ((!w->stopping || w->nrunning > 0) && bk__clock_wait(clock, &w->cv, &w->mu, deadline) != BK_ETIMEDOUT)
             ;
         if (w->stopping && w->nrunning == 0)
             break;
-        beat(w);
+        if (!w->stopping && bk_clock_mono_ns(clock) >= next_fire) {
+            pthread_mutex_unlock(&w->mu);
+            next_fire = bk__periodic_run(w->jobs, w->periodic);
+            pthread_mutex_lock(&w->mu);
+        }
+        if (!w->stopping && bk_clock_mono_ns(clock) >= next_prune) {
+            prune(w);
+            next_prune = bk_clock_mono_ns(clock) + w->prune_ns;
+        }
+        if (bk_clock_mono_ns(clock) >= beat_at) {
+            beat(w);
+            beat_at = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
+        }
     }
     pthread_mutex_unlock(&w->mu);
     return NULL;
@@ -408,8 +462,8 @@ int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
     bk__error_clear(err);
     if (!w)
         return bk__error(err, BK_EINVAL, "worker: none");
-    if (w->nh == 0)
-        return bk__error(err, BK_EINVAL, "worker: no handler");
+    if (w->nh == 0 && !w->periodic)
+        return bk__error(err, BK_EINVAL, "worker: no handler and no periodic schedule");
     if (w->started)
         return bk__error(err, BK_EBUSY, "worker: started already");
     if (!w->poll_only) {
@@ -510,6 +564,7 @@ void bk_jobs_worker_free(bk_jobs_worker_t *w)
         free(w->h[i].kind);
     free(w->h);
     free(w->kinds);
+    bk__periodic_free(w->periodic);
     free(w->queue);
     free(w->running);
     free(w->th);

@@ -159,10 +159,12 @@ static void finish(bk_job_t *j, int rc, int want)
 
 START_TEST(migrations_create_the_tables_once_in_their_schema)
 {
-    ck_sql_eq("1", "SELECT string_agg(version::text, ',') FROM backend_jobs.bk_schema_migrations");
+    ck_sql_eq("1,2", "SELECT string_agg(version::text, ',' ORDER BY version) FROM backend_jobs.bk_schema_migrations");
     bk_error_t err;
     ck_assert_int_eq(bk_jobs_migrate(jobs, &err), BK_OK); /* again: nothing to do */
-    ck_sql_eq("1", "SELECT count(*) FROM backend_jobs.bk_schema_migrations");
+    ck_sql_eq("2", "SELECT count(*) FROM backend_jobs.bk_schema_migrations");
+    ck_sql_eq("t", "SELECT to_regclass('backend_jobs.jobs_finished') IS NOT NULL AND "
+                   "to_regclass('backend_jobs.periodic') IS NOT NULL");
     /* Another schema is another queue, with tables of its own. */
     bk_jobs_t *other = new_jobs(clk, "tenant_b");
     ck_sql_eq("t", "SELECT to_regclass('tenant_b.jobs') IS NOT NULL");
@@ -941,6 +943,131 @@ START_TEST(poll_only_claims_at_the_interval_only)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ operations */
+
+START_TEST(delete_and_list_by_state)
+{
+    bk_jobs_enqueue_opts_t other;
+    bk_jobs_enqueue_opts_init(&other);
+    other.queue = "other";
+    int64_t a = enqueue("mail", NULL), b = enqueue("mail", NULL), c = enqueue("report", NULL);
+    int64_t d = enqueue("mail", &other), e = enqueue("mail", NULL);
+    bk_job_t *run = claim1(); /* a */
+    ck_assert_int_eq(bk_job_id(run), a);
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_delete(jobs, a, &err), BK_ECONFLICT);
+    ck_assert_int_eq(bk_jobs_delete(jobs, e, &err), BK_OK);
+    ck_assert_int_eq(bk_jobs_delete(jobs, e, &err), BK_ENOTFOUND);
+    json_t *got;
+    ck_assert_int_eq(bk_jobs_list(jobs, NULL, &got, &err), BK_OK);
+    int64_t want_all[] = {a, b, c, d};
+    ck_assert_uint_eq(json_array_size(got), 4);
+    for (size_t i = 0; i < 4; i++)
+        ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(got, i), "id")), want_all[i]);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(got, 0), "state")), "running");
+    json_decref(got);
+    bk_jobs_list_opts_t o;
+    bk_jobs_list_opts_init(&o);
+    ck_assert_uint_eq(o.limit, 100);
+    o.state = "available";
+    o.queue = "default";
+    o.kind = "mail";
+    ck_assert_int_eq(bk_jobs_list(jobs, &o, &got, &err), BK_OK);
+    ck_assert_uint_eq(json_array_size(got), 1);
+    ck_assert_int_eq(json_integer_value(json_object_get(json_array_get(got, 0), "id")), b);
+    json_decref(got);
+    /* Pages of 3: every id once. */
+    bk_jobs_list_opts_init(&o);
+    o.limit = 3;
+    size_t seen = 0;
+    for (int page = 0; page < 3; page++) {
+        ck_assert_int_eq(bk_jobs_list(jobs, &o, &got, &err), BK_OK);
+        for (size_t i = 0; i < json_array_size(got); i++) {
+            int64_t id = json_integer_value(json_object_get(json_array_get(got, i), "id"));
+            ck_assert_int_eq(id, want_all[seen++]);
+            o.after_id = id;
+        }
+        json_decref(got);
+    }
+    ck_assert_uint_eq(seen, 4);
+    o.state = "sleeping";
+    ck_assert_int_eq(bk_jobs_list(jobs, &o, &got, &err), BK_EINVAL);
+    o.state = NULL;
+    o.limit = 1001;
+    ck_assert_int_eq(bk_jobs_list(jobs, &o, &got, &err), BK_EINVAL);
+    bk_job_free(run);
+}
+END_TEST
+
+/* n jobs in state, finished age_s seconds before the fake clock's start. */
+static void insert_finished(int n, const char *state, long age_s)
+{
+    ck_sql_eq("", "WITH i AS (INSERT INTO backend_jobs.jobs (queue, kind, state, max_attempts, run_at, created_at, "
+                  "finished_at) SELECT 'default', 'old', '%s', 1, now(), now(), to_timestamp(%lld) - %ld * interval "
+                  "'1 second' FROM generate_series(1, %d) RETURNING 1) SELECT ''",
+              state, (long long)(T0 / SEC), age_s, n);
+}
+
+START_TEST(prune_deletes_what_is_past_its_retention_only)
+{
+    insert_finished(1200, "completed", 25 * 3600); /* past 24 h: two batches and a bit */
+    insert_finished(3, "cancelled", 25 * 3600);
+    insert_finished(4, "completed", 3600);           /* kept */
+    insert_finished(5, "discarded", 25 * 3600);      /* kept: 7 days for dead letters */
+    insert_finished(6, "discarded", 8 * 24 * 3600);
+    enqueue("mail", NULL);
+    bk_job_free(claim1());                           /* running: kept */
+    enqueue("mail", NULL);                           /* available: kept */
+    size_t n = 0;
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_prune(jobs, &n, &err), BK_OK);
+    ck_assert_uint_eq(n, 1200 + 3 + 6);
+    ck_sql_eq("4", "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'completed'");
+    ck_sql_eq("5", "SELECT count(*) FROM backend_jobs.jobs WHERE state = 'discarded'");
+    ck_sql_eq("2", "SELECT count(*) FROM backend_jobs.jobs WHERE kind = 'mail'");
+    ck_assert_int_eq(bk_jobs_prune(jobs, &n, &err), BK_OK);
+    ck_assert_uint_eq(n, 0);
+    /* Negative: kept forever. */
+    bk_jobs_opts_t o;
+    bk_jobs_opts_init(&o);
+    o.clock = clk;
+    o.retention_ns = -1;
+    o.discarded_retention_ns = -1;
+    bk_jobs_t *keep;
+    ck_assert_int_eq(bk_jobs_new(db, &o, &keep, &err), BK_OK);
+    insert_finished(2, "completed", 30 * 24 * 3600);
+    ck_assert_int_eq(bk_jobs_prune(keep, &n, &err), BK_OK);
+    ck_assert_uint_eq(n, 0);
+    bk_jobs_free(keep);
+}
+END_TEST
+
+START_TEST(the_worker_prunes_on_its_interval)
+{
+    insert_finished(10, "completed", 24 * 3600 - 5); /* past its retention 5 s from now */
+    struct run_ctx r = {0};
+    bk_jobs_worker_opts_t o;
+    bk_jobs_worker_opts_init(&o);
+    ck_assert_int_eq(o.prune_interval_ns, 60 * SEC);
+    o.prune_interval_ns = 10 * SEC;
+    bk_jobs_worker_t *w;
+    ck_assert_int_eq(bk_jobs_worker_new(jobs, &o, &w, NULL), BK_OK);
+    ck_assert_int_eq(bk_jobs_handle(w, "count", count_handler, &r), BK_OK);
+    ck_assert_int_eq(bk_jobs_worker_start(w, NULL), BK_OK);
+    /* Interval by interval (the heartbeat thread may start after the first
+     * advance), until the prune has run. */
+    for (int i = 0; i < 2000 && count_state("completed") > 0; i++) {
+        bk_clock_fake_advance(clk, 10 * SEC);
+        usleep(1000);
+    }
+    ck_assert_int_eq(count_state("completed"), 0);
+    bk_jobs_worker_stats_t st;
+    bk_jobs_worker_stats(w, &st);
+    ck_assert_uint_eq(st.pruned, 10);
+    bk_jobs_worker_free(w);
+}
+END_TEST
+
 static Suite *jobs_suite(void)
 {
     Suite *s = suite_create("jobs");
@@ -960,6 +1087,8 @@ static Suite *jobs_suite(void)
     tcase_add_test(tc, hold_locks_the_job_for_its_holder_only);
     tcase_add_test(tc, lease_expired_on_the_last_attempt_discards);
     tcase_add_test(tc, get_tells_the_jobs_story);
+    tcase_add_test(tc, delete_and_list_by_state);
+    tcase_add_test(tc, prune_deletes_what_is_past_its_retention_only);
     suite_add_tcase(s, tc);
     TCase *tw = tcase_create("worker");
     tcase_add_checked_fixture(tw, setup, teardown);
@@ -969,6 +1098,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tw, worker_handler_completes_in_its_transaction_and_stop_waits);
     tcase_add_test(tw, timeout_raises_the_flag_at_a_heartbeat);
     tcase_add_test(tw, stop_past_its_deadline_flags_the_running_handlers);
+    tcase_add_test(tw, the_worker_prunes_on_its_interval);
     suite_add_tcase(s, tw);
     TCase *tk = tcase_create("wake");
     tcase_add_checked_fixture(tk, setup, teardown);
