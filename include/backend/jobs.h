@@ -39,6 +39,7 @@
 #include <backend/core.h>
 #include <backend/db.h>
 #include <backend/log.h>
+#include <backend/metrics.h>
 #include <backend/resilience.h>
 
 #ifdef __cplusplus
@@ -68,7 +69,11 @@ typedef struct bk_jobs_opts {
                                      longer ago; default (and 0) 24 h; negative = never */
     int64_t discarded_retention_ns; /* ... and discarded ones (the dead letters, kept longer for
                                        operators); default (and 0) 7 days; negative = never */
-    uint64_t reserved_[6];        /* zeroed by bk_jobs_opts_init; room to grow (HACKING.md) */
+    bk_metrics_t *metrics;        /* jobs_total{queue,kind,outcome}, jobs_wait_seconds{queue,kind}
+                                     (run_at to the attempt's start), jobs_duration_seconds{queue,
+                                     kind} (the handler), jobs{queue,state} (refreshed at each
+                                     prune of a worker); NULL = none; borrowed */
+    uint64_t reserved_[5];        /* zeroed by bk_jobs_opts_init; room to grow (HACKING.md) */
 } bk_jobs_opts_t;
 
 BK_EXPORT void bk_jobs_opts_init(bk_jobs_opts_t *opts);

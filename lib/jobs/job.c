@@ -43,6 +43,8 @@ int bk_jobs_claim(bk_jobs_t *jobs, const char *queue, const char *const *kinds, 
             j->jobs = jobs;
             j->id = strtoll(bk_db_value(res, r, 0), NULL, 10);
             j->kind = strdup(bk_db_value(res, r, 1));
+            j->queue = strdup(queue ? queue : "default");
+            j->run_at_ns = strtoll(bk_db_value(res, r, 9), NULL, 10);
             j->args = json_loads(args ? args : "{}", JSON_DECODE_ANY, NULL);
             j->attempt = atoi(bk_db_value(res, r, 3));
             j->max_attempts = atoi(bk_db_value(res, r, 4));
@@ -50,7 +52,7 @@ int bk_jobs_claim(bk_jobs_t *jobs, const char *queue, const char *const *kinds, 
             atomic_init(&j->cancelled, strcmp(bk_db_value(res, r, 6), "t") == 0);
             j->started_ns = mono;
         }
-        if (!j || !j->kind || !j->args) {
+        if (!j || !j->kind || !j->queue || !j->args) {
             /* Claimed but cannot be run: its lease expires and another claim takes it. */
             bk_job_free(j);
             rc = bk__error(err, BK_ENOMEM, "out of memory");
@@ -102,6 +104,8 @@ static int fenced(bk_job_t *job, bk_db_conn_t *conn, enum bk__jobs_sql which, in
     if (rc)
         return rc;
     int64_t n = which == SQL_HOLD ? (int64_t)bk_db_rows(res) : bk_db_affected(res);
+    if (which == SQL_FAIL && n > 0) /* what the failure made of it */
+        bk__jobs_count(job, strcmp(bk_db_value(res, 0, 0), "retryable") == 0 ? "retried" : bk_db_value(res, 0, 0));
     bk_db_result_free(res);
     if (n == 0) {
         bk_log(jobs->log, BK_LOG_WARN, json_pack("{s:I, s:i, s:s}", "job", (json_int_t)job->id, "attempt",
@@ -133,24 +137,40 @@ int bk_job_hold(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err)
     return fenced(job, conn, SQL_HOLD, bk_clock_wall_ns(job->jobs->clock), NULL, NULL, "hold", err);
 }
 
-int bk_job_finish(bk_job_t *job, int rc, bk_error_t *err)
+/* The outcome of the attempt (bk_job_finish), before it is counted. */
+static int finish(bk_job_t *job, int rc, bk_error_t *err)
 {
-    bk__error_clear(err);
-    if (!job)
-        return bk__error(err, BK_EINVAL, "finish: no job");
     int64_t now = bk_clock_wall_ns(job->jobs->clock);
-    if (job->snoozed) /* the statement's "now" ($3) is the new run_at */
-        return fenced(job, NULL, SQL_SNOOZE, now + job->snooze_ns, NULL, NULL, "snooze", err);
+    if (job->snoozed) { /* the statement's "now" ($3) is the new run_at */
+        int out = fenced(job, NULL, SQL_SNOOZE, now + job->snooze_ns, NULL, NULL, "snooze", err);
+        if (out == BK_OK)
+            bk__jobs_count(job, "snoozed");
+        return out;
+    }
     if (rc == BK_OK) {
-        if (job->completed_in)
-            return BK_OK;
-        return fenced(job, NULL, SQL_COMPLETE, now, NULL, NULL, "completion", err);
+        /* completed_in: counted here, once its transaction is known to have
+         * committed (the handler returned BK_OK). */
+        int out = job->completed_in ? BK_OK : fenced(job, NULL, SQL_COMPLETE, now, NULL, NULL, "completion", err);
+        if (out == BK_OK)
+            bk__jobs_count(job, "completed");
+        return out;
     }
     char retry_at[24], msg[256];
     snprintf(retry_at, sizeof retry_at, "%" PRId64, now + bk__jobs_backoff(job->jobs, job->attempt));
     if (!job->error)
         snprintf(msg, sizeof msg, "%s: %s", bk_err_name(rc), bk_strerror(rc));
     return fenced(job, NULL, SQL_FAIL, now, retry_at, job->error ? job->error : msg, "failure", err);
+}
+
+int bk_job_finish(bk_job_t *job, int rc, bk_error_t *err)
+{
+    bk__error_clear(err);
+    if (!job)
+        return bk__error(err, BK_EINVAL, "finish: no job");
+    int out = finish(job, rc, err);
+    if (out == BK_ECONFLICT)
+        bk__jobs_count(job, "fenced");
+    return out;
 }
 
 int bk__job_give_back(bk_job_t *job, bk_error_t *err)
@@ -164,6 +184,7 @@ void bk_job_free(bk_job_t *job)
     if (!job)
         return;
     free(job->kind);
+    free(job->queue);
     json_decref(job->args);
     free(job->error);
     free(job);

@@ -80,7 +80,8 @@ static const char *const templates[SQL_COUNT_] = {
                   "lease_until = " TS(1) " + ($2::bigint / 1000) * interval '1 microsecond' "
                   "WHERE j.id IN (SELECT id FROM pick) "
                   "RETURNING j.id, j.kind, j.args::text, j.attempt, j.max_attempts, j.timeout_ns, "
-                  "j.cancel_requested, j.priority, j.run_at",
+                  "j.cancel_requested, j.priority, j.run_at, "
+                  "(extract(epoch FROM j.run_at) * 1000000)::bigint * 1000",
     /* $3 is unused: the signature of every fenced statement */
     [SQL_HOLD] = "SELECT id FROM {S}.jobs WHERE id = $1 AND attempt = $2 AND state = 'running' "
                  "AND $3::bigint IS NOT NULL FOR UPDATE",
@@ -120,6 +121,7 @@ static const char *const templates[SQL_COUNT_] = {
     [SQL_PERIOD] = "INSERT INTO {S}.periodic AS p (name, last_period) VALUES ($1, " TS(2) ") ON CONFLICT (name) "
                    "DO UPDATE SET last_period = EXCLUDED.last_period WHERE p.last_period < EXCLUDED.last_period "
                    "RETURNING (xmax = 0) AS inserted",
+    [SQL_STATES] = "SELECT queue, state, count(*) FROM {S}.jobs GROUP BY queue, state",
     [SQL_LIST] = "SELECT " JOB_COLUMNS " FROM {S}.jobs WHERE ($1::text IS NULL OR queue = $1) "
                  "AND ($2::text IS NULL OR state = $2) AND ($3::text IS NULL OR kind = $3) AND id > $4::bigint "
                  "ORDER BY id LIMIT $5::int",
@@ -220,6 +222,18 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
     j->retention_ns = opts->retention_ns ? opts->retention_ns : 24 * 3600 * BK_NSEC_PER_SEC;
     j->discarded_retention_ns =
         opts->discarded_retention_ns ? opts->discarded_retention_ns : 7 * 24 * 3600 * BK_NSEC_PER_SEC;
+    if (opts->metrics &&
+        (bk_metrics_counter(opts->metrics, "jobs_total", "Outcomes of job attempts.",
+                            (const char *[]){"queue", "kind", "outcome", NULL}, &j->m_total) != BK_OK ||
+         bk_metrics_histogram(opts->metrics, "jobs_wait_seconds", "From when a job was due to the start of "
+                              "its attempt.", (const char *[]){"queue", "kind", NULL}, NULL, 0, &j->m_wait) != BK_OK ||
+         bk_metrics_histogram(opts->metrics, "jobs_duration_seconds", "How long handlers ran.",
+                              (const char *[]){"queue", "kind", NULL}, NULL, 0, &j->m_duration) != BK_OK ||
+         bk_metrics_gauge(opts->metrics, "jobs", "Jobs by queue and state, as of a worker's last prune.",
+                          (const char *[]){"queue", "state", NULL}, &j->m_state) != BK_OK)) {
+        bk_jobs_free(j);
+        return bk__error(err, BK_EEXIST, "bk_jobs_new: its metrics clash with families of the registry");
+    }
     for (int i = 0; i < SQL_COUNT_; i++) {
         if (!(j->sql[i] = bk__sql_splice(templates[i], j->schema))) {
             bk_jobs_free(j);
@@ -262,6 +276,54 @@ int bk_jobs_migrate(bk_jobs_t *jobs, bk_error_t *err)
     free(m1);
     free(m2);
     return rc;
+}
+
+void bk__jobs_count(const bk_job_t *job, const char *outcome)
+{
+    bk_counter_t *c;
+    if (job->jobs->m_total &&
+        bk_metric_counter(job->jobs->m_total, (const char *[]){job->queue, job->kind, outcome, NULL}, &c) == BK_OK)
+        bk_counter_inc(c);
+}
+
+void bk__jobs_observe(const bk_job_t *job, bk_metric_t *family, double seconds)
+{
+    bk_histogram_t *h;
+    if (family && bk_metric_histogram(family, (const char *[]){job->queue, job->kind, NULL}, &h) == BK_OK)
+        bk_histogram_observe(h, seconds);
+}
+
+void bk__jobs_gauge(bk_jobs_t *jobs)
+{
+    if (!jobs->m_state)
+        return;
+    bk_db_result_t *res;
+    bk_error_t err;
+    if (bk__jobs_query(jobs, NULL, SQL_STATES, NULL, 0, &res, &err) != BK_OK) {
+        bk_log(jobs->log, BK_LOG_WARN, NULL, "jobs: counting by state failed: %s", err.message);
+        return;
+    }
+    /* Every state of every queue seen, 0 unless counted now: a state that
+     * emptied must not keep its last count. */
+    static const char *const STATES[] = {"available", "running", "completed", "retryable", "discarded", "cancelled"};
+    for (size_t r = 0; r < bk_db_rows(res); r++) {
+        const char *queue = bk_db_value(res, r, 0);
+        bool first = true; /* the first row of its queue sets them all */
+        for (size_t k = 0; k < r && first; k++)
+            first = strcmp(bk_db_value(res, k, 0), queue) != 0;
+        if (!first)
+            continue;
+        for (size_t i = 0; i < sizeof STATES / sizeof *STATES; i++) {
+            double v = 0;
+            for (size_t k = r; k < bk_db_rows(res); k++)
+                if (strcmp(bk_db_value(res, k, 0), queue) == 0 && strcmp(bk_db_value(res, k, 1), STATES[i]) == 0)
+                    v = strtod(bk_db_value(res, k, 2), NULL);
+            bk_gauge_t *g;
+            if (bk_metric_gauge(jobs->m_state, (const char *[]){queue, STATES[i], NULL}, &g) == BK_OK)
+                bk_gauge_set(g, v);
+        }
+    }
+    bk_db_result_free(res);
 }
 
 bk_db_t *bk_jobs_db(const bk_jobs_t *jobs) { return jobs ? jobs->db : NULL; }

@@ -42,6 +42,7 @@ enum bk__jobs_sql {
     SQL_PRUNE,
     SQL_LIST,
     SQL_PERIOD,
+    SQL_STATES,
     SQL_COUNT_
 };
 
@@ -55,6 +56,7 @@ struct bk_jobs {
     unsigned max_attempts;
     bk_log_t *log;
     int64_t retention_ns, discarded_retention_ns;
+    bk_metric_t *m_total, *m_wait, *m_duration, *m_state; /* NULL without metrics */
     char *sql[SQL_COUNT_];
 };
 
@@ -62,8 +64,9 @@ struct bk_job {
     bk_jobs_t *jobs;
     int64_t id;
     int attempt, max_attempts;
-    char *kind;
+    char *kind, *queue;
     json_t *args;
+    int64_t run_at_ns;       /* wall: when it was due (jobs_wait_seconds) */
     int64_t timeout_ns;
     int64_t started_ns;      /* monotonic, when its handler began; 0 before */
     atomic_bool cancelled;
@@ -73,6 +76,14 @@ struct bk_job {
     bool completed_in;       /* bk_job_complete_in succeeded */
     struct bk_job *next;     /* a worker's list of claimed jobs not started */
 };
+
+/* Counts an outcome in jobs_total (completed, retried, discarded, cancelled,
+ * snoozed, fenced); no-op without metrics. */
+BK__JOBS_HIDDEN void bk__jobs_count(const bk_job_t *job, const char *outcome);
+/* Observes seconds in the histogram family for the job's queue and kind. */
+BK__JOBS_HIDDEN void bk__jobs_observe(const bk_job_t *job, bk_metric_t *family, double seconds);
+/* Refreshes the jobs{queue,state} gauge with one GROUP BY (a worker's prune tick). */
+BK__JOBS_HIDDEN void bk__jobs_gauge(bk_jobs_t *jobs);
 
 /* A worker's periodic schedules (lib/jobs/periodic.c). */
 typedef struct bk__periodic bk__periodic_t;

@@ -273,7 +273,11 @@ static void run(bk_jobs_worker_t *w, size_t slot, bk_job_t *job)
     pthread_mutex_unlock(&w->mu);
 
     const struct handler *h = handler_of(w, job->kind);
+    int64_t wall = bk_clock_wall_ns(w->jobs->clock), mono = bk_clock_mono_ns(w->jobs->clock);
+    if (wall > job->run_at_ns)
+        bk__jobs_observe(job, w->jobs->m_wait, (double)(wall - job->run_at_ns) / 1e9);
     int rc = h ? h->fn(job, h->ud) : BK_EINVAL;
+    bk__jobs_observe(job, w->jobs->m_duration, (double)(bk_clock_mono_ns(w->jobs->clock) - mono) / 1e9);
     bk_error_t err;
     int out = bk_job_finish(job, rc, &err);
     if (out != BK_OK && out != BK_ECONFLICT) /* a fenced outcome was logged by bk_job_finish */
@@ -411,6 +415,7 @@ static void prune(bk_jobs_worker_t *w)
     bk_error_t err;
     if (bk_jobs_prune(w->jobs, &n, &err) != BK_OK)
         bk_log(w->jobs->log, BK_LOG_WARN, NULL, "jobs worker: prune failed: %s", err.message);
+    bk__jobs_gauge(w->jobs);
     pthread_mutex_lock(&w->mu);
     w->stats.pruned += n;
 }

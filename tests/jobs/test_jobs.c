@@ -1068,6 +1068,88 @@ START_TEST(the_worker_prunes_on_its_interval)
 }
 END_TEST
 
+static void ck_line(const char *text, const char *line)
+{
+    if (!strstr(text, line))
+        fprintf(stderr, "%s", text);
+    ck_assert_msg(strstr(text, line) != NULL, "no line \"%s\" (the text is on stderr)", line);
+}
+
+START_TEST(metrics_count_outcomes_waits_and_states)
+{
+    bk_metrics_t *m;
+    ck_assert_int_eq(bk_metrics_new(&m), BK_OK);
+    bk_jobs_opts_t o;
+    bk_jobs_opts_init(&o);
+    o.clock = clk;
+    o.retry = &retry;
+    o.metrics = m;
+    bk_jobs_t *q;
+    bk_error_t err;
+    ck_assert_int_eq(bk_jobs_new(db, &o, &q, &err), BK_OK);
+    bk_jobs_enqueue_opts_t eo;
+    bk_jobs_enqueue_opts_init(&eo);
+    eo.max_attempts = 2;
+    int64_t id;
+    ck_assert_int_eq(bk_jobs_enqueue(q, NULL, "flaky", NULL, &eo, &id, &err), BK_OK);
+    ck_assert_int_eq(bk_jobs_enqueue(q, NULL, "sleepy", NULL, NULL, &id, &err), BK_OK);
+    bk_job_t *j[2];
+    size_t n;
+    ck_assert_int_eq(bk_jobs_claim(q, NULL, NULL, 0, 2, j, &n, &err), BK_OK);
+    ck_assert_uint_eq(n, 2);
+    for (size_t i = 0; i < 2; i++) {
+        if (strcmp(bk_job_kind(j[i]), "sleepy") == 0)
+            bk_job_snooze(j[i], SEC);
+        ck_assert_int_eq(bk_job_finish(j[i], BK_EIO, &err), BK_OK); /* flaky: retried */
+        ck_assert_int_eq(bk_job_finish(j[i], BK_OK, &err), BK_ECONFLICT);
+        bk_job_free(j[i]);
+    }
+    bk_clock_fake_advance(clk, 2 * SEC);
+    ck_assert_int_eq(bk_jobs_claim(q, NULL, (const char *[]){"flaky"}, 1, 1, j, &n, &err), BK_OK);
+    ck_assert_uint_eq(n, 1);
+    ck_assert_int_eq(bk_job_finish(j[0], BK_EIO, &err), BK_OK); /* its last attempt: discarded */
+    bk_job_free(j[0]);
+    /* A worker runs the sleepy one, due 1 s ago: a wait of 1 s. */
+    struct run_ctx r = {0};
+    bk_jobs_worker_opts_t wo;
+    bk_jobs_worker_opts_init(&wo);
+    wo.prune_interval_ns = 10 * SEC;
+    bk_jobs_worker_t *w;
+    ck_assert_int_eq(bk_jobs_worker_new(q, &wo, &w, NULL), BK_OK);
+    ck_assert_int_eq(bk_jobs_handle(w, "sleepy", count_handler, &r), BK_OK);
+    ck_assert_int_eq(bk_jobs_worker_start(w, NULL), BK_OK);
+    WAIT_FOR(atomic_load(&r.ran) == 1);
+    WAIT_FOR(count_state("completed") == 1);
+    char *text;
+    for (int i = 0; i < 2000; i++) { /* until a prune tick has refreshed the gauge */
+        ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
+        bool fresh = strstr(text, "jobs{queue=\"default\",state=\"completed\"} 1\n") != NULL;
+        if (fresh)
+            break;
+        free(text);
+        text = NULL;
+        bk_clock_fake_advance(clk, 10 * SEC);
+        usleep(1000);
+    }
+    ck_assert_ptr_nonnull(text);
+    bk_jobs_worker_free(w);
+    ck_line(text, "jobs_total{queue=\"default\",kind=\"flaky\",outcome=\"retried\"} 1\n");
+    ck_line(text, "jobs_total{queue=\"default\",kind=\"flaky\",outcome=\"discarded\"} 1\n");
+    ck_line(text, "jobs_total{queue=\"default\",kind=\"flaky\",outcome=\"fenced\"} 1\n");
+    ck_line(text, "jobs_total{queue=\"default\",kind=\"sleepy\",outcome=\"snoozed\"} 1\n");
+    ck_line(text, "jobs_total{queue=\"default\",kind=\"sleepy\",outcome=\"completed\"} 1\n");
+    ck_line(text, "jobs_wait_seconds_count{queue=\"default\",kind=\"sleepy\"} 1\n");
+    ck_line(text, "jobs_wait_seconds_bucket{queue=\"default\",kind=\"sleepy\",le=\"0.5\"} 0\n");
+    ck_line(text, "jobs_wait_seconds_bucket{queue=\"default\",kind=\"sleepy\",le=\"1\"} 1\n");
+    ck_line(text, "jobs_duration_seconds_count{queue=\"default\",kind=\"sleepy\"} 1\n");
+    ck_line(text, "jobs{queue=\"default\",state=\"discarded\"} 1\n");
+    ck_line(text, "jobs{queue=\"default\",state=\"running\"} 0\n");
+    free(text);
+    bk_jobs_free(q);
+    bk_metrics_free(m);
+}
+END_TEST
+
 static Suite *jobs_suite(void)
 {
     Suite *s = suite_create("jobs");
@@ -1099,6 +1181,7 @@ static Suite *jobs_suite(void)
     tcase_add_test(tw, timeout_raises_the_flag_at_a_heartbeat);
     tcase_add_test(tw, stop_past_its_deadline_flags_the_running_handlers);
     tcase_add_test(tw, the_worker_prunes_on_its_interval);
+    tcase_add_test(tw, metrics_count_outcomes_waits_and_states);
     suite_add_tcase(s, tw);
     TCase *tk = tcase_create("wake");
     tcase_add_checked_fixture(tk, setup, teardown);
