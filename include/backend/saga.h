@@ -211,8 +211,9 @@ BK_EXPORT int bk_saga_resolve(bk_saga_engine_t *e, int64_t id, const char *note,
  * Deletes the sagas finished (completed, compensated, resolved) more than
  * retention_ns ago, with their steps and attempts, in statements of 1,000 at
  * most (each its own transaction), until none is left; stuck ones are kept
- * until resolved. Then refreshes the sagas{saga,status} gauge. Call it from a
- * periodic job or a timer; concurrent calls are harmless. *deleted (may be
+ * until resolved. Then refreshes the sagas{saga,status} gauge. Engines run it
+ * once an hour (a periodic job "saga-prune:<schema>" on their queue);
+ * concurrent calls are harmless. *deleted (may be
  * NULL): how many. The codes of bk_db_query.
  */
 BK_EXPORT int bk_saga_prune(bk_saga_engine_t *e, size_t *deleted, bk_error_t *err);

@@ -453,9 +453,12 @@ static void *heartbeat_main(void *arg)
             prune(w);
             next_prune = bk_clock_mono_ns(clock) + w->prune_ns;
         }
-        if (bk_clock_mono_ns(clock) >= beat_at) {
+        int64_t now = bk_clock_mono_ns(clock);
+        if (now >= beat_at) {
+            /* The next beat is a third of a lease after this one's start: the
+             * clock may move while the statement runs. */
+            beat_at = now + w->jobs->lease_ns / 3;
             beat(w);
-            beat_at = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
         }
     }
     pthread_mutex_unlock(&w->mu);

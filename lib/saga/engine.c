@@ -219,6 +219,15 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
         rc = bk__error(err, BK_EEXIST, "saga engine: its metrics clash with families of the registry");
     if (rc == BK_OK && opts->migrate)
         rc = migrate(e, err);
+    /* Retention by itself: one prune an hour, by one of the engines sharing
+     * the schema (a periodic job of the queue). */
+    snprintf(e->prune_kind, sizeof e->prune_kind, "saga-prune:%s", e->schema);
+    if (rc == BK_OK) {
+        bk_jobs_enqueue_opts_t po;
+        bk_jobs_enqueue_opts_init(&po);
+        po.queue = e->queue;
+        rc = bk_jobs_periodic(e->worker, e->prune_kind, "@every 1h", e->prune_kind, NULL, &po, err);
+    }
     if (rc) {
         bk_saga_engine_free(e);
         return rc;
@@ -342,6 +351,15 @@ int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
     return BK_OK;
 }
 
+static int prune_job(bk_job_t *job, void *ud)
+{
+    bk_error_t err;
+    int rc = bk_saga_prune(ud, NULL, &err);
+    if (rc != BK_OK)
+        bk_job_error(job, err.message);
+    return rc;
+}
+
 int bk_saga_engine_start(bk_saga_engine_t *e, bk_error_t *err)
 {
     bk__error_clear(err);
@@ -357,7 +375,10 @@ int bk_saga_engine_start(bk_saga_engine_t *e, bk_error_t *err)
         if (rc != BK_OK)
             return bk__error(err, rc, "saga engine: cannot handle %s", e->regs[i].def->kind);
     }
-    int rc = bk_jobs_worker_start(e->worker, err);
+    int rc = bk_jobs_handle(e->worker, e->prune_kind, prune_job, e);
+    if (rc != BK_OK)
+        return bk__error(err, rc, "saga engine: cannot handle %s", e->prune_kind);
+    rc = bk_jobs_worker_start(e->worker, err);
     if (rc == BK_OK)
         e->started = true;
     return rc;

@@ -84,6 +84,7 @@ struct bk_saga_engine {
     char schema[64];
     char *queue;
     char worker_id[96]; /* "<host>:<pid>", in every attempt row */
+    char prune_kind[96]; /* "saga-prune:<schema>": the hourly prune's schedule and job kind */
     bk_jobs_worker_t *worker;
     struct bk__saga_reg *regs;
     size_t nregs;
