@@ -35,6 +35,22 @@ char *bk__sql_splice(const char *tmpl, const char *schema)
     return out;
 }
 
+int bk__sql_query(bk_db_t *db, bk_db_conn_t *conn, const char *sql, const bk_db_param_t *p, size_t n,
+                  bk_db_result_t **res, bk_error_t *err)
+{
+    if (res)
+        *res = NULL;
+    if (conn)
+        return bk_db_query(conn, sql, p, n, res, err);
+    bk_db_conn_t *c;
+    int rc = bk_db_acquire(db, &c, err);
+    if (rc)
+        return rc;
+    rc = bk_db_query(c, sql, p, n, res, err);
+    bk_db_release(c);
+    return rc;
+}
+
 /* Room for extra more bytes and the closing "}\0"; false on ENOMEM. */
 static bool arr_room(bk__sql_arr_t *a, size_t extra)
 {

@@ -9,6 +9,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include <backend/db.h>
+
 #if defined(__GNUC__)
 #define BK__SQL_HIDDEN __attribute__((visibility("hidden")))
 #else
@@ -21,6 +23,11 @@ BK__SQL_HIDDEN bool bk__sql_plain_ident(const char *s);
 /* tmpl with every {S} replaced by "schema" (quoted; schema a plain
  * identifier); malloc'd, NULL on ENOMEM. */
 BK__SQL_HIDDEN char *bk__sql_splice(const char *tmpl, const char *schema);
+
+/* Runs sql on conn, or on a pooled connection of db's for this statement
+ * alone when conn is NULL (bk_db_query's codes). */
+BK__SQL_HIDDEN int bk__sql_query(bk_db_t *db, bk_db_conn_t *conn, const char *sql, const bk_db_param_t *p, size_t n,
+                                 bk_db_result_t **res, bk_error_t *err);
 
 /* An array literal ({"a",NULL,"b"} or {1,2}) built element by element, sent
  * as one text parameter: how every list reaches a statement (a batch's

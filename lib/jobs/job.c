@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "jobs/jobs_int.h"
+#include "resilience/resilience_int.h"
 
 int bk_jobs_claim(bk_jobs_t *jobs, const char *queue, const char *const *kinds, size_t n_kinds, size_t max,
                   bk_job_t **out, size_t *n, bk_error_t *err)
@@ -156,7 +157,7 @@ static int finish(bk_job_t *job, int rc, bk_error_t *err)
         return out;
     }
     char retry_at[24], msg[256];
-    snprintf(retry_at, sizeof retry_at, "%" PRId64, now + bk__jobs_backoff(job->jobs, job->attempt));
+    snprintf(retry_at, sizeof retry_at, "%" PRId64, now + bk__retry_delay(&job->jobs->retry, job->attempt));
     if (!job->error)
         snprintf(msg, sizeof msg, "%s: %s", bk_err_name(rc), bk_strerror(rc));
     return fenced(job, NULL, SQL_FAIL, now, retry_at, job->error ? job->error : msg, "failure", err);

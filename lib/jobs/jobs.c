@@ -8,7 +8,6 @@
 
 #include "core/abi_int.h"
 #include "db/sql_int.h"
-#include "resilience/resilience_int.h"
 #include "jobs/jobs_int.h"
 
 BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
@@ -329,25 +328,10 @@ void bk__jobs_gauge(bk_jobs_t *jobs)
 bk_db_t *bk_jobs_db(const bk_jobs_t *jobs) { return jobs ? jobs->db : NULL; }
 bk_clock_t *bk_jobs_clock(const bk_jobs_t *jobs) { return jobs ? jobs->clock : NULL; }
 
-int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt)
-{
-    return bk__retry_delay(&jobs->retry, attempt);
-}
-
 int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which, const bk_db_param_t *p,
                    size_t n, bk_db_result_t **res, bk_error_t *err)
 {
-    if (res)
-        *res = NULL;
-    if (conn)
-        return bk_db_query(conn, jobs->sql[which], p, n, res, err);
-    bk_db_conn_t *c;
-    int rc = bk_db_acquire(jobs->db, &c, err);
-    if (rc)
-        return rc;
-    rc = bk_db_query(c, jobs->sql[which], p, n, res, err);
-    bk_db_release(c);
-    return rc;
+    return bk__sql_query(jobs->db, conn, jobs->sql[which], p, n, res, err);
 }
 
 char *bk__jobs_text_array(const char *const *s, size_t n)

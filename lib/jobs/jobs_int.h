@@ -97,8 +97,6 @@ BK__JOBS_HIDDEN int bk__periodic_add(bk__periodic_t **list, const char *name, co
 BK__JOBS_HIDDEN int64_t bk__periodic_run(bk_jobs_t *jobs, bk__periodic_t *list);
 BK__JOBS_HIDDEN void bk__periodic_free(bk__periodic_t *list);
 
-/* The delay after attempt (1-based) failed, on the queue's retry schedule. */
-BK__JOBS_HIDDEN int64_t bk__jobs_backoff(const bk_jobs_t *jobs, int attempt);
 /* Runs sql on conn, or on a pooled connection of its own when conn is NULL. */
 BK__JOBS_HIDDEN int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which,
                                    const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);

@@ -236,6 +236,9 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
     return BK_OK;
 }
 
+/* The names of enum bk__saga_outcome: sagas_total's outcome label. */
+static const char *const OUTCOMES[OUT_COUNT_] = {"completed", "compensated", "stuck", "resolved"};
+
 struct bk__saga_reg *bk__saga_reg_of(bk_saga_engine_t *e, const char *name, int version)
 {
     for (size_t i = 0; i < e->nregs; i++)
@@ -246,7 +249,6 @@ struct bk__saga_reg *bk__saga_reg_of(bk_saga_engine_t *e, const char *name, int 
 
 void bk__saga_count(struct bk__saga_reg *reg, const char *status)
 {
-    static const char *const OUTCOMES[OUT_COUNT_] = {"completed", "compensated", "stuck", "resolved"};
     for (int i = 0; reg && status && i < OUT_COUNT_; i++)
         if (strcmp(OUTCOMES[i], status) == 0 && reg->outcomes[i])
             bk_counter_inc(reg->outcomes[i]);
@@ -301,14 +303,6 @@ int bk_saga_prune(bk_saga_engine_t *e, size_t *deleted, bk_error_t *err)
     return BK_OK;
 }
 
-const bk_saga_def_t *bk__saga_find(const bk_saga_engine_t *e, const char *name, int version)
-{
-    for (size_t i = 0; i < e->nregs; i++)
-        if (e->regs[i].def->version == version && strcmp(e->regs[i].def->name, name) == 0)
-            return e->regs[i].def;
-    return NULL;
-}
-
 int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
 {
     bk__error_clear(err);
@@ -318,7 +312,7 @@ int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
         return bk__error(err, BK_EINVAL, "saga register: %s has no steps", def->kind);
     if (e->started)
         return bk__error(err, BK_EBUSY, "saga register: the engine is started");
-    if (bk__saga_find(e, def->name, def->version))
+    if (bk__saga_reg_of(e, def->name, def->version))
         return bk__error(err, BK_EEXIST, "saga register: %s is registered already", def->kind);
     /* The handlers' ud must not move: a fixed array, grown before any is given out. */
     struct bk__saga_reg *r = malloc((e->nregs + 1) * sizeof *r);
@@ -327,7 +321,6 @@ int bk_saga_register(bk_saga_engine_t *e, bk_saga_def_t *def, bk_error_t *err)
     if (e->nregs)
         memcpy(r, e->regs, e->nregs * sizeof *r);
     r[e->nregs] = (struct bk__saga_reg){e, def, {NULL}, NULL};
-    static const char *const OUTCOMES[OUT_COUNT_] = {"completed", "compensated", "stuck", "resolved"};
     int rc = BK_OK;
     if (e->metrics) {
         for (int i = 0; rc == BK_OK && i < OUT_COUNT_; i++)
@@ -419,17 +412,7 @@ void bk__saga_moved(bk_saga_engine_t *e)
 int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which, const bk_db_param_t *p, size_t n,
                    bk_db_result_t **res, bk_error_t *err)
 {
-    if (res)
-        *res = NULL;
-    if (conn)
-        return bk_db_query(conn, e->sql[which], p, n, res, err);
-    bk_db_conn_t *c;
-    int rc = bk_db_acquire(e->db, &c, err);
-    if (rc)
-        return rc;
-    rc = bk_db_query(c, e->sql[which], p, n, res, err);
-    bk_db_release(c);
-    return rc;
+    return bk__sql_query(e->db, conn, e->sql[which], p, n, res, err);
 }
 
 int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t timeout_ns, int64_t id,

@@ -247,7 +247,8 @@ static int retry_tx(bk_db_conn_t *c, void *ud)
         size_t step = (size_t)strtoull(bk_db_value(res, 0, 3), NULL, 10);
         char kind[96];
         snprintf(kind, sizeof kind, "saga:%s:%d", name, version);
-        const bk_saga_def_t *def = bk__saga_find(r->e, name, version);
+        const struct bk__saga_reg *reg = bk__saga_reg_of(r->e, name, version);
+        const bk_saga_def_t *def = reg ? reg->def : NULL;
         int64_t timeout = def && step < def->n ? def->steps[step].opts.timeout_ns : 0;
         rc = bk__saga_enqueue(r->e, c, kind, timeout, r->id, step, phase, 0, r->err);
     }

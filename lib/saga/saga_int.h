@@ -114,7 +114,5 @@ BK__SAGA_HIDDEN int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, co
 /* Runs sql on conn (or a pooled connection of its own when NULL). */
 BK__SAGA_HIDDEN int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which,
                                    const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);
-/* A definition registered with e by name and version; NULL when none. */
-BK__SAGA_HIDDEN const bk_saga_def_t *bk__saga_find(const bk_saga_engine_t *e, const char *name, int version);
 
 #endif
