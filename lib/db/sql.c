@@ -15,18 +15,18 @@ bool bk__sql_plain_ident(const char *s)
     return n == strlen(s) && n <= 63;
 }
 
-char *bk__sql_splice(const char *tmpl, const char *schema)
+char *bk__sql_splice_as(const char *tmpl, const char *mark, const char *schema)
 {
-    size_t n = 0, sl = strlen(schema) + 2;
-    for (const char *p = tmpl; (p = strstr(p, "{S}")) != NULL; p += 3)
+    size_t n = 0, ml = strlen(mark), sl = strlen(schema) + 2;
+    for (const char *p = tmpl; (p = strstr(p, mark)) != NULL; p += ml)
         n++;
     char *out = malloc(strlen(tmpl) + n * sl + 1), *o = out;
     if (!out)
         return NULL;
     for (const char *p = tmpl; *p;) {
-        if (strncmp(p, "{S}", 3) == 0) {
+        if (strncmp(p, mark, ml) == 0) {
             o += sprintf(o, "\"%s\"", schema);
-            p += 3;
+            p += ml;
         } else {
             *o++ = *p++;
         }
@@ -34,6 +34,8 @@ char *bk__sql_splice(const char *tmpl, const char *schema)
     *o = '\0';
     return out;
 }
+
+char *bk__sql_splice(const char *tmpl, const char *schema) { return bk__sql_splice_as(tmpl, "{S}", schema); }
 
 int bk__sql_query(bk_db_t *db, bk_db_conn_t *conn, const char *sql, const bk_db_param_t *p, size_t n,
                   bk_db_result_t **res, bk_error_t *err)

@@ -23,6 +23,9 @@ BK__SQL_HIDDEN bool bk__sql_plain_ident(const char *s);
 /* tmpl with every {S} replaced by "schema" (quoted; schema a plain
  * identifier); malloc'd, NULL on ENOMEM. */
 BK__SQL_HIDDEN char *bk__sql_splice(const char *tmpl, const char *schema);
+/* The same with another mark than {S} (a second schema: the saga's
+ * statements name the jobs schema {J}). */
+BK__SQL_HIDDEN char *bk__sql_splice_as(const char *tmpl, const char *mark, const char *schema);
 
 /* Runs sql on conn, or on a pooled connection of db's for this statement
  * alone when conn is NULL (bk_db_query's codes). */

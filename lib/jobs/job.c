@@ -138,6 +138,15 @@ int bk_job_hold(bk_job_t *job, bk_db_conn_t *conn, bk_error_t *err)
     return fenced(job, conn, SQL_HOLD, bk_clock_wall_ns(job->jobs->clock), NULL, NULL, "hold", err);
 }
 
+void bk__job_completed(bk_job_t *job) { job->completed_in = true; }
+
+void bk__job_rearm(bk_job_t *job, int64_t timeout_ns)
+{
+    /* started first: a beat that reads the new timeout reads the new start */
+    job->started_ns = bk_clock_mono_ns(job->jobs->clock);
+    job->timeout_ns = timeout_ns;
+}
+
 /* The outcome of the attempt (bk_job_finish), before it is counted. */
 static int finish(bk_job_t *job, int rc, bk_error_t *err)
 {

@@ -15,7 +15,7 @@ BK__ASSERT_ABI_SIZE(bk_jobs_opts_t, 112);
 #define TS BK__JOBS_TS
 /* Finished states leave the unique index: a key is taken while its job may still run. */
 #define PENDING_KEY "unique_key IS NOT NULL AND state NOT IN ('completed', 'discarded', 'cancelled')"
-#define FENCE " WHERE id = $1 AND attempt = $2 AND state = 'running'"
+#define FENCE BK__JOBS_FENCE
 
 /* A batch as parallel arrays, unnested (cheaper to send and to read than a
  * jsonb document): $1 queues, $2 kinds, $3 args (jsonb[]), $4 priorities, $5
@@ -82,9 +82,8 @@ static const char *const templates[SQL_COUNT_] = {
                   "j.cancel_requested, j.priority, j.run_at, "
                   "(extract(epoch FROM j.run_at) * 1000000)::bigint * 1000",
     /* $3 is unused: the signature of every fenced statement */
-    [SQL_HOLD] = "SELECT id FROM {S}.jobs WHERE id = $1 AND attempt = $2 AND state = 'running' "
-                 "AND $3::bigint IS NOT NULL FOR UPDATE",
-    [SQL_COMPLETE] = "UPDATE {S}.jobs SET state = 'completed', finished_at = " TS(3) ", lease_until = NULL" FENCE,
+    [SQL_HOLD] = BK__JOBS_HOLD_SQL("{S}"),
+    [SQL_COMPLETE] = BK__JOBS_COMPLETE_SQL("{S}"),
     [SQL_FAIL] = "UPDATE {S}.jobs SET "
                  "state = CASE WHEN cancel_requested THEN 'cancelled' WHEN attempt >= max_attempts "
                  "THEN 'discarded' ELSE 'retryable' END, "

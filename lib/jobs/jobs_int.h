@@ -67,8 +67,10 @@ struct bk_job {
     char *kind, *queue;
     json_t *args;
     int64_t run_at_ns;       /* wall: when it was due (jobs_wait_seconds) */
-    int64_t timeout_ns;
-    int64_t started_ns;      /* monotonic, when its handler began; 0 before */
+    /* Atomic: bk__job_rearm writes them on the handler's thread while the
+     * heartbeat reads them (timeout first, then started: see beat). */
+    _Atomic int64_t timeout_ns;
+    _Atomic int64_t started_ns; /* monotonic, when its handler (or its rearm) began; 0 before */
     atomic_bool cancelled;
     char *error;
     bool snoozed;
@@ -96,6 +98,23 @@ BK__JOBS_HIDDEN int bk__periodic_add(bk__periodic_t **list, const char *name, co
  * failures are logged and tried again a poll later. */
 BK__JOBS_HIDDEN int64_t bk__periodic_run(bk_jobs_t *jobs, bk__periodic_t *list);
 BK__JOBS_HIDDEN void bk__periodic_free(bk__periodic_t *list);
+
+/* The fence of an attempt, for a statement of a module above (the saga's)
+ * that holds or completes its job within one statement of its own: S is the
+ * jobs schema as the statement names it; $1 the job's id, $2 its attempt,
+ * $3 now (ns since the epoch). The jobs module's own SQL_HOLD and
+ * SQL_COMPLETE are these. */
+#define BK__JOBS_FENCE " WHERE id = $1 AND attempt = $2 AND state = 'running'"
+#define BK__JOBS_HOLD_SQL(S) "SELECT id FROM " S ".jobs" BK__JOBS_FENCE " AND $3::bigint IS NOT NULL FOR UPDATE"
+#define BK__JOBS_COMPLETE_SQL(S)                                                                                     \
+    "UPDATE " S ".jobs SET state = 'completed', finished_at = " BK__JOBS_TS(3) ", lease_until = NULL" BK__JOBS_FENCE
+/* The job was completed by such a statement, which committed: the worker
+ * counts it and writes nothing more (as after bk_job_complete_in). */
+BK__JOBS_HIDDEN void bk__job_completed(bk_job_t *job);
+/* Starts the job's timeout afresh, of timeout_ns (0: none), from now: for a
+ * handler that runs several units of work, each with its own timeout (a
+ * saga's steps). Called on the handler's thread. */
+BK__JOBS_HIDDEN void bk__job_rearm(bk_job_t *job, int64_t timeout_ns);
 
 /* Runs sql on conn, or on a pooled connection of its own when conn is NULL. */
 BK__JOBS_HIDDEN int bk__jobs_query(bk_jobs_t *jobs, bk_db_conn_t *conn, enum bk__jobs_sql which,

@@ -342,7 +342,8 @@ static void beat(bk_jobs_worker_t *w)
         bk_job_t *r = w->running[i];
         if (!r)
             continue;
-        if (r->timeout_ns > 0 && mono - r->started_ns >= r->timeout_ns)
+        int64_t timeout = r->timeout_ns, started = r->started_ns; /* in this order: see bk__job_rearm */
+        if (timeout > 0 && mono - started >= timeout)
             atomic_store(&r->cancelled, true);
         held[n++] = r;
     }

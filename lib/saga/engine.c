@@ -10,6 +10,7 @@
 #include "core/abi_int.h"
 #include "core/json_int.h"
 #include "db/sql_int.h"
+#include "jobs/jobs_int.h"
 #include "saga/saga_int.h"
 
 BK__ASSERT_ABI_SIZE(bk_saga_opts_t, 112);
@@ -67,7 +68,7 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                    "st AS (UPDATE {S}.steps t SET attempts_base = CASE WHEN s.phase = 'action' THEN t.attempts "
                    "ELSE t.attempts_base END, compensate_base = CASE WHEN s.phase = 'compensate' THEN "
                    "t.compensate_attempts ELSE t.compensate_base END FROM s WHERE t.saga_id = s.id "
-                   "AND t.idx = s.step) SELECT name, version, phase, step FROM s",
+                   "AND t.idx = s.step) SELECT name, version FROM s",
     /* At most 1000 finished sagas past their retention ($2 ns); their steps and
      * attempts go with them (ON DELETE CASCADE). */
     [SAGA_PRUNE] = "DELETE FROM {S}.sagas WHERE id IN (SELECT id FROM {S}.sagas WHERE status IN " FINISHED
@@ -77,6 +78,52 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
     /* Whether an attempt of the action never returned (its worker died). */
     [SAGA_DIED] = "SELECT count(*) FROM {S}.attempts WHERE saga_id = $1 AND idx = $2::int AND phase = 'action' "
                   "AND outcome IS NULL",
+    /* The action the saga is at, begun in a fresh job: nothing (and the
+     * general begin decides) unless the saga runs its actions, no cancel came
+     * and the step has attempts left. */
+    [SAGA_FAST_BEGIN] = "WITH j AS (" BK__JOBS_HOLD_SQL("{J}") "), "
+                        "s AS (SELECT id, step, context::text AS context, pivoted FROM {S}.sagas WHERE id = $4 "
+                        "AND status = 'running' AND phase = 'action' AND NOT cancel_requested "
+                        "AND EXISTS (SELECT 1 FROM j) FOR UPDATE), "
+                        "t AS (UPDATE {S}.steps t SET status = 'running', attempts = t.attempts + 1, "
+                        "started_at = COALESCE(t.started_at, " TS(3) ") FROM s WHERE t.saga_id = s.id "
+                        "AND t.idx = s.step AND t.attempts - t.attempts_base < ($5::int[])[s.step + 1] "
+                        "RETURNING t.idx, t.attempts - t.attempts_base AS budget, t.attempts), "
+                        "a AS (INSERT INTO {S}.attempts (saga_id, idx, phase, attempt, job_id, job_attempt, worker, "
+                        "started_at) SELECT $4, t.idx, 'action', t.attempts, $1, $2::int, $6, " TS(3) " FROM t) "
+                        "SELECT t.idx, t.budget, t.attempts, s.context, s.pivoted FROM s, t",
+    /* Action idx succeeded: it is completed and the next begun, in the same
+     * job; nothing when a cancel came (the general end takes it). */
+    [SAGA_FAST_NEXT] = "WITH j AS (" BK__JOBS_HOLD_SQL("{J}") "), "
+                       "s AS (UPDATE {S}.sagas SET step = $5::int + 1, context = context || COALESCE($7::jsonb, '{}'), "
+                       "pivoted = pivoted OR $8::boolean, updated_at = " TS(3) " WHERE id = $4 AND status = 'running' "
+                       "AND phase = 'action' AND step = $5::int AND NOT cancel_requested AND EXISTS (SELECT 1 FROM j) "
+                       "RETURNING context::text AS context, pivoted), "
+                       "t AS (UPDATE {S}.steps SET status = CASE WHEN idx = $5::int THEN 'completed' ELSE 'running' END, "
+                       "output = CASE WHEN idx = $5::int THEN COALESCE($7::jsonb, output) ELSE output END, "
+                       "finished_at = CASE WHEN idx = $5::int THEN " TS(3) " ELSE finished_at END, "
+                       "attempts = attempts + (idx = $5::int + 1)::int, "
+                       "started_at = CASE WHEN idx = $5::int THEN started_at ELSE COALESCE(started_at, " TS(3) ") END "
+                       "WHERE saga_id = $4 AND idx IN ($5::int, $5::int + 1) AND EXISTS (SELECT 1 FROM s) "
+                       "RETURNING idx, attempts - attempts_base AS budget, attempts), "
+                       "e AS (UPDATE {S}.attempts SET outcome = 'ok', finished_at = " TS(3) " WHERE saga_id = $4 "
+                       "AND idx = $5::int AND phase = 'action' AND attempt = $6::int AND EXISTS (SELECT 1 FROM s)), "
+                       "a AS (INSERT INTO {S}.attempts (saga_id, idx, phase, attempt, job_id, job_attempt, worker, "
+                       "started_at) SELECT $4, t.idx, 'action', t.attempts, $1, $2::int, $9, " TS(3) " FROM t "
+                       "WHERE t.idx = $5::int + 1) "
+                       "SELECT t.budget, t.attempts, s.context, s.pivoted FROM s, t WHERE t.idx = $5::int + 1",
+    /* The last action succeeded: the saga is completed and its job with it. */
+    [SAGA_FAST_DONE] = "WITH j AS (" BK__JOBS_HOLD_SQL("{J}") "), "
+                       "s AS (UPDATE {S}.sagas SET status = 'completed', context = context || COALESCE($7::jsonb, "
+                       "'{}'), pivoted = pivoted OR $8::boolean, updated_at = " TS(3) ", finished_at = " TS(3)
+                       " WHERE id = $4 AND status = 'running' AND phase = 'action' AND step = $5::int "
+                       "AND EXISTS (SELECT 1 FROM j) RETURNING id), "
+                       "c AS (" BK__JOBS_COMPLETE_SQL("{J}") " AND EXISTS (SELECT 1 FROM s) RETURNING id), "
+                       "t AS (UPDATE {S}.steps SET status = 'completed', output = COALESCE($7::jsonb, output), "
+                       "finished_at = " TS(3) " WHERE saga_id = $4 AND idx = $5::int AND EXISTS (SELECT 1 FROM s)), "
+                       "e AS (UPDATE {S}.attempts SET outcome = 'ok', finished_at = " TS(3) " WHERE saga_id = $4 "
+                       "AND idx = $5::int AND phase = 'action' AND attempt = $6::int AND EXISTS (SELECT 1 FROM s)) "
+                       "SELECT id FROM c",
 };
 
 /* The library's migrations: additive within a major version. */
@@ -151,6 +198,15 @@ static int migrate(bk_saga_engine_t *e, bk_error_t *err)
     return rc;
 }
 
+/* tmpl with {S} the saga schema and {J} the jobs schema. */
+static char *splice(const char *tmpl, const char *schema, const char *jobs_schema)
+{
+    char *half = bk__sql_splice(tmpl, schema);
+    char *out = half ? bk__sql_splice_as(half, "{J}", jobs_schema) : NULL;
+    free(half);
+    return out;
+}
+
 int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engine_t **out, bk_error_t *err)
 {
     bk__error_clear(err);
@@ -197,7 +253,7 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
     e->queue = strdup(opts->queue ? opts->queue : "saga");
     int rc = e->queue ? BK_OK : bk__error(err, BK_ENOMEM, "out of memory");
     for (int i = 0; rc == BK_OK && i < SAGA_SQL_COUNT_; i++)
-        if (!(e->sql[i] = bk__sql_splice(templates[i], e->schema)))
+        if (!(e->sql[i] = splice(templates[i], e->schema, jobs->schema)))
             rc = bk__error(err, BK_ENOMEM, "out of memory");
     bk_jobs_worker_opts_t wo;
     bk_jobs_worker_opts_init(&wo);
@@ -415,10 +471,10 @@ int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql wh
     return bk__sql_query(e->db, conn, e->sql[which], p, n, res, err);
 }
 
-int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t timeout_ns, int64_t id,
-                     size_t idx, const char *phase, int64_t run_at_ns, bk_error_t *err)
+int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t id, int64_t run_at_ns,
+                     bk_error_t *err)
 {
-    json_t *args = json_pack("{s:I, s:I, s:s}", "saga", (json_int_t)id, "step", (json_int_t)idx, "phase", phase);
+    json_t *args = json_pack("{s:I}", "saga", (json_int_t)id);
     if (!args)
         return bk__error(err, BK_ENOMEM, "out of memory");
     bk_jobs_enqueue_opts_t o;
@@ -426,9 +482,9 @@ int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, 
     o.queue = e->queue;
     o.run_at_ns = run_at_ns;
     /* The saga counts its steps' attempts itself (in its tables, so that a
-     * crash counts too); the job's attempts only have to outlast rescues. */
+     * crash counts too); the job's attempts only have to outlast rescues.
+     * Its timeout is each step's, rearmed by the job before each callback. */
     o.max_attempts = 1000000;
-    o.timeout_ns = timeout_ns;
     int rc = bk_jobs_enqueue(e->jobs, conn, kind, args, &o, NULL, err);
     json_decref(args);
     return rc;

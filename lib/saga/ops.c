@@ -36,8 +36,7 @@ static int start_tx(bk_db_conn_t *c, void *ud)
     s->id = v ? strtoll(v, NULL, 10) : 0;
     bk_db_result_free(res);
     if (s->id) /* its first step, in the transaction that creates it */
-        return bk__saga_enqueue(s->e, c, s->def->kind, s->def->steps[0].opts.timeout_ns, s->id, 0, "action", 0,
-                                s->err);
+        return bk__saga_enqueue(s->e, c, s->def->kind, s->id, 0, s->err);
     /* The key is taken: the saga holding it (committed, since the INSERT waited
      * for a concurrent holder to end). */
     bk_db_param_t k[] = {BK_DB_TEXT(s->def->name), BK_DB_TEXT(s->key)};
@@ -242,15 +241,9 @@ static int retry_tx(bk_db_conn_t *c, void *ud)
     if (r->found) {
         /* The job's kind from the saga's row: its version need not be
          * registered here, only somewhere. */
-        const char *name = bk_db_value(res, 0, 0), *phase = bk_db_value(res, 0, 2);
-        int version = atoi(bk_db_value(res, 0, 1));
-        size_t step = (size_t)strtoull(bk_db_value(res, 0, 3), NULL, 10);
         char kind[96];
-        snprintf(kind, sizeof kind, "saga:%s:%d", name, version);
-        const struct bk__saga_reg *reg = bk__saga_reg_of(r->e, name, version);
-        const bk_saga_def_t *def = reg ? reg->def : NULL;
-        int64_t timeout = def && step < def->n ? def->steps[step].opts.timeout_ns : 0;
-        rc = bk__saga_enqueue(r->e, c, kind, timeout, r->id, step, phase, 0, r->err);
+        snprintf(kind, sizeof kind, "saga:%s:%s", bk_db_value(res, 0, 0), bk_db_value(res, 0, 1));
+        rc = bk__saga_enqueue(r->e, c, kind, r->id, 0, r->err);
     }
     bk_db_result_free(res);
     return rc;

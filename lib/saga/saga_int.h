@@ -60,6 +60,11 @@ enum bk__saga_sql {
     SAGA_DIED,        /* $1 id, $2 idx */
     SAGA_PRUNE,       /* $1 now, $2 retention */
     SAGA_COUNT,       /* (none) */
+    /* One statement each, the job's fence inside ($1 job, $2 its attempt, $3
+     * now, $4 saga id): the way of a saga whose steps succeed. */
+    SAGA_FAST_BEGIN,  /* $5 each step's max_attempts (int[]), $6 worker */
+    SAGA_FAST_NEXT,   /* $5 idx, $6 attempt, $7 output (jsonb or NULL), $8 pivot, $9 worker */
+    SAGA_FAST_DONE,   /* $5 idx, $6 attempt, $7 output (jsonb or NULL), $8 pivot */
     SAGA_SQL_COUNT_
 };
 
@@ -106,11 +111,10 @@ BK__SAGA_HIDDEN void bk__saga_moved(bk_saga_engine_t *e);
 
 /* The job handler of every saga kind (ud: a struct bk__saga_reg). */
 BK__SAGA_HIDDEN int bk__saga_run_job(bk_job_t *job, void *ud);
-/* Enqueues on conn the job (of kind, the definition's, with timeout_ns) of
- * phase ("action" or "compensate") of step idx of saga id, at run_at_ns (0 =
- * now). */
-BK__SAGA_HIDDEN int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t timeout_ns,
-                                     int64_t id, size_t idx, const char *phase, int64_t run_at_ns, bk_error_t *err);
+/* Enqueues on conn the job (of kind, the definition's) that runs saga id
+ * from where it is, at run_at_ns (0 = now). */
+BK__SAGA_HIDDEN int bk__saga_enqueue(bk_saga_engine_t *e, bk_db_conn_t *conn, const char *kind, int64_t id,
+                                     int64_t run_at_ns, bk_error_t *err);
 /* Runs sql on conn (or a pooled connection of its own when NULL). */
 BK__SAGA_HIDDEN int bk__saga_query(bk_saga_engine_t *e, bk_db_conn_t *conn, enum bk__saga_sql which,
                                    const bk_db_param_t *p, size_t n, bk_db_result_t **res, bk_error_t *err);

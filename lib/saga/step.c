@@ -1,16 +1,22 @@
-/* One advance of a saga: the job of one phase (action or compensation) of
- * one step. Three parts, so that no transaction is open while the step's
- * callback runs (it may call a remote service for seconds):
- *   1. begin, in a transaction: the job still held (bk_job_hold), the saga
- *      locked and at this step and phase, one more attempt counted and
- *      recorded (its number is the attempts row's key: two processes never
- *      both start attempt n), or, when the attempts are spent (a crash during
- *      the last one) or a cancel came, the saga moved on at once;
- *   2. the callback, with the context read in 1;
- *   3. end, in a transaction that completes the job (bk_job_complete_in): the
- *      outcome, the saga's next state and the next step's job, all or nothing.
+/* A saga's job: it runs the saga from where it is, step after step, for as
+ * long as its actions succeed, and hands over to a new job when it must wait
+ * (a retry's backoff) or turns (a failure, a cancel, compensations).
+ *
+ * Every attempt is recorded before its callback runs and its outcome after,
+ * in transactions that hold the job (fencing), and no transaction is open
+ * while a callback runs (it may call a remote service for seconds):
+ *   - the way of success is one statement per step (SAGA_FAST_*): begin the
+ *     step the saga is at; complete step i and begin step i + 1; complete the
+ *     last step, the saga and the job;
+ *   - anything else takes the general transactions: begin_tx (the job held,
+ *     the saga locked, where it is read, one more attempt counted and
+ *     recorded: its number is the attempts row's key, so two processes never
+ *     both start attempt n; or, when the attempts are spent (a crash during
+ *     the last one) or a cancel came, the saga moved on at once) and end_tx
+ *     (the job completed with bk_job_complete_in, the outcome, the saga's
+ *     next state and the job that goes on, all or nothing).
  * A worker that lost its job meanwhile (it stalled past its lease) is fenced
- * in 3 and changes nothing: the attempt that took the job over runs the step
+ * and changes nothing: the attempt that took the job over runs the step
  * again, with the same idempotency key.
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
@@ -19,6 +25,7 @@
 #include <string.h>
 
 #include "core/json_int.h"
+#include "jobs/jobs_int.h"
 #include "resilience/resilience_int.h"
 #include "saga/saga_int.h"
 
@@ -78,10 +85,10 @@ static int step_done(struct advance *a, bk_db_conn_t *c, size_t idx, const char 
     return q(a, c, SAGA_STEP_DONE, p, 5, NULL);
 }
 
-static int enqueue(struct advance *a, bk_db_conn_t *c, size_t idx, enum phase phase, int64_t run_at_ns)
+/* The job that goes on with the saga, at run_at_ns (0 = now). */
+static int enqueue(struct advance *a, bk_db_conn_t *c, int64_t run_at_ns)
 {
-    return bk__saga_enqueue(a->e, c, a->def->kind, a->def->steps[idx].opts.timeout_ns, a->id, idx, PHASE[phase],
-                            run_at_ns, a->err);
+    return bk__saga_enqueue(a->e, c, a->def->kind, a->id, run_at_ns, a->err);
 }
 
 /* Compensates the completed steps from 'from' down (all the steps before the
@@ -93,7 +100,7 @@ static int compensate_from(struct advance *a, bk_db_conn_t *c, long from, const 
     for (long k = from; k >= 0; k--) {
         if (a->def->steps[k].compensate) {
             int rc = advance_to(a, c, "compensating", "compensate", (size_t)k, NULL, false, error);
-            return rc ? rc : enqueue(a, c, (size_t)k, COMPENSATE, 0);
+            return rc ? rc : enqueue(a, c, 0);
         }
         int rc = step_done(a, c, (size_t)k, "compensated", NULL);
         if (rc)
@@ -137,17 +144,20 @@ static int begin_tx(bk_db_conn_t *c, void *ud)
         a->skip = true;
         return BK_OK;
     }
-    const char *status = bk_db_value(res, 0, 0), *phase = bk_db_value(res, 0, 1);
-    bool here = strcmp(phase, PHASE[a->phase]) == 0 &&
-                strcmp(status, a->phase == ACTION ? "running" : "compensating") == 0 &&
-                strtoull(bk_db_value(res, 0, 2), NULL, 10) == a->idx;
+    /* Where the saga is: its row is the truth, the job says only which saga. */
+    const char *status = bk_db_value(res, 0, 0);
+    bool here = strcmp(status, "running") == 0 || strcmp(status, "compensating") == 0;
+    a->phase = strcmp(bk_db_value(res, 0, 1), "action") == 0 ? ACTION : COMPENSATE;
+    a->idx = (size_t)strtoull(bk_db_value(res, 0, 2), NULL, 10);
+    snprintf(a->idxs, sizeof a->idxs, "%zu", a->idx);
+    here = here && a->idx < a->def->n;
     a->pivoted = strcmp(bk_db_value(res, 0, 4), "t") == 0;
     bool cancel = strcmp(bk_db_value(res, 0, 5), "t") == 0;
     a->context = strdup(bk_db_value(res, 0, 3));
     bk_db_result_free(res);
     if (!a->context)
         return bk__error(a->err, BK_ENOMEM, "out of memory");
-    if (!here) { /* an old job: the saga moved on (an operator retry made a new one) */
+    if (!here) { /* finished or stuck: nothing to do */
         a->skip = true;
         return BK_OK;
     }
@@ -206,7 +216,7 @@ static int end_tx(bk_db_conn_t *c, void *ud)
         if (rc == BK_OK && a->idx + 1 < a->def->n) {
             rc = advance_to(a, c, "running", "action", a->idx + 1, out, s->opts.pivot, NULL);
             if (rc == BK_OK)
-                rc = enqueue(a, c, a->idx + 1, ACTION, 0);
+                rc = enqueue(a, c, 0);
         } else if (rc == BK_OK) {
             rc = advance_to(a, c, "completed", "action", a->idx, out, s->opts.pivot, NULL);
         }
@@ -224,7 +234,7 @@ static int end_tx(bk_db_conn_t *c, void *ud)
     if ((rc = q(a, c, SAGA_STEP_ERROR, f, 7, NULL)) != BK_OK)
         return rc;
     if (again)
-        return enqueue(a, c, a->idx, a->phase, bk_clock_wall_ns(a->e->clock) + bk__retry_delay(&s->retry, a->budget));
+        return enqueue(a, c, bk_clock_wall_ns(a->e->clock) + bk__retry_delay(&s->retry, a->budget));
     if (a->phase == ACTION) {
         bk_db_param_t d[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs)};
         bk_db_result_t *res;
@@ -237,77 +247,206 @@ static int end_tx(bk_db_conn_t *c, void *ud)
     return advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, a->msg);
 }
 
+/* The job's fence and the saga: $1 .. $4 of every SAGA_FAST_* statement. */
+static void fast_params(struct advance *a, bk_db_param_t *p, char *job, size_t jl, char *jatt, size_t jal)
+{
+    snprintf(job, jl, "%" PRId64, bk_job_id(a->job));
+    snprintf(jatt, jal, "%d", bk_job_attempt(a->job));
+    p[0] = (bk_db_param_t)BK_DB_TEXT(job);
+    p[1] = (bk_db_param_t)BK_DB_TEXT(jatt);
+    p[2] = (bk_db_param_t)BK_DB_TEXT(a->now);
+    p[3] = (bk_db_param_t)BK_DB_TEXT(a->ids);
+}
+
+/* Reads what a fast statement that began a step returns from column col on:
+ * budget, attempt, context, pivoted. */
+static int fast_began(struct advance *a, bk_db_result_t *res, size_t col)
+{
+    a->budget = atoi(bk_db_value(res, 0, col));
+    a->attempt = atoi(bk_db_value(res, 0, col + 1));
+    free(a->context);
+    a->context = strdup(bk_db_value(res, 0, col + 2));
+    a->pivoted = strcmp(bk_db_value(res, 0, col + 3), "t") == 0;
+    return a->context ? BK_OK : bk__error(a->err, BK_ENOMEM, "out of memory");
+}
+
+/* SAGA_FAST_BEGIN: *began when the action the saga is at was begun. */
+static int fast_begin(struct advance *a, bool *began)
+{
+    *began = false;
+    bk__sql_arr_t m = {0};
+    for (size_t i = 0; i < a->def->n; i++)
+        bk__sql_arr_int(&m, a->def->steps[i].opts.max_attempts);
+    char *max = bk__sql_arr_end(&m);
+    if (!max)
+        return bk__error(a->err, BK_ENOMEM, "out of memory");
+    char job[24], jatt[16];
+    bk_db_param_t p[6];
+    fast_params(a, p, job, sizeof job, jatt, sizeof jatt);
+    p[4] = (bk_db_param_t)BK_DB_TEXT(max);
+    p[5] = (bk_db_param_t)BK_DB_TEXT(a->e->worker_id);
+    bk_db_result_t *res;
+    int rc = q(a, NULL, SAGA_FAST_BEGIN, p, 6, &res);
+    free(max);
+    if (rc == BK_OK && bk_db_rows(res) == 1) {
+        a->phase = ACTION;
+        a->idx = (size_t)strtoull(bk_db_value(res, 0, 0), NULL, 10);
+        snprintf(a->idxs, sizeof a->idxs, "%zu", a->idx);
+        rc = fast_began(a, res, 1);
+        *began = rc == BK_OK && a->idx < a->def->n;
+    }
+    bk_db_result_free(res);
+    return rc;
+}
+
+/* SAGA_FAST_NEXT (action idx succeeded, another follows) or SAGA_FAST_DONE
+ * (it was the last): *moved when the statement did it; not when a cancel
+ * came or the job is no longer held (end_tx decides). */
+static int fast_end(struct advance *a, bool *moved)
+{
+    *moved = false;
+    bool last = a->idx + 1 == a->def->n;
+    char *out = a->out ? bk__json_dump(a->out, JSON_COMPACT) : NULL;
+    if (a->out && !out)
+        return bk__error(a->err, BK_ENOMEM, "out of memory");
+    char job[24], jatt[16], att[16];
+    snprintf(att, sizeof att, "%d", a->attempt);
+    bk_db_param_t p[9];
+    fast_params(a, p, job, sizeof job, jatt, sizeof jatt);
+    p[4] = (bk_db_param_t)BK_DB_TEXT(a->idxs);
+    p[5] = (bk_db_param_t)BK_DB_TEXT(att);
+    p[6] = out ? (bk_db_param_t)BK_DB_TEXT(out) : (bk_db_param_t)BK_DB_NULL;
+    p[7] = (bk_db_param_t)BK_DB_TEXT(a->def->steps[a->idx].opts.pivot ? "true" : "false");
+    p[8] = (bk_db_param_t)BK_DB_TEXT(a->e->worker_id);
+    bk_db_result_t *res;
+    int rc = q(a, NULL, last ? SAGA_FAST_DONE : SAGA_FAST_NEXT, p, last ? 8 : 9, &res);
+    bk__json_free(out);
+    if (rc == BK_OK && bk_db_rows(res) == 1) {
+        *moved = true;
+        if (last) {
+            a->final = "completed";
+            bk__job_completed(a->job);
+        } else {
+            a->idx++;
+            snprintf(a->idxs, sizeof a->idxs, "%zu", a->idx);
+            rc = fast_began(a, res, 0);
+        }
+    }
+    bk_db_result_free(res);
+    return rc;
+}
+
+/* Runs the callback of the step and phase a is at, on its context. */
+static int call(struct advance *a)
+{
+    json_t *ctx = json_loads(a->context, 0, NULL);
+    if (!ctx) {
+        bk_job_error(a->job, "the saga's context cannot be read");
+        return BK_ENOMEM;
+    }
+    const struct bk__saga_step *s = &a->def->steps[a->idx];
+    char key[128];
+    snprintf(key, sizeof key, "%" PRId64 "/%s", a->id, s->name);
+    bk_saga_call_t call = {a->id, a->def->name, a->def->version, s->name, key, ctx, a->budget, a->job};
+    bk_error_t cerr;
+    bk__error_clear(&cerr);
+    json_decref(a->out);
+    a->out = NULL;
+    bk__job_rearm(a->job, s->opts.timeout_ns); /* each step's timeout its own */
+    int64_t t0 = bk_clock_mono_ns(a->e->clock);
+    if (a->phase == ACTION) {
+        a->rc = s->action(&call, &a->out, &cerr, s->ud);
+        if (a->rc == BK_OK && a->out && !json_is_object(a->out)) {
+            a->rc = BK_EINVAL;
+            snprintf(cerr.message, sizeof cerr.message, "the action's output is not a JSON object");
+        }
+    } else {
+        a->rc = s->compensate(&call, &cerr, s->ud);
+    }
+    if (a->reg->durations)
+        bk_histogram_observe(a->reg->durations[a->idx], (double)(bk_clock_mono_ns(a->e->clock) - t0) / 1e9);
+    json_decref(ctx);
+    snprintf(a->msg, sizeof a->msg, "%s", cerr.message[0] ? cerr.message : bk_err_name(a->rc));
+    snprintf(a->now, sizeof a->now, "%" PRId64, bk_clock_wall_ns(a->e->clock));
+    return BK_OK;
+}
+
+/* After a statement or transaction that committed a move of the saga. */
+static void moved(struct advance *a)
+{
+    bk__saga_count(a->reg, a->final);
+    bk__saga_moved(a->e);
+}
+
+/* The outcome could not be recorded: it is lost with this attempt, and the
+ * job (retried) runs the step again. */
+static int lost(struct advance *a, int rc)
+{
+    if (rc != BK_ECONFLICT) {
+        bk_log(a->e->log, BK_LOG_WARN, NULL, "saga %" PRId64 " step %s: cannot record the outcome: %s", a->id,
+               a->def->steps[a->idx].name, a->err->message);
+        bk_job_error(a->job, a->err->message);
+    }
+    return rc;
+}
+
 int bk__saga_run_job(bk_job_t *job, void *ud)
 {
     struct bk__saga_reg *reg = ud;
-    const json_t *args = bk_job_args(job);
-    json_t *sid = json_object_get(args, "saga"), *sidx = json_object_get(args, "step");
-    const char *phase = json_string_value(json_object_get(args, "phase"));
+    json_t *sid = json_object_get(bk_job_args(job), "saga");
     bk_error_t err;
     struct advance a = {.e = reg->e, .reg = reg, .def = reg->def, .job = job, .err = &err};
-    if (!json_is_integer(sid) || !json_is_integer(sidx) || json_integer_value(sidx) < 0 ||
-        (size_t)json_integer_value(sidx) >= reg->def->n || !phase ||
-        (strcmp(phase, "action") != 0 && strcmp(phase, "compensate") != 0)) {
-        bk_job_error(job, "not a saga job: {saga, step, phase} expected");
+    if (!json_is_integer(sid)) {
+        bk_job_error(job, "not a saga job: {saga} expected");
         return BK_EINVAL;
     }
     a.id = json_integer_value(sid);
-    a.idx = (size_t)json_integer_value(sidx);
-    a.phase = strcmp(phase, "action") == 0 ? ACTION : COMPENSATE;
     snprintf(a.ids, sizeof a.ids, "%" PRId64, a.id);
-    snprintf(a.idxs, sizeof a.idxs, "%zu", a.idx);
     snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
 
-    int rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, begin_tx, &a, &err);
-    if (rc == BK_OK && a.done) {
-        bk__saga_count(reg, a.final);
-        bk__saga_moved(a.e);
+    bool began;
+    int rc = fast_begin(&a, &began);
+    if (rc == BK_OK && !began) {
+        rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, begin_tx, &a, &err);
+        if (rc == BK_OK && a.done)
+            moved(&a);
+        if (rc == BK_OK && (a.skip || a.done)) {
+            free(a.context);
+            return BK_OK;
+        }
     }
-    if (rc != BK_OK || a.skip || a.done) {
-        if (rc != BK_OK && rc != BK_ECONFLICT)
+    if (rc != BK_OK) {
+        if (rc != BK_ECONFLICT)
             bk_job_error(job, err.message); /* the job is retried: begin runs again */
         free(a.context);
         return rc;
     }
-    json_t *ctx = json_loads(a.context, 0, NULL);
-    free(a.context);
-    if (!ctx) {
-        bk_job_error(job, "the saga's context cannot be read");
-        return BK_ENOMEM;
-    }
-    const struct bk__saga_step *s = &a.def->steps[a.idx];
-    char key[128];
-    snprintf(key, sizeof key, "%" PRId64 "/%s", a.id, s->name);
-    bk_saga_call_t call = {a.id, a.def->name, a.def->version, s->name, key, ctx, a.budget, job};
-    bk_error_t cerr;
-    bk__error_clear(&cerr);
-    int64_t t0 = bk_clock_mono_ns(a.e->clock);
-    if (a.phase == ACTION) {
-        a.rc = s->action(&call, &a.out, &cerr, s->ud);
-        if (a.rc == BK_OK && a.out && !json_is_object(a.out)) {
-            a.rc = BK_EINVAL;
-            snprintf(cerr.message, sizeof cerr.message, "the action's output is not a JSON object");
+    for (;;) {
+        if ((rc = call(&a)) != BK_OK)
+            break;
+        bool fast = false;
+        if (a.phase == ACTION && a.rc == BK_OK && !bk_job_cancelled(job)) {
+            a.final = NULL;
+            if ((rc = fast_end(&a, &fast)) != BK_OK) {
+                rc = lost(&a, rc);
+                break;
+            }
+            if (fast)
+                moved(&a);
+            if (fast && !a.final)
+                continue; /* the next step, in this job */
         }
-    } else {
-        a.rc = s->compensate(&call, &cerr, s->ud);
-    }
-    if (reg->durations)
-        bk_histogram_observe(reg->durations[a.idx], (double)(bk_clock_mono_ns(a.e->clock) - t0) / 1e9);
-    json_decref(ctx);
-    snprintf(a.msg, sizeof a.msg, "%s", cerr.message[0] ? cerr.message : bk_err_name(a.rc));
-    snprintf(a.now, sizeof a.now, "%" PRId64, bk_clock_wall_ns(a.e->clock));
-    a.final = NULL; /* a transaction that ran again starts afresh */
-    rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, end_tx, &a, &err);
-    if (rc == BK_OK) {
-        bk__saga_count(reg, a.final);
-        bk__saga_moved(a.e);
+        if (!fast) {
+            a.final = NULL; /* a transaction that ran again starts afresh */
+            rc = bk_db_tx(a.e->db, BK_DB_READ_COMMITTED, NULL, end_tx, &a, &err);
+            if (rc == BK_OK)
+                moved(&a);
+            else
+                rc = lost(&a, rc);
+        }
+        break;
     }
     json_decref(a.out);
-    if (rc != BK_OK && rc != BK_ECONFLICT) {
-        /* The outcome is lost with this attempt: the job runs the step again. */
-        bk_log(a.e->log, BK_LOG_WARN, NULL, "saga %" PRId64 " step %s: cannot record the outcome: %s", a.id, s->name,
-               err.message);
-        bk_job_error(job, err.message);
-    }
+    free(a.context);
     return rc;
 }
