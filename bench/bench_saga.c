@@ -35,7 +35,7 @@
 
 #include "bench_pg.h"
 
-enum { N_SAGAS = 300, N_WARMUP = 50, ROUNDS = 3, THREADS = 2, STEPS = 4 };
+enum { N_SAGAS = 1000, N_WARMUP = 50, ROUNDS = 3, THREADS = 2, STEPS = 4 };
 
 static char conninfo[2048];
 static PGconn *admin; /* on the bench's database */
@@ -57,6 +57,8 @@ static long long scalar(const char *sql)
 
 /* ------------------------------------------------------------------ ours */
 static bk_db_t *db;
+static bk_metrics_t *metrics;
+static bk_counter_t *queries; /* the pool's db_queries_total{outcome="ok"} */
 static bk_jobs_t *jobs;
 static bk_saga_def_t *def;
 
@@ -80,8 +82,9 @@ static int reset(void)
                           "backend_jobs.jobs, floor_sagas");
 }
 
-/* sagas/s of an engine over n sagas started beforehand; < 0 on a failure. */
-static double ours_run(size_t n)
+/* sagas/s of an engine over n sagas started beforehand, and the statements it
+ * sent per step; < 0 on a failure. */
+static double ours_run(size_t n, double *per_step)
 {
     if (!reset())
         return -1;
@@ -101,7 +104,14 @@ static double ours_run(size_t n)
             bk_saga_engine_free(e);
             return -1;
         }
-    double t0 = mono_s();
+    /* Statistics of tables as full as the run's (a service's tables are not
+     * empty), so that the plans are index scans, as they would be there. */
+    if (!bench_pg_exec("bench_saga", admin, "ANALYZE backend_saga.sagas, backend_saga.steps, backend_saga.attempts, "
+                       "backend_jobs.jobs")) {
+        bk_saga_engine_free(e);
+        return -1;
+    }
+    double q0 = bk_counter_value(queries), t0 = mono_s();
     if (bk_saga_engine_start(e, &err) != BK_OK) {
         fprintf(stderr, "bench_saga: engine start: %s\n", err.message);
         bk_saga_engine_free(e);
@@ -109,7 +119,7 @@ static double ours_run(size_t n)
     }
     char sql[128];
     snprintf(sql, sizeof sql, "SELECT (count(*) = %zu)::int FROM backend_saga.sagas WHERE status = 'completed'", n);
-    /* Polled every millisecond: at 300 sagas a round lasts a second or more. */
+    /* Polled every millisecond: at 1000 sagas a round lasts a second or more. */
     while (scalar(sql) != 1) {
         struct timespec ms = {0, 1000000};
         nanosleep(&ms, NULL);
@@ -124,6 +134,7 @@ static double ours_run(size_t n)
         }
     }
     double t1 = mono_s();
+    *per_step = (bk_counter_value(queries) - q0) / (double)(n * STEPS);
     bk_saga_engine_free(e);
     return (double)n / (t1 - t0);
 }
@@ -209,7 +220,8 @@ static double max2(double a, double b) { return a > b ? a : b; }
 
 static int run_benches(void)
 {
-    if (ours_run(N_WARMUP) < 0 || floor_run(N_WARMUP) < 0)
+    double per_step = 0, best_per_step = 0;
+    if (ours_run(N_WARMUP, &per_step) < 0 || floor_run(N_WARMUP) < 0)
         return -1;
     printf("bench_saga: %d four-step sagas of empty steps per round, %d threads: an engine vs one insert and four "
            "updates per saga by hand (libpq, one connection per thread); best of %d interleaved rounds\n",
@@ -219,18 +231,23 @@ static int run_benches(void)
         double o, b;
         if (r % 2 == 0) {
             b = floor_run(N_SAGAS);
-            o = ours_run(N_SAGAS);
+            o = ours_run(N_SAGAS, &per_step);
         } else {
-            o = ours_run(N_SAGAS);
+            o = ours_run(N_SAGAS, &per_step);
             b = floor_run(N_SAGAS);
         }
         if (o < 0 || b < 0)
             return -1;
-        printf("  round %d: engine %.0f sagas/s  floor %.0f sagas/s\n", r + 1, o, b);
+        printf("  round %d: engine %.0f sagas/s (%.2f statements per step)  floor %.0f sagas/s (%.2f)\n", r + 1,
+               o, per_step, b, (1.0 + STEPS) / STEPS);
         fflush(stdout);
+        if (o > ours)
+            best_per_step = per_step;
         ours = max2(ours, o);
         base = max2(base, b);
     }
+    printf("bench_saga: statements per step in the best round: engine %.2f, floor %.2f\n", best_per_step,
+           (1.0 + STEPS) / STEPS);
     printf("BENCH saga_4step ours=%.0f base=%.0f unit=sagas/s ratio=%.3f\n", ours, base, ours / base);
     return 0;
 }
@@ -253,8 +270,15 @@ int main(void)
     bk_db_opts_init(&o);
     o.min_conns = THREADS + 2;
     o.max_conns = THREADS + 4;
-    bk_error_t err;
-    int ok = bk_db_new(conninfo, &o, &db, &err) == BK_OK && bk_jobs_new(db, NULL, &jobs, &err) == BK_OK &&
+    bk_error_t err = {0};
+    int ok = bk_metrics_new(&metrics) == BK_OK;
+    o.metrics = metrics;
+    /* Registering the family again returns the pool's (bk_metrics_counter(3)). */
+    bk_metric_t *family;
+    ok = ok && bk_db_new(conninfo, &o, &db, &err) == BK_OK &&
+         bk_metrics_counter(metrics, "db_queries_total", "Queries by outcome.", (const char *[]){"pool", "outcome", NULL},
+                            &family) == BK_OK &&
+         bk_metric_counter(family, (const char *[]){"default", "ok", NULL}, &queries) == BK_OK && bk_jobs_new(db, NULL, &jobs, &err) == BK_OK &&
              bk_saga_def_new("bench", 1, &def, &err) == BK_OK;
     for (int s = 0; ok && s < STEPS; s++) {
         char name[8];
@@ -282,6 +306,7 @@ int main(void)
     bk_saga_def_free(def);
     bk_jobs_free(jobs);
     bk_db_free(db);
+    bk_metrics_free(metrics);
     if (!bench_pg_drop("bench_saga", server_admin, dbname))
         status = EXIT_FAILURE;
     PQfinish(server_admin);

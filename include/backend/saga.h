@@ -2,10 +2,11 @@
  * libbackend sagas: an operation of several steps across services, each step
  * with an action and a compensation, run in order; when a step fails for good,
  * the compensations of the completed steps run in reverse. Durable on the job
- * queue (backend/jobs.h): every advance of a saga is a job, so leases,
- * heartbeats, fencing and rescue are the queue's, and each state change is
- * written in the transaction that completes the job that caused it: after a
- * crash at any instant the saga goes on from the last committed change.
+ * queue (backend/jobs.h): a saga runs in jobs, so leases, heartbeats, fencing
+ * and rescue are the queue's, and each state change is committed only while
+ * the job that caused it is still held (one statement per step while the
+ * actions succeed): after a crash at any instant the saga goes on from the
+ * last committed change.
  *
  * Layer 3 (flow), on jobs and db. Steps run on the engine's worker threads;
  * the callbacks block as long as they like (a remote call), holding no
@@ -87,8 +88,8 @@ typedef struct bk_saga_step_opts {
                                      default 10 */
     const bk_retry_opts_t *retry; /* the backoff between attempts (base_ns, cap_ns, jitter
                                      are read); NULL = 1 s to 1 min, full jitter; copied */
-    int64_t timeout_ns;           /* per attempt: the job's timeout (its cancelled flag);
-                                     0 (default) = none */
+    int64_t timeout_ns;           /* per attempt, from its start: past it
+                                     bk_job_cancelled(call->job) is true; 0 (default) = none */
     bool pivot;                   /* once this step has completed, the saga only rolls
                                      forward: a later step that fails for good parks the
                                      saga as stuck instead of compensating */

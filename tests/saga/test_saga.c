@@ -262,9 +262,90 @@ START_TEST(the_success_path_runs_every_step_once_in_order)
     ck_assert(json_is_string(json_object_get(got, "finished_at")));
     json_decref(got);
     ck_assert_int_eq(bk_saga_get(e, id + 100, &got, NULL), BK_ENOTFOUND);
-    /* One attempts row per action, by this process. */
+    /* One attempts row per action, by this process; one job ran them all. */
     ck_sql_eq("4", "SELECT count(*) FROM backend_saga.attempts WHERE saga_id = %lld AND outcome = 'ok' "
                    "AND worker LIKE '%%:%d'", (long long)id, (int)getpid());
+    ck_sql_eq("1 completed", "SELECT count(*) || ' ' || string_agg(state, ',') FROM backend_jobs.jobs "
+                             "WHERE kind = 'saga:order:1'");
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
+/* Steps that run until the test releases them, each noting whether its job's
+ * cancellation (its timeout) was raised meanwhile. */
+static atomic_int timed_started, timed_released;
+static atomic_bool timed_cancelled[NSTEPS];
+
+static int timed_action(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
+{
+    (void)out, (void)err, (void)ud;
+    int i = index_of(call->step);
+    atomic_fetch_add(&timed_started, 1);
+    while (atomic_load(&timed_released) <= i && !bk_job_cancelled(call->job))
+        usleep(1000);
+    atomic_store(&timed_cancelled[i], bk_job_cancelled(call->job));
+    return BK_OK; /* the flag is all this test looks at */
+}
+
+#define WAIT_UNTIL(cond)                                                                                             \
+    do {                                                                                                             \
+        for (int w_ = 0; w_ < 10000 && !(cond); w_++)                                                                \
+            usleep(1000);                                                                                            \
+        ck_assert_msg(cond, "timed out waiting for " #cond);                                                         \
+    } while (0)
+
+/* The job's lease renewed at the heartbeat past now (a third of the 30 s
+ * lease after the last): the beat has looked at the timeout. */
+static bool beat_after(int64_t now)
+{
+    char *v = scalar("SELECT (extract(epoch FROM lease_until) * 1000000)::bigint * 1000 >= %lld FROM "
+                     "backend_jobs.jobs WHERE kind = 'saga:timed:1'", (long long)(now + 30 * SEC));
+    bool ok = v && strcmp(v, "t") == 0;
+    free(v);
+    return ok;
+}
+
+START_TEST(each_step_has_its_timeout_from_its_own_start)
+{
+    atomic_store(&timed_started, 0);
+    atomic_store(&timed_released, 0);
+    for (int i = 0; i < NSTEPS; i++)
+        atomic_store(&timed_cancelled[i], false);
+    bk_saga_def_t *def;
+    ck_assert_int_eq(bk_saga_def_new("timed", 1, &def, NULL), BK_OK);
+    for (int i = 0; i < 3; i++) {
+        bk_saga_step_opts_t o;
+        bk_saga_step_opts_init(&o);
+        o.timeout_ns = 15 * SEC;
+        ck_assert_int_eq(bk_saga_def_step(def, NAMES[i], timed_action, NULL, &o, NULL), BK_OK);
+    }
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    int64_t id = start(e, def, NULL);
+    /* Step 0 runs 11 s: within its 15 s. (Its job is claimed at a poll.) */
+    for (int i = 0; i < 600 && atomic_load(&timed_started) == 0; i++) {
+        for (int k = 0; k < 20 && atomic_load(&timed_started) == 0; k++)
+            usleep(1000);
+        if (atomic_load(&timed_started) == 0)
+            bk_clock_fake_advance(clk, SEC);
+    }
+    WAIT_UNTIL(atomic_load(&timed_started) == 1);
+    bk_clock_fake_advance(clk, 11 * SEC);
+    WAIT_UNTIL(beat_after(bk_clock_wall_ns(clk)));
+    atomic_store(&timed_released, 1);
+    /* Step 1, in the same job, runs 11 s too: 22 s since the job began, 11 s
+     * since the step did. */
+    WAIT_UNTIL(atomic_load(&timed_started) == 2);
+    bk_clock_fake_advance(clk, 11 * SEC);
+    WAIT_UNTIL(beat_after(bk_clock_wall_ns(clk)));
+    atomic_store(&timed_released, 2);
+    /* Step 2 runs past its 15 s: the flag is raised. */
+    WAIT_UNTIL(atomic_load(&timed_started) == 3);
+    bk_clock_fake_advance(clk, 16 * SEC);
+    drive(id, "completed");
+    ck_assert(!atomic_load(&timed_cancelled[0]));
+    ck_assert(!atomic_load(&timed_cancelled[1]));
+    ck_assert(atomic_load(&timed_cancelled[2]));
     bk_saga_engine_free(e);
     bk_saga_def_free(def);
 }
@@ -623,6 +704,7 @@ static Suite *saga_suite(void)
     tcase_add_checked_fixture(t, setup, teardown);
     tcase_set_timeout(t, 300);
     tcase_add_test(t, the_success_path_runs_every_step_once_in_order);
+    tcase_add_test(t, each_step_has_its_timeout_from_its_own_start);
     tcase_add_test(t, a_failure_at_each_step_compensates_the_completed_steps_in_reverse);
     tcase_add_test(t, a_failing_compensation_parks_the_saga_until_an_operator_acts);
     tcase_add_test(t, a_start_with_a_known_key_returns_the_existing_saga);
