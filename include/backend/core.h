@@ -148,6 +148,40 @@ BK_EXPORT void bk_clock_free(bk_clock_t *clock);
 /* Fills buf with len cryptographically secure random bytes (OpenSSL's CSPRNG). */
 BK_EXPORT int bk_random_bytes(void *buf, size_t len);
 
+/*
+ * W3C Trace Context: the trace a unit of work belongs to and the span it is,
+ * carried by value through the layers (an HTTP request's, then its calls to
+ * other services), so that every module can log and pass it on without
+ * knowing where it came from. man bk_trace_new.
+ */
+#define BK_TRACE_SAMPLED 0x01        /* flags: the caller may have recorded the trace */
+#define BK_TRACEPARENT_LEN 55        /* "00-" 32 hex "-" 16 hex "-" 2 hex */
+#define BK_TRACESTATE_MAX 512        /* the tracestate kept; longer ones are cut (man page) */
+typedef struct bk_trace {
+    char trace_id[33];               /* 32 lowercase hex digits, never all zeros */
+    char span_id[17];                /* this span's: 16 lowercase hex digits, never all zeros */
+    char parent_id[17];              /* the caller's span; "" when the trace began here */
+    unsigned char flags;             /* BK_TRACE_SAMPLED and future bits, as received */
+    char state[BK_TRACESTATE_MAX + 1]; /* the vendors' tracestate, checked; "" for none */
+    uint64_t reserved_[4];           /* zeroed by the functions that fill it: room to grow */
+} bk_trace_t;
+
+/* A new trace, begun here: random trace and span ids, no parent, sampled. */
+BK_EXPORT int bk_trace_new(bk_trace_t *out);
+/* The span that continues a caller's trace: traceparent's trace id and flags,
+ * its parent id as parent_id, a new random span_id, and tracestate (NULL for
+ * none) when it is valid ("" when not: a bad tracestate never spoils the
+ * traceparent). BK_EINVAL, out untouched, when traceparent is NULL or not a
+ * valid traceparent. */
+BK_EXPORT int bk_trace_parse(const char *traceparent, const char *tracestate, bk_trace_t *out);
+/* A child span of parent (the same trace, flags and state; parent's span id as
+ * its parent; a new span id), for a call this span makes. */
+BK_EXPORT int bk_trace_child(const bk_trace_t *parent, bk_trace_t *out);
+/* t as a traceparent header value naming t's span, version 00, into buf of
+ * size >= BK_TRACEPARENT_LEN + 1. BK_EINVAL when t's ids are not valid, or
+ * BK_ERANGE when buf is too small. */
+BK_EXPORT int bk_trace_format(const bk_trace_t *t, char *buf, size_t size);
+
 #ifdef __cplusplus
 }
 #endif

@@ -321,6 +321,25 @@ BK_EXPORT const json_t *bk_req_claims(const bk_req_t *req);
 BK_EXPORT const char *bk_req_client(const bk_req_t *req);
 /* The request id (the client's sane X-Request-ID, or a generated one). */
 BK_EXPORT const char *bk_req_id(const bk_req_t *req);
+/* The request's span of its W3C trace (bk_trace_t): the caller's trace when it
+ * sent one valid traceparent, else a new one; a span id of its own either way.
+ * Borrowed, valid until the request completes; copy it to keep it (pass it to
+ * bk_upstream_request_t.trace for the calls the handler makes). */
+BK_EXPORT const bk_trace_t *bk_req_trace(const bk_req_t *req);
+/* Its trace id and span id (hex), as the access log writes them. */
+BK_EXPORT const char *bk_req_trace_id(const bk_req_t *req);
+BK_EXPORT const char *bk_req_span_id(const bk_req_t *req);
+/* Writes one line to log (NULL: the server's opts.log) as bk_log does, with the
+ * request's request_id, trace_id, span_id and route (when one matched) among
+ * fields (taken, as bk_log takes them; NULL for none), so that a handler's
+ * lines join the request's access line. From any thread while the request
+ * lives. */
+BK_EXPORT void bk_req_log(const bk_req_t *req, bk_log_t *log, bk_log_level_t level, json_t *fields,
+                          const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 5, 6)))
+#endif
+    ;
 /* The monotonic time (bk_clock_mono_ns) by which the handler should answer. */
 BK_EXPORT int64_t bk_req_deadline_ns(const bk_req_t *req);
 /* One pointer of the caller's per request (middleware to handler); NULL at first. */

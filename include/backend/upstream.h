@@ -65,7 +65,12 @@ typedef struct bk_upstream_request {
     /* A key that makes a non-idempotent call (POST, PATCH) safe to retry; sent as
      * Idempotency-Key. GET, HEAD, PUT, DELETE and OPTIONS are retried anyway. */
     const char *idempotency_key;
-    uint64_t reserved_[8];       /* zero (a designated initializer): room to grow (HACKING.md) */
+    /* The span this call is made from (bk_req_trace(req) in a handler): the
+     * call is a child span of it, sent as traceparent (and tracestate when it
+     * has one); its headers must then carry neither. NULL: none sent. Borrowed
+     * for the call. */
+    const bk_trace_t *trace;
+    uint64_t reserved_[7];       /* zero (a designated initializer): room to grow (HACKING.md) */
 } bk_upstream_request_t;
 
 typedef struct bk_upstream_response {

@@ -161,6 +161,7 @@ struct bk_req {
     json_t *query_json; /* bk_req_query_json's object, once made */
     json_t *claims;     /* the verified token's, on a route with auth */
     char id[BK_HTTP_REQUEST_ID_MAX + 1];
+    bk_trace_t trace; /* this request's span (mw_request_id.c) */
     void *data;
     int64_t start_ns, deadline_ns;
     size_t mw_ran; /* before hooks that ran (their after hooks run) */

@@ -1,8 +1,10 @@
-/* The request-id built-in: every request, routed or not, gets an id before
- * anything else runs (bk_req_id, the X-Request-ID answer header, the access log).
+/* The request-id built-in: every request, routed or not, gets an id and a
+ * trace span before anything else runs (bk_req_id, bk_req_trace, the
+ * X-Request-ID answer header, the access log).
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/http_int.h"
 
@@ -14,9 +16,50 @@ static bool id_char(char c)
 
 /* The client's X-Request-ID when it is 1..128 safe characters (it is echoed and
  * logged), otherwise the loop's random prefix and a counter. */
+/* W3C Trace Context: a request with one valid traceparent continues its
+ * trace (with its tracestate, the headers' values joined as the
+ * recommendation says), any other begins one. Nothing invalid is kept. */
+static void trace_begin(bk_req_t *req)
+{
+    const char *parent = NULL, *state = NULL;
+    size_t nparent = 0, nstate = 0, state_len = 0;
+    for (size_t i = 0; i < req->nhdrs; i++) {
+        const struct hdr *h = &req->hdrs[i];
+        if (h->nlen == 11 && strncasecmp(h->name, "traceparent", 11) == 0) {
+            parent = h->value;
+            nparent++;
+        } else if (h->nlen == 10 && strncasecmp(h->name, "tracestate", 10) == 0) {
+            state = h->value;
+            nstate++;
+            state_len += h->vlen + 1;
+        }
+    }
+    char *joined = NULL;
+    if (nstate > 1 && (joined = bk__arena_alloc(&req->arena, state_len)) != NULL) {
+        size_t n = 0;
+        for (size_t i = 0; i < req->nhdrs; i++) {
+            const struct hdr *h = &req->hdrs[i];
+            if (h->nlen == 10 && strncasecmp(h->name, "tracestate", 10) == 0) {
+                if (n > 0)
+                    joined[n++] = ',';
+                memcpy(joined + n, h->value, h->vlen);
+                n += h->vlen;
+            }
+        }
+        joined[n] = '\0';
+    }
+    if (nstate > 1)
+        state = joined; /* NULL on ENOMEM: no state, rather than a part of it */
+    if (nparent == 1 && bk_trace_parse(parent, state, &req->trace) == BK_OK)
+        return;
+    if (bk_trace_new(&req->trace) != BK_OK)
+        memset(&req->trace, 0, sizeof req->trace); /* no randomness: no ids, "" in the log */
+}
+
 static int request_id_before(bk_req_t *req, void *ud)
 {
     (void)ud;
+    trace_begin(req);
     const char *in = bk_req_header(req, "X-Request-ID");
     if (in != NULL) {
         size_t n = 0;

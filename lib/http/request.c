@@ -149,6 +149,21 @@ const char *bk_req_id(const bk_req_t *req)
     return req ? req->id : NULL;
 }
 
+const bk_trace_t *bk_req_trace(const bk_req_t *req)
+{
+    return req ? &req->trace : NULL;
+}
+
+const char *bk_req_trace_id(const bk_req_t *req)
+{
+    return req ? req->trace.trace_id : NULL;
+}
+
+const char *bk_req_span_id(const bk_req_t *req)
+{
+    return req ? req->trace.span_id : NULL;
+}
+
 int64_t bk_req_deadline_ns(const bk_req_t *req)
 {
     return req ? req->deadline_ns : 0;

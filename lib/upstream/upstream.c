@@ -377,8 +377,49 @@ static void count(bk_upstream_t *u, int which)
         bk_counter_inc(u->calls[which]);
 }
 
-/* Request headers: the caller's, Idempotency-Key, and no "Expect: 100-continue"
- * (one more round trip for nothing on a trusted upstream). */
+/* Appends "name: value" to *l; false on ENOMEM (then *l is freed). */
+static bool append_header(struct curl_slist **l, const char *name, const char *value)
+{
+    char line[BK_TRACESTATE_MAX + 32];
+    snprintf(line, sizeof line, "%s: %s", name, value);
+    struct curl_slist *n = curl_slist_append(*l, line);
+    if (n == NULL) {
+        curl_slist_free_all(*l);
+        *l = NULL;
+        return false;
+    }
+    *l = n;
+    return true;
+}
+
+/* The call as a child span of rq->trace: traceparent and tracestate. */
+static int trace_headers(const bk_upstream_request_t *rq, struct curl_slist **l, bk_error_t *err)
+{
+    bk_trace_t child;
+    char parent[BK_TRACEPARENT_LEN + 1];
+    const char *st = rq->trace->state;
+    size_t n = strnlen(st, sizeof rq->trace->state);
+    bool printable = n < sizeof rq->trace->state;
+    for (size_t i = 0; printable && i < n; i++)
+        printable = st[i] >= 0x20 && st[i] <= 0x7e;
+    if (!printable || bk_trace_child(rq->trace, &child) != BK_OK ||
+        bk_trace_format(&child, parent, sizeof parent) != BK_OK) {
+        curl_slist_free_all(*l);
+        *l = NULL;
+        return bk__error(err, BK_EINVAL, "the request's trace is not a valid one");
+    }
+    if (!append_header(l, "traceparent", parent) || (child.state[0] && !append_header(l, "tracestate", child.state)))
+        return bk__error(err, BK_ENOMEM, NULL);
+    return BK_OK;
+}
+
+static bool names_trace(const char *h)
+{
+    return strncasecmp(h, "traceparent:", 12) == 0 || strncasecmp(h, "tracestate:", 11) == 0;
+}
+
+/* Request headers: the caller's, the trace's, Idempotency-Key, and no "Expect:
+ * 100-continue" (one more round trip for nothing on a trusted upstream). */
 static int build_headers(const bk_upstream_request_t *rq, const char *key, struct curl_slist **out,
                          bk_error_t *err)
 {
@@ -390,12 +431,22 @@ static int build_headers(const bk_upstream_request_t *rq, const char *key, struc
             return bk__error(err, BK_EINVAL, "request header %u has a line break",
                              (unsigned)(h - rq->headers));
         }
+        if (rq->trace != NULL && names_trace(*h)) {
+            curl_slist_free_all(l);
+            return bk__error(err, BK_EINVAL, "request header %u is a trace header, and the request has a trace",
+                             (unsigned)(h - rq->headers));
+        }
         struct curl_slist *n = curl_slist_append(l, *h);
         if (n == NULL) {
             curl_slist_free_all(l);
             return BK_ENOMEM;
         }
         l = n;
+    }
+    if (l != NULL && rq->trace != NULL) {
+        int rc = trace_headers(rq, &l, err);
+        if (rc != BK_OK)
+            return rc;
     }
     if (l != NULL && key != NULL) {
         char line[512];

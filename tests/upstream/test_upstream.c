@@ -57,6 +57,16 @@ static void big(bk_req_t *req, void *ud)
     bk_res_bytes(req, 200, "text/plain", body, sizeof body);
 }
 
+/* What the call's trace headers said, as the server read them. */
+static void traced(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    const bk_trace_t *t = bk_req_trace(req);
+    bk_res_json(req, 200, json_pack("{s:s?, s:s?, s:s, s:s}", "traceparent", bk_req_header(req, "traceparent"),
+                                    "tracestate", bk_req_header(req, "tracestate"), "trace_id", t->trace_id,
+                                    "parent_id", t->parent_id));
+}
+
 static void setup(void)
 {
     atomic_store(&mode, OK);
@@ -76,6 +86,7 @@ static void setup(void)
     for (size_t i = 0; i < 3; i++)
         ck_assert_int_eq(bk_http_route(srv, methods[i], "/api/{what}", on_any, NULL, &ro), BK_OK);
     ck_assert_int_eq(bk_http_route(srv, "GET", "/big", big, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(srv, "GET", "/traced", traced, NULL, NULL), BK_OK);
     ck_assert_int_eq(bk_http_server_start(srv, NULL), BK_OK);
     snprintf(base_url, sizeof base_url, "http://127.0.0.1:%u", bk_http_server_port(srv));
 }
@@ -141,6 +152,57 @@ static int64_t now_ns(void)
 }
 
 /* ------------------------------------------------------------------ tests */
+static json_t *traced_call(bk_upstream_t *u, const bk_trace_t *trace, const char *const *headers, int want)
+{
+    bk_upstream_request_t rq = {.path = "/traced", .trace = trace, .headers = headers};
+    bk_upstream_response_t res;
+    bk_error_t err;
+    int rc = bk_upstream_call(u, &rq, &res, &err);
+    ck_assert_msg(rc == want, "%s: %s", bk_err_name(rc), err.message);
+    json_t *doc = rc == BK_OK ? json_loads(res.body, 0, NULL) : NULL;
+    bk_upstream_response_free(&res);
+    return doc;
+}
+
+START_TEST(a_call_given_a_trace_is_its_child_span)
+{
+    bk_upstream_t *u = upstream(NULL, 1, SEC);
+    bk_trace_t t;
+    ck_assert_int_eq(bk_trace_parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", "rojo=1,congo=2", &t),
+                     BK_OK);
+    json_t *doc = traced_call(u, &t, NULL, BK_OK);
+    /* The same trace; the server's parent is the call's own span, a child of t's. */
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "trace_id")), t.trace_id);
+    const char *parent = json_string_value(json_object_get(doc, "parent_id"));
+    ck_assert_uint_eq(strlen(parent), 16);
+    ck_assert_str_ne(parent, t.span_id);
+    ck_assert_str_ne(parent, t.parent_id);
+    char want[64];
+    snprintf(want, sizeof want, "00-%s-%s-01", t.trace_id, parent);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "traceparent")), want);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "tracestate")), "rojo=1,congo=2");
+    json_decref(doc);
+    /* Without one, nothing is sent: the server began a trace of its own. */
+    doc = traced_call(u, NULL, NULL, BK_OK);
+    ck_assert(json_is_null(json_object_get(doc, "traceparent")));
+    ck_assert_str_ne(json_string_value(json_object_get(doc, "trace_id")), t.trace_id);
+    json_decref(doc);
+    /* A trace and trace headers of the caller's, or a trace that is not one:
+     * refused, and nothing is sent. */
+    int before = atomic_load(&hits);
+    static const char *const own[] = {"TraceParent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", NULL};
+    ck_assert_ptr_null(traced_call(u, &t, own, BK_EINVAL));
+    bk_trace_t bad = t;
+    snprintf(bad.state, sizeof bad.state, "a=1\r\nX-Injected: yes");
+    ck_assert_ptr_null(traced_call(u, &bad, NULL, BK_EINVAL));
+    bad = t;
+    memset(bad.trace_id, '0', 32);
+    ck_assert_ptr_null(traced_call(u, &bad, NULL, BK_EINVAL));
+    ck_assert_int_eq(atomic_load(&hits), before);
+    bk_upstream_free(u);
+}
+END_TEST
+
 START_TEST(answers_and_reuses_connections)
 {
     bk_upstream_t *u = upstream(NULL, 3, 5 * SEC);
@@ -546,6 +608,7 @@ static Suite *upstream_suite(void)
     tcase_add_checked_fixture(tc, setup, teardown);
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, answers_and_reuses_connections);
+    tcase_add_test(tc, a_call_given_a_trace_is_its_child_span);
     tcase_add_test(tc, failures_open_the_breaker_then_calls_fail_fast_and_recover);
     tcase_add_test(tc, a_hanging_upstream_times_out);
     tcase_add_test(tc, non_idempotent_calls_retry_only_with_a_key);
