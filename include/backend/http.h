@@ -340,6 +340,19 @@ BK_EXPORT void bk_req_log(const bk_req_t *req, bk_log_t *log, bk_log_level_t lev
     __attribute__((format(printf, 5, 6)))
 #endif
     ;
+/*
+ * Conditional requests (RFC 9110): etag is the entity tag of the representation
+ * the handler would answer with 2xx ("\"v7\"" or weak "W/\"v7\""; NULL when there
+ * is none); true means the function answered and the handler returns.
+ * bk_req_if_match: 412 unless every If-Match is absent or one of its tags (or
+ * "*") matches etag by the strong comparison; call it before a write.
+ * bk_req_if_none_match: adds ETag: etag to the answer; when an If-None-Match tag
+ * (or "*") matches etag by the weak comparison, answers 304 to GET and HEAD, 412
+ * to the other methods. After bk_req_if_match when both are used. An etag that
+ * is not an entity-tag answers 500 (true). man bk_req_if_match.
+ */
+BK_EXPORT bool bk_req_if_match(bk_req_t *req, const char *etag);
+BK_EXPORT bool bk_req_if_none_match(bk_req_t *req, const char *etag);
 /* The monotonic time (bk_clock_mono_ns) by which the handler should answer. */
 BK_EXPORT int64_t bk_req_deadline_ns(const bk_req_t *req);
 /* One pointer of the caller's per request (middleware to handler); NULL at first. */
