@@ -251,6 +251,28 @@ BK_EXPORT int bk_http_mount_metrics(bk_http_server_t *srv, const char *path);
 /* GET /health/live, /health/ready and /health/startup. Before start. */
 BK_EXPORT int bk_http_mount_health(bk_http_server_t *srv);
 
+/* Static files (man bk_http_mount_static). */
+typedef struct bk_http_static_opts {
+    const char *index;         /* served for a directory's path ending in '/'; default
+                                  "index.html"; NULL: none (404, never a listing); copied */
+    const char *cache_control; /* Cache-Control of every answer; default "no-cache"
+                                  (cache, but revalidate: ETag, Last-Modified); NULL:
+                                  the server's (no-store); copied */
+    bool dotfiles;             /* serve names beginning with '.' (never "." or ".."); default false */
+    unsigned flags;            /* BK_HTTP_BLOCKING: open and stat on the worker pool (slow
+                                  disks); default inline */
+    uint64_t reserved_[8];     /* zeroed by bk_http_static_opts_init: room to grow (HACKING.md) */
+} bk_http_static_opts_t;
+
+/* Clears *opts (reserved_ too) and sets the defaults. */
+BK_EXPORT void bk_http_static_opts_init(bk_http_static_opts_t *opts);
+/* GET and HEAD of prefix and below answer the files under dir (opened now and held:
+ * the server reads nothing outside it, follows no symbolic link, refuses "." and ".."
+ * segments), with ETag, Last-Modified, 304, single ranges (206, 416) and index files.
+ * Before start. BK_ESYS (errno kept) when dir cannot be opened; err may be NULL. */
+BK_EXPORT int bk_http_mount_static(bk_http_server_t *srv, const char *prefix, const char *dir,
+                                   const bk_http_static_opts_t *opts, bk_error_t *err);
+
 /* A readiness check: runs on the worker pool, returns BK_OK when ready. */
 typedef int (*bk_http_check_fn)(void *ud);
 /* Registers a readiness check (before start). /health/ready runs every check, each

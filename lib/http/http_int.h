@@ -296,6 +296,7 @@ struct bk_http_server {
     int unix_fd;
     pthread_mutex_t mu; /* wait/stop bookkeeping */
     bool waited;
+    struct bk__static_mount *static_mounts; /* static.c; freed with the server */
 };
 
 /* conn.c */
@@ -315,6 +316,22 @@ BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_
 BK__HIDDEN int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space,
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
+/* static.c */
+struct bk__static_mount;
+BK__HIDDEN void bk__static_free(struct bk__static_mount *m);
+/* The decoded, checked path below a mount of raw[0..len) (what follows the
+ * prefix, still percent-encoded) into out[cap]: segments joined by '/', "" for
+ * the mount's directory; *dir when it ends with '/'. 0, or the status to
+ * answer: 400 (a bad escape, NUL, not UTF-8), 404 ("." or ".." or a dotfile,
+ * too long). */
+BK__HIDDEN int bk__static_resolve(const char *raw, size_t len, bool dotfiles, char *out, size_t cap, bool *dir);
+/* The Content-Type of a file name by its extension. */
+BK__HIDDEN const char *bk__static_type(const char *name);
+/* date.c: IMF-fixdate, locale-independent. */
+#define BK__HTTP_DATE_LEN 29
+BK__HIDDEN void bk__http_date(int64_t sec, char out[BK__HTTP_DATE_LEN + 1]);
+/* Only IMF-fixdate (the obsolete RFC 850 and asctime forms are not read). */
+BK__HIDDEN bool bk__http_date_parse(const char *s, int64_t *sec);
 BK__HIDDEN bool bk__is_json_type(const char *ctype);
 BK__HIDDEN bool bk__host_ok(const char *value);
 

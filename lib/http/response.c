@@ -200,10 +200,7 @@ static const char *date_now(const bk_http_server_t *srv, struct loop *loop)
     int64_t ns = bk_clock_wall_ns(srv->o.clock);
     int64_t sec = ns / BK_NSEC_PER_SEC - (ns % BK_NSEC_PER_SEC < 0); /* floor */
     if (sec != loop->date_sec || loop->date[0] == '\0') {
-        time_t t = (time_t)sec;
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(loop->date, sizeof loop->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        bk__http_date(sec, loop->date);
         loop->date_sec = sec;
     }
     return loop->date;

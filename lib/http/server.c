@@ -772,6 +772,7 @@ void bk_http_server_free(bk_http_server_t *srv)
         unlink(srv->admin_unix_path);
     }
     bk__rnode_free(srv->root);
+    bk__static_free(srv->static_mounts);
     for (size_t i = 0; i < srv->nmw; i++)
         free((char *)srv->mw[i].name);
     free(srv->mw);
