@@ -2,9 +2,10 @@
 # http_json.sh: HTTP throughput and latency of GET /json, our examples/hello_json
 # against a bare libevent evhttp server (bench/http_raw), measured in the same run.
 #
-#   http_json.sh [RAW [OURS]]     run from the build directory
+#   http_json.sh [RAW [OURS [DOC]]]   run from the build directory
 #     RAW   baseline binary  (or $BENCH_RAW;  default ./bench/http_raw)
 #     OURS  our server       (or $BENCH_OURS; default ./examples/hello_json)
+#     DOC   the gzip figure's server (or $BENCH_DOC; default ./bench/http_doc)
 #   env: BENCH_THREADS (server threads, 1)  BENCH_CONNS (64)  BENCH_SECONDS (5)
 #        BENCH_ROUNDS (2)
 #
@@ -17,12 +18,17 @@
 #   BENCH http_json_rps ours=<req/s> base=<req/s> unit=req/s ratio=<ours/base>
 #   BENCH http_json_p50 ours=<us> base=<us> unit=us ratio=<ours/base>
 #   BENCH http_json_p99 ours=<us> base=<us> unit=us ratio=<ours/base>
+# and the cost of gzip: GET /doc, a 20 KB JSON document, from DOC with gzip on
+# (ours) and off (base), both asked with Accept-Encoding: gzip, in the same
+# alternating rounds (the bytes each answer carries are printed beside it):
+#   BENCH http_json_gzip_20k ours=<req/s> base=<req/s> unit=req/s ratio=<ours/base>
 #
 # SPDX-License-Identifier: MIT
 set -euo pipefail
 
 raw=${1:-${BENCH_RAW:-./bench/http_raw}}
 ours=${2:-${BENCH_OURS:-./examples/hello_json}}
+doc=${3:-${BENCH_DOC:-./bench/http_doc}}
 threads=${BENCH_THREADS:-1}
 conns=${BENCH_CONNS:-64}
 seconds=${BENCH_SECONDS:-5}
@@ -33,7 +39,7 @@ die() { echo "http_json: $*" >&2; exit 1; }
 for tool in wrk curl ss awk; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-for bin in "$raw" "$ours"; do
+for bin in "$raw" "$ours" "$doc"; do
     [ -x "$bin" ] || die "$bin is not an executable"
 done
 
@@ -77,10 +83,29 @@ start() {
     port[$name]=$p
 }
 
-# measure NAME: one wrk run; appends "rps p50_us p99_us" to $tmp/NAME.runs.
+# start_doc NAME [--gzip]: DOC on a free port, once GET /doc answers 200.
+start_doc() {
+    local name=$1 p pid code=000 end=$((SECONDS + 5))
+    shift
+    p=$(free_port)
+    "$doc" --port "$p" --threads "$threads" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
+    pid=$!
+    pids+=("$pid")
+    while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
+        sleep 0.1
+        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($doc) exited"; }
+        code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/doc") || true
+    done
+    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET /doc gave $code after 5 s"; }
+    port[$name]=$p
+}
+
+# measure NAME [PATH [HEADER]]: one wrk run; appends "rps p50_us p99_us" to $tmp/NAME.runs.
 measure() {
-    local name=$1 out="$tmp/wrk.out"
-    wrk -t1 -c"$conns" -d"${seconds}s" --latency "http://127.0.0.1:${port[$name]}/json" >"$out" ||
+    local name=$1 path=${2:-/json} out="$tmp/wrk.out"
+    local -a hdr=()
+    [ -n "${3:-}" ] && hdr=(-H "$3")
+    wrk -t1 -c"$conns" -d"${seconds}s" --latency "${hdr[@]}" "http://127.0.0.1:${port[$name]}$path" >"$out" ||
         die "wrk failed against $name"
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$name answered non-2xx responses"; fi
     awk 'function us(v) {
@@ -127,3 +152,22 @@ done
 report http_json_rps "$(figure ours 1 best)" "$(figure raw 1 best)" req/s
 report http_json_p50 "$(figure ours 2 median)" "$(figure raw 2 median)" us
 report http_json_p99 "$(figure ours 3 median)" "$(figure raw 3 median)" us
+
+# The cost of gzip on a 20 KB JSON answer.
+start_doc doc_id
+start_doc doc_gz --gzip
+for name in doc_id doc_gz; do
+    bytes=$(curl -s -H 'Accept-Encoding: gzip' -o "$tmp/$name.body" -w '%{size_download}' \
+        -D "$tmp/$name.head" "http://127.0.0.1:${port[$name]}/doc") || die "curl failed against $name"
+    enc=$(tr -d '\r' <"$tmp/$name.head" | awk -F': ' 'tolower($1) == "content-encoding" { print $2 }')
+    echo "  $name: $bytes bytes per answer${enc:+ ($enc)}"
+    wrk -t1 -c"$conns" -d1s -H 'Accept-Encoding: gzip' "http://127.0.0.1:${port[$name]}/doc" >/dev/null ||
+        die "wrk warm-up failed against $name"
+done
+grep -qi '^content-encoding: gzip' "$tmp/doc_gz.head" || die "doc_gz did not gzip its answer"
+if grep -qi '^content-encoding' "$tmp/doc_id.head"; then die "doc_id encoded its answer"; fi
+for _ in $(seq "$rounds"); do
+    measure doc_id /doc 'Accept-Encoding: gzip'
+    measure doc_gz /doc 'Accept-Encoding: gzip'
+done
+report http_json_gzip_20k "$(figure doc_gz 1 best)" "$(figure doc_id 1 best)" req/s

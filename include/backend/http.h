@@ -221,7 +221,14 @@ typedef struct bk_http_opts {
                                    a pool (default options) when a blocking route exists */
     bk_clock_t *clock;          /* durations, deadlines, the Date header; NULL = system clock */
     bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
-    uint64_t reserved_[8];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
+    /* gzip: an answer of at least gzip_min_bytes whose type compresses (text, JSON,
+     * XML, JavaScript, SVG, WASM; never images, audio, video, archives, fonts,
+     * octet streams, ranges or files of bk_http_mount_static) goes out gzipped when
+     * the request's Accept-Encoding allows it, with Vary: Accept-Encoding and its
+     * ETag made weak. 0 (default): never. gzip_level 1..9; 0 = 1 (fast). */
+    size_t gzip_min_bytes;
+    int gzip_level;
+    uint64_t reserved_[6];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
 } bk_http_opts_t;
 
 /* Clears *opts (the reserved_ tail too) and sets the defaults. */

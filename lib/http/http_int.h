@@ -177,6 +177,7 @@ struct bk_req {
     bool cors_done; /* a preflight answer carries its own CORS headers */
     bool expect_continue; /* the client waits for 100 Continue before the body */
     bool chunked;
+    bool no_gzip; /* the body is a file (static.c): sent as it is */
 };
 
 /* ------------------------------------------------------------------ connections */
@@ -246,6 +247,7 @@ struct loop {
     /* Date header, cached per second. */
     int64_t date_sec;
     char date[40];
+    struct z_stream_s *gz; /* gzip.c's deflate stream, made at the first gzipped answer */
 };
 
 struct check {
@@ -316,6 +318,10 @@ BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_
 BK__HIDDEN int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space,
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
+/* gzip.c: gzips the answer when the server and the client want it (on the
+ * loop's thread, before the head is written). */
+BK__HIDDEN void bk__gzip_answer(struct loop *loop, struct bk_req *req);
+BK__HIDDEN void bk__gzip_free(struct loop *loop);
 /* static.c */
 struct bk__static_mount;
 BK__HIDDEN void bk__static_free(struct bk__static_mount *m);

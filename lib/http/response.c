@@ -248,9 +248,11 @@ static void put_uint(struct head *h, uint64_t v)
 void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
 {
     const bk_http_server_t *srv = req->srv;
-    size_t blen = evbuffer_get_length(req->res_body);
     /* 204 and 304 carry no body; HEAD gets the headers a GET would. */
     bool no_body = req->status == 204 || req->status == 304;
+    if (!no_body)
+        bk__gzip_answer(req->loop, req);
+    size_t blen = evbuffer_get_length(req->res_body);
     if (no_body) {
         evbuffer_drain(req->res_body, blen);
         blen = 0;

@@ -22,7 +22,7 @@
 #include "core/error_int.h"
 #include "http/http_int.h"
 
-BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312);
+BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312); /* gzip_min_bytes and gzip_level from the tail */
 BK__ASSERT_ABI_SIZE(bk_http_route_opts_t, 160);
 BK__ASSERT_ABI_SIZE(bk_http_auth_t, 104);
 BK__ASSERT_ABI_SIZE(bk_http_middleware_t, 96);
@@ -756,6 +756,7 @@ void bk_http_server_free(bk_http_server_t *srv)
             event_free(loop->delay_ev);
         if (loop->accept_resume_ev)
             event_free(loop->accept_resume_ev);
+        bk__gzip_free(loop);
     }
     if (srv->own_workers)
         bk_workers_free(srv->workers);

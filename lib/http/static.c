@@ -287,6 +287,7 @@ static void serve(bk_req_t *req, struct bk__static_mount *m, int fd, const struc
         close(fd);
     req->ctype = bk__static_type(name);
     req->status = status;
+    req->no_gzip = true;
 }
 
 static void static_handler(bk_req_t *req, void *ud)
