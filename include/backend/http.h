@@ -228,7 +228,14 @@ typedef struct bk_http_opts {
      * ETag made weak. 0 (default): never. gzip_level 1..9; 0 = 1 (fast). */
     size_t gzip_min_bytes;
     int gzip_level;
-    uint64_t reserved_[6];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
+    /* TLS on the main listener (the admin listener stays plain): the certificate
+     * chain (PEM, the server's first) and its key, read at bk_http_server_new and
+     * again by bk_http_server_reload_tls. TLS 1.2 at least (1.3 when the client has
+     * it), the server's cipher order, ALPN http/1.1. Both NULL (default): plain
+     * HTTP. Copied. */
+    const char *tls_cert_file;
+    const char *tls_key_file;
+    uint64_t reserved_[4];      /* room to grow (HACKING.md); zeroed by bk_http_opts_init */
 } bk_http_opts_t;
 
 /* Clears *opts (the reserved_ tail too) and sets the defaults. */
@@ -309,6 +316,10 @@ BK_EXPORT uint16_t bk_http_server_admin_port(const bk_http_server_t *srv);
 BK_EXPORT void bk_http_server_stop(bk_http_server_t *srv);
 /* Blocks until every loop has stopped, then joins the threads. */
 BK_EXPORT int bk_http_server_wait(bk_http_server_t *srv);
+/* Reads the TLS certificate chain and key files again and uses them for the
+ * connections accepted from now on; open connections go on with the old ones.
+ * On a failure (err says which file and why) the old ones stay. Any thread. */
+BK_EXPORT int bk_http_server_reload_tls(bk_http_server_t *srv, bk_error_t *err);
 /* Stops (if running), waits and frees. */
 BK_EXPORT void bk_http_server_free(bk_http_server_t *srv);
 /* The registry the server counts into (opts.metrics or its own). */

@@ -21,6 +21,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
+
 #include "http/http_int.h"
 
 #define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
@@ -563,6 +566,8 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     struct conn *c = arg;
+    if (what & BEV_EVENT_CONNECTED)
+        return; /* a TLS handshake done: the request comes as on plain TCP */
     if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == C_WRITING) {
         /* The client half-closed after its request: finish writing, then close. */
         c->close_after = true;
@@ -633,7 +638,20 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
         c->req.res_body = evbuffer_new();
         c->req.res_headers = evbuffer_new();
         c->timer = evtimer_new(loop->base, on_timer, c);
-        c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        if (srv->tls_ctx != NULL && !admin) {
+            /* The handshake runs under the header timeout armed below; a
+             * client that speaks plain HTTP fails it and is closed. */
+            SSL *ssl = bk__tls_ssl(srv);
+            c->bev = ssl ? bufferevent_openssl_socket_new(loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                          BEV_OPT_CLOSE_ON_FREE)
+                         : NULL;
+            if (c->bev != NULL)
+                bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+            else if (ssl != NULL)
+                SSL_free(ssl);
+        } else {
+            c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
+        }
     }
     if (c == NULL || c->req.res_body == NULL ||
         c->req.res_headers == NULL || c->timer == NULL || c->bev == NULL) {

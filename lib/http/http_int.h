@@ -299,6 +299,9 @@ struct bk_http_server {
     pthread_mutex_t mu; /* wait/stop bookkeeping */
     bool waited;
     struct bk__static_mount *static_mounts; /* static.c; freed with the server */
+    char *tls_cert_file, *tls_key_file;
+    struct ssl_ctx_st *tls_ctx; /* tls.c: NULL without TLS; swapped under tls_mu */
+    pthread_mutex_t tls_mu;
 };
 
 /* conn.c */
@@ -322,6 +325,11 @@ BK__HIDDEN bool bk__is_tchar(unsigned char c);
  * loop's thread, before the head is written). */
 BK__HIDDEN void bk__gzip_answer(struct loop *loop, struct bk_req *req);
 BK__HIDDEN void bk__gzip_free(struct loop *loop);
+/* tls.c: the context from the options' files (nothing without them); a new
+ * connection's SSL from the current context; the context freed. */
+BK__HIDDEN int bk__tls_init(bk_http_server_t *srv, bk_error_t *err);
+BK__HIDDEN struct ssl_st *bk__tls_ssl(bk_http_server_t *srv);
+BK__HIDDEN void bk__tls_free(bk_http_server_t *srv);
 /* static.c */
 struct bk__static_mount;
 BK__HIDDEN void bk__static_free(struct bk__static_mount *m);

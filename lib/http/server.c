@@ -22,7 +22,7 @@
 #include "core/error_int.h"
 #include "http/http_int.h"
 
-BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312); /* gzip_min_bytes and gzip_level from the tail */
+BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312); /* gzip_*, tls_* taken from the tail */
 BK__ASSERT_ABI_SIZE(bk_http_route_opts_t, 160);
 BK__ASSERT_ABI_SIZE(bk_http_auth_t, 104);
 BK__ASSERT_ABI_SIZE(bk_http_middleware_t, 96);
@@ -182,6 +182,11 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out, bk_er
     srv->cors_headers = dup_opt(o->cors_headers ? o->cors_headers : "", &fail);
     srv->admin_host = dup_opt(o->admin_host, &fail);
     srv->admin_unix_path = dup_opt(o->admin_unix_path, &fail);
+    srv->tls_cert_file = dup_opt(o->tls_cert_file, &fail);
+    srv->tls_key_file = dup_opt(o->tls_key_file, &fail);
+    srv->o.tls_cert_file = srv->tls_cert_file;
+    srv->o.tls_key_file = srv->tls_key_file;
+    pthread_mutex_init(&srv->tls_mu, NULL);
     srv->o.host = srv->host;
     srv->o.unix_path = srv->unix_path;
     srv->o.admin_host = srv->admin_host;
@@ -195,6 +200,8 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out, bk_er
     int rc = fail ? bk__error(err, BK_ENOMEM, NULL) : BK_OK;
     if (rc == BK_OK && o->cors_origins != NULL)
         rc = copy_origins(srv, o->cors_origins, err);
+    if (rc == BK_OK)
+        rc = bk__tls_init(srv, err);
     if (rc == BK_OK && (srv->root = bk__rnode_new()) == NULL)
         rc = BK_ENOMEM;
     if (rc == BK_OK) {
@@ -790,6 +797,10 @@ void bk_http_server_free(bk_http_server_t *srv)
     free(srv->admin_unix_path);
     free(srv->cors_headers);
     free(srv->static_headers);
+    bk__tls_free(srv);
+    free(srv->tls_cert_file);
+    free(srv->tls_key_file);
+    pthread_mutex_destroy(&srv->tls_mu);
     if (srv->own_metrics)
         bk_metrics_free(srv->metrics);
     pthread_mutex_destroy(&srv->mu);
