@@ -86,7 +86,7 @@ VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
 check-valgrind:
 	@$(MAKE) --no-print-directory check BUILD=build-valgrind CONFIGURE_FLAGS="--enable-werror" \
-	  CHECK_ENV="CK_FORK=no BK_STRESS_CALLS=100000 CRASH_KILLS=3 SAGA_KILLS=3" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
+	  CHECK_ENV="CK_FORK=no BK_STRESS_CALLS=100000 CRASH_KILLS=3 SAGA_KILLS=3 BK_SLOW_CHECKS=no" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
 
 run: build
 	tests/harness/services.sh run -- $(BUILD)/examples/hello_json --port $(PORT)

@@ -29,6 +29,9 @@
  *
  * The server is started per test (a checked fixture): in fork mode it lives in the
  * test's child, with CK_FORK=no (valgrind) every test starts and frees its own.
+ *
+ * With BK_HOSTILE_TLS=1 (tests/http/hostile_tls.sh) the same suite runs over TLS:
+ * the server gets a certificate and the cases go through tests/http/tls_relay.h.
  * SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <errno.h>
@@ -47,6 +50,7 @@
 
 #include "check_main.h"
 #include "http/client.h"
+#include "http/tls_relay.h"
 
 #include <backend/http.h>
 
@@ -72,6 +76,28 @@
 
 static bk_http_server_t *srv;
 static uint16_t port;
+static struct bkt_relay relay;
+static char tls_dir[64], tls_cert[128], tls_key[128];
+
+/* BK_HOSTILE_TLS: a self-signed certificate, made once per process. */
+static bool over_tls(void)
+{
+    const char *v = getenv("BK_HOSTILE_TLS");
+    if (v == NULL || strcmp(v, "1") != 0)
+        return false;
+    if (tls_dir[0] == '\0') {
+        snprintf(tls_dir, sizeof tls_dir, "/tmp/bk-hostile-tls-XXXXXX");
+        ck_assert_ptr_nonnull(mkdtemp(tls_dir));
+        snprintf(tls_cert, sizeof tls_cert, "%s/cert.pem", tls_dir);
+        snprintf(tls_key, sizeof tls_key, "%s/key.pem", tls_dir);
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes "
+                                  "-keyout '%s' -out '%s' -days 2 -subj /CN=localhost >/dev/null 2>&1",
+                 tls_key, tls_cert);
+        ck_assert_msg(system(cmd) == 0, "openssl req failed");
+    }
+    return true;
+}
 
 static void h_ping(bk_req_t *req, void *ud)
 {
@@ -121,6 +147,11 @@ static void srv_setup(void)
     o.header_timeout_ns = 300 * BK_NSEC_PER_MSEC;
     o.body_timeout_ns = 300 * BK_NSEC_PER_MSEC;
     o.idle_timeout_ns = 2 * BK_NSEC_PER_SEC;
+    bool tls = over_tls();
+    if (tls) {
+        o.tls_cert_file = tls_cert;
+        o.tls_key_file = tls_key;
+    }
     srv = NULL;
     ck_assert_int_eq(bk_http_server_new(&o, &srv, NULL), BK_OK);
     ck_assert_ptr_nonnull(srv);
@@ -132,12 +163,18 @@ static void srv_setup(void)
     ck_assert_int_eq(bk_http_server_start(srv, NULL), BK_OK);
     port = bk_http_server_port(srv);
     ck_assert_uint_ne(port, 0);
+    if (tls) {
+        ck_assert_int_eq(bkt_relay_start(&relay, port), 0);
+        port = relay.port;
+    }
 }
 
 static void srv_teardown(void)
 {
     if (srv == NULL)
         return;
+    if (over_tls())
+        bkt_relay_stop(&relay);
     bk_http_server_stop(srv);
     bk_http_server_wait(srv);
     bk_http_server_free(srv);
@@ -1154,5 +1191,10 @@ int main(void)
     load_case_list();
     int rc = bk_test_run(http_hostile_suite());
     free_case_list();
+    if (tls_dir[0] != '\0') {
+        unlink(tls_cert);
+        unlink(tls_key);
+        rmdir(tls_dir);
+    }
     return rc;
 }
