@@ -28,7 +28,7 @@ BUILD := build
 DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libevent-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libargon2-dev \
 	libpq-dev libmemcached-dev zlib1g-dev
-DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk \
+DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk nginx-light \
 	python3-jwt python3-argon2 openssl json-schema-test-suite
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 

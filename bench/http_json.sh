@@ -22,6 +22,11 @@
 # (ours) and off (base), both asked with Accept-Encoding: gzip, in the same
 # alternating rounds (the bytes each answer carries are printed beside it):
 #   BENCH http_json_gzip_20k ours=<req/s> base=<req/s> unit=req/s ratio=<ours/base>
+# and GET /json over TLS (keep-alive): OURS with --threads 2 beside nginx
+# (nginx-light, 2 workers, `return 200` of the same body, access log off,
+# keepalive_requests high enough that no connection is handshaken twice), the
+# same certificate and key (P-256), TLS 1.3, the same cipher (checked), wrk -t2:
+#   BENCH http_json_tls_vs_nginx ours=<req/s> base=<req/s> unit=req/s ratio=<ours/base>
 #
 # SPDX-License-Identifier: MIT
 set -euo pipefail
@@ -36,9 +41,11 @@ rounds=${BENCH_ROUNDS:-2}
 want='{"message":"Hello, World!"}'
 
 die() { echo "http_json: $*" >&2; exit 1; }
-for tool in wrk curl ss awk; do
+for tool in wrk curl ss awk openssl; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
+nginx=$(command -v nginx || ls /usr/sbin/nginx 2>/dev/null || true)
+[ -n "$nginx" ] || die "nginx is not installed (Debian package nginx-light)"
 for bin in "$raw" "$ours" "$doc"; do
     [ -x "$bin" ] || die "$bin is not an executable"
 done
@@ -105,7 +112,8 @@ measure() {
     local name=$1 path=${2:-/json} out="$tmp/wrk.out"
     local -a hdr=()
     [ -n "${3:-}" ] && hdr=(-H "$3")
-    wrk -t1 -c"$conns" -d"${seconds}s" --latency "${hdr[@]}" "http://127.0.0.1:${port[$name]}$path" >"$out" ||
+    wrk -t"${wrk_threads:-1}" -c"$conns" -d"${seconds}s" --latency "${hdr[@]}" \
+        "${scheme:-http}://127.0.0.1:${port[$name]}$path" >"$out" ||
         die "wrk failed against $name"
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$name answered non-2xx responses"; fi
     awk 'function us(v) {
@@ -171,3 +179,70 @@ for _ in $(seq "$rounds"); do
     measure doc_gz /doc 'Accept-Encoding: gzip'
 done
 report http_json_gzip_20k "$(figure doc_gz 1 best)" "$(figure doc_id 1 best)" req/s
+
+# GET /json over TLS: ours and nginx, 2 threads each, one certificate.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/key.pem" \
+    -out "$tmp/cert.pem" -days 2 -subj /CN=localhost >/dev/null 2>&1 || die "openssl req failed"
+# wait_https NAME PORT PID: until GET /json over TLS answers 200 with the body.
+wait_https() {
+    local code=000 end=$((SECONDS + 5))
+    while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
+        sleep 0.1
+        kill -0 "$3" 2>/dev/null || { cat "$tmp/$1.err" >&2; die "$1 exited"; }
+        code=$(curl -sk -m 1 -o "$tmp/$1.body" -w '%{http_code}' "https://127.0.0.1:$2/json") || true
+    done
+    [ "$code" = 200 ] || { cat "$tmp/$1.err" >&2; die "$1: GET /json over TLS gave $code after 5 s"; }
+    [ "$(cat "$tmp/$1.body")" = "$want" ] || die "$1: unexpected body over TLS: $(cat "$tmp/$1.body")"
+    port[$1]=$2
+}
+p=$(free_port)
+"$ours" --port "$p" --threads 2 --access-log=off --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
+    >"$tmp/ours_tls.out" 2>"$tmp/ours_tls.err" &
+pids+=("$!")
+wait_https ours_tls "$p" "$!"
+p=$(free_port)
+mkdir -p "$tmp/nginx"
+cat >"$tmp/nginx.conf" <<CONF
+worker_processes 2;
+pid $tmp/nginx.pid;
+error_log $tmp/nginx_tls.err;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $tmp/nginx/body;
+    proxy_temp_path $tmp/nginx/proxy;
+    keepalive_requests 100000000;
+    keepalive_timeout 300s;
+    server {
+        listen 127.0.0.1:$p ssl;
+        ssl_certificate $tmp/cert.pem;
+        ssl_certificate_key $tmp/key.pem;
+        ssl_protocols TLSv1.3;
+        location = /json {
+            default_type application/json;
+            return 200 '$want';
+        }
+    }
+}
+CONF
+"$nginx" -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx_tls.out" 2>>"$tmp/nginx_tls.err" &
+pids+=("$!")
+wait_https nginx_tls "$p" "$!"
+for name in ours_tls nginx_tls; do
+    echo | openssl s_client -connect "127.0.0.1:${port[$name]}" 2>/dev/null >"$tmp/$name.tls" || true
+    awk '/^New, / { print $2, $NF }' "$tmp/$name.tls" >"$tmp/$name.cipher"
+    echo "  $name: $(cat "$tmp/$name.cipher")"
+done
+cmp -s "$tmp/ours_tls.cipher" "$tmp/nginx_tls.cipher" || die "the two servers chose different ciphers"
+grep -q TLSv1.3 "$tmp/ours_tls.cipher" || die "ours did not speak TLS 1.3"
+wrk_threads=2
+scheme=https
+for name in ours_tls nginx_tls; do
+    wrk -t2 -c"$conns" -d1s "https://127.0.0.1:${port[$name]}/json" >/dev/null ||
+        die "wrk warm-up failed against $name"
+done
+for _ in $(seq "$rounds"); do
+    measure nginx_tls
+    measure ours_tls
+done
+report http_json_tls_vs_nginx "$(figure ours_tls 1 best)" "$(figure nginx_tls 1 best)" req/s

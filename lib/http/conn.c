@@ -507,7 +507,13 @@ static void conn_finish(struct bk_req *req)
     struct loop *loop = c->loop;
     if (loop->stopping)
         req->keep_alive = false;
-    bk__res_serialize(req, bufferevent_get_output(c->bev));
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    bk__res_serialize(req, out);
+    /* TLS writes a record per chunk of the buffer: the head, the headers and
+     * the body in one chunk (up to a record's 16 KiB) go in one record and one
+     * write, where apart they took three. */
+    if (c->tls)
+        evbuffer_pullup(out, (ev_ssize_t)(evbuffer_get_length(out) < 16384 ? evbuffer_get_length(out) : 16384));
     bk__body_release(req); /* the handler is done with it: a kept-alive idle
                               connection holds no body memory */
     c->close_after = !req->keep_alive;
@@ -645,8 +651,10 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
             c->bev = ssl ? bufferevent_openssl_socket_new(loop->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
                                                           BEV_OPT_CLOSE_ON_FREE)
                          : NULL;
-            if (c->bev != NULL)
+            if (c->bev != NULL) {
                 bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+                c->tls = true;
+            }
             else if (ssl != NULL)
                 SSL_free(ssl);
         } else {

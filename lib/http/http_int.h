@@ -205,6 +205,7 @@ struct conn {
     size_t trailer_bytes; /* chunked: trailer section bytes so far */
     size_t ntrailers;     /* chunked: trailer fields so far */
     bool admin;           /* accepted on the admin listener */
+    bool tls;             /* a bufferevent_openssl */
     bool close_after; /* close once the answer is written */
     bool dead;        /* the socket is gone; free when the handler is done */
     char client[64];

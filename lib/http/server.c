@@ -650,6 +650,12 @@ int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
         return bk__error(err, BK_EBUSY, "the server has started already");
     if (atomic_load(&srv->stopping)) /* stopped before it started: nothing would stop it again */
         return bk__error(err, BK_ECLOSED, "the server was stopped before it started");
+    /* A write to a connection the client has closed raises SIGPIPE (libevent's
+     * writev, OpenSSL's write), which by default ends the process: ignored,
+     * unless the host has chosen a handler of its own. */
+    struct sigaction pipe_sa;
+    if (sigaction(SIGPIPE, NULL, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL)
+        signal(SIGPIPE, SIG_IGN);
     int rc = bk__router_finish(srv->root, srv);
     if (rc == BK_OK)
         rc = bk__chain_build_server(srv);

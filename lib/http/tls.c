@@ -48,7 +48,7 @@ static SSL_CTX *ctx_new(const char *cert, const char *key, bk_error_t *err)
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     SSL_CTX_set_options(ctx, SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_RENEGOTIATION |
                                  SSL_OP_NO_COMPRESSION);
-    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS); /* idle keep-alive connections hold no buffers */
     SSL_CTX_set_alpn_select_cb(ctx, select_alpn, NULL);
     int rc = BK_OK;
     if (SSL_CTX_use_certificate_chain_file(ctx, cert) != 1)
