@@ -2,8 +2,10 @@
  * connection is carried over TLS to a server's port, byte for byte, half-closes
  * included (the client's FIN becomes a close_notify, the server's end our FIN),
  * so that a suite written for plain sockets runs unchanged over TLS.
- * Header-only; one thread per connection. The server's certificate is not
- * verified: the suite tests the server, not the client.
+ * Header-only; one thread per connection, each joined (and its sockets
+ * closed) by bkt_relay_stop, so that nothing of it outlives the test. The
+ * server's certificate is not verified: the suite tests the server, not the
+ * client.
  * SPDX-License-Identifier: MIT */
 #ifndef BK_TESTS_TLS_RELAY_H
 #define BK_TESTS_TLS_RELAY_H
@@ -22,17 +24,25 @@
 
 #include <openssl/ssl.h>
 
+#define BKT_RELAY_CONNS 512
+
+struct bkt_relay;
+
+struct bkt__relay_conn {
+    struct bkt_relay *r;
+    int a, b; /* the suite's plain connection, and ours to the server (-1: none yet) */
+    pthread_t th;
+};
+
 struct bkt_relay {
     int lfd;
     uint16_t port;   /* where the suite connects */
     uint16_t target; /* the TLS server */
     SSL_CTX *ctx;
     pthread_t th;
-};
-
-struct bkt__relay_conn {
-    struct bkt_relay *r;
-    int a; /* the suite's plain connection */
+    pthread_mutex_t mu; /* conns, n */
+    struct bkt__relay_conn conns[BKT_RELAY_CONNS];
+    size_t n;
 };
 
 static inline int bkt__relay_dial(uint16_t port)
@@ -57,6 +67,9 @@ static inline void *bkt__relay_pipe(void *arg)
 {
     struct bkt__relay_conn *c = arg;
     int a = c->a, b = bkt__relay_dial(c->r->target);
+    pthread_mutex_lock(&c->r->mu);
+    c->b = b;
+    pthread_mutex_unlock(&c->r->mu);
     SSL *ssl = b >= 0 ? SSL_new(c->r->ctx) : NULL;
     bool a_open = true, b_open = true;
     if (ssl == NULL || SSL_set_fd(ssl, b) != 1 || SSL_connect(ssl) != 1)
@@ -102,12 +115,11 @@ static inline void *bkt__relay_pipe(void *arg)
                 break;
         }
     }
+    /* The sockets stay open until bkt_relay_stop, which closes them once this
+     * thread is joined: a number is never reused while the stop may shut it. */
+    shutdown(a, SHUT_RDWR);
     if (ssl != NULL)
         SSL_free(ssl);
-    if (b >= 0)
-        close(b);
-    close(a);
-    free(c);
     return NULL;
 }
 
@@ -120,29 +132,29 @@ static inline void *bkt__relay_accept(void *arg)
             return NULL; /* bkt_relay_stop shut the listener */
         int one = 1;
         setsockopt(a, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-        struct bkt__relay_conn *c = malloc(sizeof *c);
-        pthread_t t;
-        if (c == NULL) {
-            close(a);
-            continue;
+        pthread_mutex_lock(&r->mu);
+        struct bkt__relay_conn *c = r->n < BKT_RELAY_CONNS ? &r->conns[r->n] : NULL;
+        if (c != NULL) {
+            c->r = r;
+            c->a = a;
+            c->b = -1;
+            if (pthread_create(&c->th, NULL, bkt__relay_pipe, c) == 0)
+                r->n++;
+            else
+                c = NULL;
         }
-        c->r = r;
-        c->a = a;
-        if (pthread_create(&t, NULL, bkt__relay_pipe, c) != 0) {
+        pthread_mutex_unlock(&r->mu);
+        if (c == NULL)
             close(a);
-            free(c);
-            continue;
-        }
-        pthread_detach(t);
     }
 }
 
-/* 0, or -1. The context outlives every connection (it is never freed: the
- * relay lives as long as the test process). */
+/* 0, or -1. */
 static inline int bkt_relay_start(struct bkt_relay *r, uint16_t target)
 {
     memset(r, 0, sizeof *r);
     r->target = target;
+    pthread_mutex_init(&r->mu, NULL);
     /* OpenSSL writes with write(2): a server that closed first must not kill
      * the test with SIGPIPE. */
     signal(SIGPIPE, SIG_IGN);
@@ -165,11 +177,29 @@ static inline int bkt_relay_start(struct bkt_relay *r, uint16_t target)
     return pthread_create(&r->th, NULL, bkt__relay_accept, r) == 0 ? 0 : -1;
 }
 
+/* Stops accepting, ends every connection still carried, joins the threads and
+ * frees everything. */
 static inline void bkt_relay_stop(struct bkt_relay *r)
 {
     shutdown(r->lfd, SHUT_RDWR);
     pthread_join(r->th, NULL);
     close(r->lfd);
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->n; i++) {
+        shutdown(r->conns[i].a, SHUT_RDWR);
+        if (r->conns[i].b >= 0)
+            shutdown(r->conns[i].b, SHUT_RDWR);
+    }
+    size_t n = r->n;
+    pthread_mutex_unlock(&r->mu);
+    for (size_t i = 0; i < n; i++) {
+        pthread_join(r->conns[i].th, NULL);
+        close(r->conns[i].a);
+        if (r->conns[i].b >= 0)
+            close(r->conns[i].b);
+    }
+    SSL_CTX_free(r->ctx);
+    pthread_mutex_destroy(&r->mu);
 }
 
 #endif
