@@ -198,32 +198,43 @@ static void *floor_main(void *arg)
 
 static struct floor_thread floor_th[THREADS];
 
-static double floor_run(size_t n)
+/* Runs fn on THREADS threads, each over its share of n sagas: the seconds it
+ * took, or < 0 when a thread could not start; *failures the statements that
+ * failed. */
+static double run_threads(void *(*fn)(void *), size_t n, unsigned long *failures)
 {
-    if (!reset())
-        return -1;
     pthread_t th[THREADS];
     double t0 = mono_s();
+    unsigned started = 0;
     for (unsigned t = 0; t < THREADS; t++) {
         floor_th[t].from = n * t / THREADS;
         floor_th[t].to = n * (t + 1) / THREADS;
         floor_th[t].failures = 0;
-        if (pthread_create(&th[t], NULL, floor_main, &floor_th[t]) != 0)
-            return -1;
+        if (pthread_create(&th[t], NULL, fn, &floor_th[t]) != 0)
+            break;
+        started++;
     }
-    unsigned long failures = 0;
-    for (unsigned t = 0; t < THREADS; t++) {
+    *failures = 0;
+    for (unsigned t = 0; t < started; t++) {
         pthread_join(th[t], NULL);
-        failures += floor_th[t].failures;
+        *failures += floor_th[t].failures;
     }
-    double t1 = mono_s();
+    return started == THREADS ? mono_s() - t0 : -1;
+}
+
+static double floor_run(size_t n)
+{
+    if (!reset())
+        return -1;
+    unsigned long failures;
+    double secs = run_threads(floor_main, n, &failures);
     char sql[96];
     snprintf(sql, sizeof sql, "SELECT (count(*) = %zu)::int FROM floor_sagas WHERE step = %d", n, STEPS);
-    if (failures || scalar(sql) != 1) {
+    if (secs < 0 || failures || scalar(sql) != 1) {
         fprintf(stderr, "bench_saga: the floor failed %lu statements\n", failures);
         return -1;
     }
-    return (double)n / (t1 - t0);
+    return (double)n / secs;
 }
 
 /* The ceiling: on the n sagas and their jobs an engine's round left, each
@@ -266,26 +277,13 @@ static double ceiling_run(size_t n)
     if (ids("SELECT id FROM backend_saga.sagas ORDER BY id", n, ceil_sagas) != 0 ||
         ids("SELECT id FROM backend_jobs.jobs WHERE kind = 'saga:bench:1' ORDER BY id", n, ceil_jobs) != 0)
         return -1;
-    pthread_t th[THREADS];
-    double t0 = mono_s();
-    for (unsigned t = 0; t < THREADS; t++) {
-        floor_th[t].from = n * t / THREADS;
-        floor_th[t].to = n * (t + 1) / THREADS;
-        floor_th[t].failures = 0;
-        if (pthread_create(&th[t], NULL, ceiling_main, &floor_th[t]) != 0)
-            return -1;
-    }
-    unsigned long failures = 0;
-    for (unsigned t = 0; t < THREADS; t++) {
-        pthread_join(th[t], NULL);
-        failures += floor_th[t].failures;
-    }
-    double t1 = mono_s();
-    if (failures) {
+    unsigned long failures;
+    double secs = run_threads(ceiling_main, n, &failures);
+    if (secs < 0 || failures) {
         fprintf(stderr, "bench_saga: the ceiling failed %lu statements\n", failures);
         return -1;
     }
-    return (double)n / (t1 - t0);
+    return (double)n / secs;
 }
 
 static int prepare_floor(PGconn *pg)

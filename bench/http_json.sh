@@ -71,40 +71,39 @@ free_port() {
     die "no free port found"
 }
 
-# start NAME BIN: runs BIN on a free port, waits (5 s at most) until GET /json
-# answers 200, checks the body, and records port[NAME].
-start() {
-    local name=$1 bin=$2 p pid code=000 end=$((SECONDS + 5))
-    p=$(free_port)
-    "$bin" --port "$p" --threads "$threads" --access-log=off \
-        >"$tmp/$name.out" 2>"$tmp/$name.err" &
+# serve NAME PORT URL BODY CMD [ARG...]: runs CMD (which serves on PORT), waits
+# (5 s at most) until URL answers 200, checks the body when BODY is not empty,
+# and records port[NAME].
+serve() {
+    local name=$1 p=$2 url=$3 body=$4 pid code=000 end=$((SECONDS + 5))
+    shift 4
+    "$@" >"$tmp/$name.out" 2>>"$tmp/$name.err" &
     pid=$!
     pids+=("$pid")
     while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
         sleep 0.1
-        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($bin) exited"; }
-        code=$(curl -s -m 1 -o "$tmp/$name.body" -w '%{http_code}' "http://127.0.0.1:$p/json") || true
+        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($1) exited"; }
+        code=$(curl -sk -m 1 -o "$tmp/$name.body" -w '%{http_code}' "$url") || true
     done
-    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET /json gave $code after 5 s"; }
-    [ "$(cat "$tmp/$name.body")" = "$want" ] || die "$name: unexpected body: $(cat "$tmp/$name.body")"
+    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET $url gave $code after 5 s"; }
+    [ -z "$body" ] || [ "$(cat "$tmp/$name.body")" = "$body" ] ||
+        die "$name: unexpected body: $(cat "$tmp/$name.body")"
     port[$name]=$p
 }
 
-# start_doc NAME [--gzip]: DOC on a free port, once GET /doc answers 200.
+# start NAME BIN: BIN on a free port, serving GET /json.
+start() {
+    local p
+    p=$(free_port)
+    serve "$1" "$p" "http://127.0.0.1:$p/json" "$want" "$2" --port "$p" --threads "$threads" --access-log=off
+}
+
+# start_doc NAME [--gzip]: DOC on a free port, serving GET /doc.
 start_doc() {
-    local name=$1 p pid code=000 end=$((SECONDS + 5))
+    local name=$1 p
     shift
     p=$(free_port)
-    "$doc" --port "$p" --threads "$threads" "$@" >"$tmp/$name.out" 2>"$tmp/$name.err" &
-    pid=$!
-    pids+=("$pid")
-    while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
-        sleep 0.1
-        kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($doc) exited"; }
-        code=$(curl -s -m 1 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$p/doc") || true
-    done
-    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET /doc gave $code after 5 s"; }
-    port[$name]=$p
+    serve "$name" "$p" "http://127.0.0.1:$p/doc" "" "$doc" --port "$p" --threads "$threads" "$@"
 }
 
 # measure NAME [PATH [HEADER]]: one wrk run; appends "rps p50_us p99_us" to $tmp/NAME.runs.
@@ -183,23 +182,9 @@ report http_json_gzip_20k "$(figure doc_gz 1 best)" "$(figure doc_id 1 best)" re
 # GET /json over TLS: ours and nginx, 2 threads each, one certificate.
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$tmp/key.pem" \
     -out "$tmp/cert.pem" -days 2 -subj /CN=localhost >/dev/null 2>&1 || die "openssl req failed"
-# wait_https NAME PORT PID: until GET /json over TLS answers 200 with the body.
-wait_https() {
-    local code=000 end=$((SECONDS + 5))
-    while [ "$code" != 200 ] && [ "$SECONDS" -lt "$end" ]; do
-        sleep 0.1
-        kill -0 "$3" 2>/dev/null || { cat "$tmp/$1.err" >&2; die "$1 exited"; }
-        code=$(curl -sk -m 1 -o "$tmp/$1.body" -w '%{http_code}' "https://127.0.0.1:$2/json") || true
-    done
-    [ "$code" = 200 ] || { cat "$tmp/$1.err" >&2; die "$1: GET /json over TLS gave $code after 5 s"; }
-    [ "$(cat "$tmp/$1.body")" = "$want" ] || die "$1: unexpected body over TLS: $(cat "$tmp/$1.body")"
-    port[$1]=$2
-}
 p=$(free_port)
-"$ours" --port "$p" --threads 2 --access-log=off --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem" \
-    >"$tmp/ours_tls.out" 2>"$tmp/ours_tls.err" &
-pids+=("$!")
-wait_https ours_tls "$p" "$!"
+serve ours_tls "$p" "https://127.0.0.1:$p/json" "$want" "$ours" --port "$p" --threads 2 --access-log=off \
+    --tls-cert "$tmp/cert.pem" --tls-key "$tmp/key.pem"
 p=$(free_port)
 mkdir -p "$tmp/nginx"
 cat >"$tmp/nginx.conf" <<CONF
@@ -225,9 +210,8 @@ http {
     }
 }
 CONF
-"$nginx" -p "$tmp/nginx" -c "$tmp/nginx.conf" -g 'daemon off;' >"$tmp/nginx_tls.out" 2>>"$tmp/nginx_tls.err" &
-pids+=("$!")
-wait_https nginx_tls "$p" "$!"
+serve nginx_tls "$p" "https://127.0.0.1:$p/json" "$want" "$nginx" -p "$tmp/nginx" -c "$tmp/nginx.conf" \
+    -g 'daemon off;'
 for name in ours_tls nginx_tls; do
     echo | openssl s_client -connect "127.0.0.1:${port[$name]}" 2>/dev/null >"$tmp/$name.tls" || true
     awk '/^New, / { print $2, $NF }' "$tmp/$name.tls" >"$tmp/$name.cipher"

@@ -13,6 +13,8 @@
 
 BK__ASSERT_ABI_SIZE(bk_trace_t, 616);
 
+static const char HEX[] = "0123456789abcdef";
+
 static bool lower_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 
 static int hex_value(char c) { return c <= '9' ? c - '0' : c - 'a' + 10; }
@@ -32,7 +34,6 @@ static bool valid_id(const char *s, size_t n)
 /* A random id of n bytes as 2n hex digits and a NUL into out; never all zeros. */
 static int random_id(char *out, size_t n)
 {
-    static const char digits[] = "0123456789abcdef";
     unsigned char b[16];
     bool nonzero = false;
     while (!nonzero) {
@@ -43,8 +44,8 @@ static int random_id(char *out, size_t n)
             nonzero |= b[i] != 0;
     }
     for (size_t i = 0; i < n; i++) {
-        out[2 * i] = digits[b[i] >> 4];
-        out[2 * i + 1] = digits[b[i] & 15];
+        out[2 * i] = HEX[b[i] >> 4];
+        out[2 * i + 1] = HEX[b[i] & 15];
     }
     out[2 * n] = '\0';
     return BK_OK;
@@ -230,14 +231,13 @@ int bk_trace_format(const bk_trace_t *t, char *buf, size_t size)
         return BK_EINVAL;
     if (size < BK_TRACEPARENT_LEN + 1)
         return BK_ERANGE;
-    static const char digits[] = "0123456789abcdef";
     memcpy(buf, "00-", 3);
     memcpy(buf + 3, t->trace_id, 32);
     buf[35] = '-';
     memcpy(buf + 36, t->span_id, 16);
     buf[52] = '-';
-    buf[53] = digits[t->flags >> 4];
-    buf[54] = digits[t->flags & 15];
+    buf[53] = HEX[t->flags >> 4];
+    buf[54] = HEX[t->flags & 15];
     buf[55] = '\0';
     return BK_OK;
 }

@@ -4,7 +4,6 @@
  * SPDX-License-Identifier: MIT */
 #include <stdbool.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http/http_int.h"
 
@@ -48,25 +47,20 @@ static bool handler_etag(const char *etag, struct etag *t)
 
 enum outcome { NO_HEADER, MATCHED, NOT_MATCHED, INVALID };
 
-static bool ows(char c) { return c == ' ' || c == '\t'; }
-
 /* Every header line named name, as one list ( "*" / 1#entity-tag ): whether a
  * member matches cur (NULL: there is no current representation, which "*"
  * does not match either), by the strong or the weak comparison. Empty list
  * members are allowed (RFC 9110, 5.6.1). */
 static enum outcome list_match(const bk_req_t *req, const char *name, const struct etag *cur, bool strong)
 {
-    size_t nlen = strlen(name);
     enum outcome out = NO_HEADER;
     bool matched = false;
-    for (size_t i = 0; i < req->nhdrs; i++) {
-        const struct hdr *h = &req->hdrs[i];
-        if (h->nlen != nlen || strncasecmp(h->name, name, nlen) != 0)
-            continue;
+    const struct hdr *h;
+    for (size_t i = 0; (h = bk__req_header_next(req, name, &i)) != NULL;) {
         out = NOT_MATCHED;
         const char *p = h->value, *end = h->value + h->vlen;
         for (;;) {
-            while (p < end && (ows(*p) || *p == ','))
+            while (p < end && (bk__ows(*p) || *p == ','))
                 p++;
             if (p >= end)
                 break;
@@ -80,7 +74,7 @@ static enum outcome list_match(const bk_req_t *req, const char *name, const stru
             } else {
                 return INVALID;
             }
-            while (p < end && ows(*p))
+            while (p < end && bk__ows(*p))
                 p++;
             if (p < end && *p != ',')
                 return INVALID;

@@ -298,6 +298,8 @@ void bk__req_reset(struct bk_req *req)
     evbuffer_drain(req->res_body, evbuffer_get_length(req->res_body));
     evbuffer_drain(req->res_headers, evbuffer_get_length(req->res_headers));
     req->has_cache_control = false;
+    req->has_content_encoding = false;
+    req->etag = NULL;
     req->no_gzip = false;
     req->cors_done = false;
     bk__req_defer_reset(req);

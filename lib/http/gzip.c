@@ -5,23 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/types.h>
 
 #include <zlib.h>
 
 #include "http/http_int.h"
 
-static bool ows(char c) { return c == ' ' || c == '\t'; }
-
 /* A qvalue "0", "0.", "0.0"..: false; any other weight, or none: true. */
 static bool weight_positive(const char *p, const char *end)
 {
-    while (p < end && ows(*p))
+    while (p < end && bk__ows(*p))
         p++;
     if (p == end || *p != ';')
         return true;
     p++;
-    while (p < end && ows(*p))
+    while (p < end && bk__ows(*p))
         p++;
     if (end - p < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
         return true; /* another parameter: ignored */
@@ -40,18 +37,16 @@ static bool weight_positive(const char *p, const char *end)
 static bool accepts_gzip(const bk_req_t *req)
 {
     int gzip = -1, star = -1; /* -1 unnamed, 0 refused, 1 accepted */
-    for (size_t i = 0; i < req->nhdrs; i++) {
-        const struct hdr *h = &req->hdrs[i];
-        if (h->nlen != 15 || strncasecmp(h->name, "Accept-Encoding", 15) != 0)
-            continue;
+    const struct hdr *h;
+    for (size_t i = 0; (h = bk__req_header_next(req, "Accept-Encoding", &i)) != NULL;) {
         const char *p = h->value, *end = h->value + h->vlen;
         while (p < end) {
             const char *comma = memchr(p, ',', (size_t)(end - p));
             const char *e = comma ? comma : end;
-            while (p < e && ows(*p))
+            while (p < e && bk__ows(*p))
                 p++;
             const char *t = p;
-            while (p < e && !ows(*p) && *p != ';')
+            while (p < e && !bk__ows(*p) && *p != ';')
                 p++;
             size_t n = (size_t)(p - t);
             bool yes = weight_positive(p, e);
@@ -83,20 +78,6 @@ static bool compressible(const char *ctype)
     /* application/<x>+json and +xml */
     return strncasecmp(ctype, "application/", 12) == 0 && n > 5 &&
            (strncasecmp(ctype + n - 5, "+json", 5) == 0 || strncasecmp(ctype + n - 4, "+xml", 4) == 0);
-}
-
-/* A header line of res_headers named name (case-insensitive): its offset, or -1. */
-static ssize_t find_header(const char *h, size_t len, const char *name)
-{
-    size_t nl = strlen(name);
-    for (size_t i = 0; i < len;) {
-        const char *eol = memchr(h + i, '\n', len - i);
-        size_t end = eol ? (size_t)(eol - h) + 1 : len;
-        if (end - i > nl && strncasecmp(h + i, name, nl) == 0 && h[i + nl] == ':')
-            return (ssize_t)i;
-        i = end;
-    }
-    return -1;
 }
 
 /* Deflates req->res_body into a gzip member, replacing it only when the whole
@@ -150,45 +131,22 @@ static int deflate_body(struct loop *loop, bk_req_t *req, int level)
     return rc;
 }
 
-void bk__gzip_answer(struct loop *loop, bk_req_t *req)
+bool bk__gzip_answer(struct loop *loop, bk_req_t *req)
 {
     const bk_http_server_t *srv = req->srv;
     size_t len = evbuffer_get_length(req->res_body);
     if (srv->o.gzip_min_bytes == 0 || len < srv->o.gzip_min_bytes || req->no_gzip || req->status == 206 ||
-        req->status < 200 || req->status == 204 || !compressible(req->ctype))
-        return;
-    size_t hl = evbuffer_get_length(req->res_headers);
-    const char *h = (const char *)evbuffer_pullup(req->res_headers, -1);
-    if (hl > 0 && (h == NULL || find_header(h, hl, "Content-Encoding") >= 0))
-        return; /* the handler's own encoding */
+        req->status < 200 || req->status == 204 || req->has_content_encoding || !compressible(req->ctype))
+        return false;
     /* The answer depends on Accept-Encoding whether or not this one is gzipped. */
     evbuffer_add(req->res_headers, "Vary: Accept-Encoding\r\n", 23);
     if (!accepts_gzip(req))
-        return;
+        return false;
     int level = srv->o.gzip_level >= 1 && srv->o.gzip_level <= 9 ? srv->o.gzip_level : 1;
     if (deflate_body(loop, req, level) != BK_OK)
-        return; /* the body as it was: uncompressed is always an answer */
+        return false; /* the body as it was: uncompressed is always an answer */
     evbuffer_add(req->res_headers, "Content-Encoding: gzip\r\n", 24);
-    /* Another representation: a strong tag would say the bytes are the same
-     * (nginx does the same). If-None-Match compares weakly and still matches. */
-    hl = evbuffer_get_length(req->res_headers);
-    h = (const char *)evbuffer_pullup(req->res_headers, -1);
-    ssize_t at = h ? find_header(h, hl, "ETag") : -1;
-    if (at >= 0) {
-        size_t v = (size_t)at + 5;
-        while (v < hl && ows(h[v]))
-            v++;
-        if (v < hl && h[v] == '"') {
-            struct evbuffer *nh = evbuffer_new();
-            if (nh != NULL && evbuffer_add(nh, h, v) == 0 && evbuffer_add(nh, "W/", 2) == 0 &&
-                evbuffer_add(nh, h + v, hl - v) == 0) {
-                evbuffer_drain(req->res_headers, hl);
-                evbuffer_add_buffer(req->res_headers, nh);
-            }
-            if (nh != NULL)
-                evbuffer_free(nh);
-        }
-    }
+    return true; /* the head makes the ETag weak */
 }
 
 void bk__gzip_free(struct loop *loop)

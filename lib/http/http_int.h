@@ -172,6 +172,8 @@ struct bk_req {
     struct evbuffer *res_body;
     struct evbuffer *res_headers; /* "Name: value\r\n" lines */
     bool has_cache_control;
+    bool has_content_encoding; /* the handler's own: never gzipped on top */
+    const char *etag; /* arena: the answer's ETag, written with the head (weak when gzipped) */
     bool keep_alive;
     bool deferred; /* away: answered later on the loop (defer.c owns it) */
     bool cors_done; /* a preflight answer carries its own CORS headers */
@@ -322,9 +324,15 @@ BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_
 BK__HIDDEN int bk__pct_decode(bk__arena_t *a, const char *s, size_t len, bool plus_space,
                               const char **out);
 BK__HIDDEN bool bk__is_tchar(unsigned char c);
+/* request.c: the next header line named name (case-insensitive) from *i on,
+ * *i moved past it; NULL when there is none. For fields that are lists over
+ * several lines: for (size_t i = 0; (h = bk__req_header_next(req, n, &i));) */
+BK__HIDDEN const struct hdr *bk__req_header_next(const struct bk_req *req, const char *name, size_t *i);
+/* OWS (RFC 9110, 5.6.3): a space or a tab. */
+static inline bool bk__ows(char c) { return c == ' ' || c == '\t'; }
 /* gzip.c: gzips the answer when the server and the client want it (on the
- * loop's thread, before the head is written). */
-BK__HIDDEN void bk__gzip_answer(struct loop *loop, struct bk_req *req);
+ * loop's thread, before the head is written); true when it did. */
+BK__HIDDEN bool bk__gzip_answer(struct loop *loop, struct bk_req *req);
 BK__HIDDEN void bk__gzip_free(struct loop *loop);
 /* tls.c: the context from the options' files (nothing without them); a new
  * connection's SSL from the current context; the context freed. */

@@ -4,7 +4,6 @@
  * SPDX-License-Identifier: MIT */
 #include <stdio.h>
 #include <string.h>
-#include <strings.h>
 
 #include "http/http_int.h"
 
@@ -21,30 +20,23 @@ static bool id_char(char c)
  * recommendation says), any other begins one. Nothing invalid is kept. */
 static void trace_begin(bk_req_t *req)
 {
+    const struct hdr *h;
     const char *parent = NULL, *state = NULL;
     size_t nparent = 0, nstate = 0, state_len = 0;
-    for (size_t i = 0; i < req->nhdrs; i++) {
-        const struct hdr *h = &req->hdrs[i];
-        if (h->nlen == 11 && strncasecmp(h->name, "traceparent", 11) == 0) {
-            parent = h->value;
-            nparent++;
-        } else if (h->nlen == 10 && strncasecmp(h->name, "tracestate", 10) == 0) {
-            state = h->value;
-            nstate++;
-            state_len += h->vlen + 1;
-        }
+    for (size_t i = 0; (h = bk__req_header_next(req, "traceparent", &i)) != NULL; nparent++)
+        parent = h->value;
+    for (size_t i = 0; (h = bk__req_header_next(req, "tracestate", &i)) != NULL; nstate++) {
+        state = h->value;
+        state_len += h->vlen + 1;
     }
     char *joined = NULL;
     if (nstate > 1 && (joined = bk__arena_alloc(&req->arena, state_len)) != NULL) {
         size_t n = 0;
-        for (size_t i = 0; i < req->nhdrs; i++) {
-            const struct hdr *h = &req->hdrs[i];
-            if (h->nlen == 10 && strncasecmp(h->name, "tracestate", 10) == 0) {
-                if (n > 0)
-                    joined[n++] = ',';
-                memcpy(joined + n, h->value, h->vlen);
-                n += h->vlen;
-            }
+        for (size_t i = 0; (h = bk__req_header_next(req, "tracestate", &i)) != NULL;) {
+            if (n > 0)
+                joined[n++] = ',';
+            memcpy(joined + n, h->value, h->vlen);
+            n += h->vlen;
         }
         joined[n] = '\0';
     }

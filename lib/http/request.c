@@ -43,15 +43,22 @@ const char *bk_req_query(const bk_req_t *req, const char *name)
     return NULL;
 }
 
+const struct hdr *bk__req_header_next(const bk_req_t *req, const char *name, size_t *i)
+{
+    size_t len = strlen(name);
+    for (; *i < req->nhdrs; (*i)++)
+        if (req->hdrs[*i].nlen == len && strncasecmp(req->hdrs[*i].name, name, len) == 0)
+            return &req->hdrs[(*i)++];
+    return NULL;
+}
+
 const char *bk_req_header(const bk_req_t *req, const char *name)
 {
     if (req == NULL || name == NULL)
         return NULL;
-    size_t len = strlen(name);
-    for (size_t i = 0; i < req->nhdrs; i++)
-        if (req->hdrs[i].nlen == len && strncasecmp(req->hdrs[i].name, name, len) == 0)
-            return req->hdrs[i].value;
-    return NULL;
+    size_t i = 0;
+    const struct hdr *h = bk__req_header_next(req, name, &i);
+    return h ? h->value : NULL;
 }
 
 const char *bk_req_body(const bk_req_t *req, size_t *len)

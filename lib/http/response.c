@@ -130,8 +130,17 @@ int bk_res_header(bk_req_t *req, const char *name, const char *value)
         req->ctype = t;
         return BK_OK;
     }
+    if (strcasecmp(name, "ETag") == 0) { /* one per answer: the head writes it (gzip.c) */
+        const char *t = bk__arena_strndup(&req->arena, value, strlen(value));
+        if (t == NULL)
+            return BK_ENOMEM;
+        req->etag = t;
+        return BK_OK;
+    }
     if (strcasecmp(name, "Cache-Control") == 0)
         req->has_cache_control = true;
+    if (strcasecmp(name, "Content-Encoding") == 0)
+        req->has_content_encoding = true;
     if (evbuffer_add_printf(req->res_headers, "%s: %s\r\n", name, value) < 0)
         return BK_ENOMEM;
     return BK_OK;
@@ -250,8 +259,7 @@ void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
     const bk_http_server_t *srv = req->srv;
     /* 204 and 304 carry no body; HEAD gets the headers a GET would. */
     bool no_body = req->status == 204 || req->status == 304;
-    if (!no_body)
-        bk__gzip_answer(req->loop, req);
+    bool gzipped = !no_body && bk__gzip_answer(req->loop, req);
     size_t blen = evbuffer_get_length(req->res_body);
     if (no_body) {
         evbuffer_drain(req->res_body, blen);
@@ -276,6 +284,14 @@ void bk__res_serialize(struct bk_req *req, struct evbuffer *out)
         PUT_LIT(&h, "\r\nConnection: close");
     else if (req->minor == 0)
         PUT_LIT(&h, "\r\nConnection: keep-alive");
+    if (req->etag != NULL) {
+        PUT_LIT(&h, "\r\nETag: ");
+        /* Gzipped bytes are another representation: a strong tag would say they
+         * are the same (nginx does the same). If-None-Match compares weakly. */
+        if (gzipped && req->etag[0] == '"')
+            PUT_LIT(&h, "W/");
+        puts_(&h, req->etag);
+    }
     PUT_LIT(&h, "\r\nX-Request-ID: ");
     puts_(&h, req->id);
     PUT_LIT(&h, "\r\n");

@@ -377,10 +377,12 @@ static void count(bk_upstream_t *u, int which)
         bk_counter_inc(u->calls[which]);
 }
 
-/* Appends "name: value" to *l; false on ENOMEM (then *l is freed). */
+/* Appends "name: value" to *l; false on ENOMEM (then *l is freed). The
+ * callers' lines are short: an idempotency key's at most 511 bytes, a
+ * tracestate's at most BK_TRACESTATE_MAX + 12. */
 static bool append_header(struct curl_slist **l, const char *name, const char *value)
 {
-    char line[BK_TRACESTATE_MAX + 32];
+    char line[1024];
     snprintf(line, sizeof line, "%s: %s", name, value);
     struct curl_slist *n = curl_slist_append(*l, line);
     if (n == NULL) {
@@ -449,19 +451,13 @@ static int build_headers(const bk_upstream_request_t *rq, const char *key, struc
             return rc;
     }
     if (l != NULL && key != NULL) {
-        char line[512];
-        int n = snprintf(line, sizeof line, "Idempotency-Key: %s", key);
-        if (strpbrk(key, "\r\n") != NULL || n < 0 || (size_t)n >= sizeof line) {
+        /* no header injection, no truncated key: the line within 511 bytes */
+        if (strpbrk(key, "\r\n") != NULL || strlen("Idempotency-Key: ") + strlen(key) > 511) {
             curl_slist_free_all(l);
-            /* no header injection, no truncated key */
             return bk__error(err, BK_EINVAL, "the idempotency key is too long or has a line break");
         }
-        struct curl_slist *nl = curl_slist_append(l, line);
-        if (nl == NULL) {
-            curl_slist_free_all(l);
+        if (!append_header(&l, "Idempotency-Key", key))
             return BK_ENOMEM;
-        }
-        l = nl;
     }
     *out = l;
     return l ? BK_OK : bk__error(err, BK_ENOMEM, NULL);
