@@ -118,6 +118,37 @@ typedef struct bk_http_auth {
  * not even revealed to exist. Runs on the handler's thread, after validation. */
 typedef int (*bk_http_owner_fn)(bk_req_t *req, const json_t *claims, void *ud);
 
+/* One documented answer of a route (bk_http_operation_t.responses). Fill it with
+ * a designated initializer: the fields not named, reserved_ among them, are zero. */
+typedef struct bk_http_response_doc {
+    int status;               /* 100..599, or 0 for OpenAPI's "default" (any other) */
+    const char *description;  /* NULL = the status's reason phrase; copied */
+    /* The body's JSON Schema; NULL = no body described. Borrowed: referenced, not
+     * copied, and never to be modified while the server lives. */
+    const json_t *schema;
+    const char *content_type; /* NULL = "application/json"; copied */
+    uint64_t reserved_[4];    /* room to grow (HACKING.md); zero */
+} bk_http_response_doc_t;
+
+/*
+ * What the OpenAPI document says of a route (bk_http_route_opts_t.doc,
+ * bk_http_mount_openapi(3)); everything else (parameters, body, security, the
+ * guards' error answers) comes from the route itself. Copied by bk_http_route
+ * (the response schemas are referenced). Fill it with a designated initializer.
+ */
+typedef struct bk_http_operation {
+    const char *summary;      /* NULL = "GET /users/{id}" */
+    const char *description;  /* CommonMark */
+    const char *operation_id; /* NULL = made from the method and template ("get_users_id");
+                                 unique across the server's routes */
+    const char *const *tags;  /* NULL-terminated; NULL = none */
+    bool deprecated;
+    bool hidden;              /* left out of the document */
+    const bk_http_response_doc_t *responses; /* NULL (and 0) = "200": "OK" */
+    size_t nresponses;
+    uint64_t reserved_[8];    /* room to grow (HACKING.md); zero */
+} bk_http_operation_t;
+
 /* The options of one route: bk_http_route_opts_init, or a designated initializer
  * (the fields not named, the reserved_ tail among them, are zero: the defaults). */
 typedef struct bk_http_route_opts {
@@ -149,7 +180,10 @@ typedef struct bk_http_route_opts {
     const char *permission;
     bk_http_owner_fn owner; /* NULL = none; needs auth */
     void *owner_ud;
-    uint64_t reserved_[8]; /* room to grow (HACKING.md); zeroed by bk_http_route_opts_init */
+    /* What the OpenAPI document says of the route beyond what the options above
+     * show (bk_http_mount_openapi). Copied; NULL = only what they show. */
+    const bk_http_operation_t *doc;
+    uint64_t reserved_[7]; /* room to grow (HACKING.md); zeroed by bk_http_route_opts_init */
 } bk_http_route_opts_t;
 
 /* Clears *opts (the reserved_ tail too) and sets the defaults (BK_HTTP_INLINE,
@@ -286,6 +320,39 @@ BK_EXPORT void bk_http_static_opts_init(bk_http_static_opts_t *opts);
  * Before start. BK_ESYS (errno kept) when dir cannot be opened; err may be NULL. */
 BK_EXPORT int bk_http_mount_static(bk_http_server_t *srv, const char *prefix, const char *dir,
                                    const bk_http_static_opts_t *opts, bk_error_t *err);
+
+/* The document's info, servers and links (bk_http_mount_openapi). Fill it with a
+ * designated initializer; every string is copied. */
+typedef struct bk_http_openapi_info {
+    const char *title;        /* required */
+    const char *version;      /* the API's version ("1.4.0"); required */
+    const char *summary;
+    const char *description;  /* CommonMark */
+    const char *const *servers; /* NULL-terminated base URLs ("https://api.example.com/v1") */
+    const char *contact_name, *contact_url, *contact_email;
+    const char *license_name;       /* required when another license field is set */
+    const char *license_identifier; /* SPDX ("MIT"); not together with license_url */
+    const char *license_url;
+    const char *terms_of_service;   /* a URL */
+    uint64_t reserved_[8];    /* room to grow (HACKING.md); zero */
+} bk_http_openapi_info_t;
+
+/*
+ * GET path answers the OpenAPI 3.1 document of the server's routes (those of
+ * bk_http_route, not the mounts), rendered once at bk_http_server_start, in the
+ * JSON Schema 2020-12 dialect so that the routes' schemas appear as they are
+ * (man bk_http_mount_openapi). Before start; once per server. BK_EINVAL when
+ * info lacks its title or version or a license field breaks the rule above,
+ * BK_EEXIST for a second mount, BK_EBUSY after start.
+ */
+BK_EXPORT int bk_http_mount_openapi(bk_http_server_t *srv, const char *path,
+                                    const bk_http_openapi_info_t *info);
+/* The document of the routes routed so far, as bk_http_mount_openapi renders it,
+ * in *out (a new reference); for a host that writes it out (a build step, a client
+ * generator). BK_EINVAL as above or when two routes share an operationId
+ * (err->message names it); BK_ENOMEM. Not concurrently with bk_http_route. */
+BK_EXPORT int bk_http_openapi(const bk_http_server_t *srv, const bk_http_openapi_info_t *info,
+                              json_t **out, bk_error_t *err);
 
 /* A readiness check: runs on the worker pool, returns BK_OK when ready. */
 typedef int (*bk_http_check_fn)(void *ud);

@@ -96,6 +96,13 @@ BK_EXPORT void bk_schema_opts_init(bk_schema_opts_t *opts);
 BK_EXPORT int bk_schema_compile(const json_t *schema, const bk_schema_opts_t *opts, bk_schema_t **out,
                                 bk_error_t *err);
 BK_EXPORT void bk_schema_free(bk_schema_t *s);
+/* The document s was compiled from (borrowed: it lives as long as s; never to be
+ * modified), and the draft its root is read under (BK_SCHEMA_DRAFT_2020_12 or
+ * BK_SCHEMA_DRAFT_7: its $schema's, else bk_schema_opts_t.draft's). For a host
+ * that shows the schema it checks against (bk_http_mount_openapi). NULL and 0 for
+ * a NULL s. Thread-safe. */
+BK_EXPORT const json_t *bk_schema_document(const bk_schema_t *s);
+BK_EXPORT int bk_schema_draft(const bk_schema_t *s);
 
 /*
  * The built-in meta-schema of draft (BK_SCHEMA_DRAFT_2020_12 or BK_SCHEMA_DRAFT_7),

@@ -57,6 +57,9 @@ struct route {
     bk_http_owner_fn owner;
     void *owner_ud;
     bool internal;            /* health, metrics: no user middleware */
+    bool hidden;              /* left out of the OpenAPI document */
+    json_t *doc;              /* bk_http_operation_t, copied (openapi.c); NULL = none */
+    struct route *reg_next;   /* the server's routes in the order of registration */
     /* The route's built-in guards (mw_*.c), installed by registration from its
      * options: guard[0..nguard_pre) run ahead of the user middleware, the rest
      * after it (chain.c says the order and why). */
@@ -305,7 +308,18 @@ struct bk_http_server {
     char *tls_cert_file, *tls_key_file;
     struct ssl_ctx_st *tls_ctx; /* tls.c: NULL without TLS; swapped under tls_mu */
     pthread_mutex_t tls_mu;
+    struct route *routes, **routes_tail; /* every route, in the order of registration */
+    json_t *openapi_head;     /* bk_http_mount_openapi's info; NULL = not mounted */
+    char *openapi_text;       /* the document, rendered at start (openapi.c) */
+    size_t openapi_len;
 };
+
+/* openapi.c */
+/* Copies a route's bk_http_operation_t into r->doc; BK_EINVAL for a bad one. */
+BK__HIDDEN int bk__route_doc(struct route *r, const bk_http_operation_t *op);
+/* Renders the mounted document (a no-op without a mount), at start. */
+BK__HIDDEN int bk__openapi_render(bk_http_server_t *srv, bk_error_t *err);
+BK__HIDDEN void bk__openapi_free(bk_http_server_t *srv);
 
 /* conn.c */
 BK__HIDDEN void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,

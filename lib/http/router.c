@@ -20,6 +20,7 @@ void bk__route_free(struct route *r)
     free(r->method);
     free(r->template);
     free(r->permission);
+    json_decref(r->doc);
     free(r->chain);
     for (size_t i = 0; i < r->nmw; i++)
         free((char *)r->mw[i].name);

@@ -23,7 +23,7 @@
 #include "http/http_int.h"
 
 BK__ASSERT_ABI_SIZE(bk_http_opts_t, 312); /* gzip_*, tls_* taken from the tail */
-BK__ASSERT_ABI_SIZE(bk_http_route_opts_t, 160);
+BK__ASSERT_ABI_SIZE(bk_http_route_opts_t, 160); /* doc taken from the tail */
 BK__ASSERT_ABI_SIZE(bk_http_auth_t, 104);
 BK__ASSERT_ABI_SIZE(bk_http_middleware_t, 96);
 
@@ -202,6 +202,7 @@ int bk_http_server_new(const bk_http_opts_t *opts, bk_http_server_t **out, bk_er
         rc = copy_origins(srv, o->cors_origins, err);
     if (rc == BK_OK)
         rc = bk__tls_init(srv, err);
+    srv->routes_tail = &srv->routes;
     if (rc == BK_OK && (srv->root = bk__rnode_new()) == NULL)
         rc = BK_ENOMEM;
     if (rc == BK_OK) {
@@ -310,9 +311,9 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
         r->owner = opts->owner;
         r->owner_ud = opts->owner_ud;
     }
-    int rc = BK_OK;
-    if ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL ||
-        (opts != NULL && opts->permission != NULL && (r->permission = strdup(opts->permission)) == NULL))
+    int rc = opts != NULL ? bk__route_doc(r, opts->doc) : BK_OK;
+    if (rc == BK_OK && ((r->method = strdup(method)) == NULL || (r->template = strdup(path)) == NULL ||
+        (opts != NULL && opts->permission != NULL && (r->permission = strdup(opts->permission)) == NULL)))
         rc = BK_ENOMEM;
     if (rc == BK_OK && opts != NULL && opts->nmiddleware > 0) {
         if ((r->mw = calloc(opts->nmiddleware, sizeof *r->mw)) == NULL)
@@ -330,6 +331,8 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
     }
     if (r->flags & BK_HTTP_BLOCKING)
         srv->has_blocking = true;
+    *srv->routes_tail = r;
+    srv->routes_tail = &r->reg_next;
     return BK_OK;
 }
 
@@ -656,7 +659,10 @@ int bk_http_server_start(bk_http_server_t *srv, bk_error_t *err)
     struct sigaction pipe_sa;
     if (sigaction(SIGPIPE, NULL, &pipe_sa) == 0 && pipe_sa.sa_handler == SIG_DFL)
         signal(SIGPIPE, SIG_IGN);
-    int rc = bk__router_finish(srv->root, srv);
+    int rc = bk__openapi_render(srv, err);
+    if (rc != BK_OK)
+        return rc; /* nothing has started yet */
+    rc = bk__router_finish(srv->root, srv);
     if (rc == BK_OK)
         rc = bk__chain_build_server(srv);
     if (rc == BK_OK && srv->workers == NULL && (srv->has_blocking || srv->nchecks > 0)) {
@@ -786,6 +792,7 @@ void bk_http_server_free(bk_http_server_t *srv)
         unlink(srv->admin_unix_path);
     }
     bk__rnode_free(srv->root);
+    bk__openapi_free(srv);
     bk__static_free(srv->static_mounts);
     for (size_t i = 0; i < srv->nmw; i++)
         free((char *)srv->mw[i].name);

@@ -395,6 +395,7 @@ int bk_http_mount_static(bk_http_server_t *srv, const char *prefix, const char *
         bk_http_route_opts_t ro;
         bk_http_route_opts_init(&ro);
         ro.flags = BK_HTTP_RAW_PARAMS | (o.flags & BK_HTTP_BLOCKING);
+        ro.doc = &(bk_http_operation_t){.hidden = true}; /* files, not the API */
         rc = bk_http_route(srv, "GET", tmpl, static_handler, m, &ro);
         if (rc == BK_OK)
             rc = bk_http_route(srv, "HEAD", tmpl, static_handler, m, &ro);

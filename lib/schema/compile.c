@@ -1210,6 +1210,16 @@ void bk_schema_free(bk_schema_t *s)
     free(s);
 }
 
+const json_t *bk_schema_document(const bk_schema_t *s)
+{
+    return s ? s->docs[0] : NULL;
+}
+
+int bk_schema_draft(const bk_schema_t *s)
+{
+    return s ? s->draft : 0;
+}
+
 int bk_schema_compile(const json_t *schema_in, const bk_schema_opts_t *opts_in, bk_schema_t **out,
                       bk_error_t *err)
 {
@@ -1242,6 +1252,8 @@ int bk_schema_compile(const json_t *schema_in, const bk_schema_opts_t *opts_in, 
     if (!scan_document(&c, schema, base, strcspn(base, "#"), opts->draft, V_ALL, "") &&
         (s->root = compile(&c, schema)) && compile_dynamic_anchors(&c) == BK_OK)
         check_loops(&c);
+    const sinfo_t *root_info = c.rc ? NULL : bk__map_get_ptr(&c.info, schema);
+    s->draft = root_info ? root_info->draft : opts->draft;
     bk__map_free(&c.info);
     bk__map_free(&c.resources);
     bk__map_free(&c.anchors);

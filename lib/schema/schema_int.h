@@ -284,6 +284,7 @@ struct bk_schema {
     size_t nregexes;
     bk__resource_t *resources;
     unsigned max_errors, max_depth, max_recursion;
+    int draft; /* the dialect the root is read under (bk_schema_draft) */
 };
 
 /* A registry's document, NULL when it has none under uri (registry.c). */
