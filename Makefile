@@ -25,6 +25,8 @@ BUILD := build
 # tests, benchmarks and `make run` use (Check and libjwt are checked by configure and
 # required by make check and make bench; json-schema-test-suite is the draft-07 suite
 # that tests/schema/suite falls back to when there is no ../shared beside the clone).
+# Node.js and npm (tests/http/openapi.sh, bench/schema.sh) only when there is no npm:
+# a Node.js from elsewhere (NodeSource's bundles its npm) is not replaced by Debian's.
 DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libevent-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libargon2-dev \
 	libpq-dev libmemcached-dev zlib1g-dev
@@ -43,6 +45,7 @@ deps:
 	for p in $(DEB_PACKAGES); do \
 	  dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
 	done; \
+	command -v npm >/dev/null || missing="$$missing nodejs npm"; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
