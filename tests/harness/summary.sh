@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Prints what `make check` ran: each Check suite's summary line, each script test's
 # result, and one total line "N passed, N failed" (Check test cases, the cases of
-# programs that end with "total: N passed, N failed", and script tests). A test's
+# programs that end with "total: N passed, N failed", and script tests), with ", N
+# skipped" when a script skipped itself (exit 77: a slow check the pass before
+# ran). A test's
 # lines that begin "note: " (what it ran on, e.g. which JSON Schema Test Suite) are
 # printed under its result.
 set -u
 build=${1:-build}
-passed=0 failed=0
+passed=0 failed=0 skipped=0
 shopt -s nullglob globstar
 for trs in "$build"/**/*.trs; do
     log=${trs%.trs}.log
@@ -31,10 +33,15 @@ for trs in "$build"/**/*.trs; do
     else
         case "$result" in
             PASS) passed=$((passed + 1)) ;;
+            SKIP) skipped=$((skipped + 1)) ;;
             *) failed=$((failed + 1)) ;;
         esac
         printf '%-36s %s\n' "$name" "${result:-NOT RUN}"
     fi
     grep -E '^note: ' "$log" 2>/dev/null | sed 's/^/    /' || true
 done
-echo "$passed passed, $failed failed"
+if [ "$skipped" -gt 0 ]; then
+    echo "$passed passed, $failed failed, $skipped skipped"
+else
+    echo "$passed passed, $failed failed"
+fi
