@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include <event2/bufferevent_ssl.h>
+#include <event2/bufferevent_struct.h> /* ev_write (conn_finish) */
 #include <openssl/ssl.h>
 
 #include "http/http_int.h"
@@ -521,6 +522,13 @@ static void conn_finish(struct bk_req *req)
     evtimer_del(c->timer);
     arm(c, loop->srv->o.write_timeout_ns);
     bufferevent_enable(c->bev, EV_WRITE);
+    /* A socket bufferevent (TLS's too) writes when the loop next finds the
+     * socket writable: a wait and two changes of its events for every answer,
+     * though the socket can almost always take it now. Its write event made
+     * active writes now, in this pass of the loop; with the change list the
+     * changes cancel out, and an answer costs no system call but its write. */
+    if (event_pending(&c->bev->ev_write, EV_WRITE, NULL))
+        event_active(&c->bev->ev_write, EV_WRITE, 1);
 }
 
 static bool conn_gone(struct bk_req *req)
