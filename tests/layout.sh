@@ -18,6 +18,7 @@ exempt=(
     tests/proc_test.h         # included by the suites across processes: their children, bounded waits on the database
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
     tests/harness/summary.sh  # prints what make check ran
+    tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh and bench/schema.sh
 )
 is_exempt() {
     local e

@@ -259,8 +259,12 @@ BK_EXPORT void bk_ratelimit_free(bk_ratelimit_t *rl);
 /* A flag of bk_ratelimit_check: one load/store round and no pause, for a thread
  * that must not sleep (an event loop); a conflict is BK_EBUSY at once. */
 #define BK_RATELIMIT_NO_WAIT 0x1u
-/* Takes one request for key (any string: user, IP, API key, route). flags: 0 or
- * BK_RATELIMIT_NO_WAIT. BK_OK with *res filled (allowed or not); BK_EBUSY when
+/* A flag of bk_ratelimit_check: decide, and take nothing (the store is read, never
+ * written). For a limit on failures only (logins): peek before the attempt, take
+ * one when it fails. */
+#define BK_RATELIMIT_PEEK 0x2u
+/* Takes one request for key (any string: user, IP, API key, route). flags: 0,
+ * BK_RATELIMIT_NO_WAIT, BK_RATELIMIT_PEEK. BK_OK with *res filled (allowed or not); BK_EBUSY when
  * the store kept conflicting (up to 16 rounds, with short pauses on the limiter's
  * clock, after the second: never on an event loop), or conflicted once under
  * BK_RATELIMIT_NO_WAIT; BK_EINVAL for an unknown flag. */

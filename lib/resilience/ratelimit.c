@@ -132,6 +132,7 @@ static int64_t decide(const bk_ratelimit_t *rl, int64_t tat, int64_t now, bk_rat
 struct step {
     const bk_ratelimit_t *rl;
     bk_ratelimit_result_t *res;
+    bool peek; /* decide only */
 };
 
 /* The in-process store's round, under its shard lock (resilience_int.h). */
@@ -142,7 +143,7 @@ static bool step(bool found, int64_t *tat, void *arg)
      * state another thread stored, and refuse a request wrongly. */
     int64_t now = bk_clock_wall_ns(st->rl->o.clock);
     int64_t new_tat = decide(st->rl, found ? *tat : now, now, st->res);
-    if (!st->res->allowed)
+    if (!st->res->allowed || st->peek)
         return false;
     *tat = new_tat;
     return true;
@@ -150,7 +151,8 @@ static bool step(bool found, int64_t *tat, void *arg)
 
 int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res)
 {
-    if (rl == NULL || key == NULL || res == NULL || (flags & ~(unsigned)BK_RATELIMIT_NO_WAIT) != 0) {
+    if (rl == NULL || key == NULL || res == NULL ||
+        (flags & ~(unsigned)(BK_RATELIMIT_NO_WAIT | BK_RATELIMIT_PEEK)) != 0) {
         if (res != NULL)
             memset(res, 0, sizeof *res); /* not allowed */
         return BK_EINVAL;
@@ -158,7 +160,7 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_r
     /* The in-process store: one round under its lock, which nothing can conflict
      * with (so NO_WAIT changes nothing). */
     if (rl->fast) {
-        int rc = bk__memstore_update(rl->store.ud, key, step, &(struct step){rl, res});
+        int rc = bk__memstore_update(rl->store.ud, key, step, &(struct step){rl, res, flags & BK_RATELIMIT_PEEK});
         if (rc != BK_OK)
             *res = (bk_ratelimit_result_t){.limit = rl->o.burst};
         return rc;
@@ -181,7 +183,7 @@ int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_r
         }
         bk_ratelimit_result_t r;
         int64_t new_tat = decide(rl, tat, now, &r);
-        if (!r.allowed) {
+        if (!r.allowed || (flags & BK_RATELIMIT_PEEK)) {
             *res = r;
             return BK_OK;
         }

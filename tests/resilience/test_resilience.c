@@ -733,6 +733,52 @@ static int fwd_store(const char *key, int64_t tat, uint64_t version, int64_t ttl
     return in->store(key, tat, version, ttl_ns, in->ud);
 }
 
+START_TEST(peek_decides_and_takes_nothing_on_either_store)
+{
+    /* A limit on failures: peek before each attempt, take one when it fails. On
+     * the limiter's own store and through load/store rounds alike. */
+    bk_ratelimit_opts_t o;
+    bk_ratelimit_opts_init(&o);
+    o.period_ns = 60 * SEC;
+    o.burst = 3;
+    o.clock = clk;
+    bk_ratelimit_store_t direct, inner;
+    ck_assert_int_eq(bk_ratelimit_memory_store(100, &direct), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_memory_store(100, &inner), BK_OK);
+    bk_ratelimit_store_t wrapped = {.load = fwd_load, .store = fwd_store, .ud = &inner};
+    bk_ratelimit_t *rls[2];
+    ck_assert_int_eq(bk_ratelimit_new(3, &direct, &o, &rls[0]), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(3, &wrapped, &o, &rls[1]), BK_OK);
+    for (int i = 0; i < 2; i++) {
+        bk_ratelimit_t *rl = rls[i];
+        bk_ratelimit_result_t r;
+        /* Any number of peeks take nothing: still the whole burst. */
+        for (int n = 0; n < 10; n++) {
+            ck_assert_int_eq(bk_ratelimit_check(rl, "u", BK_RATELIMIT_PEEK, &r), BK_OK);
+            ck_assert(r.allowed);
+            ck_assert_uint_eq(r.remaining, 2); /* what taking one would leave */
+        }
+        int64_t tat;
+        uint64_t v;
+        const bk_ratelimit_store_t *st = i == 0 ? &direct : &inner;
+        ck_assert_int_eq(st->load("u", &tat, &v, st->ud), BK_ENOTFOUND); /* never written */
+        for (int n = 0; n < 3; n++)
+            ck_assert(bk_ratelimit_check(rl, "u", 0, &r) == BK_OK && r.allowed);
+        /* Spent: the peek says no, with the wait, and takes nothing either. */
+        ck_assert_int_eq(bk_ratelimit_check(rl, "u", BK_RATELIMIT_PEEK | BK_RATELIMIT_NO_WAIT, &r), BK_OK);
+        ck_assert(!r.allowed);
+        ck_assert_int_eq(r.retry_after_ns, 20 * SEC);
+        bk_clock_fake_advance(clk, 20 * SEC);
+        ck_assert(bk_ratelimit_check(rl, "u", BK_RATELIMIT_PEEK, &r) == BK_OK && r.allowed);
+        ck_assert(bk_ratelimit_check(rl, "u", BK_RATELIMIT_PEEK, &r) == BK_OK && r.allowed);
+        ck_assert(bk_ratelimit_check(rl, "u", 0, &r) == BK_OK && r.allowed);
+        ck_assert(bk_ratelimit_check(rl, "u", BK_RATELIMIT_PEEK, &r) == BK_OK && !r.allowed);
+        bk_ratelimit_free(rl);
+    }
+    inner.destroy(inner.ud);
+}
+END_TEST
+
 START_TEST(memory_store_one_round_matches_load_store)
 {
     /* The limiter's one-lock round on its own store (direct) and the load/store
@@ -906,7 +952,7 @@ START_TEST(gcra_no_wait_makes_one_round)
 
     /* An unknown flag. */
     c = (struct contended){0};
-    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0x2u, &r), BK_EINVAL);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0x4u, &r), BK_EINVAL);
     ck_assert_int_eq(c.loads, 0);
     bk_ratelimit_free(rl);
 }
@@ -1273,6 +1319,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, gcra_small_store_keeps_its_keys);
     tcase_add_test(tc, memory_store_load_store_is_compare_and_set);
     tcase_add_test(tc, memory_store_one_round_matches_load_store);
+    tcase_add_test(tc, peek_decides_and_takes_nothing_on_either_store);
     tcase_add_test(tc, gcra_retries_store_conflicts);
     tcase_add_test(tc, gcra_no_wait_makes_one_round);
     tcase_add_test(tc, gcra_reads_the_clock_after_the_state);
