@@ -83,16 +83,17 @@ check: build
 	exit $$status
 
 # The whole suite again under valgrind (no sanitizers: they do not mix), in its own
-# build directory. Check runs in-process (CK_FORK=no) so valgrind sees every test.
+# build directory. Check runs in-process (CK_FORK=no) so valgrind sees every test;
+# a script test runs the programs it starts under BK_TEST_WRAPPER (the daemon's).
 VALGRIND = valgrind --quiet --error-exitcode=99 --leak-check=full \
 	--suppressions=$(CURDIR)/tests/valgrind.supp \
 	--show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect
 check-valgrind:
 	@$(MAKE) --no-print-directory check BUILD=build-valgrind CONFIGURE_FLAGS="--enable-werror" \
-	  CHECK_ENV="CK_FORK=no BK_STRESS_CALLS=100000 CRASH_KILLS=3 SAGA_KILLS=3 BK_SLOW_CHECKS=no" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
+	  CHECK_ENV="CK_FORK=no BK_STRESS_CALLS=100000 CRASH_KILLS=3 SAGA_KILLS=3 BK_SLOW_CHECKS=no BK_TEST_WRAPPER='$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)'" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
 
 run: build
-	tests/harness/services.sh run -- $(BUILD)/examples/hello_json --port $(PORT)
+	daemon/run.sh $(BUILD) $(PORT)
 
 bench: build
 	$(MAKE) -C $(BUILD) bench

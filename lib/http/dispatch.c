@@ -167,11 +167,11 @@ void bk__req_complete(struct bk_req *req)
 
     if (srv->o.access_log != NULL && bk_log_enabled(srv->o.access_log, BK_LOG_INFO))
         bk_log(srv->o.access_log, BK_LOG_INFO,
-               json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:s, s:s, s:s, s:s}", "method", req->method,
+               json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:s, s:s, s:s, s:s, s:s*}", "method", req->method,
                          "path", req->path, "route", route, "status", req->status, "bytes",
                          (json_int_t)bytes, "duration_us", (json_int_t)(dur_ns / 1000), "request_id",
                          req->id, "trace_id", req->trace.trace_id, "span_id", req->trace.span_id, "client",
-                         bk_req_client(req)),
+                         bk_req_client(req), "user", json_string_value(json_object_get(req->claims, "sub"))),
                "request");
     req->ops->finish(req);
 }

@@ -1,0 +1,282 @@
+/* Opening backendd's parts from its configuration, in the order each needs the
+ * one before: logs, keys and policy (files the operator wrote: refused with the
+ * file's name), the database (migrated), the cache, the limits, the schemas.
+ * SPDX-License-Identifier: MIT */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+/* The roles of the built-in policy (rbac_policy_file unset). */
+static const char DEFAULT_POLICY[] =
+    "{\"roles\":{"
+    "\"customer\":{\"permissions\":[\"orders:create\",\"orders:read:own\"]},"
+    "\"editor\":{\"inherits\":[\"customer\"],\"permissions\":[\"products:write\"]},"
+    "\"admin\":{\"permissions\":[\"*\"]}}}";
+
+bk_schema_t *app_schema(const char *text)
+{
+    json_error_t je;
+    json_t *doc = json_loads(text, 0, &je);
+    bk_schema_t *s = NULL;
+    bk_error_t err;
+    if (doc == NULL || bk_schema_compile(doc, NULL, &s, &err) != BK_OK) {
+        /* The program's own constant: a mistake here is the developer's, found at once. */
+        fprintf(stderr, "backendd: a built-in schema does not compile: %s\n", doc ? err.message : je.text);
+        abort();
+    }
+    json_decref(doc);
+    return s;
+}
+
+bk_jwt_keys_t *app_keys(struct app *app)
+{
+    return app->keys;
+}
+
+long long app_user_id(const json_t *claims)
+{
+    const char *sub = json_string_value(json_object_get(claims, "sub"));
+    return sub ? strtoll(sub, NULL, 10) : 0;
+}
+
+int app_error(bk_error_t *err, int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return err->code = code;
+}
+
+static int query(struct app *app, bool read, const char *sql, const bk_db_param_t *params, size_t n,
+                 json_t **rows, bk_error_t *err)
+{
+    if (rows != NULL)
+        *rows = NULL;
+    bk_db_conn_t *c;
+    int rc = read ? bk_db_acquire_read(app->db, &c, err) : bk_db_acquire(app->db, &c, err);
+    if (rc != BK_OK)
+        return rc;
+    bk_db_result_t *res = NULL;
+    rc = bk_db_query(c, sql, params, n, rows ? &res : NULL, err);
+    bk_db_release(c);
+    if (rc == BK_OK && rows != NULL && (*rows = bk_db_result_json(res, 0)) == NULL)
+        rc = BK_ENOMEM;
+    bk_db_result_free(res);
+    return rc;
+}
+
+int app_query(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+              bk_error_t *err)
+{
+    return query(app, false, sql, params, n, rows, err);
+}
+
+int app_query_read(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+                   bk_error_t *err)
+{
+    return query(app, true, sql, params, n, rows, err);
+}
+
+void app_fail(struct app *app, bk_req_t *req, int rc, const bk_error_t *err, const char *what)
+{
+    bk_req_log(req, app->log, BK_LOG_ERROR,
+               json_pack("{s:s, s:s}", "code", bk_err_name(rc), "error",
+                         err && err->message[0] ? err->message : bk_strerror(rc)),
+               "%s failed", what);
+    /* The client learns the kind of failure, never the server's words. */
+    bk_res_error(req, rc == BK_ETIMEDOUT || rc == BK_EUNAVAIL || rc == BK_EBUSY ? rc : BK_EIO, NULL);
+}
+
+static int open_logs(struct app *app, bk_error_t *err)
+{
+    const struct conf *c = &app->conf;
+    bk_log_level_t level;
+    bk_log_level_parse(c->log_level, &level); /* checked by the configuration */
+    bk_log_opts_t lo;
+    bk_log_opts_init(&lo);
+    lo.level = level;
+    lo.path = c->log_file;
+    int rc = bk_log_new(&lo, &app->log, err);
+    if (rc != BK_OK || (c->access_log_file != NULL && strcmp(c->access_log_file, "off") == 0))
+        return rc;
+    bk_log_opts_init(&lo);
+    lo.path = c->access_log_file;
+    return bk_log_new(&lo, &app->access_log, err);
+}
+
+static int open_keys(struct app *app, bk_error_t *err)
+{
+    const struct conf *c = &app->conf;
+    bk_jwt_keys_t *keys;
+    int rc = bk_jwt_keys_new(&keys);
+    if (rc != BK_OK)
+        return rc;
+    const char *signing = c->jwt_signing_kid ? c->jwt_signing_kid
+                          : c->njwt_keys       ? c->jwt_keys[c->njwt_keys - 1].kid
+                                               : NULL;
+    for (size_t i = 0; rc == BK_OK && i < c->njwt_keys; i++) {
+        const struct conf_jwt_key *k = &c->jwt_keys[i];
+        rc = bk_jwt_keys_add_file(keys, k->kid, k->alg, k->file, strcmp(k->kid, signing) == 0, err);
+    }
+    app->keys = keys;
+    if (rc == BK_OK && c->njwt_keys == 0 && app->dev)
+        rc = dev_key(app, err);
+    return rc;
+}
+
+static int open_policy(struct app *app, bk_error_t *err)
+{
+    const char *file = app->conf.rbac_policy_file;
+    json_error_t je;
+    json_t *policy = file ? json_load_file(file, 0, &je) : json_loads(DEFAULT_POLICY, 0, &je);
+    if (policy == NULL)
+        return app_error(err, BK_EINVAL, "%s:%d: %s", file ? file : "built-in policy", je.line, je.text);
+    int rc = bk_rbac_load(policy, &app->rbac, err);
+    json_decref(policy);
+    if (rc != BK_OK && file != NULL) {
+        char msg[sizeof err->message];
+        memcpy(msg, err->message, sizeof msg);
+        app_error(err, rc, "%s: %s", file, msg);
+    }
+    return rc;
+}
+
+static int open_db(struct app *app, bk_error_t *err)
+{
+    const struct conf *c = &app->conf;
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.read_conninfo = c->database_read_url;
+    o.max_conns = c->database_pool_size;
+    o.application_name = "backendd";
+    o.metrics = app->metrics;
+    return bk_db_new(c->database_url, &o, &app->db, err);
+}
+
+static int open_cache(struct app *app, bk_error_t *err)
+{
+    const char *servers = app->conf.memcached_servers;
+    if (servers == NULL)
+        return bk_cache_memory_new(NULL, &app->cache);
+    bk_cache_memcached_opts_t mo;
+    bk_cache_memcached_opts_init(&mo);
+    mo.prefix = app->conf.memcached_prefix ? app->conf.memcached_prefix : "";
+    mo.metrics = app->metrics;
+    return bk_cache_memcached_new(servers, NULL, &mo, &app->cache, err);
+}
+
+/* The login limits: in memcached when there is one, so that every instance counts
+ * the same failures; in process memory otherwise. */
+static int open_limits(struct app *app)
+{
+    const struct conf *c = &app->conf;
+    const struct { const struct conf_rate *rate; const char *name; bk_ratelimit_t **out; } limits[] = {
+        {&c->login_rate_email, "login_email", &app->login_email},
+        {&c->login_rate_address, "login_address", &app->login_address},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        bk_ratelimit_store_t st;
+        int rc = c->memcached_servers ? bk_cache_ratelimit_store(app->cache, &st)
+                                      : bk_ratelimit_memory_store(100000, &st);
+        if (rc != BK_OK)
+            return rc;
+        bk_ratelimit_opts_t ro;
+        bk_ratelimit_opts_init(&ro);
+        ro.period_ns = limits[i].rate->period_ns;
+        ro.burst = limits[i].rate->count;
+        ro.name = limits[i].name;
+        /* The burst is the whole allowance; it refills over the period. */
+        if ((rc = bk_ratelimit_new(limits[i].rate->count, &st, &ro, limits[i].out)) != BK_OK)
+            return rc;
+    }
+    return BK_OK;
+}
+
+static void open_schemas(struct app *app)
+{
+    app->register_schema = app_schema(
+        "{\"type\":\"object\",\"required\":[\"email\",\"password\",\"name\"],\"additionalProperties\":false,"
+        "\"properties\":{"
+        "\"email\":{\"type\":\"string\",\"maxLength\":254,"
+        "\"pattern\":\"^[^@\\\\s]+@[^@\\\\s]+\\\\.[^@\\\\s]+$\"},"
+        "\"password\":{\"type\":\"string\",\"minLength\":12},"
+        "\"name\":{\"type\":\"string\",\"minLength\":2,\"maxLength\":100}}}");
+    app->login_schema = app_schema(
+        "{\"type\":\"object\",\"required\":[\"email\",\"password\"],"
+        "\"properties\":{\"email\":{\"type\":\"string\",\"maxLength\":254},"
+        "\"password\":{\"type\":\"string\"}}}");
+    app->refresh_schema = app_schema(
+        "{\"type\":\"object\",\"required\":[\"refresh_token\"],"
+        "\"properties\":{\"refresh_token\":{\"type\":\"string\",\"maxLength\":200}}}");
+    app->page_query_schema = app_schema(
+        "{\"type\":\"object\",\"properties\":{"
+        "\"page\":{\"type\":\"integer\",\"minimum\":1,\"default\":1},"
+        "\"per_page\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100,\"default\":20}}}");
+    app->role_schema = app_schema(
+        "{\"type\":\"object\",\"required\":[\"role\"],\"additionalProperties\":false,"
+        "\"properties\":{\"role\":{\"enum\":[\"customer\",\"editor\",\"admin\"]}}}");
+}
+
+int app_open(struct app *app, bk_error_t *err)
+{
+    const struct conf *c = &app->conf;
+    int rc = open_logs(app, err);
+    if (rc == BK_OK)
+        rc = bk_metrics_new(&app->metrics);
+    if (rc == BK_OK)
+        rc = open_keys(app, err);
+    if (rc == BK_OK)
+        rc = open_policy(app, err);
+    if (rc != BK_OK)
+        return rc;
+    bk_jwt_verify_opts_init(&app->verify);
+    app->verify.iss = c->jwt_issuer;
+    app->verify.aud = c->jwt_audience;
+    app->verify.leeway_ns = 5 * BK_NSEC_PER_SEC;
+    app->auth = (bk_http_auth_t){.keys = app->keys, .verify = &app->verify, .rbac = app->rbac};
+    bk_password_policy_init(&app->password);
+    app->password.memory_kib = c->argon2_memory_kib;
+    app->password.iterations = c->argon2_iterations;
+    app->password.parallelism = c->argon2_parallelism;
+    /* The hash an unknown email is verified against, made now: it proves the
+     * Argon2 parameters are ones the library takes, before anyone registers. */
+    if ((rc = bk_password_hash(&app->password, "not a password", 14, app->dummy_hash, sizeof app->dummy_hash,
+                               err)) != BK_OK) {
+        char msg[sizeof err->message];
+        memcpy(msg, err->message, sizeof msg);
+        return app_error(err, rc, "argon2_memory_kib, argon2_iterations, argon2_parallelism: %s", msg);
+    }
+    open_schemas(app);
+    if ((rc = open_db(app, err)) == BK_OK && (rc = app_migrate(app, err)) == BK_OK)
+        atomic_store(&app->migrated, true);
+    if (rc == BK_OK)
+        rc = open_cache(app, err);
+    if (rc == BK_OK)
+        rc = open_limits(app);
+    return rc;
+}
+
+void app_close(struct app *app)
+{
+    for (size_t i = 0; i < app->nservers; i++)
+        bk_http_server_free(app->servers[i]);
+    bk_ratelimit_free(app->login_email);
+    bk_ratelimit_free(app->login_address);
+    bk_cache_free(app->cache);
+    bk_db_free(app->db);
+    bk_schema_t *schemas[] = {app->register_schema, app->login_schema, app->refresh_schema, app->product_schema,
+                              app->product_patch_schema, app->product_query_schema, app->page_query_schema,
+                              app->role_schema};
+    for (size_t i = 0; i < sizeof schemas / sizeof *schemas; i++)
+        bk_schema_free(schemas[i]);
+    bk_rbac_free(app->rbac);
+    bk_jwt_keys_free(app->keys);
+    bk_metrics_free(app->metrics);
+    bk_log_free(app->access_log);
+    bk_log_free(app->log);
+    conf_free(&app->conf);
+}

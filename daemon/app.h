@@ -1,0 +1,71 @@
+/* backendd's parts, opened from its configuration (app.c), and the routes each
+ * file adds (auth.c, users.c, products.c). Public API of libbackend only.
+ * SPDX-License-Identifier: MIT */
+#ifndef BACKENDD_APP_H
+#define BACKENDD_APP_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include <backend/backend.h>
+
+#include "conf.h"
+
+struct app {
+    struct conf conf;
+    bool dev;
+    bk_log_t *log, *access_log;
+    bk_db_t *db;
+    bk_cache_t *cache;
+    bk_jwt_keys_t *keys;
+    bk_jwt_verify_opts_t verify;
+    bk_rbac_t *rbac;
+    bk_password_policy_t password;
+    char dummy_hash[BK_PASSWORD_HASH_MAX]; /* verified when an email is unknown (auth.c) */
+    bk_ratelimit_t *login_email, *login_address;
+    bk_http_auth_t auth;
+    bk_schema_t *register_schema, *login_schema, *refresh_schema;
+    bk_schema_t *product_schema, *product_patch_schema, *product_query_schema, *page_query_schema,
+        *role_schema;
+    bk_metrics_t *metrics;
+    bk_http_server_t *servers[CONF_MAX_LIST];
+    size_t nservers;
+    atomic_bool migrated;
+};
+
+/* Opens everything the configuration names: logs, keys, policy, database (and
+ * migrates it), cache, limits, schemas. Messages go to the log (or stderr). */
+int app_open(struct app *app, bk_error_t *err);
+void app_close(struct app *app);
+/* The migrations of the service's tables (schema.c). */
+int app_migrate(struct app *app, bk_error_t *err);
+/* --dev: the signing key in the state directory (made once), sample products and
+ * an admin account, whose credentials are printed once (dev.c). */
+int dev_key(struct app *app, bk_error_t *err);
+int dev_seed(struct app *app, bk_error_t *err);
+
+/* The routes: each file's own. */
+int auth_routes(struct app *app, bk_http_server_t *srv);
+int users_routes(struct app *app, bk_http_server_t *srv);
+int products_routes(struct app *app, bk_http_server_t *srv);
+
+/* Shared by the route files (app.c). */
+bk_jwt_keys_t *app_keys(struct app *app);
+/* A compiled schema from its JSON text (a constant of the program). */
+bk_schema_t *app_schema(const char *text);
+/* The claims' user id ("sub" as an integer), 0 when absent. */
+long long app_user_id(const json_t *claims);
+/* Fills *err (code and message, printf-style) and returns code. */
+int app_error(bk_error_t *err, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Answers a database or cache failure (logged with the request's ids). */
+void app_fail(struct app *app, bk_req_t *req, int rc, const bk_error_t *err, const char *what);
+/* One statement on a pooled connection (acquired and released here); its rows
+ * as JSON objects in *rows (NULL to drop them). */
+int app_query(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+              bk_error_t *err);
+/* The same on a replica (database_read_url; the primary without one): for lists,
+ * which may lag a write by the replica's delay, never for a read-back. */
+int app_query_read(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+                   bk_error_t *err);
+
+#endif

@@ -1,0 +1,262 @@
+#!/usr/bin/env bash
+# backendd end to end: the daemon on the harness's PostgreSQL (a database of its
+# own) and memcached, spoken to over HTTP: configuration refused with its line,
+# readiness, the auth flow (422 listing every field, 409, 401 alike for an unknown
+# email and a wrong password, refresh single-use with reuse revoking the family,
+# logout, the login limit), RBAC (401, 403), the catalogue (create, ETag, 304,
+# If-Match and 412, invalidation seen at once, delete, pages with Link, search,
+# 422), the OpenAPI document, and a graceful stop. BK_TEST_WRAPPER (the valgrind
+# pass sets it) runs the daemon under that command; its exit status must be 0.
+set -euo pipefail
+: "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
+: "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
+for tool in curl psql python3; do
+    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+done
+bin="$top_builddir/daemon/backendd"
+work=$(mktemp -d)
+pid=""
+db="backendd_e2e_$$"
+cleanup() {
+    [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+fail() {
+    echo "FAIL: $*"
+    echo "--- daemon log"
+    tail -n 40 "$work/log" || true
+    exit 1
+}
+
+# ---------------------------------------------------------------- a bad configuration
+cat >"$work/bad.conf" <<EOF
+# refused, every line named
+listen = 127.0.0.1
+access_token_ttl = 15
+database_url = postgresql://app:s3cret@localhost/db
+colour = blue
+EOF
+rc=0
+"$bin" -c "$work/bad.conf" --check-config >"$work/check.out" 2>&1 || rc=$?
+[ "$rc" = 1 ] || fail "--check-config of a bad file exited $rc"
+grep -qx "$work/bad.conf:2: listen: \"127.0.0.1\" is not host:port (\"127.0.0.1:8080\", \"\[::1\]:8080\")" "$work/check.out" ||
+    fail "no line 2: $(cat "$work/check.out")"
+grep -qx "$work/bad.conf:3: access_token_ttl: \"15\" is not a duration.*" "$work/check.out" || fail "no line 3"
+grep -qx "$work/bad.conf:5: colour: unknown key" "$work/check.out" || fail "no line 5"
+grep -qx "$work/bad.conf: jwt_key is required.*" "$work/check.out" || fail "no missing key"
+! grep -q s3cret "$work/check.out" || fail "--check-config printed a secret"
+rc=0
+"$bin" -c "$work/bad.conf" >/dev/null 2>"$work/start.err" || rc=$?
+[ "$rc" = 1 ] && grep -q "bad.conf:5: colour: unknown key" "$work/start.err" || fail "a bad file started (exit $rc)"
+
+# ---------------------------------------------------------------- start
+psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null
+dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
+head -c 32 /dev/urandom >"$work/jwt.key"
+cat >"$work/backendd.conf" <<EOF
+listen = 127.0.0.1:0
+database_url = $dsn
+memcached_servers = $BK_TEST_MEMCACHED
+memcached_prefix = e2e-$$-$RANDOM:
+jwt_key = e2e HS256 $work/jwt.key
+jwt_issuer = e2e
+io_threads = 2
+worker_threads = 4
+# cheap hashes: the flows, not Argon2, are under test
+argon2_memory_kib = 64
+argon2_iterations = 1
+login_rate_email = 5/15m
+login_rate_address = 1000/15m
+docs = off
+state_dir = $work/state
+access_log_file = $work/access.log
+EOF
+"$bin" -c "$work/backendd.conf" --check-config >"$work/check.out" || fail "the good file: $(cat "$work/check.out")"
+grep -qx "$work/backendd.conf: ok" "$work/check.out" || fail "check said $(cat "$work/check.out")"
+
+: >"$work/log"
+# shellcheck disable=SC2086 # the wrapper is a command line
+${BK_TEST_WRAPPER:-} "$bin" -c "$work/backendd.conf" >"$work/out" 2>>"$work/log" &
+pid=$!
+port=""
+for _ in $(seq 600); do
+    port=$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' "$work/log")
+    [ -n "$port" ] && break
+    kill -0 "$pid" 2>/dev/null || fail "backendd exited"
+    sleep 0.1
+done
+[ -n "$port" ] || fail "no 'serving' line"
+url="http://127.0.0.1:$port"
+
+# req METHOD PATH [BODY [HEADER...]]: the status in $status, the body in $work/body,
+# the head in $work/head.
+req() {
+    local method=$1 path=$2 body=${3:-}
+    shift 3 || shift $#
+    local args=(-sS -X "$method" -o "$work/body" -D "$work/head" -w '%{http_code}')
+    [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    for h in "$@"; do args+=(-H "$h"); done
+    status=$(curl "${args[@]}" "$url$path")
+}
+# jget EXPR: a Python expression over the body (as j).
+jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
+header() { sed -n "s/^$1: *//Ip" "$work/head" | tr -d '\r'; }
+expect() { [ "$status" = "$1" ] || fail "$2: status $status, not $1: $(cat "$work/body")"; }
+
+req GET /health/ready
+expect 200 "readiness"
+[ "$(jget 'j["checks"]["migrations"]')" = ok ] || fail "migrations not ready"
+
+# ---------------------------------------------------------------- accounts
+req POST /api/v1/auth/register '{"email":"Ann@Example.com","password":"correct horse battery","name":"Ann"}'
+expect 201 "register"
+[ "$(jget 'sorted(j)')" = "['created_at', 'email', 'id', 'name', 'role']" ] || fail "the user: $(cat "$work/body")"
+[ "$(jget 'j["role"]')" = customer ] || fail "a new account's role"
+ann_id=$(jget 'j["id"]')
+req POST /api/v1/auth/register '{"email":"ann@EXAMPLE.com","password":"correct horse battery","name":"Ann"}'
+expect 409 "the same email in another case"
+req POST /api/v1/auth/register '{"email":"nope","password":"short","name":"A"}'
+expect 422 "a bad registration"
+[ "$(jget '[e["loc"] for e in j["errors"]]')" = "['/email', '/password', '/name']" ] || fail "422 fields: $(cat "$work/body")"
+long=$(python3 -c 'print("é" * 600)')
+req POST /api/v1/auth/register "{\"email\":\"l@example.com\",\"password\":\"$long\",\"name\":\"Long\"}"
+expect 422 "a password over 1024 bytes"
+
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"wrong password!"}'
+expect 401 "a wrong password"
+wrong=$(jget '(j["status"], j["title"], j["code"], j["detail"])')
+req POST /api/v1/auth/login '{"email":"nobody@example.com","password":"wrong password!"}'
+expect 401 "an unknown email"
+[ "$(jget '(j["status"], j["title"], j["code"], j["detail"])')" = "$wrong" ] || fail "the two 401s differ"
+req POST /api/v1/auth/login '{"email":"ANN@example.com","password":"correct horse battery"}'
+expect 200 "login"
+[ "$(jget '(j["token_type"], j["expires_in"])')" = "('Bearer', 900)" ] || fail "token type: $(cat "$work/body")"
+access=$(jget 'j["access_token"]')
+refresh1=$(jget 'j["refresh_token"]')
+
+req GET /api/v1/users/me
+expect 401 "me without a token"
+header WWW-Authenticate | grep -q '^Bearer' || fail "no WWW-Authenticate"
+req GET /api/v1/users/me "" "Authorization: Bearer $access"
+expect 200 "me"
+[ "$(jget '(j["id"], j["email"])')" = "($ann_id, 'Ann@Example.com')" ] || fail "me: $(cat "$work/body")"
+req GET /api/v1/users "" "Authorization: Bearer $access"
+expect 403 "a customer lists the accounts"
+
+# Refresh: single use; a used token coming back revokes its family.
+req POST /api/v1/auth/refresh "{\"refresh_token\":\"$refresh1\"}"
+expect 200 "refresh"
+refresh2=$(jget 'j["refresh_token"]')
+[ "$refresh2" != "$refresh1" ] || fail "the same refresh token again"
+req POST /api/v1/auth/refresh "{\"refresh_token\":\"$refresh1\"}"
+expect 401 "a used refresh token"
+req POST /api/v1/auth/refresh "{\"refresh_token\":\"$refresh2\"}"
+expect 401 "the family of a reused token"
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
+refresh3=$(jget 'j["refresh_token"]')
+req POST /api/v1/auth/logout "{\"refresh_token\":\"$refresh3\"}"
+expect 204 "logout"
+req POST /api/v1/auth/refresh "{\"refresh_token\":\"$refresh3\"}"
+expect 401 "refresh after logout"
+
+# The login limit: failures count, per email.
+req POST /api/v1/auth/register '{"email":"bob@example.com","password":"another good password","name":"Bob"}'
+for i in 1 2 3 4 5; do
+    req POST /api/v1/auth/login '{"email":"bob@example.com","password":"not the password"}'
+    expect 401 "failure $i"
+done
+req POST /api/v1/auth/login '{"email":"bob@example.com","password":"another good password"}'
+expect 429 "the sixth attempt"
+[ -n "$(header Retry-After)" ] || fail "429 without Retry-After"
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
+expect 200 "another email is not limited"
+
+# ---------------------------------------------------------------- the catalogue
+psql "$dsn" -qc "UPDATE backendd.users SET role = 'editor' WHERE id = $ann_id" >/dev/null
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
+editor=$(jget 'j["access_token"]')
+req POST /api/v1/products '{"sku":"E2E-1","name":"Blue teapot","price":2500}'
+expect 401 "create without a token"
+req POST /api/v1/products '{"sku":"E2E-1","name":"Blue teapot","price":2500}' "Authorization: Bearer $access"
+expect 403 "create as a customer"
+req POST /api/v1/products '{"sku":"E2E-1","name":"Blue teapot","description":"Glazed stoneware.","price":2500,"stock":3}' \
+    "Authorization: Bearer $editor"
+expect 201 "create"
+pid_=$(jget 'j["id"]')
+[ "$(header Location)" = "/api/v1/products/$pid_" ] || fail "Location: $(header Location)"
+etag=$(header ETag)
+[ -n "$etag" ] || fail "no ETag"
+req POST /api/v1/products '{"sku":"E2E-1","name":"Again","price":1}' "Authorization: Bearer $editor"
+expect 409 "a taken sku"
+req POST /api/v1/products '{"sku":"bad sku","name":"","price":-1}' "Authorization: Bearer $editor"
+expect 422 "a bad product"
+[ "$(jget '[e["loc"] for e in j["errors"]]')" = "['/sku', '/name', '/price']" ] || fail "422 fields: $(cat "$work/body")"
+
+req GET "/api/v1/products/$pid_"
+expect 200 "read"
+[ "$(header ETag)" = "$etag" ] || fail "the ETag of a read"
+req GET "/api/v1/products/$pid_" "" "If-None-Match: $etag"
+expect 304 "a current copy"
+req PATCH "/api/v1/products/$pid_" '{"price":2700}' "Authorization: Bearer $editor" "If-Match: $etag"
+expect 200 "patch"
+new_etag=$(header ETag)
+[ "$new_etag" != "$etag" ] || fail "the ETag did not change"
+req PATCH "/api/v1/products/$pid_" '{"price":2900}' "Authorization: Bearer $editor" "If-Match: $etag"
+expect 412 "a stale If-Match"
+req GET "/api/v1/products/$pid_"
+[ "$(jget 'j["price"]')" = 2700 ] || fail "the cached copy was not invalidated: $(cat "$work/body")"
+req PUT "/api/v1/products/$pid_" '{"sku":"E2E-1","name":"Blue teapot","price":3100}' "Authorization: Bearer $editor" \
+    "If-Match: $new_etag"
+expect 200 "put"
+[ "$(jget '(j["price"], j["stock"], j["description"])')" = "(3100, 0, '')" ] || fail "put: $(cat "$work/body")"
+for bad in abc 0x10 -1 99999999999999999999 "1%20"; do
+    req GET "/api/v1/products/$bad"
+    expect 404 "the id $bad"
+done
+
+for i in $(seq 1 25); do
+    req POST /api/v1/products "{\"sku\":\"BULK-$i\",\"name\":\"Bulk item $i\",\"price\":$i}" "Authorization: Bearer $editor"
+    expect 201 "bulk $i"
+done
+req GET "/api/v1/products?page=2&per_page=10"
+expect 200 "page 2"
+[ "$(jget '(len(j["items"]), j["total"], j["page"], j["per_page"], j["total_pages"])')" = "(10, 26, 2, 10, 3)" ] ||
+    fail "page 2: $(jget 'len(j["items"]), j["total"], j["page"], j["total_pages"]')"
+link=$(header Link)
+for rel in first prev next last; do
+    grep -q "rel=\"$rel\"" <<<"$link" || fail "no $rel link: $link"
+done
+grep -q '</api/v1/products?page=3&per_page=10>; rel="next"' <<<"$link" || fail "next: $link"
+req GET "/api/v1/products?per_page=101"
+expect 422 "per_page over 100"
+[ "$(jget 'j["errors"][0]["loc"]')" = query.per_page ] || fail "the 422's loc: $(cat "$work/body")"
+req GET "/api/v1/products?q=teapot"
+expect 200 "search"
+[ "$(jget '[p["sku"] for p in j["items"]]')" = "['E2E-1']" ] || fail "search: $(cat "$work/body")"
+req DELETE "/api/v1/products/$pid_" "" "Authorization: Bearer $editor"
+expect 204 "delete"
+req GET "/api/v1/products/$pid_"
+expect 404 "a deleted product"
+
+# ---------------------------------------------------------------- operations
+req GET /openapi.json
+expect 200 "the OpenAPI document"
+[ "$(jget 'j["openapi"]')" = 3.1.0 ] || fail "not OpenAPI 3.1"
+[ "$(jget '"/api/v1/products/{id}" in j["paths"] and "/api/v1/auth/login" in j["paths"]')" = True ] ||
+    fail "routes missing from the document"
+req GET /metrics
+expect 200 "metrics"
+grep -q '^http_requests_total{method="POST",route="/api/v1/auth/login",status="429"} 1$' "$work/body" ||
+    fail "no count of the 429"
+grep '"route":"/api/v1/users/me"' "$work/access.log" | grep '"status":200' | grep -q "\"user\":\"$ann_id\"" ||
+    fail "no access line of /users/me with the user: $(grep users/me "$work/access.log")"
+
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=""
+[ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
+grep -q '"msg":"stopping"' "$work/log" || fail "no stopping line"
+echo "e2e: backendd passed every flow"
