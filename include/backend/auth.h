@@ -79,7 +79,8 @@ BK_EXPORT bool bk_password_needs_rehash(const bk_password_policy_t *policy, cons
 typedef struct bk_jwt_keys bk_jwt_keys_t;
 
 /* A key set: {kid, alg, key} entries; one is current for signing, all verify.
- * Filled before use, then read-only and shareable by any number of threads. */
+ * Shareable by any number of threads; its keys change at once with
+ * bk_jwt_keys_swap (or bk_jwt_keys_add, which is safe beside them too). */
 BK_EXPORT int bk_jwt_keys_new(bk_jwt_keys_t **out);
 BK_EXPORT void bk_jwt_keys_free(bk_jwt_keys_t *keys);
 /*
@@ -96,6 +97,16 @@ BK_EXPORT void bk_jwt_keys_free(bk_jwt_keys_t *keys);
  */
 BK_EXPORT int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg, const void *key, size_t len,
                               bool current, bk_error_t *err);
+/* Gives keys the keys of other and other the keys of keys, at once for every
+ * thread: an issue or verify running meanwhile finishes with the set it began
+ * with, the next ones use the new. For a reload (SIGHUP): fill a new set, swap it
+ * in, free what comes back. Any thread; BK_EINVAL for NULL or the same set. */
+BK_EXPORT int bk_jwt_keys_swap(bk_jwt_keys_t *keys, bk_jwt_keys_t *other);
+/* The public keys of the set as a JWK Set (RFC 7517), {"keys": [...]}: RSA (kty,
+ * n, e) and EC (kty, crv, x, y) keys, each with kid, alg and "use": "sig"; never
+ * an HMAC secret and never a private part. *out is a new reference. BK_EINVAL,
+ * BK_ENOMEM. Any thread. */
+BK_EXPORT int bk_jwt_keys_jwks(const bk_jwt_keys_t *keys, json_t **out);
 /* The same with the key read from a file (raw bytes for HS*, PEM otherwise; at
  * most 64 KiB). BK_ENOTFOUND when it cannot be opened. On failure err->file
  * names path. */

@@ -8,6 +8,7 @@
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,10 +65,24 @@ struct key {
 };
 
 struct bk_jwt_keys {
+    /* Read-locked by every issue and verify for as long as they use a key, write-
+     * locked by a change: bk_jwt_keys_swap replaces the keys under running calls. */
+    pthread_rwlock_t lock;
     struct key *v;
     size_t n, cap;
     const struct key *current;
 };
+
+/* The lock is the set's mutable part: issue and verify take a const set. */
+static void read_lock(const bk_jwt_keys_t *keys)
+{
+    pthread_rwlock_rdlock((pthread_rwlock_t *)&keys->lock);
+}
+
+static void unlock(const bk_jwt_keys_t *keys)
+{
+    pthread_rwlock_unlock((pthread_rwlock_t *)&keys->lock);
+}
 
 static const struct alg *alg_named(const char *name, size_t len)
 {
@@ -84,6 +99,19 @@ int bk_jwt_keys_new(bk_jwt_keys_t **out)
     if (!out)
         return BK_EINVAL;
     *out = calloc(1, sizeof **out);
+    pthread_rwlockattr_t attr;
+    pthread_rwlockattr_init(&attr);
+#if defined(__GLIBC__)
+    /* Verifies overlap without end on a busy server: a swap waiting behind
+     * readers that keep coming would never run. */
+    pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+#endif
+    int failed = *out ? pthread_rwlock_init(&(*out)->lock, &attr) : 0;
+    pthread_rwlockattr_destroy(&attr);
+    if (failed) {
+        free(*out);
+        *out = NULL;
+    }
     return *out ? BK_OK : BK_ENOMEM;
 }
 
@@ -102,7 +130,26 @@ void bk_jwt_keys_free(bk_jwt_keys_t *keys)
     for (size_t i = 0; i < keys->n; i++)
         key_clear(&keys->v[i]);
     free(keys->v);
+    pthread_rwlock_destroy(&keys->lock);
     free(keys);
+}
+
+int bk_jwt_keys_swap(bk_jwt_keys_t *keys, bk_jwt_keys_t *other)
+{
+    if (!keys || !other || keys == other)
+        return BK_EINVAL;
+    /* Both locks, always in the same order: two swaps of one pair never deadlock. */
+    bk_jwt_keys_t *first = keys < other ? keys : other, *second = keys < other ? other : keys;
+    pthread_rwlock_wrlock(&first->lock);
+    pthread_rwlock_wrlock(&second->lock);
+    struct key *v = keys->v;
+    size_t n = keys->n, cap = keys->cap;
+    const struct key *current = keys->current;
+    keys->v = other->v, keys->n = other->n, keys->cap = other->cap, keys->current = other->current;
+    other->v = v, other->n = n, other->cap = cap, other->current = current;
+    pthread_rwlock_unlock(&second->lock);
+    pthread_rwlock_unlock(&first->lock);
+    return BK_OK;
 }
 
 static EVP_MAC_CTX *hmac_ctx(const struct alg *alg, const void *secret, size_t len)
@@ -187,7 +234,7 @@ static bool kid_ok(const char *kid)
     return true;
 }
 
-int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg_name, const void *key, size_t len,
+static int keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg_name, const void *key, size_t len,
                     bool current, bk_error_t *err)
 {
     bk__error_clear(err);
@@ -488,7 +535,7 @@ static int claims_text_ok(const struct ancestor *at, size_t depth, bk_error_t *e
     return BK_OK;
 }
 
-int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token,
+static int issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token,
                  bk_error_t *err)
 {
     bk__error_clear(err);
@@ -709,7 +756,7 @@ static int check_claims(const bk_jwt_verify_opts_t *o, const json_t *header, con
     return BK_OK;
 }
 
-int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, const char *token, size_t len,
+static int verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, const char *token, size_t len,
                   json_t **claims)
 {
     bk_jwt_verify_opts_t defaults;
@@ -756,5 +803,106 @@ int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, c
         *claims = body;
     else
         json_decref(body);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ locked entry points */
+int bk_jwt_keys_add(bk_jwt_keys_t *keys, const char *kid, const char *alg, const void *key, size_t len, bool current,
+                    bk_error_t *err)
+{
+    if (!keys)
+        return keys_add(keys, kid, alg, key, len, current, err);
+    pthread_rwlock_wrlock(&keys->lock);
+    int rc = keys_add(keys, kid, alg, key, len, current, err);
+    unlock(keys);
+    return rc;
+}
+
+int bk_jwt_issue(const bk_jwt_keys_t *keys, const bk_jwt_issue_opts_t *opts, const json_t *claims, char **token,
+                 bk_error_t *err)
+{
+    if (!keys)
+        return issue(keys, opts, claims, token, err);
+    read_lock(keys);
+    int rc = issue(keys, opts, claims, token, err);
+    unlock(keys);
+    return rc;
+}
+
+int bk_jwt_verify(const bk_jwt_keys_t *keys, const bk_jwt_verify_opts_t *opts, const char *token, size_t len,
+                  json_t **claims)
+{
+    if (!keys)
+        return verify(keys, opts, token, len, claims);
+    read_lock(keys);
+    int rc = verify(keys, opts, token, len, claims);
+    unlock(keys);
+    return rc;
+}
+
+/* ------------------------------------------------------------------ JWKS */
+/* The big-endian bytes of pkey's BIGNUM param, left-padded to pad bytes (0: none),
+ * as base64url without padding. NULL on failure. */
+static json_t *b64_param(const EVP_PKEY *pkey, const char *param, size_t pad)
+{
+    BIGNUM *bn = NULL;
+    if (EVP_PKEY_get_bn_param(pkey, param, &bn) != 1)
+        return NULL;
+    size_t n = pad ? pad : (size_t)BN_num_bytes(bn);
+    unsigned char *bytes = malloc(n ? n : 1);
+    char *text = malloc(bk__b64_encoded_len(n) + 1);
+    json_t *out = NULL;
+    if (bytes && text && BN_bn2binpad(bn, bytes, (int)n) == (int)n) {
+        text[bk__b64_encode(bytes, n, text, true)] = '\0';
+        out = json_string(text);
+    }
+    free(bytes);
+    free(text);
+    BN_free(bn);
+    return out;
+}
+
+static json_t *jwk(const struct key *k)
+{
+    json_t *j = json_pack("{s:s?, s:s, s:s}", "kid", k->kid, "alg", k->alg->name, "use", "sig");
+    int bad = j == NULL;
+    if (!bad && k->alg->kind == KIND_RSA)
+        bad = json_object_set_new(j, "kty", json_string("RSA")) ||
+              json_object_set_new(j, "n", b64_param(k->pkey, OSSL_PKEY_PARAM_RSA_N, 0)) ||
+              json_object_set_new(j, "e", b64_param(k->pkey, OSSL_PKEY_PARAM_RSA_E, 0));
+    else if (!bad)
+        bad = json_object_set_new(j, "kty", json_string("EC")) ||
+              json_object_set_new(j, "crv", json_string(k->alg->size == 32 ? "P-256" : "P-384")) ||
+              json_object_set_new(j, "x", b64_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_X, k->alg->size)) ||
+              json_object_set_new(j, "y", b64_param(k->pkey, OSSL_PKEY_PARAM_EC_PUB_Y, k->alg->size));
+    if (bad) {
+        json_decref(j);
+        ERR_clear_error();
+        return NULL;
+    }
+    return j;
+}
+
+int bk_jwt_keys_jwks(const bk_jwt_keys_t *keys, json_t **out)
+{
+    if (out)
+        *out = NULL;
+    if (!keys || !out)
+        return BK_EINVAL;
+    json_t *list = json_array();
+    int rc = list ? BK_OK : BK_ENOMEM;
+    read_lock(keys);
+    for (size_t i = 0; rc == BK_OK && i < keys->n; i++) {
+        if (keys->v[i].alg->kind == KIND_HMAC)
+            continue; /* a shared secret is never published */
+        json_t *j = jwk(&keys->v[i]);
+        if (!j || json_array_append_new(list, j) != 0)
+            rc = BK_ENOMEM;
+    }
+    unlock(keys);
+    if (rc == BK_OK && !(*out = json_pack("{s:o}", "keys", list)))
+        rc = BK_ENOMEM;
+    else if (rc != BK_OK)
+        json_decref(list);
     return rc;
 }

@@ -28,6 +28,9 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/pem.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 
 #include <backend/auth.h>
 
@@ -740,6 +743,142 @@ static int run_python(const char *dir, const char *script)
     ck_assert_int_eq(waitpid(pid, &status, 0), pid);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
+
+/* The JWK Set of a set: public RSA and EC keys only, as PyJWT reads them: it
+ * verifies our tokens with nothing but the published keys. */
+static const char PY_JWKS[] =
+    "import json, os, sys\n"
+    "import jwt\n"
+    "d = sys.argv[1]\n"
+    "text = open(os.path.join(d, 'jwks.json')).read()\n"
+    "algs = {k['kid']: k['alg'] for k in json.loads(text)['keys']}\n"
+    "keys = {k.key_id: k for k in jwt.PyJWKSet.from_json(text).keys}\n"
+    "ok = 0\n"
+    "for name in sorted(os.listdir(d)):\n"
+    "    if not name.endswith('.jwt'):\n"
+    "        continue\n"
+    "    tok = open(os.path.join(d, name)).read()\n"
+    "    h = jwt.get_unverified_header(tok)\n"
+    "    k = keys[h['kid']]\n"
+    "    assert h['alg'] == algs[h['kid']]\n"
+    "    jwt.decode(tok, k.key, algorithms=[algs[h['kid']]], audience=" "'" AUD "'" ", issuer=" "'" ISS "')\n"
+    "    ok += 1\n"
+    "print('verified', ok)\n";
+
+START_TEST(jwks_publishes_public_keys_that_pyjwt_verifies_with)
+{
+    long long now = (long long)(bk_clock_wall_ns(NULL) / SEC);
+    ck_assert_int_eq(bk_clock_fake_set_wall(clk, now * SEC), BK_OK);
+    static const struct { const char *kid, *alg; int which; } KEYS[] = {
+        {"h", "HS256", PRIV}, {"r", "RS256", PRIV}, {"e2", "ES256", PRIV}, {"e3", "ES384", PRIV},
+    };
+    bk_jwt_keys_t *all = keyset();
+    char dir[] = "/tmp/bk-jwks-XXXXXX";
+    ck_assert_ptr_nonnull(mkdtemp(dir));
+    for (size_t i = 0; i < 4; i++) {
+        ck_assert_int_eq(add(all, KEYS[i].kid, KEYS[i].alg, KEYS[i].which, false), BK_OK);
+        if (KEYS[i].alg[0] == 'H')
+            continue;
+        char *tok = issue(set_of(KEYS[i].kid, KEYS[i].alg, PRIV), "{\"n\":42}");
+        put_file(dir, fmt("%s.jwt", KEYS[i].kid), tok, strlen(tok));
+    }
+    /* A public key alone is published too. */
+    ck_assert_int_eq(add(all, "e2-old", "ES256", PUB, false), BK_OK);
+    json_t *jwks = (json_t *)1;
+    ck_assert_int_eq(bk_jwt_keys_jwks(all, &jwks), BK_OK);
+    gcj(jwks);
+    json_t *list = json_object_get(jwks, "keys");
+    ck_assert_uint_eq(json_array_size(list), 4); /* never the HMAC secret */
+    size_t i;
+    json_t *k;
+    json_array_foreach(list, i, k) {
+        const char *kty = json_str(k, "kty");
+        ck_assert_str_eq(json_str(k, "use"), "sig");
+        ck_assert_ptr_null(json_object_get(k, "d")); /* no private part */
+        ck_assert_ptr_null(json_object_get(k, "k"));
+        if (strcmp(kty, "RSA") == 0) {
+            ck_assert_str_eq(json_str(k, "alg"), "RS256");
+            ck_assert_str_eq(json_str(k, "e"), "AQAB");
+            ck_assert_uint_eq(strlen(json_str(k, "n")), 342); /* 256 bytes */
+        } else {
+            ck_assert_str_eq(kty, "EC");
+            bool p256 = strcmp(json_str(k, "crv"), "P-256") == 0;
+            ck_assert_str_eq(json_str(k, "alg"), p256 ? "ES256" : "ES384");
+            /* Coordinates at the field's full size, leading zero bytes kept. */
+            ck_assert_uint_eq(strlen(json_str(k, "x")), p256 ? 43 : 64);
+            ck_assert_uint_eq(strlen(json_str(k, "y")), p256 ? 43 : 64);
+        }
+    }
+    char *text = json_dumps(jwks, JSON_COMPACT);
+    put_file(dir, "jwks.json", text, strlen(text));
+    free(text);
+    put_file(dir, "check.py", PY_JWKS, strlen(PY_JWKS));
+    int rc = run_python(dir, fmt("%s/check.py", dir));
+    FILE *f = fopen(fmt("%s/py.out", dir), "r");
+    char out[4096] = "";
+    if (f) {
+        size_t n = fread(out, 1, sizeof out - 1, f);
+        out[n] = '\0';
+        fclose(f);
+    }
+    remove_dir(dir);
+    ck_assert_msg(rc == 0, "PyJWT: %s", out);
+    ck_assert_str_eq(out, "verified 3\n");
+    ck_assert_int_eq(bk_jwt_keys_jwks(NULL, &jwks), BK_EINVAL);
+}
+END_TEST
+
+struct swapper {
+    bk_jwt_keys_t *ks;
+    const char *tok;
+    atomic_int ok, unknown, other;
+    atomic_bool stop;
+};
+
+static void *verify_loop(void *arg)
+{
+    struct swapper *w = arg;
+    while (!atomic_load(&w->stop)) {
+        int rc = bk_jwt_verify(w->ks, &VO, w->tok, strlen(w->tok), NULL);
+        atomic_fetch_add(rc == BK_OK ? &w->ok : rc == BK_EJWT_UNKNOWN_KEY ? &w->unknown : &w->other, 1);
+    }
+    return NULL;
+}
+
+START_TEST(swap_replaces_the_keys_at_once_under_running_verifies)
+{
+    bk_jwt_keys_t *a = set_of("a", "ES256", PRIV), *b = set_of("b", "HS256", PRIV);
+    char *tok_a = issue(a, NULL);
+    ck_assert_code(V(a, tok_a), BK_OK);
+    ck_assert_int_eq(bk_jwt_keys_swap(a, b), BK_OK);
+    /* a now holds b's key and signs with it; b holds the old one. */
+    ck_assert_code(V(a, tok_a), BK_EJWT_UNKNOWN_KEY);
+    ck_assert_code(V(b, tok_a), BK_OK);
+    char *tok_b = issue(a, NULL);
+    ck_assert_code(V(a, tok_b), BK_OK);
+    ck_assert_code(V(b, tok_b), BK_EJWT_UNKNOWN_KEY);
+    ck_assert_int_eq(bk_jwt_keys_swap(a, a), BK_EINVAL);
+    ck_assert_int_eq(bk_jwt_keys_swap(a, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_jwt_keys_swap(NULL, b), BK_EINVAL);
+    /* Verifies on two threads while the keys change under them: each answer is
+     * the old set's or the new one's, never anything else. */
+    struct swapper w = {.ks = a, .tok = tok_a};
+    pthread_t t[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&t[i], NULL, verify_loop, &w), 0);
+    for (int i = 0; i < 200; i++) {
+        ck_assert_int_eq(bk_jwt_keys_swap(a, b), BK_OK);
+        sched_yield();
+    }
+    atomic_store(&w.stop, true);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_int_eq(atomic_load(&w.other), 0);
+    ck_assert_int_gt(atomic_load(&w.ok) + atomic_load(&w.unknown), 0);
+    /* 200 swaps from "a holds b's": back where it was. */
+    ck_assert_code(V(a, tok_a), BK_EJWT_UNKNOWN_KEY);
+}
+END_TEST
 
 START_TEST(interop_pyjwt_both_ways)
 {
@@ -2203,6 +2342,8 @@ static Suite *jwt_suite(void)
     tcase_add_test(at, keys_add_says_why_a_key_is_refused);
     tcase_add_test(at, issue_error_points_at_the_claim);
     tcase_add_test(at, issue_leaves_the_claims_alone);
+    tcase_add_test(at, jwks_publishes_public_keys_that_pyjwt_verifies_with);
+    tcase_add_test(at, swap_replaces_the_keys_at_once_under_running_verifies);
     suite_add_tcase(s, at);
     return s;
 }
