@@ -31,11 +31,6 @@ bk_schema_t *app_schema(const char *text)
     return s;
 }
 
-bk_jwt_keys_t *app_keys(struct app *app)
-{
-    return app->keys;
-}
-
 long long app_user_id(const json_t *claims)
 {
     const char *sub = json_string_value(json_object_get(claims, "sub"));

@@ -50,7 +50,6 @@ int users_routes(struct app *app, bk_http_server_t *srv);
 int products_routes(struct app *app, bk_http_server_t *srv);
 
 /* Shared by the route files (app.c). */
-bk_jwt_keys_t *app_keys(struct app *app);
 /* A compiled schema from its JSON text (a constant of the program). */
 bk_schema_t *app_schema(const char *text);
 /* The claims' user id ("sub" as an integer), 0 when absent. */

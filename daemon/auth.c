@@ -38,7 +38,7 @@ static void answer_tokens(struct app *app, bk_req_t *req, const json_t *user, co
     json_t *claims = json_pack("{s:[O]}", "roles", json_object_get(user, "role"));
     char *token = NULL;
     bk_error_t err;
-    int rc = claims ? bk_jwt_issue(app_keys(app), &io, claims, &token, &err) : BK_ENOMEM;
+    int rc = claims ? bk_jwt_issue(app->keys, &io, claims, &token, &err) : BK_ENOMEM;
     json_decref(claims);
     if (rc != BK_OK) {
         app_fail(app, req, rc, &err, "issuing a token");

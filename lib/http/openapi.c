@@ -418,7 +418,7 @@ static char *made_op_id(const render_t *x, const struct route *r)
         else if (o[-1] != '_')
             *o++ = '_';
     }
-    while (o[-1] == '_')
+    while (o > id && o[-1] == '_')
         o--;
     *o = '\0';
     char *unique = unique_name(x->op_ids, id);
