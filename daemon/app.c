@@ -9,6 +9,8 @@
 
 #include "app.h"
 
+extern char **environ;
+
 /* The roles of the built-in policy (rbac_policy_file unset). */
 static const char DEFAULT_POLICY[] =
     "{\"roles\":{"
@@ -103,9 +105,10 @@ static int open_logs(struct app *app, bk_error_t *err)
     return bk_log_new(&lo, &app->access_log, err);
 }
 
-static int open_keys(struct app *app, bk_error_t *err)
+/* The key set a configuration names (and, in --dev without one, the
+ * development key): at start, and again for a reload. */
+static int build_keys(const struct app *app, const struct conf *c, bk_jwt_keys_t **out, bk_error_t *err)
 {
-    const struct conf *c = &app->conf;
     bk_jwt_keys_t *keys;
     int rc = bk_jwt_keys_new(&keys);
     if (rc != BK_OK)
@@ -117,10 +120,35 @@ static int open_keys(struct app *app, bk_error_t *err)
         const struct conf_jwt_key *k = &c->jwt_keys[i];
         rc = bk_jwt_keys_add_file(keys, k->kid, k->alg, k->file, strcmp(k->kid, signing) == 0, err);
     }
-    app->keys = keys;
     if (rc == BK_OK && c->njwt_keys == 0 && app->dev)
-        rc = dev_key(app, err);
-    return rc;
+        rc = dev_key(app, keys, err);
+    if (rc != BK_OK) {
+        bk_jwt_keys_free(keys);
+        return rc;
+    }
+    *out = keys;
+    return BK_OK;
+}
+
+int app_reload_keys(struct app *app, bk_error_t *err)
+{
+    struct conf c;
+    struct conf_problems problems;
+    size_t n = conf_load(&c, app->conf.file, environ, app->dev, &problems);
+    for (size_t i = 0; i < n; i++)
+        bk_log(app->log, BK_LOG_ERROR, json_pack("{s:s}", "where", problems.items[i].where), "%s",
+               problems.items[i].message);
+    conf_problems_free(&problems);
+    bk_jwt_keys_t *keys = NULL;
+    int rc = n > 0 ? app_error(err, BK_EINVAL, "the configuration has %zu problem%s", n, n > 1 ? "s" : "")
+                   : build_keys(app, &c, &keys, err);
+    conf_free(&c);
+    if (rc != BK_OK)
+        return rc;
+    /* The routes hold app->keys: its contents change, the pointer stays. */
+    bk_jwt_keys_swap(app->keys, keys);
+    bk_jwt_keys_free(keys);
+    return BK_OK;
 }
 
 static int open_policy(struct app *app, bk_error_t *err)
@@ -223,7 +251,7 @@ int app_open(struct app *app, bk_error_t *err)
     if (rc == BK_OK)
         rc = bk_metrics_new(&app->metrics);
     if (rc == BK_OK)
-        rc = open_keys(app, err);
+        rc = build_keys(app, c, &app->keys, err);
     if (rc == BK_OK)
         rc = open_policy(app, err);
     if (rc != BK_OK)

@@ -37,11 +37,17 @@ struct app {
  * migrates it), cache, limits, schemas. Messages go to the log (or stderr). */
 int app_open(struct app *app, bk_error_t *err);
 void app_close(struct app *app);
+/* SIGHUP: reads the configuration file and the environment again and, when they
+ * have no problem, gives app->keys the key set they name, at once for every
+ * request (a new current key signs; the others verify until removed). On a
+ * problem (logged, one line each) or a key refused, the keys stay as they were.
+ * Only the keys: the other settings take effect at the next start. */
+int app_reload_keys(struct app *app, bk_error_t *err);
 /* The migrations of the service's tables (schema.c). */
 int app_migrate(struct app *app, bk_error_t *err);
 /* --dev: the signing key in the state directory (made once), sample products and
  * an admin account, whose credentials are printed once (dev.c). */
-int dev_key(struct app *app, bk_error_t *err);
+int dev_key(const struct app *app, bk_jwt_keys_t *keys, bk_error_t *err);
 int dev_seed(struct app *app, bk_error_t *err);
 
 /* The routes: each file's own. */

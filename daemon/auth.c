@@ -293,6 +293,21 @@ static void h_logout(bk_req_t *req, void *ud)
         bk_res_bytes(req, 204, NULL, NULL, 0);
 }
 
+/* GET /.well-known/jwks.json: the public keys, for the services that verify our
+ * tokens (an HMAC key has none to give). Verifiers cache it for a minute, so a new
+ * key is best added a minute before it becomes the signing one. */
+static void h_jwks(bk_req_t *req, void *ud)
+{
+    struct app *app = ud;
+    json_t *jwks;
+    if (bk_jwt_keys_jwks(app->keys, &jwks) != BK_OK) {
+        bk_res_error(req, BK_ENOMEM, NULL);
+        return;
+    }
+    bk_res_header(req, "Cache-Control", "public, max-age=60");
+    bk_res_json(req, 200, jwks);
+}
+
 /* ------------------------------------------------------------------ routes */
 int auth_routes(struct app *app, bk_http_server_t *srv)
 {
@@ -328,5 +343,13 @@ int auth_routes(struct app *app, bk_http_server_t *srv)
         if (rc != BK_OK)
             return rc;
     }
-    return BK_OK;
+    bk_http_route_opts_t ro;
+    bk_http_route_opts_init(&ro);
+    ro.doc = &(bk_http_operation_t){
+        .summary = "The public keys that verify the access tokens (a JWK Set)",
+        .operation_id = "jwks",
+        .tags = (const char *const[]){"auth", NULL},
+        .responses = (const bk_http_response_doc_t[]){{.status = 200, .description = "RFC 7517 JWK Set."}},
+        .nresponses = 1};
+    return bk_http_route(srv, "GET", "/.well-known/jwks.json", h_jwks, app, &ro);
 }

@@ -13,7 +13,7 @@
 
 #define DEV_ADMIN "admin@backendd.test"
 
-int dev_key(struct app *app, bk_error_t *err)
+int dev_key(const struct app *app, bk_jwt_keys_t *keys, bk_error_t *err)
 {
     char path[4200];
     snprintf(path, sizeof path, "%s/jwt-dev.key", app->conf.state_dir);
@@ -31,7 +31,7 @@ int dev_key(struct app *app, bk_error_t *err)
     } else if (errno != EEXIST) {
         return app_error(err, BK_ESYS, "%s: %s (the state directory: state_dir)", path, strerror(errno));
     }
-    return bk_jwt_keys_add_file(app->keys, "dev", "HS256", path, true, err);
+    return bk_jwt_keys_add_file(keys, "dev", "HS256", path, true, err);
 }
 
 static const struct { const char *sku, *name, *description; const char *price; const char *stock; } SAMPLES[] = {

@@ -5,7 +5,8 @@
  * The main thread reads the configuration, opens the parts (app.c), starts one
  * HTTP server per listen address, all with the same routes and one worker pool,
  * and then only waits for signals: SIGTERM and SIGINT stop every server
- * gracefully, SIGHUP reopens the log files and reloads the TLS certificates.
+ * gracefully, SIGHUP reopens the log files and reloads the TLS certificates and
+ * the JWT keys.
  * SPDX-License-Identifier: MIT */
 #include <errno.h>
 #include <getopt.h>
@@ -140,6 +141,9 @@ static void serve(struct app *app, const sigset_t *sigs)
                 if (bk_http_server_reload_tls(app->servers[i], &err) != BK_OK)
                     bk_log(app->log, BK_LOG_ERROR, json_pack("{s:s}", "error", err.message),
                            "the TLS certificate was not reloaded");
+            if (app_reload_keys(app, &err) != BK_OK)
+                bk_log(app->log, BK_LOG_ERROR, json_pack("{s:s}", "error", err.message),
+                       "the JWT keys were not reloaded: the ones before stay");
             bk_log(app->log, BK_LOG_INFO, NULL, "reloaded (SIGHUP)");
             continue;
         }

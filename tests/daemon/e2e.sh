@@ -5,8 +5,9 @@
 # email and a wrong password, refresh single-use with reuse revoking the family,
 # logout, the login limit), RBAC (401, 403), the catalogue (create, ETag, 304,
 # If-Match and 412, invalidation seen at once, delete, pages with Link, search,
-# 422), the OpenAPI document, and a graceful stop. BK_TEST_WRAPPER (the valgrind
-# pass sets it) runs the daemon under that command; its exit status must be 0.
+# 422), the OpenAPI document, key rotation by SIGHUP and the JWK Set, and a
+# graceful stop. BK_TEST_WRAPPER (the valgrind pass sets it) runs the daemon
+# under that command; its exit status must be 0.
 set -euo pipefail
 : "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
 : "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
@@ -252,6 +253,65 @@ grep -q '^http_requests_total{method="POST",route="/api/v1/auth/login",status="4
     fail "no count of the 429"
 grep '"route":"/api/v1/users/me"' "$work/access.log" | grep '"status":200' | grep -q "\"user\":\"$ann_id\"" ||
     fail "no access line of /users/me with the user: $(grep users/me "$work/access.log")"
+
+# ---------------------------------------------------------------- key rotation (SIGHUP)
+# reload: SIGHUP, then wait for the reload's own line in the log.
+reload() {
+    local before
+    before=$(grep -c '"msg":"reloaded (SIGHUP)"' "$work/log" || true)
+    kill -HUP "$pid"
+    for _ in $(seq 300); do
+        [ "$(grep -c '"msg":"reloaded (SIGHUP)"' "$work/log" || true)" -gt "$before" ] && return 0
+        sleep 0.1
+    done
+    fail "no reload after SIGHUP"
+}
+kid_of() { python3 -c 'import base64,json,sys; h=sys.argv[1].split(".")[0]; print(json.loads(base64.urlsafe_b64decode(h+"="*(-len(h)%4)))["kid"])' "$1"; }
+req GET /.well-known/jwks.json
+expect 200 "the JWK Set"
+[ "$(jget 'j')" = "{'keys': []}" ] || fail "an HMAC key was published: $(cat "$work/body")"
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$work/es.pem" 2>/dev/null
+old_token=$access
+[ "$(kid_of "$old_token")" = e2e ] || fail "the first kid"
+printf 'jwt_key = es1 ES256 %s\njwt_signing_kid = es1\n' "$work/es.pem" >>"$work/backendd.conf"
+reload
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
+expect 200 "login after the new key"
+new_token=$(jget 'j["access_token"]')
+[ "$(kid_of "$new_token")" = es1 ] || fail "the new key does not sign: $(kid_of "$new_token")"
+req GET /api/v1/users/me "" "Authorization: Bearer $old_token"
+expect 200 "a token of the old key"
+req GET /api/v1/users/me "" "Authorization: Bearer $new_token"
+expect 200 "a token of the new key"
+req GET /.well-known/jwks.json
+expect 200 "the JWK Set with the new key"
+[ "$(jget '[(k["kid"], k["kty"], k["crv"], k["alg"], "d" in k) for k in j["keys"]]')" = "[('es1', 'EC', 'P-256', 'ES256', False)]" ] ||
+    fail "the JWK Set: $(cat "$work/body")"
+# Another service verifies the token with the published key alone (PyJWT).
+/usr/bin/python3 -I -c '
+import json, sys, jwt
+keys = {k.key_id: k for k in jwt.PyJWKSet.from_json(open(sys.argv[1]).read()).keys}
+token = sys.argv[2]
+key = keys[jwt.get_unverified_header(token)["kid"]]
+claims = jwt.decode(token, key.key, algorithms=["ES256"], audience="backendd", issuer="e2e")
+assert claims["sub"] == sys.argv[3], claims
+' "$work/body" "$new_token" "$ann_id" || fail "PyJWT does not verify the token with the JWK Set"
+
+# A reload that fails (a key file gone) keeps the keys as they were.
+cp "$work/backendd.conf" "$work/good.conf"
+printf 'jwt_key = gone ES256 %s\n' "$work/missing.pem" >>"$work/backendd.conf"
+reload
+grep -q '"msg":"the JWT keys were not reloaded' "$work/log" || fail "no line for the refused reload"
+req GET /api/v1/users/me "" "Authorization: Bearer $old_token"
+expect 200 "the old key after a refused reload"
+# The old key removed: its tokens stop verifying, the new one's do not.
+grep -v '^jwt_key = e2e ' "$work/good.conf" >"$work/backendd.conf"
+reload
+req GET /api/v1/users/me "" "Authorization: Bearer $old_token"
+expect 401 "a token of a removed key"
+req GET /api/v1/users/me "" "Authorization: Bearer $new_token"
+expect 200 "the current key after the old one went"
+! grep -q -- "-----BEGIN" "$work/log" || fail "a key in the log"
 
 kill -TERM "$pid"
 rc=0
