@@ -5,6 +5,7 @@
 #   make                      build
 #   make check                build and run every test (starts private PostgreSQL + memcached)
 #   make check-valgrind       the same tests under valgrind (build-valgrind/)
+#   make check-browser        /docs (Swagger UI) in headless Chromium
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make install PREFIX=DIR   install library, headers, pkg-config file, man pages
@@ -36,7 +37,7 @@ DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check check-valgrind run install bench clean FORCE
+.PHONY: all deps build check check-valgrind check-browser run install bench clean FORCE
 
 all: build
 
@@ -93,7 +94,14 @@ check-valgrind:
 	  CHECK_ENV="CK_FORK=no BK_STRESS_CALLS=100000 CRASH_KILLS=3 SAGA_KILLS=3 BK_SLOW_CHECKS=no BK_TEST_WRAPPER='$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)'" CHECK_ARGS='LOG_COMPILER="$(CURDIR)/build-valgrind/libtool --mode=execute $(VALGRIND)"'
 
 run: build
+	@$(MAKE) --no-print-directory -C $(BUILD) docs-ui || echo "run: no /docs (Swagger UI comes from npm, which failed)"
 	daemon/run.sh $(BUILD) $(PORT)
+
+# /docs in headless Chromium (Debian's, installed here when missing), on the
+# servers the harness starts; once per CI run, not in the valgrind pass.
+check-browser: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES=chromium
+	@tests/harness/services.sh run -- $(MAKE) --no-print-directory -C $(BUILD) check-browser
 
 bench: build
 	$(MAKE) -C $(BUILD) bench

@@ -18,7 +18,9 @@ exempt=(
     tests/proc_test.h         # included by the suites across processes: their children, bounded waits on the database
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
     tests/harness/summary.sh  # prints what make check ran
-    tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh and bench/schema.sh
+    tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh, bench/schema.sh, browser.sh and the docs
+    tests/daemon/lib.sh       # sourced by e2e.sh and browser.sh: a database, a configuration, the daemon started
+    tests/daemon/browser.sh   # /docs in Chromium: make check-browser runs it, once per CI run
 )
 is_exempt() {
     local e

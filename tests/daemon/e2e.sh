@@ -9,27 +9,9 @@
 # graceful stop. BK_TEST_WRAPPER (the valgrind pass sets it) runs the daemon
 # under that command; its exit status must be 0.
 set -euo pipefail
-: "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
-: "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
-for tool in curl psql python3; do
-    command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
-done
-bin="$top_builddir/daemon/backendd"
-work=$(mktemp -d)
-pid=""
-db="backendd_e2e_$$"
-cleanup() {
-    [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
-    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-fail() {
-    echo "FAIL: $*"
-    echo "--- daemon log"
-    tail -n 40 "$work/log" || true
-    exit 1
-}
+# shellcheck source=tests/daemon/lib.sh
+. "$top_srcdir/tests/daemon/lib.sh"
+daemon_setup
 
 # ---------------------------------------------------------------- a bad configuration
 cat >"$work/bad.conf" <<EOF
@@ -53,43 +35,11 @@ rc=0
 [ "$rc" = 1 ] && grep -q "bad.conf:5: colour: unknown key" "$work/start.err" || fail "a bad file started (exit $rc)"
 
 # ---------------------------------------------------------------- start
-psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null
-dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
-head -c 32 /dev/urandom >"$work/jwt.key"
-cat >"$work/backendd.conf" <<EOF
-listen = 127.0.0.1:0
-database_url = $dsn
-memcached_servers = $BK_TEST_MEMCACHED
-memcached_prefix = e2e-$$-$RANDOM:
-jwt_key = e2e HS256 $work/jwt.key
-jwt_issuer = e2e
-io_threads = 2
-worker_threads = 4
-# cheap hashes: the flows, not Argon2, are under test
-argon2_memory_kib = 64
-argon2_iterations = 1
-login_rate_email = 5/15m
-login_rate_address = 1000/15m
-docs = off
-state_dir = $work/state
-access_log_file = $work/access.log
-EOF
+daemon_conf "$work/backendd.conf" "login_rate_email = 5/15m" "login_rate_address = 1000/15m" "docs = off"
 "$bin" -c "$work/backendd.conf" --check-config >"$work/check.out" || fail "the good file: $(cat "$work/check.out")"
 grep -qx "$work/backendd.conf: ok" "$work/check.out" || fail "check said $(cat "$work/check.out")"
 
-: >"$work/log"
-# shellcheck disable=SC2086 # the wrapper is a command line
-${BK_TEST_WRAPPER:-} "$bin" -c "$work/backendd.conf" >"$work/out" 2>>"$work/log" &
-pid=$!
-port=""
-for _ in $(seq 600); do
-    port=$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' "$work/log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "backendd exited"
-    sleep 0.1
-done
-[ -n "$port" ] || fail "no 'serving' line"
-url="http://127.0.0.1:$port"
+daemon_start "$work/backendd.conf"
 
 # req METHOD PATH [BODY [HEADER...]]: the status in $status, the body in $work/body,
 # the head in $work/head.

@@ -1,0 +1,77 @@
+# Sourced by the scripts that run backendd (tests/daemon/e2e.sh, browser.sh): a
+# work directory, a database of the script's own on the harness's PostgreSQL,
+# and the daemon started on a free port, all gone at exit.
+#   daemon_setup            $work, $db, $dsn (the database made), the EXIT trap
+#   daemon_conf FILE [LINE...]  a configuration on $dsn and the harness's
+#                           memcached, cheap Argon2, logs in $work; LINEs appended
+#   daemon_start FILE       backendd -c FILE (under BK_TEST_WRAPPER): $pid, $port, $url
+#   fail MESSAGE            prints it and the daemon log's tail, exits 1
+# Needs $top_builddir, BK_TEST_PG_DSN and BK_TEST_MEMCACHED.
+# SPDX-License-Identifier: MIT
+: "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
+: "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
+bin="$top_builddir/daemon/backendd"
+pid=""
+
+daemon_cleanup() {
+    [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    rm -rf "$work"
+}
+
+fail() {
+    echo "FAIL: $*"
+    echo "--- daemon log"
+    tail -n 40 "$work/log" || true
+    exit 1
+}
+
+daemon_setup() {
+    for tool in curl psql python3; do
+        command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
+    done
+    work=$(mktemp -d)
+    db="backendd_$(basename "$0" .sh)_$$"
+    trap daemon_cleanup EXIT
+    psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null
+    dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
+    : >"$work/log"
+}
+
+daemon_conf() {
+    local file=$1
+    shift
+    head -c 32 /dev/urandom >"$work/jwt.key"
+    cat >"$file" <<EOF
+listen = 127.0.0.1:0
+database_url = $dsn
+memcached_servers = $BK_TEST_MEMCACHED
+memcached_prefix = $db-$RANDOM:
+jwt_key = e2e HS256 $work/jwt.key
+jwt_issuer = e2e
+io_threads = 2
+worker_threads = 4
+# cheap hashes: the flows, not Argon2, are under test
+argon2_memory_kib = 64
+argon2_iterations = 1
+state_dir = $work/state
+access_log_file = $work/access.log
+EOF
+    local line
+    for line in "$@"; do echo "$line" >>"$file"; done
+}
+
+daemon_start() {
+    # shellcheck disable=SC2086 # the wrapper is a command line
+    ${BK_TEST_WRAPPER:-} "$bin" -c "$1" >"$work/out" 2>>"$work/log" &
+    pid=$!
+    port=""
+    for _ in $(seq 600); do
+        port=$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' "$work/log")
+        [ -n "$port" ] && break
+        kill -0 "$pid" 2>/dev/null || fail "backendd exited"
+        sleep 0.1
+    done
+    [ -n "$port" ] || fail "no 'serving' line"
+    url="http://127.0.0.1:$port"
+}
