@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # backendd end to end: the daemon on the harness's PostgreSQL (a database of its
 # own) and memcached, spoken to over HTTP: configuration refused with its line,
-# readiness, the auth flow (422 listing every field, 409, 401 alike for an unknown
-# email and a wrong password, refresh single-use with reuse revoking the family,
-# logout, the login limit), RBAC (401, 403), the catalogue (create, ETag, 304,
-# If-Match and 412, invalidation seen at once, delete, pages with Link, search,
-# 422), the OpenAPI document, key rotation by SIGHUP and the JWK Set, and a
-# graceful stop. BK_TEST_WRAPPER (the valgrind pass sets it) runs the daemon
-# under that command; its exit status must be 0.
+# four instances migrating at once, readiness, the auth flow (422 listing every
+# field, 409, 401 alike for an unknown email and a wrong password, refresh
+# single-use with reuse revoking the family, logout, the login limit), RBAC (401,
+# 403), the catalogue (create, ETag, 304, If-Match and 412, invalidation seen at
+# once, delete, pages with Link, search, 422), the OpenAPI document, key rotation
+# by SIGHUP and the JWK Set, and a graceful stop. BK_TEST_WRAPPER (the valgrind
+# pass sets it) runs the daemon under that command; its exit status must be 0.
 set -euo pipefail
 # shellcheck source=tests/daemon/lib.sh
 . "$top_srcdir/tests/daemon/lib.sh"
@@ -38,6 +38,21 @@ rc=0
 daemon_conf "$work/backendd.conf" "login_rate_email = 5/15m" "login_rate_address = 1000/15m" "docs = off"
 "$bin" -c "$work/backendd.conf" --check-config >"$work/check.out" || fail "the good file: $(cat "$work/check.out")"
 grep -qx "$work/backendd.conf: ok" "$work/check.out" || fail "check said $(cat "$work/check.out")"
+
+# Four instances migrating an empty database at once: each exits 0, every
+# migration is applied once.
+mig=()
+for i in 1 2 3 4; do
+    "$bin" -c "$work/backendd.conf" --migrate-only >"$work/migrate$i.out" 2>&1 &
+    mig+=($!)
+done
+for i in 1 2 3 4; do
+    wait "${mig[$((i - 1))]}" || fail "instance $i of four migrating at once: $(cat "$work/migrate$i.out")"
+done
+applied=$(grep -h -o '"msg":"migrated","applied":[0-9]*' "$work"/migrate?.out | awk -F: '{ n += $NF } END { print n + 0 }')
+[ "$applied" = 3 ] || fail "four instances applied $applied migrations, not 3 once each"
+[ "$(psql "$dsn" -Atc 'SELECT count(*), count(DISTINCT version) FROM backendd.bk_schema_migrations')" = "3|3" ] ||
+    fail "the migrations' record: $(psql "$dsn" -Atc 'SELECT version, name FROM backendd.bk_schema_migrations')"
 
 daemon_start "$work/backendd.conf"
 
