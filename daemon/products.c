@@ -167,10 +167,14 @@ static void h_list(bk_req_t *req, void *ud)
     if (json_array_size(rows) == 0 && page > 1) {
         /* Past the end: count what there is, for the links. */
         json_t *count;
-        if (app_query_read(app, "SELECT count(*) AS n FROM backendd.products WHERE $1::text IS NULL OR"
-                           " search @@ plainto_tsquery('simple', $1)",
-                      (bk_db_param_t[]){BK_DB_TEXT(q)}, 1, &count, NULL) == BK_OK)
-            total = json_integer_value(json_object_get(json_array_get(count, 0), "n"));
+        if ((rc = app_query_read(app, "SELECT count(*) AS n FROM backendd.products WHERE $1::text IS NULL OR"
+                                 " search @@ plainto_tsquery('simple', $1)",
+                                 (bk_db_param_t[]){BK_DB_TEXT(q)}, 1, &count, &err)) != BK_OK) {
+            json_decref(rows);
+            app_fail(app, req, rc, &err, "counting the products");
+            return;
+        }
+        total = json_integer_value(json_object_get(json_array_get(count, 0), "n"));
         json_decref(count);
     }
     size_t i;

@@ -47,12 +47,22 @@ static void h_list(bk_req_t *req, void *ud)
         return;
     }
     json_int_t total = json_integer_value(json_object_get(json_array_get(rows, 0), "total"));
+    if (json_array_size(rows) == 0 && page > 1) { /* past the end: the window counted nothing */
+        json_t *count;
+        if ((rc = app_query_read(app, "SELECT count(*) AS n FROM backendd.users", NULL, 0, &count, &err)) != BK_OK) {
+            json_decref(rows);
+            app_fail(app, req, rc, &err, "counting the accounts");
+            return;
+        }
+        total = json_integer_value(json_object_get(json_array_get(count, 0), "n"));
+        json_decref(count);
+    }
     size_t i;
     json_t *row;
     json_array_foreach(rows, i, row)
         json_object_del(row, "total");
-    bk_res_json(req, 200, json_pack("{s:o, s:I, s:I, s:I}", "items", rows, "total", total, "page", page,
-                                    "per_page", per_page));
+    bk_res_json(req, 200, json_pack("{s:o, s:I, s:I, s:I, s:I}", "items", rows, "total", total, "page", page,
+                                    "per_page", per_page, "total_pages", (total + per_page - 1) / per_page));
 }
 
 static void h_set_role(bk_req_t *req, void *ud)

@@ -206,6 +206,26 @@ expect 204 "delete"
 req GET "/api/v1/products/$pid_"
 expect 404 "a deleted product"
 
+# ---------------------------------------------------------------- the accounts, for an admin
+psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE id = $ann_id" >/dev/null
+req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
+admin=$(jget 'j["access_token"]')
+req GET "/api/v1/users?per_page=1&page=2" "" "Authorization: Bearer $admin"
+expect 200 "the accounts' second page"
+[ "$(jget '([u["email"] for u in j["items"]], j["total"], j["total_pages"])')" = "(['bob@example.com'], 2, 2)" ] ||
+    fail "the accounts: $(cat "$work/body")"
+bob_id=$(jget 'j["items"][0]["id"]')
+req GET "/api/v1/users?page=9" "" "Authorization: Bearer $admin"
+expect 200 "a page past the last"
+[ "$(jget '(j["items"], j["total"], j["page"])')" = "([], 2, 9)" ] || fail "past the last page: $(cat "$work/body")"
+req PATCH "/api/v1/users/$bob_id" '{"role":"editor"}' "Authorization: Bearer $admin"
+expect 200 "a role changed"
+[ "$(jget 'j["role"]')" = editor ] || fail "the new role: $(cat "$work/body")"
+req PATCH "/api/v1/users/$bob_id" '{"role":"root"}' "Authorization: Bearer $admin"
+expect 422 "a role that is none"
+req PATCH "/api/v1/users/$bob_id" '{"role":"admin"}' "Authorization: Bearer $editor"
+expect 403 "an editor changes a role"
+
 # ---------------------------------------------------------------- operations
 req GET /openapi.json
 expect 200 "the OpenAPI document"
