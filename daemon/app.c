@@ -183,13 +183,16 @@ static int open_db(struct app *app, bk_error_t *err)
 static int open_cache(struct app *app, bk_error_t *err)
 {
     const char *servers = app->conf.memcached_servers;
+    bk_cache_opts_t co;
+    bk_cache_opts_init(&co);
+    co.metrics = app->metrics; /* hits, stale, misses, loads, coalesced */
     if (servers == NULL)
-        return bk_cache_memory_new(NULL, &app->cache);
+        return bk_cache_memory_new(&co, &app->cache);
     bk_cache_memcached_opts_t mo;
     bk_cache_memcached_opts_init(&mo);
     mo.prefix = app->conf.memcached_prefix ? app->conf.memcached_prefix : "";
-    mo.metrics = app->metrics;
-    return bk_cache_memcached_new(servers, NULL, &mo, &app->cache, err);
+    mo.metrics = app->metrics; /* memcached's operations */
+    return bk_cache_memcached_new(servers, &co, &mo, &app->cache, err);
 }
 
 /* The login limits: in memcached when there is one, so that every instance counts
@@ -212,6 +215,7 @@ static int open_limits(struct app *app)
         ro.period_ns = limits[i].rate->period_ns;
         ro.burst = limits[i].rate->count;
         ro.name = limits[i].name;
+        ro.metrics = app->metrics;
         /* The burst is the whole allowance; it refills over the period. */
         if ((rc = bk_ratelimit_new(limits[i].rate->count, &st, &ro, limits[i].out)) != BK_OK)
             return rc;

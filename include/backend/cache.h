@@ -55,7 +55,12 @@ typedef struct bk_cache_opts {
                                  scaled by its measured load time times this (1.0 is the
                                  usual value); default 0 = never early */
     bk_clock_t *clock;        /* NULL = system; borrowed */
-    uint64_t reserved_[8];    /* zeroed by bk_cache_opts_init: room to grow (HACKING.md) */
+    bk_metrics_t *metrics;    /* what bk_cache_stats counts, as cache_requests_total{result=
+                                 "hit"|"stale"|"miss"}, cache_loads_total and
+                                 cache_coalesced_total (bk_cache_stats_t's hits,
+                                 stale_hits, misses, loads, coalesced), read at each render; NULL = none;
+                                 borrowed: it outlives the cache */
+    uint64_t reserved_[7];    /* zeroed by bk_cache_opts_init: room to grow (HACKING.md) */
 } bk_cache_opts_t;
 
 BK_EXPORT void bk_cache_opts_init(bk_cache_opts_t *opts);
@@ -183,7 +188,10 @@ typedef struct bk_cache_stats {
     uint64_t lease_waits;              /* memcached: fetches that waited for another's load */
     uint64_t remote_errors;            /* memcached: calls that failed or were refused */
     size_t bytes, entries;             /* in process */
-    uint64_t reserved_[8];             /* zeroed by bk_cache_stats (the caller allocates it) */
+    uint64_t coalesced;                /* misses answered by another's load: a wait in this
+                                          process's single-flight or, memcached, a lease wait
+                                          that ended with the holder's value */
+    uint64_t reserved_[7];             /* zeroed by bk_cache_stats (the caller allocates it) */
 } bk_cache_stats_t;
 BK_EXPORT void bk_cache_stats(bk_cache_t *cache, bk_cache_stats_t *out);
 

@@ -83,6 +83,20 @@ BK_EXPORT double bk_gauge_value(const bk_gauge_t *g);
 BK_EXPORT void bk_histogram_observe(bk_histogram_t *h, double v);
 
 /*
+ * A collector: a function bk_metrics_render calls before it writes, for values
+ * kept elsewhere than in the registry (a cache's counters, a pool's size), which
+ * it brings up to date with bk_gauge_set and bk_counter_add. Collectors run one
+ * at a time, on the rendering thread, newest first; one may register families and
+ * series but must not render or add or remove a collector. Adding the same fn
+ * and ud twice calls it twice. BK_EINVAL (reg or fn NULL), BK_ENOMEM.
+ */
+typedef void (*bk_metrics_collect_fn)(void *ud);
+BK_EXPORT int bk_metrics_add_collector(bk_metrics_t *reg, bk_metrics_collect_fn fn, void *ud);
+/* Removes one collector added with fn and ud (none: nothing happens). When it
+ * returns, that collector is not running and will not run again: ud may be freed. */
+BK_EXPORT void bk_metrics_remove_collector(bk_metrics_t *reg, bk_metrics_collect_fn fn, void *ud);
+
+/*
  * Renders every family, in registration order, series in creation order, as
  * Prometheus text format 0.0.4 (Content-Type: text/plain; version=0.0.4). A family
  * with no series yet renders its HELP and TYPE lines only, except that a family

@@ -236,7 +236,9 @@ typedef struct bk_ratelimit_opts {
     unsigned burst;     /* requests allowed at once from idle (>= 1); default 1 */
     const char *name;   /* the policy's name in RateLimit headers; default "default"; copied */
     bk_clock_t *clock;  /* wall time (shared across processes); NULL = system; borrowed */
-    uint64_t reserved_[8]; /* zeroed by bk_ratelimit_opts_init: room to grow (HACKING.md) */
+    bk_metrics_t *metrics; /* ratelimit_denied_total{policy=name}: the checks denied,
+                              peeks included; NULL = none; borrowed */
+    uint64_t reserved_[7]; /* zeroed by bk_ratelimit_opts_init: room to grow (HACKING.md) */
 } bk_ratelimit_opts_t;
 
 /* Filled by bk_ratelimit_check; the caller allocates it, hence the tail. */

@@ -59,6 +59,8 @@ int bk_cache_memory_new(const bk_cache_opts_t *opts, bk_cache_t **out)
     int rc = cache_alloc(opts, &c, NULL);
     if (rc == BK_OK)
         rc = bk__local_new(&c->o, c->o.max_bytes, &c->local);
+    if (rc == BK_OK && c->o.metrics)
+        rc = bk__cache_metrics_new(c, c->o.metrics, &c->metrics);
     if (rc != BK_OK) {
         bk_cache_free(c);
         return rc;
@@ -97,6 +99,8 @@ int bk_cache_memcached_new(const char *servers, const bk_cache_opts_t *opts,
         rc = bk__remote_new(servers, opts, mopts, &c->remote, err);
     else
         bk__error(err, rc, NULL);
+    if (rc == BK_OK && opts->metrics && (rc = bk__cache_metrics_new(c, opts->metrics, &c->metrics)) != BK_OK)
+        bk__error(err, rc, rc == BK_EEXIST ? "metrics: a cache_ family of another shape is registered" : NULL);
     if (rc != BK_OK) {
         bk_cache_free(c);
         return rc;
@@ -109,6 +113,7 @@ void bk_cache_free(bk_cache_t *c)
 {
     if (!c)
         return;
+    bk__cache_metrics_free(c->metrics);
     bk__remote_free(c->remote);
     bk__local_free(c->local);
     free(c);
@@ -180,10 +185,10 @@ void bk_cache_stats(bk_cache_t *c, bk_cache_stats_t *out)
     bk__remote_stats(c->remote, &r);
     out->hits += r.hits;
     out->stale_hits = r.stale_hits;
-    uint64_t waited_in_process = out->misses > out->loads ? out->misses - out->loads : 0;
-    out->misses = r.misses + waited_in_process;
+    out->misses = r.misses + out->coalesced; /* a wait in the single-flight missed too */
     out->loads = r.loads;
     out->lease_waits = r.lease_waits;
+    out->coalesced += r.coalesced; /* the local store's waiters, and the lease's */
     out->remote_errors = r.remote_errors;
 }
 

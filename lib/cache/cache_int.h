@@ -28,12 +28,20 @@ struct bk__remote;
  * room: bk_cache_new refuses a max_bytes that leaves a shard under 1 KiB. */
 #define BK__CACHE_SHARDS 16
 
+struct bk__cache_metrics;
+
 struct bk_cache {
     bk_cache_opts_t o;
     struct bk__local *local;
     struct bk__remote *remote; /* NULL: an in-process cache */
     int64_t near_ttl_ns;       /* memcached: how long the local store keeps a value */
+    struct bk__cache_metrics *metrics; /* NULL: o.metrics unset */
 };
+
+/* stats_metrics.c: o.metrics's counters, brought up to date from bk_cache_stats
+ * by a collector of the registry; freed (the collector removed) before the cache. */
+BK__CACHE_HIDDEN int bk__cache_metrics_new(bk_cache_t *cache, bk_metrics_t *reg, struct bk__cache_metrics **out);
+BK__CACHE_HIDDEN void bk__cache_metrics_free(struct bk__cache_metrics *m);
 
 /* memory.c: room 0 keeps nothing (a put is refused) but still single-flights. */
 BK__CACHE_HIDDEN int bk__local_new(const bk_cache_opts_t *opts, size_t room, struct bk__local **out);

@@ -119,6 +119,8 @@ int bk__remote_fill(const char *key, void **value, size_t *len, void *arg)
                 bk__lease_release(r, lk, lklen, token);
             if (!counted)
                 atomic_fetch_add(&r->hits, 1);
+            if (waiting) /* the lease holder's value, not a load of ours */
+                atomic_fetch_add(&r->coalesced, 1);
             if (st == S_NOTFOUND)
                 return BK_ENOTFOUND;
             *value = take_value(e.buf, e.blen, len);

@@ -40,7 +40,7 @@ struct flight {
  * table counts entries, bytes and evictions. */
 struct shard {
     struct flight *flights;
-    uint64_t hits, stale_hits, misses, loads;
+    uint64_t hits, stale_hits, misses, loads, coalesced;
 };
 
 struct bk__local {
@@ -248,6 +248,7 @@ int bk__local_fetch(struct bk__local *c, const char *key, const bk_cache_ttl_t *
         if (f->hash != h || strcmp(f->key, key) != 0)
             continue;
         f->users++;
+        sc->coalesced++;
         while (!f->done)
             pthread_cond_wait(&f->cond, bk__table_mutex(s));
         rc = f->rc == BK_OK ? bk__cache_copy(f->value, f->len, value, len) : f->rc;
@@ -334,6 +335,7 @@ void bk__local_stats(struct bk__local *c, bk_cache_stats_t *out)
         out->stale_hits += sc->stale_hits;
         out->misses += sc->misses;
         out->loads += sc->loads;
+        out->coalesced += sc->coalesced;
         pthread_mutex_unlock(bk__table_mutex(s));
     }
     out->bytes = n.bytes;

@@ -234,5 +234,6 @@ void bk__remote_stats(struct bk__remote *r, bk_cache_stats_t *out)
     out->misses = atomic_load(&r->misses);
     out->loads = atomic_load(&r->loads);
     out->lease_waits = atomic_load(&r->lease_waits);
+    out->coalesced = atomic_load(&r->coalesced);
     out->remote_errors = atomic_load(&r->errors);
 }

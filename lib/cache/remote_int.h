@@ -114,7 +114,7 @@ struct bk__remote {
     double early;
     bk_counter_t *m_ok, *m_error, *m_refused, *m_busy;
     bk_histogram_t *m_duration;
-    _Atomic uint64_t hits, stale_hits, misses, loads, lease_waits, errors;
+    _Atomic uint64_t hits, stale_hits, misses, loads, lease_waits, coalesced, errors;
 };
 
 /* ------------------------------------------------------------------ remote_key.c */

@@ -603,8 +603,54 @@ int bk_metrics_new(bk_metrics_t **out)
         free(reg);
         return BK_ENOMEM;
     }
+    if (pthread_mutex_init(&reg->collect_lock, NULL) != 0) {
+        pthread_mutex_destroy(&reg->lock);
+        free(reg);
+        return BK_ENOMEM;
+    }
     *out = reg;
     return BK_OK;
+}
+
+/* ------------------------------------------------------------------ collectors */
+
+int bk_metrics_add_collector(bk_metrics_t *reg, bk_metrics_collect_fn fn, void *ud)
+{
+    if (reg == NULL || fn == NULL)
+        return BK_EINVAL;
+    struct bk__collector *c = malloc(sizeof *c);
+    if (c == NULL)
+        return BK_ENOMEM;
+    *c = (struct bk__collector){.fn = fn, .ud = ud};
+    pthread_mutex_lock(&reg->collect_lock);
+    c->next = reg->collectors;
+    reg->collectors = c;
+    pthread_mutex_unlock(&reg->collect_lock);
+    return BK_OK;
+}
+
+void bk_metrics_remove_collector(bk_metrics_t *reg, bk_metrics_collect_fn fn, void *ud)
+{
+    if (reg == NULL)
+        return;
+    pthread_mutex_lock(&reg->collect_lock);
+    for (struct bk__collector **p = &reg->collectors; *p; p = &(*p)->next) {
+        if ((*p)->fn == fn && (*p)->ud == ud) {
+            struct bk__collector *c = *p;
+            *p = c->next;
+            free(c);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&reg->collect_lock);
+}
+
+void bk__metrics_collect(bk_metrics_t *reg)
+{
+    pthread_mutex_lock(&reg->collect_lock);
+    for (struct bk__collector *c = reg->collectors; c; c = c->next)
+        c->fn(c->ud);
+    pthread_mutex_unlock(&reg->collect_lock);
 }
 
 void bk_metrics_free(bk_metrics_t *reg)
@@ -617,6 +663,11 @@ void bk_metrics_free(bk_metrics_t *reg)
         free_family(f, true);
         f = next;
     }
+    for (struct bk__collector *c = reg->collectors, *next; c; c = next) {
+        next = c->next;
+        free(c);
+    }
+    pthread_mutex_destroy(&reg->collect_lock);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }

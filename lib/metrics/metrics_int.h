@@ -57,9 +57,20 @@ struct bk_metric {
     struct bk__series *first, *last;
 };
 
+/* A function bk_metrics_render calls first (bk_metrics_add_collector). */
+struct bk__collector {
+    struct bk__collector *next;
+    bk_metrics_collect_fn fn;
+    void *ud;
+};
+
 struct bk_metrics {
     pthread_mutex_t lock; /* guards the family list */
     struct bk_metric *first, *last;
+    /* Held while the collectors run, and to add or remove one: removal waits for
+     * a render's call to end. Apart from lock, so that a collector may register. */
+    pthread_mutex_t collect_lock;
+    struct bk__collector *collectors;
 };
 
 #if defined(__GNUC__)
@@ -73,5 +84,7 @@ BK__METRICS_HIDDEN double bk__series_value(const struct bk__series *s);
 /* Word i of every stripe, summed as counts or as doubles. */
 BK__METRICS_HIDDEN uint64_t bk__series_count(const struct bk__series *s, size_t i);
 BK__METRICS_HIDDEN double bk__series_sum(const struct bk__series *s, size_t i);
+/* Calls every collector (render.c, before it writes). */
+BK__METRICS_HIDDEN void bk__metrics_collect(bk_metrics_t *reg);
 
 #endif

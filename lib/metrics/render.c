@@ -156,6 +156,7 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
     *out = NULL;
     if (reg == NULL)
         return BK_EINVAL;
+    bk__metrics_collect(reg); /* values kept elsewhere, brought up to date first */
     /* snprintf and strtod follow LC_NUMERIC; the format wants "0.5" whatever locale
      * the application chose, so this thread formats in the C locale meanwhile. */
     locale_t c_locale = newlocale(LC_NUMERIC_MASK, "C", (locale_t)0);

@@ -24,6 +24,7 @@ struct bk_ratelimit {
     int64_t interval; /* T, ns */
     int64_t tolerance; /* T * B, ns */
     bool fast;         /* the in-process store: bk__memstore_update */
+    bk_counter_t *denied; /* ratelimit_denied_total{policy}; NULL: no metrics */
 };
 
 void bk_ratelimit_opts_init(bk_ratelimit_opts_t *o)
@@ -71,6 +72,19 @@ static int create(double rate, const bk_ratelimit_store_t *store, const bk_ratel
     rl->fast = bk__memstore_is(store);
     rl->interval = (int64_t)t;
     rl->tolerance = rl->interval * (int64_t)opts->burst;
+    bk_metric_t *family;
+    int rc = opts->metrics == NULL
+                 ? BK_OK
+                 : bk_metrics_counter(opts->metrics, "ratelimit_denied_total",
+                                      "Rate-limit checks denied (peeks included), by policy.",
+                                      (const char *const[]){"policy", NULL}, &family);
+    if (rc == BK_OK && opts->metrics != NULL)
+        rc = bk_metric_counter(family, (const char *const[]){rl->name, NULL}, &rl->denied);
+    if (rc != BK_OK) {
+        free(rl->name);
+        free(rl);
+        return rc;
+    }
     *out = rl;
     return BK_OK;
 }
@@ -149,7 +163,17 @@ static bool step(bool found, int64_t *tat, void *arg)
     return true;
 }
 
+static int check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res);
+
 int bk_ratelimit_check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res)
+{
+    int rc = check(rl, key, flags, res);
+    if (rc == BK_OK && !res->allowed && rl->denied != NULL)
+        bk_counter_inc(rl->denied);
+    return rc;
+}
+
+static int check(bk_ratelimit_t *rl, const char *key, unsigned flags, bk_ratelimit_result_t *res)
 {
     if (rl == NULL || key == NULL || res == NULL ||
         (flags & ~(unsigned)(BK_RATELIMIT_NO_WAIT | BK_RATELIMIT_PEEK)) != 0) {

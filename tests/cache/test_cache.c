@@ -289,6 +289,87 @@ START_TEST(single_flight_64_threads_one_load)
 }
 END_TEST
 
+/* The metrics's text has the line, whole. */
+static void ck_assert_metric(bk_metrics_t *reg, const char *line)
+{
+    char *text;
+    ck_assert_int_eq(bk_metrics_render(reg, &text, NULL), BK_OK);
+    char want[256];
+    snprintf(want, sizeof want, "\n%s\n", line);
+    ck_assert_msg(strstr(text, want) != NULL, "no line \"%s\" in:\n%s", line, text);
+    free(text);
+}
+
+START_TEST(stats_as_metrics)
+{
+    bk_metrics_t *reg;
+    ck_assert_int_eq(bk_metrics_new(&reg), BK_OK);
+    bk_cache_free(cache); /* the fixture's, replaced by one that counts into reg */
+    bk_cache_opts_t co;
+    bk_cache_opts_init(&co);
+    co.clock = clk;
+    co.ttl_jitter_pct = 0;
+    co.metrics = reg;
+    ck_assert_int_eq(bk_cache_memory_new(&co, &cache), BK_OK);
+    struct origin o = {0, BK_OK, "v1", false, 0};
+    expect("k", &o, BK_OK, "v1"); /* miss: loads */
+    expect("k", &o, BK_OK, "v1");
+    expect("k", &o, BK_OK, "v1");
+    ck_assert_metric(reg, "cache_requests_total{result=\"hit\"} 2");
+    ck_assert_metric(reg, "cache_requests_total{result=\"miss\"} 1");
+    ck_assert_metric(reg, "cache_loads_total 1");
+    ck_assert_metric(reg, "cache_coalesced_total 0");
+    /* Stale: served while this caller refreshes it. */
+    bk_clock_fake_advance(clk, 11 * SEC);
+    struct origin held = {0, BK_OK, "v2", true, 0};
+    struct fetcher f = {"k", &held, -1, ""};
+    pthread_t t;
+    pthread_create(&t, NULL, fetch_thread, &f);
+    gate_wait_for(1);
+    expect("k", &o, BK_OK, "v1");
+    gate_release();
+    pthread_join(t, NULL);
+    ck_assert_metric(reg, "cache_requests_total{result=\"stale\"} 1"); /* the refresher: a load */
+    ck_assert_metric(reg, "cache_loads_total 2");
+    /* Eight callers of a cold key: one loads, seven are answered by its load. */
+    gate_reset();
+    struct origin cold = {0, BK_OK, "once", true, 0};
+    struct fetcher fs[8];
+    pthread_t ts[8];
+    for (int i = 0; i < 8; i++) {
+        fs[i] = (struct fetcher){"cold", &cold, -1, ""};
+        pthread_create(&ts[i], NULL, fetch_thread, &fs[i]);
+    }
+    gate_wait_for(1);
+    for (bk_cache_stats_t st = {0}; st.misses < 9; sched_yield())
+        bk_cache_stats(cache, &st);
+    gate_release();
+    for (int i = 0; i < 8; i++)
+        pthread_join(ts[i], NULL);
+    ck_assert_metric(reg, "cache_requests_total{result=\"miss\"} 9");
+    ck_assert_metric(reg, "cache_loads_total 3");
+    ck_assert_metric(reg, "cache_coalesced_total 7");
+    bk_cache_stats_t st;
+    bk_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.coalesced, 7);
+    /* A second render adds nothing new; a freed cache is no longer read. */
+    ck_assert_metric(reg, "cache_coalesced_total 7");
+    bk_cache_free(cache);
+    cache = NULL;
+    ck_assert_metric(reg, "cache_loads_total 3");
+    /* A family of the same name but another shape is refused. */
+    bk_metrics_t *other;
+    ck_assert_int_eq(bk_metrics_new(&other), BK_OK);
+    bk_metric_t *fam;
+    ck_assert_int_eq(bk_metrics_gauge(other, "cache_loads_total", "Not a counter.", NULL, &fam), BK_OK);
+    co.metrics = other;
+    ck_assert_int_eq(bk_cache_memory_new(&co, &cache), BK_EEXIST);
+    ck_assert_ptr_null(cache);
+    bk_metrics_free(other);
+    bk_metrics_free(reg);
+}
+END_TEST
+
 START_TEST(early_refresh_as_expiry_nears)
 {
     /* XFetch: a load that took 20 s, 1 ms before the fresh time ends, is due
@@ -405,7 +486,8 @@ START_TEST(opts_init_and_null_options)
     ck_assert_int_eq(o.negative_ttl_ns, 30 * SEC);
     ck_assert(o.early_refresh == 0);
     ck_assert_ptr_null(o.clock);
-    for (size_t i = 0; i < 8; i++)
+    ck_assert_ptr_null(o.metrics);
+    for (size_t i = 0; i < sizeof o.reserved_ / sizeof *o.reserved_; i++)
         ck_assert_uint_eq(o.reserved_[i], 0);
     /* NULL options: the defaults; the loader gets its user data last. */
     bk_cache_t *c;
@@ -423,7 +505,8 @@ START_TEST(opts_init_and_null_options)
     memset(&st, 0x5a, sizeof st);
     bk_cache_stats(c, &st);
     ck_assert_uint_eq(st.hits, 1);
-    for (size_t i = 0; i < 8; i++)
+    ck_assert_uint_eq(st.coalesced, 0);
+    for (size_t i = 0; i < sizeof st.reserved_ / sizeof *st.reserved_; i++)
         ck_assert_uint_eq(st.reserved_[i], 0);
     bk_cache_free(c);
     o.max_bytes = 1;
@@ -450,6 +533,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, early_refresh_as_expiry_nears);
     tcase_add_test(tc, namespace_invalidation);
     tcase_add_test(tc, json_values);
+    tcase_add_test(tc, stats_as_metrics);
     tcase_add_test(tc, opts_init_and_null_options);
     suite_add_tcase(s, tc);
     return s;

@@ -398,6 +398,9 @@ START_TEST(single_flight_64_threads_two_instances)
     bk_cache_stats(a, &sa);
     bk_cache_stats(b, &sb);
     ck_assert_uint_eq(sa.loads + sb.loads, 1);
+    /* Every miss but the loader's was answered by its load: in-process waits in
+     * one instance, lease waits (and their in-process waiters) in the other. */
+    ck_assert_uint_eq(sa.coalesced + sb.coalesced, sa.misses + sb.misses - 1);
     bk_cache_free(a);
     bk_cache_free(b);
 }
@@ -426,6 +429,7 @@ START_TEST(lease_wait_bounded_by_the_fake_clock)
     bk_cache_stats_t sb;
     bk_cache_stats(b, &sb);
     ck_assert_uint_eq(sb.lease_waits, 1);
+    ck_assert_uint_eq(sb.coalesced, 0); /* it waited, then loaded by itself */
     gate_release();
     pthread_join(t, NULL);
     ck_assert_int_eq(fa.rc, BK_OK);

@@ -236,6 +236,14 @@ req GET /metrics
 expect 200 "metrics"
 grep -q '^http_requests_total{method="POST",route="/api/v1/auth/login",status="429"} 1$' "$work/body" ||
     fail "no count of the 429"
+grep -q '^ratelimit_denied_total{policy="login_email"} 1$' "$work/body" || fail "no count of the login limit's denial"
+# The catalogue's reads went through the cache: its outcomes are counted.
+for m in 'cache_requests_total{result="hit"}' 'cache_requests_total{result="miss"}' cache_loads_total \
+    cache_coalesced_total; do
+    grep -q "^$m [0-9]" "$work/body" || fail "no $m in /metrics"
+done
+awk '$1 == "cache_requests_total{result=\"hit\"}" && $2 > 0 { ok = 1 } END { exit !ok }' "$work/body" ||
+    fail "no cache hit counted: $(grep ^cache_ "$work/body")"
 grep '"route":"/api/v1/users/me"' "$work/access.log" | grep '"status":200' | grep -q "\"user\":\"$ann_id\"" ||
     fail "no access line of /users/me with the user: $(grep users/me "$work/access.log")"
 

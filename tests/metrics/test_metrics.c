@@ -734,6 +734,60 @@ START_TEST(render_ignores_locale)
 }
 END_TEST
 
+struct collected {
+    bk_metrics_t *reg;
+    bk_gauge_t *gauge;
+    int calls;
+    double value;
+};
+
+static void collect_gauge(void *ud)
+{
+    struct collected *c = ud;
+    c->calls++;
+    bk_gauge_set(c->gauge, c->value);
+}
+
+/* A collector that registers a family while the render runs. */
+static void collect_registering(void *ud)
+{
+    struct collected *c = ud;
+    bk_metric_t *f;
+    bk_gauge_t *g;
+    ck_assert_int_eq(bk_metrics_gauge(c->reg, "late", "Made by a collector.", NULL, &f), BK_OK);
+    ck_assert_int_eq(bk_metric_gauge(f, NULL, &g), BK_OK);
+    bk_gauge_set(g, 7);
+}
+
+START_TEST(collectors)
+{
+    bk_metrics_t *reg;
+    ck_assert_int_eq(bk_metrics_new(&reg), BK_OK);
+    bk_metric_t *f;
+    struct collected c = {reg, NULL, 0, 3};
+    ck_assert_int_eq(bk_metrics_gauge(reg, "size", "S.", NULL, &f), BK_OK);
+    ck_assert_int_eq(bk_metric_gauge(f, NULL, &c.gauge), BK_OK);
+    ck_assert_int_eq(bk_metrics_add_collector(reg, collect_gauge, &c), BK_OK);
+    ck_assert_render(reg, "# HELP size S.\n# TYPE size gauge\nsize 3\n");
+    c.value = 4;
+    ck_assert_render(reg, "# HELP size S.\n# TYPE size gauge\nsize 4\n");
+    ck_assert_int_eq(c.calls, 2);
+    /* Removed: not called again, its last value stays. */
+    bk_metrics_remove_collector(reg, collect_gauge, &c);
+    c.value = 5;
+    ck_assert_render(reg, "# HELP size S.\n# TYPE size gauge\nsize 4\n");
+    ck_assert_int_eq(c.calls, 2);
+    bk_metrics_remove_collector(reg, collect_gauge, &c); /* not there: nothing */
+    ck_assert_int_eq(bk_metrics_add_collector(reg, NULL, &c), BK_EINVAL);
+    ck_assert_int_eq(bk_metrics_add_collector(NULL, collect_gauge, &c), BK_EINVAL);
+    ck_assert_int_eq(bk_metrics_add_collector(reg, collect_registering, &c), BK_OK);
+    ck_assert_render(reg, "# HELP size S.\n# TYPE size gauge\nsize 4\n# HELP late Made by a collector.\n"
+                          "# TYPE late gauge\nlate 7\n");
+    /* Left registered: the registry frees it. */
+    bk_metrics_free(reg);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -758,6 +812,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, concurrent_updates_are_exact);
     tcase_add_test(tc, concurrent_registration);
     tcase_add_test(tc, render_while_observing);
+    tcase_add_test(tc, collectors);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -633,6 +633,44 @@ START_TEST(gcra_exact_over_a_simulated_minute)
 }
 END_TEST
 
+START_TEST(ratelimit_denials_counted)
+{
+    bk_metrics_t *reg;
+    ck_assert_int_eq(bk_metrics_new(&reg), BK_OK);
+    bk_ratelimit_opts_t o;
+    bk_ratelimit_opts_init(&o);
+    o.burst = 2;
+    o.clock = clk;
+    o.name = "login";
+    o.metrics = reg;
+    bk_ratelimit_store_t st;
+    ck_assert_int_eq(bk_ratelimit_memory_store(10, &st), BK_OK);
+    bk_ratelimit_t *rl;
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_OK);
+    bk_ratelimit_result_t r;
+    for (int i = 0; i < 5; i++) /* two allowed, three denied */
+        ck_assert_int_eq(bk_ratelimit_check(rl, "k", 0, &r), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "k", BK_RATELIMIT_PEEK, &r), BK_OK); /* a denied peek counts */
+    ck_assert(!r.allowed);
+    ck_assert_int_eq(bk_ratelimit_check(rl, "other", BK_RATELIMIT_PEEK, &r), BK_OK); /* allowed: not */
+    char *text;
+    ck_assert_int_eq(bk_metrics_render(reg, &text, NULL), BK_OK);
+    ck_assert_ptr_nonnull(strstr(text, "\nratelimit_denied_total{policy=\"login\"} 4\n"));
+    free(text);
+    bk_ratelimit_free(rl);
+    /* A family of that name but another shape: refused, and the store freed. */
+    bk_metrics_t *other;
+    ck_assert_int_eq(bk_metrics_new(&other), BK_OK);
+    bk_metric_t *f;
+    ck_assert_int_eq(bk_metrics_gauge(other, "ratelimit_denied_total", "G.", NULL, &f), BK_OK);
+    o.metrics = other;
+    ck_assert_int_eq(bk_ratelimit_memory_store(10, &st), BK_OK);
+    ck_assert_int_eq(bk_ratelimit_new(1, &st, &o, &rl), BK_EEXIST);
+    bk_metrics_free(other);
+    bk_metrics_free(reg);
+}
+END_TEST
+
 START_TEST(gcra_result_fields_and_headers)
 {
     bk_ratelimit_t *rl = limiter(10, SEC, 3, 100);
@@ -1150,7 +1188,8 @@ START_TEST(opts_init_clears_garbage_and_sets_defaults)
     ck_assert_uint_eq(l.burst, 1);
     ck_assert_str_eq(l.name, "default");
     ck_assert_ptr_null(l.clock);
-    for (size_t i = 0; i < 8; i++)
+    ck_assert_ptr_null(l.metrics);
+    for (size_t i = 0; i < sizeof l.reserved_ / sizeof *l.reserved_; i++)
         ck_assert_uint_eq(l.reserved_[i], 0);
 }
 END_TEST
@@ -1315,6 +1354,7 @@ static Suite *resilience_suite(void)
     tcase_add_test(tc, bulkhead_saturation_and_bounded_wait);
     tcase_add_test(tc, gcra_exact_over_a_simulated_minute);
     tcase_add_test(tc, gcra_result_fields_and_headers);
+    tcase_add_test(tc, ratelimit_denials_counted);
     tcase_add_test(tc, gcra_store_evicts_least_recently_used);
     tcase_add_test(tc, gcra_small_store_keeps_its_keys);
     tcase_add_test(tc, memory_store_load_store_is_compare_and_set);
