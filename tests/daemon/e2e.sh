@@ -3,11 +3,13 @@
 # own) and memcached, spoken to over HTTP: configuration refused with its line,
 # four instances migrating at once, readiness, the auth flow (422 listing every
 # field, 409, 401 alike for an unknown email and a wrong password, refresh
-# single-use with reuse revoking the family, logout, the login limit), RBAC (401,
-# 403), the catalogue (create, ETag, 304, If-Match and 412, invalidation seen at
-# once, delete, pages with Link, search, 422), the OpenAPI document, key rotation
-# by SIGHUP and the JWK Set, and a graceful stop. BK_TEST_WRAPPER (the valgrind
-# pass sets it) runs the daemon under that command; its exit status must be 0.
+# single-use with reuse revoking the family, logout, the login limit, a hash of
+# older Argon2 parameters replaced), RBAC (401, 403), the accounts for an admin,
+# the catalogue (create, ETag, 304, If-Match and 412, invalidation seen at once,
+# delete, pages with Link, search, 422), the OpenAPI document, the metrics, key
+# rotation by SIGHUP and the JWK Set, and a graceful stop. BK_TEST_WRAPPER (the
+# valgrind pass sets it) runs the daemon under that command; its exit status
+# must be 0.
 set -euo pipefail
 # shellcheck source=tests/daemon/lib.sh
 . "$top_srcdir/tests/daemon/lib.sh"
@@ -139,6 +141,22 @@ expect 429 "the sixth attempt"
 req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
 expect 200 "another email is not limited"
 
+# A hash of other Argon2 parameters (argon2-cffi's, m=128 t=2) is replaced at the
+# next login by one of the configured parameters (m=64 t=1).
+req POST /api/v1/auth/register '{"email":"carol@example.com","password":"carol has a password","name":"Carol"}'
+expect 201 "register carol"
+old_hash=$(/usr/bin/python3 -I -c 'import argon2; print(argon2.PasswordHasher(time_cost=2, memory_cost=128, parallelism=1).hash("carol has a password"))')
+psql "$dsn" -qc "UPDATE backendd.users SET password_hash = '$old_hash' WHERE email = 'carol@example.com'" >/dev/null
+req POST /api/v1/auth/login '{"email":"carol@example.com","password":"carol has a password"}'
+expect 200 "login with a hash of older parameters"
+new_hash=$(psql "$dsn" -Atc "SELECT password_hash FROM backendd.users WHERE email = 'carol@example.com'")
+case "$new_hash" in
+'$argon2id$v=19$m=64,t=1,p=1$'*) ;;
+*) fail "the hash was not replaced: $new_hash" ;;
+esac
+req POST /api/v1/auth/login '{"email":"carol@example.com","password":"carol has a password"}'
+expect 200 "login with the new hash"
+
 # ---------------------------------------------------------------- the catalogue
 psql "$dsn" -qc "UPDATE backendd.users SET role = 'editor' WHERE id = $ann_id" >/dev/null
 req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct horse battery"}'
@@ -212,12 +230,12 @@ req POST /api/v1/auth/login '{"email":"ann@example.com","password":"correct hors
 admin=$(jget 'j["access_token"]')
 req GET "/api/v1/users?per_page=1&page=2" "" "Authorization: Bearer $admin"
 expect 200 "the accounts' second page"
-[ "$(jget '([u["email"] for u in j["items"]], j["total"], j["total_pages"])')" = "(['bob@example.com'], 2, 2)" ] ||
+[ "$(jget '([u["email"] for u in j["items"]], j["total"], j["total_pages"])')" = "(['bob@example.com'], 3, 3)" ] ||
     fail "the accounts: $(cat "$work/body")"
 bob_id=$(jget 'j["items"][0]["id"]')
 req GET "/api/v1/users?page=9" "" "Authorization: Bearer $admin"
 expect 200 "a page past the last"
-[ "$(jget '(j["items"], j["total"], j["page"])')" = "([], 2, 9)" ] || fail "past the last page: $(cat "$work/body")"
+[ "$(jget '(j["items"], j["total"], j["page"])')" = "([], 3, 9)" ] || fail "past the last page: $(cat "$work/body")"
 req PATCH "/api/v1/users/$bob_id" '{"role":"editor"}' "Authorization: Bearer $admin"
 expect 200 "a role changed"
 [ "$(jget 'j["role"]')" = editor ] || fail "the new role: $(cat "$work/body")"
