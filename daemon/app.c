@@ -192,6 +192,7 @@ static int open_cache(struct app *app, bk_error_t *err)
     bk_cache_memcached_opts_init(&mo);
     mo.prefix = app->conf.memcached_prefix ? app->conf.memcached_prefix : "";
     mo.metrics = app->metrics; /* memcached's operations */
+    mo.near_ttl_ns = app->conf.memcached_near_ttl_ns;
     return bk_cache_memcached_new(servers, &co, &mo, &app->cache, err);
 }
 

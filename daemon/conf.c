@@ -47,6 +47,7 @@ static const struct key KEYS[] = {
     {"database_pool_size", K_UINT, F(database_pool_size), 0, 1, 1000, "16"},
     {"memcached_servers", K_STR, F(memcached_servers), 0, 0, 0, NULL},
     {"memcached_prefix", K_STR, F(memcached_prefix), 0, 0, 0, "backendd:"},
+    {"memcached_near_ttl", K_DURATION, F(memcached_near_ttl_ns), 0, 0, 3600 * BK_NSEC_PER_SEC, "0s"},
     {"jwt_key", K_JWT_KEY, F(jwt_keys), F(njwt_keys), 0, 0, NULL},
     {"jwt_signing_kid", K_STR, F(jwt_signing_kid), 0, 0, 0, NULL},
     {"jwt_issuer", K_STR, F(jwt_issuer), 0, 0, 0, "backendd"},

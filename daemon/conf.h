@@ -34,6 +34,7 @@ struct conf {
     unsigned database_pool_size;
     char *memcached_servers;     /* NULL or "": the in-process cache */
     char *memcached_prefix;      /* before every key: deployments sharing servers */
+    int64_t memcached_near_ttl_ns; /* 0: no near cache in front of memcached */
     struct conf_jwt_key jwt_keys[CONF_MAX_LIST];
     size_t njwt_keys;
     char *jwt_signing_kid;       /* NULL: the last jwt_key */

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the scripts that run backendd (tests/daemon/e2e.sh, browser.sh): a
 # work directory, a database of the script's own on the harness's PostgreSQL,
 # and the daemon started on a free port, all gone at exit.
