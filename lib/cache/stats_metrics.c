@@ -2,7 +2,6 @@
  * registry reads bk_cache_stats at each render and adds what changed since the
  * last one to the counters, so the fetch paths count once, in the stats.
  * SPDX-License-Identifier: MIT */
-#include <pthread.h>
 #include <stdlib.h>
 
 #include "cache_int.h"
@@ -11,7 +10,8 @@ struct bk__cache_metrics {
     bk_cache_t *cache;
     bk_metrics_t *reg;
     bk_counter_t *hit, *stale, *miss, *loads, *coalesced;
-    pthread_mutex_t lock; /* last: renders of two registries never race */
+    /* The stats at the last render. Only collect() touches them, and the
+     * registry runs its collectors one at a time: no lock of our own. */
     uint64_t last_hit, last_stale, last_miss, last_loads, last_coalesced;
 };
 
@@ -29,13 +29,11 @@ static void collect(void *ud)
     struct bk__cache_metrics *m = ud;
     bk_cache_stats_t s;
     bk_cache_stats(m->cache, &s);
-    pthread_mutex_lock(&m->lock);
     add_delta(m->hit, s.hits, &m->last_hit);
     add_delta(m->stale, s.stale_hits, &m->last_stale);
     add_delta(m->miss, s.misses, &m->last_miss);
     add_delta(m->loads, s.loads, &m->last_loads);
     add_delta(m->coalesced, s.coalesced, &m->last_coalesced);
-    pthread_mutex_unlock(&m->lock);
 }
 
 int bk__cache_metrics_new(bk_cache_t *cache, bk_metrics_t *reg, struct bk__cache_metrics **out)
@@ -67,10 +65,8 @@ int bk__cache_metrics_new(bk_cache_t *cache, bk_metrics_t *reg, struct bk__cache
         rc = bk_metric_counter(loads, NULL, &m->loads);
     if (rc == BK_OK)
         rc = bk_metric_counter(coalesced, NULL, &m->coalesced);
-    if (rc == BK_OK && pthread_mutex_init(&m->lock, NULL) != 0)
-        rc = BK_ENOMEM;
-    else if (rc == BK_OK && (rc = bk_metrics_add_collector(reg, collect, m)) != BK_OK)
-        pthread_mutex_destroy(&m->lock);
+    if (rc == BK_OK)
+        rc = bk_metrics_add_collector(reg, collect, m);
     if (rc != BK_OK) {
         free(m);
         return rc;
@@ -84,6 +80,5 @@ void bk__cache_metrics_free(struct bk__cache_metrics *m)
     if (m == NULL)
         return;
     bk_metrics_remove_collector(m->reg, collect, m); /* no render reads the cache after this */
-    pthread_mutex_destroy(&m->lock);
     free(m);
 }
