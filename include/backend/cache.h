@@ -137,6 +137,18 @@ typedef int (*bk_cache_loader_fn)(const char *key, void **value, size_t *len, vo
 BK_EXPORT int bk_cache_fetch(bk_cache_t *cache, const char *key, const bk_cache_ttl_t *ttl,
                              bk_cache_loader_fn loader, void *ud, void **value, size_t *len);
 /*
+ * The value of key if process memory holds it fresh (an in-process cache, or a
+ * memcached cache's near cache), without blocking: no memcached call, no load, no
+ * wait for another's; for an event loop that answers hits itself and hands the
+ * rest to a thread that may fetch. *value as bk_cache_fetch's. BK_OK (counted
+ * as a hit); BK_ENOTFOUND when a "not found" is remembered; BK_EUNAVAIL when
+ * process memory has no fresh answer (absent, stale, or a memcached cache
+ * without a near cache), counted as nothing: the fetch that follows counts;
+ * BK_EINVAL; BK_ENOMEM.
+ */
+BK_EXPORT int bk_cache_peek(bk_cache_t *cache, const char *key, void **value, size_t *len);
+BK_EXPORT int bk_cache_peek_json(bk_cache_t *cache, const char *key, json_t **value);
+/*
  * JSON values, kept as compact JSON text. The loader answers a new reference
  * (*value; the cache takes it) or, as above, BK_ENOTFOUND or another code. *value
  * is a new reference the caller releases with json_decref. BK_EIO when the bytes

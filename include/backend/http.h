@@ -64,7 +64,7 @@ typedef void (*bk_http_handler_fn)(bk_req_t *req, void *ud);
  * in reverse order, for every middleware whose before ran (even when a later one
  * short-circuited). Either may be NULL. The struct is copied; ud is borrowed.
  * Both run on the handler's thread: the loop for an inline route, a worker for a
- * blocking one. Nothing may block a loop, so a guard that does I/O (a memcached
+ * blocking one (and the after hooks of a request bk_req_offload handed over). Nothing may block a loop, so a guard that does I/O (a memcached
  * limiter store, a revocation lookup) belongs on BK_HTTP_BLOCKING routes. The
  * built-ins are middleware of this kind, in this order: request id, access log
  * and metrics, security headers, CORS (every request, on the loop); then the
@@ -89,6 +89,10 @@ typedef struct bk_http_middleware {
 /* Path and query parameters may decode to any bytes. Without it, a parameter that
  * is not UTF-8 once percent-decoded is answered 400 before the route runs. */
 #define BK_HTTP_RAW_PARAMS 4u
+/* An inline route whose handler may hand the request to the worker pool
+ * (bk_req_offload): it answers on the loop what it can (a value in process
+ * memory) and offloads what would block. Not with BK_HTTP_BLOCKING. */
+#define BK_HTTP_OFFLOAD 8u
 
 /* The rate-limit key of a request (e.g. a user id from a token); NULL or "" means
  * the client address. The string must live as long as the request. */
@@ -251,8 +255,9 @@ typedef struct bk_http_opts {
     const char *admin_unix_path;
     unsigned admin_max_connections; /* 0 = the default, 16 */
 
-    bk_workers_t *workers;      /* for blocking routes; borrowed. NULL = the server makes
-                                   a pool (default options) when a blocking route exists */
+    bk_workers_t *workers;      /* for blocking and offloading routes and readiness checks;
+                                   borrowed. NULL = the server makes a pool (default
+                                   options) when it has one of them */
     bk_clock_t *clock;          /* durations, deadlines, the Date header; NULL = system clock */
     bool handle_signals;        /* SIGINT/SIGTERM stop the server gracefully; default true */
     /* gzip: an answer of at least gzip_min_bytes whose type compresses (text, JSON,
@@ -492,6 +497,17 @@ BK_EXPORT int bk_res_problem(bk_req_t *req, int status, const char *detail, json
 BK_EXPORT int bk_res_error(bk_req_t *req, int code, const char *detail);
 /* The status answered so far (0 before any answer). */
 BK_EXPORT int bk_res_status(const bk_req_t *req);
+/*
+ * Hands the rest of a request to the server's worker pool: fn(req, ud) runs on a
+ * worker, may block, and answers; the answer goes back to the loop, and the
+ * route's after hooks run on the worker after fn. Called by the handler of a
+ * BK_HTTP_OFFLOAD route, on the loop, before answering; the handler returns at
+ * once. BK_OK; BK_EBUSY (the queue is full) or BK_ECLOSED (the server is
+ * stopping): the request is answered 503 with Retry-After, as a blocking route's
+ * would be; BK_EINVAL (not such a handler, or answered already): nothing done.
+ * man bk_req_offload.
+ */
+BK_EXPORT int bk_req_offload(bk_req_t *req, bk_http_handler_fn fn, void *ud);
 
 /* The reason phrase of an HTTP status ("Not Found"; "Unknown" for others). */
 BK_EXPORT const char *bk_http_reason(int status);

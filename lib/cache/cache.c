@@ -153,6 +153,21 @@ int bk_cache_fetch(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk
     return bk__local_fetch(c->local, key, &near, bk__remote_fill, &call, value, len);
 }
 
+int bk_cache_peek(bk_cache_t *c, const char *key, void **value, size_t *len)
+{
+    if (value)
+        *value = NULL;
+    if (len)
+        *len = 0;
+    if (!c || !key || !value)
+        return BK_EINVAL;
+    size_t dummy;
+    if (c->remote && c->near_ttl_ns == 0)
+        return BK_EUNAVAIL; /* the local store keeps nothing */
+    int rc = bk__local_get(c->local, key, value, len ? len : &dummy);
+    return rc == BK__CACHE_MISS ? BK_EUNAVAIL : rc;
+}
+
 int bk_cache_set(bk_cache_t *c, const char *key, const void *value, size_t len, const bk_cache_ttl_t *ttl)
 {
     if (!c || !key || (len && !value) || !ttl_ok(ttl))

@@ -36,6 +36,17 @@ static int load_as_text(const char *key, void **value, size_t *len, void *arg)
     return rc;
 }
 
+/* The bytes a fetch or a peek answered (rc), parsed into *value; text freed. */
+static int parsed(int rc, void *text, size_t len, json_t **value)
+{
+    if (rc != BK_OK)
+        return rc;
+    json_error_t err;
+    *value = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+    free(text);
+    return *value ? BK_OK : BK_EIO;
+}
+
 int bk_cache_fetch_json(bk_cache_t *c, const char *key, const bk_cache_ttl_t *ttl, bk_cache_json_loader_fn loader,
                         void *ctx, json_t **value)
 {
@@ -47,12 +58,19 @@ int bk_cache_fetch_json(bk_cache_t *c, const char *key, const bk_cache_ttl_t *tt
     void *text = NULL;
     size_t len = 0;
     int rc = bk_cache_fetch(c, key, ttl, load_as_text, &call, &text, &len);
-    if (rc != BK_OK)
-        return rc;
-    json_error_t err;
-    *value = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
-    free(text);
-    return *value ? BK_OK : BK_EIO;
+    return parsed(rc, text, len, value);
+}
+
+int bk_cache_peek_json(bk_cache_t *c, const char *key, json_t **value)
+{
+    if (value)
+        *value = NULL;
+    if (!value)
+        return BK_EINVAL;
+    void *text = NULL;
+    size_t len = 0;
+    int rc = bk_cache_peek(c, key, &text, &len);
+    return parsed(rc, text, len, value);
 }
 
 int bk_cache_set_json(bk_cache_t *c, const char *key, const json_t *value, const bk_cache_ttl_t *ttl)

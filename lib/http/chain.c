@@ -88,7 +88,8 @@ void bk__chain_run(struct bk_req *req)
         bk_res_problem(req, 500, answered ? "a middleware stopped the request without an answer"
                                           : "the handler did not answer",
                        NULL);
-    bk__chain_after(req, r->chain, req->mw_ran);
+    if (req->offload_fn == NULL) /* an offloaded request's run on its worker */
+        bk__chain_after(req, r->chain, req->mw_ran);
 }
 
 /* The server stage, in the design's order: request id (before anything), then

@@ -12,6 +12,7 @@
 
 #include "core/utf8_int.h"
 #include "http/http_int.h"
+#include "log/line_int.h"
 
 /* ------------------------------------------------------------------ query */
 static int parse_query(struct bk_req *req)
@@ -115,6 +116,40 @@ static void blocking_done(int status, void *arg)
     bk__req_complete(req);
 }
 
+/* ------------------------------------------------------------------ offload */
+/* The rest of an inline route's request, on a worker: the handler's
+ * continuation, then the route's after hooks (chain.c skipped them). */
+static void offload_work(void *arg)
+{
+    struct bk_req *req = arg;
+    req->offload_fn(req, req->offload_ud);
+    if (req->status == 0)
+        bk_res_problem(req, 500, "the handler did not answer", NULL);
+    bk__chain_after(req, req->route->chain, req->mw_ran);
+}
+
+int bk_req_offload(bk_req_t *req, bk_http_handler_fn fn, void *ud)
+{
+    /* Only an inline route's handler, on the loop, before any answer: a blocking
+     * request is deferred already, and a route without the flag has no pool. */
+    if (req == NULL || fn == NULL || req->route == NULL || !(req->route->flags & BK_HTTP_OFFLOAD) ||
+        (req->route->flags & BK_HTTP_BLOCKING) || bk__req_is_deferred(req) || req->status != 0)
+        return BK_EINVAL;
+    req->offload_fn = fn;
+    req->offload_ud = ud;
+    bk__req_defer(req); /* before the worker can look */
+    int rc = bk_workers_submit(req->srv->workers, offload_work, blocking_done, req, req->loop->base);
+    if (rc == BK_OK)
+        return BK_OK; /* blocking_done completes it on this loop */
+    /* Never gone: the loop has not run since. The request stays the handler's,
+     * answered now, and completes as an inline one does. */
+    bk__req_resume(req);
+    bk__req_defer_reset(req);
+    req->offload_fn = NULL;
+    bk_res_error(req, rc, rc == BK_EBUSY ? "the server is busy" : "the server is shutting down");
+    return rc;
+}
+
 /* ------------------------------------------------------------------ completion */
 static const char *method_label(const char *m)
 {
@@ -165,14 +200,23 @@ void bk__req_complete(struct bk_req *req)
     bk_histogram_observe(req->label ? req->label->duration : srv->unmatched_duration, secs);
     bk_gauge_add(srv->in_flight, -1);
 
-    if (srv->o.access_log != NULL && bk_log_enabled(srv->o.access_log, BK_LOG_INFO))
-        bk_log(srv->o.access_log, BK_LOG_INFO,
-               json_pack("{s:s, s:s, s:s?, s:i, s:I, s:I, s:s, s:s, s:s, s:s, s:s*}", "method", req->method,
-                         "path", req->path, "route", route, "status", req->status, "bytes",
-                         (json_int_t)bytes, "duration_us", (json_int_t)(dur_ns / 1000), "request_id",
-                         req->id, "trace_id", req->trace.trace_id, "span_id", req->trace.span_id, "client",
-                         bk_req_client(req), "user", json_string_value(json_object_get(req->claims, "sub"))),
-               "request");
+    if (srv->o.access_log != NULL && bk_log_enabled(srv->o.access_log, BK_LOG_INFO)) {
+        /* Written without jansson values: this line is every request's. */
+        const struct bk__log_field f[] = {
+            {"method", BK__LOG_STR, req->method, 0},
+            {"path", BK__LOG_STR, req->path, 0},
+            {"route", BK__LOG_STR, route, 0},
+            {"status", BK__LOG_INT, NULL, req->status},
+            {"bytes", BK__LOG_INT, NULL, (int64_t)bytes},
+            {"duration_us", BK__LOG_INT, NULL, dur_ns / 1000},
+            {"request_id", BK__LOG_STR, req->id, 0},
+            {"trace_id", BK__LOG_STR, req->trace.trace_id, 0},
+            {"span_id", BK__LOG_STR, req->trace.span_id, 0},
+            {"client", BK__LOG_STR, bk_req_client(req), 0},
+            {"user", BK__LOG_STR_OPT, json_string_value(json_object_get(req->claims, "sub")), 0},
+        };
+        bk__log_fields(srv->o.access_log, BK_LOG_INFO, "request", f, sizeof f / sizeof *f);
+    }
     req->ops->finish(req);
 }
 
@@ -293,6 +337,8 @@ void bk__req_reset(struct bk_req *req)
     req->id[0] = '\0';
     req->data = NULL;
     req->mw_ran = 0;
+    req->offload_fn = NULL;
+    req->offload_ud = NULL;
     req->status = 0;
     req->ctype = NULL;
     evbuffer_drain(req->res_body, evbuffer_get_length(req->res_body));

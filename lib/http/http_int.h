@@ -168,6 +168,8 @@ struct bk_req {
     void *data;
     int64_t start_ns, deadline_ns;
     size_t mw_ran; /* before hooks that ran (their after hooks run) */
+    bk_http_handler_fn offload_fn; /* bk_req_offload's: runs on a worker */
+    void *offload_ud;
 
     /* The answer. */
     int status;

@@ -280,6 +280,11 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
                          ((opts->permission != NULL || opts->owner != NULL) && opts->auth == NULL) ||
                          (opts->permission != NULL && opts->auth->rbac == NULL)))
         return BK_EINVAL;
+    /* Flags known, and an offload only from the loop (a blocking route is away). */
+    unsigned known = BK_HTTP_BLOCKING | BK_HTTP_JSON | BK_HTTP_RAW_PARAMS | BK_HTTP_OFFLOAD;
+    if (opts != NULL && ((opts->flags & ~known) != 0 ||
+                         (opts->flags & (BK_HTTP_BLOCKING | BK_HTTP_OFFLOAD)) == (BK_HTTP_BLOCKING | BK_HTTP_OFFLOAD)))
+        return BK_EINVAL;
     if (srv->started)
         return BK_EBUSY;
     struct route *r = calloc(1, sizeof *r);
@@ -329,8 +334,8 @@ static int add_route(bk_http_server_t *srv, const char *method, const char *path
         bk__route_free(r);
         return rc;
     }
-    if (r->flags & BK_HTTP_BLOCKING)
-        srv->has_blocking = true;
+    if (r->flags & (BK_HTTP_BLOCKING | BK_HTTP_OFFLOAD))
+        srv->has_blocking = true; /* the server needs a worker pool */
     *srv->routes_tail = r;
     srv->routes_tail = &r->reg_next;
     return BK_OK;

@@ -17,6 +17,7 @@
 #include "core/error_int.h"
 #include "core/json_int.h"
 #include "core/utf8_int.h"
+#include "log/line_int.h"
 
 struct bk_log {
     _Atomic int level;  /* threshold; read and written without the lock */
@@ -358,76 +359,51 @@ static json_t *repaired_copy(json_t *v, json_t **ancestors, size_t depth)
     return copy;
 }
 
-/* The line's text, compact and on one line: JSON escapes every control character. */
-static char *encode_line(json_t *line)
-{
-    const size_t flags = JSON_COMPACT | JSON_PRESERVE_ORDER;
-    char *text = bk__json_dump(line, flags);
-    if (text != NULL)
-        return text;
-    json_t **ancestors = malloc(MAX_DEPTH * sizeof *ancestors);
-    if (ancestors == NULL)
-        return NULL;
-    json_t *fixed = repaired_copy(line, ancestors, 0);
-    free(ancestors);
-    if (fixed == NULL)
-        return NULL;
-    text = bk__json_dump(fixed, flags);
-    json_decref(fixed);
-    return text;
-}
-
 static bool reserved(const char *key, size_t len)
 {
     return (len == 2 && memcmp(key, "ts", 2) == 0) || (len == 5 && memcmp(key, "level", 5) == 0) ||
            (len == 3 && memcmp(key, "msg", 3) == 0);
 }
 
-/* ts, level, msg, then the caller's fields in their order. NULL when out of memory. */
-static json_t *build_line(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt,
-                          va_list ap)
+void bk__line_begin(struct bk__line *l, const bk_log_t *log, bk_log_level_t level, const char *msg,
+                    size_t msg_len)
 {
     char ts[32];
     format_ts(bk_clock_wall_ns(log->clock), ts);
-    size_t msg_len = 0;
-    char *msg = format_msg(fmt, ap, &msg_len);
-    if (msg == NULL)
-        return NULL;
-    json_t *msg_json = safe_string(msg, msg_len);
-    free(msg);
+    bk__line_raw(l, "{\"ts\":\"", 7);
+    bk__line_raw(l, ts, strlen(ts));
+    bk__line_raw(l, "\",\"level\":\"", 11);
+    bk__line_raw(l, level_names[level], strlen(level_names[level]));
+    bk__line_raw(l, "\",\"msg\":", 8);
+    bk__line_str(l, msg, msg_len);
+}
 
-    json_t *line = json_object();
-    if (line == NULL || msg_json == NULL) {
-        json_decref(line);
-        json_decref(msg_json);
-        return NULL;
+/* A member's value: strings and integers written here, anything else by jansson
+ * (repaired first when it holds strings that are not UTF-8). */
+static void put_value(struct bk__line *l, json_t *v)
+{
+    if (json_is_string(v)) {
+        bk__line_str(l, json_string_value(v), json_string_length(v));
+        return;
     }
-    if (json_object_set_new_nocheck(line, "ts", json_string_nocheck(ts)) != 0 ||
-        json_object_set_new_nocheck(line, "level", json_string_nocheck(bk_log_level_name(level))) !=
-            0) {
-        json_decref(msg_json);
-        json_decref(line);
-        return NULL;
+    if (json_is_integer(v)) {
+        bk__line_int(l, json_integer_value(v));
+        return;
     }
-    if (json_object_set_new_nocheck(line, "msg", msg_json) != 0) { /* consumes msg_json */
-        json_decref(line);
-        return NULL;
+    const size_t flags = JSON_COMPACT | JSON_ENCODE_ANY;
+    char *text = bk__json_dump(v, flags);
+    if (text == NULL) {
+        json_t **ancestors = malloc(MAX_DEPTH * sizeof *ancestors);
+        json_t *fixed = ancestors != NULL ? repaired_copy(v, ancestors, 0) : NULL;
+        free(ancestors);
+        text = fixed != NULL ? bk__json_dump(fixed, flags) : NULL;
+        json_decref(fixed);
     }
-    if (json_is_object(fields)) {
-        const char *key;
-        size_t key_len;
-        json_t *value;
-        json_object_keylen_foreach(fields, key, key_len, value)
-        {
-            /* nocheck: a key smuggled in as invalid UTF-8 is repaired by encode_line. */
-            if (!reserved(key, key_len) &&
-                json_object_setn_nocheck(line, key, key_len, value) != 0) {
-                json_decref(line);
-                return NULL;
-            }
-        }
-    }
-    return line;
+    if (text == NULL)
+        l->failed = true;
+    else
+        bk__line_raw(l, text, strlen(text));
+    bk__json_free(text);
 }
 
 static void write_all(int fd, const char *p, size_t len)
@@ -446,29 +422,45 @@ static void write_all(int fd, const char *p, size_t len)
     }
 }
 
+void bk__line_emit(bk_log_t *log, bk_log_level_t level, struct bk__line *l)
+{
+    bk__line_raw(l, "}\n", 2);
+    if (!l->failed) {
+        pthread_mutex_lock(&log->mu);
+        if (log->sink != NULL)
+            log->sink(level, l->p, l->len, log->sink_ud);
+        else
+            write_all(log->fd, l->p, l->len);
+        pthread_mutex_unlock(&log->mu);
+    }
+    bk__line_free(l);
+}
+
 void bk_logv(bk_log_t *log, bk_log_level_t level, json_t *fields, const char *fmt, va_list ap)
 {
     int saved_errno = errno; /* logging must not disturb the caller's errno */
-    char *text = NULL;
-    if (bk_log_enabled(log, level) && fmt != NULL) {
-        json_t *line = build_line(log, level, fields, fmt, ap);
-        if (line != NULL) {
-            text = encode_line(line);
-            json_decref(line);
+    size_t msg_len = 0;
+    char *msg = bk_log_enabled(log, level) && fmt != NULL ? format_msg(fmt, ap, &msg_len) : NULL;
+    if (msg != NULL) {
+        struct bk__line l;
+        bk__line_init(&l);
+        bk__line_begin(&l, log, level, msg, msg_len);
+        free(msg);
+        if (json_is_object(fields)) {
+            const char *key;
+            size_t key_len;
+            json_t *value;
+            json_object_keylen_foreach(fields, key, key_len, value)
+            {
+                if (!reserved(key, key_len)) {
+                    bk__line_key(&l, key, key_len);
+                    put_value(&l, value);
+                }
+            }
         }
+        bk__line_emit(log, level, &l);
     }
     json_decref(fields); /* always: the caller's reference is ours */
-    if (text != NULL) {
-        size_t len = strlen(text); /* NULs in strings are escaped as \u0000 */
-        text[len] = '\n';          /* overwrite the NUL: the line is written by length */
-        pthread_mutex_lock(&log->mu);
-        if (log->sink != NULL)
-            log->sink(level, text, len + 1, log->sink_ud);
-        else
-            write_all(log->fd, text, len + 1);
-        pthread_mutex_unlock(&log->mu);
-        bk__json_free(text);
-    }
     errno = saved_errno;
 }
 

@@ -476,6 +476,70 @@ START_TEST(json_values)
 }
 END_TEST
 
+/* What a peek answers: a copy of a fresh entry, a remembered "not found", or
+ * BK_EUNAVAIL (absent or stale), never a load. */
+static void expect_peek(const char *key, int rc, const char *value)
+{
+    void *v = (void *)1;
+    size_t n = 12345;
+    ck_assert_int_eq(bk_cache_peek(cache, key, &v, &n), rc);
+    if (value) {
+        ck_assert_uint_eq(n, strlen(value));
+        ck_assert_str_eq(v, value);
+    } else {
+        ck_assert_ptr_null(v);
+        ck_assert_uint_eq(n, 0);
+    }
+    free(v);
+}
+
+START_TEST(peek_never_loads)
+{
+    struct origin o = {0, BK_OK, "v1", false, 0};
+    expect_peek("k", BK_EUNAVAIL, NULL); /* absent */
+    expect("k", &o, BK_OK, "v1");
+    expect_peek("k", BK_OK, "v1");
+    bk_clock_fake_advance(clk, 10 * SEC); /* stale: only a fetch serves (and refreshes) it */
+    expect_peek("k", BK_EUNAVAIL, NULL);
+    o.value = "v2";
+    expect("k", &o, BK_OK, "v2");
+    expect_peek("k", BK_OK, "v2");
+    o.rc = BK_ENOTFOUND;
+    expect("gone", &o, BK_ENOTFOUND, NULL);
+    expect_peek("gone", BK_ENOTFOUND, NULL); /* remembered */
+    bk_clock_fake_advance(clk, 5 * SEC);     /* ... for negative_ttl_ns */
+    expect_peek("gone", BK_EUNAVAIL, NULL);
+    ck_assert_int_eq(atomic_load(&o.calls), 3); /* the fetches' loads, none of a peek */
+    ck_assert_int_eq(bk_cache_delete(cache, "k"), BK_OK);
+    expect_peek("k", BK_EUNAVAIL, NULL);
+
+    bk_cache_stats_t st;
+    bk_cache_stats(cache, &st);
+    ck_assert_uint_eq(st.hits, 3);   /* the peeks that answered */
+    ck_assert_uint_eq(st.misses, 2); /* the fetches' (a stale refresh is none): a peek that finds nothing counts none */
+
+    json_t *doc = NULL;
+    json_t *one = json_pack("{s:i}", "a", 1);
+    ck_assert_int_eq(bk_cache_set_json(cache, "j", one, &TTL), BK_OK); /* copies it */
+    json_decref(one);
+    ck_assert_int_eq(bk_cache_peek_json(cache, "j", &doc), BK_OK);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "a")), 1);
+    json_decref(doc);
+    ck_assert_int_eq(bk_cache_set(cache, "bad", "{not json", 9, &TTL), BK_OK);
+    ck_assert_int_eq(bk_cache_peek_json(cache, "bad", &doc), BK_EIO);
+    ck_assert_ptr_null(doc);
+    ck_assert_int_eq(bk_cache_peek_json(cache, "nothing", &doc), BK_EUNAVAIL);
+    ck_assert_ptr_null(doc);
+
+    void *v = NULL;
+    ck_assert_int_eq(bk_cache_peek(NULL, "k", &v, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_peek(cache, NULL, &v, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_peek(cache, "k", NULL, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_peek_json(cache, "j", NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_cache_peek_json(NULL, "j", &doc), BK_EINVAL);
+}
+END_TEST
+
 START_TEST(opts_init_and_null_options)
 {
     bk_cache_opts_t o;
@@ -533,6 +597,7 @@ static Suite *cache_suite(void)
     tcase_add_test(tc, early_refresh_as_expiry_nears);
     tcase_add_test(tc, namespace_invalidation);
     tcase_add_test(tc, json_values);
+    tcase_add_test(tc, peek_never_loads);
     tcase_add_test(tc, stats_as_metrics);
     tcase_add_test(tc, opts_init_and_null_options);
     suite_add_tcase(s, tc);

@@ -679,6 +679,39 @@ START_TEST(near_cache_in_front)
 }
 END_TEST
 
+/* A peek reads the near cache alone: never memcached, never the origin. */
+START_TEST(peek_reads_the_near_cache_only)
+{
+    bk_cache_t *c = open_cache_at(servers(), false, 2 * SEC);
+    bk_cache_t *plain = open_cache(false); /* no near cache */
+    void *v = NULL;
+    size_t n = 0;
+    ck_assert_int_eq(bk_cache_set(plain, "p", "v1", 2, &TTL), BK_OK);
+    /* In memcached, not yet in c's near cache, and never in plain's. */
+    ck_assert_int_eq(bk_cache_peek(c, "p", &v, &n), BK_EUNAVAIL);
+    ck_assert_int_eq(bk_cache_peek(plain, "p", &v, &n), BK_EUNAVAIL);
+    struct origin o = {.value = "origin"};
+    expect(c, "p", &o, BK_OK, "v1"); /* the fetch fills the near cache */
+    ck_assert_int_eq(bk_cache_peek(c, "p", &v, &n), BK_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_str_eq(v, "v1");
+    free(v);
+    expect(plain, "p", &o, BK_OK, "v1");
+    ck_assert_int_eq(bk_cache_peek(plain, "p", &v, &n), BK_EUNAVAIL);
+    ck_assert_ptr_null(v);
+    /* A delete through c empties its near copy at once; its TTL ends another's. */
+    ck_assert_int_eq(bk_cache_delete(c, "p"), BK_OK);
+    ck_assert_int_eq(bk_cache_peek(c, "p", &v, &n), BK_EUNAVAIL);
+    ck_assert_int_eq(bk_cache_set(plain, "p", "v2", 2, &TTL), BK_OK);
+    expect(c, "p", &o, BK_OK, "v2");
+    bk_clock_fake_advance(clk, 3 * SEC);
+    ck_assert_int_eq(bk_cache_peek(c, "p", &v, &n), BK_EUNAVAIL);
+    ck_assert_int_eq(atomic_load(&o.calls), 0);
+    bk_cache_free(plain);
+    bk_cache_free(c);
+}
+END_TEST
+
 /* ---- a memcached of our own, killed and restarted */
 
 static pid_t mc_pid = -1; /* ours, killed at exit even when a case fails */
@@ -936,6 +969,7 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, rate_limit_store_takes_over_foreign_data, 0, 2);
     tcase_add_loop_test(tc, namespace_invalidation, 0, 2);
     tcase_add_test(tc, near_cache_in_front);
+    tcase_add_test(tc, peek_reads_the_near_cache_only);
     tcase_add_loop_test(tc, memcached_killed_and_back, 0, 2);
     tcase_add_test(tc, one_dead_server_of_two);
     tcase_add_test(tc, unreachable_from_the_start);

@@ -200,6 +200,47 @@ START_TEST(tracestate_headers_are_joined_and_a_bad_one_dropped)
 }
 END_TEST
 
+/* The access line's members, in their order, for a routed request and for a path
+ * no route has (route null). */
+START_TEST(the_access_line_names_the_request)
+{
+    static const char *const names[] = {"ts", "level", "msg", "method", "path", "route", "status", "bytes",
+                                        "duration_us", "request_id", "trace_id", "span_id", "client"};
+    struct bkt_response r;
+    json_t *doc;
+    get("", &r, &doc);
+    json_t *line = last_line("request");
+    size_t i = 0;
+    const char *key;
+    json_t *v;
+    json_object_foreach(line, key, v) {
+        ck_assert_uint_lt(i, sizeof names / sizeof *names);
+        ck_assert_str_eq(key, names[i++]);
+    }
+    ck_assert_uint_eq(i, sizeof names / sizeof *names); /* no "user": nobody signed in */
+    ck_assert_str_eq(str(line, "method"), "GET");
+    ck_assert_str_eq(str(line, "path"), "/traced/1");
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "status")), 200);
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "bytes")), (json_int_t)r.body_len);
+    ck_assert(json_is_integer(json_object_get(line, "duration_us")));
+    ck_assert_int_ge(json_integer_value(json_object_get(line, "duration_us")), 0);
+    ck_assert_str_eq(str(line, "client"), "127.0.0.1");
+    json_decref(line);
+    json_decref(doc);
+    bkt_response_free(&r);
+
+    const char raw[] = "GET /nowhere?q=%22 HTTP/1.1\r\nHost: t\r\n\r\n";
+    ck_assert_int_eq(bkt_request(port, raw, sizeof raw - 1, &r), 0);
+    ck_assert_int_eq(r.status, 404);
+    line = last_line("request"); /* the writer's escaping: test_log's the_writer_agrees_with_jansson */
+    ck_assert(json_is_null(json_object_get(line, "route")));
+    ck_assert_int_eq(json_integer_value(json_object_get(line, "status")), 404);
+    ck_assert_str_eq(str(line, "path"), "/nowhere");
+    json_decref(line);
+    bkt_response_free(&r);
+}
+END_TEST
+
 static Suite *trace_suite(void)
 {
     Suite *s = suite_create("http_trace");
@@ -208,6 +249,7 @@ static Suite *trace_suite(void)
     tcase_add_test(tc, a_valid_traceparent_is_continued_and_logged);
     tcase_add_test(tc, without_a_valid_traceparent_a_trace_begins_here);
     tcase_add_test(tc, tracestate_headers_are_joined_and_a_bad_one_dropped);
+    tcase_add_test(tc, the_access_line_names_the_request);
     suite_add_tcase(s, tc);
     return s;
 }

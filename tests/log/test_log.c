@@ -307,6 +307,69 @@ static void logv_null_format(bk_log_t *log, json_t *fields, ...)
     va_end(ap);
 }
 
+/* The line is written without jansson values for its members (strings and
+ * integers straight into the buffer): byte for byte what jansson would encode
+ * for the same object, strings repaired, over random bytes. */
+START_TEST(the_writer_agrees_with_jansson)
+{
+    struct capture c;
+    bk_clock_t *clock;
+    bk_log_t *log = capture_log(&c, &clock, BK_LOG_INFO);
+    static const char *const pieces[] = {"a", "\"", "\\", "\n", "\x01", "\x1f", "\x7f", "/", "\xC3\xA9",
+                                         "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xFF", "\xC3", "\xED\xA0\x80", " "};
+    unsigned seed = 12345;
+    for (int round = 0; round < 400; round++) {
+        char raw[128];
+        size_t n = 0;
+        for (int k = rand_r(&seed) % 12; k > 0; k--) {
+            const char *p = pieces[rand_r(&seed) % (sizeof pieces / sizeof *pieces)];
+            memcpy(raw + n, p, strlen(p));
+            n += strlen(p);
+        }
+        raw[n] = '\0';
+        int64_t num = ((int64_t)rand_r(&seed) << 33) ^ rand_r(&seed);
+        if (round == 1)
+            num = INT64_MIN;
+        if (round == 2)
+            num = INT64_MAX;
+        json_t *f = json_object();
+        json_object_set_new(f, "s", json_stringn_nocheck(raw, n));
+        json_object_set_new(f, "n", json_integer(num));
+        json_object_set_new(f, "r", json_real(0.25));
+        json_object_set_new(f, "a", json_pack("[o,b,n]", json_stringn_nocheck(raw, n), 1));
+        json_object_setn_new_nocheck(f, raw, n, json_false());
+        c.len = 0;
+        bk_log(log, BK_LOG_WARN, f, "%s", raw);
+
+        size_t rn;
+        char *fixed = bk__utf8_repair(raw, n, &rn);
+        json_t *want = json_object();
+        json_object_set_new(want, "ts", json_string("2026-11-22T21:46:35.123Z"));
+        json_object_set_new(want, "level", json_string("warn"));
+        json_object_set_new(want, "msg", json_stringn(fixed, rn));
+        json_object_set_new(want, "s", json_stringn(fixed, rn));
+        json_object_set_new(want, "n", json_integer(num));
+        json_object_set_new(want, "r", json_real(0.25));
+        json_object_set_new(want, "a", json_pack("[s%,b,n]", fixed, rn, 1));
+        /* The pieces spell no reserved name; "a" alone is the one other member's. */
+        bool clash = rn == 1 && fixed[0] == 'a';
+        if (!clash)
+            json_object_setn_new(want, fixed, rn, json_false());
+        char *text = json_dumps(want, JSON_COMPACT);
+        ck_assert_ptr_nonnull(text);
+        if (!clash) { /* the logger writes both members; jansson's object has one */
+            ck_assert_uint_eq(c.len, strlen(text) + 1);
+            ck_assert_msg(memcmp(c.text, text, strlen(text)) == 0, "round %d:\n got %s\nwant %s\n", round, c.text,
+                          text);
+        }
+        free(text);
+        free(fixed);
+        json_decref(want);
+    }
+    capture_done(log, clock, &c);
+}
+END_TEST
+
 START_TEST(message_edge_cases)
 {
     struct capture c;
@@ -964,6 +1027,7 @@ static Suite *log_suite(void)
     tcase_add_test(tc, fields_with_invalid_utf8_repaired);
     tcase_add_test(tc, message_edge_cases);
     tcase_add_test(tc, every_control_character_escaped);
+    tcase_add_test(tc, the_writer_agrees_with_jansson);
     tcase_add_test(tc, utf8_helper_cases);
     tcase_add_test(tc, utf8_helper_agrees_with_jansson);
     tcase_add_test(tc, api_edges);
