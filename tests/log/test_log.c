@@ -327,7 +327,7 @@ START_TEST(the_writer_agrees_with_jansson)
             n += strlen(p);
         }
         raw[n] = '\0';
-        int64_t num = ((int64_t)rand_r(&seed) << 33) ^ rand_r(&seed);
+        int64_t num = (int64_t)(((uint64_t)rand_r(&seed) << 33) ^ (uint64_t)rand_r(&seed));
         if (round == 1)
             num = INT64_MIN;
         if (round == 2)
