@@ -130,10 +130,11 @@ static void offload_work(void *arg)
 
 int bk_req_offload(bk_req_t *req, bk_http_handler_fn fn, void *ud)
 {
-    /* Only an inline route's handler, on the loop, before any answer: a blocking
-     * request is deferred already, and a route without the flag has no pool. */
+    /* Only an OFFLOAD route's handler (never a blocking one: bk_http_route refuses
+     * both flags), on the loop, before any answer; a route without the flag may
+     * have no pool, and a deferred request is away already. */
     if (req == NULL || fn == NULL || req->route == NULL || !(req->route->flags & BK_HTTP_OFFLOAD) ||
-        (req->route->flags & BK_HTTP_BLOCKING) || bk__req_is_deferred(req) || req->status != 0)
+        bk__req_is_deferred(req) || req->status != 0)
         return BK_EINVAL;
     req->offload_fn = fn;
     req->offload_ud = ud;
