@@ -111,6 +111,28 @@ BK_EXPORT int bk_saga_def_new(const char *name, int version, bk_saga_def_t **out
  */
 BK_EXPORT int bk_saga_def_step(bk_saga_def_t *def, const char *name, bk_saga_action_fn action,
                                bk_saga_compensate_fn compensate, const bk_saga_step_opts_t *opts, void *ud);
+/* What a finish hook is given; valid during the call only. */
+typedef struct bk_saga_outcome {
+    int64_t saga_id;
+    const char *saga;      /* the definition's name */
+    int version;
+    const char *status;    /* "completed", "compensated" or "stuck" */
+    const json_t *context; /* the saga's context as it ends (borrowed) */
+    const char *error;     /* why it turned (compensated, stuck), or NULL */
+} bk_saga_outcome_t;
+/* A finish hook: runs on conn inside the transaction that gives the saga its
+ * outcome, so that what it writes (the caller's own rows, a job enqueued with
+ * bk_jobs_enqueue(3) on conn) commits exactly when the outcome does. BK_OK, or
+ * a failure, which rolls that transaction back: the outcome is not recorded,
+ * and the job retries the attempt that reached it. */
+typedef int (*bk_saga_finish_fn)(const bk_saga_outcome_t *outcome, bk_db_conn_t *conn, bk_error_t *err, void *ud);
+/*
+ * Sets def's finish hook (NULL: none), called once per saga as it reaches
+ * completed, compensated or stuck (not bk_saga_resolve: an operator who
+ * settles a saga settles what it touched). Not once the definition is
+ * registered. BK_EINVAL; BK_EBUSY (registered).
+ */
+BK_EXPORT int bk_saga_def_on_finish(bk_saga_def_t *def, bk_saga_finish_fn fn, void *ud);
 /* Frees a definition; the engines it is registered with must be freed first. */
 BK_EXPORT void bk_saga_def_free(bk_saga_def_t *def);
 

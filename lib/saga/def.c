@@ -89,6 +89,17 @@ int bk_saga_def_step(bk_saga_def_t *def, const char *name, bk_saga_action_fn act
     return BK_OK;
 }
 
+int bk_saga_def_on_finish(bk_saga_def_t *def, bk_saga_finish_fn fn, void *ud)
+{
+    if (!def)
+        return BK_EINVAL;
+    if (atomic_load(&def->registered))
+        return BK_EBUSY;
+    def->finish = fn;
+    def->finish_ud = ud;
+    return BK_OK;
+}
+
 void bk_saga_def_free(bk_saga_def_t *def)
 {
     if (!def)

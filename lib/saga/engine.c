@@ -51,7 +51,7 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
     [SAGA_ADVANCE] = "UPDATE {S}.sagas SET status = $3, phase = $4, step = $5::int, "
                      "context = context || COALESCE($6::jsonb, '{}'), pivoted = pivoted OR $7::boolean, "
                      "error = COALESCE($8, error), updated_at = " TS(2) ", "
-                     "finished_at = CASE WHEN $3 IN " FINISHED " THEN " TS(2) " END WHERE id = $1",
+                     "finished_at = CASE WHEN $3 IN " FINISHED " THEN " TS(2) " END WHERE id = $1 RETURNING error, context",
     [SAGA_GET] = "SELECT id, name AS saga, version, key, status, step, pivoted, cancel_requested, error, context, "
                  "created_at, updated_at, finished_at FROM {S}.sagas WHERE id = $1",
     [SAGA_GET_STEPS] = "SELECT name, status, attempts, compensate_attempts, output, errors, started_at, "

@@ -37,6 +37,8 @@ struct bk_saga_def {
     char kind[96]; /* its jobs' kind: "saga:<name>:<version>" */
     struct bk__saga_step *steps;
     size_t n;
+    bk_saga_finish_fn finish; /* NULL: none */
+    void *finish_ud;
     atomic_bool registered;
 };
 
@@ -50,7 +52,8 @@ enum bk__saga_sql {
     SAGA_ATTEMPT_END, /* $1 id, $2 idx, $3 phase, $4 attempt, $5 outcome, $6 now */
     SAGA_STEP_ERROR,  /* $1 id, $2 idx, $3 now, $4 phase, $5 attempt, $6 error, $7 step status */
     SAGA_STEP_DONE,   /* $1 id, $2 idx, $3 now, $4 status, $5 output (jsonb or NULL) */
-    SAGA_ADVANCE,     /* $1 id, $2 now, $3 status, $4 phase, $5 step, $6 output to merge, $7 pivoted, $8 error */
+    SAGA_ADVANCE,     /* $1 id, $2 now, $3 status, $4 phase, $5 step, $6 output to merge, $7 pivoted, $8 error;
+                         returns error, context */
     SAGA_GET,         /* $1 id */
     SAGA_GET_STEPS,   /* $1 id */
     SAGA_CANCEL,      /* $1 id, $2 now */

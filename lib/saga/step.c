@@ -53,6 +53,8 @@ struct advance {
     json_t *out;
     char msg[256];
     const char *final; /* the outcome the saga reached in this transaction, or NULL */
+    char *final_error;   /* ... and why (NULL when completed), for the finish hook */
+    char *final_context; /* ... and its context then; NULL: a->context with a->out merged */
     bk_error_t *err;
 };
 
@@ -60,6 +62,13 @@ static int q(struct advance *a, bk_db_conn_t *c, enum bk__saga_sql which, const 
              bk_db_result_t **res)
 {
     return bk__saga_query(a->e, c, which, p, n, res, a->err);
+}
+
+static void final_clear(struct advance *a)
+{
+    free(a->final_error);
+    free(a->final_context);
+    a->final_error = a->final_context = NULL;
 }
 
 static int advance_to(struct advance *a, bk_db_conn_t *c, const char *status, const char *phase, size_t step,
@@ -70,9 +79,20 @@ static int advance_to(struct advance *a, bk_db_conn_t *c, const char *status, co
     bk_db_param_t p[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->now), BK_DB_TEXT(status), BK_DB_TEXT(phase),
                          BK_DB_TEXT(steps), merge ? BK_DB_TEXT(merge) : BK_DB_NULL,
                          BK_DB_TEXT(pivot ? "true" : "false"), error ? BK_DB_TEXT(error) : BK_DB_NULL};
-    int rc = q(a, c, SAGA_ADVANCE, p, 8, NULL);
-    if (rc == BK_OK && strcmp(status, "running") != 0 && strcmp(status, "compensating") != 0)
+    bk_db_result_t *res;
+    int rc = q(a, c, SAGA_ADVANCE, p, 8, &res);
+    if (rc == BK_OK && strcmp(status, "running") != 0 && strcmp(status, "compensating") != 0) {
         a->final = status; /* a string constant */
+        if (a->def->finish) {
+            final_clear(a);
+            const char *error_then = bk_db_value(res, 0, 0); /* NULL for SQL NULL */
+            a->final_error = error_then ? strdup(error_then) : NULL;
+            a->final_context = strdup(bk_db_value(res, 0, 1));
+            if (!a->final_context || (error_then && !a->final_error))
+                rc = bk__error(a->err, BK_ENOMEM, "out of memory");
+        }
+    }
+    bk_db_result_free(res);
     return rc;
 }
 
@@ -125,9 +145,30 @@ static int fail_step(struct advance *a, bk_db_conn_t *c, const char *error, bool
     return compensate_from(a, c, (long)a->idx - (maybe_applied ? 0 : 1), error);
 }
 
-static int begin_tx(bk_db_conn_t *c, void *ud)
+/* The definition's finish hook, on c inside the transaction in which the
+ * saga reached a->final (nothing when it did not). */
+static int finish(struct advance *a, bk_db_conn_t *c)
 {
-    struct advance *a = ud;
+    if (!a->final || !a->def->finish)
+        return BK_OK;
+    json_t *ctx = json_loads(a->final_context ? a->final_context : a->context, 0, NULL);
+    if (!ctx)
+        return bk__error(a->err, BK_ENOMEM, "saga %" PRId64 ": the context cannot be read", a->id);
+    if (!a->final_context && a->out) /* the fast way: nothing read back */
+        json_object_update(ctx, a->out);
+    bk_saga_outcome_t o = {a->id, a->def->name, a->def->version, a->final, ctx, a->final_error};
+    bk_error_t herr;
+    bk__error_clear(&herr);
+    int rc = a->def->finish(&o, c, &herr, a->def->finish_ud);
+    json_decref(ctx);
+    if (rc != BK_OK)
+        return bk__error(a->err, rc, "saga %" PRId64 ": its finish hook failed: %s", a->id,
+                         herr.message[0] ? herr.message : bk_err_name(rc));
+    return BK_OK;
+}
+
+static int begin_body(struct advance *a, bk_db_conn_t *c)
+{
     a->skip = a->done = false;
     a->final = NULL;
     free(a->context);
@@ -190,9 +231,15 @@ static int begin_tx(bk_db_conn_t *c, void *ud)
     return q(a, c, SAGA_ATTEMPT, r, 8, NULL);
 }
 
-static int end_tx(bk_db_conn_t *c, void *ud)
+static int begin_tx(bk_db_conn_t *c, void *ud)
 {
     struct advance *a = ud;
+    int rc = begin_body(a, c);
+    return rc == BK_OK && a->done ? finish(a, c) : rc;
+}
+
+static int end_body(struct advance *a, bk_db_conn_t *c)
+{
     a->final = NULL;
     int rc = bk_job_complete_in(a->job, c, a->err); /* first: fenced, nothing is written */
     if (rc)
@@ -247,6 +294,13 @@ static int end_tx(bk_db_conn_t *c, void *ud)
     return advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, a->msg);
 }
 
+static int end_tx(bk_db_conn_t *c, void *ud)
+{
+    struct advance *a = ud;
+    int rc = end_body(a, c);
+    return rc ? rc : finish(a, c);
+}
+
 /* The job's fence and the saga: $1 .. $4 of every SAGA_FAST_* statement. */
 static void fast_params(struct advance *a, bk_db_param_t *p, char *job, size_t jl, char *jatt, size_t jal)
 {
@@ -299,6 +353,28 @@ static int fast_begin(struct advance *a, bool *began)
     return rc;
 }
 
+/* SAGA_FAST_DONE and the finish hook in one transaction. */
+struct fast_done {
+    struct advance *a;
+    const bk_db_param_t *p;
+    bk_db_result_t *res;
+};
+
+static int fast_done_tx(bk_db_conn_t *c, void *ud)
+{
+    struct fast_done *f = ud;
+    bk_db_result_free(f->res); /* from a run of this transaction that was retried */
+    f->res = NULL;
+    f->a->final = NULL;
+    int rc = q(f->a, c, SAGA_FAST_DONE, f->p, 8, &f->res);
+    if (rc == BK_OK && bk_db_rows(f->res) == 1) {
+        f->a->final = "completed";
+        final_clear(f->a);
+        rc = finish(f->a, c);
+    }
+    return rc;
+}
+
 /* SAGA_FAST_NEXT (action idx succeeded, another follows) or SAGA_FAST_DONE
  * (it was the last): *moved when the statement did it; not when a cancel
  * came or the job is no longer held (end_tx decides). */
@@ -318,8 +394,16 @@ static int fast_end(struct advance *a, bool *moved)
     p[6] = out ? (bk_db_param_t)BK_DB_TEXT(out) : (bk_db_param_t)BK_DB_NULL;
     p[7] = (bk_db_param_t)BK_DB_TEXT(a->def->steps[a->idx].opts.pivot ? "true" : "false");
     p[8] = (bk_db_param_t)BK_DB_TEXT(a->e->worker_id);
-    bk_db_result_t *res;
-    int rc = q(a, NULL, last ? SAGA_FAST_DONE : SAGA_FAST_NEXT, p, last ? 8 : 9, &res);
+    bk_db_result_t *res = NULL;
+    int rc;
+    if (last && a->def->finish) { /* a transaction, for the hook's writes */
+        struct fast_done f = {a, p, NULL};
+        rc = bk_db_tx(a->e->db, BK_DB_READ_COMMITTED, NULL, fast_done_tx, &f, a->err);
+        res = f.res;
+        a->final = NULL; /* set again below when it committed */
+    } else {
+        rc = q(a, NULL, last ? SAGA_FAST_DONE : SAGA_FAST_NEXT, p, last ? 8 : 9, &res);
+    }
     bk__json_free(out);
     if (rc == BK_OK && bk_db_rows(res) == 1) {
         *moved = true;
@@ -412,6 +496,7 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
             moved(&a);
         if (rc == BK_OK && (a.skip || a.done)) {
             free(a.context);
+            final_clear(&a);
             return BK_OK;
         }
     }
@@ -419,6 +504,7 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
         if (rc != BK_ECONFLICT)
             bk_job_error(job, err.message); /* the job is retried: begin runs again */
         free(a.context);
+        final_clear(&a);
         return rc;
     }
     for (;;) {
@@ -448,5 +534,6 @@ int bk__saga_run_job(bk_job_t *job, void *ud)
     }
     json_decref(a.out);
     free(a.context);
+    final_clear(&a);
     return rc;
 }

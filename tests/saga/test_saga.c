@@ -697,6 +697,88 @@ START_TEST(metrics_count_outcomes_and_prune_keeps_what_is_not_finished)
 }
 END_TEST
 
+/* ------------------------------------------------------------------ the finish hook */
+
+static atomic_int hook_fail; /* the next n calls write, then fail */
+static atomic_int hook_calls;
+
+/* Notes the outcome in a table of the test's, and for a completed saga
+ * enqueues a job, both on the outcome's own transaction. */
+static int on_finish(const bk_saga_outcome_t *o, bk_db_conn_t *c, bk_error_t *err, void *ud)
+{
+    ck_assert_ptr_eq(ud, &hook_calls);
+    atomic_fetch_add(&hook_calls, 1);
+    ck_assert_str_eq(o->saga, "order");
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)o->saga_id);
+    const bk_db_param_t p[] = {BK_DB_TEXT(id), BK_DB_TEXT(o->status),
+                               BK_DB_TEXT(json_object_get(o->context, "ship") ? "t" : "f"),
+                               o->error ? BK_DB_TEXT(o->error) : BK_DB_NULL};
+    int rc = bk_db_query(c, "INSERT INTO outcomes (saga_id, status, shipped, error) VALUES ($1, $2, $3, $4)", p, 4,
+                         NULL, err);
+    if (rc == BK_OK && strcmp(o->status, "completed") == 0) {
+        json_t *args = json_pack("{s:I}", "saga", (json_int_t)o->saga_id);
+        rc = bk_jobs_enqueue(jobs, c, "notify", args, NULL, NULL, err);
+        json_decref(args);
+    }
+    if (rc == BK_OK && atomic_fetch_sub(&hook_fail, 1) > 0) {
+        snprintf(err->message, sizeof err->message, "the hook refuses");
+        return BK_EIO;
+    }
+    return rc;
+}
+
+START_TEST(the_finish_hook_writes_in_the_transaction_of_the_outcome)
+{
+    free(scalar("CREATE TABLE outcomes (saga_id bigint, status text, shipped boolean, error text); SELECT 1"));
+    atomic_store(&hook_fail, 0);
+    atomic_store(&hook_calls, 0);
+    bk_saga_def_t *def = new_def(1, -1);
+    ck_assert_int_eq(bk_saga_def_on_finish(NULL, on_finish, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_saga_def_on_finish(def, on_finish, &hook_calls), BK_OK);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    ck_assert_int_eq(bk_saga_def_on_finish(def, NULL, NULL), BK_EBUSY);
+
+    /* Completed: the context has the last step's output; the job exists. */
+    int64_t done = start(e, def, "done");
+    drive(done, "completed");
+    ck_sql_eq("completed true -", "SELECT status || ' ' || shipped || ' ' || coalesce(error, '-') FROM outcomes "
+                               "WHERE saga_id = %lld", (long long)done);
+    ck_sql_eq("1", "SELECT count(*) FROM backend_jobs.jobs WHERE kind = 'notify' AND args->>'saga' = '%lld'",
+              (long long)done);
+
+    /* Compensated: with the failure that turned it. */
+    sc.fail_action[1] = 99;
+    int64_t comp = start(e, def, "compensated");
+    drive(comp, "compensated");
+    ck_sql_eq("compensated false charge failed (attempt 2)",
+              "SELECT status || ' ' || shipped || ' ' || error FROM outcomes WHERE saga_id = %lld", (long long)comp);
+
+    /* Stuck: a compensation that always fails. */
+    sc.fail_comp[0] = 99;
+    int64_t stuck = start(e, def, "stuck");
+    drive(stuck, "stuck");
+    ck_sql_eq("stuck", "SELECT status FROM outcomes WHERE saga_id = %lld", (long long)stuck);
+
+    /* A hook that fails rolls its writes and the outcome back; the attempt
+     * runs again (the last action twice), and the outcome is written once. */
+    memset(&sc, 0, sizeof sc);
+    sc.engine = e;
+    atomic_store(&hook_fail, 1);
+    int before = atomic_load(&hook_calls);
+    int64_t again = start(e, def, "again");
+    drive(again, "completed");
+    ck_assert_int_eq(atomic_load(&hook_calls) - before, 2);
+    ck_assert_int_eq(atomic_load(&sc.action_calls[NSTEPS - 1]), 2);
+    ck_sql_eq("1 1", "SELECT (SELECT count(*) FROM outcomes WHERE saga_id = %lld) || ' ' || (SELECT count(*) FROM "
+                     "backend_jobs.jobs WHERE kind = 'notify' AND args->>'saga' = '%lld')",
+              (long long)again, (long long)again);
+    ck_sql_eq("4", "SELECT count(*) FROM outcomes");
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
 static Suite *saga_suite(void)
 {
     Suite *s = suite_create("saga");
@@ -715,6 +797,7 @@ static Suite *saga_suite(void)
     tcase_add_test(t, definitions_and_arguments_are_checked);
     tcase_add_test(t, wait_returns_when_the_saga_is_over_or_at_its_deadline);
     tcase_add_test(t, metrics_count_outcomes_and_prune_keeps_what_is_not_finished);
+    tcase_add_test(t, the_finish_hook_writes_in_the_transaction_of_the_outcome);
     suite_add_tcase(s, t);
     return s;
 }
