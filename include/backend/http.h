@@ -495,6 +495,14 @@ BK_EXPORT int bk_res_problem(bk_req_t *req, int status, const char *detail, json
  * status of an unknown code is 500. libbackend-errors(7) lists the codes.
  */
 BK_EXPORT int bk_res_error(bk_req_t *req, int code, const char *detail);
+/*
+ * bk_res_error with extension members (RFC 9457 section 3.2): members, an
+ * object (taken, even on failure; NULL = none), adds its members to the
+ * problem, under the problem's own (a member named type, title, status,
+ * detail, instance, request_id or code is not used). BK_EINVAL when members is
+ * not an object.
+ */
+BK_EXPORT int bk_res_error_ext(bk_req_t *req, int code, const char *detail, json_t *members);
 /* The status answered so far (0 before any answer). */
 BK_EXPORT int bk_res_status(const bk_req_t *req);
 /*

@@ -147,11 +147,14 @@ int bk_res_header(bk_req_t *req, const char *name, const char *value)
 }
 
 /* bk_res_problem, with a "code" member (a BK_E* name) last when code is not NULL. */
+/* members (taken; NULL = none): extension members, under the problem's own. */
 static int res_problem_code(bk_req_t *req, int status, const char *detail, json_t *errors,
-                            const char *code)
+                            const char *code, json_t *members)
 {
-    if (req == NULL || status < 400 || status > 599 || (errors != NULL && !json_is_array(errors))) {
+    if (req == NULL || status < 400 || status > 599 || (errors != NULL && !json_is_array(errors)) ||
+        (members != NULL && !json_is_object(members))) {
         json_decref(errors);
+        json_decref(members);
         return BK_EINVAL;
     }
     const char *instance = req->path != NULL && *req->path != '\0' ? req->path : NULL;
@@ -171,6 +174,11 @@ static int res_problem_code(bk_req_t *req, int status, const char *detail, json_
         json_decref(doc);
         doc = NULL;
     }
+    if (doc != NULL && members != NULL && json_object_update_missing(doc, members) != 0) {
+        json_decref(doc);
+        doc = NULL;
+    }
+    json_decref(members);
     if (doc == NULL)
         return BK_ENOMEM;
     return res_json_type(req, status, doc, "application/problem+json");
@@ -178,23 +186,34 @@ static int res_problem_code(bk_req_t *req, int status, const char *detail, json_
 
 int bk_res_problem(bk_req_t *req, int status, const char *detail, json_t *errors)
 {
-    return res_problem_code(req, status, detail, errors, NULL);
+    return res_problem_code(req, status, detail, errors, NULL, NULL);
 }
 
 int bk_res_error(bk_req_t *req, int code, const char *detail)
 {
-    if (req == NULL || code >= 0)
+    return bk_res_error_ext(req, code, detail, NULL);
+}
+
+int bk_res_error_ext(bk_req_t *req, int code, const char *detail, json_t *members)
+{
+    if (req == NULL || code >= 0 || (members != NULL && !json_is_object(members))) {
+        json_decref(members);
         return BK_EINVAL; /* BK_OK is not an error to answer */
-    if (req->status != 0)
+    }
+    if (req->status != 0) {
+        json_decref(members);
         return BK_EBUSY;
+    }
     int status = bk_http_status_of(code);
     if (status == 503) { /* busy, shut down, unavailable: worth another try soon */
         int rc = bk_res_header(req, "Retry-After", "1");
-        if (rc != BK_OK)
+        if (rc != BK_OK) {
+            json_decref(members);
             return rc;
+        }
     }
     return res_problem_code(req, status, detail ? detail : bk_strerror(code), NULL,
-                            bk_err_name(code));
+                            bk_err_name(code), members);
 }
 
 int bk_res_status(const bk_req_t *req)

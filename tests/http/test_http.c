@@ -1743,8 +1743,21 @@ static void h_error_misuse(bk_req_t *req, void *ud)
     ck_assert_int_eq(bk_res_error(NULL, BK_EINVAL, NULL), BK_EINVAL);
     ck_assert_int_eq(bk_res_error(req, BK_OK, NULL), BK_EINVAL); /* not an error */
     ck_assert_int_eq(bk_res_error(req, 404, NULL), BK_EINVAL);   /* a status, not a code */
+    ck_assert_int_eq(bk_res_error_ext(req, BK_EINVAL, NULL, json_pack("[]")), BK_EINVAL); /* not an object */
+    ck_assert_int_eq(bk_res_error_ext(req, BK_OK, NULL, json_pack("{}")), BK_EINVAL);
     ck_assert_int_eq(bk_res_status(req), 0);
     bk_res_json(req, 200, json_pack("{}"));
+    ck_assert_int_eq(bk_res_error_ext(req, BK_EINVAL, NULL, json_pack("{s:i}", "n", 1)), BK_EBUSY);
+}
+
+/* Extension members beside the problem's own, which they cannot replace. */
+static void h_error_ext(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    ck_assert_int_eq(bk_res_error_ext(req, BK_EUNAVAIL, "payment is down",
+                                      json_pack("{s:s, s:i, s:i, s:s}", "step", "charge_payment", "order_id", 42,
+                                                "status", 200, "code", "BK_OK")),
+                     BK_OK);
 }
 
 START_TEST(res_error_answers_library_codes)
@@ -1755,6 +1768,7 @@ START_TEST(res_error_answers_library_codes)
     ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
     ck_assert_int_eq(bk_http_route(s, "GET", "/err/{code}", h_error, NULL, NULL), BK_OK);
     ck_assert_int_eq(bk_http_route(s, "GET", "/misuse", h_error_misuse, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/ext", h_error_ext, NULL, NULL), BK_OK);
     start(s);
     static const struct {
         int code, status;
@@ -1787,6 +1801,16 @@ START_TEST(res_error_answers_library_codes)
     }
     struct bkt_response r = request("GET", "/misuse", NULL, NULL);
     ck_assert_int_eq(r.status, 200);
+    bkt_response_free(&r);
+    r = request("GET", "/ext", NULL, NULL);
+    assert_error(&r, 503, "BK_EUNAVAIL");
+    ck_assert_str_eq(header(&r, "Retry-After"), "1");
+    json_t *doc = body_json(&r);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "step")), "charge_payment");
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "order_id")), 42);
+    ck_assert_int_eq(json_integer_value(json_object_get(doc, "status")), 503);
+    ck_assert_str_eq(json_string_value(json_object_get(doc, "detail")), "payment is down");
+    json_decref(doc);
     bkt_response_free(&r);
 }
 END_TEST
