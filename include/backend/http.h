@@ -429,6 +429,11 @@ BK_EXPORT json_t *bk_req_query_json(bk_req_t *req);
  * reference, valid until the request completes; json_incref to keep it longer);
  * NULL for a route without. */
 BK_EXPORT const json_t *bk_req_claims(const bk_req_t *req);
+/* Whether the verified caller of a route with auth and an rbac may do permission
+ * (its roles, narrowed by its scopes, as for the route's own permission): for a
+ * handler whose answer depends on it (an admin sees every order). false for a
+ * route without auth or rbac. */
+BK_EXPORT bool bk_req_allows(bk_req_t *req, const char *permission);
 /* The client's address as text ("127.0.0.1", "::1", "unix"). */
 BK_EXPORT const char *bk_req_client(const bk_req_t *req);
 /* The request id (the client's sane X-Request-ID, or a generated one). */

@@ -36,14 +36,27 @@ static const char **claim_list(struct bk_req *req, const char *name, bool split)
     return list;
 }
 
-static int permission_before(bk_req_t *req, void *ud)
+/* Whether the verified caller's roles, narrowed by its scopes, allow permission. */
+static bool allows(bk_req_t *req, const bk_http_auth_t *a, const char *permission)
 {
-    const struct route *r = ud;
-    const bk_http_auth_t *a = r->auth;
     const char **roles = claim_list(req, a->roles_claim ? a->roles_claim : "roles", false);
     const char **scopes = claim_list(req, a->scope_claim ? a->scope_claim : "scope", true);
     static const char *const none[] = {NULL};
-    if (!bk_rbac_allows(a->rbac, roles ? roles : none, scopes, r->permission)) {
+    return bk_rbac_allows(a->rbac, roles ? roles : none, scopes, permission);
+}
+
+bool bk_req_allows(bk_req_t *req, const char *permission)
+{
+    if (req == NULL || permission == NULL || req->claims == NULL || req->route == NULL || req->route->auth == NULL ||
+        req->route->auth->rbac == NULL)
+        return false;
+    return allows(req, req->route->auth, permission);
+}
+
+static int permission_before(bk_req_t *req, void *ud)
+{
+    const struct route *r = ud;
+    if (!allows(req, r->auth, r->permission)) {
         bk_res_error(req, BK_EFORBIDDEN, "the token does not allow this");
         return BK_HTTP_DONE;
     }

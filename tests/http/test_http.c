@@ -1086,6 +1086,33 @@ static int owns_order(bk_req_t *req, const json_t *claims, void *ud)
     return owner && sub && strcmp(owner, sub) == 0 ? BK_OK : BK_ENOTFOUND;
 }
 
+static struct bkt_response with_token(const char *method, const char *path, const char *token)
+{
+    char hdr[2048];
+    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+    return request(method, path, hdr, NULL);
+}
+
+/* What the caller may do, as the handler sees it. */
+static void h_allows(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200,
+                json_pack("{s:b, s:b, s:b}", "create", bk_req_allows(req, "orders:create"), "read",
+                          bk_req_allows(req, "orders:read"), "null", bk_req_allows(req, NULL)));
+}
+
+static void ck_allows(const char *path, const char *token, const char *want)
+{
+    struct bkt_response r = token ? with_token("GET", path, token) : request("GET", path, NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    json_t *got = body_json(&r), *w = json_loads(want, 0, NULL);
+    ck_assert_msg(json_equal(got, w), "%s: %s, want %s", path, r.body, want);
+    json_decref(got);
+    json_decref(w);
+    bkt_response_free(&r);
+}
+
 static char *token_for(bk_jwt_keys_t *keys, bk_clock_t *clock, const char *sub, const char *roles,
                        const char *scope)
 {
@@ -1103,12 +1130,6 @@ static char *token_for(bk_jwt_keys_t *keys, bk_clock_t *clock, const char *sub, 
     return tok;
 }
 
-static struct bkt_response with_token(const char *method, const char *path, const char *token)
-{
-    char hdr[2048];
-    snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
-    return request(method, path, hdr, NULL);
-}
 
 START_TEST(auth_guards_answer_401_403_404)
 {
@@ -1141,6 +1162,11 @@ START_TEST(auth_guards_answer_401_403_404)
     ck_assert_int_eq(bk_http_route(s, "GET", "/orders/{id}", h_whoami, NULL, &read), BK_OK);
     bk_http_route_opts_t create = {.auth = &auth, .permission = "orders:create"};
     ck_assert_int_eq(bk_http_route(s, "POST", "/orders", h_whoami, NULL, &create), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/allows", h_allows, NULL, &me), BK_OK);
+    ck_assert_int_eq(bk_http_route(s, "GET", "/allows-open", h_allows, NULL, NULL), BK_OK);
+    bk_http_auth_t no_rbac = {.keys = keys, .verify = &vo};
+    bk_http_route_opts_t plain = {.auth = &no_rbac};
+    ck_assert_int_eq(bk_http_route(s, "GET", "/allows-plain", h_allows, NULL, &plain), BK_OK);
     start(s);
 
     struct bkt_response r = request("GET", "/me", NULL, NULL);
@@ -1180,6 +1206,12 @@ START_TEST(auth_guards_answer_401_403_404)
     r = with_token("GET", "/orders/2", narrow);
     ck_assert_int_eq(r.status, 200);
     bkt_response_free(&r);
+    /* A handler asks the same question of the caller's roles and scopes. */
+    ck_allows("/allows", alice, "{\"create\":false,\"read\":true,\"null\":false}");
+    ck_allows("/allows", bob, "{\"create\":true,\"read\":true,\"null\":false}");
+    ck_allows("/allows", narrow, "{\"create\":false,\"read\":true,\"null\":false}");
+    ck_allows("/allows-open", bob, "{\"create\":false,\"read\":false,\"null\":false}"); /* no auth */
+    ck_allows("/allows-plain", bob, "{\"create\":false,\"read\":false,\"null\":false}"); /* no rbac */
 
     /* A tampered token, then an expired one. */
     alice[strlen(alice) - 5] = alice[strlen(alice) - 5] == 'A' ? 'B' : 'A';
