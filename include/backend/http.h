@@ -366,6 +366,15 @@ typedef int (*bk_http_check_fn)(void *ud);
  * 200 when all pass, 503 otherwise, with {"status":..., "checks":{name:status}}. */
 BK_EXPORT int bk_http_health_check(bk_http_server_t *srv, const char *name,
                                    bk_http_check_fn fn, void *ud, int64_t timeout_ns);
+/* A reported state: fn(ud) returns a string that outlives the answer (a
+ * constant, such as bk_breaker_state_name's), or NULL (null). It runs on the
+ * loop thread and must not block. */
+typedef const char *(*bk_http_report_fn)(void *ud);
+/* Registers a state that /health/ready shows, under "reports": {name: state},
+ * without deciding readiness: a dependency the service answers without (an
+ * open breaker fails its calls fast), which an operator still wants to see
+ * (before start). BK_EINVAL; BK_EEXIST (the name); BK_EBUSY (started); BK_ENOMEM. */
+BK_EXPORT int bk_http_health_report(bk_http_server_t *srv, const char *name, bk_http_report_fn fn, void *ud);
 /* /health/startup answers 503 until this is called with true. Thread-safe. */
 BK_EXPORT void bk_http_server_set_started(bk_http_server_t *srv, bool started);
 

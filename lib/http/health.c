@@ -79,6 +79,21 @@ static void run_unref(struct ready_run *run)
     free(run);
 }
 
+/* The readiness answer: status, checks (taken), and the reports when there are. */
+static json_t *ready_doc(const bk_http_server_t *srv, const char *status, json_t *checks)
+{
+    json_t *doc = json_pack("{s:s, s:o}", "status", status, "checks", checks);
+    if (doc == NULL || srv->nreports == 0)
+        return doc;
+    json_t *reports = json_object();
+    for (size_t i = 0; i < srv->nreports; i++) {
+        const char *state = srv->reports[i].fn(srv->reports[i].ud);
+        json_object_set_new(reports, srv->reports[i].name, state ? json_string(state) : json_null());
+    }
+    json_object_set_new(doc, "reports", reports);
+    return doc;
+}
+
 static void ready_answer(struct ready_run *run)
 {
     bk_req_t *req = run->req;
@@ -94,7 +109,7 @@ static void ready_answer(struct ready_run *run)
         ok = ok && strcmp(run->c[i].outcome, "ok") == 0;
     }
     const char *status = atomic_load(&srv->stopping) ? "stopping" : ok ? "ok" : "unavailable";
-    bk_res_json(req, ok ? 200 : 503, json_pack("{s:s, s:o}", "status", status, "checks", checks));
+    bk_res_json(req, ok ? 200 : 503, ready_doc(srv, status, checks));
     run_unref(run);
     bk__req_complete(req);
 }
@@ -138,11 +153,11 @@ static void ready_handler(bk_req_t *req, void *ud)
 {
     bk_http_server_t *srv = ud;
     if (atomic_load(&srv->stopping)) {
-        bk_res_json(req, 503, json_pack("{s:s, s:{}}", "status", "stopping", "checks"));
+        bk_res_json(req, 503, ready_doc(srv, "stopping", json_object()));
         return;
     }
     if (srv->nchecks == 0) {
-        bk_res_json(req, 200, json_pack("{s:s, s:{}}", "status", "ok", "checks"));
+        bk_res_json(req, 200, ready_doc(srv, "ok", json_object()));
         return;
     }
     struct ready_run *run = calloc(1, sizeof *run + srv->nchecks * sizeof run->c[0]);
@@ -208,6 +223,26 @@ int bk_http_health_check(bk_http_server_t *srv, const char *name, bk_http_check_
     if (copy == NULL)
         return BK_ENOMEM;
     n[srv->nchecks++] = (struct check){copy, fn, ud, timeout_ns};
+    return BK_OK;
+}
+
+int bk_http_health_report(bk_http_server_t *srv, const char *name, bk_http_report_fn fn, void *ud)
+{
+    if (srv == NULL || name == NULL || *name == '\0' || fn == NULL)
+        return BK_EINVAL;
+    if (srv->started)
+        return BK_EBUSY;
+    for (size_t i = 0; i < srv->nreports; i++)
+        if (strcmp(srv->reports[i].name, name) == 0)
+            return BK_EEXIST;
+    struct report *n = realloc(srv->reports, (srv->nreports + 1) * sizeof *n);
+    if (n == NULL)
+        return BK_ENOMEM;
+    srv->reports = n;
+    char *copy = strdup(name);
+    if (copy == NULL)
+        return BK_ENOMEM;
+    n[srv->nreports++] = (struct report){copy, fn, ud};
     return BK_OK;
 }
 

@@ -265,6 +265,12 @@ struct check {
     int64_t timeout_ns;
 };
 
+struct report {
+    char *name;
+    bk_http_report_fn fn;
+    void *ud;
+};
+
 struct bk_http_server {
     bk_http_opts_t o; /* strings below are owned copies */
     char *host, *unix_path, *cors_headers;
@@ -275,6 +281,8 @@ struct bk_http_server {
     size_t nmw;
     struct check *checks;
     size_t nchecks;
+    struct report *reports;
+    size_t nreports;
     bool has_blocking;
     bool started;
     atomic_bool stopping;

@@ -817,6 +817,9 @@ void bk_http_server_free(bk_http_server_t *srv)
     for (size_t i = 0; i < srv->nchecks; i++)
         free(srv->checks[i].name);
     free(srv->checks);
+    for (size_t i = 0; i < srv->nreports; i++)
+        free(srv->reports[i].name);
+    free(srv->reports);
     if (srv->cors_origins)
         for (char **o = srv->cors_origins; *o; o++)
             free(*o);

@@ -1303,6 +1303,50 @@ START_TEST(health_endpoints_flip)
 }
 END_TEST
 
+static const char *breaker_report(void *ud)
+{
+    return bk_breaker_state_name(bk_breaker_state(ud));
+}
+
+static const char *no_report(void *ud)
+{
+    (void)ud;
+    return NULL;
+}
+
+/* Reports show states beside the checks and never decide readiness. */
+START_TEST(health_reports_show_states_without_deciding)
+{
+    bk_breaker_t *b;
+    ck_assert_int_eq(bk_breaker_new(NULL, &b), BK_OK);
+    bk_http_opts_t o;
+    test_opts(&o);
+    bk_http_server_t *s;
+    ck_assert_int_eq(bk_http_server_new(&o, &s, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_mount_health(s), BK_OK);
+    ck_assert_int_eq(bk_http_health_report(s, "payment", breaker_report, b), BK_OK);
+    ck_assert_int_eq(bk_http_health_report(s, "none", no_report, NULL), BK_OK);
+    ck_assert_int_eq(bk_http_health_report(s, "payment", breaker_report, b), BK_EEXIST);
+    ck_assert_int_eq(bk_http_health_report(s, "", breaker_report, b), BK_EINVAL);
+    ck_assert_int_eq(bk_http_health_report(s, "x", NULL, b), BK_EINVAL);
+    ck_assert_int_eq(bk_http_health_report(NULL, "x", breaker_report, b), BK_EINVAL);
+    start(s);
+    ck_assert_int_eq(bk_http_health_report(s, "late", breaker_report, b), BK_EBUSY);
+    struct bkt_response r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 200);
+    ck_assert_str_eq(r.body, "{\"status\":\"ok\",\"checks\":{},\"reports\":{\"payment\":\"closed\",\"none\":null}}");
+    bkt_response_free(&r);
+    ck_assert_int_eq(bk_breaker_force(b, BK_BREAKER_FORCED_OPEN), BK_OK);
+    r = request("GET", "/health/ready", NULL, NULL);
+    ck_assert_int_eq(r.status, 200); /* still ready: the state is shown, not judged */
+    ck_assert_ptr_nonnull(strstr(r.body, "\"payment\":\"forced_open\""));
+    bkt_response_free(&r);
+    bk_http_server_free(s);
+    srv = NULL;
+    bk_breaker_free(b);
+}
+END_TEST
+
 START_TEST(metrics_after_traffic)
 {
     bk_http_opts_t o;
@@ -2077,6 +2121,7 @@ static Suite *http_suite(void)
     tcase_add_test(tc, route_schemas_answer_422);
     tcase_add_test(tc, auth_guards_answer_401_403_404);
     tcase_add_test(tc, health_endpoints_flip);
+    tcase_add_test(tc, health_reports_show_states_without_deciding);
     tcase_add_test(tc, metrics_after_traffic);
     tcase_add_test(tc, keep_alive_and_http10);
     tcase_add_test(tc, max_connections_refused_with_503);
