@@ -279,12 +279,16 @@ int app_open(struct app *app, bk_error_t *err)
         return app_error(err, rc, "argon2_memory_kib, argon2_iterations, argon2_parallelism: %s", msg);
     }
     open_schemas(app);
-    if ((rc = open_db(app, err)) == BK_OK && (rc = app_migrate(app, err)) == BK_OK)
-        atomic_store(&app->migrated, true);
+    if ((rc = open_db(app, err)) == BK_OK)
+        rc = app_migrate(app, err);
     if (rc == BK_OK)
         rc = open_cache(app, err);
     if (rc == BK_OK)
         rc = open_limits(app);
+    if (rc == BK_OK) /* the job and saga tables migrated too */
+        rc = orders_open(app, err);
+    if (rc == BK_OK)
+        atomic_store(&app->migrated, true);
     return rc;
 }
 
@@ -292,6 +296,7 @@ void app_close(struct app *app)
 {
     for (size_t i = 0; i < app->nservers; i++)
         bk_http_server_free(app->servers[i]);
+    orders_close(app); /* its steps use the database and the cache */
     bk_ratelimit_free(app->login_email);
     bk_ratelimit_free(app->login_address);
     bk_cache_free(app->cache);

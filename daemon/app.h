@@ -28,6 +28,13 @@ struct app {
     bk_schema_t *product_schema, *product_patch_schema, *product_query_schema, *page_query_schema,
         *role_schema;
     bk_metrics_t *metrics;
+    /* Orders (order_saga.c), when the three services are configured. */
+    bk_upstream_t *payment, *shipping, *notify;
+    bk_jobs_t *jobs;
+    bk_jobs_worker_t *notifier;
+    bk_saga_engine_t *sagas;
+    bk_saga_def_t *order_saga;
+    bk_schema_t *order_schema;
     bk_http_server_t *servers[CONF_MAX_LIST];
     size_t nservers;
     atomic_bool migrated;
@@ -50,10 +57,22 @@ int app_migrate(struct app *app, bk_error_t *err);
 int dev_key(const struct app *app, bk_jwt_keys_t *keys, bk_error_t *err);
 int dev_seed(struct app *app, bk_error_t *err);
 
+/* Orders (order_saga.c): the services, the job queue, the saga engine and the
+ * confirmation worker, made and migrated (nothing runs yet); BK_OK and nothing
+ * made without the three service URLs. orders_start starts the engine and the
+ * worker (not for --migrate-only); orders_close stops and frees them. */
+int orders_open(struct app *app, bk_error_t *err);
+int orders_start(struct app *app, bk_error_t *err);
+void orders_close(struct app *app);
+/* Removes a product's cached answer (products.c), after a stock change (a
+ * failure only logged: the entry then lives out its fresh time). */
+void product_invalidate(struct app *app, long long id);
+
 /* The routes: each file's own. */
 int auth_routes(struct app *app, bk_http_server_t *srv);
 int users_routes(struct app *app, bk_http_server_t *srv);
 int products_routes(struct app *app, bk_http_server_t *srv);
+int orders_routes(struct app *app, bk_http_server_t *srv);
 
 /* Shared by the route files (app.c). */
 /* A compiled schema from its JSON text (a constant of the program). */

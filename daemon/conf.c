@@ -66,6 +66,14 @@ static const struct key KEYS[] = {
     {"argon2_iterations", K_UINT, F(argon2_iterations), 0, 1, 100, "2"},
     {"argon2_parallelism", K_UINT, F(argon2_parallelism), 0, 1, 64, "1"},
     {"product_cache_ttl", K_DURATION, F(product_cache_ttl_ns), 0, BK_NSEC_PER_MSEC, DAY, "60s"},
+    {"payment_url", K_STR, F(payment_url), 0, 0, 0, NULL},
+    {"shipping_url", K_STR, F(shipping_url), 0, 0, 0, NULL},
+    {"notify_url", K_STR, F(notify_url), 0, 0, 0, NULL},
+    {"upstream_timeout", K_DURATION, F(upstream_timeout_ns), 0, 10 * BK_NSEC_PER_MSEC, 60 * BK_NSEC_PER_SEC, "2s"},
+    {"upstream_breaker_open", K_DURATION, F(upstream_breaker_open_ns), 0, 100 * BK_NSEC_PER_MSEC, DAY, "5s"},
+    {"order_wait", K_DURATION, F(order_wait_ns), 0, 0, 60 * BK_NSEC_PER_SEC, "10s"},
+    {"idempotency_retention", K_DURATION, F(idempotency_retention_ns), 0, 60 * BK_NSEC_PER_SEC, 3650 * DAY, "24h"},
+    {"saga_threads", K_UINT, F(saga_threads), 0, 1, 256, "8"},
     {"docs", K_BOOL, F(docs), 0, 0, 0, "on"},
     {"docs_dir", K_STR, F(docs_dir), 0, 0, 0, BACKENDD_DOCS_DIR},
     {"state_dir", K_STR, F(state_dir), 0, 0, 0, BACKENDD_STATE_DIR},
@@ -418,6 +426,16 @@ size_t conf_load(struct conf *c, const char *path, char *const *envp, bool dev, 
         problem(problems, where, "listen is required (host:port)");
     if ((c->tls_cert_file == NULL) != (c->tls_key_file == NULL))
         problem(problems, where, "tls_cert_file and tls_key_file go together");
+    const char *const urls[] = {c->payment_url, c->shipping_url, c->notify_url};
+    const char *const url_keys[] = {"payment_url", "shipping_url", "notify_url"};
+    size_t nurls = 0;
+    for (size_t i = 0; i < 3; i++) {
+        nurls += urls[i] != NULL;
+        if (urls[i] != NULL && strncmp(urls[i], "http://", 7) != 0 && strncmp(urls[i], "https://", 8) != 0)
+            problem(problems, where, "%s: not an http:// or https:// URL", url_keys[i]);
+    }
+    if (nurls != 0 && nurls != 3)
+        problem(problems, where, "payment_url, shipping_url and notify_url go together (orders need all three)");
     if (c->jwt_signing_kid != NULL) {
         bool found = false;
         for (size_t i = 0; i < c->njwt_keys; i++)

@@ -48,6 +48,12 @@ struct conf {
     char *log_file, *access_log_file; /* NULL: standard error; "off" for no access log */
     unsigned argon2_memory_kib, argon2_iterations, argon2_parallelism;
     int64_t product_cache_ttl_ns;
+    char *payment_url, *shipping_url, *notify_url; /* the order saga's services; orders need all three */
+    int64_t upstream_timeout_ns;      /* per attempt of a call to one of them */
+    int64_t upstream_breaker_open_ns; /* how long an open breaker refuses calls */
+    int64_t order_wait_ns;            /* POST /orders waits this long for the saga's outcome */
+    int64_t idempotency_retention_ns; /* an order's Idempotency-Key is kept this long */
+    unsigned saga_threads;            /* saga steps running at once */
     bool docs;
     char *docs_dir;
     char *state_dir;

@@ -49,6 +49,11 @@ static int check_migrations(void *ud)
     return atomic_load(&app->migrated) ? BK_OK : BK_EUNAVAIL;
 }
 
+static const char *breaker_state(void *ud)
+{
+    return bk_breaker_state_name(bk_breaker_state(bk_upstream_breaker(ud)));
+}
+
 static int check_cache(void *ud)
 {
     struct app *app = ud;
@@ -101,10 +106,14 @@ static int add_server(struct app *app, const char *listen, bk_workers_t *workers
     const char *step = "the auth routes";
     if ((rc = auth_routes(app, srv)) != BK_OK || (step = "the users routes", rc = users_routes(app, srv)) != BK_OK ||
         (step = "the products routes", rc = products_routes(app, srv)) != BK_OK ||
+        (step = "the orders routes", rc = orders_routes(app, srv)) != BK_OK ||
         (step = "the health probes", rc = bk_http_mount_health(srv)) != BK_OK ||
         (rc = bk_http_health_check(srv, "database", check_db, app, 2 * BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = bk_http_health_check(srv, "migrations", check_migrations, app, BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = bk_http_health_check(srv, "cache", check_cache, app, BK_NSEC_PER_SEC)) != BK_OK ||
+        (app->payment && (rc = bk_http_health_report(srv, "payment", breaker_state, app->payment)) != BK_OK) ||
+        (app->shipping && (rc = bk_http_health_report(srv, "shipping", breaker_state, app->shipping)) != BK_OK) ||
+        (app->notify && (rc = bk_http_health_report(srv, "notify", breaker_state, app->notify)) != BK_OK) ||
         (step = "the metrics", rc = bk_http_mount_metrics(srv, "/metrics")) != BK_OK)
         return app_error(err, rc, "%s: cannot add %s: %s", listen, step, bk_strerror(rc));
     rc = bk_http_mount_openapi(srv, "/openapi.json",
@@ -226,6 +235,8 @@ int main(int argc, char **argv)
     }
     for (size_t i = 0; rc == BK_OK && !migrate_only && i < app.conf.nlisten; i++)
         rc = add_server(&app, app.conf.listen[i], workers, &err);
+    if (rc == BK_OK && !migrate_only) /* sagas and confirmations, this instance's and any other's */
+        rc = orders_start(&app, &err);
     for (size_t i = 0; rc == BK_OK && i < app.nservers; i++) {
         if ((rc = bk_http_server_start(app.servers[i], &err)) == BK_OK) {
             bk_http_server_set_started(app.servers[i], true);

@@ -35,6 +35,17 @@ static void product_key(const char *id, char *key, size_t size)
     snprintf(key, size, "product-answer:%s", id);
 }
 
+void product_invalidate(struct app *app, long long id)
+{
+    char ids[24], key[48];
+    snprintf(ids, sizeof ids, "%lld", id);
+    product_key(ids, key, sizeof key);
+    int rc = bk_cache_delete(app->cache, key);
+    if (rc != BK_OK)
+        bk_log(app->log, BK_LOG_WARN, json_pack("{s:s, s:I}", "code", bk_err_name(rc), "product", (json_int_t)id),
+               "the cache did not take the invalidation of a product");
+}
+
 /* The entity tag of a product row: its id and version. */
 static void product_etag(const json_t *p, char *etag, size_t size)
 {

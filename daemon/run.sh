@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make run`: backendd in --dev mode on 127.0.0.1:PORT with a private PostgreSQL
-# and memcached, kept between runs.
+# and memcached, kept between runs, and daemon/upstream-sim (payment, shipping
+# and notifications for the orders) on SIM_PORT, or a free port.
 #
 #   daemon/run.sh BUILD_DIR PORT
 #
@@ -35,7 +36,7 @@ mkdir -p "$state"
 echo "run: data in $var"
 
 # ---- what a killed run left
-for name in backendd memcached; do
+for name in backendd upstream-sim memcached; do
     if [ -f "$state/$name.pid" ]; then
         old=$(cat "$state/$name.pid")
         if kill -0 "$old" 2>/dev/null; then
@@ -51,13 +52,14 @@ if [ -f "$var/pg/postmaster.pid" ]; then
     as_pg "$PG_BINDIR/pg_ctl" -D "$var/pg" -m fast -w stop >/dev/null 2>&1 || true
 fi
 
-mc_pid="" pg_started="" bd_pid=""
+mc_pid="" pg_started="" bd_pid="" sim_pid=""
 cleanup() {
     trap - EXIT INT TERM
     [ -z "$bd_pid" ] || { kill -TERM "$bd_pid" 2>/dev/null || true; wait "$bd_pid" 2>/dev/null || true; }
+    [ -z "$sim_pid" ] || { kill -TERM "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; }
     [ -z "$mc_pid" ] || { kill "$mc_pid" 2>/dev/null || true; wait "$mc_pid" 2>/dev/null || true; }
     [ -z "$pg_started" ] || as_pg "$PG_BINDIR/pg_ctl" -D "$var/pg" -m fast -w stop >/dev/null 2>&1 || true
-    rm -f "$state/backendd.pid" "$state/memcached.pid"
+    rm -f "$state/backendd.pid" "$state/upstream-sim.pid" "$state/memcached.pid"
     echo "run: stopped"
 }
 trap cleanup EXIT
@@ -93,11 +95,26 @@ done
 [ -n "$mc_pid" ] || die "memcached did not start"
 echo "$mc_pid" >"$state/memcached.pid"
 
+# ---- the services an order calls, on SIM_PORT (0: a free port)
+"$build/daemon/upstream-sim" --port "${SIM_PORT:-0}" >"$var/sim.out" 2>"$var/sim.log" &
+sim_pid=$!
+echo "$sim_pid" >"$state/upstream-sim.pid"
+sim=""
+for _ in $(seq 100); do
+    sim=$(sed -n 's/^upstream-sim listening on \(.*\)$/\1/p' "$var/sim.out")
+    [ -n "$sim" ] && break
+    kill -0 "$sim_pid" 2>/dev/null || { cat "$var/sim.log" >&2; die "upstream-sim did not start (log above)"; }
+    sleep 0.1
+done
+[ -n "$sim" ] || die "upstream-sim did not say where it listens"
+echo "run: payment, shipping and notifications (daemon/upstream-sim) at http://$sim"
+
 # ---- backendd
 docs="$build/docs"
 BACKENDD_LISTEN="127.0.0.1:$port" BACKENDD_DATABASE_URL="$dsn dbname=backendd" \
     BACKENDD_MEMCACHED_SERVERS="127.0.0.1:$mc_port" BACKENDD_STATE_DIR="$state" \
     BACKENDD_DOCS_DIR="$docs" BACKENDD_ACCESS_LOG_FILE="$var/access.log" \
+    BACKENDD_PAYMENT_URL="http://$sim" BACKENDD_SHIPPING_URL="http://$sim" BACKENDD_NOTIFY_URL="http://$sim" \
     "$bin" --dev &
 bd_pid=$!
 echo "$bd_pid" >"$state/backendd.pid"
@@ -112,6 +129,8 @@ run: backendd is at $url (access log: $var/access.log). Try:
   curl -s $url/api/v1/products?per_page=2
   curl -s -H 'Content-Type: application/json' $url/api/v1/auth/register -d '{"email":"you@example.com","password":"a long enough password","name":"You"}'
   curl -s -H 'Content-Type: application/json' $url/api/v1/auth/login -d '{"email":"you@example.com","password":"a long enough password"}'
+  curl -s -H 'Content-Type: application/json' -H "Authorization: Bearer TOKEN" -H 'Idempotency-Key: first' $url/api/v1/orders -d '{"items":[{"product_id":1,"quantity":1}]}'
+  curl -s http://$sim/_stats
 The API's reference: $url/openapi.json$( [ -d "$docs" ] && echo " and $url/docs/" ). Ctrl-C stops everything.
 EOF
 wait "$bd_pid" || true

@@ -45,6 +45,38 @@ static const bk_db_migration_t MIGRATIONS[] = {
      " created_at timestamptz NOT NULL DEFAULT now(),"
      " updated_at timestamptz NOT NULL DEFAULT now());"
      "CREATE INDEX products_search ON backendd.products USING gin (search);"},
+    {4, "orders",
+     /* Stock moves to reserved while an order holds it: stock + reserved stays
+      * what was received, whatever the orders do. */
+     "ALTER TABLE backendd.products ADD COLUMN reserved integer NOT NULL DEFAULT 0 CHECK (reserved >= 0);"
+     /* An order is made with its request (its Idempotency-Key, per user, and the
+      * request's hash), before its saga, so that a failure has an order to name. */
+     "CREATE TABLE backendd.orders ("
+     " id bigserial PRIMARY KEY,"
+     " user_id bigint NOT NULL REFERENCES backendd.users (id),"
+     " idempotency_key text," /* NULL once its retention has passed */
+     " request_hash text,"
+     " status text NOT NULL DEFAULT 'pending'"
+     "  CHECK (status IN ('pending', 'placed', 'completed', 'compensated', 'stuck')),"
+     " items jsonb NOT NULL,"
+     " total bigint NOT NULL,"
+     " currency text NOT NULL,"
+     " saga_id bigint,"
+     " payment_id text,"
+     " shipment_id text,"
+     " created_at timestamptz NOT NULL DEFAULT now(),"
+     " updated_at timestamptz NOT NULL DEFAULT now(),"
+     " UNIQUE (user_id, idempotency_key));"
+     "CREATE INDEX orders_user ON backendd.orders (user_id, id);"
+     "CREATE INDEX orders_created ON backendd.orders (created_at);"
+     /* What an order's reserve_stock step took, once per product: run again,
+      * it takes nothing more; released once by its compensation. */
+     "CREATE TABLE backendd.reservations ("
+     " order_id bigint NOT NULL REFERENCES backendd.orders (id) ON DELETE CASCADE,"
+     " product_id bigint NOT NULL,"
+     " quantity integer NOT NULL CHECK (quantity > 0),"
+     " released boolean NOT NULL DEFAULT false,"
+     " PRIMARY KEY (order_id, product_id));"},
 };
 
 int app_migrate(struct app *app, bk_error_t *err)

@@ -33,7 +33,7 @@ bad=$(grep -ohE '\(\*[a-z_]+\)\(void \*[a-z_]*,' "${headers[@]}" || true)
 [ -z "$bad" ] || fail "callbacks with the user-data pointer first: $bad"
 
 # 4. A non-const json_t * parameter is a reference taken: only these functions take one.
-takers=' bk_log bk_logv bk_req_log bk_res_json bk_res_problem '
+takers=' bk_log bk_logv bk_req_log bk_res_json bk_res_problem bk_res_error_ext '
 while read -r fn; do
     case "$takers" in *" $fn "*) ;; *) fail "$fn takes a non-const json_t * (borrowed ones are const)";; esac
 done < <(grep -oE 'BK_EXPORT [^(]*\b(bk_[a-z0-9_]+)\(([^)]*,)? *json_t \*[a-z_]+' <<<"$decls" |

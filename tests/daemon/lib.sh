@@ -7,15 +7,22 @@
 #                           memcached, cheap Argon2, logs in $work; LINEs appended
 #   daemon_start FILE       backendd -c FILE (under BK_TEST_WRAPPER): $pid, $port, $url
 #   fail MESSAGE            prints it and the daemon log's tail, exits 1
+#   sim_start               daemon/upstream-sim on a free port: $sim_pid, $sim_url
+#   req METHOD PATH [BODY [HEADER...]]  curl $url: $status, $work/body, $work/head
+#   jget EXPR               a Python expression over $work/body (as j)
+#   header NAME             a header of $work/head
+#   expect STATUS WHAT      fails unless $status is STATUS
 # Needs $top_builddir, BK_TEST_PG_DSN and BK_TEST_MEMCACHED.
 # SPDX-License-Identifier: MIT
 : "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
 : "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
 bin="$top_builddir/daemon/backendd"
 pid=""
+sim_pid=""
 
 daemon_cleanup() {
     [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
+    [ -z "$sim_pid" ] || kill -9 "$sim_pid" 2>/dev/null || true
     psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
@@ -76,3 +83,30 @@ daemon_start() {
     [ -n "$port" ] || fail "no 'serving' line"
     url="http://127.0.0.1:$port"
 }
+
+sim_start() {
+    # shellcheck disable=SC2086 # the wrapper is a command line
+    ${BK_TEST_WRAPPER:-} "$top_builddir/daemon/upstream-sim" --port 0 >"$work/sim.out" 2>>"$work/sim.log" &
+    sim_pid=$!
+    local line=""
+    for _ in $(seq 600); do
+        line=$(sed -n 's/^upstream-sim listening on \(.*\)$/\1/p' "$work/sim.out")
+        [ -n "$line" ] && break
+        kill -0 "$sim_pid" 2>/dev/null || fail "upstream-sim exited: $(cat "$work/sim.log")"
+        sleep 0.1
+    done
+    [ -n "$line" ] || fail "no 'listening' line from upstream-sim"
+    sim_url="http://$line"
+}
+
+req() {
+    local method=$1 path=$2 body=${3:-}
+    shift 3 || shift $#
+    local args=(-sS -X "$method" -o "$work/body" -D "$work/head" -w '%{http_code}')
+    [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
+    for h in "$@"; do args+=(-H "$h"); done
+    status=$(curl "${args[@]}" "$url$path")
+}
+jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
+header() { sed -n "s/^$1: *//Ip" "$work/head" | tr -d '\r'; }
+expect() { [ "$status" = "$1" ] || fail "$2: status $status, not $1: $(cat "$work/body")"; }

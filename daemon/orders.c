@@ -1,0 +1,348 @@
+/* Orders: POST places one through its saga (order_saga.c), exactly once per
+ * Idempotency-Key of its user, and answers the outcome; GET reads one (its
+ * owner, or orders:read:any) or a page of them (the caller's own; all of them
+ * for orders:read:any).
+ *
+ * The order row is made first, with the key and the request's hash, so that
+ * a repeated request finds it (the same body: the first answer again, once
+ * the saga has one; another body: 422), and a failure has an order to name.
+ * SPDX-License-Identifier: MIT */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+
+#define ORDER_COLUMNS "id, user_id, status, items, total, currency, saga_id, created_at, updated_at"
+
+/* An Idempotency-Key: 1 to 200 visible ASCII characters. */
+static bool key_ok(const char *key)
+{
+    size_t n = key ? strlen(key) : 0;
+    for (size_t i = 0; i < n; i++)
+        if (key[i] < 0x21 || key[i] > 0x7e)
+            return false;
+    return n >= 1 && n <= 200;
+}
+
+/* The code whose name bk_err_name gives (order_saga.c writes it in a failed
+ * step's error: "STEP [BK_CODE]: detail"); BK_EIO when there is none. */
+static int code_of(const char *error, const char **detail)
+{
+    const char *open = error ? strchr(error, '[') : NULL;
+    const char *close = open ? strstr(open, "]: ") : NULL;
+    *detail = close ? close + 3 : error ? error : "the order failed";
+    if (close == NULL)
+        return BK_EIO;
+    for (int code = -1; code > -256; code--) {
+        const char *name = bk_err_name(code);
+        if (strlen(name) == (size_t)(close - open - 1) && strncmp(name, open + 1, (size_t)(close - open - 1)) == 0)
+            return code;
+    }
+    return BK_EIO;
+}
+
+/* The saga's steps as an order shows them: [{name, status, attempts}]. */
+static json_t *order_steps(const json_t *saga)
+{
+    json_t *out = json_array();
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(saga, "steps"), i, s)
+        json_array_append_new(out, json_pack("{s:O, s:O, s:O}", "name", json_object_get(s, "name"), "status",
+                                             json_object_get(s, "status"), "attempts",
+                                             json_object_get(s, "attempts")));
+    return out;
+}
+
+/* The name of the step that failed (the error's first word), or NULL. */
+static json_t *failed_step(const json_t *saga)
+{
+    size_t i;
+    json_t *s;
+    json_array_foreach(json_object_get(saga, "steps"), i, s)
+        if (strcmp(json_string_value(json_object_get(s, "status")), "failed") == 0)
+            return json_incref(json_object_get(s, "name"));
+    return json_null();
+}
+
+/* An order as it is shown: its row with the saga's steps; status from the
+ * saga (the same as the row's once it is over: the finish hook writes both). */
+static json_t *order_view(json_t *row, const json_t *saga)
+{
+    json_t *o = json_deep_copy(row);
+    json_object_del(o, "saga_id");
+    json_object_set_new(o, "steps", saga ? order_steps(saga) : json_array());
+    return o;
+}
+
+/* Answers the order of row with its saga's outcome: 201 with the order when
+ * completed; problem+json with step and order_id when it compensated (the
+ * status of the code that failed it) or is stuck (500). */
+static void answer(bk_req_t *req, json_t *row, const json_t *saga)
+{
+    const char *status = json_string_value(json_object_get(saga, "status"));
+    json_int_t id = json_integer_value(json_object_get(row, "id"));
+    if (strcmp(status, "completed") == 0) {
+        char location[64];
+        snprintf(location, sizeof location, "/api/v1/orders/%lld", (long long)id);
+        bk_res_header(req, "Location", location);
+        json_t *o = order_view(row, saga);
+        json_object_set_new(o, "status", json_string("completed"));
+        json_object_del(o, "updated_at"); /* of the row as read first: a replay answers the same */
+        bk_res_json(req, 201, o);
+        return;
+    }
+    const char *detail = "the order could not be undone whole: an operator will settle it";
+    int code = BK_EIO;
+    if (strcmp(status, "stuck") != 0)
+        code = code_of(json_string_value(json_object_get(saga, "error")), &detail);
+    bk_res_error_ext(req, code, detail, json_pack("{s:o, s:I, s:s}", "step", failed_step(saga), "order_id", id,
+                                                  "order_status", status));
+}
+
+/* ------------------------------------------------------------------ place */
+struct placed {
+    json_t *row;  /* the order's row */
+    bool fresh;   /* made by this request */
+    bool same;    /* the request's body is the one that made it */
+};
+
+/* The order of (user, key): made now with its items priced, or the one that
+ * exists. BK_ENOTFOUND: none, and none made (an item names no product, or the
+ * items' currencies differ). */
+static int find_or_make(struct app *app, const char *user, const char *key, const char *body, struct placed *p,
+                        bk_error_t *err)
+{
+    static const char sql[] =
+        "WITH want AS (SELECT (e->>'product_id')::bigint AS product_id, (e->>'quantity')::int AS quantity, ord"
+        " FROM jsonb_array_elements($3::jsonb->'items') WITH ORDINALITY AS t(e, ord)),"
+        " priced AS (SELECT w.*, p.price, p.currency FROM want w JOIN backendd.products p ON p.id = w.product_id),"
+        " ins AS (INSERT INTO backendd.orders (user_id, idempotency_key, request_hash, items, total, currency)"
+        "  SELECT $1, $2, md5($3::jsonb::text), jsonb_agg(jsonb_build_object('product_id', product_id, 'quantity', quantity,"
+        "  'price', price) ORDER BY ord), sum(price * quantity)::bigint, min(currency) FROM priced"
+        "  HAVING count(*) = (SELECT count(*) FROM want) AND count(DISTINCT currency) = 1"
+        "  ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING " ORDER_COLUMNS ")"
+        " SELECT " ORDER_COLUMNS ", true AS fresh, true AS same FROM ins"
+        " UNION ALL SELECT " ORDER_COLUMNS ", false, request_hash = md5($3::jsonb::text) FROM backendd.orders"
+        " WHERE user_id = $1 AND idempotency_key = $2";
+    json_t *rows = NULL;
+    int rc = BK_OK;
+    /* Twice: a first request with the key that commits while this statement
+     * runs is seen by neither branch of it, but by the next statement. */
+    for (int i = 0; i < 2 && rc == BK_OK && json_array_size(rows) == 0; i++) {
+        json_decref(rows);
+        rc = app_query(app, sql, (bk_db_param_t[]){BK_DB_TEXT(user), BK_DB_TEXT(key), BK_DB_TEXT(body)}, 3, &rows,
+                       err);
+    }
+    if (rc != BK_OK)
+        return rc;
+    json_t *row = json_array_get(rows, 0);
+    if (row == NULL) {
+        json_decref(rows);
+        return BK_ENOTFOUND;
+    }
+    p->fresh = json_is_true(json_object_get(row, "fresh"));
+    p->same = json_is_true(json_object_get(row, "same"));
+    json_object_del(row, "fresh");
+    json_object_del(row, "same");
+    p->row = json_incref(row);
+    json_decref(rows);
+    return BK_OK;
+}
+
+/* The order's saga: started now (its key the order's id, so that a second
+ * start finds the first), and its id kept with the order. */
+static int start_saga(struct app *app, json_t *row, int64_t *saga_id, bk_error_t *err)
+{
+    json_t *sid = json_object_get(row, "saga_id");
+    if (json_is_integer(sid)) {
+        *saga_id = json_integer_value(sid);
+        return BK_OK;
+    }
+    char id[24];
+    snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(row, "id")));
+    json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:O}", "order_id", json_object_get(row, "id"), "user_id",
+                            json_object_get(row, "user_id"), "items", json_object_get(row, "items"), "total",
+                            json_object_get(row, "total"), "currency", json_object_get(row, "currency"));
+    int rc = bk_saga_start(app->sagas, app->order_saga, id, ctx, saga_id, err);
+    json_decref(ctx);
+    if (rc != BK_OK && rc != BK_EEXIST)
+        return rc;
+    char sids[24];
+    snprintf(sids, sizeof sids, "%lld", (long long)*saga_id);
+    return app_query(app, "UPDATE backendd.orders SET saga_id = $2 WHERE id = $1 AND saga_id IS NULL",
+                     (bk_db_param_t[]){BK_DB_TEXT(id), BK_DB_TEXT(sids)}, 2, NULL, err);
+}
+
+static void h_place(bk_req_t *req, void *ud)
+{
+    struct app *app = ud;
+    const char *key = bk_req_header(req, "Idempotency-Key");
+    if (!key_ok(key)) {
+        bk_res_error(req, BK_EINVAL, "the Idempotency-Key header is required: 1 to 200 visible characters");
+        return;
+    }
+    json_t *body;
+    if (bk_req_json(req, &body) != BK_OK)
+        return;
+    char *text = json_dumps(body, JSON_COMPACT | JSON_SORT_KEYS); /* one text per body, for its hash */
+    json_decref(body);
+    char user[24];
+    snprintf(user, sizeof user, "%lld", app_user_id(bk_req_claims(req)));
+    struct placed p = {0};
+    bk_error_t err;
+    int rc = text ? find_or_make(app, user, key, text, &p, &err) : BK_ENOMEM;
+    free(text);
+    if (rc == BK_ENOTFOUND) {
+        bk_res_problem(req, 422, "an item names no product, or the items' currencies differ", NULL);
+        return;
+    }
+    if (rc != BK_OK) {
+        app_fail(app, req, rc, &err, "placing an order");
+        return;
+    }
+    if (!p.same) {
+        bk_res_problem(req, 422, "this Idempotency-Key was used with another body", NULL);
+        json_decref(p.row);
+        return;
+    }
+    int64_t saga_id;
+    json_t *saga = NULL;
+    if ((rc = start_saga(app, p.row, &saga_id, &err)) == BK_OK)
+        rc = bk_saga_wait(app->sagas, saga_id, bk_clock_mono_ns(NULL) + app->conf.order_wait_ns, &saga, &err);
+    if (rc == BK_ETIMEDOUT && p.fresh) { /* still running: where to look */
+        char location[64];
+        snprintf(location, sizeof location, "/api/v1/orders/%lld", (long long)json_integer_value(json_object_get(p.row, "id")));
+        bk_res_header(req, "Location", location);
+        bk_res_json(req, 202, order_view(p.row, saga));
+    } else if (rc == BK_ETIMEDOUT) {
+        bk_res_header(req, "Retry-After", "1");
+        bk_res_problem(req, 409, "the order of this Idempotency-Key is still being placed", NULL);
+    } else if (rc != BK_OK) {
+        app_fail(app, req, rc, &err, "placing an order");
+    } else {
+        answer(req, p.row, saga);
+    }
+    json_decref(saga);
+    json_decref(p.row);
+}
+
+/* ------------------------------------------------------------------ read */
+static void h_get(bk_req_t *req, void *ud)
+{
+    struct app *app = ud;
+    const char *id = bk_req_param(req, "id");
+    size_t n = strlen(id);
+    if (n == 0 || n > 18 || strspn(id, "0123456789") != n) {
+        bk_res_error(req, BK_ENOTFOUND, "no such order");
+        return;
+    }
+    char user[24];
+    snprintf(user, sizeof user, "%lld", app_user_id(bk_req_claims(req)));
+    json_t *rows;
+    bk_error_t err;
+    /* Another user's order is not even said to exist. */
+    int rc = app_query(app, "SELECT " ORDER_COLUMNS " FROM backendd.orders WHERE id = $1 AND (user_id = $2 OR $3)",
+                       (bk_db_param_t[]){BK_DB_TEXT(id), BK_DB_TEXT(user),
+                                         BK_DB_TEXT(bk_req_allows(req, "orders:read:any") ? "true" : "false")},
+                       3, &rows, &err);
+    if (rc != BK_OK) {
+        app_fail(app, req, rc, &err, "reading an order");
+        return;
+    }
+    json_t *row = json_array_get(rows, 0);
+    json_t *saga = NULL;
+    if (row != NULL && json_is_integer(json_object_get(row, "saga_id")))
+        bk_saga_get(app->sagas, json_integer_value(json_object_get(row, "saga_id")), &saga, NULL);
+    if (row == NULL)
+        bk_res_error(req, BK_ENOTFOUND, "no such order");
+    else
+        bk_res_json(req, 200, order_view(row, saga)); /* a pruned saga: no steps */
+    json_decref(saga);
+    json_decref(rows);
+}
+
+static void h_list(bk_req_t *req, void *ud)
+{
+    struct app *app = ud;
+    json_t *q = bk_req_query_json(req); /* coerced, defaults filled */
+    json_int_t page = json_integer_value(json_object_get(q, "page"));
+    json_int_t per_page = json_integer_value(json_object_get(q, "per_page"));
+    char user[24], limit[24], offset[24];
+    snprintf(user, sizeof user, "%lld", app_user_id(bk_req_claims(req)));
+    snprintf(limit, sizeof limit, "%lld", (long long)per_page);
+    snprintf(offset, sizeof offset, "%lld", (long long)((page - 1) * per_page));
+    json_t *rows;
+    bk_error_t err;
+    int rc = app_query_read(app,
+                            "SELECT " ORDER_COLUMNS ", count(*) OVER () AS n FROM backendd.orders"
+                            " WHERE user_id = $1 OR $2 ORDER BY id DESC LIMIT $3 OFFSET $4",
+                            (bk_db_param_t[]){BK_DB_TEXT(user),
+                                              BK_DB_TEXT(bk_req_allows(req, "orders:read:any") ? "true" : "false"),
+                                              BK_DB_TEXT(limit), BK_DB_TEXT(offset)},
+                            4, &rows, &err);
+    if (rc != BK_OK) {
+        app_fail(app, req, rc, &err, "listing the orders");
+        return;
+    }
+    json_int_t total = json_integer_value(json_object_get(json_array_get(rows, 0), "n"));
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row) {
+        json_object_del(row, "n");
+        json_object_del(row, "saga_id");
+    }
+    /* Past the last page the window counts nothing: the total is then unknown
+     * from it, and the page is empty either way. */
+    bk_res_json(req, 200, json_pack("{s:o, s:I, s:I, s:I}", "items", rows, "page", page, "per_page", per_page,
+                                    "total", total));
+}
+
+/* ------------------------------------------------------------------ routes */
+int orders_routes(struct app *app, bk_http_server_t *srv)
+{
+    if (app->sagas == NULL)
+        return BK_OK; /* no services configured: no orders */
+    if (app->order_schema == NULL)
+        app->order_schema = app_schema(
+            "{\"title\":\"NewOrder\",\"type\":\"object\",\"required\":[\"items\"],\"additionalProperties\":false,"
+            "\"properties\":{\"items\":{\"type\":\"array\",\"minItems\":1,\"maxItems\":50,\"items\":{"
+            "\"type\":\"object\",\"required\":[\"product_id\",\"quantity\"],\"additionalProperties\":false,"
+            "\"properties\":{\"product_id\":{\"type\":\"integer\",\"minimum\":1},"
+            "\"quantity\":{\"type\":\"integer\",\"minimum\":1,\"maximum\":100}}}}}}");
+    const char *const tags[] = {"orders", NULL};
+    bk_http_route_opts_t ro;
+    bk_http_route_opts_init(&ro);
+    ro.flags = BK_HTTP_BLOCKING | BK_HTTP_JSON;
+    ro.auth = &app->auth;
+    ro.permission = "orders:create";
+    ro.body_schema = app->order_schema;
+    ro.doc = &(bk_http_operation_t){
+        .summary = "Place an order (Idempotency-Key required)", .tags = tags,
+        .responses = (const bk_http_response_doc_t[]){
+            {.status = 201, .description = "Placed: the order, its steps and Location."},
+            {.status = 202, .description = "Still being placed: the order as it is, and Location."},
+            {.status = 400, .description = "No Idempotency-Key."},
+            {.status = 409, .description = "Out of stock (step, order_id), or the key's order is still being placed (Retry-After)."},
+            {.status = 422, .description = "An unknown product, or the key was used with another body."},
+            {.status = 502, .description = "A service answered an error (step, order_id); compensated."},
+            {.status = 503, .description = "A service is unreachable or its breaker is open (Retry-After); compensated."},
+            {.status = 504, .description = "A service timed out (step, order_id); compensated."}},
+        .nresponses = 8};
+    int rc = bk_http_route(srv, "POST", "/api/v1/orders", h_place, app, &ro);
+    bk_http_route_opts_init(&ro);
+    ro.flags = BK_HTTP_BLOCKING;
+    ro.auth = &app->auth;
+    ro.permission = "orders:read:own";
+    ro.doc = &(bk_http_operation_t){.summary = "An order and its saga's steps (its owner, or orders:read:any)",
+                                    .tags = tags};
+    if (rc == BK_OK)
+        rc = bk_http_route(srv, "GET", "/api/v1/orders/{id}", h_get, app, &ro);
+    ro.query_schema = app->page_query_schema;
+    ro.doc = &(bk_http_operation_t){.summary = "The caller's orders (everyone's for orders:read:any), newest first",
+                                    .tags = tags};
+    if (rc == BK_OK)
+        rc = bk_http_route(srv, "GET", "/api/v1/orders", h_list, app, &ro);
+    return rc;
+}

@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# backendd's orders end to end: the daemon on the harness's PostgreSQL and
+# memcached, its payment, shipping and notifications services the upstream
+# simulator (daemon/upstream-sim). An order that completes (stock shown at
+# once, one charge, one shipment, one confirmation); the replay of a key and
+# another body under it; keys per user; a failure at payment and one at
+# shipping, compensated (stock back, the charge refunded); out of stock; the
+# payment service down: its breaker opens, orders are answered 503 without a
+# call, readiness reports it, and orders go through once it is back; reads by
+# owner and admin; the SQL invariants. Outcomes only: the one real wait is the
+# breaker's open time (3 s), which a process of its own cannot fake.
+set -euo pipefail
+# shellcheck source=tests/daemon/lib.sh
+. "$top_srcdir/tests/daemon/lib.sh"
+daemon_setup
+sim_start
+daemon_conf "$work/backendd.conf" "payment_url = $sim_url" "shipping_url = $sim_url" "notify_url = $sim_url" \
+    "upstream_breaker_open = 3s" "upstream_timeout = 2s" "memcached_near_ttl = 30s" "docs = off"
+daemon_start "$work/backendd.conf"
+
+# stats EXPR: a Python expression over the simulator's /_stats (as j).
+stats() { curl -sS "$sim_url/_stats" | python3 -c "import json,sys; j=json.load(sys.stdin); print($1)"; }
+control() {
+    [ "$(curl -sS -o /dev/null -w '%{http_code}' -H 'Content-Type: application/json' --data-binary "$1" \
+        "$sim_url/_control")" = 200 ] || fail "the simulator refused $1"
+}
+# order TOKEN KEY BODY
+order() { req POST /api/v1/orders "$3" "Authorization: Bearer $1" "Idempotency-Key: $2"; }
+stock() { psql "$dsn" -Atc "SELECT stock || ' ' || reserved FROM backendd.products WHERE id = $1"; }
+# until_eq WANT CMD...: waits (10 s at most) until CMD prints WANT.
+until_eq() {
+    local want=$1 got=""
+    shift
+    for _ in $(seq 100); do
+        got=$("$@")
+        [ "$got" = "$want" ] && return 0
+        sleep 0.1
+    done
+    fail "waited for $* to be $want: it is $got"
+}
+
+# ---------------------------------------------------------------- accounts, products
+login() {
+    req POST /api/v1/auth/login "{\"email\":\"$1\",\"password\":\"correct horse battery\"}"
+    expect 200 "login $1"
+    jget 'j["access_token"]'
+}
+for who in ann bob boss; do
+    req POST /api/v1/auth/register "{\"email\":\"$who@example.com\",\"password\":\"correct horse battery\",\"name\":\"$who\"}"
+    expect 201 "register $who"
+done
+psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE email = 'boss@example.com'" >/dev/null
+ann=$(login ann@example.com)
+bob=$(login bob@example.com)
+boss=$(login boss@example.com)
+req POST /api/v1/products '{"sku":"O-1","name":"Teapot","price":1000,"stock":10}' "Authorization: Bearer $boss"
+expect 201 "product 1"
+p1=$(jget 'j["id"]')
+req POST /api/v1/products '{"sku":"O-2","name":"Cup","price":250,"stock":5}' "Authorization: Bearer $boss"
+expect 201 "product 2"
+p2=$(jget 'j["id"]')
+req GET "/api/v1/products/$p1" # cached now: the order's invalidation must show
+expect 200 "product 1 read"
+
+# ---------------------------------------------------------------- an order that completes
+two="{\"items\":[{\"product_id\":$p1,\"quantity\":2},{\"product_id\":$p2,\"quantity\":1}]}"
+order "$ann" "" "$two"
+expect 400 "an order without an Idempotency-Key"
+req POST /api/v1/orders "$two" "Idempotency-Key: k1"
+expect 401 "an order without a token"
+order "$ann" k1 "{\"items\":[]}"
+expect 422 "an order without items"
+order "$ann" k1 "$two"
+expect 201 "an order"
+cp "$work/body" "$work/first"
+o1=$(jget 'j["id"]')
+[ "$(jget '(type(j["id"]).__name__, j["status"], j["total"], j["currency"], len(j["items"]))')" = \
+    "('int', 'completed', 2250, 'EUR', 2)" ] || fail "the order: $(cat "$work/body")"
+[ "$(jget '[(s["name"], s["status"], s["attempts"]) for s in j["steps"]]')" = \
+    "[('reserve_stock', 'completed', 1), ('charge_payment', 'completed', 1), ('create_order', 'completed', 1), ('schedule_shipping', 'completed', 1)]" ] ||
+    fail "the steps: $(cat "$work/body")"
+[ "$(header Location)" = "/api/v1/orders/$o1" ] || fail "Location: $(header Location)"
+req GET "/api/v1/products/$p1"
+[ "$(jget 'j["stock"]')" = 8 ] || fail "the stock after an order, as the product shows it: $(cat "$work/body")"
+[ "$(stats '(j["charges"], j["shipments"], j["refunds"])')" = "(1, 1, 0)" ] || fail "the services: $(stats j)"
+until_eq 1 stats 'j["notifications"]'
+
+# The same key and body: the first answer, and nothing done again.
+order "$ann" k1 "$two"
+expect 201 "a replay"
+python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); assert a == b, (a, b)' \
+    "$work/first" "$work/body" || fail "the replay differs: $(cat "$work/body")"
+[ "$(stats '(j["charges"], j["shipments"])')" = "(1, 1)" ] || fail "a replay called the services: $(stats j)"
+order "$ann" k1 "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+expect 422 "the key with another body"
+# Keys are per user: bob's k1 is an order of his own.
+order "$bob" k1 "{\"items\":[{\"product_id\":$p2,\"quantity\":1}]}"
+expect 201 "another user's key"
+ob=$(jget 'j["id"]')
+[ "$ob" != "$o1" ] || fail "bob got ann's order"
+
+# ---------------------------------------------------------------- failures, compensated
+# ans_is STATUS STEP: the problem names the failed step and the order, compensated.
+ans_is() {
+    expect "$1" "a failure at $2"
+    [ "$(jget '(j["step"], j["order_status"], type(j["order_id"]).__name__)')" = "('$2', 'compensated', 'int')" ] ||
+        fail "the problem: $(cat "$work/body")"
+    header Content-Type | grep -q '^application/problem+json' || fail "not a problem: $(header Content-Type)"
+}
+before=$(stock "$p1")
+charges=$(stats 'j["charges"]')
+control '{"service":"payment","fail_rate":1}'
+order "$ann" k-pay "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+ans_is 502 charge_payment
+op=$(jget 'j["order_id"]')
+control '{"service":"payment","fail_rate":0}'
+[ "$(stock "$p1")" = "$before" ] || fail "the stock after a failed payment: $(stock "$p1"), not $before"
+[ "$(stats 'j["charges"]')" = "$charges" ] || fail "a failed charge took effect"
+req GET "/api/v1/orders/$op" "" "Authorization: Bearer $ann"
+expect 200 "the failed order"
+[ "$(jget 'j["status"]')" = compensated ] || fail "the failed order: $(cat "$work/body")"
+
+refunds=$(stats 'j["refunds"]')
+control '{"service":"shipping","fail_rate":1}'
+order "$ann" k-ship "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+ans_is 502 schedule_shipping
+control '{"service":"shipping","fail_rate":0}'
+[ "$(stock "$p1")" = "$before" ] || fail "the stock after a failed shipping: $(stock "$p1"), not $before"
+[ "$(stats 'j["refunds"]')" = "$((refunds + 1))" ] || fail "the charge of a failed shipping was not refunded"
+
+order "$ann" k-much "{\"items\":[{\"product_id\":$p2,\"quantity\":100}]}"
+ans_is 409 reserve_stock
+[ "$(stats 'j["charges"]')" = "$((charges + 1))" ] || fail "an order out of stock was charged"
+order "$ann" k-none '{"items":[{"product_id":999999,"quantity":1}]}'
+expect 422 "an unknown product"
+
+# ---------------------------------------------------------------- the payment service down
+control '{"service":"payment","down":true}'
+opened=""
+for i in $(seq 10); do
+    order "$ann" "k-down-$i" "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+    [ "$status" = 502 ] || [ "$status" = 503 ] || fail "payment down: status $status: $(cat "$work/body")"
+    if [ "$status" = 503 ] && [ "$(jget 'j["code"]')" = BK_EUNAVAIL ]; then opened=$i; break; fi
+done
+[ -n "$opened" ] || fail "the payment breaker did not open in 10 orders"
+calls=$(stats 'j["requests"]["payment"]')
+for i in 1 2 3; do
+    order "$ann" "k-open-$i" "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+    ans_is 503 charge_payment
+    [ "$(header Retry-After)" != "" ] || fail "no Retry-After with an open breaker"
+done
+[ "$(stats 'j["requests"]["payment"]')" = "$calls" ] || fail "an open breaker let a call through"
+req GET /health/ready
+expect 200 "readiness with the payment breaker open"
+[ "$(jget 'j["reports"]["payment"]')" = open ] || fail "readiness: $(cat "$work/body")"
+control '{"service":"payment","down":false}'
+back=""
+for i in $(seq 50); do
+    order "$ann" "k-back-$i" "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+    if [ "$status" = 201 ]; then back=$i; break; fi
+    sleep 0.2
+done
+[ -n "$back" ] || fail "orders did not go through after the payment service came back"
+read -r s0 r0 <<<"$before"
+[ "$(stock "$p1")" = "$((s0 - 1)) $((r0 + 1))" ] ||
+    fail "the stock after the outage: $(stock "$p1") (before it: $before, one order since)"
+
+# ---------------------------------------------------------------- reads
+req GET "/api/v1/orders/$o1" "" "Authorization: Bearer $ann"
+expect 200 "her order"
+[ "$(jget '(j["status"], len(j["steps"]), j["user_id"])')" = "('completed', 4, $(psql "$dsn" -Atc "SELECT user_id FROM backendd.orders WHERE id = $o1"))" ] ||
+    fail "her order: $(cat "$work/body")"
+req GET "/api/v1/orders/$o1" "" "Authorization: Bearer $bob"
+expect 404 "another user's order"
+req GET "/api/v1/orders/$o1" "" "Authorization: Bearer $boss"
+expect 200 "an order, for an admin"
+req GET "/api/v1/orders?per_page=100" "" "Authorization: Bearer $bob"
+[ "$(jget '[o["id"] for o in j["items"]]')" = "[$ob]" ] || fail "bob's orders: $(cat "$work/body")"
+req GET "/api/v1/orders?per_page=100" "" "Authorization: Bearer $boss"
+[ "$(jget 'j["total"]')" = "$(psql "$dsn" -Atc 'SELECT count(*) FROM backendd.orders')" ] ||
+    fail "every order, for an admin: $(cat "$work/body")"
+
+# ---------------------------------------------------------------- invariants
+completed=$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status = 'completed'")
+until_eq 0 psql "$dsn" -Atc "SELECT count(*) FROM backend_jobs.jobs WHERE kind = 'order-confirmation' AND state <> 'completed'"
+[ "$(stats 'j["notifications"]')" = "$completed" ] || fail "$(stats 'j["notifications"]') notifications for $completed orders"
+[ "$(stats 'j["shipments"] - j["cancellations"]')" = "$completed" ] || fail "shipments: $(stats j)"
+[ "$(stats 'j["charges"] - j["refunds"]')" = "$completed" ] || fail "charges: $(stats j)"
+[ "$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status NOT IN ('completed', 'compensated')")" = 0 ] ||
+    fail "orders left unfinished: $(psql "$dsn" -Atc "SELECT id, status FROM backendd.orders")"
+[ "$(psql "$dsn" -Atc "SELECT string_agg(sku || '=' || (stock + reserved), ' ' ORDER BY sku) FROM backendd.products")" = "O-1=10 O-2=5" ] ||
+    fail "stock + reserved is not what was received"
+[ "$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.reservations r JOIN backendd.orders o ON o.id = r.order_id
+    WHERE (o.status = 'compensated') <> r.released")" = 0 ] || fail "a reservation kept or released wrongly"
+req GET /metrics
+grep -q '^sagas_total{saga="order",outcome="completed"} ' "$work/body" || fail "no saga outcomes in /metrics"
+grep -q '^breaker_state{.*"payment"' "$work/body" || fail "no payment breaker in /metrics"
+
+kill -TERM "$pid"
+rc=0
+wait "$pid" || rc=$?
+pid=""
+[ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
+echo "orders: every flow passed"
