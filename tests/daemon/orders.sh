@@ -201,4 +201,9 @@ rc=0
 wait "$pid" || rc=$?
 pid=""
 [ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
+kill -TERM "$sim_pid"
+rc=0
+wait "$sim_pid" || rc=$?
+sim_pid=""
+[ "$rc" = 0 ] || fail "upstream-sim exited $rc after SIGTERM: $(cat "$work/sim.log")"
 echo "orders: every flow passed"
