@@ -25,10 +25,18 @@
 #   ... (product_mc)            cached, all hits: a memcached read on a worker
 #   GET /api/v1/products?page=1 a PostgreSQL query per request (count included)
 #   GET /api/v1/users/me        a Bearer HS256 JWT verified, then a primary-key read
+#   POST /api/v1/orders         an order placed (bench/orders.lua: a key of its own
+#                               each), its saga run through daemon/upstream-sim at
+#                               0 latency: 4 steps, 2 remote calls, a confirmation
 # Figures: the best requests/s of each, the median p99 (us). Ends with
 #   BENCH backendd_product ours=<req/s> base=<hello req/s> unit=req/s ratio=...
 #   BENCH backendd_product_mc ...  BENCH backendd_list ...  BENCH backendd_me ...
 #   BENCH backendd_<endpoint>_p99 ours=<us> base=<hello us> unit=us ratio=...
+#   BENCH backendd_order ours=<orders/s> base=<product req/s> unit=req/s ratio=...
+#   BENCH backendd_order_p99 ours=<us> base=<product us> unit=us ratio=...
+#   BENCH backendd_order_statements ours=<db statements per order> base=1 unit=statements
+# (the statements: both instances' db_queries_total over the order rounds, their
+# background claims and heartbeats included, per order placed),
 # and, when perf works here, the top symbols of the daemon under the slowest
 # endpoint's load.
 # SPDX-License-Identifier: MIT
@@ -47,7 +55,8 @@ die() { echo "backendd.sh: $*" >&2; exit 1; }
 for tool in wrk curl ss awk psql python3; do
     command -v "$tool" >/dev/null || die "$tool is not installed"
 done
-for b in "$bin" "$hello"; do
+sim_bin="$(dirname "$bin")/upstream-sim"
+for b in "$bin" "$hello" "$sim_bin"; do
     [ -x "$b" ] || die "$b is not an executable"
 done
 
@@ -69,6 +78,16 @@ trap 'exit 1' INT TERM
 psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null || die "cannot create the database $db on $BK_TEST_PG_DSN"
 dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
 head -c 32 /dev/urandom >"$tmp/jwt.key"
+# The services of an order, at 0 latency.
+"$sim_bin" --port 0 >"$tmp/sim.out" 2>"$tmp/sim.err" &
+pids+=($!)
+sim=""
+for _ in $(seq 50); do
+    sim=$(sed -n 's/^upstream-sim listening on \(.*\)$/\1/p' "$tmp/sim.out")
+    [ -n "$sim" ] && break
+    sleep 0.1
+done
+[ -n "$sim" ] || die "upstream-sim did not start: $(cat "$tmp/sim.err")"
 # conf NAME NEAR_TTL PORT: the daemon's configuration file, $tmp/NAME.conf.
 conf() {
     cat >"$tmp/$1.conf" <<EOF
@@ -87,6 +106,9 @@ state_dir = $tmp/state-$1
 access_log_file = ${BENCH_ACCESS_LOG:-$tmp/$1.access.log}
 log_level = warn
 memcached_near_ttl = $2
+payment_url = http://$sim
+shipping_url = http://$sim
+notify_url = http://$sim
 EOF
 }
 near=${BENCH_NEAR_TTL:-1s}
@@ -116,6 +138,13 @@ for i in $(seq 30); do
     id=$(post /api/v1/products "{\"sku\":\"BENCH-$i\",\"name\":\"Bench teapot $i\",\"description\":\"Cast iron.\",\"price\":$((1000 + i)),\"stock\":5}" \
         "Authorization: Bearer $token" | jfield id)
 done
+order_product=$(post /api/v1/products '{"sku":"BENCH-ORDER","name":"Bench order","price":100,"stock":2000000000}' \
+    "Authorization: Bearer $token" | jfield id)
+export BENCH_TOKEN=$token BENCH_ORDER="{\"items\":[{\"product_id\":$order_product,\"quantity\":1}]}"
+code=$(curl -sS -o "$tmp/order.check" -w '%{http_code}' -H 'Content-Type: application/json' \
+    -H "Authorization: Bearer $token" -H 'Idempotency-Key: check' --data-binary "$BENCH_ORDER" "$url/api/v1/orders")
+[ "$code" = 201 ] && grep -q '"status":"completed"' "$tmp/order.check" ||
+    die "POST /api/v1/orders answered $code: $(cat "$tmp/order.check")"
 endpoints="hello product product_mc list me"
 declare -A path=([hello]=/json [product]="/api/v1/products/$id" [product_mc]="/api/v1/products/$id"
     [list]="/api/v1/products?page=1" [me]=/api/v1/users/me)
@@ -141,11 +170,31 @@ for name in $endpoints; do
     wrk -t2 -c"$conns" -d1s ${hdr[$name]:+-H "${hdr[$name]}"} "http://127.0.0.1:${port[$name]}${path[$name]}" \
         >/dev/null || die "wrk warm-up failed against $name"
 done
-for _ in $(seq "$rounds"); do
+# queries: both instances' db_queries_total.
+queries() {
+    for d in backendd backendd_mc; do curl -sS "http://127.0.0.1:${port[$d]}/metrics"; done |
+        awk '/^db_queries_total/ { n += $2 } END { printf "%d\n", n }'
+}
+orders() { psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders"; }
+port[order]=${port[backendd]}
+wrk -t2 -c"$conns" -d1s -s "$(dirname "$0")/orders.lua" "$url/api/v1/orders" -- warm >/dev/null ||
+    die "wrk warm-up failed against order"
+statements=0 placed=0
+for r in $(seq "$rounds"); do
     for name in $endpoints; do
         measure "$name" "${path[$name]}" "${hdr[$name]}"
     done
+    q0=$(queries) o0=$(orders)
+    measure order /api/v1/orders "" "$(dirname "$0")/orders.lua" "round$r"
+    statements=$((statements + $(queries) - q0)) placed=$((placed + $(orders) - o0))
 done
+# The orders in flight when wrk stopped finish on their own.
+for _ in $(seq 100); do
+    [ "$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status <> 'completed'")" = 0 ] && break
+    sleep 0.1
+done
+[ "$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status <> 'completed'")" = 0 ] ||
+    die "orders not completed: $(psql "$dsn" -Atc "SELECT status, count(*) FROM backendd.orders GROUP BY 1")"
 slowest="" slowest_rps=""
 for name in product product_mc list me; do
     rps=$(figure "$name" 1 best)
@@ -155,6 +204,9 @@ for name in product product_mc list me; do
         slowest=$name slowest_rps=$rps
     fi
 done
+report backendd_order "$(figure order 1 best)" "$(figure product 1 best)" req/s
+report backendd_order_p99 "$(figure order 3 median)" "$(figure product 3 median)" us
+report backendd_order_statements "$(awk -v s="$statements" -v n="$placed" 'BEGIN { printf "%.1f", n ? s / n : 0 }')" 1 statements
 if [ -z "${BENCH_ACCESS_LOG:-}" ]; then
     lines=$(cat "$tmp"/backendd*.access.log | wc -l)
     [ "$lines" -gt 0 ] || die "the access log is empty"

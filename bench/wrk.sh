@@ -35,13 +35,16 @@ serve() {
     port["$name"]=$p
 }
 
-# measure NAME [PATH [HEADER]]: one wrk run; appends "rps p50_us p99_us" to $tmp/NAME.runs.
+# measure NAME [PATH [HEADER [SCRIPT [ARG]]]]: one wrk run (SCRIPT: a wrk Lua script,
+# given ARG); appends "rps p50_us p99_us" to $tmp/NAME.runs.
 measure() {
     local name=$1 path=${2:-/json} out="$tmp/wrk.out"
-    local -a hdr=()
+    local -a hdr=() script=() args=()
     [ -n "${3:-}" ] && hdr=(-H "$3")
-    wrk -t"${wrk_threads:-1}" -c"$conns" -d"${seconds}s" --latency "${hdr[@]}" \
-        "${scheme:-http}://127.0.0.1:${port[$name]}$path" >"$out" ||
+    [ -n "${4:-}" ] && script=(-s "$4")
+    [ -n "${5:-}" ] && args=(-- "$5")
+    wrk -t"${wrk_threads:-1}" -c"$conns" -d"${seconds}s" --latency "${hdr[@]}" "${script[@]}" \
+        "${scheme:-http}://127.0.0.1:${port[$name]}$path" "${args[@]}" >"$out" ||
         die "wrk failed against $name"
     if grep -q 'Non-2xx' "$out"; then cat "$out" >&2; die "$name answered non-2xx responses"; fi
     awk 'function us(v) {

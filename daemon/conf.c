@@ -74,6 +74,7 @@ static const struct key KEYS[] = {
     {"order_wait", K_DURATION, F(order_wait_ns), 0, 0, 60 * BK_NSEC_PER_SEC, "10s"},
     {"idempotency_retention", K_DURATION, F(idempotency_retention_ns), 0, 60 * BK_NSEC_PER_SEC, 3650 * DAY, "24h"},
     {"saga_threads", K_UINT, F(saga_threads), 0, 1, 256, "8"},
+    {"job_lease", K_DURATION, F(job_lease_ns), 0, BK_NSEC_PER_SEC, 3600 * BK_NSEC_PER_SEC, "15s"},
     {"docs", K_BOOL, F(docs), 0, 0, 0, "on"},
     {"docs_dir", K_STR, F(docs_dir), 0, 0, 0, BACKENDD_DOCS_DIR},
     {"state_dir", K_STR, F(state_dir), 0, 0, 0, BACKENDD_STATE_DIR},

@@ -54,6 +54,7 @@ struct conf {
     int64_t order_wait_ns;            /* POST /orders waits this long for the saga's outcome */
     int64_t idempotency_retention_ns; /* an order's Idempotency-Key is kept this long */
     unsigned saga_threads;            /* saga steps running at once */
+    int64_t job_lease_ns;             /* a saga step's or job's claim: another instance takes it over after */
     bool docs;
     char *docs_dir;
     char *state_dir;

@@ -437,7 +437,7 @@ int orders_open(struct app *app, bk_error_t *err)
     jo.log = app->log;
     jo.metrics = app->metrics;
     jo.retry = &jr;
-    jo.lease_ns = 15 * BK_NSEC_PER_SEC;
+    jo.lease_ns = c->job_lease_ns;
     if ((rc = bk_jobs_new(app->db, &jo, &app->jobs, err)) != BK_OK)
         return rc;
     bk_saga_opts_t so;

@@ -26,20 +26,22 @@ static bool key_ok(const char *key)
 }
 
 /* The code whose name bk_err_name gives (order_saga.c writes it in a failed
- * step's error: "STEP [BK_CODE]: detail"); BK_EIO when there is none. */
+ * step's error: "STEP [BK_CODE]: detail"). Without one the step failed for a
+ * reason of the engine's (its worker died, the saga was cancelled):
+ * BK_EUNAVAIL, worth another order soon. */
 static int code_of(const char *error, const char **detail)
 {
     const char *open = error ? strchr(error, '[') : NULL;
     const char *close = open ? strstr(open, "]: ") : NULL;
     *detail = close ? close + 3 : error ? error : "the order failed";
     if (close == NULL)
-        return BK_EIO;
+        return BK_EUNAVAIL;
     for (int code = -1; code > -256; code--) {
         const char *name = bk_err_name(code);
         if (strlen(name) == (size_t)(close - open - 1) && strncmp(name, open + 1, (size_t)(close - open - 1)) == 0)
             return code;
     }
-    return BK_EIO;
+    return BK_EUNAVAIL;
 }
 
 /* The saga's steps as an order shows them: [{name, status, attempts}]. */

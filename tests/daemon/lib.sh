@@ -5,7 +5,8 @@
 #   daemon_setup            $work, $db, $dsn (the database made), the EXIT trap
 #   daemon_conf FILE [LINE...]  a configuration on $dsn and the harness's
 #                           memcached, cheap Argon2, logs in $work; LINEs appended
-#   daemon_start FILE       backendd -c FILE (under BK_TEST_WRAPPER): $pid, $port, $url
+#   daemon_start FILE [NAME]  backendd -c FILE (under BK_TEST_WRAPPER): $pid, $port,
+#                           $url; its log $work/log, or $work/log.NAME for another
 #   fail MESSAGE            prints it and the daemon log's tail, exits 1
 #   sim_start               daemon/upstream-sim on a free port: $sim_pid, $sim_url
 #   req METHOD PATH [BODY [HEADER...]]  curl $url: $status, $work/body, $work/head
@@ -29,8 +30,11 @@ daemon_cleanup() {
 
 fail() {
     echo "FAIL: $*"
-    echo "--- daemon log"
-    tail -n 40 "$work/log" || true
+    local log
+    for log in "$work"/log*; do
+        echo "--- $log"
+        tail -n 40 "$log" || true
+    done
     exit 1
 }
 
@@ -71,11 +75,12 @@ EOF
 
 daemon_start() {
     # shellcheck disable=SC2086 # the wrapper is a command line
-    ${BK_TEST_WRAPPER:-} "$bin" -c "$1" >"$work/out" 2>>"$work/log" &
+    local log="$work/log${2:+.$2}"
+    ${BK_TEST_WRAPPER:-} "$bin" -c "$1" >"$work/out${2:+.$2}" 2>>"$log" &
     pid=$!
     port=""
     for _ in $(seq 600); do
-        port=$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' "$work/log")
+        port=$(sed -n 's/.*"msg":"serving".*"port":\([0-9]*\).*/\1/p' "$log")
         [ -n "$port" ] && break
         kill -0 "$pid" 2>/dev/null || fail "backendd exited"
         sleep 0.1
