@@ -111,13 +111,17 @@ struct placed {
 };
 
 /* The order of (user, key): made now with its items priced, or the one that
- * exists. BK_ENOTFOUND: none, and none made (an item names no product, or the
- * items' currencies differ). */
+ * exists. A key past its retention is forgotten first (the periodic job
+ * forgets the others), so that it places a new order. BK_ENOTFOUND: none, and
+ * none made (an item names no product, or the items' currencies differ). */
 static int find_or_make(struct app *app, const char *user, const char *key, const char *body, struct placed *p,
                         bk_error_t *err)
 {
     static const char sql[] =
-        "WITH want AS (SELECT (e->>'product_id')::bigint AS product_id, (e->>'quantity')::int AS quantity, ord"
+        "WITH expired AS (UPDATE backendd.orders SET idempotency_key = NULL, request_hash = NULL"
+        "  WHERE user_id = $1 AND idempotency_key = $2 AND created_at < now() - $4::bigint * interval '1 second'"
+        "  RETURNING id),"
+        " want AS (SELECT (e->>'product_id')::bigint AS product_id, (e->>'quantity')::int AS quantity, ord"
         " FROM jsonb_array_elements($3::jsonb->'items') WITH ORDINALITY AS t(e, ord)),"
         " priced AS (SELECT w.*, p.price, p.currency FROM want w JOIN backendd.products p ON p.id = w.product_id),"
         " ins AS (INSERT INTO backendd.orders (user_id, idempotency_key, request_hash, items, total, currency)"
@@ -127,15 +131,19 @@ static int find_or_make(struct app *app, const char *user, const char *key, cons
         "  ON CONFLICT (user_id, idempotency_key) DO NOTHING RETURNING " ORDER_COLUMNS ")"
         " SELECT " ORDER_COLUMNS ", true AS fresh, true AS same FROM ins"
         " UNION ALL SELECT " ORDER_COLUMNS ", false, request_hash = md5($3::jsonb::text) FROM backendd.orders"
-        " WHERE user_id = $1 AND idempotency_key = $2";
+        " WHERE user_id = $1 AND idempotency_key = $2 AND id NOT IN (SELECT id FROM expired)"
+        " AND NOT EXISTS (SELECT 1 FROM ins)";
+    char retention[24];
+    snprintf(retention, sizeof retention, "%lld", (long long)(app->conf.idempotency_retention_ns / BK_NSEC_PER_SEC));
     json_t *rows = NULL;
     int rc = BK_OK;
     /* Twice: a first request with the key that commits while this statement
      * runs is seen by neither branch of it, but by the next statement. */
     for (int i = 0; i < 2 && rc == BK_OK && json_array_size(rows) == 0; i++) {
         json_decref(rows);
-        rc = app_query(app, sql, (bk_db_param_t[]){BK_DB_TEXT(user), BK_DB_TEXT(key), BK_DB_TEXT(body)}, 3, &rows,
-                       err);
+        rc = app_query(app, sql,
+                       (bk_db_param_t[]){BK_DB_TEXT(user), BK_DB_TEXT(key), BK_DB_TEXT(body), BK_DB_TEXT(retention)}, 4,
+                       &rows, err);
     }
     if (rc != BK_OK)
         return rc;

@@ -15,7 +15,8 @@ set -euo pipefail
 daemon_setup
 sim_start
 daemon_conf "$work/backendd.conf" "payment_url = $sim_url" "shipping_url = $sim_url" "notify_url = $sim_url" \
-    "upstream_breaker_open = 3s" "upstream_timeout = 2s" "memcached_near_ttl = 30s" "docs = off"
+    "upstream_breaker_open = 3s" "upstream_timeout = 2s" "memcached_near_ttl = 30s" "docs = off" \
+    "idempotency_retention = 1h"
 daemon_start "$work/backendd.conf"
 
 # stats EXPR: a Python expression over the simulator's /_stats (as j).
@@ -93,6 +94,13 @@ python3 -c 'import json,sys; a,b=(json.load(open(f)) for f in sys.argv[1:]); ass
 [ "$(stats '(j["charges"], j["shipments"])')" = "(1, 1)" ] || fail "a replay called the services: $(stats j)"
 order "$ann" k1 "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
 expect 422 "the key with another body"
+# A key past its retention places a new order, whatever the body.
+psql "$dsn" -qc "UPDATE backendd.orders SET created_at = now() - interval '2 hours' WHERE id = $o1" >/dev/null
+order "$ann" k1 "{\"items\":[{\"product_id\":$p2,\"quantity\":1}]}"
+expect 201 "a key past its retention"
+[ "$(jget 'j["id"]')" != "$o1" ] || fail "a key past its retention replayed its old order"
+[ "$(psql "$dsn" -Atc "SELECT idempotency_key IS NULL FROM backendd.orders WHERE id = $o1")" = t ] ||
+    fail "the old order kept its key"
 # Keys are per user: bob's k1 is an order of his own.
 order "$bob" k1 "{\"items\":[{\"product_id\":$p2,\"quantity\":1}]}"
 expect 201 "another user's key"
@@ -195,6 +203,8 @@ until_eq 0 psql "$dsn" -Atc "SELECT count(*) FROM backend_jobs.jobs WHERE kind =
 req GET /metrics
 grep -q '^sagas_total{saga="order",outcome="completed"} ' "$work/body" || fail "no saga outcomes in /metrics"
 grep -q '^breaker_state{.*"payment"' "$work/body" || fail "no payment breaker in /metrics"
+grep -q '^jobs_total{queue="notify",kind="order-confirmation",outcome="completed"} ' "$work/body" ||
+    fail "no confirmation jobs in /metrics"
 
 kill -TERM "$pid"
 rc=0

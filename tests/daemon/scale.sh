@@ -55,10 +55,12 @@ at() { url=$1; }
 login() {
     req POST /api/v1/auth/login "{\"email\":\"$1\",\"password\":\"${2:-correct horse battery}\"}"
 }
-# loads: cache_loads_total of both instances, summed.
+# loads: cache_loads_total of both instances, summed; reads URL: one instance's
+# cache_requests_total.
 loads() {
     for u in "$url_a" "$url_b"; do curl -sS "$u/metrics"; done | awk '/^cache_loads_total / { n += $2 } END { print n + 0 }'
 }
+reads() { curl -sS "$1/metrics" | awk '/^cache_requests_total/ { n += $2 } END { print n + 0 }'; }
 
 # ---------------------------------------------------------------- shared sessions and limits
 at "$url_a"
@@ -94,7 +96,7 @@ p2=$(jget 'j["id"]')
 for u in "$url_a" "$url_b"; do curl -fsS -o /dev/null "$u/api/v1/products/$p1"; done
 req PATCH "/api/v1/products/$p1" '{"price":3100}' "Authorization: Bearer $boss"
 expect 200 "the update"
-before=$(loads)
+before=$(loads) reads_a=$(reads "$url_a") reads_b=$(reads "$url_b")
 for _ in $(seq 200); do
     printf 'url = "%s"\noutput = "/dev/null"\nwrite-out = "%%{http_code}\\n"\n' "$lb/api/v1/products/$p1"
 done >"$work/curl200"
@@ -102,6 +104,8 @@ curl -sS --no-progress-meter --parallel --parallel-max 200 -K "$work/curl200" >"
 [ "$(sort "$work/codes200" | uniq -c | awk '{ print $1 " " $2 }')" = "200 200" ] ||
     fail "200 GETs through nginx: $(sort "$work/codes200" | uniq -c)"
 [ "$(( $(loads) - before ))" = 1 ] || fail "200 GETs after an update loaded $(( $(loads) - before )) times, not once"
+[ "$(reads "$url_a")" -gt "$reads_a" ] && [ "$(reads "$url_b")" -gt "$reads_b" ] ||
+    fail "the 200 GETs did not reach both instances"
 for u in "$url_a" "$url_b"; do
     [ "$(curl -fsS "$u/api/v1/products/$p1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["price"])')" = 3100 ] ||
         fail "$u does not show the update"
