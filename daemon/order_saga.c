@@ -191,34 +191,51 @@ static int step_call_failed(bk_error_t *err, const char *step, int rc)
     return step_failed(err, step, rc, detail);
 }
 
-static int charge_payment(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
+/* What an action makes at a service (a charge, a shipment): its id in id. */
+typedef int (*make_fn)(struct app *app, const bk_saga_call_t *call, char *id, size_t size, bk_error_t *err);
+
+/* An action that makes something at a service, its id kept in the context as name. */
+static int make_step(struct app *app, const bk_saga_call_t *call, make_fn make, const char *name, json_t **out,
+                     bk_error_t *err)
 {
-    char payment[128];
-    int rc = charge(ud, call, payment, sizeof payment, err);
+    char id[128];
+    int rc = make(app, call, id, sizeof id, err);
     if (rc != BK_OK)
         return step_call_failed(err, call->step, rc);
-    *out = json_pack("{s:s}", "payment_id", payment);
+    *out = json_pack("{s:s}", name, id);
     return BK_OK;
 }
 
-/* Refunds the order's payment. Without its id (the charge's worker died before
- * recording it) the charge is asked again with its key: the service answers
- * the first charge if it took effect (or charges now), and that is refunded. */
+/* Its compensation: METHOD prefix + id + suffix, with the step's key (a 404:
+ * nothing to undo). Without the id (the action's worker died before recording
+ * it) the action is asked again with its key: the service answers the first
+ * one if it took effect (or makes it now), and that is undone. */
+static int undo_step(struct app *app, const bk_saga_call_t *call, make_fn make, const char *name, bk_upstream_t *u,
+                     const char *method, const char *prefix, const char *suffix, bk_error_t *err)
+{
+    char id[128], path[192];
+    const char *known = json_string_value(json_object_get(call->context, name));
+    int rc = BK_OK;
+    if (known != NULL)
+        snprintf(id, sizeof id, "%s", known);
+    else
+        rc = make(app, call, id, sizeof id, err);
+    if (rc != BK_OK)
+        return rc;
+    snprintf(path, sizeof path, "%s%s%s", prefix, id, suffix);
+    int status;
+    return remote(u, method, path, NULL, call->idempotency_key, NULL, &status, err);
+}
+
+static int charge_payment(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
+{
+    return make_step(ud, call, charge, "payment_id", out, err);
+}
+
 static int refund_payment(const bk_saga_call_t *call, bk_error_t *err, void *ud)
 {
     struct app *app = ud;
-    char payment[128], path[192];
-    const char *known = json_string_value(json_object_get(call->context, "payment_id"));
-    int rc = BK_OK;
-    if (known != NULL)
-        snprintf(payment, sizeof payment, "%s", known);
-    else
-        rc = charge(app, call, payment, sizeof payment, err);
-    if (rc != BK_OK)
-        return rc;
-    snprintf(path, sizeof path, "/payments/%s/refund", payment);
-    int status;
-    return remote(app->payment, "POST", path, NULL, call->idempotency_key, NULL, &status, err); /* 404: none */
+    return undo_step(app, call, charge, "payment_id", app->payment, "POST", "/payments/", "/refund", err);
 }
 
 /* ------------------------------------------------------------------ create_order */
@@ -252,30 +269,13 @@ static int ship(struct app *app, const bk_saga_call_t *call, char *shipment, siz
 
 static int schedule_shipping(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
 {
-    char shipment[128];
-    int rc = ship(ud, call, shipment, sizeof shipment, err);
-    if (rc != BK_OK)
-        return step_call_failed(err, call->step, rc);
-    *out = json_pack("{s:s}", "shipment_id", shipment);
-    return BK_OK;
+    return make_step(ud, call, ship, "shipment_id", out, err);
 }
 
-/* Cancels the shipment; without its id, asked again with its key (as a refund). */
 static int cancel_shipment(const bk_saga_call_t *call, bk_error_t *err, void *ud)
 {
     struct app *app = ud;
-    char shipment[128], path[192];
-    const char *known = json_string_value(json_object_get(call->context, "shipment_id"));
-    int rc = BK_OK;
-    if (known != NULL)
-        snprintf(shipment, sizeof shipment, "%s", known);
-    else
-        rc = ship(app, call, shipment, sizeof shipment, err);
-    if (rc != BK_OK)
-        return rc;
-    snprintf(path, sizeof path, "/shipments/%s", shipment);
-    int status;
-    return remote(app->shipping, "DELETE", path, NULL, call->idempotency_key, NULL, &status, err); /* 404: none */
+    return undo_step(app, call, ship, "shipment_id", app->shipping, "DELETE", "/shipments/", "", err);
 }
 
 /* ------------------------------------------------------------------ the outcome */
