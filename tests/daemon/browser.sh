@@ -27,8 +27,4 @@ mkdir -p "$top_builddir/tests/browser"
 NODE_PATH="$modules/node_modules" CHROMIUM="$chromium" \
     node "$top_srcdir/tests/browser/docs.cjs" "$url/docs/" "$work/openapi.json" "$top_builddir/tests/browser/docs.png" ||
     fail "Swagger UI in Chromium"
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-[ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
+daemon_stop

@@ -312,10 +312,6 @@ req GET /api/v1/users/me "" "Authorization: Bearer $new_token"
 expect 200 "the current key after the old one went"
 ! grep -q -- "-----BEGIN" "$work/log" || fail "a key in the log"
 
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-[ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
+daemon_stop
 grep -q '"msg":"stopping"' "$work/log" || fail "no stopping line"
 echo "e2e: backendd passed every flow"

@@ -1,50 +1,61 @@
 # shellcheck shell=bash
-# Sourced by the scripts that run backendd (tests/daemon/e2e.sh, browser.sh): a
-# work directory, a database of the script's own on the harness's PostgreSQL,
-# and the daemon started on a free port, all gone at exit.
-#   daemon_setup            $work, $db, $dsn (the database made), the EXIT trap
+# Sourced by the scripts that run backendd and daemon/upstream-sim
+# (tests/daemon/*.sh): a work directory, a database of the script's own on the
+# harness's PostgreSQL, and the programs started on free ports, all gone at exit.
+#   work_setup              $work and the EXIT trap, no database (upstream_sim.sh)
+#   daemon_setup            the same, and $db, $dsn (the database made)
 #   daemon_conf FILE [LINE...]  a configuration on $dsn and the harness's
 #                           memcached, cheap Argon2, logs in $work; LINEs appended
 #   daemon_start FILE [NAME]  backendd -c FILE (under BK_TEST_WRAPPER): $pid, $port,
 #                           $url; its log $work/log, or $work/log.NAME for another
-#   fail MESSAGE            prints it and the daemon log's tail, exits 1
-#   sim_start               daemon/upstream-sim on a free port: $sim_pid, $sim_url
+#   daemon_stop             SIGTERM to $pid; fails unless it exits 0
+#   fail MESSAGE            prints it and the logs' tails, exits 1
+#   sim_start               daemon/upstream-sim on a free port (under BK_TEST_WRAPPER):
+#                           $sim_pid, $sim_url; its stdout $work/sim.out
+#   sim_stop                SIGTERM to $sim_pid; fails unless it exits 0
 #   req METHOD PATH [BODY [HEADER...]]  curl $url: $status, $work/body, $work/head
 #   jget EXPR               a Python expression over $work/body (as j)
 #   header NAME             a header of $work/head
 #   expect STATUS WHAT      fails unless $status is STATUS
-# Needs $top_builddir, BK_TEST_PG_DSN and BK_TEST_MEMCACHED.
+# Needs $top_builddir; daemon_setup BK_TEST_PG_DSN and BK_TEST_MEMCACHED too.
 # SPDX-License-Identifier: MIT
-: "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
-: "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
-bin="$top_builddir/daemon/backendd"
+bin="${top_builddir:?make check sets top_builddir}/daemon/backendd"
 pid=""
 sim_pid=""
+db=""
 
 daemon_cleanup() {
     [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
     [ -z "$sim_pid" ] || kill -9 "$sim_pid" 2>/dev/null || true
-    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    [ -z "$db" ] || psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 
 fail() {
     echo "FAIL: $*"
     local log
-    for log in "$work"/log*; do
+    for log in "$work"/log* "$work"/sim.log; do
+        [ -f "$log" ] || continue
         echo "--- $log"
         tail -n 40 "$log" || true
     done
     exit 1
 }
 
-daemon_setup() {
-    for tool in curl psql python3; do
+work_setup() {
+    for tool in curl python3; do
         command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }
     done
     work=$(mktemp -d)
-    db="backendd_$(basename "$0" .sh)_$$"
     trap daemon_cleanup EXIT
+}
+
+daemon_setup() {
+    : "${BK_TEST_PG_DSN:?the harness (tests/harness/services.sh) gives BK_TEST_PG_DSN}"
+    : "${BK_TEST_MEMCACHED:?the harness gives BK_TEST_MEMCACHED}"
+    command -v psql >/dev/null || { echo "FAIL: psql is not installed"; exit 1; }
+    work_setup
+    db="backendd_$(basename "$0" .sh)_$$"
     psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null
     dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
     : >"$work/log"
@@ -107,11 +118,22 @@ sim_start() {
 req() {
     local method=$1 path=$2 body=${3:-}
     shift 3 || shift $#
-    local args=(-sS -X "$method" -o "$work/body" -D "$work/head" -w '%{http_code}')
+    local args=(-sS --max-time 60 -X "$method" -o "$work/body" -D "$work/head" -w '%{http_code}') h
     [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
     for h in "$@"; do args+=(-H "$h"); done
-    status=$(curl "${args[@]}" "$url$path")
+    status=$(curl "${args[@]}" "$url$path") || fail "curl $method $path failed"
 }
+
+# stop_pid VAR NAME: SIGTERM to the process whose pid VAR holds; fails unless it exits 0.
+stop_pid() {
+    local p=${!1} rc=0
+    kill -TERM "$p"
+    wait "$p" || rc=$?
+    printf -v "$1" ''
+    [ "$rc" = 0 ] || fail "$2 exited $rc after SIGTERM"
+}
+daemon_stop() { stop_pid pid backendd; }
+sim_stop() { stop_pid sim_pid upstream-sim; }
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
 header() { sed -n "s/^$1: *//Ip" "$work/head" | tr -d '\r'; }
 expect() { [ "$status" = "$1" ] || fail "$2: status $status, not $1: $(cat "$work/body")"; }

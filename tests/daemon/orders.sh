@@ -260,14 +260,6 @@ grep -q '^breaker_state{.*"payment"' "$work/body" || fail "no payment breaker in
 grep -q '^jobs_total{queue="notify",kind="order-confirmation",outcome="completed"} ' "$work/body" ||
     fail "no confirmation jobs in /metrics"
 
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-[ "$rc" = 0 ] || fail "backendd exited $rc after SIGTERM"
-kill -TERM "$sim_pid"
-rc=0
-wait "$sim_pid" || rc=$?
-sim_pid=""
-[ "$rc" = 0 ] || fail "upstream-sim exited $rc after SIGTERM: $(cat "$work/sim.log")"
+daemon_stop
+sim_stop
 echo "orders: every flow passed"

@@ -209,9 +209,5 @@ violations=$(sql "SELECT count(*) FROM backendd.products WHERE stock + reserved 
 grep -q "answers" "$work/clients.out" || fail "the clients: $(cat "$work/clients.out")"
 echo "scale: $(cat "$work/clients.out"); $completed completed; $(stats 'j["charges"]') charges, $(stats 'j["refunds"]') refunds"
 
-kill -TERM "$pid_b"
-rc=0
-wait "$pid_b" || rc=$?
-pid_b=""
-[ "$rc" = 0 ] || fail "instance b exited $rc after SIGTERM"
+stop_pid pid_b "instance b"
 echo "scale: every check passed"

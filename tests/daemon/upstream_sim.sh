@@ -10,60 +10,32 @@
 # that command; its exit status must be 0. No database.
 # SPDX-License-Identifier: MIT
 set -euo pipefail
-bin="${top_builddir:?make check sets top_builddir}/daemon/upstream-sim"
-work=$(mktemp -d)
-pid=""
-cleanup() { [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true; rm -rf "$work"; }
-trap cleanup EXIT
-fail() { echo "FAIL: $*"; echo "--- upstream-sim's stderr"; tail -n 40 "$work/log" || true; exit 1; }
+# shellcheck source=tests/daemon/lib.sh
+. "$top_srcdir/tests/daemon/lib.sh"
+work_setup
+sim="$top_builddir/daemon/upstream-sim"
 ok() { echo "ok - $*"; }
-for tool in curl python3; do command -v "$tool" >/dev/null || { echo "FAIL: $tool is not installed"; exit 1; }; done
 
 # ---------------------------------------------------------------- the command line
-"$bin" --help >"$work/help" || fail "--help exited $?"
+"$sim" --help >"$work/help" || fail "--help exited $?"
 grep -q '^usage: upstream-sim ' "$work/help" || fail "--help printed: $(cat "$work/help")"
 rc=0
-"$bin" --port 70000 >/dev/null 2>&1 || rc=$?
+"$sim" --port 70000 >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "--port 70000 exited $rc, not 2"
 rc=0
-SIM_PORT=http "$bin" >/dev/null 2>&1 || rc=$?
+SIM_PORT=http "$sim" >/dev/null 2>&1 || rc=$?
 [ "$rc" = 2 ] || fail "SIM_PORT=http exited $rc, not 2"
 ok "--help, a bad --port and a bad SIM_PORT"
 
 # ---------------------------------------------------------------- start
-: >"$work/out"
-: >"$work/log"
-# shellcheck disable=SC2086 # the wrapper is a command line
-${BK_TEST_WRAPPER:-} "$bin" --port 0 >"$work/out" 2>"$work/log" &
-pid=$!
-addr=""
-for _ in $(seq 600); do
-    addr=$(sed -n 's/^upstream-sim listening on \(127\.0\.0\.1:[0-9][0-9]*\)$/\1/p' "$work/out")
-    [ -n "$addr" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "upstream-sim exited before listening"
-    sleep 0.1
-done
-[ -n "$addr" ] || fail "no 'upstream-sim listening on 127.0.0.1:PORT' line: $(cat "$work/out")"
-[ "$(wc -l <"$work/out")" = 1 ] || fail "more than the one listening line: $(cat "$work/out")"
+sim_start
+addr=${sim_url#http://}
+[ "$(wc -l <"$work/sim.out")" = 1 ] || fail "more than the one listening line: $(cat "$work/sim.out")"
+[[ "$addr" =~ ^127\.0\.0\.1:[0-9]+$ ]] || fail "the line names $addr"
 [ "${addr##*:}" != 0 ] || fail "the line names port 0, not the real one"
-url="http://$addr"
+url=$sim_url
 ok "listening on $addr"
 
-# req METHOD PATH [BODY [HEADER...]]: the status in $status, the body in
-# $work/body, the head in $work/head.
-req() {
-    local method=$1 path=$2 body=${3:-}
-    shift 3 || shift $#
-    local args=(-sS --max-time 60 -X "$method" -o "$work/body" -D "$work/head" -w '%{http_code}')
-    [ -z "$body" ] || args+=(-H 'Content-Type: application/json' --data-binary "$body")
-    local h
-    for h in "$@"; do args+=(-H "$h"); done
-    status=$(curl "${args[@]}" "$url$path") || fail "curl $method $path failed"
-}
-# jget EXPR: a Python expression over the last body (as j).
-jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
-header() { sed -n "s/^$1: *//Ip" "$work/head" | tr -d '\r'; }
-expect() { [ "$status" = "$1" ] || fail "$2: status $status, not $1: $(cat "$work/body")"; }
 # is WHAT EXPR VALUE: the Python expression over the last body prints VALUE.
 is() {
     local got
@@ -245,10 +217,6 @@ stats "j['charges'], j['duplicate_keys']" "1 0"
 ok "/_reset: settings, counters, records and keys as at start"
 
 # ---------------------------------------------------------------- stop
-kill -TERM "$pid"
-rc=0
-wait "$pid" || rc=$?
-pid=""
-[ "$rc" = 0 ] || fail "upstream-sim exited $rc after SIGTERM"
+sim_stop
 ok "SIGTERM: exit 0"
 echo "PASS: upstream-sim"
