@@ -313,3 +313,42 @@ void app_close(struct app *app)
     bk_log_free(app->log);
     conf_free(&app->conf);
 }
+
+void app_list(struct app *app, bk_req_t *req, const char *sql, const char *count_sql, const bk_db_param_t *extra,
+              size_t n, const char *what)
+{
+    json_t *q = bk_req_query_json(req); /* borrowed: coerced, defaults filled */
+    json_int_t page = json_integer_value(json_object_get(q, "page"));
+    json_int_t per_page = json_integer_value(json_object_get(q, "per_page"));
+    char limit[24], offset[24], doing[64];
+    snprintf(limit, sizeof limit, "%lld", (long long)per_page);
+    snprintf(offset, sizeof offset, "%lld", (long long)((page - 1) * per_page));
+    snprintf(doing, sizeof doing, "listing %s", what);
+    bk_db_param_t p[8] = {BK_DB_TEXT(limit), BK_DB_TEXT(offset)};
+    for (size_t i = 0; i < n && i < 6; i++)
+        p[2 + i] = extra[i];
+    json_t *rows;
+    bk_error_t err;
+    int rc = app_query_read(app, sql, p, 2 + n, &rows, &err);
+    if (rc != BK_OK) {
+        app_fail(app, req, rc, &err, doing);
+        return;
+    }
+    json_int_t total = json_integer_value(json_object_get(json_array_get(rows, 0), "list_total"));
+    if (json_array_size(rows) == 0 && page > 1) { /* past the end: the window counted nothing */
+        json_t *count;
+        if ((rc = app_query_read(app, count_sql, extra, n, &count, &err)) != BK_OK) {
+            json_decref(rows);
+            app_fail(app, req, rc, &err, doing);
+            return;
+        }
+        total = json_integer_value(json_object_get(json_array_get(count, 0), "n"));
+        json_decref(count);
+    }
+    size_t i;
+    json_t *row;
+    json_array_foreach(rows, i, row)
+        json_object_del(row, "list_total");
+    bk_res_json(req, 200, json_pack("{s:o, s:I, s:I, s:I, s:I}", "items", rows, "total", total, "page", page,
+                                    "per_page", per_page, "total_pages", (total + per_page - 1) / per_page));
+}

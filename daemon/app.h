@@ -87,6 +87,14 @@ void app_fail(struct app *app, bk_req_t *req, int rc, const bk_error_t *err, con
  * as JSON objects in *rows (NULL to drop them). */
 int app_query(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
               bk_error_t *err);
+/* Answers a page of a list (a route whose query has page and per_page, coerced
+ * and defaulted): sql selects the rows with "count(*) OVER () AS list_total",
+ * "LIMIT $1 OFFSET $2", and extra[0..n) (n <= 6) as $3...; count_sql counts
+ * them all, with extra as $1... (a page past the end, where the window counts
+ * nothing). 200 {items, total, page, per_page, total_pages}, or the failure
+ * ("listing WHAT"). On the replica. */
+void app_list(struct app *app, bk_req_t *req, const char *sql, const char *count_sql, const bk_db_param_t *extra,
+              size_t n, const char *what);
 /* The same on a replica (database_read_url; the primary without one): for lists,
  * which may lag a write by the replica's delay, never for a read-back. */
 int app_query_read(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,

@@ -29,40 +29,10 @@ static void h_me(bk_req_t *req, void *ud)
 
 static void h_list(bk_req_t *req, void *ud)
 {
-    struct app *app = ud;
-    json_t *q = bk_req_query_json(req); /* coerced, defaults filled by the validation */
-    json_int_t page = json_integer_value(json_object_get(q, "page"));
-    json_int_t per_page = json_integer_value(json_object_get(q, "per_page"));
-    char limit[32], offset[32];
-    snprintf(limit, sizeof limit, "%lld", (long long)per_page);
-    snprintf(offset, sizeof offset, "%lld", (long long)((page - 1) * per_page));
-    json_t *rows;
-    bk_error_t err;
-    int rc = app_query_read(app,
-                       "SELECT " USER_COLUMNS ", count(*) OVER () AS total FROM backendd.users"
-                       " ORDER BY id LIMIT $1 OFFSET $2",
-                       (bk_db_param_t[]){BK_DB_TEXT(limit), BK_DB_TEXT(offset)}, 2, &rows, &err);
-    if (rc != BK_OK) {
-        app_fail(app, req, rc, &err, "listing the accounts");
-        return;
-    }
-    json_int_t total = json_integer_value(json_object_get(json_array_get(rows, 0), "total"));
-    if (json_array_size(rows) == 0 && page > 1) { /* past the end: the window counted nothing */
-        json_t *count;
-        if ((rc = app_query_read(app, "SELECT count(*) AS n FROM backendd.users", NULL, 0, &count, &err)) != BK_OK) {
-            json_decref(rows);
-            app_fail(app, req, rc, &err, "counting the accounts");
-            return;
-        }
-        total = json_integer_value(json_object_get(json_array_get(count, 0), "n"));
-        json_decref(count);
-    }
-    size_t i;
-    json_t *row;
-    json_array_foreach(rows, i, row)
-        json_object_del(row, "total");
-    bk_res_json(req, 200, json_pack("{s:o, s:I, s:I, s:I, s:I}", "items", rows, "total", total, "page", page,
-                                    "per_page", per_page, "total_pages", (total + per_page - 1) / per_page));
+    app_list(ud, req,
+             "SELECT " USER_COLUMNS ", count(*) OVER () AS list_total FROM backendd.users"
+             " ORDER BY id LIMIT $1 OFFSET $2",
+             "SELECT count(*) AS n FROM backendd.users", NULL, 0, "the accounts");
 }
 
 static void h_set_role(bk_req_t *req, void *ud)

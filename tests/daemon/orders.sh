@@ -241,6 +241,9 @@ bobs=$(psql "$dsn" -Atc "SELECT '[' || string_agg(o.id::text, ', ' ORDER BY o.id
 req GET "/api/v1/orders?per_page=100" "" "Authorization: Bearer $boss"
 [ "$(jget 'j["total"]')" = "$(psql "$dsn" -Atc 'SELECT count(*) FROM backendd.orders')" ] ||
     fail "every order, for an admin: $(cat "$work/body")"
+req GET "/api/v1/orders?page=999" "" "Authorization: Bearer $boss"
+[ "$(jget '(j["items"], j["total"] > 0, j["total_pages"] == (j["total"] + 19) // 20)')" = "([], True, True)" ] ||
+    fail "a page past the end: $(cat "$work/body")"
 
 # ---------------------------------------------------------------- invariants
 completed=$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status = 'completed'")
