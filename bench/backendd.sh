@@ -188,8 +188,8 @@ for r in $(seq "$rounds"); do
     measure order /api/v1/orders "" "$(dirname "$0")/orders.lua" "round$r"
     statements=$((statements + $(queries) - q0)) placed=$((placed + $(orders) - o0))
 done
-# The orders in flight when wrk stopped finish on their own.
-for _ in $(seq 100); do
+# The orders in flight or queued for a worker when wrk stopped finish on their own.
+for _ in $(seq 600); do
     [ "$(psql "$dsn" -Atc "SELECT count(*) FROM backendd.orders WHERE status <> 'completed'")" = 0 ] && break
     sleep 0.1
 done
