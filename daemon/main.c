@@ -51,7 +51,26 @@ static int check_migrations(void *ud)
 
 static const char *breaker_state(void *ud)
 {
-    return bk_breaker_state_name(bk_breaker_state(bk_upstream_breaker(ud)));
+    return bk_breaker_state_name(bk_breaker_state(ud));
+}
+
+/* /health/ready's reports: each service's breaker, and each memcached server's
+ * ("memcached", then "memcached-1", ...). */
+static int add_reports(struct app *app, bk_http_server_t *srv)
+{
+    bk_upstream_t *const services[] = {app->payment, app->shipping, app->notify};
+    const char *const names[] = {"payment", "shipping", "notify"};
+    int rc = BK_OK;
+    for (size_t i = 0; rc == BK_OK && i < 3; i++)
+        if (services[i] != NULL)
+            rc = bk_http_health_report(srv, names[i], breaker_state, bk_upstream_breaker(services[i]));
+    bk_breaker_t *b;
+    for (size_t i = 0; rc == BK_OK && (b = bk_cache_breaker(app->cache, i)) != NULL; i++) {
+        char name[32];
+        snprintf(name, sizeof name, i ? "memcached-%zu" : "memcached", i);
+        rc = bk_http_health_report(srv, name, breaker_state, b);
+    }
+    return rc;
 }
 
 static int check_cache(void *ud)
@@ -111,9 +130,7 @@ static int add_server(struct app *app, const char *listen, bk_workers_t *workers
         (rc = bk_http_health_check(srv, "database", check_db, app, 2 * BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = bk_http_health_check(srv, "migrations", check_migrations, app, BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = bk_http_health_check(srv, "cache", check_cache, app, BK_NSEC_PER_SEC)) != BK_OK ||
-        (app->payment && (rc = bk_http_health_report(srv, "payment", breaker_state, app->payment)) != BK_OK) ||
-        (app->shipping && (rc = bk_http_health_report(srv, "shipping", breaker_state, app->shipping)) != BK_OK) ||
-        (app->notify && (rc = bk_http_health_report(srv, "notify", breaker_state, app->notify)) != BK_OK) ||
+        (rc = add_reports(app, srv)) != BK_OK ||
         (step = "the metrics", rc = bk_http_mount_metrics(srv, "/metrics")) != BK_OK)
         return app_error(err, rc, "%s: cannot add %s: %s", listen, step, bk_strerror(rc));
     rc = bk_http_mount_openapi(srv, "/openapi.json",

@@ -108,6 +108,11 @@ BK_EXPORT int bk_cache_memcached_new(const char *servers, const bk_cache_opts_t 
                                      bk_error_t *err);
 /* No fetch may be running. */
 BK_EXPORT void bk_cache_free(bk_cache_t *cache);
+/* The circuit breaker around memcached server number server (from 0, in the
+ * order of the servers string), for its state or an operator's force; NULL for
+ * an in-process cache, or past the last server. Borrowed: it lives as long as
+ * the cache. Any thread. */
+BK_EXPORT bk_breaker_t *bk_cache_breaker(bk_cache_t *cache, size_t server);
 
 /* An entry is fresh for fresh_ns, then stale (still served while one caller
  * refreshes it) for stale_ns more, then gone. A value pair, often a static const

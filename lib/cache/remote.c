@@ -237,3 +237,10 @@ void bk__remote_stats(struct bk__remote *r, bk_cache_stats_t *out)
     out->coalesced = atomic_load(&r->coalesced);
     out->remote_errors = atomic_load(&r->errors);
 }
+
+bk_breaker_t *bk_cache_breaker(bk_cache_t *cache, size_t server)
+{
+    if (cache == NULL || cache->remote == NULL || server >= cache->remote->nservers)
+        return NULL;
+    return cache->remote->breakers[server];
+}

@@ -865,6 +865,15 @@ START_TEST(one_dead_server_of_two)
     ck_assert_int_gt(cached, 0); /* 20 keys on one server: 2^-19 */
     ck_assert_int_gt(dead, 0);
     ck_assert_int_eq(cached + dead, KEYS);
+    /* The breakers, in the order of the list: the live server's closed, the
+     * dead one's not. */
+    ck_assert_int_eq(bk_breaker_state(bk_cache_breaker(c, 0)), BK_BREAKER_CLOSED);
+    ck_assert_int_ne(bk_breaker_state(bk_cache_breaker(c, 1)), BK_BREAKER_CLOSED);
+    ck_assert_ptr_null(bk_cache_breaker(c, 2));
+    ck_assert_ptr_null(bk_cache_breaker(NULL, 0));
+    bk_cache_free(c);
+    ck_assert_int_eq(bk_cache_memory_new(NULL, &c), BK_OK);
+    ck_assert_ptr_null(bk_cache_breaker(c, 0)); /* in process: no server, no breaker */
     bk_cache_free(c);
 }
 END_TEST
