@@ -79,6 +79,7 @@ psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null || die "cannot creat
 dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
 head -c 32 /dev/urandom >"$tmp/jwt.key"
 # The services of an order, at 0 latency.
+: >"$tmp/sim.out" # read below before the simulator may have opened it
 "$sim_bin" --port 0 >"$tmp/sim.out" 2>"$tmp/sim.err" &
 pids+=($!)
 sim=""

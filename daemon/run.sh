@@ -96,6 +96,7 @@ done
 echo "$mc_pid" >"$state/memcached.pid"
 
 # ---- the services an order calls, on SIM_PORT (0: a free port)
+: >"$var/sim.out" # no line of an earlier run is read below
 "$build/daemon/upstream-sim" --port "${SIM_PORT:-0}" >"$var/sim.out" 2>"$var/sim.log" &
 sim_pid=$!
 echo "$sim_pid" >"$state/upstream-sim.pid"

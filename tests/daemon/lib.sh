@@ -87,6 +87,7 @@ EOF
 daemon_start() {
     # shellcheck disable=SC2086 # the wrapper is a command line
     local log="$work/log${2:+.$2}"
+    touch "$log" # read below before the daemon may have opened it
     ${BK_TEST_WRAPPER:-} "$bin" -c "$1" >"$work/out${2:+.$2}" 2>>"$log" &
     pid=$!
     port=""
@@ -101,6 +102,7 @@ daemon_start() {
 }
 
 sim_start() {
+    : >"$work/sim.out" # read below before the simulator may have opened it
     # shellcheck disable=SC2086 # the wrapper is a command line
     ${BK_TEST_WRAPPER:-} "$top_builddir/daemon/upstream-sim" --port 0 >"$work/sim.out" 2>>"$work/sim.log" &
     sim_pid=$!
