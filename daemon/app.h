@@ -64,9 +64,10 @@ int dev_seed(struct app *app, bk_error_t *err);
 int orders_open(struct app *app, bk_error_t *err);
 int orders_start(struct app *app, bk_error_t *err);
 void orders_close(struct app *app);
-/* Removes a product's cached answer (products.c), after a stock change (a
- * failure only logged: the entry then lives out its fresh time). */
-void product_invalidate(struct app *app, long long id);
+/* Removes the cached answer of product id (products.c), after a write or a
+ * stock change; a failure is logged, with the request's ids when req is not
+ * NULL (a saga step has none). */
+void product_invalidate(struct app *app, bk_req_t *req, const char *id);
 
 /* The routes: each file's own. */
 int auth_routes(struct app *app, bk_http_server_t *srv);

@@ -32,11 +32,11 @@ static long long ctx_int(const json_t *ctx, const char *name)
 }
 
 /* ------------------------------------------------------------------ remote calls */
-/* One call: BK_OK with a 2xx answer, its body parsed in *body (may be NULL);
- * *status the answer's status (0 without one). A 4xx is BK_EUPSTREAM (the
- * service refused what we sent), except 404 when allow_404 (nothing there). */
+/* One call: BK_OK with a 2xx answer, its body parsed in *body (body may be
+ * NULL). Any other answer is BK_EUPSTREAM (the service refused what we sent),
+ * except a 404 when gone_ok (nothing there: nothing to undo), BK_OK too. */
 static int remote(bk_upstream_t *u, const char *method, const char *path, const json_t *doc, const char *key,
-                json_t **body, int *status, bk_error_t *err)
+                  bool gone_ok, json_t **body, bk_error_t *err)
 {
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     static const char *const json_headers[] = {"Content-Type: application/json", NULL};
@@ -45,12 +45,12 @@ static int remote(bk_upstream_t *u, const char *method, const char *path, const 
     bk_upstream_response_t rs;
     int rc = bk_upstream_call(u, &rq, &rs, err);
     free(text);
-    *status = rs.status;
     if (body != NULL)
         *body = NULL;
-    if (rc == BK_OK && (rs.status < 200 || rs.status > 299) && rs.status != 404)
+    bool gone = gone_ok && rs.status == 404;
+    if (rc == BK_OK && (rs.status < 200 || rs.status > 299) && !gone)
         rc = app_error(err, BK_EUPSTREAM, "%s %s answered HTTP %d", method, path, rs.status);
-    if (rc == BK_OK && body != NULL && rs.status != 404)
+    if (rc == BK_OK && body != NULL && !gone)
         *body = json_loadb(rs.body ? rs.body : "", rs.body_len, 0, NULL);
     bk_upstream_response_free(&rs);
     return rc;
@@ -73,7 +73,7 @@ static int answer_id(json_t *body, char *out, size_t size, bk_error_t *err)
 struct reserve {
     long long order_id;
     const char *items; /* the context's items, as JSON text */
-    long long *products; /* the products touched, for the invalidations */
+    char (*products)[24]; /* the products touched, for the invalidations */
     size_t nproducts;
     bool short_of_stock;
 };
@@ -116,7 +116,7 @@ static int reserve_tx(bk_db_conn_t *c, void *ud)
     free(r->products);
     r->products = calloc(moved ? moved : 1, sizeof *r->products);
     for (size_t i = 0; r->products && i < moved; i++)
-        r->products[i] = strtoll(bk_db_value(res, i, 0), NULL, 10);
+        snprintf(r->products[i], sizeof r->products[i], "%s", bk_db_value(res, i, 0));
     r->nproducts = r->products ? moved : 0;
     bk_db_result_free(res);
     if (moved < n) { /* a product short (or gone): nothing of this order is kept */
@@ -137,7 +137,7 @@ static int reserve_stock(const bk_saga_call_t *call, json_t **out, bk_error_t *e
     int rc = items ? bk_db_tx(app->db, BK_DB_READ_COMMITTED, NULL, reserve_tx, &r, &dberr) : BK_ENOMEM;
     free(items);
     for (size_t i = 0; rc == BK_OK && i < r.nproducts; i++)
-        product_invalidate(app, r.products[i]); /* its stock changed */
+        product_invalidate(app, NULL, r.products[i]); /* its stock changed */
     free(r.products);
     if (r.short_of_stock)
         return step_failed(err, call->step, BK_ECONFLICT, "not enough stock for the order");
@@ -157,13 +157,15 @@ static int release_stock(const bk_saga_call_t *call, bk_error_t *err, void *ud)
                        "WITH r AS (UPDATE backendd.reservations SET released = true"
                        " WHERE order_id = $1 AND NOT released RETURNING product_id, quantity)"
                        " UPDATE backendd.products p SET stock = p.stock + r.quantity, reserved = p.reserved - r.quantity,"
-                       " version = p.version + 1, updated_at = now() FROM r WHERE p.id = r.product_id RETURNING p.id",
+                       " version = p.version + 1, updated_at = now() FROM r WHERE p.id = r.product_id"
+                       " RETURNING p.id::text AS id",
                        (bk_db_param_t[]){BK_DB_TEXT(id)}, 1, &rows, err);
     if (rc != BK_OK)
         return rc;
     size_t i;
     json_t *row;
-    json_array_foreach(rows, i, row) product_invalidate(app, (long long)json_integer_value(json_object_get(row, "id")));
+    json_array_foreach(rows, i, row)
+        product_invalidate(app, NULL, json_string_value(json_object_get(row, "id")));
     json_decref(rows);
     return BK_OK;
 }
@@ -175,11 +177,8 @@ static int charge(struct app *app, const bk_saga_call_t *call, char *payment, si
                             json_string_value(json_object_get(call->context, "currency")), "order",
                             (json_int_t)ctx_int(call->context, "order_id"));
     json_t *body;
-    int status;
-    int rc = remote(app->payment, "POST", "/payments", doc, call->idempotency_key, &body, &status, err);
+    int rc = remote(app->payment, "POST", "/payments", doc, call->idempotency_key, false, &body, err);
     json_decref(doc);
-    if (rc == BK_OK && status == 404)
-        rc = app_error(err, BK_EUPSTREAM, "POST /payments answered HTTP 404");
     return rc == BK_OK ? answer_id(body, payment, size, err) : rc;
 }
 
@@ -223,8 +222,7 @@ static int undo_step(struct app *app, const bk_saga_call_t *call, make_fn make, 
     if (rc != BK_OK)
         return rc;
     snprintf(path, sizeof path, "%s%s%s", prefix, id, suffix);
-    int status;
-    return remote(u, method, path, NULL, call->idempotency_key, NULL, &status, err);
+    return remote(u, method, path, NULL, call->idempotency_key, true, NULL, err);
 }
 
 static int charge_payment(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
@@ -259,11 +257,8 @@ static int ship(struct app *app, const bk_saga_call_t *call, char *shipment, siz
     json_t *doc = json_pack("{s:I, s:O}", "order", (json_int_t)ctx_int(call->context, "order_id"), "items",
                             json_object_get(call->context, "items"));
     json_t *body;
-    int status;
-    int rc = remote(app->shipping, "POST", "/shipments", doc, call->idempotency_key, &body, &status, err);
+    int rc = remote(app->shipping, "POST", "/shipments", doc, call->idempotency_key, false, &body, err);
     json_decref(doc);
-    if (rc == BK_OK && status == 404)
-        rc = app_error(err, BK_EUPSTREAM, "POST /shipments answered HTTP 404");
     return rc == BK_OK ? answer_id(body, shipment, size, err) : rc;
 }
 
@@ -320,11 +315,8 @@ static int send_confirmation(bk_job_t *job, void *ud)
     json_t *doc = json_pack("{s:s, s:I, s:I}", "template", CONFIRMATION, "order", (json_int_t)order, "user",
                             (json_int_t)ctx_int(args, "user_id"));
     bk_error_t err;
-    int status;
-    int rc = remote(app->notify, "POST", "/notifications", doc, key, NULL, &status, &err);
+    int rc = remote(app->notify, "POST", "/notifications", doc, key, false, NULL, &err);
     json_decref(doc);
-    if (rc == BK_OK && status == 404)
-        rc = app_error(&err, BK_EUPSTREAM, "POST /notifications answered HTTP 404");
     if (rc != BK_OK)
         bk_job_error(job, err.message);
     return rc;

@@ -57,7 +57,7 @@ static json_t *order_steps(const json_t *saga)
     return out;
 }
 
-/* The name of the step that failed (the error's first word), or NULL. */
+/* The name of the step whose status is failed, or null (a stuck compensation). */
 static json_t *failed_step(const json_t *saga)
 {
     size_t i;
@@ -68,8 +68,7 @@ static json_t *failed_step(const json_t *saga)
     return json_null();
 }
 
-/* An order as it is shown: its row with the saga's steps; status from the
- * saga (the same as the row's once it is over: the finish hook writes both). */
+/* An order as it is shown: its row (saga_id left out) with the saga's steps. */
 static json_t *order_view(json_t *row, const json_t *saga)
 {
     json_t *o = json_deep_copy(row);

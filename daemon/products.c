@@ -35,15 +35,20 @@ static void product_key(const char *id, char *key, size_t size)
     snprintf(key, size, "product-answer:%s", id);
 }
 
-void product_invalidate(struct app *app, long long id)
+void product_invalidate(struct app *app, bk_req_t *req, const char *id)
 {
-    char ids[24], key[48];
-    snprintf(ids, sizeof ids, "%lld", id);
-    product_key(ids, key, sizeof key);
+    char key[48];
+    product_key(id, key, sizeof key);
     int rc = bk_cache_delete(app->cache, key);
-    if (rc != BK_OK)
-        bk_log(app->log, BK_LOG_WARN, json_pack("{s:s, s:I}", "code", bk_err_name(rc), "product", (json_int_t)id),
-               "the cache did not take the invalidation of a product");
+    if (rc == BK_OK)
+        return;
+    /* The entry then lives out its fresh time at most. */
+    json_t *fields = json_pack("{s:s, s:s}", "code", bk_err_name(rc), "product", id);
+    static const char msg[] = "the cache did not take the invalidation of a product";
+    if (req != NULL)
+        bk_req_log(req, app->log, BK_LOG_WARN, fields, "%s", msg);
+    else
+        bk_log(app->log, BK_LOG_WARN, fields, "%s", msg);
 }
 
 /* The entity tag of a product row: its id and version. */
@@ -264,16 +269,6 @@ static const char *num_or_null(const json_t *body, const char *name, char *buf, 
     return buf;
 }
 
-static void invalidate(struct app *app, bk_req_t *req, const char *id)
-{
-    char key[48];
-    product_key(id, key, sizeof key);
-    int rc = bk_cache_delete(app->cache, key);
-    if (rc != BK_OK) /* the entry then lives out its fresh time at most */
-        bk_req_log(req, app->log, BK_LOG_WARN, json_pack("{s:s}", "code", bk_err_name(rc)),
-                   "the cache did not take the invalidation of product %s", id);
-}
-
 static void h_create(bk_req_t *req, void *ud)
 {
     struct app *app = ud;
@@ -306,7 +301,7 @@ static void h_create(bk_req_t *req, void *ud)
     char location[64], id[32];
     snprintf(id, sizeof id, "%lld", (long long)json_integer_value(json_object_get(p, "id")));
     snprintf(location, sizeof location, "/api/v1/products/%s", id);
-    invalidate(app, req, id); /* a "not found" remembered for this id */
+    product_invalidate(app, req, id); /* a "not found" remembered for this id */
     bk_res_header(req, "Location", location);
     answer_product(req, 201, p);
     json_decref(rows);
@@ -396,7 +391,7 @@ static void h_write(bk_req_t *req, void *ud)
     else if (rc != BK_OK && !w.answered)
         app_fail(app, req, rc, &err, "changing a product");
     else if (!w.answered) {
-        invalidate(app, req, w.id);
+        product_invalidate(app, req, w.id);
         if (w.after != NULL)
             answer_product(req, 200, w.after);
         else

@@ -146,8 +146,8 @@ int bk_res_header(bk_req_t *req, const char *name, const char *value)
     return BK_OK;
 }
 
-/* bk_res_problem, with a "code" member (a BK_E* name) last when code is not NULL. */
-/* members (taken; NULL = none): extension members, under the problem's own. */
+/* bk_res_problem, with a "code" member (a BK_E* name) last when code is not NULL,
+ * and members (taken; NULL = none): extension members, under the problem's own. */
 static int res_problem_code(bk_req_t *req, int status, const char *detail, json_t *errors,
                             const char *code, json_t *members)
 {

@@ -117,13 +117,13 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                        "s AS (UPDATE {S}.sagas SET status = 'completed', context = context || COALESCE($7::jsonb, "
                        "'{}'), pivoted = pivoted OR $8::boolean, updated_at = " TS(3) ", finished_at = " TS(3)
                        " WHERE id = $4 AND status = 'running' AND phase = 'action' AND step = $5::int "
-                       "AND EXISTS (SELECT 1 FROM j) RETURNING id), "
+                       "AND EXISTS (SELECT 1 FROM j) RETURNING id, context), "
                        "c AS (" BK__JOBS_COMPLETE_SQL("{J}") " AND EXISTS (SELECT 1 FROM s) RETURNING id), "
                        "t AS (UPDATE {S}.steps SET status = 'completed', output = COALESCE($7::jsonb, output), "
                        "finished_at = " TS(3) " WHERE saga_id = $4 AND idx = $5::int AND EXISTS (SELECT 1 FROM s)), "
                        "e AS (UPDATE {S}.attempts SET outcome = 'ok', finished_at = " TS(3) " WHERE saga_id = $4 "
                        "AND idx = $5::int AND phase = 'action' AND attempt = $6::int AND EXISTS (SELECT 1 FROM s)) "
-                       "SELECT id FROM c",
+                       "SELECT c.id, s.context FROM c, s",
 };
 
 /* The library's migrations: additive within a major version. */

@@ -67,7 +67,8 @@ enum bk__saga_sql {
      * now, $4 saga id): the way of a saga whose steps succeed. */
     SAGA_FAST_BEGIN,  /* $5 each step's max_attempts (int[]), $6 worker */
     SAGA_FAST_NEXT,   /* $5 idx, $6 attempt, $7 output (jsonb or NULL), $8 pivot, $9 worker */
-    SAGA_FAST_DONE,   /* $5 idx, $6 attempt, $7 output (jsonb or NULL), $8 pivot */
+    SAGA_FAST_DONE,   /* $5 idx, $6 attempt, $7 output (jsonb or NULL), $8 pivot; returns the job's id
+                         and the saga's final context */
     SAGA_SQL_COUNT_
 };
 

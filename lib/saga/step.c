@@ -54,7 +54,7 @@ struct advance {
     char msg[256];
     const char *final; /* the outcome the saga reached in this transaction, or NULL */
     char *final_error;   /* ... and why (NULL when completed), for the finish hook */
-    char *final_context; /* ... and its context then; NULL: a->context with a->out merged */
+    char *final_context; /* ... and its context then, as the statement that ended it returned it */
     bk_error_t *err;
 };
 
@@ -151,11 +151,9 @@ static int finish(struct advance *a, bk_db_conn_t *c)
 {
     if (!a->final || !a->def->finish)
         return BK_OK;
-    json_t *ctx = json_loads(a->final_context ? a->final_context : a->context, 0, NULL);
+    json_t *ctx = json_loads(a->final_context, 0, NULL);
     if (!ctx)
         return bk__error(a->err, BK_ENOMEM, "saga %" PRId64 ": the context cannot be read", a->id);
-    if (!a->final_context && a->out) /* the fast way: nothing read back */
-        json_object_update(ctx, a->out);
     bk_saga_outcome_t o = {a->id, a->def->name, a->def->version, a->final, ctx, a->final_error};
     bk_error_t herr;
     bk__error_clear(&herr);
@@ -370,6 +368,8 @@ static int fast_done_tx(bk_db_conn_t *c, void *ud)
     if (rc == BK_OK && bk_db_rows(f->res) == 1) {
         f->a->final = "completed";
         final_clear(f->a);
+        if (!(f->a->final_context = strdup(bk_db_value(f->res, 0, 1))))
+            return bk__error(f->a->err, BK_ENOMEM, "out of memory");
         rc = finish(f->a, c);
     }
     return rc;
