@@ -17,6 +17,8 @@
 #   jget EXPR               a Python expression over $work/body (as j)
 #   header NAME             a header of $work/head
 #   expect STATUS WHAT      fails unless $status is STATUS
+#   register NAME...        accounts NAME@example.com, password "correct horse battery"
+#   make_admin NAME         NAME@example.com's role made admin (in the database)
 # Needs $top_builddir; daemon_setup BK_TEST_PG_DSN and BK_TEST_MEMCACHED too.
 # SPDX-License-Identifier: MIT
 bin="${top_builddir:?make check sets top_builddir}/daemon/backendd"
@@ -139,3 +141,14 @@ sim_stop() { stop_pid sim_pid upstream-sim; }
 jget() { python3 -c "import json,sys; j=json.load(open(sys.argv[1])); print($1)" "$work/body"; }
 header() { sed -n "s/^$1: *//Ip" "$work/head" | tr -d '\r'; }
 expect() { [ "$status" = "$1" ] || fail "$2: status $status, not $1: $(cat "$work/body")"; }
+register() {
+    local who
+    for who in "$@"; do
+        req POST /api/v1/auth/register \
+            "{\"email\":\"$who@example.com\",\"password\":\"correct horse battery\",\"name\":\"$who\"}"
+        expect 201 "register $who"
+    done
+}
+make_admin() {
+    psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE email = '$1@example.com'" >/dev/null
+}

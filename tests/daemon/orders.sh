@@ -58,11 +58,8 @@ login() {
     expect 200 "login $1"
     jget 'j["access_token"]'
 }
-for who in ann bob boss; do
-    req POST /api/v1/auth/register "{\"email\":\"$who@example.com\",\"password\":\"correct horse battery\",\"name\":\"$who\"}"
-    expect 201 "register $who"
-done
-psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE email = 'boss@example.com'" >/dev/null
+register ann bob boss
+make_admin boss
 ann=$(login ann@example.com)
 bob=$(login bob@example.com)
 boss=$(login boss@example.com)

@@ -64,11 +64,8 @@ reads() { curl -sS "$1/metrics" | awk '/^cache_requests_total/ { n += $2 } END {
 
 # ---------------------------------------------------------------- shared sessions and limits
 at "$url_a"
-for who in ann boss eve; do
-    req POST /api/v1/auth/register "{\"email\":\"$who@example.com\",\"password\":\"correct horse battery\",\"name\":\"$who\"}"
-    expect 201 "register $who"
-done
-psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE email = 'boss@example.com'" >/dev/null
+register ann boss eve
+make_admin boss
 login ann@example.com
 expect 200 "login at a"
 ann=$(jget 'j["access_token"]')
