@@ -57,6 +57,7 @@ struct bk_jobs_worker {
     bool drained;       /* the last claim found fewer than it asked: wait for a wake-up */
     bool scouting;      /* a thread waits for that wake-up */
     bool started, stopping, joined;
+    int64_t started_ns; /* when bk_jobs_worker_start ran: the heartbeat's schedule counts from it */
     pthread_t heartbeat, *th;
     size_t nth;
     bk_jobs_worker_stats_t stats; /* counters under mu */
@@ -426,8 +427,11 @@ static void *heartbeat_main(void *arg)
     bk_jobs_worker_t *w = arg;
     bk_clock_t *clock = w->jobs->clock;
     pthread_mutex_lock(&w->mu);
-    int64_t next_prune = w->prune_ns >= 0 ? bk_clock_mono_ns(clock) + w->prune_ns : BK__CLOCK_NEVER;
-    int64_t beat_at = bk_clock_mono_ns(clock) + w->jobs->lease_ns / 3;
+    /* From the start, not from when this thread first runs: a claim made
+     * meanwhile has its lease from then, and a clock moved meanwhile (a fake
+     * one) must not push the first beat out. */
+    int64_t next_prune = w->prune_ns >= 0 ? w->started_ns + w->prune_ns : BK__CLOCK_NEVER;
+    int64_t beat_at = w->started_ns + w->jobs->lease_ns / 3;
     int64_t next_fire = BK__CLOCK_NEVER;
     if (w->periodic) {
         pthread_mutex_unlock(&w->mu);
@@ -482,6 +486,7 @@ int bk_jobs_worker_start(bk_jobs_worker_t *w, bk_error_t *err)
             return rc;
     }
     w->started = true;
+    w->started_ns = bk_clock_mono_ns(w->jobs->clock);
     unsigned made = 0;
     for (; made < w->threads; made++)
         if (pthread_create(&w->th[made], NULL, handler_main, w) != 0)
