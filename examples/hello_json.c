@@ -3,8 +3,8 @@
  * once; the server brings request ids, security headers, metrics, health probes,
  * problem+json errors and a graceful stop on SIGTERM.
  *
- *   hello_json [--host ADDR] [--port N] [--threads N] [--access-log=off|stderr|FILE]
- *              [--tls-cert FILE --tls-key FILE]
+ *   hello_json [--host ADDR] [--port N] [--threads N] [--max-connections N]
+ *              [--access-log=off|stderr|FILE] [--tls-cert FILE --tls-key FILE]
  *
  *   GET /json             {"message":"Hello, World!"}
  *   GET /hello/{name}     {"hello":NAME,"version":"0.1.0"}
@@ -12,7 +12,9 @@
  *   GET /health/live, /health/ready, /health/startup
  *
  * Port 0 picks a free port; the "listening" log line names it. With a certificate
- * chain and its key (PEM) it speaks HTTPS.
+ * chain and its key (PEM) it speaks HTTPS. --max-connections raises (or lowers)
+ * the server's limit of open connections, 10000 by default; each also needs a
+ * descriptor (ulimit -n).
  * SPDX-License-Identifier: MIT
  */
 #include <stdio.h>
@@ -37,8 +39,8 @@ static void hello_name(bk_req_t *req, void *ud)
 static int usage(const char *argv0)
 {
     fprintf(stderr,
-            "usage: %s [--host ADDR] [--port N] [--threads N] [--access-log=off|stderr|FILE]\n"
-            "       [--tls-cert FILE --tls-key FILE]\n",
+            "usage: %s [--host ADDR] [--port N] [--threads N] [--max-connections N]\n"
+            "       [--access-log=off|stderr|FILE] [--tls-cert FILE --tls-key FILE]\n",
             argv0);
     return 2;
 }
@@ -55,6 +57,8 @@ int main(int argc, char **argv)
             o.port = (uint16_t)atoi(argv[++i]);
         else if (strcmp(argv[i], "--threads") == 0 && i + 1 < argc)
             o.threads = (unsigned)atoi(argv[++i]);
+        else if (strcmp(argv[i], "--max-connections") == 0 && i + 1 < argc)
+            o.max_connections = (unsigned)atoi(argv[++i]);
         else if (strncmp(argv[i], "--access-log=", 13) == 0)
             access = argv[i] + 13;
         else if (strcmp(argv[i], "--tls-cert") == 0 && i + 1 < argc)

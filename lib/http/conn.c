@@ -29,8 +29,14 @@
 
 #define CHUNK_LINE_MAX 1024 /* a chunk-size line with its extensions */
 #define LINGER_NS (2 * BK_NSEC_PER_SEC)
+/* Requests a loop keeps for reuse: as many as a busy loop has in flight at
+ * once, so that under load none is allocated, while idle connections, however
+ * many, hold none. A spare keeps a head buffer of at most SPARE_HEAD_MAX. */
+#define SPARE_REQS 64
+#define SPARE_HEAD_MAX 4096
 
 static void process(struct conn *c);
+static const struct bk__conn_ops conn_ops;
 
 static void arm(struct conn *c, int64_t ns)
 {
@@ -53,6 +59,72 @@ static void req_release(struct bk_req *req)
         evbuffer_free(req->res_headers);
 }
 
+/* A request for c, from the loop's spares or new; NULL when out of memory. */
+static struct bk_req *req_take(struct conn *c)
+{
+    struct loop *loop = c->loop;
+    struct bk_req *req = loop->spare_reqs;
+    if (req != NULL) {
+        loop->spare_reqs = req->next_spare;
+        loop->nspare_reqs--;
+        req->next_spare = NULL;
+    } else {
+        req = calloc(1, sizeof *req);
+        if (req == NULL)
+            return NULL;
+        req->ops = &conn_ops;
+        req->srv = loop->srv;
+        req->loop = loop;
+        req->res_body = evbuffer_new();
+        req->res_headers = evbuffer_new();
+        if (req->res_body == NULL || req->res_headers == NULL) {
+            req_release(req);
+            free(req);
+            return NULL;
+        }
+    }
+    req->conn = c;
+    req->admin = c->admin;
+    return req;
+}
+
+/* Gives back c's request, if any: kept as a spare (reset) or freed. */
+static void req_give(struct conn *c)
+{
+    struct bk_req *req = c->req;
+    if (req == NULL)
+        return;
+    c->req = NULL;
+    struct loop *loop = c->loop;
+    if (loop->nspare_reqs >= SPARE_REQS) {
+        req_release(req);
+        free(req);
+        return;
+    }
+    bk__req_reset(req);
+    bk__body_release(req);
+    if (req->head_cap > SPARE_HEAD_MAX) { /* one large head does not stay */
+        free(req->head);
+        req->head = NULL;
+        req->head_cap = 0;
+    }
+    req->conn = NULL;
+    req->next_spare = loop->spare_reqs;
+    loop->spare_reqs = req;
+    loop->nspare_reqs++;
+}
+
+void bk__loop_free_reqs(struct loop *loop)
+{
+    while (loop->spare_reqs != NULL) {
+        struct bk_req *req = loop->spare_reqs;
+        loop->spare_reqs = req->next_spare;
+        req_release(req);
+        free(req);
+    }
+    loop->nspare_reqs = 0;
+}
+
 /* Closes the socket now. A connection whose request is on the worker pool stays
  * allocated (dead) until the pool hands the request back. */
 static void drop_socket(struct conn *c)
@@ -70,7 +142,7 @@ void bk__conn_free(struct conn *c)
     struct loop *loop = c->loop;
     drop_socket(c);
     event_free(c->timer);
-    req_release(&c->req);
+    req_give(c);
     if (c->prev)
         c->prev->next = c->next;
     else
@@ -107,14 +179,14 @@ static void stop_reading(struct conn *c)
 static void fail(struct conn *c, int status, const char *detail)
 {
     stop_reading(c);
-    bk__dispatch_error(&c->req, status, detail);
+    bk__dispatch_error(c->req, status, detail);
 }
 
 /* As fail, for a library code: the answer is bk_res_error's. */
 static void fail_code(struct conn *c, int code, const char *detail)
 {
     stop_reading(c);
-    bk__dispatch_error_code(&c->req, code, detail);
+    bk__dispatch_error_code(c->req, code, detail);
 }
 
 /* ------------------------------------------------------------------ framing */
@@ -155,7 +227,7 @@ static bool has_token(const char *list, const char *token)
  * error status. c->remaining gets the Content-Length. */
 static int framing(struct conn *c, const char **detail)
 {
-    struct bk_req *req = &c->req;
+    struct bk_req *req = c->req;
     const bk_http_opts_t *o = &c->loop->srv->o;
     int hosts = 0;
     int64_t length = -1;
@@ -235,7 +307,7 @@ static int framing(struct conn *c, const char **detail)
 static void start_request(struct conn *c)
 {
     stop_reading(c); /* pipelined requests wait in the buffer */
-    bk__dispatch(&c->req);
+    bk__dispatch(c->req);
 }
 
 static char byte_at(struct evbuffer *in, size_t pos)
@@ -270,7 +342,7 @@ static bool bare_lf(struct evbuffer *in, size_t from)
 static bool read_head(struct conn *c, struct evbuffer *in)
 {
     const bk_http_opts_t *o = &c->loop->srv->o;
-    struct bk_req *req = &c->req;
+    struct bk_req *req = c->req;
     size_t len = evbuffer_get_length(in);
     struct evbuffer_ptr from;
     evbuffer_ptr_set(in, &from, c->scanned > 3 ? c->scanned - 3 : 0, EVBUFFER_PTR_SET);
@@ -353,7 +425,7 @@ static enum line_rc read_line(struct evbuffer *in, size_t max, char **out, size_
 /* Moves n bytes of in into the body; false when the request was failed. */
 static bool take_body(struct conn *c, struct evbuffer *in, size_t n, size_t hint)
 {
-    int rc = bk__body_take(&c->req, in, n, hint);
+    int rc = bk__body_take(c->req, in, n, hint);
     if (rc != BK_OK) /* BK_EBUSY: 503 with Retry-After; BK_ENOMEM: 500 */
         fail_code(c, rc, rc == BK_EBUSY ? "the server holds too many request bodies; try again"
                                         : NULL);
@@ -381,9 +453,9 @@ static bool take_trailer(struct conn *c, char *line, size_t len)
 static void process(struct conn *c)
 {
     const bk_http_opts_t *o = &c->loop->srv->o;
-    struct bk_req *req = &c->req;
     struct evbuffer *in = bufferevent_get_input(c->bev);
     for (;;) {
+        struct bk_req *req = c->req; /* NULL in C_IDLE and C_LINGER */
         switch (c->state) {
         case C_IDLE: {
             /* RFC 9112: ignore empty lines before a request line. */
@@ -392,7 +464,10 @@ static void process(struct conn *c)
                 evbuffer_drain(in, 2);
             if (evbuffer_get_length(in) == 0)
                 return;
-            bk__req_reset(req);
+            if ((c->req = req_take(c)) == NULL) {
+                conn_close(c); /* out of memory: nothing to answer with */
+                return;
+            }
             c->state = C_HEAD;
             c->scanned = 0;
             c->body_total = 0;
@@ -554,6 +629,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         /* Lingering close: our FIN goes out, the client's leftovers are dropped. */
         shutdown(bufferevent_getfd(c->bev), SHUT_WR);
         c->state = C_LINGER;
+        req_give(c);
         evbuffer_drain(bufferevent_get_input(c->bev),
                        evbuffer_get_length(bufferevent_get_input(c->bev)));
         bufferevent_enable(c->bev, EV_READ);
@@ -561,6 +637,7 @@ static void on_write(struct bufferevent *bev, void *arg)
         return;
     }
     c->state = C_IDLE;
+    req_give(c);
     if (c->loop->stopping) {
         bk__conn_free(c);
         return;
@@ -645,12 +722,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
     struct conn *c = calloc(1, sizeof *c);
     if (c != NULL) {
         c->loop = loop;
-        c->req.conn = c;
-        c->req.ops = &conn_ops;
-        c->req.srv = srv;
-        c->req.loop = loop;
-        c->req.res_body = evbuffer_new();
-        c->req.res_headers = evbuffer_new();
+        c->admin = admin;
         c->timer = evtimer_new(loop->base, on_timer, c);
         if (srv->tls_ctx != NULL && !admin) {
             /* The handshake runs under the header timeout armed below; a
@@ -669,8 +741,7 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
             c->bev = bufferevent_socket_new(loop->base, fd, BEV_OPT_CLOSE_ON_FREE);
         }
     }
-    if (c == NULL || c->req.res_body == NULL ||
-        c->req.res_headers == NULL || c->timer == NULL || c->bev == NULL) {
+    if (c == NULL || c->timer == NULL || c->bev == NULL) {
         if (c != NULL) {
             if (c->bev != NULL)
                 bufferevent_free(c->bev);
@@ -678,7 +749,6 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
                 evutil_closesocket(fd);
             if (c->timer)
                 event_free(c->timer);
-            req_release(&c->req);
             free(c);
         } else {
             evutil_closesocket(fd);
@@ -686,7 +756,6 @@ void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
         atomic_fetch_sub(nconns, 1);
         return;
     }
-    c->admin = c->req.admin = admin;
     if (sa->sa_family != AF_UNIX) {
         int one = 1;
         setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);

@@ -139,6 +139,7 @@ struct bk__conn_ops {
 
 struct bk_req {
     struct conn *conn; /* dispatch never looks inside: it has ops */
+    struct bk_req *next_spare; /* in the loop's spares (conn.c), between uses */
     const struct bk__conn_ops *ops;
     bool admin; /* came on the admin listener (set by conn.c) */
     bk_http_server_t *srv;
@@ -216,7 +217,10 @@ struct conn {
     bool close_after; /* close once the answer is written */
     bool dead;        /* the socket is gone; free when the handler is done */
     char client[64];
-    struct bk_req req;
+    /* The request being read, handled or answered; NULL between requests, so
+     * that an idle keep-alive connection holds none of its memory (conn.c takes
+     * one from the loop's spares when a request's first byte comes). */
+    struct bk_req *req;
     struct conn *prev, *next; /* the loop's list */
 };
 
@@ -247,6 +251,8 @@ struct loop {
     bool closed;   /* the listener is closed (after shutdown_delay_ns) */
     struct conn *conns;
     size_t nconns;
+    struct bk_req *spare_reqs; /* requests kept for reuse (conn.c) */
+    size_t nspare_reqs;
     size_t outstanding; /* requests and jobs away from the loop (defer.c owns it) */
     /* Request ids: a random per-loop prefix and a counter. */
     char id_prefix[17];
@@ -335,6 +341,8 @@ BK__HIDDEN void bk__openapi_free(bk_http_server_t *srv);
 BK__HIDDEN void bk__conn_accept(struct loop *loop, evutil_socket_t fd, struct sockaddr *sa,
                                 int salen, bool admin);
 BK__HIDDEN void bk__conn_free(struct conn *c);
+/* Frees the loop's spare requests (at the server's free). */
+BK__HIDDEN void bk__loop_free_reqs(struct loop *loop);
 /* Graceful stop: closes idle connections (all of them when force). */
 BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
 

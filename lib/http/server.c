@@ -777,6 +777,7 @@ void bk_http_server_free(bk_http_server_t *srv)
         struct loop *loop = &srv->loops[i];
         while (loop->conns != NULL)
             bk__conn_free(loop->conns);
+        bk__loop_free_reqs(loop);
         if (loop->listener)
             evconnlistener_free(loop->listener);
         if (loop->admin_listener)
