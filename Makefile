@@ -8,6 +8,7 @@
 #   make check-browser        /docs (Swagger UI) in headless Chromium
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
+#   make bench-peers          libbackend beside FastAPI, Fastify, Ulfius and nginx (installs them)
 #   make install PREFIX=DIR   install library, headers, pkg-config file, man pages
 #   make clean                remove build/ and generated autotools files
 #
@@ -34,10 +35,16 @@ DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
 DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk nginx-light \
 	python3-jwt python3-argon2 openssl json-schema-test-suite
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
+# The peers of bench/peers.sh (its npm packages it installs itself) and its chart.
+# Ulfius: the runtime library and what its header includes; the header itself is
+# unpacked from libulfius-dev (Makefile.am says why it is not installed).
+DEB_PEER_PACKAGES := python3-fastapi uvicorn python3-jwt python3-psycopg python3-psycopg-pool \
+	python3-pymemcache libulfius2.7 libmicrohttpd-dev liborcania-dev libyder-dev libgnutls28-dev \
+	nginx-light gnuplot-nox
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check check-valgrind check-browser run install bench clean FORCE
+.PHONY: all deps build check check-valgrind check-browser run install bench bench-peers clean FORCE
 
 all: build
 
@@ -105,6 +112,10 @@ check-browser: build
 
 bench: build
 	$(MAKE) -C $(BUILD) bench
+
+bench-peers: build
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_PEER_PACKAGES)"
+	$(MAKE) -C $(BUILD) bench-peers
 
 install: build
 	$(MAKE) -C $(BUILD) install

@@ -5,21 +5,22 @@
 # and $seconds, and die(); $wrk_threads (1) and $scheme (http) may be set.
 # SPDX-License-Identifier: MIT
 
-# A port in 20000-39999 that nothing listens on.
+# A port in 20000-32767 that nothing listens on: below Linux's ephemeral range
+# (32768-60999), so that no client's connection holds it when the server binds.
 free_port() {
     local p
     for _ in $(seq 50); do
-        p=$((20000 + RANDOM % 20000))
+        p=$((20000 + RANDOM % 12768))
         if [ -z "$(ss -Htln "sport = :$p")" ]; then echo "$p"; return; fi
     done
     die "no free port found"
 }
 
 # serve NAME PORT URL BODY CMD [ARG...]: runs CMD (which serves on PORT), waits
-# (5 s at most) until URL answers 200, checks the body when BODY is not empty,
-# and records port[NAME].
+# ($serve_wait s, 5 by default, at most) until URL answers 200, checks the body
+# when BODY is not empty, and records port[NAME].
 serve() {
-    local name=$1 p=$2 url=$3 body=$4 pid code=000 end=$((SECONDS + 5))
+    local name=$1 p=$2 url=$3 body=$4 pid code=000 end=$((SECONDS + ${serve_wait:-5}))
     shift 4
     "$@" >"$tmp/$name.out" 2>>"$tmp/$name.err" &
     pid=$!
@@ -29,7 +30,7 @@ serve() {
         kill -0 "$pid" 2>/dev/null || { cat "$tmp/$name.err" >&2; die "$name ($1) exited"; }
         code=$(curl -sk -m 1 -o "$tmp/$name.body" -w '%{http_code}' "$url") || true
     done
-    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET $url gave $code after 5 s"; }
+    [ "$code" = 200 ] || { cat "$tmp/$name.err" >&2; die "$name: GET $url gave $code after ${serve_wait:-5} s"; }
     [ -z "$body" ] || [ "$(cat "$tmp/$name.body")" = "$body" ] ||
         die "$name: unexpected body: $(cat "$tmp/$name.body")"
     port["$name"]=$p
