@@ -168,10 +168,12 @@ static void conn_close(struct conn *c)
     bk__conn_free(c);
 }
 
-/* The request is read (or cannot be): no more input until it is answered. */
+/* The request is read (or cannot be): no more input until it is answered.
+ * Reading is turned off only when more input comes meanwhile (process): most
+ * answers are written before any does, and turning it off and on again costs a
+ * system call (epoll_ctl) per request. */
 static void stop_reading(struct conn *c)
 {
-    bufferevent_disable(c->bev, EV_READ);
     evtimer_del(c->timer);
     c->state = C_DISPATCHED;
 }
@@ -571,6 +573,9 @@ static void process(struct conn *c)
             return;
         case C_DISPATCHED:
         case C_WRITING:
+            /* A pipelined request, or more: it waits in the buffer, and the
+             * kernel's, until this answer is written (on_write reads on). */
+            bufferevent_disable(c->bev, EV_READ);
             return;
         }
     }
@@ -592,7 +597,7 @@ static void conn_finish(struct bk_req *req)
         evbuffer_pullup(out, (ev_ssize_t)(evbuffer_get_length(out) < 16384 ? evbuffer_get_length(out) : 16384));
     bk__body_release(req); /* the handler is done with it: a kept-alive idle
                               connection holds no body memory */
-    c->close_after = !req->keep_alive;
+    c->close_after = c->close_after || !req->keep_alive; /* set when the client half-closed */
     c->state = C_WRITING;
     evtimer_del(c->timer);
     arm(c, loop->srv->o.write_timeout_ns);
@@ -659,8 +664,9 @@ static void on_event(struct bufferevent *bev, short what, void *arg)
     struct conn *c = arg;
     if (what & BEV_EVENT_CONNECTED)
         return; /* a TLS handshake done: the request comes as on plain TCP */
-    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) && c->state == C_WRITING) {
-        /* The client half-closed after its request: finish writing, then close. */
+    if ((what & BEV_EVENT_EOF) && (what & BEV_EVENT_READING) &&
+        (c->state == C_DISPATCHED || c->state == C_WRITING)) {
+        /* The client half-closed after its request: answer, then close. */
         c->close_after = true;
         return;
     }

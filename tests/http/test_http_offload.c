@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <check.h>
@@ -320,6 +321,55 @@ START_TEST(a_client_gone_meanwhile_leaks_nothing)
 }
 END_TEST
 
+/* A client that half-closes after its request (shutdown of its write side)
+ * still gets the answer of a request that is away, then the close. */
+START_TEST(a_half_closed_client_gets_its_answer)
+{
+    start(NULL);
+    const char *req = "GET /gated/away HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = bkt_connect(port);
+    ck_assert_int_eq(bkt_send_all(fd, req, strlen(req)), 0);
+    gate_wait_for(1);
+    ck_assert_int_eq(shutdown(fd, SHUT_WR), 0); /* the server reads EOF while it is away */
+    gate_release();
+    struct bkt_response r;
+    ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+    ck_assert_int_eq(r.status, 200);
+    char *from = member(&r, "from");
+    ck_assert_str_eq(from, "worker");
+    free(from);
+    bkt_response_free(&r);
+    ck_assert(bkt_wait_closed(fd));
+    close(fd);
+}
+END_TEST
+
+/* A request pipelined behind one that is away waits for it: the answers come
+ * in order, on the same connection. */
+START_TEST(a_pipelined_request_waits_for_the_one_away)
+{
+    start(NULL);
+    const char *first = "GET /gated/away HTTP/1.1\r\nHost: t\r\n\r\n";
+    const char *second = "GET /p/here HTTP/1.1\r\nHost: t\r\n\r\n";
+    int fd = bkt_connect(port);
+    ck_assert_int_eq(bkt_send_all(fd, first, strlen(first)), 0);
+    gate_wait_for(1);
+    ck_assert_int_eq(bkt_send_all(fd, second, strlen(second)), 0);
+    gate_release();
+    const char *want[] = {"worker", "loop"};
+    for (int i = 0; i < 2; i++) {
+        struct bkt_response r;
+        ck_assert_int_eq(bkt_read_response(fd, &r, false), 0);
+        ck_assert_int_eq(r.status, 200);
+        char *from = member(&r, "from");
+        ck_assert_str_eq(from, want[i]);
+        free(from);
+        bkt_response_free(&r);
+    }
+    close(fd);
+}
+END_TEST
+
 static Suite *offload_suite(void)
 {
     Suite *s = suite_create("http_offload");
@@ -332,6 +382,8 @@ static Suite *offload_suite(void)
     tcase_add_test(tc, a_full_queue_answers_503);
     tcase_add_test(tc, a_closed_pool_answers_503);
     tcase_add_test(tc, a_client_gone_meanwhile_leaks_nothing);
+    tcase_add_test(tc, a_half_closed_client_gets_its_answer);
+    tcase_add_test(tc, a_pipelined_request_waits_for_the_one_away);
     suite_add_tcase(s, tc);
     return s;
 }
