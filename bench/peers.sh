@@ -340,7 +340,8 @@ done
                 -v m="$(figure "${e}_$s" 1 median)" -v ob="$(figure "${e}_$o" 1 best)" \
                 'BEGIN { us = s ~ /^ours/
                          printf "| %s | %s | %.0f | %.0f | %s |\n", e,
-                                (s == "ours_near" ? "**libbackend** (" n ", near cache 1 s)" : us ? "**libbackend** (" n ")" : s),
+                                (s == "ours_near" ? "**libbackend** (backendd, near cache 1 s)" :
+                                 us ? "**libbackend** (" (n == "libbackend" ? "hello_json" : n) ")" : s),
                                 b, m, (us ? "" : sprintf("%.2f×", ob / b)) }'
         done
     done
