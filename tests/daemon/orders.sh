@@ -9,7 +9,8 @@
 # refunded); out of stock; the
 # payment service down: its breaker opens, orders are answered 503 without a
 # call, readiness reports it, and orders go through once it is back; reads by
-# owner and admin; the SQL invariants. Outcomes only: the real waits are the
+# owner and admin; the SQL invariants; /metrics after all that, clean for
+# `promtool check metrics` with Prometheus's text Content-Type. Outcomes only: the real waits are the
 # breaker's open time (10 s: long enough for the orders that must find it open,
 # under valgrind too) and a slow service's answer, which a process of its own
 # cannot fake.
@@ -260,6 +261,12 @@ grep -q '^sagas_total{saga="order",outcome="completed"} ' "$work/body" || fail "
 grep -q '^breaker_state{.*"payment"' "$work/body" || fail "no payment breaker in /metrics"
 grep -q '^jobs_total{queue="notify",kind="order-confirmation",outcome="completed"} ' "$work/body" ||
     fail "no confirmation jobs in /metrics"
+# The exposition after this mixed workload, as Prometheus's own checker reads it.
+tr -d '\r' <"$work/head" | grep -qix 'content-type: text/plain; version=0.0.4; charset=utf-8' ||
+    fail "/metrics Content-Type: $(grep -i '^content-type' "$work/head")"
+command -v promtool >/dev/null || fail "promtool is missing (Debian package prometheus)"
+promtool check metrics <"$work/body" >"$work/promtool" 2>&1 || fail "promtool check metrics: $(cat "$work/promtool")"
+[ ! -s "$work/promtool" ] || fail "promtool check metrics found problems: $(cat "$work/promtool")"
 
 daemon_stop
 sim_stop
