@@ -42,8 +42,9 @@ BK_EXPORT void bk_metrics_free(bk_metrics_t *reg);
  * not starting with "__"; histograms may not use "le"). Registering a name again
  * with the same type, help and label names returns the existing family; with any
  * difference it fails with BK_EEXIST, as does a name whose samples would clash with
- * another family's (a histogram "x" also writes x_bucket, x_sum and x_count). help
- * must be valid UTF-8. Strings are copied.
+ * another family's (a histogram "x" also writes x_bucket, x_sum and x_count), in
+ * Prometheus text or in OpenMetrics (a counter "x_total" is the family "x" there,
+ * with x_created). help must be valid UTF-8. Strings are copied.
  */
 BK_EXPORT int bk_metrics_counter(bk_metrics_t *reg, const char *name, const char *help,
                                  const char *const *label_names, bk_metric_t **out);
@@ -104,6 +105,14 @@ BK_EXPORT void bk_metrics_remove_collector(bk_metrics_t *reg, bk_metrics_collect
  * frees it with free(3); *len (may be NULL) receives its length.
  */
 BK_EXPORT int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len);
+/*
+ * The same as OpenMetrics 1.0 text (Content-Type: application/openmetrics-text;
+ * version=1.0.0): a counter's family is named without _total and each series
+ * adds a _total and a _created sample (when the series was made, Unix seconds),
+ * a histogram's too; a family whose name ends in a base unit (_seconds, _bytes,
+ * ...) has a UNIT line; HELP also escapes the quote; it ends with "# EOF".
+ */
+BK_EXPORT int bk_metrics_render_openmetrics(bk_metrics_t *reg, char **out, size_t *len);
 
 #ifdef __cplusplus
 }

@@ -10,28 +10,6 @@
 
 #include "http/http_int.h"
 
-/* A qvalue "0", "0.", "0.0"..: false; any other weight, or none: true. */
-static bool weight_positive(const char *p, const char *end)
-{
-    while (p < end && bk__ows(*p))
-        p++;
-    if (p == end || *p != ';')
-        return true;
-    p++;
-    while (p < end && bk__ows(*p))
-        p++;
-    if (end - p < 2 || (p[0] != 'q' && p[0] != 'Q') || p[1] != '=')
-        return true; /* another parameter: ignored */
-    p += 2;
-    if (p < end && *p == '1')
-        return true;
-    if (p >= end || *p != '0')
-        return false; /* not a qvalue: not a yes */
-    for (p++; p < end && (*p == '.' || *p == '0'); p++)
-        ;
-    return p < end && *p >= '1' && *p <= '9';
-}
-
 /* Accept-Encoding (every line) names gzip (or x-gzip), or "*", with a weight
  * above 0, and no explicit gzip;q=0 refuses it. */
 static bool accepts_gzip(const bk_req_t *req)
@@ -49,7 +27,7 @@ static bool accepts_gzip(const bk_req_t *req)
             while (p < e && !bk__ows(*p) && *p != ';')
                 p++;
             size_t n = (size_t)(p - t);
-            bool yes = weight_positive(p, e);
+            bool yes = bk__http_weight(p, e) > 0;
             if ((n == 4 && strncasecmp(t, "gzip", 4) == 0) || (n == 6 && strncasecmp(t, "x-gzip", 6) == 0))
                 gzip = gzip == 1 ? 1 : yes;
             else if (n == 1 && *t == '*')

@@ -5,10 +5,40 @@
  * SPDX-License-Identifier: MIT */
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http/http_int.h"
 
 /* ------------------------------------------------------------------ metrics */
+/* Whether Accept (every line) prefers OpenMetrics: application/openmetrics-text
+ * with a weight above 0 and not below that of text/plain (or text, or any). */
+static bool wants_openmetrics(const bk_req_t *req)
+{
+    int om = 0, text = 0;
+    const struct hdr *h;
+    for (size_t i = 0; (h = bk__req_header_next(req, "Accept", &i)) != NULL;) {
+        const char *p = h->value, *end = h->value + h->vlen;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            while (p < e && bk__ows(*p))
+                p++;
+            const char *t = p;
+            while (p < e && !bk__ows(*p) && *p != ';')
+                p++;
+            size_t n = (size_t)(p - t);
+            int w = bk__http_weight(p, e);
+            if (n == 28 && strncasecmp(t, "application/openmetrics-text", 28) == 0)
+                om = w > om ? w : om;
+            else if ((n == 10 && strncasecmp(t, "text/plain", 10) == 0) || (n == 6 && strncasecmp(t, "text/*", 6) == 0) ||
+                     (n == 3 && strncmp(t, "*/*", 3) == 0))
+                text = w > text ? w : text;
+            p = comma ? comma + 1 : end;
+        }
+    }
+    return om > 0 && om >= text;
+}
+
 static void metrics_handler(bk_req_t *req, void *ud)
 {
     bk_http_server_t *srv = ud;
@@ -19,12 +49,17 @@ static void metrics_handler(bk_req_t *req, void *ud)
     }
     char *text;
     size_t len;
-    int rc = bk_metrics_render(srv->metrics, &text, &len);
+    bool om = wants_openmetrics(req);
+    int rc = om ? bk_metrics_render_openmetrics(srv->metrics, &text, &len) : bk_metrics_render(srv->metrics, &text, &len);
     if (rc != BK_OK) {
         bk_res_error(req, rc, "cannot render the metrics");
         return;
     }
-    bk_res_bytes(req, 200, "text/plain; version=0.0.4; charset=utf-8", text, len);
+    bk_res_header(req, "Vary", "Accept"); /* the answer depends on it */
+    bk_res_bytes(req, 200,
+                 om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                    : "text/plain; version=0.0.4; charset=utf-8",
+                 text, len);
     free(text);
 }
 

@@ -350,6 +350,11 @@ BK__HIDDEN void bk__loop_stop_conns(struct loop *loop, bool force);
 BK__HIDDEN int bk__http_parse_head(struct bk_req *req, size_t len);
 /* One field line p[0..eol) (header or trailer), NULs written in place; 0 or 400. */
 BK__HIDDEN int bk__http_parse_field(char *p, char *eol, struct hdr *out);
+/* The weight of one element of a list like Accept or Accept-Encoding, from p
+ * (just after its value: its parameters, if any) to end: its q parameter in
+ * thousandths, 0 to 1000; 1000 without one; 0 for a q that is not a qvalue
+ * (RFC 9110 12.4.2). Other parameters are skipped. */
+BK__HIDDEN int bk__http_weight(const char *p, const char *end);
 /* A chunk-size line without its CRLF (RFC 9112 7.1): the size, or -1 when the
  * line is malformed; *ext_len gets the length of its chunk extensions. */
 BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_t *ext_len);

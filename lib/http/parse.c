@@ -250,3 +250,34 @@ bool bk__is_json_type(const char *ctype)
     return len > 17 && strncasecmp(ctype, "application/", 12) == 0 &&
            strncasecmp(ctype + len - 5, "+json", 5) == 0;
 }
+
+int bk__http_weight(const char *p, const char *end)
+{
+    for (;;) {
+        while (p < end && bk__ows(*p))
+            p++;
+        if (p == end || *p != ';')
+            return 1000;
+        p++;
+        while (p < end && bk__ows(*p))
+            p++;
+        const char *semi = memchr(p, ';', (size_t)(end - p));
+        const char *e = semi ? semi : end;
+        if (e - p >= 2 && (p[0] == 'q' || p[0] == 'Q') && p[1] == '=') {
+            /* qvalue = ( "0" [ "." 0*3DIGIT ] ) / ( "1" [ "." 0*3("0") ] ) */
+            const char *v = p + 2, *ve = e;
+            while (ve > v && bk__ows(ve[-1]))
+                ve--;
+            if (v == ve || (*v != '0' && *v != '1') || (ve - v > 1 && (v[1] != '.' || ve - v > 5)))
+                return 0;
+            int w = *v == '1' ? 1000 : 0, scale = 100;
+            for (const char *d = v + 2; d < ve; d++, scale /= 10) {
+                if (*d < '0' || *d > '9' || (*v == '1' && *d != '0'))
+                    return 0;
+                w += (*d - '0') * scale;
+            }
+            return w;
+        }
+        p = e; /* another parameter: skipped */
+    }
+}

@@ -227,7 +227,7 @@ int bk_jobs_new(bk_db_t *db, const bk_jobs_opts_t *opts, bk_jobs_t **out, bk_err
                               "its attempt.", (const char *[]){"queue", "kind", NULL}, NULL, 0, &j->m_wait) != BK_OK ||
          bk_metrics_histogram(opts->metrics, "jobs_duration_seconds", "How long handlers ran.",
                               (const char *[]){"queue", "kind", NULL}, NULL, 0, &j->m_duration) != BK_OK ||
-         bk_metrics_gauge(opts->metrics, "jobs", "Jobs by queue and state, as of a worker's last prune.",
+         bk_metrics_gauge(opts->metrics, "jobs_in_state", "Jobs by queue and state, as of a worker's last prune.",
                           (const char *[]){"queue", "state", NULL}, &j->m_state) != BK_OK)) {
         bk_jobs_free(j);
         return bk__error(err, BK_EEXIST, "bk_jobs_new: its metrics clash with families of the registry");

@@ -84,7 +84,7 @@ struct bk_job {
 BK__JOBS_HIDDEN void bk__jobs_count(const bk_job_t *job, const char *outcome);
 /* Observes seconds in the histogram family for the job's queue and kind. */
 BK__JOBS_HIDDEN void bk__jobs_observe(const bk_job_t *job, bk_metric_t *family, double seconds);
-/* Refreshes the jobs{queue,state} gauge with one GROUP BY (a worker's prune tick). */
+/* Refreshes the jobs_in_state{queue,state} gauge with one GROUP BY (a worker's prune tick). */
 BK__JOBS_HIDDEN void bk__jobs_gauge(bk_jobs_t *jobs);
 
 /* A worker's periodic schedules (lib/jobs/periodic.c). */

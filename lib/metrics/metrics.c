@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "core/map_int.h"
 #include "core/utf8_int.h"
@@ -98,26 +99,6 @@ static char **copy_strings(const char *const *v, size_t n)
     return out;
 }
 
-/* a1 a2 (concatenated) equals b1 b2, without building either string. */
-static bool concat_eq(const char *a1, const char *a2, const char *b1, const char *b2)
-{
-    for (;;) {
-        if (*a1 == '\0' && a2 != NULL) {
-            a1 = a2;
-            a2 = NULL;
-        }
-        if (*b1 == '\0' && b2 != NULL) {
-            b1 = b2;
-            b2 = NULL;
-        }
-        if (*a1 != *b1)
-            return false;
-        if (*a1 == '\0')
-            return true;
-        a1++;
-        b1++;
-    }
-}
 
 /* ------------------------------------------------------------------ locks */
 
@@ -199,6 +180,9 @@ static struct bk__series *new_series(const bk_metric_t *f, const char *const *va
     if (s == NULL)
         return NULL;
     s->family = f;
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now); /* wall time: what a scraper compares */
+    s->created = (double)now.tv_sec + (double)(now.tv_nsec / 1000000) / 1e3; /* whole ms */
     s->values = copy_strings(values, f->nlabels);
     s->key = malloc(klen + 1);
     if (s->key != NULL) {
@@ -445,19 +429,61 @@ static bool same_definition(const bk_metric_t *f, bk__metric_kind kind, const ch
     return true;
 }
 
-/* True if the sample names of family f and of a new family (name, kind) overlap:
- * a histogram "x" also writes x_bucket, x_sum and x_count. */
+/* The names a family (name, kind) writes, in either format, as stem + suffix
+ * pairs: its samples in Prometheus text (a histogram "x" also writes x_bucket,
+ * x_sum and x_count), and in OpenMetrics its family name and samples (a counter
+ * "x_total" is the family "x" with samples x_total and x_created; a histogram
+ * adds x_created). At most 5; returns how many. */
+struct owned {
+    const char *stem;
+    size_t stem_len;
+    const char *suffix;
+};
+static size_t owned_names(const char *name, bk__metric_kind kind, struct owned out[5])
+{
+    size_t len = strlen(name), n = 0;
+    out[n++] = (struct owned){name, len, ""};
+    if (kind == BK__METRIC_HISTOGRAM) {
+        static const char *const hist[] = {"_bucket", "_sum", "_count", "_created"};
+        for (size_t i = 0; i < 4; i++)
+            out[n++] = (struct owned){name, len, hist[i]};
+    } else if (kind == BK__METRIC_COUNTER) {
+        size_t base = len > 6 && strcmp(name + len - 6, "_total") == 0 ? len - 6 : len;
+        if (base != len)
+            out[n++] = (struct owned){name, base, ""};
+        else
+            out[n++] = (struct owned){name, base, "_total"};
+        out[n++] = (struct owned){name, base, "_created"};
+    }
+    return n;
+}
+
+/* The i-th character of stem + suffix (i below its length). */
+static char owned_at(const struct owned *o, size_t i)
+{
+    return i < o->stem_len ? o->stem[i] : o->suffix[i - o->stem_len];
+}
+
+static bool owned_eq(const struct owned *a, const struct owned *b)
+{
+    size_t la = a->stem_len + strlen(a->suffix), lb = b->stem_len + strlen(b->suffix);
+    if (la != lb)
+        return false;
+    for (size_t i = 0; i < la; i++)
+        if (owned_at(a, i) != owned_at(b, i))
+            return false;
+    return true;
+}
+
+/* True if family f and a new family (name, kind) would write a name in common,
+ * in Prometheus text or in OpenMetrics (owned_names). */
 static bool names_clash(const bk_metric_t *f, const char *name, bk__metric_kind kind)
 {
-    static const char *const hist[] = {"", "_bucket", "_sum", "_count"};
-    static const char *const plain[] = {""};
-    const char *const *fs = f->kind == BK__METRIC_HISTOGRAM ? hist : plain;
-    const char *const *ns = kind == BK__METRIC_HISTOGRAM ? hist : plain;
-    size_t nf = f->kind == BK__METRIC_HISTOGRAM ? 4 : 1;
-    size_t nn = kind == BK__METRIC_HISTOGRAM ? 4 : 1;
-    for (size_t i = 0; i < nf; i++)
-        for (size_t j = 0; j < nn; j++)
-            if (concat_eq(f->name, fs[i], name, ns[j]))
+    struct owned a[5], b[5];
+    size_t na = owned_names(f->name, f->kind, a), nb = owned_names(name, kind, b);
+    for (size_t i = 0; i < na; i++)
+        for (size_t j = 0; j < nb; j++)
+            if (owned_eq(&a[i], &b[j]))
                 return true;
     return false;
 }

@@ -39,6 +39,7 @@ struct bk__series {
     _Atomic uint64_t value;  /* double bits (gauges) */
     _Atomic uint64_t *cells; /* BK__METRIC_STRIPES * stride words (counters, histograms) */
     size_t stride;           /* words per stripe, a multiple of a cache line */
+    double created;          /* when it was made, Unix seconds (OpenMetrics' _created) */
 };
 
 /* A family. Everything but the series set is immutable after registration. */

@@ -1,5 +1,8 @@
-/* Prometheus text exposition format 0.0.4.
+/* Prometheus text exposition format 0.0.4, and OpenMetrics 1.0 text, which
+ * differs in a counter's family name (without _total), _created samples, UNIT
+ * lines, HELP escaping the quote, and the closing # EOF.
  * https://prometheus.io/docs/instrumenting/exposition_formats/
+ * https://github.com/OpenObservability/OpenMetrics/blob/main/specification/OpenMetrics.md
  * SPDX-License-Identifier: MIT */
 #include <locale.h>
 #include <math.h>
@@ -42,7 +45,8 @@ static void puts_(struct buf *b, const char *s)
     put(b, s, strlen(s));
 }
 
-/* HELP text escapes backslash and newline; label values also escape the quote. */
+/* HELP text escapes backslash and newline; label values (and OpenMetrics' HELP)
+ * also escape the quote. */
 static void put_escaped(struct buf *b, const char *s, bool quote)
 {
     for (const char *p = s; *p; p++) {
@@ -88,11 +92,11 @@ static void put_u64(struct buf *b, uint64_t v)
     puts_(b, text);
 }
 
-/* name{l1="v1",...[,le="x"]} */
-static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk__series *s,
+/* name{l1="v1",...[,le="x"]}, name being base and suffix. */
+static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base,
                             const char *suffix, const double *le)
 {
-    puts_(b, f->name);
+    puts_(b, base);
     puts_(b, suffix);
     if (f->nlabels == 0 && le == NULL)
         return;
@@ -113,7 +117,7 @@ static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk
     puts_(b, "}");
 }
 
-static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__series *s)
+static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base)
 {
     /* Cumulative counts; _count is their total, so +Inf always equals _count even
      * while other threads observe. */
@@ -121,16 +125,16 @@ static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__
     for (size_t i = 0; i <= f->nbounds; i++) {
         total += bk__series_count(s, i);
         double le = i < f->nbounds ? f->bounds[i] : INFINITY;
-        put_sample_name(b, f, s, "_bucket", &le);
+        put_sample_name(b, f, s, base, "_bucket", &le);
         puts_(b, " ");
         put_u64(b, total);
         puts_(b, "\n");
     }
-    put_sample_name(b, f, s, "_sum", NULL);
+    put_sample_name(b, f, s, base, "_sum", NULL);
     puts_(b, " ");
     put_number(b, bk__series_sum(s, f->nbounds + 1));
     puts_(b, "\n");
-    put_sample_name(b, f, s, "_count", NULL);
+    put_sample_name(b, f, s, base, "_count", NULL);
     puts_(b, " ");
     put_u64(b, total);
     puts_(b, "\n");
@@ -149,7 +153,81 @@ static const char *type_name(bk__metric_kind kind)
     return "histogram";
 }
 
-int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
+/* One sample line: base+suffix{labels} value. */
+static void put_sample(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base,
+                       const char *suffix, double v)
+{
+    put_sample_name(b, f, s, base, suffix, NULL);
+    puts_(b, " ");
+    put_number(b, v);
+    puts_(b, "\n");
+}
+
+/* The unit OpenMetrics names for a family whose name (base) ends in one: only
+ * the base units Prometheus's conventions use as suffixes. NULL: none. */
+static const char *unit_of(const char *base, size_t len)
+{
+    static const char *const units[] = {"seconds", "bytes", "ratio", "celsius", "volts", "amperes",
+                                        "joules", "grams", "meters"};
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        size_t n = strlen(units[i]);
+        if (len > n + 1 && base[len - n - 1] == '_' && memcmp(base + len - n, units[i], n) == 0)
+            return units[i];
+    }
+    return NULL;
+}
+
+static void put_family(struct buf *b, bk_metric_t *f, bool om)
+{
+    /* OpenMetrics names a counter's family without _total, which its samples add. */
+    size_t blen = strlen(f->name);
+    if (om && f->kind == BK__METRIC_COUNTER && blen > 6 && strcmp(f->name + blen - 6, "_total") == 0)
+        blen -= 6;
+    char *base = strndup(f->name, blen);
+    if (base == NULL) {
+        b->failed = true;
+        return;
+    }
+    const char *unit = om ? unit_of(base, blen) : NULL;
+    puts_(b, "# HELP ");
+    puts_(b, base);
+    puts_(b, " ");
+    put_escaped(b, f->help, om);
+    puts_(b, "\n# TYPE ");
+    puts_(b, base);
+    puts_(b, " ");
+    puts_(b, type_name(f->kind));
+    puts_(b, "\n");
+    if (unit != NULL) {
+        puts_(b, "# UNIT ");
+        puts_(b, base);
+        puts_(b, " ");
+        puts_(b, unit);
+        puts_(b, "\n");
+    }
+    pthread_rwlock_rdlock(&f->lock);
+    for (const struct bk__series *s = f->first; s; s = s->next_order) {
+        switch (f->kind) {
+        case BK__METRIC_HISTOGRAM:
+            put_histogram(b, f, s, base);
+            if (om)
+                put_sample(b, f, s, base, "_created", s->created);
+            break;
+        case BK__METRIC_COUNTER:
+            put_sample(b, f, s, base, om ? "_total" : "", bk__series_value(s));
+            if (om)
+                put_sample(b, f, s, base, "_created", s->created);
+            break;
+        case BK__METRIC_GAUGE:
+            put_sample(b, f, s, base, "", bk__series_value(s));
+            break;
+        }
+    }
+    pthread_rwlock_unlock(&f->lock);
+    free(base);
+}
+
+static int render(bk_metrics_t *reg, bool om, char **out, size_t *len)
 {
     if (out == NULL)
         return BK_EINVAL;
@@ -165,33 +243,14 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
     locale_t saved = uselocale(c_locale);
 
     struct buf b = {0};
-    put(&b, "", 0); /* an empty registry renders as "" */
+    put(&b, "", 0); /* an empty registry renders as "" (Prometheus text) */
 
     pthread_mutex_lock(&reg->lock);
-    for (bk_metric_t *f = reg->first; f; f = f->next) {
-        puts_(&b, "# HELP ");
-        puts_(&b, f->name);
-        puts_(&b, " ");
-        put_escaped(&b, f->help, false);
-        puts_(&b, "\n# TYPE ");
-        puts_(&b, f->name);
-        puts_(&b, " ");
-        puts_(&b, type_name(f->kind));
-        puts_(&b, "\n");
-        pthread_rwlock_rdlock(&f->lock);
-        for (const struct bk__series *s = f->first; s; s = s->next_order) {
-            if (f->kind == BK__METRIC_HISTOGRAM) {
-                put_histogram(&b, f, s);
-                continue;
-            }
-            put_sample_name(&b, f, s, "", NULL);
-            puts_(&b, " ");
-            put_number(&b, bk__series_value(s));
-            puts_(&b, "\n");
-        }
-        pthread_rwlock_unlock(&f->lock);
-    }
+    for (bk_metric_t *f = reg->first; f; f = f->next)
+        put_family(&b, f, om);
     pthread_mutex_unlock(&reg->lock);
+    if (om)
+        puts_(&b, "# EOF\n");
     uselocale(saved);
     freelocale(c_locale);
 
@@ -203,4 +262,14 @@ int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
     if (len != NULL)
         *len = b.len;
     return BK_OK;
+}
+
+int bk_metrics_render(bk_metrics_t *reg, char **out, size_t *len)
+{
+    return render(reg, false, out, len);
+}
+
+int bk_metrics_render_openmetrics(bk_metrics_t *reg, char **out, size_t *len)
+{
+    return render(reg, true, out, len);
 }

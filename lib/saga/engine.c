@@ -270,7 +270,7 @@ int bk_saga_engine_new(bk_jobs_t *jobs, const bk_saga_opts_t *opts, bk_saga_engi
          bk_metrics_histogram(e->metrics, "saga_step_duration_seconds", "Attempts of saga steps by how long "
                               "their callback ran.", (const char *[]){"saga", "step", NULL}, NULL, 0,
                               &e->m_duration) != BK_OK ||
-         bk_metrics_gauge(e->metrics, "sagas", "Sagas by status, as of the last bk_saga_prune.",
+         bk_metrics_gauge(e->metrics, "sagas_in_state", "Sagas by status, as of the last bk_saga_prune.",
                           (const char *[]){"saga", "status", NULL}, &e->m_status) != BK_OK))
         rc = bk__error(err, BK_EEXIST, "saga engine: its metrics clash with families of the registry");
     if (rc == BK_OK && opts->migrate)

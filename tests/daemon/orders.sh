@@ -10,7 +10,8 @@
 # payment service down: its breaker opens, orders are answered 503 without a
 # call, readiness reports it, and orders go through once it is back; reads by
 # owner and admin; the SQL invariants; /metrics after all that, clean for
-# `promtool check metrics` with Prometheus's text Content-Type. Outcomes only: the real waits are the
+# `promtool check metrics` with Prometheus's text Content-Type, and as
+# OpenMetrics when asked, read by prometheus_client's parser. Outcomes only: the real waits are the
 # breaker's open time (10 s: long enough for the orders that must find it open,
 # under valgrind too) and a slow service's answer, which a process of its own
 # cannot fake.
@@ -267,6 +268,22 @@ tr -d '\r' <"$work/head" | grep -qix 'content-type: text/plain; version=0.0.4; c
 command -v promtool >/dev/null || fail "promtool is missing (Debian package prometheus)"
 promtool check metrics <"$work/body" >"$work/promtool" 2>&1 || fail "promtool check metrics: $(cat "$work/promtool")"
 [ ! -s "$work/promtool" ] || fail "promtool check metrics found problems: $(cat "$work/promtool")"
+# And as OpenMetrics, which Prometheus asks for first: the same families, read by
+# the OpenMetrics parser of Prometheus's Python client (strict about _total,
+# _created, UNIT and # EOF).
+req GET /metrics "" 'Accept: application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5'
+tr -d '\r' <"$work/head" | grep -qix 'content-type: application/openmetrics-text; version=1.0.0; charset=utf-8' ||
+    fail "OpenMetrics Content-Type: $(grep -i '^content-type' "$work/head")"
+/usr/bin/python3 - "$work/body" <<'EOF' || fail "the OpenMetrics text does not parse: $(tail -5 "$work/body")"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families
+families = {f.name: f for f in text_string_to_metric_families(open(sys.argv[1]).read())}
+sagas = families["sagas"]
+assert sagas.type == "counter", sagas.type
+assert any(s.name == "sagas_total" and s.labels.get("outcome") == "completed" and s.value > 0 for s in sagas.samples)
+assert any(s.name == "sagas_created" for s in sagas.samples)
+assert families["http_request_duration_seconds"].unit == "seconds"
+EOF
 
 daemon_stop
 sim_stop

@@ -1381,7 +1381,36 @@ START_TEST(metrics_after_traffic)
     };
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++)
         ck_assert_msg(strstr(r.body, want[i]) != NULL, "missing %s in:\n%s", want[i], r.body);
+    ck_assert_str_eq(header(&r, "Vary"), "Accept");
     bkt_response_free(&r);
+
+    /* A scraper that prefers OpenMetrics (Prometheus's own Accept) gets it; one
+     * that weighs text higher, or refuses OpenMetrics, gets the text format. */
+    static const struct {
+        const char *accept;
+        bool om;
+    } cases[] = {
+        {"Accept: application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+         "text/plain;version=0.0.4;q=0.5,*/*;q=0.1\r\n",
+         true},
+        {"Accept: application/openmetrics-text\r\n", true},
+        {"Accept: text/plain;q=0.9, application/openmetrics-text; version=1.0.0; q=0.3\r\n", false},
+        {"Accept: application/openmetrics-text;q=0\r\n", false},
+        {"Accept: application/openmetrics-text;q=2\r\n", false}, /* not a qvalue */
+        {"Accept: */*\r\n", false},
+        {"Accept: text/html\r\nAccept: application/openmetrics-text;q=0.5\r\n", true},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        r = request("GET", "/metrics", cases[i].accept, NULL);
+        ck_assert_int_eq(r.status, 200);
+        ck_assert_msg(strcmp(header(&r, "Content-Type"), cases[i].om ? "application/openmetrics-text; version=1.0.0; charset=utf-8"
+                                                                     : "text/plain; version=0.0.4; charset=utf-8") == 0,
+                      "%s: %s", cases[i].accept, header(&r, "Content-Type"));
+        bool eof = r.body_len >= 6 && memcmp(r.body + r.body_len - 6, "# EOF\n", 6) == 0;
+        ck_assert_msg(eof == cases[i].om, "%s: # EOF %s", cases[i].accept, eof ? "present" : "missing");
+        ck_assert_msg((strstr(r.body, "# TYPE http_requests counter\n") != NULL) == cases[i].om, "%s", cases[i].accept);
+        bkt_response_free(&r);
+    }
 }
 END_TEST
 

@@ -1128,7 +1128,7 @@ START_TEST(metrics_count_outcomes_waits_and_states)
     char *text;
     for (int i = 0; i < 2000; i++) { /* until a prune tick has refreshed the gauge */
         ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
-        bool fresh = strstr(text, "jobs{queue=\"default\",state=\"completed\"} 1\n") != NULL;
+        bool fresh = strstr(text, "jobs_in_state{queue=\"default\",state=\"completed\"} 1\n") != NULL;
         if (fresh)
             break;
         free(text);
@@ -1147,8 +1147,8 @@ START_TEST(metrics_count_outcomes_waits_and_states)
     ck_line(text, "jobs_wait_seconds_bucket{queue=\"default\",kind=\"sleepy\",le=\"0.5\"} 0\n");
     ck_line(text, "jobs_wait_seconds_bucket{queue=\"default\",kind=\"sleepy\",le=\"1\"} 1\n");
     ck_line(text, "jobs_duration_seconds_count{queue=\"default\",kind=\"sleepy\"} 1\n");
-    ck_line(text, "jobs{queue=\"default\",state=\"discarded\"} 1\n");
-    ck_line(text, "jobs{queue=\"default\",state=\"running\"} 0\n");
+    ck_line(text, "jobs_in_state{queue=\"default\",state=\"discarded\"} 1\n");
+    ck_line(text, "jobs_in_state{queue=\"default\",state=\"running\"} 0\n");
     free(text);
     bk_jobs_free(q);
     bk_metrics_free(m);

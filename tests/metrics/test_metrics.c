@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <check.h>
 
@@ -321,6 +322,17 @@ START_TEST(reregistration)
     ck_assert_int_eq(bk_metrics_histogram(reg, "d", "D.", NULL, defaults, 11, &b), BK_OK);
     ck_assert_ptr_eq(a, b);
     ck_assert_int_eq(bk_metrics_histogram(reg, "d", "D.", NULL, defaults, 10, &b), BK_EEXIST);
+    /* Names that would clash in OpenMetrics only: the counter x_total is the
+     * family x there, with x_created; a counter y writes y_total; a histogram h
+     * writes h_created. */
+    ck_assert_int_eq(bk_metrics_gauge(reg, "x", "X.", L("k"), &b), BK_EEXIST);
+    ck_assert_int_eq(bk_metrics_gauge(reg, "x_created", "X.", NULL, &b), BK_EEXIST);
+    ck_assert_int_eq(bk_metrics_counter(reg, "y", "Y.", NULL, &a), BK_OK);
+    ck_assert_int_eq(bk_metrics_gauge(reg, "y_total", "Y.", NULL, &b), BK_EEXIST);
+    ck_assert_int_eq(bk_metrics_counter(reg, "y_total", "Y.", NULL, &b), BK_EEXIST);
+    ck_assert_int_eq(bk_metrics_gauge(reg, "h_created", "H.", NULL, &b), BK_EEXIST);
+    ck_assert_int_eq(bk_metrics_gauge(reg, "x_totals", "X.", NULL, &b), BK_OK); /* no clash */
+    ck_assert_int_eq(bk_metrics_gauge(reg, "y_count", "Y.", NULL, &b), BK_OK);
     /* The failed attempts changed nothing: x_total still has its one definition. */
     bk_counter_t *c1, *c2;
     ck_assert_int_eq(bk_metrics_counter(reg, "x_total", "X.", L("k"), &a), BK_OK);
@@ -788,6 +800,100 @@ START_TEST(collectors)
 }
 END_TEST
 
+/* OpenMetrics 1.0: counters named without _total with _total and _created
+ * samples, histograms with _created, UNIT for a base-unit suffix, HELP escaping
+ * the quote too, and # EOF. The _created values (wall time when each series
+ * was made) are checked against the clock, then replaced by T to compare. */
+START_TEST(openmetrics_text)
+{
+    bk_metrics_t *reg;
+    ck_assert_int_eq(bk_metrics_new(&reg), BK_OK);
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_REALTIME, &t0);
+    bk_metric_t *reqs, *queue, *rpc, *plain;
+    ck_assert_int_eq(bk_metrics_counter(reg, "http_requests_total", "Requests \"answered\".", L("code"), &reqs),
+                     BK_OK);
+    ck_assert_int_eq(bk_metrics_gauge(reg, "queue_bytes", "Bytes queued.", NULL, &queue), BK_OK);
+    ck_assert_int_eq(bk_metrics_histogram(reg, "rpc_seconds", "RPC latency.", NULL, (const double[]){0.1, 1}, 2, &rpc),
+                     BK_OK);
+    ck_assert_int_eq(bk_metrics_counter(reg, "restarts", "Restarts.", NULL, &plain), BK_OK);
+    bk_counter_t *ok, *bad;
+    ck_assert_int_eq(bk_metric_counter(reqs, L("200"), &ok), BK_OK);
+    ck_assert_int_eq(bk_metric_counter(reqs, L("500"), &bad), BK_OK);
+    bk_counter_add(ok, 7);
+    bk_counter_inc(bad);
+    bk_gauge_t *q;
+    ck_assert_int_eq(bk_metric_gauge(queue, NULL, &q), BK_OK);
+    bk_gauge_set(q, 512);
+    bk_histogram_t *h;
+    ck_assert_int_eq(bk_metric_histogram(rpc, NULL, &h), BK_OK);
+    bk_histogram_observe(h, 0.05);
+    bk_histogram_observe(h, 3);
+    clock_gettime(CLOCK_REALTIME, &t1);
+
+    char *text = NULL;
+    size_t len = 0;
+    ck_assert_int_eq(bk_metrics_render_openmetrics(reg, &text, &len), BK_OK);
+    ck_assert_uint_eq(len, strlen(text));
+    /* Each _created value within the test's clock readings, then masked. */
+    double lo = (double)t0.tv_sec + t0.tv_nsec / 1e9 - 0.001, hi = (double)t1.tv_sec + t1.tv_nsec / 1e9 + 0.001;
+    char masked[4096] = "";
+    int created = 0;
+    for (char *line = strtok(text, "\n"); line != NULL; line = strtok(NULL, "\n")) {
+        char *sp = strrchr(line, ' ');
+        if (strstr(line, "_created") != NULL && line[0] != '#' && sp != NULL) {
+            double v = strtod(sp + 1, NULL);
+            ck_assert_msg(v >= lo && v <= hi, "%s: not between %.3f and %.3f", line, lo, hi);
+            strcpy(sp + 1, "T");
+            created++;
+        }
+        strncat(masked, line, sizeof masked - strlen(masked) - 2);
+        strcat(masked, "\n");
+    }
+    free(text);
+    ck_assert_int_eq(created, 4);
+    ck_assert_str_eq(masked, "# HELP http_requests Requests \\\"answered\\\".\n"
+                             "# TYPE http_requests counter\n"
+                             "http_requests_total{code=\"200\"} 7\n"
+                             "http_requests_created{code=\"200\"} T\n"
+                             "http_requests_total{code=\"500\"} 1\n"
+                             "http_requests_created{code=\"500\"} T\n"
+                             "# HELP queue_bytes Bytes queued.\n"
+                             "# TYPE queue_bytes gauge\n"
+                             "# UNIT queue_bytes bytes\n"
+                             "queue_bytes 512\n"
+                             "# HELP rpc_seconds RPC latency.\n"
+                             "# TYPE rpc_seconds histogram\n"
+                             "# UNIT rpc_seconds seconds\n"
+                             "rpc_seconds_bucket{le=\"0.1\"} 1\n"
+                             "rpc_seconds_bucket{le=\"1\"} 1\n"
+                             "rpc_seconds_bucket{le=\"+Inf\"} 2\n"
+                             "rpc_seconds_sum 3.05\n"
+                             "rpc_seconds_count 2\n"
+                             "rpc_seconds_created T\n"
+                             "# HELP restarts Restarts.\n"
+                             "# TYPE restarts counter\n"
+                             "restarts_total 0\n"
+                             "restarts_created T\n"
+                             "# EOF\n");
+    /* Prometheus text of the same registry is unchanged by it. */
+    text = render(reg);
+    ck_assert_ptr_nonnull(strstr(text, "# TYPE http_requests_total counter\nhttp_requests_total{code=\"200\"} 7\n"));
+    ck_assert_ptr_null(strstr(text, "_created"));
+    ck_assert_ptr_null(strstr(text, "# EOF"));
+    free(text);
+    ck_assert_int_eq(bk_metrics_render_openmetrics(NULL, &text, NULL), BK_EINVAL);
+    ck_assert_int_eq(bk_metrics_render_openmetrics(reg, NULL, NULL), BK_EINVAL);
+    bk_metrics_t *empty;
+    ck_assert_int_eq(bk_metrics_new(&empty), BK_OK);
+    ck_assert_int_eq(bk_metrics_render_openmetrics(empty, &text, NULL), BK_OK);
+    ck_assert_str_eq(text, "# EOF\n");
+    free(text);
+    bk_metrics_free(empty);
+    bk_metrics_free(reg);
+}
+END_TEST
+
 static Suite *metrics_suite(void)
 {
     Suite *s = suite_create("metrics");
@@ -796,6 +902,7 @@ static Suite *metrics_suite(void)
     tcase_add_test(tc, counters_and_gauges);
     tcase_add_test(tc, special_values_and_number_format);
     tcase_add_test(tc, escaping);
+    tcase_add_test(tc, openmetrics_text);
     tcase_add_test(tc, histogram_custom_bounds);
     tcase_add_test(tc, histogram_default_bounds);
     tcase_add_test(tc, histogram_edges);

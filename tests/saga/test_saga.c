@@ -686,8 +686,8 @@ START_TEST(metrics_count_outcomes_and_prune_keeps_what_is_not_finished)
     ck_sql_eq(want, "SELECT string_agg(DISTINCT saga_id::text, ',') FROM backend_saga.steps");
     ck_sql_eq(want, "SELECT string_agg(DISTINCT saga_id::text, ',') FROM backend_saga.attempts");
     ck_assert_int_eq(bk_metrics_render(m, &text, NULL), BK_OK);
-    ck_metric(text, "sagas{saga=\"order\",status=\"stuck\"} 1\n");
-    ck_metric(text, "sagas{saga=\"order\",status=\"completed\"} 0\n");
+    ck_metric(text, "sagas_in_state{saga=\"order\",status=\"stuck\"} 1\n");
+    ck_metric(text, "sagas_in_state{saga=\"order\",status=\"completed\"} 0\n");
     free(text);
     ck_assert_int_eq(bk_saga_prune(e, &deleted, NULL), BK_OK);
     ck_assert_uint_eq(deleted, 0);
