@@ -33,7 +33,8 @@ DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libevent-dev libjansson-dev libssl-dev libcurl4-openssl-dev libpcre2-dev libargon2-dev \
 	libpq-dev libmemcached-dev zlib1g-dev
 DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk nginx-light \
-	python3-jwt python3-argon2 openssl json-schema-test-suite systemd prometheus python3-prometheus-client
+	python3-jwt python3-argon2 openssl json-schema-test-suite systemd prometheus python3-prometheus-client \
+	abigail-tools
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 # The peers of bench/peers.sh (its npm packages it installs itself) and its chart.
 # Ulfius: the runtime library and what its header includes; the header itself is
