@@ -1,7 +1,8 @@
 /* The PostgreSQL pool, queries and transactions against the private server the
  * harness starts (BK_TEST_PG_DSN): exhaustion and acquire timeouts, a killed
- * backend replaced on the next acquire, error mapping, parameters that are never
- * SQL, and SERIALIZABLE transactions that really are retried.
+ * backend replaced on the next acquire, a multi-host conninfo past a server that
+ * is down, error mapping, parameters that are never SQL, and SERIALIZABLE
+ * transactions that really are retried.
  * SPDX-License-Identifier: MIT */
 #include <pthread.h>
 #include <sched.h>
@@ -184,6 +185,60 @@ START_TEST(killed_backend_is_replaced_on_acquire)
     bk_db_result_free(r);
     bk_db_release(c);
     bk_db_free(db);
+}
+END_TEST
+
+/* A multi-host conninfo (libpq's host=a,b port=x,y) with the first server down
+ * and target_session_attrs=read-write: the pool's connections reach the next
+ * server that is up and writable, in the order given. The harness's two clusters
+ * (BK_TEST_PG_DSN, BK_TEST_PG_RESTART_DSN) stand behind a port nothing listens on. */
+static char *conn_value(const char *conninfo, const char *key)
+{
+    PQconninfoOption *opts = PQconninfoParse(conninfo, NULL);
+    ck_assert_ptr_nonnull(opts);
+    char *v = NULL;
+    for (PQconninfoOption *o = opts; o->keyword; o++)
+        if (strcmp(o->keyword, key) == 0 && o->val)
+            v = strdup(o->val);
+    PQconninfoFree(opts);
+    ck_assert_msg(v != NULL, "no %s in %s", key, conninfo);
+    return v;
+}
+
+START_TEST(multi_host_conninfo_skips_a_server_down)
+{
+    const char *second_dsn = getenv("BK_TEST_PG_RESTART_DSN");
+    ck_assert_msg(second_dsn != NULL, "BK_TEST_PG_RESTART_DSN is not set (tests/harness/services.sh)");
+    char *host1 = conn_value(dsn(), "host"), *port1 = conn_value(dsn(), "port");
+    char *host2 = conn_value(second_dsn, "host"), *port2 = conn_value(second_dsn, "port");
+    char *user = conn_value(dsn(), "user");
+    char conninfo[1024];
+    /* Port 1 on the same socket directory: no server, no socket file. */
+    snprintf(conninfo, sizeof conninfo,
+             "host=%s,%s,%s port=1,%s,%s user=%s dbname=postgres target_session_attrs=read-write connect_timeout=5",
+             host1, host2, host1, port2, port1, user);
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 2;
+    bk_db_t *db;
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(conninfo, &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
+    bk_db_conn_t *c[2]; /* two connections, each made the same way */
+    for (int j = 0; j < 2; j++)
+        ck_assert_int_eq(bk_db_acquire(db, &c[j], NULL), BK_OK);
+    for (int j = 0; j < 2; j++) {
+        bk_db_result_t *r;
+        ck_assert_int_eq(bk_db_query(c[j], "SELECT current_setting('port'), pg_is_in_recovery()", NULL, 0, &r, NULL),
+                         BK_OK);
+        ck_assert_str_eq(bk_db_value(r, 0, 0), port2); /* the first server up, not the last */
+        ck_assert_str_eq(bk_db_value(r, 0, 1), "f");
+        bk_db_result_free(r);
+        exec_ok(c[j], "CREATE TEMP TABLE t (x int)"); /* writable */
+    }
+    for (int j = 0; j < 2; j++)
+        bk_db_release(c[j]);
+    bk_db_free(db);
+    free(host1), free(port1), free(host2), free(port2), free(user);
 }
 END_TEST
 
@@ -936,6 +991,7 @@ static Suite *db_suite(void)
     tcase_add_test(tc, exhaustion_times_out_and_release_frees);
     tcase_add_test(tc, acquire_deadline_runs_on_the_fake_clock);
     tcase_add_test(tc, killed_backend_is_replaced_on_acquire);
+    tcase_add_test(tc, multi_host_conninfo_skips_a_server_down);
     tcase_add_test(tc, errors_map_to_codes);
     tcase_add_test(tc, parameters_are_never_sql);
     tcase_add_test(tc, release_rolls_back_an_open_transaction);
