@@ -10,32 +10,27 @@
 
 #include "http/http_int.h"
 
+struct gzip_offer {
+    int gzip, star; /* -1 unnamed, 0 refused, 1 accepted */
+};
+
+static void gzip_element(const char *t, size_t n, int weight, void *ud)
+{
+    struct gzip_offer *o = ud;
+    bool yes = weight > 0;
+    if ((n == 4 && strncasecmp(t, "gzip", 4) == 0) || (n == 6 && strncasecmp(t, "x-gzip", 6) == 0))
+        o->gzip = o->gzip == 1 ? 1 : yes;
+    else if (n == 1 && *t == '*')
+        o->star = yes;
+}
+
 /* Accept-Encoding (every line) names gzip (or x-gzip), or "*", with a weight
  * above 0, and no explicit gzip;q=0 refuses it. */
 static bool accepts_gzip(const bk_req_t *req)
 {
-    int gzip = -1, star = -1; /* -1 unnamed, 0 refused, 1 accepted */
-    const struct hdr *h;
-    for (size_t i = 0; (h = bk__req_header_next(req, "Accept-Encoding", &i)) != NULL;) {
-        const char *p = h->value, *end = h->value + h->vlen;
-        while (p < end) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma ? comma : end;
-            while (p < e && bk__ows(*p))
-                p++;
-            const char *t = p;
-            while (p < e && !bk__ows(*p) && *p != ';')
-                p++;
-            size_t n = (size_t)(p - t);
-            bool yes = bk__http_weight(p, e) > 0;
-            if ((n == 4 && strncasecmp(t, "gzip", 4) == 0) || (n == 6 && strncasecmp(t, "x-gzip", 6) == 0))
-                gzip = gzip == 1 ? 1 : yes;
-            else if (n == 1 && *t == '*')
-                star = yes;
-            p = comma ? comma + 1 : end;
-        }
-    }
-    return gzip == 1 || (gzip == -1 && star == 1);
+    struct gzip_offer o = {-1, -1};
+    bk__http_each_element(req, "Accept-Encoding", gzip_element, &o);
+    return o.gzip == 1 || (o.gzip == -1 && o.star == 1);
 }
 
 /* Types that are text or text-like; everything else is compressed already

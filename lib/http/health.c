@@ -10,33 +10,27 @@
 #include "http/http_int.h"
 
 /* ------------------------------------------------------------------ metrics */
+struct metrics_offer {
+    int om, text; /* the highest weights */
+};
+
+static void metrics_element(const char *t, size_t n, int weight, void *ud)
+{
+    struct metrics_offer *o = ud;
+    if (n == 28 && strncasecmp(t, "application/openmetrics-text", 28) == 0)
+        o->om = weight > o->om ? weight : o->om;
+    else if ((n == 10 && strncasecmp(t, "text/plain", 10) == 0) || (n == 6 && strncasecmp(t, "text/*", 6) == 0) ||
+             (n == 3 && strncmp(t, "*/*", 3) == 0))
+        o->text = weight > o->text ? weight : o->text;
+}
+
 /* Whether Accept (every line) prefers OpenMetrics: application/openmetrics-text
  * with a weight above 0 and not below that of text/plain (or text, or any). */
 static bool wants_openmetrics(const bk_req_t *req)
 {
-    int om = 0, text = 0;
-    const struct hdr *h;
-    for (size_t i = 0; (h = bk__req_header_next(req, "Accept", &i)) != NULL;) {
-        const char *p = h->value, *end = h->value + h->vlen;
-        while (p < end) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma ? comma : end;
-            while (p < e && bk__ows(*p))
-                p++;
-            const char *t = p;
-            while (p < e && !bk__ows(*p) && *p != ';')
-                p++;
-            size_t n = (size_t)(p - t);
-            int w = bk__http_weight(p, e);
-            if (n == 28 && strncasecmp(t, "application/openmetrics-text", 28) == 0)
-                om = w > om ? w : om;
-            else if ((n == 10 && strncasecmp(t, "text/plain", 10) == 0) || (n == 6 && strncasecmp(t, "text/*", 6) == 0) ||
-                     (n == 3 && strncmp(t, "*/*", 3) == 0))
-                text = w > text ? w : text;
-            p = comma ? comma + 1 : end;
-        }
-    }
-    return om > 0 && om >= text;
+    struct metrics_offer o = {0, 0};
+    bk__http_each_element(req, "Accept", metrics_element, &o);
+    return o.om > 0 && o.om >= o.text;
 }
 
 static void metrics_handler(bk_req_t *req, void *ud)

@@ -355,6 +355,11 @@ BK__HIDDEN int bk__http_parse_field(char *p, char *eol, struct hdr *out);
  * thousandths, 0 to 1000; 1000 without one; 0 for a q that is not a qvalue
  * (RFC 9110 12.4.2). Other parameters are skipped. */
 BK__HIDDEN int bk__http_weight(const char *p, const char *end);
+/* Calls fn for each element of the list header name (every line of it, as in
+ * Accept or Accept-Encoding): its token (t, n bytes, parameters left out) and
+ * its weight (bk__http_weight). */
+typedef void (*bk__http_element_fn)(const char *t, size_t n, int weight, void *ud);
+BK__HIDDEN void bk__http_each_element(const bk_req_t *req, const char *name, bk__http_element_fn fn, void *ud);
 /* A chunk-size line without its CRLF (RFC 9112 7.1): the size, or -1 when the
  * line is malformed; *ext_len gets the length of its chunk extensions. */
 BK__HIDDEN int64_t bk__http_parse_chunk_line(const char *line, size_t len, size_t *ext_len);

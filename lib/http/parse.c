@@ -281,3 +281,23 @@ int bk__http_weight(const char *p, const char *end)
         p = e; /* another parameter: skipped */
     }
 }
+
+void bk__http_each_element(const bk_req_t *req, const char *name, bk__http_element_fn fn, void *ud)
+{
+    const struct hdr *h;
+    for (size_t i = 0; (h = bk__req_header_next(req, name, &i)) != NULL;) {
+        const char *p = h->value, *end = h->value + h->vlen;
+        while (p < end) {
+            const char *comma = memchr(p, ',', (size_t)(end - p));
+            const char *e = comma ? comma : end;
+            while (p < e && bk__ows(*p))
+                p++;
+            const char *t = p;
+            while (p < e && !bk__ows(*p) && *p != ';')
+                p++;
+            if (p > t)
+                fn(t, (size_t)(p - t), bk__http_weight(p, e), ud);
+            p = comma ? comma + 1 : end;
+        }
+    }
+}
