@@ -6,6 +6,7 @@
 #   make check                build and run every test (starts private PostgreSQL + memcached)
 #   make check-valgrind       the same tests under valgrind (build-valgrind/)
 #   make check-browser        /docs (Swagger UI) in headless Chromium
+#   make check-release        distcheck (tarball, installcheck) and the Debian packages (lintian)
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make bench-peers          libbackend beside FastAPI, Fastify, Ulfius and nginx (installs them)
@@ -36,6 +37,8 @@ DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind 
 	python3-jwt python3-argon2 openssl json-schema-test-suite systemd prometheus python3-prometheus-client \
 	abigail-tools
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
+# What check-release needs beside them: the Debian packaging tools.
+DEB_RELEASE_PACKAGES := debhelper lintian dpkg-dev
 # The peers of bench/peers.sh (its npm packages it installs itself) and its chart.
 # Ulfius: the runtime library and what its header includes; the header itself is
 # unpacked from libulfius-dev (Makefile.am says why it is not installed).
@@ -45,7 +48,7 @@ DEB_PEER_PACKAGES := python3-fastapi uvicorn python3-jwt python3-psycopg python3
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check check-valgrind check-browser run install bench bench-peers clean FORCE
+.PHONY: all deps build check check-valgrind check-browser check-release run install bench bench-peers clean FORCE
 
 all: build
 
@@ -110,6 +113,18 @@ run: build
 check-browser: build
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES=chromium
 	@tests/harness/services.sh run -- $(MAKE) --no-print-directory -C $(BUILD) check-browser
+
+# The release checks, once per CI run (.ci/run): make distcheck (the tarball
+# builds out of tree and passes its tests, which start their own servers, and
+# make installcheck; the slow checks ran in make check already), then the Debian packages built, lintian-checked and used
+# from a dpkg -x root (tests/release/debian.sh). Never with the sanitizers: a
+# release is built as a distribution builds it.
+check-release:
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_RELEASE_PACKAGES)"
+	@$(MAKE) --no-print-directory build BUILD=build-release CONFIGURE_FLAGS=
+	env -u BK_TEST_PG_DSN -u BK_TEST_MEMCACHED BK_SLOW_CHECKS=no CRASH_KILLS=3 SAGA_KILLS=3 \
+	  $(MAKE) -C build-release distcheck
+	bash tests/release/debian.sh .
 
 bench: build
 	$(MAKE) -C $(BUILD) bench

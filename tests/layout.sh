@@ -17,7 +17,10 @@ exempt=(
     tests/pg_test.h           # included by the suites on the harness's PostgreSQL: its DSN, a database of their own
     tests/proc_test.h         # included by the suites across processes: their children, bounded waits on the database
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
+    tests/harness/services_while.sh # the servers of a make check run without them (a tarball's, distcheck's)
     tests/harness/summary.sh  # prints what make check ran
+    tests/release/debian.sh   # the Debian packages built and checked: make check-release runs it, once per CI run
+    tests/release/installcheck.sh # every example against the installed library: make installcheck runs it
     tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh, bench/schema.sh, browser.sh and the docs
     tests/daemon/lib.sh       # sourced by e2e.sh and browser.sh: a database, a configuration, the daemon started
     tests/daemon/browser.sh   # /docs in Chromium: make check-browser runs it, once per CI run
