@@ -19,6 +19,7 @@ exempt=(
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
     tests/harness/services_while.sh # the servers of a make check run without them (a tarball's, distcheck's)
     tests/harness/summary.sh  # prints what make check ran
+    tests/harness/listening.sh # sourced by the scripts that learn a server's port from its log
     tests/release/debian.sh   # the Debian packages built and checked: make check-release runs it, once per CI run
     tests/release/installcheck.sh # every example against the installed library: make installcheck runs it
     tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh, bench/schema.sh, browser.sh and the docs

@@ -12,14 +12,9 @@ fail() { echo "FAIL: $*"; echo "--- server log"; cat "$work/log"; exit 1; }
 : >"$work/log" # exists before the server opens it, so polling it never races
 "$bin" --port 0 --threads 2 2>>"$work/log" &
 pid=$!
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$work/log")
-    [ -n "$port" ] && break
-    kill -0 "$pid" 2>/dev/null || fail "server exited"
-    sleep 0.05
-done
-[ -n "$port" ] || fail "no 'listening' log line"
+# shellcheck source=tests/harness/listening.sh
+. "$top_srcdir/tests/harness/listening.sh"
+port=$(listening_port "$work/log" "$pid") || fail "no 'listening' log line (or the server exited)"
 url="http://127.0.0.1:$port"
 
 body=$(curl -fsS "$url/json")

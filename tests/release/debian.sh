@@ -69,13 +69,9 @@ ldd "$work/hello_json" | grep -q "$libdir/libbackend.so.0" || fail "hello_json d
 : >"$work/log"
 "$work/hello_json" --port 0 --threads 1 2>>"$work/log" &
 pid=$!
-port=""
-for _ in $(seq 100); do
-    port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$work/log")
-    [ -n "$port" ] && break
-    sleep 0.05
-done
-[ -n "$port" ] || fail "hello_json did not start: $(cat "$work/log")"
+# shellcheck source=tests/harness/listening.sh
+. "$src/tests/harness/listening.sh"
+port=$(listening_port "$work/log" "$pid") || fail "hello_json did not start: $(cat "$work/log")"
 [ "$(curl -fsS "http://127.0.0.1:$port/json")" = '{"message":"Hello, World!"}' ] || fail "hello_json's answer"
 kill -TERM "$pid" && wait "$pid" && pid=""
 version=$("$root/usr/bin/backendd" --version) || fail "backendd --version failed"

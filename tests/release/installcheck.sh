@@ -35,18 +35,15 @@ for c in "$src"/examples/*.c "$src"/examples/*.cpp; do
     built+=" ${out##*/}"
 done
 
+# shellcheck source=tests/harness/listening.sh
+. "$src/tests/harness/listening.sh"
 # serve NAME: runs it on a free port and checks /json.
 serve() {
     : >"$work/$1.log"
     "$work/$1" --port 0 --threads 1 2>>"$work/$1.log" &
     pid=$!
-    local port=""
-    for _ in $(seq 100); do
-        port=$(sed -n 's/.*"msg":"listening".*"port":\([0-9]*\).*/\1/p' "$work/$1.log")
-        [ -n "$port" ] && break
-        sleep 0.05
-    done
-    [ -n "$port" ] || fail "$1 did not start: $(cat "$work/$1.log")"
+    local port
+    port=$(listening_port "$work/$1.log" "$pid") || fail "$1 did not start: $(cat "$work/$1.log")"
     [ "$(curl -fsS "http://127.0.0.1:$port/json")" = '{"message":"Hello, World!"}' ] || fail "$1's answer"
     kill -TERM "$pid" && wait "$pid" || fail "$1 did not stop cleanly"
     pid=""
