@@ -116,9 +116,10 @@ check-browser: build
 
 # The release checks, once per CI run (.ci/run): make distcheck (the tarball
 # builds out of tree and passes its tests, which start their own servers, and
-# make installcheck; the slow checks ran in make check already), then the Debian packages built, lintian-checked and used
-# from a dpkg -x root (tests/release/debian.sh). Never with the sanitizers: a
-# release is built as a distribution builds it.
+# make installcheck; the slow checks ran in make check already), then the Debian
+# packages built, lintian-checked and used from a dpkg -x root
+# (tests/release/debian.sh). Never with the sanitizers: a release is built as a
+# distribution builds it.
 check-release:
 	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_RELEASE_PACKAGES)"
 	@$(MAKE) --no-print-directory build BUILD=build-release CONFIGURE_FLAGS=

@@ -99,7 +99,6 @@ static char **copy_strings(const char *const *v, size_t n)
     return out;
 }
 
-
 /* ------------------------------------------------------------------ locks */
 
 static int rwlock_init(pthread_rwlock_t *lock)
@@ -448,11 +447,8 @@ static size_t owned_names(const char *name, bk__metric_kind kind, struct owned o
         for (size_t i = 0; i < 4; i++)
             out[n++] = (struct owned){name, len, hist[i]};
     } else if (kind == BK__METRIC_COUNTER) {
-        size_t base = len > 6 && strcmp(name + len - 6, "_total") == 0 ? len - 6 : len;
-        if (base != len)
-            out[n++] = (struct owned){name, base, ""};
-        else
-            out[n++] = (struct owned){name, base, "_total"};
+        size_t base = bk__metric_om_len(name, kind);
+        out[n++] = (struct owned){name, base, base != len ? "" : "_total"};
         out[n++] = (struct owned){name, base, "_created"};
     }
     return n;
@@ -523,6 +519,7 @@ static bk_metric_t *new_family(bk__metric_kind kind, const char *name, const cha
     f->nlabels = nlabels;
     f->nbounds = nbounds;
     f->name = strdup(name);
+    f->om_len = bk__metric_om_len(name, kind);
     f->help = strdup(help);
     f->labels = copy_strings(labels, nlabels);
     if (nbounds > 0 && (f->bounds = malloc(nbounds * sizeof *bounds)) != NULL)

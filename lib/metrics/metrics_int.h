@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <backend/metrics.h>
 
@@ -47,6 +48,7 @@ struct bk_metric {
     struct bk_metric *next; /* registration order */
     bk__metric_kind kind;
     char *name;
+    size_t om_len; /* its OpenMetrics family name: name's first om_len bytes (bk__metric_om_len) */
     char *help;
     char **labels;
     size_t nlabels;
@@ -79,6 +81,14 @@ struct bk_metrics {
 #else
 #define BK__METRICS_HIDDEN
 #endif
+
+/* How much of a family's name names it in OpenMetrics: a counter's without its
+ * _total suffix, which its samples write (x_total is the family x there). */
+static inline size_t bk__metric_om_len(const char *name, bk__metric_kind kind)
+{
+    size_t len = strlen(name);
+    return kind == BK__METRIC_COUNTER && len > 6 && strcmp(name + len - 6, "_total") == 0 ? len - 6 : len;
+}
 
 /* A counter's or gauge's current value (a counter's stripes summed). */
 BK__METRICS_HIDDEN double bk__series_value(const struct bk__series *s);

@@ -92,11 +92,12 @@ static void put_u64(struct buf *b, uint64_t v)
     puts_(b, text);
 }
 
-/* name{l1="v1",...[,le="x"]}, name being base and suffix. */
-static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base,
+/* name{l1="v1",...[,le="x"]}, name being the family name's first blen bytes and
+ * suffix. */
+static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk__series *s, size_t blen,
                             const char *suffix, const double *le)
 {
-    puts_(b, base);
+    put(b, f->name, blen);
     puts_(b, suffix);
     if (f->nlabels == 0 && le == NULL)
         return;
@@ -117,7 +118,7 @@ static void put_sample_name(struct buf *b, const bk_metric_t *f, const struct bk
     puts_(b, "}");
 }
 
-static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base)
+static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__series *s, size_t blen)
 {
     /* Cumulative counts; _count is their total, so +Inf always equals _count even
      * while other threads observe. */
@@ -125,16 +126,16 @@ static void put_histogram(struct buf *b, const bk_metric_t *f, const struct bk__
     for (size_t i = 0; i <= f->nbounds; i++) {
         total += bk__series_count(s, i);
         double le = i < f->nbounds ? f->bounds[i] : INFINITY;
-        put_sample_name(b, f, s, base, "_bucket", &le);
+        put_sample_name(b, f, s, blen, "_bucket", &le);
         puts_(b, " ");
         put_u64(b, total);
         puts_(b, "\n");
     }
-    put_sample_name(b, f, s, base, "_sum", NULL);
+    put_sample_name(b, f, s, blen, "_sum", NULL);
     puts_(b, " ");
     put_number(b, bk__series_sum(s, f->nbounds + 1));
     puts_(b, "\n");
-    put_sample_name(b, f, s, base, "_count", NULL);
+    put_sample_name(b, f, s, blen, "_count", NULL);
     puts_(b, " ");
     put_u64(b, total);
     puts_(b, "\n");
@@ -153,78 +154,71 @@ static const char *type_name(bk__metric_kind kind)
     return "histogram";
 }
 
-/* One sample line: base+suffix{labels} value. */
-static void put_sample(struct buf *b, const bk_metric_t *f, const struct bk__series *s, const char *base,
+/* One sample line: name (its first blen bytes), suffix, {labels}, value. */
+static void put_sample(struct buf *b, const bk_metric_t *f, const struct bk__series *s, size_t blen,
                        const char *suffix, double v)
 {
-    put_sample_name(b, f, s, base, suffix, NULL);
+    put_sample_name(b, f, s, blen, suffix, NULL);
     puts_(b, " ");
     put_number(b, v);
     puts_(b, "\n");
 }
 
-/* The unit OpenMetrics names for a family whose name (base) ends in one: only
+/* The unit OpenMetrics names for a family whose name (its first len bytes) ends in one: only
  * the base units Prometheus's conventions use as suffixes. NULL: none. */
-static const char *unit_of(const char *base, size_t len)
+static const char *unit_of(const char *name, size_t len)
 {
     static const char *const units[] = {"seconds", "bytes", "ratio", "celsius", "volts", "amperes",
                                         "joules", "grams", "meters"};
     for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
         size_t n = strlen(units[i]);
-        if (len > n + 1 && base[len - n - 1] == '_' && memcmp(base + len - n, units[i], n) == 0)
+        if (len > n + 1 && name[len - n - 1] == '_' && memcmp(name + len - n, units[i], n) == 0)
             return units[i];
     }
     return NULL;
 }
 
+/* what, the family's name (its first blen bytes) and a space: a metadata line begun. */
+static void put_meta(struct buf *b, const char *what, const bk_metric_t *f, size_t blen)
+{
+    puts_(b, what);
+    put(b, f->name, blen);
+    puts_(b, " ");
+}
+
 static void put_family(struct buf *b, bk_metric_t *f, bool om)
 {
     /* OpenMetrics names a counter's family without _total, which its samples add. */
-    size_t blen = strlen(f->name);
-    if (om && f->kind == BK__METRIC_COUNTER && blen > 6 && strcmp(f->name + blen - 6, "_total") == 0)
-        blen -= 6;
-    char *base = strndup(f->name, blen);
-    if (base == NULL) {
-        b->failed = true;
-        return;
-    }
-    const char *unit = om ? unit_of(base, blen) : NULL;
-    puts_(b, "# HELP ");
-    puts_(b, base);
-    puts_(b, " ");
+    size_t blen = om ? f->om_len : strlen(f->name);
+    const char *unit = om ? unit_of(f->name, blen) : NULL;
+    put_meta(b, "# HELP ", f, blen);
     put_escaped(b, f->help, om);
-    puts_(b, "\n# TYPE ");
-    puts_(b, base);
-    puts_(b, " ");
+    put_meta(b, "\n# TYPE ", f, blen);
     puts_(b, type_name(f->kind));
-    puts_(b, "\n");
     if (unit != NULL) {
-        puts_(b, "# UNIT ");
-        puts_(b, base);
-        puts_(b, " ");
+        put_meta(b, "\n# UNIT ", f, blen);
         puts_(b, unit);
-        puts_(b, "\n");
     }
+    puts_(b, "\n");
     pthread_rwlock_rdlock(&f->lock);
     for (const struct bk__series *s = f->first; s; s = s->next_order) {
         switch (f->kind) {
         case BK__METRIC_HISTOGRAM:
-            put_histogram(b, f, s, base);
+            put_histogram(b, f, s, blen);
             if (om)
-                put_sample(b, f, s, base, "_created", s->created);
+                put_sample(b, f, s, blen, "_created", s->created);
             break;
         case BK__METRIC_COUNTER:
-            put_sample(b, f, s, base, om ? "_total" : "", bk__series_value(s));
+            put_sample(b, f, s, blen, om ? "_total" : "", bk__series_value(s));
             if (om)
-                put_sample(b, f, s, base, "_created", s->created);
+                put_sample(b, f, s, blen, "_created", s->created);
             break;
         case BK__METRIC_GAUGE:
-            put_sample(b, f, s, base, "", bk__series_value(s));
+            put_sample(b, f, s, blen, "", bk__series_value(s));
             break;
         }
     }
     pthread_rwlock_unlock(&f->lock);
-    free(base);
 }
 
 static int render(bk_metrics_t *reg, bool om, char **out, size_t *len)
