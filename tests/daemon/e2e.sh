@@ -250,7 +250,7 @@ for m in 'cache_requests_total{result="hit"}' 'cache_requests_total{result="miss
 done
 awk '$1 == "cache_requests_total{result=\"hit\"}" && $2 > 0 { ok = 1 } END { exit !ok }' "$work/body" ||
     fail "no cache hit counted: $(grep ^cache_ "$work/body")"
-grep '"route":"/api/v1/users/me"' "$work/access.log" | grep '"status":200' | grep -q "\"user\":\"$ann_id\"" ||
+grep '"route":"/api/v1/users/me"' "$work/access.log" | grep '"status":200' | grep -c "\"user\":\"$ann_id\"" >/dev/null ||
     fail "no access line of /users/me with the user: $(grep users/me "$work/access.log")"
 
 # ---------------------------------------------------------------- key rotation (SIGHUP)

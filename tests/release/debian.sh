@@ -65,7 +65,8 @@ echo "pkg-config --libs libbackend: $libs"
 cc -std=c11 -Wall -Wextra -Werror $cflags "$src/examples/hello_json.c" -o "$work/hello_json" $libs ||
     fail "examples/hello_json.c does not build against the packages"
 export LD_LIBRARY_PATH="$libdir"
-ldd "$work/hello_json" | grep -q "$libdir/libbackend.so.0" || fail "hello_json does not load the packaged library"
+loads=$(ldd "$work/hello_json") # whole, not piped to grep -q (see installcheck.sh)
+[[ $loads == *"$libdir/libbackend.so.0"* ]] || fail "hello_json does not load the packaged library: $loads"
 : >"$work/log"
 "$work/hello_json" --port 0 --threads 1 2>>"$work/log" &
 pid=$!

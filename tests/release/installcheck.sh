@@ -31,7 +31,10 @@ for c in "$src"/examples/*.c "$src"/examples/*.cpp; do
     # shellcheck disable=SC2086 # the flags are words
     $compiler $std -Wall -Wextra -Werror $cflags "$c" -o "$out" $libs -pthread ${BK_SAN_LDFLAGS:-} ||
         fail "examples/$name does not build against the installed library"
-    ldd "$out" | grep -q "$libdir/libbackend.so" || fail "examples/$name is not linked with the installed library"
+    # ldd's output is taken whole first: under pipefail, `ldd | grep -q` fails
+    # whenever grep exits at its match before ldd has written its last line.
+    loads=$(ldd "$out")
+    [[ $loads == *"$libdir/libbackend.so"* ]] || fail "examples/$name is not linked with the installed library: $loads"
     built+=" ${out##*/}"
 done
 
