@@ -35,7 +35,7 @@ DEB_BUILD_PACKAGES := build-essential autoconf automake libtool pkg-config \
 	libpq-dev libmemcached-dev zlib1g-dev
 DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind wrk nginx-light \
 	python3-jwt python3-argon2 openssl json-schema-test-suite systemd prometheus python3-prometheus-client \
-	abigail-tools
+	abigail-tools pgbouncer
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 # What check-release needs beside them: the Debian packaging tools.
 DEB_RELEASE_PACKAGES := debhelper lintian dpkg-dev

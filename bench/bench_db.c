@@ -15,6 +15,15 @@
  *         on it (PQprepare), per query PQexecPrepared with the same text
  *         parameter, the name read with PQgetvalue, PQclear.
  *
+ * and what bk_db_opts_t.transaction_pooling costs, beside that pool (base):
+ *
+ *   unnamed:   the same pool in transaction_pooling mode, straight to the
+ *              server: every query unnamed (parsed and planned each time);
+ *   pgbouncer: that pool through PgBouncer in transaction mode, when
+ *              BK_BENCH_PG_POOLER_DSN (else BK_TEST_PG_POOLER_DSN, which `make
+ *              bench` exports from tests/harness/pgbouncer.sh) names one: the
+ *              unnamed statements and the pooler's hop.
+ *
  * Each figure is queries per second over all threads during a round of at least
  * ROUND_SECONDS (wall time from the first thread's start to the last one's end).
  * Rounds of base and ours alternate (their order flips every round), ROUNDS times
@@ -28,6 +37,10 @@
  *
  *   BENCH db_select_2t ours=<q/s> base=<q/s> unit=queries/s ratio=<ours/base>
  *   BENCH db_select_16t ours=<q/s> base=<q/s> unit=queries/s ratio=<ours/base>
+ *   BENCH db_unnamed_2t ours=<unnamed q/s> base=<pool q/s> unit=queries/s ratio=...
+ *   BENCH db_unnamed_16t ...
+ *   BENCH db_pgbouncer_2t ours=<pgbouncer q/s> base=<pool q/s> unit=queries/s ratio=...
+ *   BENCH db_pgbouncer_16t ...
  *
  * SPDX-License-Identifier: MIT */
 #include <pthread.h>
@@ -54,12 +67,14 @@ static const int THREADS[NCASES] = {2, 16};
 static const char SQL[] = "SELECT id, name, email FROM bench_users WHERE id = $1";
 static const char STMT[] = "bench_select";
 
-static const char *conninfo;
+static const char *conninfo, *pooler;
 
 /* One per thread, on its own cache lines. */
 struct worker {
     _Alignas(64) PGconn *pg; /* base: the thread's own connection */
     bk_db_t *db;             /* ours: the pool shared by the threads */
+    bk_db_t *unnamed;        /* the same in transaction_pooling mode */
+    bk_db_t *bouncer;        /* that through PgBouncer; NULL without one */
     pthread_barrier_t *start;
     uint64_t rng;
     unsigned long queries, failures;
@@ -101,12 +116,12 @@ static void base_query(struct worker *w)
     PQclear(r);
 }
 
-static void ours_query(struct worker *w)
+static void pool_query(struct worker *w, bk_db_t *db)
 {
     char id[16];
     next_id(w, id, sizeof id);
     bk_db_conn_t *c;
-    if (bk_db_acquire(w->db, &c, NULL) != BK_OK) {
+    if (bk_db_acquire(db, &c, NULL) != BK_OK) {
         w->failures++;
         return;
     }
@@ -120,6 +135,21 @@ static void ours_query(struct worker *w)
         w->failures++;
     }
     bk_db_release(c);
+}
+
+static void ours_query(struct worker *w)
+{
+    pool_query(w, w->db);
+}
+
+static void unnamed_query(struct worker *w)
+{
+    pool_query(w, w->unnamed);
+}
+
+static void bouncer_query(struct worker *w)
+{
+    pool_query(w, w->bouncer);
 }
 
 struct run {
@@ -199,29 +229,46 @@ static PGconn *connect_raw(void)
 }
 
 /* Per thread count: the pool (ours) and the dedicated connections (base). */
+enum { OP_BASE, OP_OURS, OP_UNNAMED, OP_BOUNCER, NOPS };
+static void (*const OPS[NOPS])(struct worker *) = {base_query, ours_query, unnamed_query, bouncer_query};
+static const char *const OP_NAMES[NOPS] = {"libpq", "pool", "unnamed", "pgbouncer"};
+
 struct bench_case {
     int threads;
-    bk_db_t *db;
+    bk_db_t *db, *unnamed, *bouncer;
     struct worker ws[MAX_THREADS];
-    double ours, base;
+    double best[NOPS];
 };
 
-static int case_open(struct bench_case *k, int threads, uint64_t seed)
+/* A pool of threads connections, all opened now. */
+static bk_db_t *pool_open(const char *where, int threads, bool transaction_pooling)
 {
-    k->threads = threads;
     bk_db_opts_t o;
     bk_db_opts_init(&o);
     o.min_conns = (unsigned)threads;
     o.max_conns = (unsigned)threads;
+    o.transaction_pooling = transaction_pooling;
+    bk_db_t *db;
     bk_error_t err;
-    int rc = bk_db_new(conninfo, &o, &k->db, &err);
+    int rc = bk_db_new(where, &o, &db, &err);
     if (rc != BK_OK) {
         fprintf(stderr, "bench_db: bk_db_new: %s: %s\n", bk_strerror(rc), err.message);
-        return -1;
+        return NULL;
     }
+    return db;
+}
+
+static int case_open(struct bench_case *k, int threads, uint64_t seed)
+{
+    k->threads = threads;
+    if (!(k->db = pool_open(conninfo, threads, false)) || !(k->unnamed = pool_open(conninfo, threads, true)) ||
+        (pooler && !(k->bouncer = pool_open(pooler, threads, true))))
+        return -1;
     for (int t = 0; t < threads; t++) {
         struct worker *w = &k->ws[t];
         w->db = k->db;
+        w->unnamed = k->unnamed;
+        w->bouncer = k->bouncer;
         w->rng = seed + 0x9E3779B97F4A7C15ULL * (uint64_t)(t + 1);
         if (!(w->pg = connect_raw()))
             return -1;
@@ -241,6 +288,8 @@ static void case_close(struct bench_case *k)
     for (int t = 0; t < k->threads; t++)
         PQfinish(k->ws[t].pg);
     bk_db_free(k->db);
+    bk_db_free(k->unnamed);
+    bk_db_free(k->bouncer);
 }
 
 static unsigned long case_failures(const struct bench_case *k)
@@ -261,6 +310,11 @@ int main(void)
                         "conninfo, or run it under tests/harness/services.sh run -- (as `make bench` does)\n");
         return EXIT_FAILURE;
     }
+    pooler = getenv("BK_BENCH_PG_POOLER_DSN");
+    if (!pooler || !*pooler)
+        pooler = getenv("BK_BENCH_PG_DSN") && *getenv("BK_BENCH_PG_DSN") ? NULL : getenv("BK_TEST_PG_POOLER_DSN");
+    if (pooler && !*pooler)
+        pooler = NULL;
 
     PGconn *admin = connect_raw();
     if (!admin)
@@ -293,9 +347,13 @@ int main(void)
             for (int t = 0; t < k->threads; t++)
                 for (int q = 0; q < 200; q++)
                     base_query(&k->ws[t]);
-            for (int t = 0; t < k->threads * 200; t++)
-                ours_query(&k->ws[0]);
-            round_rate(k->ws, k->threads, ours_query); /* every pooled connection in use */
+            for (int op = OP_OURS; op < NOPS; op++) {
+                if (op == OP_BOUNCER && !k->bouncer)
+                    continue;
+                for (int t = 0; t < k->threads * 200; t++)
+                    OPS[op](&k->ws[0]);
+                round_rate(k->ws, k->threads, OPS[op]); /* every pooled connection in use */
+            }
         }
         for (int i = 0; i < NCASES; i++)
             if (case_failures(&cases[i]))
@@ -306,23 +364,24 @@ int main(void)
 
     if (status == EXIT_SUCCESS) {
         printf("bench_db: SELECT by primary key of %d rows, random ids; pool (max_conns = threads) vs one libpq "
-               "connection per thread; best of %d interleaved rounds of %.1f s\n",
-               ROWS, ROUNDS, ROUND_SECONDS);
+               "connection per thread, and the pool in transaction_pooling mode straight to the server (unnamed) "
+               "and %s; best of %d interleaved rounds of %.1f s\n",
+               ROWS, pooler ? "through PgBouncer (pgbouncer)" : "(no pooler given: no pgbouncer figures)", ROUNDS,
+               ROUND_SECONDS);
         for (int r = 0; r < ROUNDS; r++) {
             for (int i = 0; i < NCASES; i++) {
                 struct bench_case *k = &cases[i];
-                double o, b;
-                if (r % 2 == 0) {
-                    b = round_rate(k->ws, k->threads, base_query);
-                    o = round_rate(k->ws, k->threads, ours_query);
-                } else {
-                    o = round_rate(k->ws, k->threads, ours_query);
-                    b = round_rate(k->ws, k->threads, base_query);
+                printf("  round %d, %2d threads:", r + 1, k->threads);
+                for (int j = 0; j < NOPS; j++) {
+                    int op = (j + r) % NOPS; /* each goes first in turn */
+                    if (op == OP_BOUNCER && !k->bouncer)
+                        continue;
+                    double q = round_rate(k->ws, k->threads, OPS[op]);
+                    printf("  %s %.0f q/s", OP_NAMES[op], q);
+                    k->best[op] = q > k->best[op] ? q : k->best[op];
                 }
-                printf("  round %d, %2d threads: pool %.0f q/s  libpq %.0f q/s\n", r + 1, k->threads, o, b);
+                printf("\n");
                 fflush(stdout);
-                k->ours = o > k->ours ? o : k->ours;
-                k->base = b > k->base ? b : k->base;
             }
         }
         for (int i = 0; i < NCASES; i++) {
@@ -343,8 +402,16 @@ int main(void)
 
     if (status != EXIT_SUCCESS)
         return status;
-    for (int i = 0; i < NCASES; i++)
-        printf("BENCH db_select_%dt ours=%.0f base=%.0f unit=queries/s ratio=%.3f\n", cases[i].threads,
-               cases[i].ours, cases[i].base, cases[i].ours / cases[i].base);
+    for (int i = 0; i < NCASES; i++) {
+        const struct bench_case *k = &cases[i];
+        const double *b = k->best;
+        printf("BENCH db_select_%dt ours=%.0f base=%.0f unit=queries/s ratio=%.3f\n", k->threads, b[OP_OURS],
+               b[OP_BASE], b[OP_OURS] / b[OP_BASE]);
+        printf("BENCH db_unnamed_%dt ours=%.0f base=%.0f unit=queries/s ratio=%.3f\n", k->threads, b[OP_UNNAMED],
+               b[OP_OURS], b[OP_UNNAMED] / b[OP_OURS]);
+        if (k->bouncer)
+            printf("BENCH db_pgbouncer_%dt ours=%.0f base=%.0f unit=queries/s ratio=%.3f\n", k->threads,
+                   b[OP_BOUNCER], b[OP_OURS], b[OP_BOUNCER] / b[OP_OURS]);
+    }
     return EXIT_SUCCESS;
 }

@@ -175,9 +175,17 @@ static int open_db(struct app *app, bk_error_t *err)
     bk_db_opts_init(&o);
     o.read_conninfo = c->database_read_url;
     o.max_conns = c->database_pool_size;
+    o.transaction_pooling = c->database_transaction_pooling;
     o.application_name = "backendd";
     o.metrics = app->metrics;
-    return bk_db_new(c->database_url, &o, &app->db, err);
+    int rc = bk_db_new(c->database_url, &o, &app->db, err);
+    if (rc != BK_OK && err && !c->database_transaction_pooling && strstr(err->message, "transaction_pooling")) {
+        /* The library names its option; an operator needs the key. */
+        char msg[sizeof err->message];
+        memcpy(msg, err->message, sizeof msg);
+        app_error(err, rc, "%s; in backendd.conf: database_transaction_pooling = on", msg);
+    }
+    return rc;
 }
 
 static int open_cache(struct app *app, bk_error_t *err)

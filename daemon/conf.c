@@ -45,6 +45,7 @@ static const struct key KEYS[] = {
     {"database_url", K_SECRET, F(database_url), 0, 0, 0, NULL},
     {"database_read_url", K_SECRET, F(database_read_url), 0, 0, 0, NULL},
     {"database_pool_size", K_UINT, F(database_pool_size), 0, 1, 1000, "16"},
+    {"database_transaction_pooling", K_BOOL, F(database_transaction_pooling), 0, 0, 0, "off"},
     {"memcached_servers", K_STR, F(memcached_servers), 0, 0, 0, NULL},
     {"memcached_prefix", K_STR, F(memcached_prefix), 0, 0, 0, "backendd:"},
     {"memcached_near_ttl", K_DURATION, F(memcached_near_ttl_ns), 0, 0, 3600 * BK_NSEC_PER_SEC, "0s"},

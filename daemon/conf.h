@@ -32,6 +32,7 @@ struct conf {
     unsigned io_threads, worker_threads;
     char *database_url, *database_read_url;
     unsigned database_pool_size;
+    bool database_transaction_pooling; /* database_url is a pooler in transaction mode */
     char *memcached_servers;     /* NULL or "": the in-process cache */
     char *memcached_prefix;      /* before every key: deployments sharing servers */
     int64_t memcached_near_ttl_ns; /* 0: no near cache in front of memcached */

@@ -1,6 +1,12 @@
 /* Fixtures of the tests that use the harness's PostgreSQL (BK_TEST_PG_DSN, set by
  * tests/harness/services.sh): the server's DSN, a statement run as the admin, and
  * a database of a test's own, created with a random name and dropped after.
+ *
+ * When BK_TEST_PG_POOLER_DSN is set (tests/db/pgbouncer.sh), the suite runs
+ * through PgBouncer in transaction pooling mode: the library under test
+ * connects through it (bkt_pg_dsn, bkt_pg_database_new's conninfo) with
+ * bk_db_opts_t.transaction_pooling (bkt_db_opts_init), while the fixtures'
+ * own statements still go to the server directly.
  * SPDX-License-Identifier: MIT */
 #ifndef BK_TESTS_PG_TEST_H
 #define BK_TESTS_PG_TEST_H
@@ -13,6 +19,7 @@
 #include <string.h>
 
 #include <backend/core.h>
+#include <backend/db.h>
 
 static inline const char *bkt_pg_server_dsn(void)
 {
@@ -21,6 +28,26 @@ static inline const char *bkt_pg_server_dsn(void)
         ck_abort_msg("BK_TEST_PG_DSN is not set: run `make check` from the top of the tree, which starts "
                      "PostgreSQL (tests/harness/services.sh)");
     return d;
+}
+
+/* Whether the suite runs through the pooler (BK_TEST_PG_POOLER_DSN). */
+static inline bool bkt_pg_pooled(void)
+{
+    const char *d = getenv("BK_TEST_PG_POOLER_DSN");
+    return d != NULL && *d != '\0';
+}
+
+/* What the library under test connects to: the pooler, or the server. */
+static inline const char *bkt_pg_dsn(void)
+{
+    return bkt_pg_pooled() ? getenv("BK_TEST_PG_POOLER_DSN") : bkt_pg_server_dsn();
+}
+
+/* bk_db_opts_init, and transaction_pooling when the suite runs through the pooler. */
+static inline void bkt_db_opts_init(bk_db_opts_t *o)
+{
+    bk_db_opts_init(o);
+    o->transaction_pooling = bkt_pg_pooled();
 }
 
 /* Runs sql (a command, no rows) on the server's own database. */
@@ -34,8 +61,8 @@ static inline void bkt_pg_admin(const char *sql)
     PQfinish(pg);
 }
 
-/* A new database named prefix + 16 random hex digits into dbname[40], and the
- * server's conninfo (keywords or URI) with dbname replaced by it into
+/* A new database named prefix + 16 random hex digits into dbname[40], and
+ * bkt_pg_dsn's conninfo (keywords or URI) with dbname replaced by it into
  * conninfo[2048]. */
 static inline void bkt_pg_database_new(const char *prefix, char dbname[40], char conninfo[2048])
 {
@@ -50,8 +77,8 @@ static inline void bkt_pg_database_new(const char *prefix, char dbname[40], char
     bkt_pg_admin(sql);
 
     char *msg = NULL;
-    PQconninfoOption *opts = PQconninfoParse(bkt_pg_server_dsn(), &msg);
-    ck_assert_msg(opts != NULL, "BK_TEST_PG_DSN: %s", msg ? msg : "out of memory");
+    PQconninfoOption *opts = PQconninfoParse(bkt_pg_dsn(), &msg);
+    ck_assert_msg(opts != NULL, "%s: %s", bkt_pg_dsn(), msg ? msg : "out of memory");
     size_t n = 0;
     for (PQconninfoOption *o = opts; o->keyword; o++) {
         if (!o->val || strcmp(o->keyword, "dbname") == 0)

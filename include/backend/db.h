@@ -66,7 +66,13 @@ typedef struct bk_db_opts {
     bk_clock_t *clock;            /* acquire_timeout_ns, idle and lifetime limits: on a fake
                                      clock the acquire wait ends when the clock is advanced
                                      past it (man bk_clock); NULL = system; borrowed */
-    uint64_t reserved_[8];        /* zeroed by bk_db_opts_init; room to grow (HACKING.md) */
+    bool transaction_pooling;     /* conninfo reaches the server through a pooler in transaction
+                                     mode (PgBouncer pool_mode = transaction), which gives each
+                                     transaction whichever server connection is free: no named
+                                     statements (each query is parsed and planned again), no
+                                     startup options, the session settings kept per transaction,
+                                     no session advisory locks, no listener; default false */
+    uint64_t reserved_[7];        /* zeroed by bk_db_opts_init; room to grow (HACKING.md) */
 } bk_db_opts_t;
 
 /* Clears *opts (reserved_ included) and sets the defaults. */

@@ -258,9 +258,10 @@ typedef int (*bk_jobs_handler_fn)(bk_job_t *job, void *ud);
 typedef struct bk_jobs_worker_opts {
     const char *queue;         /* default (and NULL) "default"; copied */
     unsigned threads;          /* handlers running at once; default (and 0) 1 */
-    bool poll_only;            /* no LISTEN: claim every poll_interval_ns only (PgBouncer
-                                  transaction pooling); default false. Implied by an
-                                  injected clock (bk_jobs_opts.clock) */
+    bool poll_only;            /* no LISTEN: claim every poll_interval_ns only; default
+                                  false. Implied by an injected clock (bk_jobs_opts.clock)
+                                  and by a pool behind a transaction pooler
+                                  (bk_db_opts_t.transaction_pooling) */
     int64_t poll_interval_ns;  /* between claims that found nothing (the floor when a
                                   NOTIFY of an enqueue wakes the worker sooner); default 1 s */
     int64_t prune_interval_ns; /* between its calls of bk_jobs_prune (on its heartbeat
@@ -271,7 +272,7 @@ typedef struct bk_jobs_worker_opts {
 
 BK_EXPORT void bk_jobs_worker_opts_init(bk_jobs_worker_opts_t *opts);
 /* A worker on jobs (borrowed: it must outlive the worker), not started. Unless
- * poll_only (or an injected clock), bk_jobs_worker_start opens a listener
+ * poll_only (or implied), bk_jobs_worker_start opens a listener
  * (bk_db_listener_new(3)) on the channel "<schema>_jobs" that enqueues NOTIFY,
  * and the worker claims as soon as a job of its queue is enqueued. */
 BK_EXPORT int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jobs_worker_t **out,

@@ -21,11 +21,6 @@
 #define BK__DB_HIDDEN __attribute__((visibility("hidden")))
 #else
 #define BK__DB_HIDDEN
-/* The advisory lock key of every migrator (bk_db_migrate's session lock,
- * bk_db_migrate_list's transaction locks), in every process and release: see
- * migrate.c's lock_key. */
-#define BK__DB_MIGRATE_LOCK_KEY ((int64_t)UINT64_C(0xdd2b19ec7b7381b0))
-
 #endif
 
 struct bk_db_conn {
@@ -61,6 +56,10 @@ struct bk_db {
     bk_histogram_t *wait_hist;
     bk_counter_t *queries[BK__DB_OUTCOMES];
     bool read_only;           /* a replica pool: sessions default to read-only */
+    char options[160];        /* the startup packet's options (direct only; pool.c's settings) */
+    char tx_set[2][48];       /* through a transaction pooler: the settings each transaction
+                                 begins with (SET LOCAL statement_timeout, read-only) */
+    unsigned ntx_set;
     struct bk_db *replicas;   /* read_conninfo's pool, or NULL */
     _Atomic int64_t replicas_down_until; /* monotonic ns: skip replicas until then */
 };
@@ -86,6 +85,19 @@ BK__DB_HIDDEN void bk__db_statements_free(bk_db_conn_t *c);
 /* Runs a statement with no parameters and no rows (BEGIN, COMMIT, SET ...); a
  * failure is in c->last. */
 BK__DB_HIDDEN int bk__db_exec(bk_db_conn_t *c, const char *sql);
+
+/* Runs begin_sql (BEGIN ...) and, through a transaction pooler, the pool's
+ * per-transaction settings after it in the same round trip (pool.c's
+ * settings): every transaction the library begins, bk_db_tx's and the
+ * migrators', begins here. A failure is in c->last. */
+BK__DB_HIDDEN int bk__db_begin(bk_db_conn_t *c, const char *begin_sql);
+
+/* Through a transaction pooler, what a migration's SQL changed in the session
+ * (pg_dump's empty search_path) would stay on the server connection for the
+ * pooler's next client: RESET ALL, inside the migration's transaction, undoes
+ * it as the transaction commits. Directly, the connection is closed instead
+ * (BK_OK at once). */
+BK__DB_HIDDEN int bk__db_pooled_reset(bk_db_conn_t *c);
 
 /* The advisory lock key of every migrator (bk_db_migrate's session lock,
  * bk_db_migrate_list's transaction locks), in every process and release: see

@@ -115,6 +115,9 @@ int bk_db_listener_new(bk_db_t *db, const char *const *channels, size_t nchannel
         *out = NULL;
     if (!db || !channels || nchannels == 0 || !out)
         return bk__error(err, BK_EINVAL, "bk_db_listener_new: no pool, no channels or no out pointer");
+    if (db->o.transaction_pooling)
+        return bk__error(err, BK_EINVAL, "bk_db_listener_new: LISTEN does not work through a pooler in "
+                         "transaction mode (the pool's transaction_pooling): poll instead");
     for (size_t i = 0; i < nchannels; i++) {
         size_t len = channels[i] ? strlen(channels[i]) : 0;
         if (len == 0 || len > MAX_CHANNEL)

@@ -3,6 +3,10 @@
  * bk_schema_migrations (version, file name, SHA-256 of the file, applied_at).
  * Migrators that start together (several replicas of a service) queue on a
  * session advisory lock, so each file runs once; the later ones find it recorded.
+ * Through a pooler in transaction mode a session lock would stay on whichever
+ * server connection took it: there each transaction (the table's, each file's)
+ * takes a transaction lock instead and looks again, under it, at what is
+ * recorded, as bk_db_migrate_list does.
  * SPDX-License-Identifier: MIT */
 #include <dirent.h>
 #include <errno.h>
@@ -41,7 +45,8 @@ typedef struct run {
     struct applied *done; /* sorted by version */
     size_t ndone;
     char *table;          /* "schema".bk_schema_migrations */
-    char *sql_insert, *sql_select;
+    char *sql_insert, *sql_select, *sql_recorded;
+    bool pooled;          /* through a transaction pooler: a lock per transaction */
 } run_t;
 
 /* Fills r->err: code, the formatted message, and err->file = the directory's
@@ -236,13 +241,45 @@ static int load(run_t *r, const char *file, char **body, char hex[65])
 
 /* ------------------------------------------------------------------ the table */
 
+/* Through a transaction pooler: BEGIN and the migrators' lock for this
+ * transaction alone (what else to say goes in r->err). */
+static int begin_locked(run_t *r, bk_db_conn_t *c, const char *file)
+{
+    char what[sizeof r->err->message];
+    int rc = bk__db_begin(c, "BEGIN");
+    if (rc == BK_OK && (rc = bk_db_advisory_lock(c, lock_key(), true, NULL)) != BK_OK)
+        bk__db_exec(c, "ROLLBACK"); /* c->last keeps the lock's failure */
+    if (rc) {
+        snprintf(what, sizeof what, "migrations: cannot take the advisory lock%s%s", file ? " for " : "",
+                 file ? file : "");
+        return fail_server(r, rc, c, file, 0, what);
+    }
+    return BK_OK;
+}
+
 /*
  * Creates bk_schema_migrations if needed and reads what it records. The table is
  * named with the schema it is in when we start ("public".bk_schema_migrations):
  * a migration may change search_path (pg_dump's output empties it), and the rows
  * of the later ones must still go to the same table.
  */
+static int read_table(run_t *r, bk_db_conn_t *c);
+
 static int open_table(run_t *r, bk_db_conn_t *c)
+{
+    if (!r->pooled)
+        return read_table(r, c); /* under bk_db_migrate's session lock */
+    int rc = begin_locked(r, c, NULL);
+    if (rc == BK_OK)
+        rc = read_table(r, c);
+    if (rc == BK_OK && (rc = bk__db_exec(c, "COMMIT")) != BK_OK)
+        return fail_server(r, rc, c, NULL, 0, "migrations: COMMIT failed");
+    if (rc != BK_OK && !c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+        bk__db_exec(c, "ROLLBACK");
+    return rc;
+}
+
+static int read_table(run_t *r, bk_db_conn_t *c)
 {
     bk_db_result_t *res;
     int rc = bk_db_query(c, "SELECT current_schema()", NULL, 0, &res, NULL);
@@ -262,12 +299,14 @@ static int open_table(run_t *r, bk_db_conn_t *c)
     "checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
 #define INSERT "INSERT INTO %s (version, name, checksum) VALUES ($1, $2, $3)"
 #define SELECT "SELECT version, checksum FROM %s ORDER BY version"
+#define RECORDED "SELECT checksum FROM %s WHERE version = $1"
     size_t tlen = strlen(ident) + sizeof "." TABLE;
     char *create = malloc(tlen + sizeof CREATE);
     r->table = malloc(tlen);
     r->sql_insert = malloc(tlen + sizeof INSERT);
     r->sql_select = malloc(tlen + sizeof SELECT);
-    if (!create || !r->table || !r->sql_insert || !r->sql_select) {
+    r->sql_recorded = malloc(tlen + sizeof RECORDED);
+    if (!create || !r->table || !r->sql_insert || !r->sql_select || !r->sql_recorded) {
         PQfreemem(ident);
         free(create);
         return fail(r, BK_ENOMEM, NULL, "out of memory");
@@ -277,9 +316,11 @@ static int open_table(run_t *r, bk_db_conn_t *c)
     snprintf(create, tlen + sizeof CREATE, CREATE, r->table);
     snprintf(r->sql_insert, tlen + sizeof INSERT, INSERT, r->table);
     snprintf(r->sql_select, tlen + sizeof SELECT, SELECT, r->table);
+    snprintf(r->sql_recorded, tlen + sizeof RECORDED, RECORDED, r->table);
 #undef CREATE
 #undef INSERT
 #undef SELECT
+#undef RECORDED
 
     rc = bk__db_exec(c, create); /* under the lock: no other migrator races it */
     free(create);
@@ -351,6 +392,33 @@ static unsigned line_at(const char *body, const char *pos)
     return line;
 }
 
+/* Through a transaction pooler, under the lock: whether another migrator has
+ * applied m since the table was read. BK_EEXIST when it has, with the same
+ * checksum; BK_ECONFLICT when the file changed since; BK_OK when it has not. */
+static int recorded_meanwhile(run_t *r, bk_db_conn_t *c, const struct migration *m, const char *sum)
+{
+    char version[24];
+    snprintf(version, sizeof version, "%" PRIu64, m->version);
+    bk_db_param_t p[] = {BK_DB_TEXT(version)};
+    bk_db_result_t *res;
+    int rc = bk_db_query(c, r->sql_recorded, p, 1, &res, NULL);
+    if (rc) {
+        char what[sizeof r->err->message];
+        snprintf(what, sizeof what, "migrations: cannot read %s", r->table);
+        return fail_server(r, rc, c, m->file, 0, what);
+    }
+    const char *before = bk_db_value(res, 0, 0);
+    if (!before)
+        rc = BK_OK;
+    else if (strcmp(before, sum) == 0)
+        rc = BK_EEXIST;
+    else
+        rc = fail(r, BK_ECONFLICT, m->file, "migration %s changed after it was applied (checksum %s, was %s)",
+                  m->file, sum, before);
+    bk_db_result_free(res);
+    return rc;
+}
+
 /*
  * Runs the file's SQL and records it, in one transaction. The body goes to the
  * server as it is, through PQexec: the one place in lib/db/ where SQL text is
@@ -360,14 +428,21 @@ static unsigned line_at(const char *body, const char *pos)
  * several statements of DDL, which take no parameters and which the extended
  * protocol of bk_db_query() cannot send in one message.
  */
-static int apply(run_t *r, bk_db_conn_t *c, const struct migration *m, const char *body, const char *sum)
+static int apply(run_t *r, bk_db_conn_t *c, const struct migration *m, const char *body, const char *sum,
+                 bool *ran)
 {
     char what[sizeof r->err->message];
-    int rc = bk__db_exec(c, "BEGIN");
+    int rc = r->pooled ? begin_locked(r, c, m->file) : bk__db_begin(c, "BEGIN");
     if (rc) {
         snprintf(what, sizeof what, "migration %s: BEGIN failed", m->file);
-        return fail_server(r, rc, c, m->file, 0, what);
+        return r->pooled ? rc : fail_server(r, rc, c, m->file, 0, what);
     }
+    if (r->pooled && (rc = recorded_meanwhile(r, c, m, sum)) != BK_OK) {
+        if (!c->broken)
+            bk__db_exec(c, "ROLLBACK"); /* err keeps what was found */
+        return rc == BK_EEXIST ? BK_OK : rc;
+    }
+    *ran = true;
     PGresult *res = PQexec(c->pg, body);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
@@ -395,6 +470,13 @@ static int apply(run_t *r, bk_db_conn_t *c, const struct migration *m, const cha
     /* A file that ends the transaction itself (BEGIN; ... COMMIT;) has committed
      * its work: its record follows on its own, so that it is not run again. */
     bool in_tx = PQtransactionStatus(c->pg) == PQTRANS_INTRANS;
+    if (in_tx && (rc = bk__db_pooled_reset(c)) != BK_OK) {
+        snprintf(what, sizeof what, "migration %s: RESET ALL failed", m->file);
+        fail_server(r, rc, c, m->file, 0, what);
+        if (!c->broken)
+            bk__db_exec(c, "ROLLBACK");
+        return rc;
+    }
     char version[24];
     snprintf(version, sizeof version, "%" PRIu64, m->version);
     bk_db_param_t p[] = {BK_DB_TEXT(version), BK_DB_TEXT(m->file), BK_DB_TEXT(sum)};
@@ -424,6 +506,7 @@ static void run_free(run_t *r)
     free(r->table);
     free(r->sql_insert);
     free(r->sql_select);
+    free(r->sql_recorded);
     if (r->dir)
         closedir(r->dir);
 }
@@ -433,7 +516,7 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *e
     bk__error_clear(err);
     if (applied)
         *applied = 0;
-    run_t r = {.err = err, .path = dir ? dir : ""};
+    run_t r = {.err = err, .path = dir ? dir : "", .pooled = db && db->o.transaction_pooling};
     if (!db || !dir)
         return fail(&r, BK_EINVAL, NULL, "migrations: no pool or no directory");
     int rc = scan(&r, dir);
@@ -448,7 +531,7 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *e
     }
     /* Other migrators wait here until this one is done, then find its work recorded. */
     const int64_t key = lock_key();
-    if ((rc = bk_db_advisory_lock(c, key, false, NULL)) != BK_OK) {
+    if (!r.pooled && (rc = bk_db_advisory_lock(c, key, false, NULL)) != BK_OK) {
         fail_server(&r, rc, c, NULL, 0, "migrations: cannot take the advisory lock");
         bk_db_release(c);
         run_free(&r);
@@ -466,9 +549,10 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *e
             rc = fail(&r, BK_ECONFLICT, m->file, "migration %s changed after it was applied (checksum %s, was %s)",
                       m->file, sum, before);
         } else if (!before) {
-            ran = true;
-            rc = apply(&r, c, m, body, sum);
-            if (rc == BK_OK && applied)
+            bool this_ran = false;
+            rc = apply(&r, c, m, body, sum, &this_ran);
+            ran = ran || this_ran;
+            if (rc == BK_OK && this_ran && applied)
                 (*applied)++;
         }
         free(body);
@@ -477,7 +561,7 @@ int bk_db_migrate(bk_db_t *db, const char *dir, unsigned *applied, bk_error_t *e
      * closing the connection releases it. */
     if (!c->broken && PQtransactionStatus(c->pg) != PQTRANS_IDLE && bk__db_exec(c, "ROLLBACK") != BK_OK)
         c->broken = true;
-    if (!c->broken && bk_db_advisory_unlock(c, key, NULL) != BK_OK)
+    if (!r.pooled && !c->broken && bk_db_advisory_unlock(c, key, NULL) != BK_OK)
         c->broken = true;
     if (ran)
         c->broken = true; /* closed on release, not handed to the next user as the files left it */

@@ -56,7 +56,7 @@ static int one(bk_db_conn_t *c, const char *schema, const bk_db_migration_t *m, 
     snprintf(insert, sizeof insert,
              "INSERT INTO \"%s\".bk_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)", schema);
 
-    int rc = bk__db_exec(c, "BEGIN");
+    int rc = bk__db_begin(c, "BEGIN");
     if (rc)
         return fail_server(c, rc, err, "BEGIN failed", m);
     bk_db_param_t kp[] = {BK_DB_TEXT(key)};
@@ -105,6 +105,10 @@ static int one(bk_db_conn_t *c, const char *schema, const bk_db_migration_t *m, 
     if (PQtransactionStatus(c->pg) != PQTRANS_INTRANS) {
         rc = bk__error(err, BK_EINVAL, "migration %" PRId64 " (%s) ended its transaction itself", m->version,
                        m->name ? m->name : "");
+        goto rollback;
+    }
+    if ((rc = bk__db_pooled_reset(c)) != BK_OK) {
+        fail_server(c, rc, err, "RESET ALL failed", m);
         goto rollback;
     }
     bk_db_param_t ip[] = {BK_DB_TEXT(version), BK_DB_TEXT(m->name ? m->name : ""), BK_DB_TEXT(sum)};

@@ -63,35 +63,70 @@ static void on_notice(void *arg, const PGresult *r)
         c->broken = true;
 }
 
+/* The session settings every connection of db's runs with: UTC and ISO dates
+ * make timestamptz text RFC 3339-ready (bk_db_result_json); statement_timeout
+ * (0: the server's, or the role's); read-only sessions on a replica pool.
+ * Directly, all go in the startup packet's options. Through a transaction
+ * pooler they cannot (PgBouncer 1.18 refuses options, and would lose a session
+ * SET of anything but the parameters it tracks): TimeZone and DateStyle, which
+ * it tracks and sets again on whichever server connection runs a transaction,
+ * are SET once per connection (POOLED_SET_SQL); the others are per
+ * transaction (db->tx_set: query.c's pipeline, tx.c's BEGIN). */
+#define POOLED_SET_SQL "SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'"
+
+static void settings(bk_db_t *db)
+{
+    long long ms = db->o.statement_timeout_ns > 0 ? ceil_units(db->o.statement_timeout_ns, BK_NSEC_PER_MSEC) : 0;
+    if (!db->o.transaction_pooling) {
+        char timeout[48] = "";
+        if (ms)
+            snprintf(timeout, sizeof timeout, " -c statement_timeout=%lld", ms);
+        snprintf(db->options, sizeof db->options, "-c TimeZone=UTC -c DateStyle=ISO,YMD%s%s", timeout,
+                 db->read_only ? " -c default_transaction_read_only=on" : "");
+        return;
+    }
+    if (ms)
+        snprintf(db->tx_set[db->ntx_set++], sizeof db->tx_set[0], "SET LOCAL statement_timeout = %lld", ms);
+    if (db->read_only)
+        snprintf(db->tx_set[db->ntx_set++], sizeof db->tx_set[0], "SET TRANSACTION READ ONLY");
+}
+
 /* Opens a connection: the caller's conninfo first, then our settings, which win. */
 int bk__db_conn_open(bk_db_t *db, bk_db_conn_t **out, bk_error_t *err)
 {
-    char timeout[24], options[160];
+    char timeout[24];
     int64_t secs = ceil_units(db->o.connect_timeout_ns, BK_NSEC_PER_SEC);
     snprintf(timeout, sizeof timeout, "%lld", (long long)(secs < 2 ? 2 : secs)); /* libpq's minimum is 2 */
-    /* UTC and ISO dates make timestamptz text RFC 3339-ready (bk_db_result_json). */
-    char timeout_opt[48] = ""; /* 0: leave the server's (or role's) setting alone */
-    if (db->o.statement_timeout_ns > 0)
-        snprintf(timeout_opt, sizeof timeout_opt, " -c statement_timeout=%lld",
-                 (long long)ceil_units(db->o.statement_timeout_ns, BK_NSEC_PER_MSEC));
-    snprintf(options, sizeof options, "-c TimeZone=UTC -c DateStyle=ISO,YMD%s%s", timeout_opt,
-             db->read_only ? " -c default_transaction_read_only=on" : "");
     const char *const keys[] = {"dbname", "application_name", "connect_timeout", "client_encoding", "options", NULL};
-    const char *const values[] = {db->conninfo, db->app_name, timeout, "UTF8", options, NULL};
+    const char *const values[] = {db->conninfo, db->app_name, timeout, "UTF8", db->options, NULL};
     bk_db_conn_t *c = calloc(1, sizeof *c);
     if (!c)
         return bk__error(err, BK_ENOMEM, NULL);
     c->db = db;
-    c->pg = PQconnectdbParams(keys, values, 1);
+    /* Through a pooler, no options key at all (an empty one still reaches it). */
+    const char *const *k = keys, *const *v = values;
+    const char *const pooled_keys[] = {keys[0], keys[1], keys[2], keys[3], NULL};
+    if (db->o.transaction_pooling)
+        k = pooled_keys;
+    c->pg = PQconnectdbParams(k, v, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         int rc = c->pg ? bk__db_libpq_error(err, BK_EUNAVAIL, PQerrorMessage(c->pg))
                        : bk__error(err, BK_ENOMEM, NULL);
+        /* PgBouncer's answer to the options it does not take. */
+        if (c->pg && err && strstr(err->message, "unsupported startup parameter: options"))
+            bk__error(err, rc, "%s (a pooler in transaction mode? then set bk_db_opts_t.transaction_pooling)",
+                      err->message);
         PQfinish(c->pg);
         free(c);
         return rc;
     }
     PQsetNoticeReceiver(c->pg, on_notice, c);
     c->created_ns = now_ns(db);
+    if (db->o.transaction_pooling && bk__db_exec(c, POOLED_SET_SQL) != BK_OK) {
+        int rc = bk__error(err, BK_EUNAVAIL, "cannot set the session's TimeZone and DateStyle: %s", c->last.message);
+        bk__db_conn_close(c);
+        return rc;
+    }
     *out = c;
     return BK_OK;
 }
@@ -247,6 +282,7 @@ static int pool_new(const char *conninfo, const bk_db_opts_t *o, bool read_only,
     /* Copied below or not ours to keep: no pointer into the caller's memory. */
     db->o.read_conninfo = db->o.application_name = db->o.name = NULL;
     db->read_only = read_only;
+    settings(db);
     db->conninfo = strdup(conninfo);
     db->app_name = strdup(o->application_name ? o->application_name : "libbackend");
     db->name = strdup(o->name ? o->name : "default");

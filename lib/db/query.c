@@ -1,6 +1,10 @@
 /* Queries: parameters only, each SQL text prepared once per connection and then
- * executed by name, so the server parses and plans it once. Errors keep the
- * server's SQLSTATE, message, detail and constraint, and map to our codes.
+ * executed by name, so the server parses and plans it once. Through a pooler in
+ * transaction mode a statement prepared on one server connection is not there
+ * on the next: every query is unnamed (parsed and planned each time), and one
+ * outside a transaction carries the pool's per-transaction settings with it.
+ * Errors keep the server's SQLSTATE, message, detail and constraint, and map to
+ * our codes.
  * SPDX-License-Identifier: MIT */
 #include <inttypes.h>
 #include <stdio.h>
@@ -104,10 +108,41 @@ int bk__db_exec(bk_db_conn_t *c, const char *sql)
     return rc;
 }
 
+int bk__db_begin(bk_db_conn_t *c, const char *begin_sql)
+{
+    const bk_db_t *db = c->db;
+    if (!db->ntx_set)
+        return bk__db_exec(c, begin_sql);
+    char sql[128 + sizeof db->tx_set];
+    int len = snprintf(sql, sizeof sql, "%s", begin_sql);
+    for (unsigned i = 0; i < db->ntx_set && len > 0 && (size_t)len < sizeof sql; i++)
+        len += snprintf(sql + len, sizeof sql - (size_t)len, "; %s", db->tx_set[i]);
+    return bk__db_exec(c, sql);
+}
+
+int bk__db_pooled_reset(bk_db_conn_t *c)
+{
+    return c->db->o.transaction_pooling ? bk__db_exec(c, "RESET ALL") : BK_OK;
+}
+
+/* A prepared statement the server no longer knows (or knows already): the
+ * connection is not one session, as through a pooler in transaction mode. */
+static void statement_lost(bk_db_conn_t *c, const char *name)
+{
+    if (strcmp(c->last.sqlstate, "26000") != 0 && strcmp(c->last.sqlstate, "42P05") != 0)
+        return;
+    c->broken = true; /* its statement cache is wrong */
+    bk__error(&c->last, c->last.code, "%s (prepared statement %s: is conninfo a pooler in transaction mode? then "
+              "set bk_db_opts_t.transaction_pooling)", c->last.message, name);
+}
+
 /* The cached statement for sql, prepared now if new; NULL when the cache is full
- * (then the query runs unnamed). *rc is set on a failure to prepare. */
+ * or the pool is behind a transaction pooler (then the query runs unnamed). *rc
+ * is set on a failure to prepare. */
 static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *rc)
 {
+    if (c->db->o.transaction_pooling)
+        return NULL;
     size_t len = strlen(sql);
     struct bk__stmt *s = bk__map_get(&c->statements, sql, len);
     if (s || c->nstatements >= MAX_STATEMENTS)
@@ -122,6 +157,7 @@ static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *
     PGresult *r = PQprepare(c->pg, s->name, sql, n, NULL);
     if (!r || !result_ok(r)) {
         *rc = bk__db_fail(c, r);
+        statement_lost(c, s->name);
         PQclear(r);
         free(s);
         return NULL;
@@ -139,6 +175,53 @@ static struct bk__stmt *statement(bk_db_conn_t *c, const char *sql, int n, int *
     c->nstatements++;
     return s;
 }
+
+/*
+ * A query outside a transaction, through a transaction pooler, with the pool's
+ * per-transaction settings (SET LOCAL statement_timeout ...) before it: sent
+ * together in one pipeline, they run in the one implicit transaction that ends
+ * at its Sync, on one server connection, in one round trip as without them.
+ * Returns what the query's own result would be: its result, or the first
+ * failure (a setting's, then the query is not run); NULL when the connection
+ * failed (c is then broken).
+ */
+static PGresult *exec_with_settings(bk_db_conn_t *c, const char *sql, int n, const char *const *values,
+                                    const int *lengths, const int *formats)
+{
+    PGconn *pg = c->pg;
+    const bk_db_t *db = c->db;
+    unsigned queries = db->ntx_set + 1, ends = 0;
+    bool sent = PQenterPipelineMode(pg);
+    for (unsigned i = 0; sent && i < db->ntx_set; i++)
+        sent = PQsendQueryParams(pg, db->tx_set[i], 0, NULL, NULL, NULL, NULL, 0);
+    sent = sent && PQsendQueryParams(pg, sql, n, NULL, values, lengths, formats, 0) && PQpipelineSync(pg);
+    PGresult *out = NULL;
+    while (sent) {
+        PGresult *r = PQgetResult(pg);
+        if (!r) { /* the end of one query's results */
+            if (++ends > queries || PQstatus(pg) != CONNECTION_OK)
+                break; /* lost: no Sync will come */
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        /* A setting that worked, or a query skipped after a failure: not the answer. */
+        if (out || st == PGRES_PIPELINE_ABORTED || (ends + 1 < queries && result_ok(r)))
+            PQclear(r);
+        else
+            out = r;
+    }
+    if (!sent || !PQexitPipelineMode(pg)) {
+        c->broken = true; /* the pipeline could not be sent or ended: nothing of it can be trusted */
+        PQclear(out);
+        return NULL;
+    }
+    return out;
+}
+
 
 int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, bk_db_result_t **res,
                 bk_error_t *err)
@@ -166,12 +249,18 @@ int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, s
     struct bk__stmt *s = rc == BK_OK ? statement(c, sql, (int)n, &rc) : NULL;
     PGresult *r = NULL;
     if (rc == BK_OK) {
-        r = s ? PQexecPrepared(c->pg, s->name, (int)n, values, lengths, formats, 0)
-              : PQexecParams(c->pg, sql, (int)n, NULL, values, lengths, formats, 0);
+        if (s)
+            r = PQexecPrepared(c->pg, s->name, (int)n, values, lengths, formats, 0);
+        else if (c->db->ntx_set && PQtransactionStatus(c->pg) == PQTRANS_IDLE)
+            r = exec_with_settings(c, sql, (int)n, values, lengths, formats);
+        else
+            r = PQexecParams(c->pg, sql, (int)n, NULL, values, lengths, formats, 0);
         if (r && result_ok(r)) {
             count(c, OUT_OK);
         } else {
             rc = bk__db_fail(c, r);
+            if (s)
+                statement_lost(c, s->name);
         }
     }
     if (values != vs)
@@ -199,6 +288,11 @@ int bk_db_advisory_lock(bk_db_conn_t *c, int64_t key, bool xact, bk_error_t *err
     char k[24];
     snprintf(k, sizeof k, "%" PRId64, key);
     bk_db_param_t p[] = {BK_DB_TEXT(k)};
+    if (c && !xact && c->db->o.transaction_pooling) {
+        bk__error_clear(err);
+        return bk__error(err, BK_EINVAL, "bk_db_advisory_lock: a session lock through a transaction pooler "
+                         "would stay on whichever server connection took it: take a transaction lock (xact)");
+    }
     int rc = bk_db_query(c, xact ? "SELECT pg_advisory_xact_lock($1::bigint)" : "SELECT pg_advisory_lock($1::bigint)",
                          p, 1, NULL, err);
     if (rc == BK_OK && !xact)

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "db/db_int.h"
 #include "db/sql_int.h"
 
 bool bk__sql_plain_ident(const char *s)
@@ -121,4 +122,9 @@ char *bk__sql_arr_end(bk__sql_arr_t *a)
     char *out = a->s;
     *a = (bk__sql_arr_t){0};
     return out;
+}
+
+bool bk__sql_transaction_pooling(const bk_db_t *db)
+{
+    return db && db->o.transaction_pooling;
 }

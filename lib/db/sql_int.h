@@ -32,6 +32,9 @@ BK__SQL_HIDDEN char *bk__sql_splice_as(const char *tmpl, const char *mark, const
 BK__SQL_HIDDEN int bk__sql_query(bk_db_t *db, bk_db_conn_t *conn, const char *sql, const bk_db_param_t *p, size_t n,
                                  bk_db_result_t **res, bk_error_t *err);
 
+/* Whether db reaches its server through a pooler in transaction mode
+ * (bk_db_opts_t.transaction_pooling): then no listener (the job queue polls). */
+BK__SQL_HIDDEN bool bk__sql_transaction_pooling(const bk_db_t *db);
 /* An array literal ({"a",NULL,"b"} or {1,2}) built element by element, sent
  * as one text parameter: how every list reaches a statement (a batch's
  * columns, kinds, the ids of a heartbeat, a saga's step names).

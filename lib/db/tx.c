@@ -11,6 +11,7 @@ static const char *const BEGINS[] = {
     "BEGIN ISOLATION LEVEL SERIALIZABLE",
 };
 
+
 /*
  * One attempt: BEGIN, fn, COMMIT (ROLLBACK on failure). On failure err gets the
  * detail of what ended it, taken from c->last before the ROLLBACK replaces it: a
@@ -23,7 +24,7 @@ static int attempt(bk_db_t *db, bk_db_isolation_t isolation, bk_db_tx_fn fn, voi
     int rc = bk_db_acquire(db, &c, err);
     if (rc)
         return rc;
-    if ((rc = bk__db_exec(c, BEGINS[isolation])) != BK_OK) {
+    if ((rc = bk__db_begin(c, BEGINS[isolation])) != BK_OK) {
         bk__db_report(c, rc, err);
     } else if ((rc = fn(c, ud)) != BK_OK) {
         if (c->last.code)

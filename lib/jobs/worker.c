@@ -92,7 +92,7 @@ int bk_jobs_worker_new(bk_jobs_t *jobs, const bk_jobs_worker_opts_t *opts, bk_jo
     w->threads = opts->threads ? opts->threads : 1;
     w->poll_ns = opts->poll_interval_ns;
     w->prune_ns = opts->prune_interval_ns ? opts->prune_interval_ns : 60 * BK_NSEC_PER_SEC;
-    w->poll_only = opts->poll_only || jobs->clock != NULL;
+    w->poll_only = opts->poll_only || jobs->clock != NULL || bk__sql_transaction_pooling(jobs->db);
     w->queue = strdup(opts->queue ? opts->queue : "default");
     w->running = calloc(w->threads, sizeof *w->running);
     w->th = calloc(w->threads, sizeof *w->th);

@@ -29,7 +29,7 @@ db=""
 daemon_cleanup() {
     [ -z "$pid" ] || kill -9 "$pid" 2>/dev/null || true
     [ -z "$sim_pid" ] || kill -9 "$sim_pid" 2>/dev/null || true
-    [ -z "$db" ] || psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    [ -z "$db" ] || psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
     rm -rf "$work"
 }
 

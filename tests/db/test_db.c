@@ -21,13 +21,13 @@
 
 static const char *dsn(void)
 {
-    return bkt_pg_server_dsn();
+    return bkt_pg_dsn();
 }
 
 static bk_db_t *pool(unsigned max, int64_t acquire_timeout_ns)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = max;
     o.acquire_timeout_ns = acquire_timeout_ns;
     bk_db_t *db;
@@ -111,7 +111,7 @@ START_TEST(acquire_deadline_runs_on_the_fake_clock)
     bk_clock_t *clock;
     ck_assert_int_eq(bk_clock_fake_new(0, &clock), BK_OK);
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 1;
     o.acquire_timeout_ns = 30 * BK_NSEC_PER_SEC;
     o.clock = clock;
@@ -159,8 +159,14 @@ START_TEST(killed_backend_is_replaced_on_acquire)
     bk_db_result_free(r);
     bk_db_release(c);
 
-    /* Kill the idle pooled connection from another pool's connection. */
-    bk_db_t *other = pool(1, BK_NSEC_PER_SEC);
+    /* Kill the idle pooled connection's server process from a connection of
+     * another pool, straight to the server (through a pooler, that pool could be
+     * given the very server connection it kills). */
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 1;
+    bk_db_t *other;
+    ck_assert_int_eq(bk_db_new(bkt_pg_server_dsn(), &o, &other, NULL), BK_OK);
     ck_assert_int_eq(bk_db_acquire(other, &admin, NULL), BK_OK);
     bk_db_param_t p[] = {BK_DB_TEXT(pid)};
     ck_assert_int_eq(bk_db_query(admin, "SELECT pg_terminate_backend($1::int)", p, 1, &r, NULL), BK_OK);
@@ -178,7 +184,8 @@ START_TEST(killed_backend_is_replaced_on_acquire)
     bk_db_release(admin);
     bk_db_free(other);
 
-    /* The next acquire hands out a working connection, not the dead one. */
+    /* The next acquire hands out a working connection, not the dead one (through
+     * a pooler: the pooler's next server connection). */
     ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
     ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, &r, NULL), BK_OK);
     ck_assert_str_ne(bk_db_value(r, 0, 0), pid);
@@ -218,7 +225,7 @@ START_TEST(multi_host_conninfo_skips_a_server_down)
              "host=%s,%s,%s port=1,%s,%s user=%s dbname=postgres target_session_attrs=read-write connect_timeout=5",
              host1, host2, host1, port2, port1, user);
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 2;
     bk_db_t *db;
     bk_error_t err;
@@ -513,7 +520,7 @@ START_TEST(idle_timeout_lifetime_and_metrics)
     bk_metrics_t *m;
     ck_assert_int_eq(bk_metrics_new(&m), BK_OK);
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.min_conns = 1;
     o.max_conns = 3;
     o.idle_timeout_ns = 10 * BK_NSEC_PER_SEC;
@@ -545,7 +552,19 @@ START_TEST(idle_timeout_lifetime_and_metrics)
     bk_clock_fake_advance(clock, 60 * BK_NSEC_PER_SEC);
     ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
     char *later = backend_pid(a);
-    ck_assert_str_ne(later, first);
+    if (!bkt_pg_pooled()) /* through a pooler, the server process is the pooler's choice */
+        ck_assert_str_ne(later, first);
+    if (bkt_pg_pooled()) {
+        /* No session lock through a pooler (advisory_lock_reports_the_server). */
+        ck_assert_int_eq(bk_db_advisory_lock(a, 4242, false, NULL), BK_EINVAL);
+        bk_db_release(a);
+        free(first);
+        free(later);
+        bk_db_free(db);
+        bk_metrics_free(m);
+        bk_clock_free(clock);
+        return;
+    }
     /* A session advisory lock does not outlive the release. */
     ck_assert_int_eq(bk_db_advisory_lock(a, 4242, false, NULL), BK_OK);
     bk_db_release(a);
@@ -587,7 +606,7 @@ static void expect_select(bk_db_conn_t *c)
 START_TEST(pool_recovers_after_server_restart)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.min_conns = 2;
     o.max_conns = 3;
     bk_db_t *db;
@@ -621,7 +640,7 @@ END_TEST
 START_TEST(reads_go_to_replicas_or_fall_back)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.read_conninfo = dsn(); /* the same server stands in for a replica */
     bk_db_t *db;
     ck_assert_int_eq(bk_db_new(dsn(), &o, &db, NULL), BK_OK);
@@ -657,7 +676,7 @@ END_TEST
 START_TEST(bad_arguments)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     bk_db_t *db = (bk_db_t *)&o;
     bk_error_t err = dirty();
     ck_assert_int_eq(bk_db_new(NULL, &o, &db, &err), BK_EINVAL); /* no conninfo */
@@ -668,11 +687,11 @@ START_TEST(bad_arguments)
     o.max_conns = 2;
     ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_EINVAL);
     ck_assert_msg(strstr(err.message, "min_conns 5 is above max_conns 2") != NULL, "%s", err.message);
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.idle_timeout_ns = -1;
     ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_EINVAL);
     ck_assert_str_ne(err.message, "");
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.connect_timeout_ns = 2 * BK_NSEC_PER_SEC;
     err = dirty();
     ck_assert_int_eq(bk_db_new("host=/nonexistent port=1 dbname=x", &o, &db, &err), BK_EUNAVAIL);
@@ -710,6 +729,7 @@ START_TEST(opts_init_clears_garbage)
     ck_assert_ptr_null(o.metrics);
     ck_assert_str_eq(o.name, "default");
     ck_assert_ptr_null(o.clock);
+    ck_assert(!o.transaction_pooling);
     for (size_t i = 0; i < sizeof o.reserved_ / sizeof o.reserved_[0]; i++)
         ck_assert_uint_eq(o.reserved_[i], 0);
 }
@@ -738,11 +758,136 @@ static char *setting(bk_db_conn_t *c, const char *name)
         free(v_);                                                                                                  \
     } while (0)
 
-START_TEST(null_options_are_the_defaults)
+/* ------------------------------------------------------------------ transaction pooling */
+static int settings_in_tx(bk_db_conn_t *c, void *ud)
+{
+    (void)ud;
+    ck_setting(c, "statement_timeout", "250ms");
+    ck_setting(c, "TimeZone", "UTC");
+    bk_error_t err;
+    int rc = bk_db_query(c, "SELECT pg_sleep(5)", NULL, 0, NULL, &err);
+    ck_assert_int_eq(rc, BK_ETIMEDOUT);
+    return BK_OK; /* the failed query is reported, not committed */
+}
+
+/* transaction_pooling, in every run: on the server itself here, through
+ * PgBouncer in tests/db/pgbouncer.sh's. No prepared statement is left on the
+ * session; the session settings hold in queries on their own, in bk_db_tx and
+ * in a transaction begun by hand, and so does the replica pool's read-only;
+ * session locks and listeners are refused. */
+START_TEST(transaction_pooling_keeps_settings_per_transaction)
+{
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.transaction_pooling = true;
+    o.statement_timeout_ns = 250 * BK_NSEC_PER_MSEC;
+    o.read_conninfo = dsn();
+    bk_db_t *db;
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(dsn(), &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    for (int i = 0; i < 3; i++)
+        ck_setting(c, "statement_timeout", "250ms");
+    ck_setting(c, "TimeZone", "UTC");
+    ck_setting(c, "DateStyle", "ISO, YMD");
+    ck_setting(c, "application_name", "libbackend");
+    ck_setting(c, "transaction_read_only", "off");
+    bk_db_result_t *r;
+    ck_assert_int_eq(bk_db_query(c, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, &r, NULL), BK_OK);
+    ck_assert_str_eq(bk_db_value(r, 0, 0), "0");
+    bk_db_result_free(r);
+    ck_assert_int_eq(bk_db_query(c, "SELECT '2026-01-02 03:04:05+02'::timestamptz AS t", NULL, 0, &r, NULL), BK_OK);
+    json_t *rows = bk_db_result_json(r, 0);
+    ck_assert_str_eq(json_string_value(json_object_get(json_array_get(rows, 0), "t")), "2026-01-02T01:04:05Z");
+    json_decref(rows);
+    bk_db_result_free(r);
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_sleep(5)", NULL, 0, NULL, &err), BK_ETIMEDOUT);
+    ck_assert_str_eq(err.sqlstate, "57014");
+    /* A transaction begun by hand, as the sagas' reads are: the settings come with its BEGIN. */
+    exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    ck_setting(c, "statement_timeout", "250ms");
+    ck_setting(c, "transaction_isolation", "repeatable read");
+    exec_ok(c, "COMMIT");
+    ck_assert_int_eq(bk_db_advisory_lock(c, 77, false, &err), BK_EINVAL);
+    bk_db_release(c);
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_SERIALIZABLE, NULL, settings_in_tx, NULL, &err), BK_EIO);
+
+    /* The replica pool: read-only per transaction. */
+    ck_assert_int_eq(bk_db_acquire_read(db, &c, NULL), BK_OK);
+    ck_setting(c, "transaction_read_only", "on");
+    ck_setting(c, "statement_timeout", "250ms");
+    ck_assert_int_eq(bk_db_query(c, "CREATE TEMP TABLE t (x int)", NULL, 0, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "25006"); /* read_only_sql_transaction */
+    bk_db_release(c);
+
+    const char *ch = "pooled";
+    bk_db_listener_t *l;
+    ck_assert_int_eq(bk_db_listener_new(db, &ch, 1, NULL, &l, &err), BK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "LISTEN"));
+    ck_assert_ptr_null(l);
+    bk_db_free(db);
+}
+END_TEST
+
+/* Through PgBouncer without transaction_pooling: the pooler refuses the
+ * connection's options, and the error says what to set. */
+START_TEST(a_pooler_without_transaction_pooling_says_why)
 {
     bk_db_t *db;
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_new(dsn(), NULL, &db, &err), BK_EUNAVAIL);
+    ck_assert_ptr_nonnull(strstr(err.message, "unsupported startup parameter"));
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
+}
+END_TEST
+
+/* A prepared statement the session lost (as through a pooler that lets the
+ * options by: ignore_startup_parameters = options) is an error that says what
+ * to set, and the connection is not kept. */
+START_TEST(a_lost_prepared_statement_says_why)
+{
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.max_conns = 1;
+    bk_db_t *db;
+    ck_assert_int_eq(bk_db_new(bkt_pg_server_dsn(), &o, &db, NULL), BK_OK);
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    char *pid = backend_pid(c);
+    ck_assert_int_eq(bk_db_query(c, "DEALLOCATE ALL", NULL, 0, NULL, NULL), BK_OK);
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "26000"); /* invalid_sql_statement_name */
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
+    bk_db_release(c);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    char *next = backend_pid(c);
+    ck_assert_str_ne(next, pid); /* a new session, its statements prepared afresh */
+    /* A name the session holds already (a server connection another client
+     * prepared on): refused where the statement is prepared. */
+    ck_assert_int_eq(bk_db_query(c, "PREPARE bk_2 AS SELECT 1", NULL, 0, NULL, NULL), BK_OK); /* bk_1 */
+    ck_assert_int_eq(bk_db_query(c, "SELECT 3", NULL, 0, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, "42P05"); /* duplicate_prepared_statement */
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
+    bk_db_release(c);
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    char *third = backend_pid(c);
+    ck_assert_str_ne(third, next);
+    bk_db_release(c);
+    free(third);
+    free(pid);
+    free(next);
+    bk_db_free(db);
+}
+END_TEST
+
+START_TEST(null_options_are_the_defaults)
+{
+    /* The defaults are for a server, not a pooler: straight to it in every run. */
+    bk_db_t *db;
     bk_error_t err = dirty();
-    ck_assert_int_eq(bk_db_new(dsn(), NULL, &db, &err), BK_OK);
+    ck_assert_int_eq(bk_db_new(bkt_pg_server_dsn(), NULL, &db, &err), BK_OK);
     ck_err_clear(&err);
     bk_db_conn_t *c;
     ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_OK);
@@ -756,7 +901,7 @@ START_TEST(null_options_are_the_defaults)
      * their defaults, NULL names too. */
     bk_db_opts_t o;
     memset(&o, 0, sizeof o);
-    ck_assert_int_eq(bk_db_new(dsn(), &o, &db, &err), BK_OK);
+    ck_assert_int_eq(bk_db_new(bkt_pg_server_dsn(), &o, &db, &err), BK_OK);
     ck_assert_int_eq(bk_db_acquire(db, &c, &err), BK_OK);
     ck_setting(c, "application_name", "libbackend");
     bk_db_release(c);
@@ -777,7 +922,7 @@ START_TEST(statement_timeout_rounds_up_to_milliseconds)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bk_db_opts_t o;
-        bk_db_opts_init(&o);
+        bkt_db_opts_init(&o);
         o.statement_timeout_ns = cases[i].ns;
         o.min_conns = 0;
         o.max_conns = 1;
@@ -797,7 +942,7 @@ START_TEST(acquire_reports_the_connect_failure)
 {
     /* min_conns 0: the pool opens nothing until asked. */
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.min_conns = 0;
     o.connect_timeout_ns = 2 * BK_NSEC_PER_SEC;
     o.read_conninfo = "host=/nonexistent-replica port=1 dbname=x";
@@ -818,12 +963,41 @@ START_TEST(acquire_reports_the_connect_failure)
 }
 END_TEST
 
+/* Through a pooler in transaction mode: transaction locks only, held by the
+ * transaction's server connection until it ends. */
+static void advisory_lock_through_a_pooler(bk_db_t *db, bk_db_conn_t *a, bk_db_conn_t *b)
+{
+    bk_error_t err = dirty();
+    ck_assert_int_eq(bk_db_advisory_lock(a, 4343, false, &err), BK_EINVAL);
+    ck_assert_int_eq(err.code, BK_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction lock"));
+    ck_assert_str_eq(err.sqlstate, "");
+    exec_ok(a, "BEGIN");
+    ck_assert_int_eq(bk_db_advisory_lock(a, 4343, true, &err), BK_OK);
+    exec_ok(b, "BEGIN");
+    exec_ok(b, "SET LOCAL statement_timeout = 20");
+    ck_assert_int_eq(bk_db_advisory_lock(b, 4343, true, &err), BK_ETIMEDOUT); /* held by a's transaction */
+    ck_assert_str_eq(err.sqlstate, "57014");
+    exec_ok(b, "ROLLBACK");
+    exec_ok(a, "COMMIT"); /* the lock ends with it */
+    exec_ok(b, "BEGIN");
+    ck_assert_int_eq(bk_db_advisory_lock(b, 4343, true, &err), BK_OK);
+    exec_ok(b, "COMMIT");
+    bk_db_release(a);
+    bk_db_release(b);
+    bk_db_free(db);
+}
+
 START_TEST(advisory_lock_reports_the_server)
 {
     bk_db_t *db = pool(2, BK_NSEC_PER_SEC);
     bk_db_conn_t *a, *b;
     ck_assert_int_eq(bk_db_acquire(db, &a, NULL), BK_OK);
     ck_assert_int_eq(bk_db_acquire(db, &b, NULL), BK_OK);
+    if (bkt_pg_pooled()) {
+        advisory_lock_through_a_pooler(db, a, b);
+        return;
+    }
     bk_error_t err = dirty();
     ck_assert_int_eq(bk_db_advisory_lock(a, 4343, false, &err), BK_OK);
     ck_err_clear(&err);
@@ -1010,6 +1184,10 @@ static Suite *db_suite(void)
     tcase_add_test(tc, failed_commit_reports_its_sqlstate);
     tcase_add_test(tc, failed_query_in_body_reaches_the_tx_err);
     tcase_add_test(tc, ignored_failure_is_reported_not_committed);
+    tcase_add_test(tc, transaction_pooling_keeps_settings_per_transaction);
+    tcase_add_test(tc, a_lost_prepared_statement_says_why);
+    if (bkt_pg_pooled())
+        tcase_add_test(tc, a_pooler_without_transaction_pooling_says_why);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -35,7 +35,7 @@ static bk_db_t *db;
 static bk_db_t *new_pool(void)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 4;
     bk_db_t *p;
     bk_error_t err;
@@ -376,7 +376,7 @@ END_TEST
 static void migrator(int start)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 2;
     bk_db_t *mine = NULL;
     int rc = bk_db_new(conninfo, &o, &mine, NULL);
@@ -449,6 +449,28 @@ static const bk_db_migration_t list3[] = {
     {5, "five", "INSERT INTO lib_x.counter VALUES (5); SELECT pg_sleep(0.05);"},
 };
 
+/* Through a pooler (transaction_pooling, on the server itself in the plain
+ * runs) statement_timeout_ns is no session setting: it comes with each
+ * migration's BEGIN, for both migrators. */
+START_TEST(pooled_migrations_keep_the_statement_timeout)
+{
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.transaction_pooling = true;
+    o.statement_timeout_ns = 100 * BK_NSEC_PER_MSEC;
+    bk_db_t *p;
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(conninfo, &o, &p, &err) == BK_OK, "bk_db_new: %s", err.message);
+    put("1_slow.sql", "CREATE TABLE slow (id int);\nSELECT pg_sleep(5);\n");
+    ck_assert_int_eq(bk_db_migrate(p, dir, NULL, &err), BK_ETIMEDOUT);
+    ck_assert_str_eq(err.sqlstate, "57014");
+    ck_scalar_eq("SELECT to_regclass('slow') IS NULL", "t");
+    const bk_db_migration_t slow[] = {{1, "slow", "SELECT pg_sleep(5)"}};
+    ck_assert_int_eq(bk_db_migrate_list(p, "lib_slow", slow, 1, NULL, &err), BK_ETIMEDOUT);
+    bk_db_free(p);
+}
+END_TEST
+
 START_TEST(list_applies_into_its_schema_once)
 {
     unsigned applied = 99;
@@ -497,7 +519,7 @@ END_TEST
 static void list_migrator(int start)
 {
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 2;
     bk_db_t *mine = NULL;
     int rc = bk_db_new(conninfo, &o, &mine, NULL);
@@ -679,6 +701,7 @@ static Suite *migrate_suite(void)
     tcase_add_test(tc, list_applies_into_its_schema_once);
     tcase_add_test(tc, list_changed_or_bad_is_refused);
     tcase_add_test(tc, concurrent_list_migrators_apply_each_once);
+    tcase_add_test(tc, pooled_migrations_keep_the_statement_timeout);
     suite_add_tcase(s, tc);
     TCase *tr = tcase_create("results");
     tcase_add_checked_fixture(tr, setup, teardown);

@@ -59,7 +59,7 @@ static void setup(void)
 {
     bkt_pg_database_new("bk_jobs_", dbname, conninfo);
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 8;
     bk_error_t err;
     ck_assert_msg(bk_db_new(conninfo, &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
@@ -943,6 +943,35 @@ START_TEST(poll_only_claims_at_the_interval_only)
 }
 END_TEST
 
+START_TEST(a_queue_behind_a_pooler_polls_only)
+{
+    /* A pool with transaction_pooling (through PgBouncer in tests/db/pgbouncer.sh's
+     * run, on the server itself in the others), on the system clock: the worker
+     * was not asked to poll only, yet opens no LISTEN session, which a pooler in
+     * transaction mode could not keep. */
+    bk_db_opts_t o;
+    bk_db_opts_init(&o);
+    o.transaction_pooling = true;
+    bk_db_t *pdb;
+    bk_error_t err;
+    ck_assert_msg(bk_db_new(conninfo, &o, &pdb, &err) == BK_OK, "bk_db_new: %s", err.message);
+    bk_jobs_opts_t jo;
+    bk_jobs_opts_init(&jo);
+    bk_jobs_t *pj;
+    ck_assert_int_eq(bk_jobs_new(pdb, &jo, &pj, &err), BK_OK);
+    struct run_ctx r = {0};
+    bk_jobs_worker_t *w = count_worker(pj, 3600 * SEC, false, &r);
+    settle(w);
+    ck_assert_int_eq(bk_jobs_enqueue(pj, NULL, "count", NULL, NULL, NULL, &err), BK_OK);
+    ck_sql_eq("0", "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND "
+                   "query LIKE 'LISTEN%%'");
+    ck_assert_uint_eq(stats_of(w).notifications, 0);
+    bk_jobs_worker_free(w);
+    bk_jobs_free(pj);
+    bk_db_free(pdb);
+}
+END_TEST
+
 /* ------------------------------------------------------------------ operations */
 
 START_TEST(delete_and_list_by_state)
@@ -1191,10 +1220,13 @@ static Suite *jobs_suite(void)
     TCase *tk = tcase_create("wake");
     tcase_add_checked_fixture(tk, setup, teardown);
     tcase_set_timeout(tk, 90);
-    tcase_add_test(tk, notify_wakes_the_worker_long_before_its_poll);
-    tcase_add_test(tk, rolled_back_enqueue_wakes_nobody);
-    tcase_add_test(tk, a_lost_listener_catches_up_after_reconnecting);
+    if (!bkt_pg_pooled()) { /* through the pooler the worker polls only (a_queue_behind_a_pooler_polls_only) */
+        tcase_add_test(tk, notify_wakes_the_worker_long_before_its_poll);
+        tcase_add_test(tk, rolled_back_enqueue_wakes_nobody);
+        tcase_add_test(tk, a_lost_listener_catches_up_after_reconnecting);
+    }
     tcase_add_test(tk, poll_only_claims_at_the_interval_only);
+    tcase_add_test(tk, a_queue_behind_a_pooler_polls_only);
     suite_add_tcase(s, tk);
     return s;
 }

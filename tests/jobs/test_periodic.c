@@ -43,7 +43,7 @@ static void setup(void)
 {
     bkt_pg_database_new("bk_periodic_", dbname, conninfo);
     bk_db_opts_t o;
-    bk_db_opts_init(&o);
+    bkt_db_opts_init(&o);
     o.max_conns = 8;
     bk_error_t err;
     ck_assert_msg(bk_db_new(conninfo, &o, &db, &err) == BK_OK, "bk_db_new: %s", err.message);
