@@ -842,6 +842,23 @@ START_TEST(a_pooler_without_transaction_pooling_says_why)
 }
 END_TEST
 
+/* sql fails on c with sqlstate and a message naming transaction_pooling; c is
+ * released, and the pool's next connection is another session: *c and *pid
+ * become its. */
+static void ck_statement_lost(bk_db_t *db, bk_db_conn_t **c, char **pid, const char *sql, const char *sqlstate)
+{
+    bk_error_t err;
+    ck_assert_int_eq(bk_db_query(*c, sql, NULL, 0, NULL, &err), BK_EIO);
+    ck_assert_str_eq(err.sqlstate, sqlstate);
+    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
+    bk_db_release(*c);
+    ck_assert_int_eq(bk_db_acquire(db, c, NULL), BK_OK);
+    char *next = backend_pid(*c);
+    ck_assert_str_ne(next, *pid); /* a new session, its statements prepared afresh */
+    free(*pid);
+    *pid = next;
+}
+
 /* A prepared statement the session lost (as through a pooler that lets the
  * options by: ignore_startup_parameters = options) is an error that says what
  * to set, and the connection is not kept. */
@@ -854,30 +871,16 @@ START_TEST(a_lost_prepared_statement_says_why)
     ck_assert_int_eq(bk_db_new(bkt_pg_server_dsn(), &o, &db, NULL), BK_OK);
     bk_db_conn_t *c;
     ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
-    char *pid = backend_pid(c);
+    char *pid = backend_pid(c); /* prepared as bk_0 */
+    /* A name the session lost (26000), where the statement is executed. */
     ck_assert_int_eq(bk_db_query(c, "DEALLOCATE ALL", NULL, 0, NULL, NULL), BK_OK);
-    bk_error_t err;
-    ck_assert_int_eq(bk_db_query(c, "SELECT pg_backend_pid()", NULL, 0, NULL, &err), BK_EIO);
-    ck_assert_str_eq(err.sqlstate, "26000"); /* invalid_sql_statement_name */
-    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
-    bk_db_release(c);
-    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
-    char *next = backend_pid(c);
-    ck_assert_str_ne(next, pid); /* a new session, its statements prepared afresh */
+    ck_statement_lost(db, &c, &pid, "SELECT pg_backend_pid()", "26000");
     /* A name the session holds already (a server connection another client
-     * prepared on): refused where the statement is prepared. */
-    ck_assert_int_eq(bk_db_query(c, "PREPARE bk_2 AS SELECT 1", NULL, 0, NULL, NULL), BK_OK); /* bk_1 */
-    ck_assert_int_eq(bk_db_query(c, "SELECT 3", NULL, 0, NULL, &err), BK_EIO);
-    ck_assert_str_eq(err.sqlstate, "42P05"); /* duplicate_prepared_statement */
-    ck_assert_ptr_nonnull(strstr(err.message, "transaction_pooling"));
+     * prepared on: 42P05), where the statement is prepared. */
+    ck_assert_int_eq(bk_db_query(c, "PREPARE bk_2 AS SELECT 1", NULL, 0, NULL, NULL), BK_OK); /* as bk_1 */
+    ck_statement_lost(db, &c, &pid, "SELECT 3", "42P05");
     bk_db_release(c);
-    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
-    char *third = backend_pid(c);
-    ck_assert_str_ne(third, next);
-    bk_db_release(c);
-    free(third);
     free(pid);
-    free(next);
     bk_db_free(db);
 }
 END_TEST
