@@ -7,6 +7,7 @@
 #   make check-valgrind       the same tests under valgrind (build-valgrind/)
 #   make check-browser        /docs (Swagger UI) in headless Chromium
 #   make check-release        distcheck (tarball, installcheck) and the Debian packages (lintian)
+#   make fuzz                 the libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (build-fuzz/, clang)
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make bench-peers          libbackend beside FastAPI, Fastify, Ulfius and nginx (installs them)
@@ -39,6 +40,11 @@ DEB_TEST_PACKAGES := check libjwt-dev postgresql memcached mandoc curl valgrind 
 DEB_PACKAGES := $(DEB_BUILD_PACKAGES) $(DEB_TEST_PACKAGES)
 # What check-release needs beside them: the Debian packaging tools.
 DEB_RELEASE_PACKAGES := debhelper lintian dpkg-dev
+# What make fuzz needs: clang links -fsanitize=fuzzer only with its runtime,
+# which clang merely recommends.
+DEB_FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_SECONDS ?= 60
+FUZZ_JOBS ?= 2
 # The peers of bench/peers.sh (its npm packages it installs itself) and its chart.
 # Ulfius: the runtime library and what its header includes; the header itself is
 # unpacked from libulfius-dev (Makefile.am says why it is not installed).
@@ -48,7 +54,7 @@ DEB_PEER_PACKAGES := python3-fastapi uvicorn python3-jwt python3-psycopg python3
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check check-valgrind check-browser check-release run install bench bench-peers clean FORCE
+.PHONY: all deps build check check-valgrind check-browser check-release fuzz run install bench bench-peers clean FORCE
 
 all: build
 
@@ -127,6 +133,16 @@ check-release:
 	  $(MAKE) -C build-release distcheck
 	bash tests/release/debian.sh .
 
+# The libFuzzer targets (tests/fuzz/), FUZZ_SECONDS each, FUZZ_JOBS at a time, in
+# a build of their own: clang, ASan, UBSan and libFuzzer's coverage in every
+# object, a static library. Only the library and the targets are built. CI runs
+# it once, with a short FUZZ_SECONDS, after the release checks.
+fuzz: deps configure
+	@$(MAKE) --no-print-directory deps DEB_PACKAGES="$(DEB_FUZZ_PACKAGES)"
+	@$(MAKE) --no-print-directory build-fuzz/Makefile BUILD=build-fuzz \
+	  CONFIGURE_FLAGS="CC=clang --enable-fuzzing --disable-shared"
+	$(MAKE) -C build-fuzz -j$(JOBS) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS)
+
 bench: build
 	$(MAKE) -C $(BUILD) bench
 
@@ -138,6 +154,6 @@ install: build
 	$(MAKE) -C $(BUILD) install
 
 clean:
-	rm -rf $(BUILD) build-valgrind run autom4te.cache build-aux m4 aclocal.m4 config.h.in config.h.in~ configure configure~ Makefile.in
+	rm -rf $(BUILD) build-valgrind build-release build-fuzz run autom4te.cache build-aux m4 aclocal.m4 config.h.in config.h.in~ configure configure~ Makefile.in
 
 FORCE:

@@ -17,6 +17,7 @@ exempt=(
     tests/pg_test.h           # included by the suites on the harness's PostgreSQL: its DSN, a database of their own
     tests/proc_test.h         # included by the suites across processes: their children, bounded waits on the database
     tests/harness/services.sh # starts PostgreSQL and memcached around make check and make run
+    tests/fuzz/run.sh         # runs the libFuzzer targets: make fuzz runs it, once per CI run
     tests/harness/pgbouncer.sh # starts PgBouncer in front of it for tests/db/pgbouncer.sh and make bench
     tests/harness/services_while.sh # the servers of a make check run without them (a tarball's, distcheck's)
     tests/harness/summary.sh  # prints what make check ran

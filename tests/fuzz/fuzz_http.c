@@ -1,0 +1,162 @@
+/* libFuzzer target: the HTTP/1.1 server's connection code (the head parser,
+ * header limits, Content-Length and chunked bodies, pipelining, keep-alive)
+ * fed the bytes of a real TCP connection to a server in this process, written
+ * in pieces whose sizes come from the input, so that every parser state meets
+ * a split.
+ *
+ * Input: byte 0 seeds the sizes of the pieces; the rest is what the client
+ * sends. The client then half-closes and reads until the server closes. A
+ * server that neither answers nor closes within 10 s is a finding (abort), and
+ * so is an answer that does not begin with a status line.
+ * SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <backend/backend.h>
+
+#include "fuzz.h"
+
+static bk_http_server_t *srv;
+static uint16_t port;
+
+static void get_json(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200, json_pack("{s:s}", "message", "Hello, World!"));
+}
+
+/* The body as JSON (Content-Length or chunked), echoed. */
+static void post_echo(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    json_t *doc;
+    if (bk_req_json(req, &doc) != BK_OK)
+        return; /* answered 400/413/415 by bk_req_json */
+    bk_res_json(req, 200, doc);
+}
+
+static void get_item(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    const char *q = bk_req_query(req, "q");
+    bk_res_json(req, 200, json_pack("{s:s, s:s?}", "id", bk_req_param(req, "id"), "q", q));
+}
+
+static void start(void)
+{
+    signal(SIGPIPE, SIG_IGN);
+    bk_http_opts_t o;
+    bk_http_opts_init(&o);
+    o.port = 0;
+    o.threads = 1;
+    o.handle_signals = false;
+    o.max_body_bytes = 64 * 1024;
+    bk_error_t err;
+    if (bk_http_server_new(&o, &srv, &err) != BK_OK || bk_http_route(srv, "GET", "/json", get_json, NULL, NULL) ||
+        bk_http_route(srv, "POST", "/echo", post_echo, NULL, NULL) ||
+        bk_http_route(srv, "GET", "/items/{id}", get_item, NULL, NULL) || bk_http_mount_health(srv) ||
+        bk_http_server_start(srv, &err) != BK_OK) {
+        fprintf(stderr, "fuzz_http: the server did not start: %s\n", err.message);
+        abort();
+    }
+    bk_http_server_set_started(srv, true);
+    port = bk_http_server_port(srv);
+}
+
+BK_FUZZ_INIT
+{
+    start();
+}
+
+/* Writes all of buf, failing only when the server has closed (it may, on bad input). */
+static bool send_all(int fd, const uint8_t *buf, size_t len)
+{
+    while (len > 0) {
+        ssize_t n = send(fd, buf, len, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        buf += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* A connection to the server. libFuzzer's timer (SIGALRM) may interrupt
+ * connect(2), which then goes on by itself: wait for it to finish. */
+static int connect_to_server(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port), .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    int rc = fd < 0 ? -1 : connect(fd, (struct sockaddr *)&a, sizeof a);
+    if (rc != 0 && fd >= 0 && errno == EINTR) {
+        struct pollfd p = {fd, POLLOUT, 0};
+        while (poll(&p, 1, 10000) < 0 && errno == EINTR)
+            ;
+        int e = 0;
+        socklen_t len = sizeof e;
+        rc = getsockopt(fd, SOL_SOCKET, SO_ERROR, &e, &len) == 0 && e == 0 && (p.revents & POLLOUT) ? 0 : -1;
+    }
+    if (rc != 0) {
+        perror("fuzz_http: connect");
+        abort();
+    }
+    return fd;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    uint32_t rng = data[0] * 2654435761u + 1;
+    data++, size--;
+    int fd = connect_to_server();
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    bool open = true;
+    for (size_t off = 0; open && off < size;) {
+        rng = rng * 1103515245u + 12345u;
+        size_t piece = 1 + (rng >> 16) % 64;
+        if (piece > size - off)
+            piece = size - off;
+        open = send_all(fd, data + off, piece);
+        off += piece;
+    }
+    shutdown(fd, SHUT_WR);
+    char got[16] = "";
+    size_t have = 0;
+    for (;;) {
+        struct pollfd p = {fd, POLLIN, 0};
+        int n = poll(&p, 1, 10000);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n == 0) {
+            fprintf(stderr, "fuzz_http: the server neither answered nor closed in 10 s\n");
+            abort();
+        }
+        char buf[4096];
+        ssize_t r = recv(fd, buf, sizeof buf, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break; /* closed (or reset after a refusal) */
+        for (ssize_t i = 0; i < r && have < sizeof got - 1; i++)
+            got[have++] = buf[i];
+    }
+    close(fd);
+    if (have >= 9 && memcmp(got, "HTTP/1.1 ", 9) != 0) {
+        fprintf(stderr, "fuzz_http: an answer that is no status line: %.*s\n", (int)have, got);
+        abort();
+    }
+    return 0;
+}
