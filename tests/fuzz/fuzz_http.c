@@ -4,11 +4,19 @@
  * in pieces whose sizes come from the input, so that every parser state meets
  * a split.
  *
+ * The server has JSON routes, a body route (Content-Length and chunked), a
+ * query string validated and coerced by a schema, the health probes, and
+ * static files under /static/ from a directory made at start, beside which a
+ * file holds a canary of raw control bytes, with a symbolic link to it inside
+ * the directory.
+ *
  * Input: byte 0 seeds the sizes of the pieces; the rest is what the client
- * sends. The client then half-closes and reads until the server closes. A
- * server that neither answers nor closes within 10 s is a finding (abort), and
- * so is an answer that does not begin with a status line.
+ * sends. The client then half-closes and reads until the server closes.
+ * Findings (abort): a server that neither answers nor closes within 10 s, an
+ * answer that does not begin with a status line, and an answer that holds the
+ * canary (a file from outside the static directory).
  * SPDX-License-Identifier: MIT */
+#define _GNU_SOURCE /* memmem */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -19,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <backend/backend.h>
@@ -27,6 +36,61 @@
 
 static bk_http_server_t *srv;
 static uint16_t port;
+static bk_schema_t *query_schema;
+static char dir[64]; /* dir/secret.txt holds CANARY; dir/root is served */
+/* Raw control bytes: no request can carry them into an answer (a request line
+ * and headers refuse them, and every JSON answer escapes them), so only the
+ * file itself can. */
+#define CANARY "\x01\x02" "canary" "\x03\x04" "outside" "\x05\x06" "the-root" "\x07"
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    if (!f || fputs(text, f) == EOF || fclose(f) != 0) {
+        perror(path);
+        abort();
+    }
+}
+
+static void remove_dir(void)
+{
+    static const char *const files[] = {"root/sub/b.json", "root/.hidden", "root/a.txt", "root/index.html",
+                                        "root/link", "root/sub", "root", "secret.txt"};
+    char p[128];
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        if (unlink(p) != 0)
+            rmdir(p);
+    }
+    rmdir(dir);
+}
+
+/* The static directory, and the canary beside it. */
+static void make_dir(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/bk-fuzz-http.XXXXXX");
+    char p[128];
+    if (!mkdtemp(dir))
+        abort();
+    atexit(remove_dir);
+    snprintf(p, sizeof p, "%s/secret.txt", dir);
+    write_file(p, CANARY "\n");
+    snprintf(p, sizeof p, "%s/root", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/root/sub", dir);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/root/index.html", dir);
+    write_file(p, "<p>index</p>\n");
+    snprintf(p, sizeof p, "%s/root/a.txt", dir);
+    write_file(p, "0123456789abcdefghijklmnopqrstuvwxyz\n");
+    snprintf(p, sizeof p, "%s/root/.hidden", dir);
+    write_file(p, "dotfile\n");
+    snprintf(p, sizeof p, "%s/root/sub/b.json", dir);
+    write_file(p, "{\"b\":1}\n");
+    snprintf(p, sizeof p, "%s/root/link", dir);
+    if (symlink("../secret.txt", p) != 0)
+        abort();
+}
 
 static void get_json(bk_req_t *req, void *ud)
 {
@@ -51,9 +115,30 @@ static void get_item(bk_req_t *req, void *ud)
     bk_res_json(req, 200, json_pack("{s:s, s:s?}", "id", bk_req_param(req, "id"), "q", q));
 }
 
+/* The query, validated and coerced by the route's schema. */
+static void get_search(bk_req_t *req, void *ud)
+{
+    (void)ud;
+    bk_res_json(req, 200, json_pack("{s:s?, s:s?}", "page", bk_req_query(req, "page"), "q", bk_req_query(req, "q")));
+}
+
 static void start(void)
 {
     signal(SIGPIPE, SIG_IGN);
+    make_dir();
+    json_t *qs = json_pack("{s:s, s:{s:{s:s, s:i, s:i}, s:{s:s, s:i}, s:{s:s, s:{s:s}}, s:{s:s}}, s:b}", "type",
+                           "object", "properties", "page", "type", "integer", "minimum", 1, "default", 1, "q", "type",
+                           "string", "maxLength", 16, "tags", "type", "array", "items", "type", "string", "on", "type",
+                           "boolean", "additionalProperties", 0);
+    bk_error_t serr;
+    if (!qs || bk_schema_compile(qs, NULL, &query_schema, &serr) != BK_OK)
+        abort();
+    json_decref(qs);
+    bk_http_route_opts_t ro;
+    bk_http_route_opts_init(&ro);
+    ro.query_schema = query_schema;
+    char root[128];
+    snprintf(root, sizeof root, "%s/root", dir);
     bk_http_opts_t o;
     bk_http_opts_init(&o);
     o.port = 0;
@@ -63,8 +148,9 @@ static void start(void)
     bk_error_t err;
     if (bk_http_server_new(&o, &srv, &err) != BK_OK || bk_http_route(srv, "GET", "/json", get_json, NULL, NULL) ||
         bk_http_route(srv, "POST", "/echo", post_echo, NULL, NULL) ||
-        bk_http_route(srv, "GET", "/items/{id}", get_item, NULL, NULL) || bk_http_mount_health(srv) ||
-        bk_http_server_start(srv, &err) != BK_OK) {
+        bk_http_route(srv, "GET", "/items/{id}", get_item, NULL, NULL) ||
+        bk_http_route(srv, "GET", "/search", get_search, NULL, &ro) || bk_http_mount_health(srv) ||
+        bk_http_mount_static(srv, "/static/", root, NULL, &err) != BK_OK || bk_http_server_start(srv, &err) != BK_OK) {
         fprintf(stderr, "fuzz_http: the server did not start: %s\n", err.message);
         abort();
     }
@@ -133,7 +219,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         off += piece;
     }
     shutdown(fd, SHUT_WR);
-    char got[16] = "";
+    static char got[1 << 20];
     size_t have = 0;
     for (;;) {
         struct pollfd p = {fd, POLLIN, 0};
@@ -150,12 +236,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             continue;
         if (r <= 0)
             break; /* closed (or reset after a refusal) */
-        for (ssize_t i = 0; i < r && have < sizeof got - 1; i++)
-            got[have++] = buf[i];
+        size_t take = (size_t)r < sizeof got - have ? (size_t)r : sizeof got - have;
+        memcpy(got + have, buf, take);
+        have += take;
     }
     close(fd);
     if (have >= 9 && memcmp(got, "HTTP/1.1 ", 9) != 0) {
-        fprintf(stderr, "fuzz_http: an answer that is no status line: %.*s\n", (int)have, got);
+        fprintf(stderr, "fuzz_http: an answer that is no status line: %.*s\n", (int)(have > 64 ? 64 : have), got);
+        abort();
+    }
+    if (memmem(got, have, CANARY, sizeof CANARY - 1)) {
+        fprintf(stderr, "fuzz_http: a file from outside the static directory was served\n");
         abort();
     }
     return 0;

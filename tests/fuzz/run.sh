@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh BUILDDIR SECONDS [JOBS]: each libFuzzer target of BUILDDIR/tests/fuzz/
-# (fuzz_http, fuzz_schema, fuzz_jwt, fuzz_rbac: `make fuzz` builds them with
-# clang, -fsanitize=fuzzer,address,undefined) for SECONDS, JOBS at a time
+# (fuzz_http, fuzz_schema, fuzz_jwt, fuzz_rbac, fuzz_phc, fuzz_entry and
+# fuzz_conf, which `make fuzz` builds with clang and
+# -fsanitize=fuzzer,address,undefined) for SECONDS, JOBS at a time
 # (default 2), each on a fresh copy of its seeds (tests/fuzz/corpus/NAME/) and
 # regression inputs (tests/fuzz/regress/NAME/), with its dictionary. A crash, a
 # leak, a timeout (an input over 10 s) or running out of memory fails the run,
@@ -13,7 +14,7 @@
 set -euo pipefail
 build=${1:?usage: run.sh BUILDDIR SECONDS [JOBS]} secs=${2:?usage: run.sh BUILDDIR SECONDS [JOBS]} jobs=${3:-2}
 src=$(cd "$(dirname "$0")/../.." && pwd)
-targets=(http schema jwt rbac)
+targets=(http schema jwt rbac phc entry conf)
 work="$build/tests/fuzz/run"
 rm -rf "$work"
 mkdir -p "$work"
@@ -49,8 +50,9 @@ wait
 failed=""
 for t in "${targets[@]}"; do
     dir="$work/$t"
-    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1)
-    cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2)
+    # (A run that failed early has no such lines: || true, under pipefail.)
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$dir/log" | tail -n 1) || true
+    cov=$(grep -o 'cov: [0-9]*' "$dir/log" | tail -n 1 | cut -d' ' -f2) || true
     corpus=$(find "$dir/corpus" -type f | wc -l)
     findings=$(find "$dir" -maxdepth 1 -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' \
         -o -name 'oom-*' -o -name 'slow-unit-*' \) | wc -l)
