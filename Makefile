@@ -8,6 +8,7 @@
 #   make check-browser        /docs (Swagger UI) in headless Chromium
 #   make check-release        distcheck (tarball, installcheck) and the Debian packages (lintian)
 #   make fuzz                 the libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (build-fuzz/, clang)
+#   make soak                 backendd under a mixed load for SOAK_SECONDS (600), and 10,000 idle connections
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make bench-peers          libbackend beside FastAPI, Fastify, Ulfius and nginx (installs them)
@@ -44,6 +45,7 @@ DEB_RELEASE_PACKAGES := debhelper lintian dpkg-dev
 # which clang merely recommends.
 DEB_FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_SECONDS ?= 60
+SOAK_SECONDS ?= 600
 FUZZ_JOBS ?= 2
 # The peers of bench/peers.sh (its npm packages it installs itself) and its chart.
 # Ulfius: the runtime library and what its header includes; the header itself is
@@ -54,7 +56,7 @@ DEB_PEER_PACKAGES := python3-fastapi uvicorn python3-jwt python3-psycopg python3
 
 CONFIG_ARGS = --prefix=$(abspath $(PREFIX)) $(CONFIGURE_FLAGS)
 
-.PHONY: all deps build check check-valgrind check-browser check-release fuzz run install bench bench-peers clean FORCE
+.PHONY: all deps build check check-valgrind check-browser check-release fuzz soak run install bench bench-peers clean FORCE
 
 all: build
 
@@ -142,6 +144,18 @@ fuzz: deps configure
 	@$(MAKE) --no-print-directory build-fuzz/Makefile BUILD=build-fuzz \
 	  CONFIGURE_FLAGS="CC=clang --enable-fuzzing --disable-shared"
 	$(MAKE) -C build-fuzz -j$(JOBS) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS)
+
+# The long soak on the plain build (RSS is measured there, not under the
+# sanitizers): tests/soak/soak.sh for SOAK_SECONDS with its RSS check, and
+# tests/http/test_http_abuse holding 10,000 idle connections (as many as the
+# open-file limit allows for both ends). make check runs a 60 s soak and 2,000.
+soak: build
+	@status=0; \
+	tests/harness/services.sh run -- env BK_SOAK_SECONDS=$(SOAK_SECONDS) BK_SOAK_RSS=yes BK_ABUSE_IDLE=10000 \
+	  $(MAKE) -C $(BUILD) check TESTS="tests/soak/soak.sh tests/http/test_http_abuse" || status=$$?; \
+	grep -h -E '^(soak|idle|slow reader|never reads|a byte|PASS|FAIL)' $(BUILD)/tests/soak/soak.sh.log \
+	  $(BUILD)/tests/http/test_http_abuse.log || true; \
+	exit $$status
 
 bench: build
 	$(MAKE) -C $(BUILD) bench

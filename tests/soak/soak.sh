@@ -1,0 +1,147 @@
+#!/usr/bin/env bash
+# A soak: backendd on the harness's servers and the upstream simulator under a
+# steady mixed workload (product reads, logins, orders through the saga) for
+# BK_SOAK_SECONDS (60 in make check; make soak: 600), then checks:
+#   - every request was answered, none with a 5xx;
+#   - the daemon's open file descriptors, once the load's connections are
+#     closed, are no more after the second half of the run than after the first
+#     (the pools grow to their working size in the first; a leak goes on);
+#   - its log has no error line;
+#   - with BK_SOAK_RSS=yes (make soak, a plain build: RSS means nothing under
+#     the sanitizers), its RSS after the run is within 5% of its RSS after the
+#     warm-up.
+# Prints the figures. The valgrind pass (BK_SLOW_CHECKS=no) skips it (77): the
+# sanitizer pass has run it.
+# SPDX-License-Identifier: MIT
+set -euo pipefail
+if [ "${BK_SLOW_CHECKS:-yes}" = no ]; then
+    echo "SKIP: the soak runs once, in the sanitizer pass"
+    exit 77
+fi
+secs=${BK_SOAK_SECONDS:-60}
+# shellcheck source=tests/daemon/lib.sh
+. "$top_srcdir/tests/daemon/lib.sh"
+daemon_setup
+sim_start
+daemon_conf "$work/backendd.conf" "payment_url = $sim_url" "shipping_url = $sim_url" "notify_url = $sim_url" \
+    "docs = off" "login_rate_email = 1000000/1m" "login_rate_address = 1000000/1m" "order_wait = 5s" \
+    "memcached_near_ttl = 1s" "database_pool_size = 4"
+daemon_start "$work/backendd.conf"
+
+register soak boss
+make_admin boss
+req POST /api/v1/auth/login '{"email":"boss@example.com","password":"correct horse battery"}'
+expect 200 "login boss"
+boss=$(jget 'j["access_token"]')
+products=""
+for i in 1 2 3 4 5; do
+    req POST /api/v1/products "{\"sku\":\"SOAK-$i\",\"name\":\"Item $i\",\"price\":$((i * 100)),\"stock\":100000000}" \
+        "Authorization: Bearer $boss"
+    expect 201 "product $i"
+    products+="$(jget 'j["id"]') "
+done
+
+fds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
+rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
+
+# load SECONDS: the mixed workload from 8 client threads, each on a keep-alive
+# connection of its own; prints "requests status:count ..." and fails on a
+# request that got no answer.
+load() {
+    /usr/bin/python3 - "$1" "$port" "$products" <<'PYEOF'
+import http.client, json, random, sys, threading, time, uuid
+secs, port, products = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split()
+end = time.monotonic() + secs
+counts, lock, errors = {}, threading.Lock(), []
+
+def call(conn, method, path, body=None, headers=None):
+    h = {"Content-Type": "application/json"} if body is not None else {}
+    h.update(headers or {})
+    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
+    r = conn.getresponse()
+    data = r.read()
+    with lock:
+        counts[r.status] = counts.get(r.status, 0) + 1
+    return r.status, data
+
+def worker():
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    token = None
+    try:
+        while time.monotonic() < end:
+            x = random.random()
+            if token is None or x < 0.1:
+                st, data = call(conn, "POST", "/api/v1/auth/login",
+                                {"email": "soak@example.com", "password": "correct horse battery"})
+                if st == 200:
+                    token = json.loads(data)["access_token"]
+            elif x < 0.2:
+                items = [{"product_id": int(random.choice(products)), "quantity": 1}]
+                call(conn, "POST", "/api/v1/orders", {"items": items},
+                     {"Authorization": "Bearer " + token, "Idempotency-Key": str(uuid.uuid4())})
+            else:
+                call(conn, "GET", "/api/v1/products/" + random.choice(products))
+    except Exception as e:  # a request that got no answer
+        with lock:
+            errors.append(repr(e))
+    finally:
+        conn.close()
+
+threads = [threading.Thread(target=worker) for _ in range(8)]
+for t in threads: t.start()
+for t in threads: t.join()
+total = sum(counts.values())
+print("%d %s" % (total, " ".join("%d:%d" % kv for kv in sorted(counts.items()))))
+if errors:
+    print("no answer: " + "; ".join(errors[:5]), file=sys.stderr)
+    sys.exit(1)
+PYEOF
+}
+
+# A warm-up: caches loaded, the saga engine's threads busy once.
+warm=$(load 5) || fail "the warm-up load: $warm"
+rss0=$(rss_kb)
+
+# idle_fds: the daemon's descriptors once the load's connections are closed
+# (polled until they stop falling).
+idle_fds() {
+    local n last=""
+    for _ in $(seq 50); do
+        n=$(fds)
+        [ "$n" = "$last" ] && break
+        last=$n
+        sleep 0.2
+    done
+    echo "$n"
+}
+
+# The load in two halves. The pools (database, memcached, the upstreams' kept
+# connections) grow to their working size in the first; a leak goes on growing
+# in the second, and the descriptors after it must not exceed those after the
+# first.
+half=$(( (secs + 1) / 2 ))
+total=0
+statuses=""
+for phase in 1 2; do
+    out=$(load "$half") || fail "the load: $out"
+    read -r n st <<<"$out"
+    total=$((total + n))
+    statuses+="$st "
+    for s in $st; do
+        case "$s" in 5*) fail "answers with a 5xx during the soak: $st" ;; esac
+    done
+    if [ "$phase" = 1 ]; then fd1=$(idle_fds); else fd2=$(idle_fds); fi
+done
+rss2=$(rss_kb)
+echo "soak: $secs s, $total requests: $statuses"
+[ "$total" -gt 100 ] || fail "only $total requests in $secs s"
+echo "soak: descriptors $fd1 after the first half, $fd2 after the second; RSS $rss0 KB after the warm-up, $rss2 KB at the end"
+[ "$fd2" -le "$fd1" ] || fail "descriptors grew from $fd1 to $fd2 in the second half: $(ls -l "/proc/$pid/fd" | tail -n 20)"
+if grep -q '"level":"error"' "$work/log"; then fail "error lines in the log: $(grep '"level":"error"' "$work/log" | head -n 5)"; fi
+if [ "${BK_SOAK_RSS:-no}" = yes ]; then
+    growth=$(( (rss2 - rss0) * 1000 / rss0 ))
+    echo "soak: RSS grew by $((growth / 10)).$((growth % 10))% (limit 5%)"
+    [ "$growth" -lt 50 ] || fail "RSS grew from $rss0 KB to $rss2 KB"
+fi
+daemon_stop
+echo "PASS: $total requests in $secs s, no 5xx, descriptors steady at $fd2, no error in the log"
