@@ -60,23 +60,12 @@ for b in "$bin" "$hello" "$sim_bin"; do
     [ -x "$b" ] || die "$b is not an executable"
 done
 
-tmp=$(mktemp -d)
-pids=()
-declare -A port=()
-db="backendd_bench_$$"
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 # shellcheck source=bench/wrk.sh
 . "$(dirname "$0")/wrk.sh"
 
-psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null || die "cannot create the database $db on $BK_TEST_PG_DSN"
-dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
+bench_db="backendd_bench_$$" # dropped at exit (wrk.sh)
+psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $bench_db" >/dev/null || die "cannot create the database $bench_db on $BK_TEST_PG_DSN"
+dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$bench_db}"
 head -c 32 /dev/urandom >"$tmp/jwt.key"
 # The services of an order, at 0 latency.
 : >"$tmp/sim.out" # read below before the simulator may have opened it

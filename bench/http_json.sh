@@ -50,17 +50,6 @@ for bin in "$raw" "$ours" "$doc"; do
     [ -x "$bin" ] || die "$bin is not an executable"
 done
 
-tmp=$(mktemp -d)
-pids=()
-declare -A port=()  # server name -> its port
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
-
 # shellcheck source=bench/wrk.sh
 . "$(dirname "$0")/wrk.sh"
 

@@ -81,24 +81,13 @@ ulimit -Hn $((idle * 3)) 2>/dev/null || true
 ulimit -n "$(ulimit -Hn)" || die "cannot raise the open-file limit"
 [ "$(ulimit -n)" -ge $((idle * 2)) ] || die "the open-file limit ($(ulimit -n)) is too low for $idle connections"
 
-tmp=$(mktemp -d)
-pids=()
-declare -A port=()
-db="peers_bench_$$"
-cleanup() {
-    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-    wait 2>/dev/null || true
-    psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
-    rm -rf "$tmp"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM
 # shellcheck source=bench/wrk.sh
 . "$src/wrk.sh"
 
 # ------------------------------------------------------------------ servers
-psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $db" >/dev/null || die "cannot create the database $db"
-dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$db}"
+bench_db="peers_bench_$$" # dropped at exit (wrk.sh)
+psql "$BK_TEST_PG_DSN" -qc "CREATE DATABASE $bench_db" >/dev/null || die "cannot create the database $bench_db"
+dsn="${BK_TEST_PG_DSN/dbname=postgres/dbname=$bench_db}"
 head -c 32 /dev/urandom >"$tmp/backendd.key"
 head -c 32 /dev/urandom >"$tmp/peers.key"
 hello='{"message":"Hello, World!"}'

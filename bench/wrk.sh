@@ -1,9 +1,25 @@
-# shellcheck shell=bash disable=SC2154 # $tmp, $conns, $seconds: the caller's
-# Sourced by the wrk benchmarks (bench/http_json.sh, bench/backendd.sh): servers
-# started and checked, wrk runs parsed, figures and BENCH lines. The caller sets
-# $tmp (a scratch directory), the array pids, the associative array port, $conns
-# and $seconds, and die(); $wrk_threads (1) and $scheme (http) may be set.
+# shellcheck shell=bash disable=SC2154 # $conns, $seconds: the caller's
+# Sourced by the wrk benchmarks (bench/http_json.sh, bench/backendd.sh,
+# bench/peers.sh): servers started and checked, wrk runs parsed, figures and
+# BENCH lines. It makes $tmp (a scratch directory), the array pids (the servers
+# started) and the associative array port (server name -> its port), and at exit
+# stops the servers, drops the database $bench_db when the caller named one,
+# and removes $tmp. The caller sets $conns and $seconds, and die();
+# $wrk_threads (1) and $scheme (http) may be set.
 # SPDX-License-Identifier: MIT
+
+tmp=$(mktemp -d)
+pids=()
+declare -A port=()
+bench_db=""
+bench_cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    [ -z "$bench_db" ] || psql "$BK_TEST_PG_DSN" -qc "DROP DATABASE IF EXISTS $bench_db" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap bench_cleanup EXIT
+trap 'exit 1' INT TERM
 
 # A port in 20000-32767 that nothing listens on: below Linux's ephemeral range
 # (32768-60999), so that no client's connection holds it when the server binds.

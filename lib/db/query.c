@@ -222,7 +222,6 @@ static PGresult *exec_with_settings(bk_db_conn_t *c, const char *sql, int n, con
     return out;
 }
 
-
 int bk_db_query(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, bk_db_result_t **res,
                 bk_error_t *err)
 {

@@ -11,7 +11,6 @@ static const char *const BEGINS[] = {
     "BEGIN ISOLATION LEVEL SERIALIZABLE",
 };
 
-
 /*
  * One attempt: BEGIN, fn, COMMIT (ROLLBACK on failure). On failure err gets the
  * detail of what ended it, taken from c->last before the ROLLBACK replaces it: a

@@ -55,11 +55,12 @@ static char *pem_key(const char *alg, size_t *len)
     return out;
 }
 
+static const char B64URL[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
 static int b64url_val(char c)
 {
-    const char *A = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    const char *p = strchr(A, c);
-    return c && p ? (int)(p - A) : -1;
+    const char *p = strchr(B64URL, c);
+    return c && p ? (int)(p - B64URL) : -1;
 }
 
 /* token's ES256 signature (r || s, 64 bytes) with s replaced by n - s. */
@@ -85,7 +86,6 @@ static char *make_twin(const char *token)
     BN_bn2binpad(s, raw + 32, 32);
     BN_free(s);
     BN_free(order);
-    static const char A[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t head = (size_t)(sig - token);
     char *out = malloc(head + 87);
     memcpy(out, token, head);
@@ -93,12 +93,12 @@ static char *make_twin(const char *token)
     for (size_t i = 0; i < 64; i += 3) {
         unsigned v = (unsigned)raw[i] << 16 | (i + 1 < 64 ? (unsigned)raw[i + 1] << 8 : 0) |
                      (i + 2 < 64 ? raw[i + 2] : 0);
-        *w++ = A[v >> 18 & 63];
-        *w++ = A[v >> 12 & 63];
+        *w++ = B64URL[v >> 18 & 63];
+        *w++ = B64URL[v >> 12 & 63];
         if (i + 1 < 64)
-            *w++ = A[v >> 6 & 63];
+            *w++ = B64URL[v >> 6 & 63];
         if (i + 2 < 64)
-            *w++ = A[v & 63];
+            *w++ = B64URL[v & 63];
     }
     *w = '\0';
     return out;

@@ -126,12 +126,6 @@ static void pinger_stop(struct pinger *p, const char *during)
 
 /* ------------------------------------------------------------------ cases */
 
-/* The connection is closed by the server (EOF or reset), whatever it still sends. */
-static bool closed(int fd)
-{
-    return bkt_drain_closed(fd, NULL);
-}
-
 START_TEST(idle_connections_do_not_starve_others_and_time_out)
 {
     struct rlimit rl;
@@ -162,7 +156,7 @@ START_TEST(idle_connections_do_not_starve_others_and_time_out)
     /* idle_timeout_ns closes every one of them. */
     long open = 0;
     for (long i = 0; i < n; i++) {
-        if (!closed(fds[i]))
+        if (!bkt_wait_closed(fds[i]))
             open++;
         close(fds[i]);
     }
@@ -256,7 +250,7 @@ START_TEST(a_head_a_byte_at_a_time_is_cut_off)
         }
         struct pollfd pf = {fd, POLLIN, 0};
         if (poll(&pf, 1, 50) > 0) { /* the server answered (408) or closed */
-            cut = closed(fd);
+            cut = bkt_wait_closed(fd);
             break;
         }
     }
