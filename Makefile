@@ -8,7 +8,7 @@
 #   make check-browser        /docs (Swagger UI) in headless Chromium
 #   make check-release        distcheck (tarball, installcheck) and the Debian packages (lintian)
 #   make fuzz                 the libFuzzer targets of tests/fuzz/, FUZZ_SECONDS each (build-fuzz/, clang)
-#   make soak                 backendd under a mixed load for SOAK_SECONDS (600), and 10,000 idle connections
+#   make soak                 backendd under a mixed load for SOAK_SECONDS (600), 10,000 idle connections, and faults
 #   make run                  build, start PostgreSQL + memcached, run the demo service
 #   make bench                build and run the benchmarks (figures as ratios to a baseline)
 #   make bench-peers          libbackend beside FastAPI, Fastify, Ulfius and nginx (installs them)
@@ -145,16 +145,20 @@ fuzz: deps configure
 	  CONFIGURE_FLAGS="CC=clang --enable-fuzzing --disable-shared"
 	$(MAKE) -C build-fuzz -j$(JOBS) fuzz FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_JOBS=$(FUZZ_JOBS)
 
-# The long soak on the plain build (RSS is measured there, not under the
-# sanitizers): tests/soak/soak.sh for SOAK_SECONDS with its RSS check, and
-# tests/http/test_http_abuse holding 10,000 idle connections (as many as the
-# open-file limit allows for both ends). make check runs a 60 s soak and 2,000.
+# The long soak on the plain build (RSS and throughput are measured there, not
+# under the sanitizers): tests/soak/soak.sh for SOAK_SECONDS with its RSS
+# check, tests/http/test_http_abuse holding 10,000 idle connections (as many as
+# the open-file limit allows for both ends), and tests/chaos/chaos.sh with
+# 10 s faults, 12 s after each, and throughput back to 90% within 10 s of each
+# fault's end asserted. make check runs a 60 s soak, 2,000 connections and 3 s
+# faults.
 soak: build
 	@status=0; \
 	tests/harness/services.sh run -- env BK_SOAK_SECONDS=$(SOAK_SECONDS) BK_SOAK_RSS=yes BK_ABUSE_IDLE=10000 \
-	  $(MAKE) -C $(BUILD) check TESTS="tests/soak/soak.sh tests/http/test_http_abuse" || status=$$?; \
-	grep -h -E '^(soak|idle|slow reader|never reads|a byte|PASS|FAIL)' $(BUILD)/tests/soak/soak.sh.log \
-	  $(BUILD)/tests/http/test_http_abuse.log || true; \
+	  BK_CHAOS_FAULT_SECONDS=10 BK_CHAOS_SETTLE_SECONDS=12 BK_CHAOS_RECOVERY=yes \
+	  $(MAKE) -C $(BUILD) check TESTS="tests/soak/soak.sh tests/http/test_http_abuse tests/chaos/chaos.sh" || status=$$?; \
+	grep -h -E '^(soak|idle|slow reader|never reads|a byte|chaos|PASS|FAIL)' $(BUILD)/tests/soak/soak.sh.log \
+	  $(BUILD)/tests/http/test_http_abuse.log $(BUILD)/tests/chaos/chaos.sh.log || true; \
 	exit $$status
 
 bench: build

@@ -35,6 +35,7 @@ struct app {
     bk_saga_engine_t *sagas;
     bk_saga_def_t *order_saga;
     bk_schema_t *order_schema;
+    bk_bulkhead_t *order_waits; /* the workers that may wait for an order's outcome */
     bk_http_server_t *servers[CONF_MAX_LIST];
     size_t nservers;
     atomic_bool migrated;
@@ -60,10 +61,14 @@ int dev_seed(struct app *app, bk_error_t *err);
 /* Orders (order_saga.c): the services, the job queue, the saga engine and the
  * confirmation worker, made and migrated (nothing runs yet); BK_OK and nothing
  * made without the three service URLs. orders_start starts the engine and the
- * worker (not for --migrate-only); orders_close stops and frees them. */
+ * worker (not for --migrate-only), and lets half the route workers (at least
+ * one) wait for orders' outcomes; orders_close stops and frees them. */
 int orders_open(struct app *app, bk_error_t *err);
-int orders_start(struct app *app, bk_error_t *err);
+int orders_start(struct app *app, unsigned workers, bk_error_t *err);
 void orders_close(struct app *app);
+/* The service a step of the order saga calls ("payment", "shipping"), or NULL
+ * for a step of the database's or an unknown one. */
+const char *order_step_service(const char *step);
 /* Removes the cached answer of product id (products.c), after a write or a
  * stock change; a failure is logged, with the request's ids when req is not
  * NULL (a saga step has none). */

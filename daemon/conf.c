@@ -42,6 +42,7 @@ static const struct key KEYS[] = {
     {"tls_key_file", K_STR, F(tls_key_file), 0, 0, 0, NULL},
     {"io_threads", K_UINT, F(io_threads), 0, 0, 256, "0"},
     {"worker_threads", K_UINT, F(worker_threads), 0, 0, 1024, "0"},
+    {"worker_queue", K_UINT, F(worker_queue), 0, 1, 1000000, "1024"},
     {"database_url", K_SECRET, F(database_url), 0, 0, 0, NULL},
     {"database_read_url", K_SECRET, F(database_read_url), 0, 0, 0, NULL},
     {"database_pool_size", K_UINT, F(database_pool_size), 0, 1, 1000, "16"},

@@ -30,6 +30,7 @@ struct conf {
     char *admin_listen;          /* NULL: none */
     char *tls_cert_file, *tls_key_file;
     unsigned io_threads, worker_threads;
+    unsigned worker_queue;       /* requests waiting for a worker at most, beyond: 503 */
     char *database_url, *database_read_url;
     unsigned database_pool_size;
     bool database_transaction_pooling; /* database_url is a pooler in transaction mode */

@@ -246,14 +246,18 @@ int main(int argc, char **argv)
         bk_workers_opts_init(&wo);
         if (app.conf.worker_threads > 0) /* else the pool's default: one per CPU */
             wo.threads = app.conf.worker_threads;
+        wo.queue_max = app.conf.worker_queue;
         wo.name = "backendd-w";
         if ((rc = bk_workers_new(&wo, &workers)) != BK_OK)
             app_error(&err, rc, "the worker pool: %s", bk_strerror(rc));
     }
     for (size_t i = 0; rc == BK_OK && !migrate_only && i < app.conf.nlisten; i++)
         rc = add_server(&app, app.conf.listen[i], workers, &err);
-    if (rc == BK_OK && !migrate_only) /* sagas and confirmations, this instance's and any other's */
-        rc = orders_start(&app, &err);
+    if (rc == BK_OK && !migrate_only) { /* sagas and confirmations, this instance's and any other's */
+        bk_workers_stats_t ws;
+        bk_workers_stats(workers, &ws);
+        rc = orders_start(&app, ws.threads, &err);
+    }
     for (size_t i = 0; rc == BK_OK && i < app.nservers; i++) {
         if ((rc = bk_http_server_start(app.servers[i], &err)) == BK_OK) {
             bk_http_server_set_started(app.servers[i], true);

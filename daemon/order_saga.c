@@ -34,9 +34,12 @@ static long long ctx_int(const json_t *ctx, const char *name)
 /* ------------------------------------------------------------------ remote calls */
 /* One call: BK_OK with a 2xx answer, its body parsed in *body (body may be
  * NULL). Any other answer is BK_EUPSTREAM (the service refused what we sent),
- * except a 404 when gone_ok (nothing there: nothing to undo), BK_OK too. */
-static int remote(bk_upstream_t *u, const char *method, const char *path, const json_t *doc, const char *key,
-                  bool gone_ok, json_t **body, bk_error_t *err)
+ * except a 404 when gone_ok (nothing there: nothing to undo), BK_OK too.
+ * Within a saga step (call not NULL), a failed call one of whose attempts got
+ * no answer may have been carried out: the step says so, so that a charge or
+ * a shipment that timed out is undone too should the step fail for good. */
+static int remote(bk_upstream_t *u, const char *method, const char *path, const json_t *doc,
+                  const bk_saga_call_t *call, const char *key, bool gone_ok, json_t **body, bk_error_t *err)
 {
     char *text = doc ? json_dumps(doc, JSON_COMPACT) : NULL;
     static const char *const json_headers[] = {"Content-Type: application/json", NULL};
@@ -52,15 +55,19 @@ static int remote(bk_upstream_t *u, const char *method, const char *path, const 
         rc = app_error(err, BK_EUPSTREAM, "%s %s answered HTTP %d", method, path, rs.status);
     if (rc == BK_OK && body != NULL && !gone)
         *body = json_loadb(rs.body ? rs.body : "", rs.body_len, 0, NULL);
+    if (rc != BK_OK && rs.unanswered > 0 && call != NULL)
+        bk_saga_maybe_applied(call);
     bk_upstream_response_free(&rs);
     return rc;
 }
 
-/* The id a service gave in its answer ({"id": "..."}), copied into out. */
-static int answer_id(json_t *body, char *out, size_t size, bk_error_t *err)
+/* The id a service gave in its answer ({"id": "..."}), copied into out.
+ * Without one the step fails, though the service carried it out (a 2xx). */
+static int answer_id(const bk_saga_call_t *call, json_t *body, char *out, size_t size, bk_error_t *err)
 {
     const char *id = json_string_value(json_object_get(body, "id"));
     if (id == NULL || strlen(id) >= size) {
+        bk_saga_maybe_applied(call);
         json_decref(body);
         return app_error(err, BK_EUPSTREAM, "the answer has no id");
     }
@@ -177,9 +184,9 @@ static int charge(struct app *app, const bk_saga_call_t *call, char *payment, si
                             json_string_value(json_object_get(call->context, "currency")), "order",
                             (json_int_t)ctx_int(call->context, "order_id"));
     json_t *body;
-    int rc = remote(app->payment, "POST", "/payments", doc, call->idempotency_key, false, &body, err);
+    int rc = remote(app->payment, "POST", "/payments", doc, call, call->idempotency_key, false, &body, err);
     json_decref(doc);
-    return rc == BK_OK ? answer_id(body, payment, size, err) : rc;
+    return rc == BK_OK ? answer_id(call, body, payment, size, err) : rc;
 }
 
 /* The failure of a call (err filled by it) as the step's: "STEP [BK_CODE]: ...". */
@@ -222,7 +229,7 @@ static int undo_step(struct app *app, const bk_saga_call_t *call, make_fn make, 
     if (rc != BK_OK)
         return rc;
     snprintf(path, sizeof path, "%s%s%s", prefix, id, suffix);
-    return remote(u, method, path, NULL, call->idempotency_key, true, NULL, err);
+    return remote(u, method, path, NULL, call, call->idempotency_key, true, NULL, err);
 }
 
 static int charge_payment(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
@@ -257,9 +264,9 @@ static int ship(struct app *app, const bk_saga_call_t *call, char *shipment, siz
     json_t *doc = json_pack("{s:I, s:O}", "order", (json_int_t)ctx_int(call->context, "order_id"), "items",
                             json_object_get(call->context, "items"));
     json_t *body;
-    int rc = remote(app->shipping, "POST", "/shipments", doc, call->idempotency_key, false, &body, err);
+    int rc = remote(app->shipping, "POST", "/shipments", doc, call, call->idempotency_key, false, &body, err);
     json_decref(doc);
-    return rc == BK_OK ? answer_id(body, shipment, size, err) : rc;
+    return rc == BK_OK ? answer_id(call, body, shipment, size, err) : rc;
 }
 
 static int schedule_shipping(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud)
@@ -315,7 +322,7 @@ static int send_confirmation(bk_job_t *job, void *ud)
     json_t *doc = json_pack("{s:s, s:I, s:I}", "template", CONFIRMATION, "order", (json_int_t)order, "user",
                             (json_int_t)ctx_int(args, "user_id"));
     bk_error_t err;
-    int rc = remote(app->notify, "POST", "/notifications", doc, key, false, NULL, &err);
+    int rc = remote(app->notify, "POST", "/notifications", doc, NULL, key, false, NULL, &err);
     json_decref(doc);
     if (rc != BK_OK)
         bk_job_error(job, err.message);
@@ -373,6 +380,28 @@ static int open_upstream(struct app *app, const char *name, const char *url, bk_
     return BK_OK;
 }
 
+/* The saga's steps, in order, and the service each calls (NULL: the database). */
+static const struct {
+    const char *name;
+    bk_saga_action_fn action;
+    bk_saga_compensate_fn compensate;
+    unsigned attempts;
+    const char *service;
+} STEPS[] = {
+    {"reserve_stock", reserve_stock, release_stock, 1, NULL}, /* short of stock stays short */
+    {"charge_payment", charge_payment, refund_payment, 2, "payment"},
+    {"create_order", create_order, NULL, 3, NULL},
+    {"schedule_shipping", schedule_shipping, cancel_shipment, 2, "shipping"},
+};
+
+const char *order_step_service(const char *step)
+{
+    for (size_t i = 0; step != NULL && i < sizeof STEPS / sizeof *STEPS; i++)
+        if (strcmp(STEPS[i].name, step) == 0)
+            return STEPS[i].service;
+    return NULL;
+}
+
 static int define_saga(struct app *app, bk_error_t *err)
 {
     bk_retry_opts_t retry;
@@ -381,25 +410,14 @@ static int define_saga(struct app *app, bk_error_t *err)
      * grow to 30 s apart, minutes in all, to outlast a service's outage. */
     retry.base_ns = 200 * BK_NSEC_PER_MSEC;
     retry.cap_ns = 30 * BK_NSEC_PER_SEC;
-    const struct {
-        const char *name;
-        bk_saga_action_fn action;
-        bk_saga_compensate_fn compensate;
-        unsigned attempts;
-    } steps[] = {
-        {"reserve_stock", reserve_stock, release_stock, 1}, /* short of stock stays short */
-        {"charge_payment", charge_payment, refund_payment, 2},
-        {"create_order", create_order, NULL, 3},
-        {"schedule_shipping", schedule_shipping, cancel_shipment, 2},
-    };
     int rc = bk_saga_def_new("order", 1, &app->order_saga, err);
-    for (size_t i = 0; rc == BK_OK && i < sizeof steps / sizeof *steps; i++) {
+    for (size_t i = 0; rc == BK_OK && i < sizeof STEPS / sizeof *STEPS; i++) {
         bk_saga_step_opts_t so;
         bk_saga_step_opts_init(&so);
-        so.max_attempts = steps[i].attempts;
+        so.max_attempts = STEPS[i].attempts;
         so.compensate_attempts = 20;
         so.retry = &retry;
-        rc = bk_saga_def_step(app->order_saga, steps[i].name, steps[i].action, steps[i].compensate, &so, app);
+        rc = bk_saga_def_step(app->order_saga, STEPS[i].name, STEPS[i].action, STEPS[i].compensate, &so, app);
     }
     if (rc == BK_OK)
         rc = bk_saga_def_on_finish(app->order_saga, order_finished, app);
@@ -454,11 +472,17 @@ int orders_open(struct app *app, bk_error_t *err)
     return BK_OK;
 }
 
-int orders_start(struct app *app, bk_error_t *err)
+int orders_start(struct app *app, unsigned workers, bk_error_t *err)
 {
     if (app->sagas == NULL)
         return BK_OK;
-    int rc = bk_saga_engine_start(app->sagas, err);
+    /* A request waiting for its order holds a worker: were all of them held
+     * (a slow or failing service), reads, logins and readiness would wait
+     * behind them. Orders beyond half the workers are answered 202 at once. */
+    int rc = bk_bulkhead_new(workers > 1 ? workers / 2 : 1, NULL, &app->order_waits);
+    if (rc != BK_OK)
+        return app_error(err, rc, "the order waits: %s", bk_strerror(rc));
+    rc = bk_saga_engine_start(app->sagas, err);
     return rc == BK_OK ? bk_jobs_worker_start(app->notifier, err) : rc;
 }
 
@@ -477,4 +501,5 @@ void orders_close(struct app *app)
     bk_upstream_free(app->shipping);
     bk_upstream_free(app->notify);
     bk_schema_free(app->order_schema);
+    bk_bulkhead_free(app->order_waits);
 }

@@ -98,8 +98,12 @@ static void answer(bk_req_t *req, json_t *row, const json_t *saga)
     int code = BK_EIO;
     if (strcmp(status, "stuck") != 0)
         code = code_of(json_string_value(json_object_get(saga, "error")), &detail);
-    bk_res_error_ext(req, code, detail, json_pack("{s:o, s:I, s:s}", "step", failed_step(saga), "order_id", id,
-                                                  "order_status", status));
+    json_t *step = failed_step(saga);
+    json_t *members = json_pack("{s:o, s:I, s:s}", "step", step, "order_id", id, "order_status", status);
+    const char *service = order_step_service(json_string_value(step));
+    if (service != NULL && members != NULL) /* the upstream that failed it, for 502, 503 and 504 */
+        json_object_set_new(members, "service", json_string(service));
+    bk_res_error_ext(req, code, detail, members);
 }
 
 /* ------------------------------------------------------------------ place */
@@ -218,8 +222,14 @@ static void h_place(bk_req_t *req, void *ud)
     }
     int64_t saga_id;
     json_t *saga = NULL;
-    if ((rc = start_saga(app, p.row, &saga_id, &err)) == BK_OK)
-        rc = bk_saga_wait(app->sagas, saga_id, bk_clock_mono_ns(NULL) + app->conf.order_wait_ns, &saga, &err);
+    if ((rc = start_saga(app, p.row, &saga_id, &err)) == BK_OK) {
+        /* With every waiting slot taken, it is only looked at (202 unless over). */
+        bool wait = bk_bulkhead_enter(app->order_waits) == BK_OK;
+        rc = bk_saga_wait(app->sagas, saga_id, bk_clock_mono_ns(NULL) + (wait ? app->conf.order_wait_ns : 0), &saga,
+                          &err);
+        if (wait)
+            bk_bulkhead_leave(app->order_waits);
+    }
     if (rc == BK_ETIMEDOUT && p.fresh) { /* still running: where to look */
         char location[64];
         snprintf(location, sizeof location, "/api/v1/orders/%lld", (long long)json_integer_value(json_object_get(p.row, "id")));
@@ -311,9 +321,9 @@ int orders_routes(struct app *app, bk_http_server_t *srv)
             {.status = 400, .description = "No Idempotency-Key."},
             {.status = 409, .description = "Out of stock (step, order_id), or the key's order is still being placed (Retry-After)."},
             {.status = 422, .description = "An unknown product, or the key was used with another body."},
-            {.status = 502, .description = "A service answered an error (step, order_id); compensated."},
-            {.status = 503, .description = "A service is unreachable or its breaker is open (Retry-After); compensated."},
-            {.status = 504, .description = "A service timed out (step, order_id); compensated."}},
+            {.status = 502, .description = "A service answered an error (step, service, order_id); compensated."},
+            {.status = 503, .description = "A service is unreachable or its breaker is open (Retry-After; step, service, order_id); compensated."},
+            {.status = 504, .description = "A service timed out (step, service, order_id); compensated."}},
         .nresponses = 8};
     int rc = bk_http_route(srv, "POST", "/api/v1/orders", h_place, app, &ro);
     bk_http_route_opts_init(&ro);

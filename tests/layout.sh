@@ -22,10 +22,12 @@ exempt=(
     tests/harness/services_while.sh # the servers of a make check run without them (a tarball's, distcheck's)
     tests/harness/summary.sh  # prints what make check ran
     tests/harness/listening.sh # sourced by the scripts that learn a server's port from its log
+    tests/harness/memcached.sh # sourced by services.sh and chaos.sh: a memcached started on a port
     tests/release/debian.sh   # the Debian packages built and checked: make check-release runs it, once per CI run
     tests/release/installcheck.sh # every example against the installed library: make installcheck runs it
     tests/harness/npm_ci.sh   # installs the npm packages of openapi.sh, bench/schema.sh, browser.sh and the docs
     tests/daemon/lib.sh       # sourced by e2e.sh and browser.sh: a database, a configuration, the daemon started
+    tests/daemon/load.py      # the mixed workload of soak.sh and chaos.sh
     tests/daemon/browser.sh   # /docs in Chromium: make check-browser runs it, once per CI run
 )
 is_exempt() {

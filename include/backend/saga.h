@@ -74,13 +74,21 @@ typedef struct bk_saga_call {
  * when left empty) kept with it; BK_EUNAVAIL (an open breaker refused the
  * call) fails the step at once, without its retries, so that the saga
  * compensates promptly. An action that returns a failure must have taken no
- * effect (a refused call); when an attempt of a step that fails for good
- * never returned (its worker died), its effect is unknown and the step's own
- * compensation runs too: a compensation must undo nothing when nothing was
- * done. */
+ * effect (a refused call), or say before it returns that it may have
+ * (bk_saga_maybe_applied: a call sent that got no answer). When a step fails
+ * for good after such an attempt, or after one that never returned (its
+ * worker died), the step's own compensation runs too: a compensation must
+ * undo nothing when nothing was done. */
 typedef int (*bk_saga_action_fn)(const bk_saga_call_t *call, json_t **out, bk_error_t *err, void *ud);
 /* A compensation: undoes its step's action; BK_OK, or a failure (retried). */
 typedef int (*bk_saga_compensate_fn)(const bk_saga_call_t *call, bk_error_t *err, void *ud);
+
+/* Said by an action, during its call, before it returns a failure: this
+ * attempt may have taken effect (its request was sent and no answer came: a
+ * timeout, a lost connection). Should the step fail for good, its own
+ * compensation then runs too. Nothing in a compensation, or when the action
+ * returns BK_OK. */
+BK_EXPORT void bk_saga_maybe_applied(const bk_saga_call_t *call);
 
 typedef struct bk_saga_step_opts {
     unsigned max_attempts;        /* the action's attempts before the step fails; default 3 */

@@ -79,7 +79,11 @@ typedef struct bk_upstream_response {
     size_t body_len;
     unsigned attempts;   /* attempts made (0 when refused before any) */
     unsigned connects;   /* new connections opened (0 when all were reused) */
-    uint64_t reserved_[8]; /* zeroed by bk_upstream_call (the caller allocates it) */
+    unsigned unanswered; /* attempts sent that got no answer (a timeout or a lost
+                            connection once connected): the service may have acted
+                            on them, so a failed call's effect is unknown */
+    unsigned reserved_u_;  /* zero */
+    uint64_t reserved_[7]; /* zeroed by bk_upstream_call (the caller allocates it) */
 } bk_upstream_response_t;
 
 BK_EXPORT void bk_upstream_opts_init(bk_upstream_opts_t *opts);

@@ -75,9 +75,10 @@ static const char *const templates[SAGA_SQL_COUNT_] = {
                    " AND finished_at < " TS(1) " - ($2::bigint / 1000) * interval '1 microsecond' "
                    "ORDER BY finished_at LIMIT 1000 FOR UPDATE SKIP LOCKED)",
     [SAGA_COUNT] = "SELECT name, status, count(*) FROM {S}.sagas GROUP BY name, status",
-    /* Whether an attempt of the action never returned (its worker died). */
-    [SAGA_DIED] = "SELECT count(*) FROM {S}.attempts WHERE saga_id = $1 AND idx = $2::int AND phase = 'action' "
-                  "AND outcome IS NULL",
+    /* Whether an attempt of the action may have taken effect: it never
+     * returned (its worker died), or it said so (outcome 'unknown'). */
+    [SAGA_MAYBE_APPLIED] = "SELECT count(*) FROM {S}.attempts WHERE saga_id = $1 AND idx = $2::int "
+                           "AND phase = 'action' AND (outcome IS NULL OR outcome = 'unknown')",
     /* The action the saga is at, begun in a fresh job: nothing (and the
      * general begin decides) unless the saga runs its actions, no cancel came
      * and the step has attempts left. */

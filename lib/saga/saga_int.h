@@ -60,7 +60,7 @@ enum bk__saga_sql {
     SAGA_STATE,       /* $1 id */
     SAGA_RESOLVE,     /* $1 id, $2 now, $3 note */
     SAGA_RETRY,       /* $1 id, $2 now */
-    SAGA_DIED,        /* $1 id, $2 idx */
+    SAGA_MAYBE_APPLIED, /* $1 id, $2 idx */
     SAGA_PRUNE,       /* $1 now, $2 retention */
     SAGA_COUNT,       /* (none) */
     /* One statement each, the job's fence inside ($1 job, $2 its attempt, $3

@@ -50,6 +50,7 @@ struct advance {
     char *context; /* the saga's, as text */
     /* from the callback */
     int rc;
+    bool maybe_applied; /* the action said so (bk_saga_maybe_applied) */
     json_t *out;
     char msg[256];
     const char *final; /* the outcome the saga reached in this transaction, or NULL */
@@ -131,10 +132,11 @@ static int compensate_from(struct advance *a, bk_db_conn_t *c, long from, const 
 
 /* The step failed for good: compensate what came before, or, past the
  * pivot, park the saga for an operator. An action that returned a failure
- * took no effect (its contract); but when an attempt of it never returned
- * (its worker died), that one may have, so the step's own compensation runs
- * first (compensations undo by the idempotency key, and undo nothing when
- * nothing was done). */
+ * took no effect (its contract), unless it said it may have
+ * (bk_saga_maybe_applied: a call that got no answer); and an attempt that
+ * never returned (its worker died) may have too. Then the step's own
+ * compensation runs first (compensations undo by the idempotency key, and
+ * undo nothing when nothing was done). */
 static int fail_step(struct advance *a, bk_db_conn_t *c, const char *error, bool maybe_applied)
 {
     int rc = step_done(a, c, a->idx, "failed", NULL);
@@ -245,7 +247,8 @@ static int end_body(struct advance *a, bk_db_conn_t *c)
     char att[16];
     snprintf(att, sizeof att, "%d", a->attempt);
     bk_db_param_t e[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs), BK_DB_TEXT(PHASE[a->phase]), BK_DB_TEXT(att),
-                         BK_DB_TEXT(a->rc == BK_OK ? "ok" : "failed"), BK_DB_TEXT(a->now)};
+                         BK_DB_TEXT(a->rc == BK_OK ? "ok" : a->maybe_applied ? "unknown" : "failed"),
+                         BK_DB_TEXT(a->now)};
     if ((rc = q(a, c, SAGA_ATTEMPT_END, e, 6, NULL)) != BK_OK)
         return rc;
     const struct bk__saga_step *s = &a->def->steps[a->idx];
@@ -283,11 +286,11 @@ static int end_body(struct advance *a, bk_db_conn_t *c)
     if (a->phase == ACTION) {
         bk_db_param_t d[] = {BK_DB_TEXT(a->ids), BK_DB_TEXT(a->idxs)};
         bk_db_result_t *res;
-        if ((rc = q(a, c, SAGA_DIED, d, 2, &res)) != BK_OK)
+        if ((rc = q(a, c, SAGA_MAYBE_APPLIED, d, 2, &res)) != BK_OK)
             return rc;
-        bool died = strcmp(bk_db_value(res, 0, 0), "0") != 0;
+        bool maybe = strcmp(bk_db_value(res, 0, 0), "0") != 0;
         bk_db_result_free(res);
-        return fail_step(a, c, a->msg, died);
+        return fail_step(a, c, a->msg, maybe);
     }
     return advance_to(a, c, "stuck", "compensate", a->idx, NULL, false, a->msg);
 }
@@ -420,6 +423,22 @@ static int fast_end(struct advance *a, bool *moved)
     return rc;
 }
 
+/* The call a callback is given, and what its action may say of itself. */
+struct call_box {
+    bk_saga_call_t call; /* first: the callback's pointer is the box's */
+    bool maybe_applied;
+    bool action;
+};
+
+void bk_saga_maybe_applied(const bk_saga_call_t *call)
+{
+    /* The engine made every call it hands out inside a box of its own (not
+     * const): writing through the cast is defined. */
+    struct call_box *box = (struct call_box *)call;
+    if (box != NULL && box->action)
+        box->maybe_applied = true;
+}
+
 /* Runs the callback of the step and phase a is at, on its context. */
 static int call(struct advance *a)
 {
@@ -431,7 +450,8 @@ static int call(struct advance *a)
     const struct bk__saga_step *s = &a->def->steps[a->idx];
     char key[128];
     snprintf(key, sizeof key, "%" PRId64 "/%s", a->id, s->name);
-    bk_saga_call_t call = {a->id, a->def->name, a->def->version, s->name, key, ctx, a->budget, a->job};
+    struct call_box box = {{a->id, a->def->name, a->def->version, s->name, key, ctx, a->budget, a->job},
+                           false, a->phase == ACTION};
     bk_error_t cerr;
     bk__error_clear(&cerr);
     json_decref(a->out);
@@ -439,13 +459,15 @@ static int call(struct advance *a)
     bk__job_rearm(a->job, s->opts.timeout_ns); /* each step's timeout its own */
     int64_t t0 = bk_clock_mono_ns(a->e->clock);
     if (a->phase == ACTION) {
-        a->rc = s->action(&call, &a->out, &cerr, s->ud);
+        a->rc = s->action(&box.call, &a->out, &cerr, s->ud);
+        a->maybe_applied = a->rc != BK_OK && box.maybe_applied;
         if (a->rc == BK_OK && a->out && !json_is_object(a->out)) {
             a->rc = BK_EINVAL;
             snprintf(cerr.message, sizeof cerr.message, "the action's output is not a JSON object");
         }
     } else {
-        a->rc = s->compensate(&call, &cerr, s->ud);
+        a->rc = s->compensate(&box.call, &cerr, s->ud);
+        a->maybe_applied = false;
     }
     if (a->reg->durations)
         bk_histogram_observe(a->reg->durations[a->idx], (double)(bk_clock_mono_ns(a->e->clock) - t0) / 1e9);

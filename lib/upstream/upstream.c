@@ -333,10 +333,16 @@ static int attempt(bk_upstream_t *u, CURL *h, const bk_upstream_request_t *rq,
     sink->retry_after_ns = 0;
     CURLcode cc = curl_easy_perform(h);
     long connects = 0, code = 0;
+    curl_off_t pretransfer = 0;
     curl_easy_getinfo(h, CURLINFO_NUM_CONNECTS, &connects);
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_getinfo(h, CURLINFO_PRETRANSFER_TIME_T, &pretransfer);
     res->connects += (unsigned)connects;
     res->attempts++;
+    /* Connected, then no whole answer: the request may have been read and
+     * acted on (a failure to connect sent nothing). */
+    if (cc != CURLE_OK && !sink->too_big && pretransfer > 0)
+        res->unanswered++;
     if (code != 0)
         res->status = (int)code; /* the last status received, kept over a later failure */
     if (sink->no_memory || cc == CURLE_OUT_OF_MEMORY) {

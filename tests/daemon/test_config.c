@@ -60,6 +60,7 @@ START_TEST(defaults_need_only_the_required_keys)
     ck_assert_uint_eq(c.login_rate_email.count, 5);
     ck_assert_int_eq(c.login_rate_email.period_ns, 15 * 60 * BK_NSEC_PER_SEC);
     ck_assert_uint_eq(c.argon2_memory_kib, 19456);
+    ck_assert_uint_eq(c.worker_queue, 1024);
     ck_assert(c.docs);
     ck_assert_ptr_null(c.memcached_servers);
     ck_assert_uint_eq(c.njwt_keys, 1);

@@ -9,9 +9,11 @@
 # CMD sees:
 #   BK_TEST_PG_DSN      libpq conninfo, e.g. "host=/tmp/bk-svc.X port=5432 user=backend dbname=postgres"
 #   BK_TEST_MEMCACHED   host:port, e.g. "127.0.0.1:21345"
-#   BK_TEST_PG_RESTART_DSN, BK_TEST_PG_RESTART
-#                       a second PostgreSQL and a command that restarts it, for the
-#                       one test that needs its server to go away and come back
+#   BK_TEST_PG_RESTART_DSN, BK_TEST_PG_RESTART, BK_TEST_PG_CTL
+#                       a second PostgreSQL, a command that restarts it, and one
+#                       that stops or starts it ("$BK_TEST_PG_CTL stop"), for the
+#                       tests that need their server to go away and come back
+#                       (test_db; the chaos test, inside a services.sh of its own)
 #
 # A server that cannot start fails the run with its log: never a silent skip.
 set -euo pipefail
@@ -82,29 +84,25 @@ as_pg "$PG_BINDIR/pg_ctl" -D "$dir/data2" -l "$dir/postgres2.log" -w -t 30 -o "$
     { cat "$dir/postgres2.log" >&2; die "PostgreSQL (second cluster) failed to start (log above)"; }
 run_as=""
 [ "$(id -u)" = 0 ] && run_as="runuser -u postgres --"
-printf '#!/bin/sh\n# Restarts the second cluster (fast: connections are cut) and waits until it is up.\nexec %s "%s/pg_ctl" -D "%s/data2" -l "%s/postgres2.log" -m fast -w -t 30 -o "%s" restart\n' \
-    "$run_as" "$PG_BINDIR" "$dir" "$dir" "$pg_opts" >"$dir/pg-restart"
-chmod 755 "$dir/pg-restart"
+cat >"$dir/pg2" <<EOF
+#!/bin/sh
+# pg2 stop|start|restart: the second cluster stopped (fast: connections are cut),
+# started or both, each waiting until it is done.
+case "\$1" in
+stop) exec $run_as "$PG_BINDIR/pg_ctl" -D "$dir/data2" -m fast -w stop ;;
+start|restart) exec $run_as "$PG_BINDIR/pg_ctl" -D "$dir/data2" -l "$dir/postgres2.log" -m fast -w -t 30 -o "$pg_opts" "\$1" ;;
+*) echo "usage: pg2 stop|start|restart" >&2; exit 2 ;;
+esac
+EOF
+chmod 755 "$dir/pg2"
 export BK_TEST_PG_RESTART_DSN="host=$dir port=5433 user=$pg_user dbname=postgres"
-export BK_TEST_PG_RESTART="$dir/pg-restart"
+export BK_TEST_PG_RESTART="$dir/pg2 restart"
+export BK_TEST_PG_CTL="$dir/pg2"
 
 # ---- memcached: a random loopback port, retried if taken
-mc_user=()
-[ "$(id -u)" = 0 ] && mc_user=(-u nobody)
-for attempt in 1 2 3 4 5 6 7 8; do
-    mc_port=$((20000 + RANDOM % 30000))
-    memcached "${mc_user[@]}" -l 127.0.0.1 -p "$mc_port" -U 0 -m 64 >"$dir/memcached.log" 2>&1 &
-    mc_pid=$!
-    for _ in $(seq 50); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$mc_port") 2>/dev/null; then break 2; fi
-        kill -0 "$mc_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    kill "$mc_pid" 2>/dev/null || true
-    wait "$mc_pid" 2>/dev/null || true
-    mc_pid=""
-done
-if [ -z "$mc_pid" ]; then
+# shellcheck source=tests/harness/memcached.sh
+. "$(dirname "$0")/memcached.sh"
+if ! memcached_start "$dir/memcached.log"; then
     cat "$dir/memcached.log" >&2 || true
     die "memcached failed to start (log above)"
 fi

@@ -44,59 +44,10 @@ done
 fds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
 
-# load SECONDS: the mixed workload from 8 client threads, each on a keep-alive
-# connection of its own; prints "requests status:count ..." and fails on a
-# request that got no answer.
-load() {
-    /usr/bin/python3 - "$1" "$port" "$products" <<'PYEOF'
-import http.client, json, random, sys, threading, time, uuid
-secs, port, products = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3].split()
-end = time.monotonic() + secs
-counts, lock, errors = {}, threading.Lock(), []
-
-def call(conn, method, path, body=None, headers=None):
-    h = {"Content-Type": "application/json"} if body is not None else {}
-    h.update(headers or {})
-    conn.request(method, path, body=json.dumps(body) if body is not None else None, headers=h)
-    r = conn.getresponse()
-    data = r.read()
-    with lock:
-        counts[r.status] = counts.get(r.status, 0) + 1
-    return r.status, data
-
-def worker():
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    token = None
-    try:
-        while time.monotonic() < end:
-            x = random.random()
-            if token is None or x < 0.1:
-                st, data = call(conn, "POST", "/api/v1/auth/login",
-                                {"email": "soak@example.com", "password": "correct horse battery"})
-                if st == 200:
-                    token = json.loads(data)["access_token"]
-            elif x < 0.2:
-                items = [{"product_id": int(random.choice(products)), "quantity": 1}]
-                call(conn, "POST", "/api/v1/orders", {"items": items},
-                     {"Authorization": "Bearer " + token, "Idempotency-Key": str(uuid.uuid4())})
-            else:
-                call(conn, "GET", "/api/v1/products/" + random.choice(products))
-    except Exception as e:  # a request that got no answer
-        with lock:
-            errors.append(repr(e))
-    finally:
-        conn.close()
-
-threads = [threading.Thread(target=worker) for _ in range(8)]
-for t in threads: t.start()
-for t in threads: t.join()
-total = sum(counts.values())
-print("%d %s" % (total, " ".join("%d:%d" % kv for kv in sorted(counts.items()))))
-if errors:
-    print("no answer: " + "; ".join(errors[:5]), file=sys.stderr)
-    sys.exit(1)
-PYEOF
-}
+# load SECONDS: the mixed workload of tests/daemon/load.py from 6 clients
+# reading and logging in and 2 placing orders; prints "requests status:count
+# ...", and fails on a request that got no answer or a 5xx.
+load() { /usr/bin/python3 "$top_srcdir/tests/daemon/load.py" "$port" "$1" --products "$products" --clients 6 --order-clients 2; }
 
 # A warm-up: caches loaded, the saga engine's threads busy once.
 warm=$(load 5) || fail "the warm-up load: $warm"

@@ -213,6 +213,7 @@ START_TEST(answers_and_reuses_connections)
         ck_assert_int_eq(res.status, 200);
         ck_assert_str_eq(res.body, "{\"ok\":\"yes\",\"method\":\"GET\"}");
         ck_assert_uint_eq(res.attempts, 1);
+        ck_assert_uint_eq(res.unanswered, 0);
         connects += res.connects;
         bk_upstream_response_free(&res);
     }
@@ -243,6 +244,7 @@ START_TEST(failures_open_the_breaker_then_calls_fail_fast_and_recover)
     ck_assert_str_eq(err.message, "upstream test answered HTTP 503 after 3 attempts");
     ck_assert_int_eq(res.status, 503);
     ck_assert_uint_eq(res.attempts, 3); /* retried */
+    ck_assert_uint_eq(res.unanswered, 0); /* each attempt was answered */
     bk_upstream_response_free(&res);
     /* Failures 4 and 5 trip the breaker (min_calls 5); the third attempt is refused. */
     ck_assert_int_eq(call_err(u, NULL, "/api/x", NULL, &res, &err), BK_EUNAVAIL);
@@ -317,6 +319,7 @@ START_TEST(a_hanging_upstream_times_out)
     ck_assert_int_ge(took, 190 * MS);
     ck_assert_int_lt(took, 3 * SEC);
     ck_assert_int_eq(res.status, 0);
+    ck_assert_uint_eq(res.unanswered, 1); /* sent, and no answer: it may have been done */
     bk_upstream_response_free(&res);
     gate_release();
     bk_upstream_free(u);
@@ -478,6 +481,7 @@ START_TEST(an_unreachable_upstream_is_unavailable)
     ck_assert_msg(strstr(err.detail, "127.0.0.1") != NULL, "%s", err.detail); /* libcurl's words */
     ck_assert_int_eq(res.status, 0);
     ck_assert_uint_eq(res.attempts, 3);
+    ck_assert_uint_eq(res.unanswered, 0); /* never connected: nothing sent */
     bk_upstream_response_free(&res);
     bk_upstream_free(u);
 }
