@@ -55,7 +55,10 @@ static const char *breaker_state(void *ud)
 }
 
 /* /health/ready's reports: each service's breaker, and each memcached server's
- * ("memcached", then "memcached-1", ...). */
+ * ("memcached", then "memcached-1", ...). Reports, not checks: without them
+ * the instance still answers (cache reads go to the database, orders fail
+ * fast), and as every instance shares them, failing readiness for them
+ * would take all of them out of service at once. */
 static int add_reports(struct app *app, bk_http_server_t *srv)
 {
     bk_upstream_t *const services[] = {app->payment, app->shipping, app->notify};
@@ -71,13 +74,6 @@ static int add_reports(struct app *app, bk_http_server_t *srv)
         rc = bk_http_health_report(srv, name, breaker_state, b);
     }
     return rc;
-}
-
-static int check_cache(void *ud)
-{
-    struct app *app = ud;
-    static const bk_cache_ttl_t ttl = {.fresh_ns = 10 * BK_NSEC_PER_SEC};
-    return bk_cache_set(app->cache, "health", "1", 1, &ttl);
 }
 
 /* "host:port" or "[v6]:port" into host (brackets dropped) and port. */
@@ -129,7 +125,6 @@ static int add_server(struct app *app, const char *listen, bk_workers_t *workers
         (step = "the health probes", rc = bk_http_mount_health(srv)) != BK_OK ||
         (rc = bk_http_health_check(srv, "database", check_db, app, 2 * BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = bk_http_health_check(srv, "migrations", check_migrations, app, BK_NSEC_PER_SEC)) != BK_OK ||
-        (rc = bk_http_health_check(srv, "cache", check_cache, app, BK_NSEC_PER_SEC)) != BK_OK ||
         (rc = add_reports(app, srv)) != BK_OK ||
         (step = "the metrics", rc = bk_http_mount_metrics(srv, "/metrics")) != BK_OK)
         return app_error(err, rc, "%s: cannot add %s: %s", listen, step, bk_strerror(rc));
