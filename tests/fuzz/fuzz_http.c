@@ -2,7 +2,11 @@
  * header limits, Content-Length and chunked bodies, pipelining, keep-alive)
  * fed the bytes of a real TCP connection to a server in this process, written
  * in pieces whose sizes come from the input, so that every parser state meets
- * a split.
+ * a split. The splits are exact: the server being in this process, the target
+ * finds its end of the connection and writes a piece only once the server has
+ * read the one before (its receive queue empty), so that TCP cannot merge
+ * them; unless the server stops reading (an answer to write first), which
+ * it may.
  *
  * The server has JSON routes, a body route (Content-Length and chunked), a
  * query string validated and coerced by a schema, the health probes, and
@@ -26,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -200,6 +205,42 @@ static int connect_to_server(void)
     return fd;
 }
 
+/* The server's end of the connection fd (a descriptor of this process whose
+ * peer is fd's own address), once the server has accepted it; -1 when it has
+ * not within a second. */
+static int server_end(int fd)
+{
+    struct sockaddr_in mine;
+    socklen_t len = sizeof mine;
+    if (getsockname(fd, (struct sockaddr *)&mine, &len) != 0)
+        return -1;
+    for (int tries = 0; tries < 1000; tries++) {
+        for (int s = 3; s < fd + 64; s++) { /* accepted after fd was made: near it */
+            struct sockaddr_in peer;
+            socklen_t plen = sizeof peer;
+            if (s != fd && getpeername(s, (struct sockaddr *)&peer, &plen) == 0 && plen == sizeof peer &&
+                peer.sin_family == AF_INET && peer.sin_port == mine.sin_port &&
+                peer.sin_addr.s_addr == mine.sin_addr.s_addr)
+                return s;
+        }
+        usleep(1000);
+    }
+    return -1;
+}
+
+/* Until the server has read everything sent (its receive queue empty), for at
+ * most 20 ms: it stops reading while an answer waits to be written, and its
+ * descriptor may be closed (then another's: only asked, never changed). */
+static void until_read(int server_fd)
+{
+    for (int i = 0; i < 2000; i++) {
+        int queued = 0;
+        if (server_fd < 0 || ioctl(server_fd, FIONREAD, &queued) != 0 || queued == 0)
+            return;
+        usleep(10);
+    }
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1)
@@ -209,6 +250,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int fd = connect_to_server();
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    int server_fd = server_end(fd);
     bool open = true;
     for (size_t off = 0; open && off < size;) {
         rng = rng * 1103515245u + 12345u;
@@ -217,6 +259,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             piece = size - off;
         open = send_all(fd, data + off, piece);
         off += piece;
+        until_read(server_fd);
     }
     shutdown(fd, SHUT_WR);
     static char got[1 << 20];
