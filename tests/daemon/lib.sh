@@ -19,6 +19,9 @@
 #   expect STATUS WHAT      fails unless $status is STATUS
 #   register NAME...        accounts NAME@example.com, password "correct horse battery"
 #   make_admin NAME         NAME@example.com's role made admin (in the database)
+#   load_setup SKU STOCK    what tests/daemon/load.py logs in as and reads: the account
+#                           soak@example.com, and 5 products SKU-1..5 of STOCK each
+#                           (made by an admin, boss): their ids in $products
 # Needs $top_builddir; daemon_setup BK_TEST_PG_DSN and BK_TEST_MEMCACHED too.
 # SPDX-License-Identifier: MIT
 bin="${top_builddir:?make check sets top_builddir}/daemon/backendd"
@@ -151,4 +154,19 @@ register() {
 }
 make_admin() {
     psql "$dsn" -qc "UPDATE backendd.users SET role = 'admin' WHERE email = '$1@example.com'" >/dev/null
+}
+load_setup() {
+    local boss i
+    register soak boss
+    make_admin boss
+    req POST /api/v1/auth/login '{"email":"boss@example.com","password":"correct horse battery"}'
+    expect 200 "login boss"
+    boss=$(jget 'j["access_token"]')
+    products=""
+    for i in 1 2 3 4 5; do
+        req POST /api/v1/products "{\"sku\":\"$1-$i\",\"name\":\"Item $i\",\"price\":$((i * 100)),\"stock\":$2}" \
+            "Authorization: Bearer $boss"
+        expect 201 "product $i"
+        products+="$(jget 'j["id"]') "
+    done
 }

@@ -28,18 +28,7 @@ daemon_conf "$work/backendd.conf" "payment_url = $sim_url" "shipping_url = $sim_
     "memcached_near_ttl = 1s" "database_pool_size = 4"
 daemon_start "$work/backendd.conf"
 
-register soak boss
-make_admin boss
-req POST /api/v1/auth/login '{"email":"boss@example.com","password":"correct horse battery"}'
-expect 200 "login boss"
-boss=$(jget 'j["access_token"]')
-products=""
-for i in 1 2 3 4 5; do
-    req POST /api/v1/products "{\"sku\":\"SOAK-$i\",\"name\":\"Item $i\",\"price\":$((i * 100)),\"stock\":100000000}" \
-        "Authorization: Bearer $boss"
-    expect 201 "product $i"
-    products+="$(jget 'j["id"]') "
-done
+load_setup SOAK 100000000
 
 fds() { find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 | wc -l; }
 rss_kb() { awk '/^VmRSS:/ { print $2 }' "/proc/$pid/status"; }
