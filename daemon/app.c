@@ -48,6 +48,19 @@ int app_error(bk_error_t *err, int code, const char *fmt, ...)
     return err->code = code;
 }
 
+int app_query_on(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+                 bk_error_t *err)
+{
+    if (rows != NULL)
+        *rows = NULL;
+    bk_db_result_t *res = NULL;
+    int rc = bk_db_query(c, sql, params, n, rows ? &res : NULL, err);
+    if (rc == BK_OK && rows != NULL && (*rows = bk_db_result_json(res, 0)) == NULL)
+        rc = BK_ENOMEM;
+    bk_db_result_free(res);
+    return rc;
+}
+
 static int query(struct app *app, bool read, const char *sql, const bk_db_param_t *params, size_t n,
                  json_t **rows, bk_error_t *err)
 {
@@ -57,12 +70,8 @@ static int query(struct app *app, bool read, const char *sql, const bk_db_param_
     int rc = read ? bk_db_acquire_read(app->db, &c, err) : bk_db_acquire(app->db, &c, err);
     if (rc != BK_OK)
         return rc;
-    bk_db_result_t *res = NULL;
-    rc = bk_db_query(c, sql, params, n, rows ? &res : NULL, err);
+    rc = app_query_on(c, sql, params, n, rows, err);
     bk_db_release(c);
-    if (rc == BK_OK && rows != NULL && (*rows = bk_db_result_json(res, 0)) == NULL)
-        rc = BK_ENOMEM;
-    bk_db_result_free(res);
     return rc;
 }
 

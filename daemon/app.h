@@ -93,6 +93,9 @@ void app_fail(struct app *app, bk_req_t *req, int rc, const bk_error_t *err, con
  * as JSON objects in *rows (NULL to drop them). */
 int app_query(struct app *app, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
               bk_error_t *err);
+/* The same on c (a transaction's connection). */
+int app_query_on(bk_db_conn_t *c, const char *sql, const bk_db_param_t *params, size_t n, json_t **rows,
+                 bk_error_t *err);
 /* Answers a page of a list (a route whose query has page and per_page, coerced
  * and defaulted): sql selects the rows with "count(*) OVER () AS list_total",
  * "LIMIT $1 OFFSET $2", and extra[0..n) (n <= 6) as $3...; count_sql counts

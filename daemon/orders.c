@@ -107,18 +107,23 @@ static void answer(bk_req_t *req, json_t *row, const json_t *saga)
 }
 
 /* ------------------------------------------------------------------ place */
+/* An order placed in one transaction: its row and its saga, or neither (an
+ * outage between the two would leave an order pending that nothing runs). */
 struct placed {
-    json_t *row;  /* the order's row */
-    bool fresh;   /* made by this request */
-    bool same;    /* the request's body is the one that made it */
+    struct app *app;
+    const char *user, *key, *body; /* the request's */
+    json_t *row;      /* the order's row */
+    bool fresh;       /* made by this request */
+    bool same;        /* the request's body is the one that made it */
+    int64_t saga_id;  /* its saga's, when same */
+    bk_error_t *err;
 };
 
-/* The order of (user, key): made now with its items priced, or the one that
- * exists. A key past its retention is forgotten first (the periodic job
+/* The order of (user, key) on c: made now with its items priced, or the one
+ * that exists. A key past its retention is forgotten first (the periodic job
  * forgets the others), so that it places a new order. BK_ENOTFOUND: none, and
  * none made (an item names no product, or the items' currencies differ). */
-static int find_or_make(struct app *app, const char *user, const char *key, const char *body, struct placed *p,
-                        bk_error_t *err)
+static int find_or_make(bk_db_conn_t *c, struct placed *p)
 {
     static const char sql[] =
         "WITH expired AS (UPDATE backendd.orders SET idempotency_key = NULL, request_hash = NULL"
@@ -137,16 +142,18 @@ static int find_or_make(struct app *app, const char *user, const char *key, cons
         " WHERE user_id = $1 AND idempotency_key = $2 AND id NOT IN (SELECT id FROM expired)"
         " AND NOT EXISTS (SELECT 1 FROM ins)";
     char retention[24];
-    snprintf(retention, sizeof retention, "%lld", (long long)(app->conf.idempotency_retention_ns / BK_NSEC_PER_SEC));
+    snprintf(retention, sizeof retention, "%lld",
+             (long long)(p->app->conf.idempotency_retention_ns / BK_NSEC_PER_SEC));
     json_t *rows = NULL;
     int rc = BK_OK;
     /* Twice: a first request with the key that commits while this statement
      * runs is seen by neither branch of it, but by the next statement. */
     for (int i = 0; i < 2 && rc == BK_OK && json_array_size(rows) == 0; i++) {
         json_decref(rows);
-        rc = app_query(app, sql,
-                       (bk_db_param_t[]){BK_DB_TEXT(user), BK_DB_TEXT(key), BK_DB_TEXT(body), BK_DB_TEXT(retention)}, 4,
-                       &rows, err);
+        rc = app_query_on(c, sql,
+                          (bk_db_param_t[]){BK_DB_TEXT(p->user), BK_DB_TEXT(p->key), BK_DB_TEXT(p->body),
+                                            BK_DB_TEXT(retention)},
+                          4, &rows, p->err);
     }
     if (rc != BK_OK)
         return rc;
@@ -164,9 +171,9 @@ static int find_or_make(struct app *app, const char *user, const char *key, cons
     return BK_OK;
 }
 
-/* The order's saga: started now (its key the order's id, so that a second
- * start finds the first), and its id kept with the order. */
-static int start_saga(struct app *app, json_t *row, int64_t *saga_id, bk_error_t *err)
+/* The order's saga on c: started now (its key the order's id, so that a
+ * second start finds the first), and its id kept with the order. */
+static int start_saga(bk_db_conn_t *c, struct app *app, json_t *row, int64_t *saga_id, bk_error_t *err)
 {
     json_t *sid = json_object_get(row, "saga_id");
     if (json_is_integer(sid)) {
@@ -178,14 +185,23 @@ static int start_saga(struct app *app, json_t *row, int64_t *saga_id, bk_error_t
     json_t *ctx = json_pack("{s:O, s:O, s:O, s:O, s:O}", "order_id", json_object_get(row, "id"), "user_id",
                             json_object_get(row, "user_id"), "items", json_object_get(row, "items"), "total",
                             json_object_get(row, "total"), "currency", json_object_get(row, "currency"));
-    int rc = bk_saga_start(app->sagas, app->order_saga, id, ctx, saga_id, err);
+    int rc = bk_saga_start_in(app->sagas, c, app->order_saga, id, ctx, saga_id, err);
     json_decref(ctx);
     if (rc != BK_OK && rc != BK_EEXIST)
         return rc;
     char sids[24];
     snprintf(sids, sizeof sids, "%lld", (long long)*saga_id);
-    return app_query(app, "UPDATE backendd.orders SET saga_id = $2 WHERE id = $1 AND saga_id IS NULL",
-                     (bk_db_param_t[]){BK_DB_TEXT(id), BK_DB_TEXT(sids)}, 2, NULL, err);
+    return app_query_on(c, "UPDATE backendd.orders SET saga_id = $2 WHERE id = $1 AND saga_id IS NULL",
+                        (bk_db_param_t[]){BK_DB_TEXT(id), BK_DB_TEXT(sids)}, 2, NULL, err);
+}
+
+static int place_tx(bk_db_conn_t *c, void *ud)
+{
+    struct placed *p = ud;
+    json_decref(p->row); /* a conflict runs it again */
+    p->row = NULL;
+    int rc = find_or_make(c, p);
+    return rc == BK_OK && p->same ? start_saga(c, p->app, p->row, &p->saga_id, p->err) : rc;
 }
 
 static void h_place(bk_req_t *req, void *ud)
@@ -203,16 +219,16 @@ static void h_place(bk_req_t *req, void *ud)
     json_decref(body);
     char user[24];
     snprintf(user, sizeof user, "%lld", app_user_id(bk_req_claims(req)));
-    struct placed p = {0};
     bk_error_t err;
-    int rc = text ? find_or_make(app, user, key, text, &p, &err) : BK_ENOMEM;
+    struct placed p = {.app = app, .user = user, .key = key, .body = text, .err = &err};
+    int rc = text ? bk_db_tx(app->db, BK_DB_READ_COMMITTED, NULL, place_tx, &p, &err) : BK_ENOMEM;
     free(text);
-    if (rc == BK_ENOTFOUND) {
-        bk_res_problem(req, 422, "an item names no product, or the items' currencies differ", NULL);
-        return;
-    }
-    if (rc != BK_OK) {
-        app_fail(app, req, rc, &err, "placing an order");
+    if (rc != BK_OK) { /* rolled back: nothing was made */
+        json_decref(p.row);
+        if (rc == BK_ENOTFOUND)
+            bk_res_problem(req, 422, "an item names no product, or the items' currencies differ", NULL);
+        else
+            app_fail(app, req, rc, &err, "placing an order");
         return;
     }
     if (!p.same) {
@@ -220,16 +236,13 @@ static void h_place(bk_req_t *req, void *ud)
         json_decref(p.row);
         return;
     }
-    int64_t saga_id;
     json_t *saga = NULL;
-    if ((rc = start_saga(app, p.row, &saga_id, &err)) == BK_OK) {
-        /* With every waiting slot taken, it is only looked at (202 unless over). */
-        bool wait = bk_bulkhead_enter(app->order_waits) == BK_OK;
-        rc = bk_saga_wait(app->sagas, saga_id, bk_clock_mono_ns(NULL) + (wait ? app->conf.order_wait_ns : 0), &saga,
-                          &err);
-        if (wait)
-            bk_bulkhead_leave(app->order_waits);
-    }
+    /* With every waiting slot taken, it is only looked at (202 unless over). */
+    bool wait = bk_bulkhead_enter(app->order_waits) == BK_OK;
+    rc = bk_saga_wait(app->sagas, p.saga_id, bk_clock_mono_ns(NULL) + (wait ? app->conf.order_wait_ns : 0), &saga,
+                      &err);
+    if (wait)
+        bk_bulkhead_leave(app->order_waits);
     if (rc == BK_ETIMEDOUT && p.fresh) { /* still running: where to look */
         char location[64];
         snprintf(location, sizeof location, "/api/v1/orders/%lld", (long long)json_integer_value(json_object_get(p.row, "id")));

@@ -200,6 +200,16 @@ BK_EXPORT void bk_saga_engine_free(bk_saga_engine_t *e);
 BK_EXPORT int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key, const json_t *ctx,
                             int64_t *id, bk_error_t *err);
 /*
+ * The same inside the caller's open transaction on conn (bk_db_tx's body, of
+ * the engine's database): the saga and its first job exist exactly when that
+ * transaction commits, with what the caller wrote in it (an order and its
+ * saga, or neither). BK_ERETRY when a saga holding the key was deleted
+ * meanwhile: bk_db_tx runs the body again. BK_EINVAL (conn NULL too); the
+ * codes of bk_db_query.
+ */
+BK_EXPORT int bk_saga_start_in(bk_saga_engine_t *e, bk_db_conn_t *conn, const bk_saga_def_t *def, const char *key,
+                               const json_t *ctx, int64_t *id, bk_error_t *err);
+/*
  * The saga as a JSON object (a new reference): id, saga, version, key, status
  * (running, compensating, completed, compensated, stuck, resolved), context,
  * step (the current step's index), pivoted, cancel_requested, error (the last,

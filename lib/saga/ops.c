@@ -50,8 +50,10 @@ static int start_tx(bk_db_conn_t *c, void *ud)
     return s->id ? BK_OK : BK_ERETRY;
 }
 
-int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key, const json_t *ctx, int64_t *id,
-                  bk_error_t *err)
+/* bk_saga_start (conn NULL: a transaction of its own, retried on a conflict)
+ * and bk_saga_start_in (inside the caller's, on conn). */
+static int start(bk_saga_engine_t *e, bk_db_conn_t *conn, const bk_saga_def_t *def, const char *key,
+                 const json_t *ctx, int64_t *id, bk_error_t *err)
 {
     bk__error_clear(err);
     if (id)
@@ -72,7 +74,9 @@ int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key
         rc = bk__error(err, BK_ENOMEM, "out of memory");
     } else {
         struct start s = {e, def, key, text ? text : "{}", names, 0, false, err};
-        rc = bk_db_tx(e->db, BK_DB_READ_COMMITTED, NULL, start_tx, &s, err);
+        rc = conn ? start_tx(conn, &s) : bk_db_tx(e->db, BK_DB_READ_COMMITTED, NULL, start_tx, &s, err);
+        if (rc == BK_ERETRY && conn) /* the caller's transaction runs again, or says why it could not */
+            bk__error(err, rc, "saga start: the saga holding the key was deleted meanwhile: run the transaction again");
         if (rc == BK_OK && id)
             *id = s.id;
         if (rc == BK_OK && s.existed)
@@ -81,6 +85,24 @@ int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key
     bk__json_free(text);
     free(names);
     return rc;
+}
+
+int bk_saga_start(bk_saga_engine_t *e, const bk_saga_def_t *def, const char *key, const json_t *ctx, int64_t *id,
+                  bk_error_t *err)
+{
+    return start(e, NULL, def, key, ctx, id, err);
+}
+
+int bk_saga_start_in(bk_saga_engine_t *e, bk_db_conn_t *conn, const bk_saga_def_t *def, const char *key,
+                     const json_t *ctx, int64_t *id, bk_error_t *err)
+{
+    if (!conn) {
+        bk__error_clear(err);
+        if (id)
+            *id = 0;
+        return bk__error(err, BK_EINVAL, "saga start: no connection");
+    }
+    return start(e, conn, def, key, ctx, id, err);
 }
 
 int bk_saga_get(bk_saga_engine_t *e, int64_t id, json_t **out, bk_error_t *err)

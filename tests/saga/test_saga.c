@@ -570,6 +570,59 @@ START_TEST(an_attempt_that_may_have_applied_is_compensated_with_the_steps_before
 }
 END_TEST
 
+struct start_in {
+    bk_saga_engine_t *e;
+    const bk_saga_def_t *def;
+    const char *key;
+    int64_t id;
+    int then; /* what the body returns after the start: BK_OK commits */
+};
+
+static int start_in_tx(bk_db_conn_t *c, void *ud)
+{
+    struct start_in *s = ud;
+    ck_assert_int_eq(bk_db_query(c, "CREATE TABLE IF NOT EXISTS orders_made (key text)", NULL, 0, NULL, NULL), BK_OK);
+    ck_assert_int_eq(bk_db_query(c, "INSERT INTO orders_made VALUES ($1)", (bk_db_param_t[]){BK_DB_TEXT(s->key)}, 1,
+                                 NULL, NULL),
+                     BK_OK);
+    bk_error_t err;
+    int rc = bk_saga_start_in(s->e, c, s->def, s->key, NULL, &s->id, &err);
+    ck_assert_msg(rc == BK_OK, "bk_saga_start_in: %s: %s", bk_err_name(rc), err.message);
+    return s->then;
+}
+
+START_TEST(a_start_in_a_transaction_exists_exactly_when_it_commits)
+{
+    bk_saga_def_t *def = new_def(1, -1);
+    bk_saga_engine_t *e = new_engine(&def, 1);
+    /* Rolled back with what the caller wrote: no saga, no job, nothing runs. */
+    struct start_in s = {e, def, "order-1", 0, BK_ECONFLICT};
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, start_in_tx, &s, NULL), BK_ECONFLICT);
+    ck_assert_int_gt(s.id, 0);
+    ck_sql_eq("0", "SELECT count(*) FROM backend_saga.sagas");
+    ck_sql_eq("0", "SELECT count(*) FROM backend_jobs.jobs");
+    /* Committed: the saga, and the caller's row, and it runs. */
+    s.then = BK_OK;
+    ck_assert_int_eq(bk_db_tx(db, BK_DB_READ_COMMITTED, NULL, start_in_tx, &s, NULL), BK_OK);
+    ck_sql_eq("order-1", "SELECT key FROM orders_made");
+    drive(s.id, "completed");
+    ck_assert_int_eq(atomic_load(&sc.action_calls[3]), 1);
+    /* The key is the saga's: another start in a transaction finds it. */
+    bk_db_conn_t *c;
+    ck_assert_int_eq(bk_db_acquire(db, &c, NULL), BK_OK);
+    int64_t again = 0;
+    ck_assert_int_eq(bk_saga_start_in(e, c, def, "order-1", NULL, &again, NULL), BK_EEXIST);
+    ck_assert_int_eq(again, s.id);
+    bk_db_release(c);
+    bk_error_t err;
+    ck_assert_int_eq(bk_saga_start_in(e, NULL, def, "order-2", NULL, &again, &err), BK_EINVAL);
+    ck_assert_str_eq(err.message, "saga start: no connection");
+    ck_assert_int_eq(again, 0);
+    bk_saga_engine_free(e);
+    bk_saga_def_free(def);
+}
+END_TEST
+
 START_TEST(definitions_and_arguments_are_checked)
 {
     bk_saga_def_t *d;
@@ -838,6 +891,7 @@ static Suite *saga_suite(void)
     tcase_add_test(t, a_cancel_compensates_at_the_next_step);
     tcase_add_test(t, an_open_breaker_fails_the_step_without_its_retries);
     tcase_add_test(t, an_attempt_that_may_have_applied_is_compensated_with_the_steps_before);
+    tcase_add_test(t, a_start_in_a_transaction_exists_exactly_when_it_commits);
     tcase_add_test(t, definitions_and_arguments_are_checked);
     tcase_add_test(t, wait_returns_when_the_saga_is_over_or_at_its_deadline);
     tcase_add_test(t, metrics_count_outcomes_and_prune_keeps_what_is_not_finished);
