@@ -147,8 +147,8 @@ fuzz: deps configure
 
 # The long soak on the plain build (RSS and throughput are measured there, not
 # under the sanitizers): tests/soak/soak.sh for SOAK_SECONDS with its RSS
-# check, tests/http/test_http_abuse holding 10,000 idle connections (as many as
-# the open-file limit allows for both ends), and tests/chaos/chaos.sh with
+# check, tests/http/test_http_abuse holding 10,000 idle connections at once
+# (their client ends in a child process), and tests/chaos/chaos.sh with
 # 10 s faults, 12 s after each, and throughput back to 90% within 10 s of each
 # fault's end asserted. make check runs a 60 s soak, 2,000 connections and 3 s
 # faults.
