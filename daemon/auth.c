@@ -189,13 +189,16 @@ static void h_login(bk_req_t *req, void *ud)
     if (rc == BK_OK) {
         rc = store_refresh(app, c, id, 0, refresh, &err);
         /* Each login also forgets a few tokens expired for longer than the
-         * retention: a used token is kept while it could still come back. */
+         * retention: a used token is kept while it could still come back.
+         * ORDER BY keeps it on refresh_tokens_expires: without it the planner
+         * takes LIMIT 100 of a table scan, which reads every token when none
+         * has expired (7 ms a login at 4,700 tokens, growing with each). */
         char keep[32];
         snprintf(keep, sizeof keep, "%lld", (long long)(app->conf.refresh_retention_ns / BK_NSEC_PER_SEC));
         if (rc == BK_OK)
             bk_db_query(c, "DELETE FROM backendd.refresh_tokens WHERE hash IN (SELECT hash FROM"
                            " backendd.refresh_tokens WHERE expires_at < now() - make_interval(secs => $1::bigint)"
-                           " LIMIT 100)",
+                           " ORDER BY expires_at LIMIT 100)",
                         (bk_db_param_t[]){BK_DB_TEXT(keep)}, 1, NULL, NULL);
         bk_db_release(c);
     }
