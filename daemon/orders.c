@@ -57,7 +57,11 @@ static json_t *order_steps(const json_t *saga)
     return out;
 }
 
-/* The name of the step whose status is failed, or null (a stuck compensation). */
+/* The name of the step that failed, or null (a stuck compensation): the step
+ * whose status is failed or, in a compensated saga, the one its error names
+ * ("STEP [BK_CODE]: ..."). A step whose action may have taken effect (a call
+ * that timed out: bk_saga_maybe_applied) is compensated too, and its status
+ * then says so instead. */
 static json_t *failed_step(const json_t *saga)
 {
     size_t i;
@@ -65,6 +69,15 @@ static json_t *failed_step(const json_t *saga)
     json_array_foreach(json_object_get(saga, "steps"), i, s)
         if (strcmp(json_string_value(json_object_get(s, "status")), "failed") == 0)
             return json_incref(json_object_get(s, "name"));
+    const char *error = json_string_value(json_object_get(saga, "error"));
+    const char *end = error ? strstr(error, " [") : NULL;
+    if (end == NULL || strcmp(json_string_value(json_object_get(saga, "status")), "compensated") != 0)
+        return json_null();
+    json_array_foreach(json_object_get(saga, "steps"), i, s) {
+        const char *name = json_string_value(json_object_get(s, "name"));
+        if (strlen(name) == (size_t)(end - error) && strncmp(name, error, (size_t)(end - error)) == 0)
+            return json_incref(json_object_get(s, "name"));
+    }
     return json_null();
 }
 

@@ -8,7 +8,8 @@
 # failure at payment and one at shipping, compensated (stock back, the charge
 # refunded); out of stock; the
 # payment service down: its breaker opens, orders are answered 503 without a
-# call, readiness reports it, and orders go through once it is back; reads by
+# call, readiness reports it, and orders go through once it is back; a charge
+# that timed out (504 naming payment), refunded once the service answers; reads by
 # owner and admin; the SQL invariants; /metrics after all that, clean for
 # `promtool check metrics` with Prometheus's text Content-Type, and as
 # OpenMetrics when asked, read by prometheus_client's parser. Outcomes only: the real waits are the
@@ -225,6 +226,46 @@ done
 read -r s0 r0 <<<"$before"
 [ "$(stock "$p1")" = "$((s0 - 1)) $((r0 + 1))" ] ||
     fail "the stock after the outage: $(stock "$p1") (before it: $before, one order since)"
+
+# ---------------------------------------------------------------- the payment service slow
+# A charge that timed out may have been carried out (the service answers in
+# 1.5 s, after upstream_timeout's 1 s): the order is compensated, the charge
+# step too, and its charge refunded once the service is quick again; the 504
+# names the step and the service although that step's status is compensated,
+# not failed. backendd again, with the short timeout; ten orders first, so that
+# the timeouts do not open the fresh breaker.
+daemon_stop
+sed -i 's/^upstream_timeout = 10s$/upstream_timeout = 1s/' "$work/backendd.conf"
+daemon_start "$work/backendd.conf" short-timeout
+for i in $(seq 10); do
+    order "$bob" "k-warm-$i" "{\"items\":[{\"product_id\":$p3,\"quantity\":1}]}"
+    expect 201 "order $i of ten, after the restart"
+done
+before=$(stock "$p1") charges=$(stats 'j["charges"]') refunds=$(stats 'j["refunds"]')
+control '{"service":"payment","latency_ms":1500}'
+req POST /api/v1/orders "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}" "Authorization: Bearer $ann" \
+    "Idempotency-Key: k-slow-pay"
+expect 202 "an order whose charge times out, past order_wait"
+os=$(jget 'j["id"]')
+# The charge step's compensation runs only once its action has failed for good.
+undoing="" end=$((SECONDS + 120))
+while [ "$SECONDS" -lt "$end" ]; do
+    req GET "/api/v1/orders/$os" "" "Authorization: Bearer $ann"
+    if [ "$(jget '[s["status"] for s in j["steps"] if s["name"] == "charge_payment"]')" = "['compensating']" ]; then
+        undoing=yes
+        break
+    fi
+    sleep 0.2
+done
+[ -n "$undoing" ] || fail "the timed-out charge was not being undone: $(cat "$work/body")"
+control '{"service":"payment","latency_ms":0}'
+order "$ann" k-slow-pay "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+ans_is 504 charge_payment
+[ "$(stock "$p1")" = "$before" ] || fail "the stock after a timed-out payment: $(stock "$p1"), not $before"
+[ "$(stats '(j["charges"], j["refunds"])')" = "($((charges + 1)), $((refunds + 1)))" ] ||
+    fail "the timed-out charge, carried out, was not refunded once: $(stats j) (before it: $charges charges, $refunds refunds)"
+order "$ann" k-after-slow "{\"items\":[{\"product_id\":$p1,\"quantity\":1}]}"
+expect 201 "an order once the payment service is quick again"
 
 # ---------------------------------------------------------------- reads
 req GET "/api/v1/orders/$o1" "" "Authorization: Bearer $ann"
