@@ -64,21 +64,21 @@ static json_t *order_steps(const json_t *saga)
  * then says so instead. */
 static json_t *failed_step(const json_t *saga)
 {
+    const char *error = json_string_value(json_object_get(saga, "error"));
+    if (strcmp(json_string_value(json_object_get(saga, "status")), "compensated") != 0)
+        error = NULL;
+    json_t *named = NULL;
     size_t i;
     json_t *s;
-    json_array_foreach(json_object_get(saga, "steps"), i, s)
-        if (strcmp(json_string_value(json_object_get(s, "status")), "failed") == 0)
-            return json_incref(json_object_get(s, "name"));
-    const char *error = json_string_value(json_object_get(saga, "error"));
-    const char *end = error ? strstr(error, " [") : NULL;
-    if (end == NULL || strcmp(json_string_value(json_object_get(saga, "status")), "compensated") != 0)
-        return json_null();
     json_array_foreach(json_object_get(saga, "steps"), i, s) {
-        const char *name = json_string_value(json_object_get(s, "name"));
-        if (strlen(name) == (size_t)(end - error) && strncmp(name, error, (size_t)(end - error)) == 0)
-            return json_incref(json_object_get(s, "name"));
+        json_t *name = json_object_get(s, "name");
+        if (strcmp(json_string_value(json_object_get(s, "status")), "failed") == 0)
+            return json_incref(name);
+        size_t n = strlen(json_string_value(name));
+        if (error != NULL && strncmp(error, json_string_value(name), n) == 0 && strncmp(error + n, " [", 2) == 0)
+            named = name;
     }
-    return json_null();
+    return named ? json_incref(named) : json_null();
 }
 
 /* An order as it is shown: its row (saga_id left out) with the saga's steps. */
